@@ -1,0 +1,121 @@
+// Package api owns Coffer's HTTP wire format: Key Vault's error body, JSON responses and the
+// mapping from domain errors to status codes and error codes. Handlers return errors; one
+// function renders them, so every failure has the same shape:
+//
+//	{"error":{"code":"BadParameter","message":"..."}}
+//
+// This package must not import a concrete storage backend or crypto provider.
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+)
+
+// Error is a client-visible failure: an HTTP status, a Key Vault error code and a message
+// that says what went wrong and what to do. Its message must never carry key material.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+// Error implements error.
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// Errorf returns an *Error.
+func Errorf(status int, code, message string) *Error {
+	return &Error{Status: status, Code: code, Message: message}
+}
+
+// Common errors.
+var (
+	ErrNotFound          = Errorf(http.StatusNotFound, "NotFound", "no such resource: check the path")
+	ErrMethodNotAllowed  = Errorf(http.StatusMethodNotAllowed, "MethodNotAllowed", "this method is not allowed on this resource")
+	ErrRequestTooLarge   = Errorf(http.StatusRequestEntityTooLarge, "RequestTooLarge", "the request body is larger than the server accepts")
+	ErrInternal          = Errorf(http.StatusInternalServerError, "InternalError", "the server failed to process the request; the failure is logged with this request's id")
+	ErrServiceUnavailable = Errorf(http.StatusServiceUnavailable, "ServiceUnavailable", "the service is temporarily unavailable; retry later")
+)
+
+// Mapping translates a domain error into an *Error, or returns nil if it does not know it.
+type Mapping func(err error) *Error
+
+// body is Key Vault's error envelope.
+type body struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// WriteError renders err in Key Vault's error shape. An *Error (wrapped or not) is written as
+// is; other errors go through the mappings in order and are otherwise an InternalError, whose
+// message never includes the original error text.
+func WriteError(w http.ResponseWriter, err error, mappings ...Mapping) *Error {
+	e := Resolve(err, mappings...)
+	var b body
+	b.Error.Code, b.Error.Message = e.Code, e.Message
+	WriteJSON(w, e.Status, b)
+	return e
+}
+
+// Resolve returns the *Error WriteError would render for err.
+func Resolve(err error, mappings ...Mapping) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return ErrRequestTooLarge
+	}
+	for _, m := range mappings {
+		if e := m(err); e != nil {
+			return e
+		}
+	}
+	return ErrInternal
+}
+
+// WriteJSON writes v as a JSON response with status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	_ = enc.Encode(v)
+}
+
+// DecodeJSON reads one JSON object from r's body (already size-capped by the server) into v,
+// rejecting unknown fields and trailing data. Errors are *Error BadParameter (or 413).
+func DecodeJSON(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return ErrRequestTooLarge
+		}
+		return Errorf(http.StatusBadRequest, "BadParameter", "the request body is not a valid JSON object of the expected shape: "+jsonProblem(err))
+	}
+	if dec.More() {
+		return Errorf(http.StatusBadRequest, "BadParameter", "the request body has data after the JSON object")
+	}
+	return nil
+}
+
+// jsonProblem describes a decode error without echoing request content.
+func jsonProblem(err error) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return "syntax error"
+	case errors.As(err, &typ):
+		return "field " + typ.Field + " has the wrong type"
+	case err.Error() == "EOF":
+		return "the body is empty"
+	default:
+		return "unexpected content"
+	}
+}

@@ -1,0 +1,246 @@
+// Package barrier owns encryption at rest: every value the rest of Coffer stores passes
+// through the Barrier, which seals it with AES-256-GCM under the active term of a keyring and
+// binds it to its storage path, and the seal Manager, which keeps that keyring sealed by a
+// root key that never touches disk in the clear (Shamir unseal shares, or an auto-unseal
+// wrapper such as an HSM key).
+//
+// Threat model: the storage backend and anyone who can read or write it are untrusted. They
+// may read, flip bytes in, truncate, delete, copy or swap records; the barrier detects every
+// such change on read (never returns wrong plaintext) and names the record. It does not detect
+// rollback of a record to an older value sealed for the same path (see docs/FORMAT.md).
+//
+// This package imports only internal/storage and internal/shamir of Coffer's packages; it must
+// never import net/http.
+package barrier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/coffer-kms/coffer/internal/storage"
+)
+
+// ErrSealed is returned by every data operation while the barrier is sealed.
+var ErrSealed = errors.New("coffer is sealed: unseal it with `coffer operator unseal`")
+
+// dataPrefix is where sealed records live in the physical backend; corePrefix holds the
+// seal configuration, the wrapped root key and the sealed keyring.
+const (
+	dataPrefix = "d/"
+	corePrefix = "core/"
+)
+
+// MaxKeyLen is the longest logical key the barrier accepts: the backend's limit less the
+// prefix the barrier adds.
+const MaxKeyLen = storage.MaxKeyLen - len(dataPrefix)
+
+// checkKey is storage.CheckKey for logical keys.
+func checkKey(key string) error {
+	if len(key) > MaxKeyLen {
+		return storage.ErrInvalidKey
+	}
+	return storage.CheckKey(key)
+}
+
+// Barrier is a storage.Backend over a storage.Backend that seals every value.
+type Barrier struct {
+	backend storage.Backend
+
+	mu     sync.RWMutex
+	kr     *keyring // nil while sealed
+	closed bool
+}
+
+var _ storage.Backend = (*Barrier)(nil)
+
+// New returns a sealed Barrier over backend. Only a Manager unseals it.
+func New(backend storage.Backend) *Barrier {
+	return &Barrier{backend: backend}
+}
+
+// Sealed reports whether the barrier is sealed.
+func (b *Barrier) Sealed() bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.kr == nil
+}
+
+// ActiveTerm returns the keyring term that seals new records, or 0 while sealed.
+func (b *Barrier) ActiveTerm() uint32 {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.kr == nil {
+		return 0
+	}
+	return b.kr.active
+}
+
+// setKeyring installs kr (nil seals). It returns the previous keyring.
+func (b *Barrier) setKeyring(kr *keyring) *keyring {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	old := b.kr
+	b.kr = kr
+	return old
+}
+
+func (b *Barrier) keyring() (*keyring, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return nil, storage.ErrClosed
+	}
+	if b.kr == nil {
+		return nil, ErrSealed
+	}
+	return b.kr, nil
+}
+
+// seal encrypts value for the logical path key.
+func (kr *keyring) seal(key string, value []byte) ([]byte, error) {
+	return sealRecord(kr.aeads[kr.active], kr.active, key, value)
+}
+
+// open decrypts the record stored for the logical path key.
+func (kr *keyring) open(key string, record []byte) ([]byte, error) {
+	term, err := recordTerm(key, record)
+	if err != nil {
+		return nil, err
+	}
+	aead := kr.aead(term)
+	if aead == nil {
+		return nil, fmt.Errorf("%w: record %q is sealed with keyring term %d, which this keyring does not have", ErrIntegrity, key, term)
+	}
+	return openRecord(aead, key, record)
+}
+
+// Get opens the record at key.
+func (b *Barrier) Get(ctx context.Context, key string) ([]byte, error) {
+	kr, err := b.keyring()
+	if err != nil {
+		return nil, err
+	}
+	return getSealed(ctx, b.backend, kr, key)
+}
+
+func getSealed(ctx context.Context, r storage.Reader, kr *keyring, key string) ([]byte, error) {
+	if err := checkKey(key); err != nil {
+		return nil, err
+	}
+	rec, err := r.Get(ctx, dataPrefix+key)
+	if err != nil {
+		return nil, err
+	}
+	return kr.open(key, rec)
+}
+
+// List lists logical keys; it reads no record, so it works on damaged records too.
+func (b *Barrier) List(ctx context.Context, prefix string, opts storage.ListOptions) (storage.Page, error) {
+	if _, err := b.keyring(); err != nil {
+		return storage.Page{}, err
+	}
+	return listLogical(ctx, b.backend, prefix, opts)
+}
+
+func listLogical(ctx context.Context, r storage.Reader, prefix string, opts storage.ListOptions) (storage.Page, error) {
+	if opts.After != "" {
+		opts.After = dataPrefix + opts.After
+	}
+	p, err := r.List(ctx, dataPrefix+prefix, opts)
+	if err != nil {
+		return storage.Page{}, err
+	}
+	for i, k := range p.Keys {
+		p.Keys[i] = strings.TrimPrefix(k, dataPrefix)
+	}
+	p.Next = strings.TrimPrefix(p.Next, dataPrefix)
+	return p, nil
+}
+
+// Put seals value for key and stores it durably.
+func (b *Barrier) Put(ctx context.Context, key string, value []byte) error {
+	kr, err := b.keyring()
+	if err != nil {
+		return err
+	}
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	rec, err := kr.seal(key, value)
+	if err != nil {
+		return err
+	}
+	return b.backend.Put(ctx, dataPrefix+key, rec)
+}
+
+// Delete removes key durably.
+func (b *Barrier) Delete(ctx context.Context, key string) error {
+	if _, err := b.keyring(); err != nil {
+		return err
+	}
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	return b.backend.Delete(ctx, dataPrefix+key)
+}
+
+// Txn runs fn in one atomic transaction of the underlying backend, sealing every write.
+func (b *Barrier) Txn(ctx context.Context, fn func(tx storage.Tx) error) error {
+	kr, err := b.keyring()
+	if err != nil {
+		return err
+	}
+	return b.backend.Txn(ctx, func(tx storage.Tx) error {
+		return fn(&sealedTx{tx: tx, kr: kr})
+	})
+}
+
+// Ping checks the underlying backend; it works while sealed too.
+func (b *Barrier) Ping(ctx context.Context) error { return b.backend.Ping(ctx) }
+
+// Close seals the barrier and closes the underlying backend.
+func (b *Barrier) Close() error {
+	b.mu.Lock()
+	old := b.kr
+	b.kr, b.closed = nil, true
+	b.mu.Unlock()
+	if old != nil {
+		old.wipe()
+	}
+	return b.backend.Close()
+}
+
+// sealedTx seals writes and opens reads inside a backend transaction.
+type sealedTx struct {
+	tx storage.Tx
+	kr *keyring
+}
+
+func (t *sealedTx) Get(ctx context.Context, key string) ([]byte, error) {
+	return getSealed(ctx, t.tx, t.kr, key)
+}
+
+func (t *sealedTx) List(ctx context.Context, prefix string, opts storage.ListOptions) (storage.Page, error) {
+	return listLogical(ctx, t.tx, prefix, opts)
+}
+
+func (t *sealedTx) Put(ctx context.Context, key string, value []byte) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	rec, err := t.kr.seal(key, value)
+	if err != nil {
+		return err
+	}
+	return t.tx.Put(ctx, dataPrefix+key, rec)
+}
+
+func (t *sealedTx) Delete(ctx context.Context, key string) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	return t.tx.Delete(ctx, dataPrefix+key)
+}

@@ -1,0 +1,263 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// client talks to a Coffer server's operator API over HTTPS.
+type client struct {
+	addr  string
+	token string
+	http  *http.Client
+}
+
+type clientFlags struct {
+	addr, caCert, token string
+}
+
+func (f *clientFlags) register(cmd *cobra.Command) {
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&f.addr, "addr", envOr("COFFER_ADDR", "https://localhost:8443"), "server URL (env COFFER_ADDR)")
+	pf.StringVar(&f.caCert, "ca-cert", os.Getenv("COFFER_CACERT"), "PEM CA file to trust for the server certificate (env COFFER_CACERT; default: system roots)")
+	pf.StringVar(&f.token, "token", "", "operator token (env COFFER_TOKEN; prefer the variable: flags show up in ps)")
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func (f *clientFlags) client() (*client, error) {
+	if !strings.HasPrefix(f.addr, "https://") {
+		return nil, fmt.Errorf("--addr %q: Coffer serves HTTPS only; use an https:// URL", f.addr)
+	}
+	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if f.caCert != "" {
+		pem, err := os.ReadFile(f.caCert)
+		if err != nil {
+			return nil, fmt.Errorf("--ca-cert: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--ca-cert %s: no PEM certificate in the file", f.caCert)
+		}
+		tlsCfg.RootCAs = pool
+	}
+	token := f.token
+	if token == "" {
+		token = os.Getenv("COFFER_TOKEN")
+	}
+	return &client{
+		addr:  strings.TrimRight(f.addr, "/"),
+		token: strings.TrimSpace(token),
+		http:  &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsCfg, ForceAttemptHTTP2: true}},
+	}, nil
+}
+
+// call sends a JSON request and decodes a JSON response into out, turning Key Vault error
+// bodies into Go errors.
+func (c *client) call(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.addr+path, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		var e struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		if json.Unmarshal(b, &e) == nil && e.Error.Code != "" {
+			return fmt.Errorf("%s (%d %s)", e.Error.Message, resp.StatusCode, e.Error.Code)
+		}
+		return fmt.Errorf("%s %s: HTTP %d", method, path, resp.StatusCode)
+	}
+	if out != nil {
+		return json.Unmarshal(b, out)
+	}
+	return nil
+}
+
+// sealStatus mirrors the server's seal status.
+type sealStatus struct {
+	Initialized bool   `json:"initialized"`
+	Sealed      bool   `json:"sealed"`
+	Type        string `json:"type"`
+	Shares      int    `json:"shares"`
+	Threshold   int    `json:"threshold"`
+	Progress    int    `json:"progress"`
+	Term        uint32 `json:"term"`
+}
+
+func printStatus(w io.Writer, st sealStatus) {
+	fmt.Fprintf(w, "Initialized:  %v\nSealed:       %v\n", st.Initialized, st.Sealed)
+	if st.Initialized {
+		fmt.Fprintf(w, "Seal type:    %s\n", st.Type)
+		if st.Threshold > 0 {
+			fmt.Fprintf(w, "Threshold:    %d of %d shares\n", st.Threshold, st.Shares)
+		}
+		if st.Sealed {
+			fmt.Fprintf(w, "Progress:     %d/%d\n", st.Progress, st.Threshold)
+		} else {
+			fmt.Fprintf(w, "Keyring term: %d\n", st.Term)
+		}
+	}
+}
+
+func newOperatorCmd() *cobra.Command {
+	var f clientFlags
+	cmd := &cobra.Command{
+		Use:   "operator",
+		Short: "Seal lifecycle of a Coffer server: init, unseal, seal, rotate, status",
+	}
+	f.register(cmd)
+
+	var shares, threshold int
+	initCmd := &cobra.Command{
+		Use:   "init",
+		Short: "Initialise a new server: create the root key and print the unseal shares (once)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := f.client()
+			if err != nil {
+				return err
+			}
+			var res struct {
+				Shares    []string `json:"shares"`
+				RootToken string   `json:"rootToken"`
+			}
+			if err := c.call(cmd.Context(), "POST", "/v1/sys/init", map[string]int{"shares": shares, "threshold": threshold}, &res); err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			for i, s := range res.Shares {
+				fmt.Fprintf(w, "Unseal share %d: %s\n", i+1, s)
+			}
+			fmt.Fprintf(w, "\nOperator token: %s\n\n", res.RootToken)
+			fmt.Fprintf(w, "These shares and this token are shown once and stored nowhere. Give each share to a\n"+
+				"different person; any %d of the %d shares unseal Coffer (`coffer operator unseal`).\n", threshold, shares)
+			return nil
+		},
+	}
+	initCmd.Flags().IntVar(&shares, "shares", 5, "number of unseal shares to create")
+	initCmd.Flags().IntVar(&threshold, "threshold", 3, "number of shares needed to unseal")
+
+	unsealCmd := &cobra.Command{
+		Use:   "unseal [share]",
+		Short: "Enter one unseal share (read from standard input if not given)",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.client()
+			if err != nil {
+				return err
+			}
+			share := ""
+			if len(args) == 1 {
+				share = args[0]
+			} else {
+				fmt.Fprint(cmd.ErrOrStderr(), "Unseal share: ")
+				line, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
+				if err != nil && !errors.Is(err, io.EOF) {
+					return err
+				}
+				share = strings.TrimSpace(line)
+			}
+			var st sealStatus
+			if err := c.call(cmd.Context(), "POST", "/v1/sys/unseal", map[string]string{"share": share}, &st); err != nil {
+				return err
+			}
+			printStatus(cmd.OutOrStdout(), st)
+			return nil
+		},
+	}
+	statusCmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show whether the server is initialised and sealed",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := f.client()
+			if err != nil {
+				return err
+			}
+			var st sealStatus
+			if err := c.call(cmd.Context(), "GET", "/v1/sys/seal-status", nil, &st); err != nil {
+				return err
+			}
+			printStatus(cmd.OutOrStdout(), st)
+			return nil
+		},
+	}
+	sealCmd := &cobra.Command{
+		Use:   "seal",
+		Short: "Seal the server: it forgets its keys and serves no data until unsealed (needs the operator token)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := f.client()
+			if err != nil {
+				return err
+			}
+			var st sealStatus
+			if err := c.call(cmd.Context(), "POST", "/v1/sys/seal", nil, &st); err != nil {
+				return err
+			}
+			printStatus(cmd.OutOrStdout(), st)
+			return nil
+		},
+	}
+	rotateCmd := &cobra.Command{
+		Use:   "rotate",
+		Short: "Add a keyring term: new records are sealed with it, older ones stay readable (needs the operator token)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := f.client()
+			if err != nil {
+				return err
+			}
+			var res struct {
+				Term uint32 `json:"term"`
+			}
+			if err := c.call(cmd.Context(), "POST", "/v1/sys/rotate", nil, &res); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Keyring rotated: new records are sealed with term %d\n", res.Term)
+			return nil
+		},
+	}
+	cmd.AddCommand(initCmd, unsealCmd, statusCmd, sealCmd, rotateCmd)
+	return cmd
+}

@@ -1,0 +1,279 @@
+// Package config owns the server's settings: their names, defaults and documentation, and
+// how they are read from (in order of precedence) command-line flags, COFFER_* environment
+// variables and a YAML configuration file. Validate reports every problem at once, each naming
+// the setting.
+//
+// Secrets are never configuration values: settings name files (certificates, keys) instead.
+// This package must not import any other Coffer package.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the server configuration.
+type Config struct {
+	Dev              bool
+	Listen           string
+	DataDir          string
+	TLSCertFile      string
+	TLSKeyFile       string
+	TLSClientCAFile  string
+	TLSReloadEvery   time.Duration
+	LogFormat        string
+	LogLevel         string
+	ShutdownTimeout  time.Duration
+	ConfigFile       string
+	DNSSuffix        string
+	RequestBodyLimit int64
+}
+
+// kind is how a setting's text is parsed.
+type kind int
+
+const (
+	kindString kind = iota
+	kindBool
+	kindDuration
+	kindInt
+)
+
+// setting describes one configuration setting: its file key, flag, environment variable.
+type setting struct {
+	name  string // YAML key and flag name (with dashes)
+	kind  kind
+	def   string
+	usage string
+	set   func(c *Config, v string) error
+}
+
+// Env returns the environment variable of a setting: COFFER_ and the name in upper case.
+func (s setting) env() string {
+	return "COFFER_" + strings.ToUpper(strings.ReplaceAll(s.name, "-", "_"))
+}
+
+func str(p func(c *Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error { *p(c) = v; return nil }
+}
+
+func dur(p func(c *Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("%q is not a duration (e.g. 10s, 1m)", v)
+		}
+		*p(c) = d
+		return nil
+	}
+}
+
+var settings = []setting{
+	{"dev", kindBool, "false", "development mode: creates the data directory, a development CA and server certificate, initialises and unseals itself. NOT FOR PRODUCTION", func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", v)
+		}
+		c.Dev = b
+		return nil
+	}},
+	{"listen", kindString, "127.0.0.1:8443", "address (host:port) of the HTTPS listener; there is no plain-HTTP listener", str(func(c *Config) *string { return &c.Listen })},
+	{"data-dir", kindString, "./coffer-data", "directory holding the database (coffer.db) and, in dev mode, the development CA and unseal share", str(func(c *Config) *string { return &c.DataDir })},
+	{"tls-cert-file", kindString, "", "PEM server certificate chain (required unless --dev); reloaded when the file changes or on SIGHUP", str(func(c *Config) *string { return &c.TLSCertFile })},
+	{"tls-key-file", kindString, "", "PEM private key of the server certificate (required unless --dev)", str(func(c *Config) *string { return &c.TLSKeyFile })},
+	{"tls-client-ca-file", kindString, "", "PEM CA bundle: when set, every client must present a certificate issued by one of these CAs (mTLS)", str(func(c *Config) *string { return &c.TLSClientCAFile })},
+	{"tls-reload-interval", kindDuration, "10s", "how often the certificate and key files are checked for changes", dur(func(c *Config) *time.Duration { return &c.TLSReloadEvery })},
+	{"log-format", kindString, "", "log format: json or text (default json; text in dev mode)", str(func(c *Config) *string { return &c.LogFormat })},
+	{"log-level", kindString, "info", "log level: debug, info, warn or error", str(func(c *Config) *string { return &c.LogLevel })},
+	{"shutdown-timeout", kindDuration, "30s", "on SIGTERM/SIGINT, how long in-flight requests may run before connections are closed", dur(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
+	{"dns-suffix", kindString, "localhost", "DNS suffix of vault host names: vault v1 is served at https://v1.<suffix>:<port>/", str(func(c *Config) *string { return &c.DNSSuffix })},
+	{"max-request-body", kindInt, "1048576", "largest accepted request body in bytes; larger bodies get 413", func(c *Config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a whole number of bytes", v)
+		}
+		c.RequestBodyLimit = n
+		return nil
+	}},
+}
+
+// RegisterFlags adds one flag per setting (and --config) to fs, with its documentation.
+func RegisterFlags(fs *pflag.FlagSet) {
+	fs.String("config", "", "YAML configuration file (env COFFER_CONFIG); flags override environment variables, which override the file")
+	for _, s := range settings {
+		usage := fmt.Sprintf("%s (env %s)", s.usage, s.env())
+		switch s.kind {
+		case kindBool:
+			def, _ := strconv.ParseBool(s.def)
+			fs.Bool(s.name, def, usage)
+		case kindDuration:
+			def, _ := time.ParseDuration(s.def)
+			fs.Duration(s.name, def, usage)
+		case kindInt:
+			def, _ := strconv.ParseInt(s.def, 10, 64)
+			fs.Int64(s.name, def, usage)
+		default:
+			fs.String(s.name, s.def, usage)
+		}
+	}
+}
+
+// Load builds the configuration from defaults, then the file, then the environment (getenv),
+// then the flags that were set on fs. It does not validate; call Validate.
+func Load(fs *pflag.FlagSet, getenv func(string) string) (*Config, error) {
+	c := &Config{}
+	var errs []error
+	apply := func(s setting, v, source string) {
+		if err := s.set(c, strings.TrimSpace(v)); err != nil {
+			errs = append(errs, fmt.Errorf("setting %q from %s: %w", s.name, source, err))
+		}
+	}
+	for _, s := range settings {
+		apply(s, s.def, "defaults")
+	}
+
+	file := getenv("COFFER_CONFIG")
+	if f := fs.Lookup("config"); f != nil && f.Changed {
+		file = f.Value.String()
+	}
+	if file != "" {
+		c.ConfigFile = file
+		values, err := readFile(file)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range settings {
+			if v, ok := values[s.name]; ok {
+				apply(s, v, "config file "+file)
+				delete(values, s.name)
+			}
+		}
+		for _, k := range sortedKeys(values) {
+			errs = append(errs, fmt.Errorf("config file %s: unknown setting %q (see `coffer server --help`)", file, k))
+		}
+	}
+	for _, s := range settings {
+		if v, ok := lookup(getenv, s.env()); ok {
+			apply(s, v, "environment variable "+s.env())
+		}
+	}
+	for _, s := range settings {
+		if f := fs.Lookup(s.name); f != nil && f.Changed {
+			apply(s, f.Value.String(), "flag --"+s.name)
+		}
+	}
+	if c.LogFormat == "" {
+		c.LogFormat = "json"
+		if c.Dev {
+			c.LogFormat = "text"
+		}
+	}
+	return c, errors.Join(errs...)
+}
+
+func lookup(getenv func(string) string, name string) (string, bool) {
+	v := getenv(name)
+	return v, v != ""
+}
+
+// readFile reads a flat YAML mapping of setting names to scalar values.
+func readFile(path string) (map[string]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config file: %w", err)
+	}
+	var raw map[string]any
+	if err := yaml.Unmarshal(b, &raw); err != nil {
+		return nil, fmt.Errorf("config file %s is not valid YAML: %w", path, err)
+	}
+	out := make(map[string]string, len(raw))
+	for k, v := range raw {
+		switch v.(type) {
+		case map[string]any, []any:
+			return nil, fmt.Errorf("config file %s: setting %q must be a single value", path, k)
+		case nil:
+			out[k] = ""
+		default:
+			out[k] = fmt.Sprint(v)
+		}
+	}
+	return out, nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// Validate reports every problem with the configuration, each naming its setting.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("setting %q: %s", name, fmt.Sprintf(format, args...)))
+	}
+	if _, port, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen", "%q is not host:port: %v", c.Listen, err)
+	} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		bad("listen", "port %q is not a number from 0 to 65535", port)
+	}
+	if c.DataDir == "" {
+		bad("data-dir", "must not be empty")
+	}
+	if !c.Dev {
+		if c.TLSCertFile == "" {
+			bad("tls-cert-file", "is required (Coffer serves HTTPS only; use --dev for a development certificate)")
+		}
+		if c.TLSKeyFile == "" {
+			bad("tls-key-file", "is required (Coffer serves HTTPS only; use --dev for a development certificate)")
+		}
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		bad("tls-cert-file", "tls-cert-file and tls-key-file must be set together")
+	}
+	for name, path := range map[string]string{"tls-cert-file": c.TLSCertFile, "tls-key-file": c.TLSKeyFile, "tls-client-ca-file": c.TLSClientCAFile} {
+		if path == "" {
+			continue
+		}
+		if _, err := os.Stat(path); err != nil {
+			bad(name, "cannot read %s: %v", path, errors.Unwrap(err))
+		}
+	}
+	if c.TLSReloadEvery <= 0 {
+		bad("tls-reload-interval", "must be positive, got %s", c.TLSReloadEvery)
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("shutdown-timeout", "must be positive, got %s", c.ShutdownTimeout)
+	}
+	switch c.LogFormat {
+	case "json", "text":
+	default:
+		bad("log-format", "%q is not json or text", c.LogFormat)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log-level", "%q is not debug, info, warn or error", c.LogLevel)
+	}
+	if c.DNSSuffix == "" || strings.ContainsAny(c.DNSSuffix, "/: ") {
+		bad("dns-suffix", "%q is not a DNS name", c.DNSSuffix)
+	}
+	if c.RequestBodyLimit < 1024 || c.RequestBodyLimit > 64<<20 {
+		bad("max-request-body", "%d is outside 1024 to 67108864 bytes", c.RequestBodyLimit)
+	}
+	// Sort for a stable message: map iteration above is random.
+	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
+	return errors.Join(errs...)
+}

@@ -1,0 +1,112 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+func load(t *testing.T, args []string, env map[string]string) (*Config, error) {
+	t.Helper()
+	fs := pflag.NewFlagSet("server", pflag.ContinueOnError)
+	RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatalf("Parse(%q) = %v", args, err)
+	}
+	return Load(fs, func(k string) string { return env[k] })
+}
+
+func TestPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "coffer.yaml")
+	if err := os.WriteFile(file, []byte("listen: 127.0.0.1:1111\nlog-level: debug\ndata-dir: /from/file\nshutdown-timeout: 5s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		args       []string
+		env        map[string]string
+		wantListen string
+		wantData   string
+		wantLevel  string
+	}{
+		{"ok/defaults", nil, nil, "127.0.0.1:8443", "./coffer-data", "info"},
+		{"ok/file", []string{"--config", file}, nil, "127.0.0.1:1111", "/from/file", "debug"},
+		{"ok/env-config-file", nil, map[string]string{"COFFER_CONFIG": file}, "127.0.0.1:1111", "/from/file", "debug"},
+		{"ok/env-over-file", []string{"--config", file}, map[string]string{"COFFER_LISTEN": "127.0.0.1:2222"}, "127.0.0.1:2222", "/from/file", "debug"},
+		{"ok/flag-over-env", []string{"--config", file, "--listen", "127.0.0.1:3333"}, map[string]string{"COFFER_LISTEN": "127.0.0.1:2222", "COFFER_DATA_DIR": "/from/env"}, "127.0.0.1:3333", "/from/env", "debug"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := load(t, tt.args, tt.env)
+			if err != nil {
+				t.Fatalf("Load = %v", err)
+			}
+			if c.Listen != tt.wantListen || c.DataDir != tt.wantData || c.LogLevel != tt.wantLevel {
+				t.Errorf("Load = listen %q data %q level %q; want %q %q %q", c.Listen, c.DataDir, c.LogLevel, tt.wantListen, tt.wantData, tt.wantLevel)
+			}
+		})
+	}
+}
+
+func TestDevDefaults(t *testing.T) {
+	c, err := load(t, []string{"--dev"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Dev || c.LogFormat != "text" || c.TLSReloadEvery != 10*time.Second {
+		t.Errorf("dev config = %+v; want dev, text logs, 10s reload", c)
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("Validate() of dev defaults = %v; want nil", err)
+	}
+}
+
+func TestBadConfigNamesEverySetting(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(file, []byte("listne: oops\n"), 0o600)
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want []string // substrings of the error
+	}{
+		{"fail/not-a-duration", []string{"--dev"}, map[string]string{"COFFER_SHUTDOWN_TIMEOUT": "soon"}, []string{`"shutdown-timeout"`, "COFFER_SHUTDOWN_TIMEOUT", "not a duration"}},
+		{"fail/unknown-file-key", []string{"--config", file}, nil, []string{`unknown setting "listne"`, file}},
+		{"fail/bad-bool", nil, map[string]string{"COFFER_DEV": "maybe"}, []string{`"dev"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := load(t, tt.args, tt.env)
+			if err == nil {
+				t.Fatalf("Load = nil error; want one mentioning %q", tt.want)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Load error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	c, err := load(t, []string{"--listen", "nowhere", "--log-format", "xml", "--log-level", "loud", "--tls-client-ca-file", "/does/not/exist"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.Validate()
+	if err == nil {
+		t.Fatal("Validate() = nil; want errors")
+	}
+	for _, w := range []string{`"listen"`, `"log-format"`, `"log-level"`, `"tls-cert-file"`, `"tls-key-file"`, `"tls-client-ca-file"`} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("Validate() = %q; missing %s", err, w)
+		}
+	}
+}

@@ -1,0 +1,118 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/coffer-kms/coffer/internal/barrier"
+	"github.com/coffer-kms/coffer/internal/tlsutil"
+)
+
+// Dev-mode files in the data directory. They hold the only unseal share and the operator
+// token in the clear, which is why dev mode is not for production.
+const (
+	devShareFile = "dev-unseal-share.UNSAFE"
+	devTokenFile = "dev-operator-token.UNSAFE"
+)
+
+// DevInfo is what dev mode tells its user.
+type DevInfo struct {
+	CAFile    string
+	TokenFile string
+	Token     string
+}
+
+func devHosts(suffix string) []string {
+	hosts := tlsutil.DefaultDevHosts()
+	if suffix != "localhost" {
+		hosts = append(hosts, suffix, "*."+suffix)
+	}
+	return hosts
+}
+
+// devBootstrap initialises the store with one share on first start, keeps the share and the
+// operator token in the data directory, and unseals.
+func (s *Server) devBootstrap(ctx context.Context) error {
+	sharePath := filepath.Join(s.cfg.DataDir, devShareFile)
+	tokenPath := filepath.Join(s.cfg.DataDir, devTokenFile)
+	st, err := s.manager.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if !st.Initialized {
+		res, err := s.manager.Init(ctx, barrier.InitOptions{Shares: 1, Threshold: 1})
+		if err != nil {
+			return err
+		}
+		if err := writeFileSync(sharePath, []byte(res.Shares[0]+"\n")); err != nil {
+			return err
+		}
+		if err := writeFileSync(tokenPath, []byte(res.RootToken+"\n")); err != nil {
+			return err
+		}
+		s.log.Warn("dev mode: initialized a new store with a single unseal share kept in the data directory", "share_file", sharePath)
+	}
+	share, err := os.ReadFile(sharePath)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%s is initialized but %s is missing: it is not a dev data directory; use another --data-dir", s.cfg.DataDir, sharePath)
+	}
+	if err != nil {
+		return err
+	}
+	token, err := os.ReadFile(tokenPath)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", tokenPath, err)
+	}
+	if _, err := s.manager.Unseal(ctx, strings.TrimSpace(string(share))); err != nil {
+		return fmt.Errorf("unseal with %s: %w", sharePath, err)
+	}
+	if s.barrier.Sealed() {
+		return fmt.Errorf("unseal with %s: still sealed (was this data directory initialised with more than one share?)", sharePath)
+	}
+	s.Dev.TokenFile = tokenPath
+	s.Dev.Token = strings.TrimSpace(string(token))
+	return nil
+}
+
+// writeFileSync writes a 0600 file and syncs it, so the only share survives a crash.
+func writeFileSync(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func (s *Server) printDevBanner() {
+	abs := func(p string) string {
+		if a, err := filepath.Abs(p); err == nil {
+			return a
+		}
+		return p
+	}
+	fmt.Fprintf(s.out, `
+==> Coffer is running in DEVELOPMENT MODE. DO NOT USE IT IN PRODUCTION.
+    The only unseal share and the operator token are stored unencrypted in %s.
+
+    URL:            %s
+    CA certificate: %s   (trust it, e.g. curl --cacert)
+    Operator token file: %s
+
+    export COFFER_ADDR=%s
+    export COFFER_CACERT=%s
+    export COFFER_TOKEN=$(cat %s)
+
+`, abs(s.cfg.DataDir), s.URL(), abs(s.Dev.CAFile), abs(s.Dev.TokenFile), s.URL(), abs(s.Dev.CAFile), abs(s.Dev.TokenFile))
+}

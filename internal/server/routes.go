@@ -1,0 +1,151 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/coffer-kms/coffer/internal/api"
+	"github.com/coffer-kms/coffer/internal/barrier"
+	"github.com/coffer-kms/coffer/internal/storage"
+)
+
+// route is one HTTP endpoint, declared as data. One wrapper (s.wrap) runs the shared steps
+// in order: recover → metrics → sealed gate → body limit → operator auth → handler.
+type route struct {
+	Pattern string
+	// WhileSealed routes answer while the barrier is sealed (health, seal status, unseal);
+	// every other route answers 503 then.
+	WhileSealed bool
+	// Operator routes require the operator token made at init.
+	Operator bool
+	Handle   func(w http.ResponseWriter, r *http.Request) error
+}
+
+func (s *Server) routes() []route {
+	return []route{
+		{Pattern: "GET /healthz", WhileSealed: true, Handle: s.healthz},
+		{Pattern: "GET /readyz", WhileSealed: true, Handle: s.readyz},
+		{Pattern: "GET /metrics", WhileSealed: true, Handle: s.serveMetrics},
+		{Pattern: "GET /v1/sys/seal-status", WhileSealed: true, Handle: s.sealStatus},
+		{Pattern: "POST /v1/sys/init", WhileSealed: true, Handle: s.initSys},
+		{Pattern: "POST /v1/sys/unseal", WhileSealed: true, Handle: s.unseal},
+		{Pattern: "POST /v1/sys/seal", WhileSealed: true, Handle: s.seal},
+		{Pattern: "POST /v1/sys/rotate", Operator: true, Handle: s.rotate},
+		{Pattern: "/", Handle: notFound},
+	}
+}
+
+func notFound(http.ResponseWriter, *http.Request) error { return api.ErrNotFound }
+
+// handler builds the server's root handler.
+func (s *Server) handler() http.Handler {
+	mux := http.NewServeMux()
+	for _, rt := range s.routes() {
+		mux.Handle(rt.Pattern, s.wrap(rt))
+	}
+	return securityHeaders(mux)
+}
+
+// securityHeaders sets the headers every response carries (SECURITY-NOTES N4).
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Cache-Control", "no-store")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// wrap applies the shared request pipeline to one route.
+func (s *Server) wrap(rt route) http.Handler {
+	label := rt.Pattern
+	if label == "/" {
+		label = "unmatched"
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			if p := recover(); p != nil {
+				s.metrics.panics.Inc()
+				// The panic value may hold request data; log its type and stack only.
+				s.log.Error("handler panic", "route", label, "panic_type", fmt.Sprintf("%T", p), "stack", string(debug.Stack()))
+				if sw.status == 0 {
+					s.writeError(sw, r, api.ErrInternal)
+				}
+			}
+			s.metrics.observe(label, sw.status, time.Since(start))
+		}()
+		if !rt.WhileSealed && s.barrier.Sealed() {
+			s.writeError(sw, r, barrier.ErrSealed)
+			return
+		}
+		r.Body = http.MaxBytesReader(sw, r.Body, s.cfg.RequestBodyLimit)
+		if rt.Operator {
+			if err := s.checkOperator(r); err != nil {
+				s.writeError(sw, r, err)
+				return
+			}
+		}
+		if err := rt.Handle(sw, r); err != nil {
+			s.writeError(sw, r, err)
+		}
+	})
+}
+
+// writeError renders err in Key Vault's shape and logs server-side failures.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	e := api.WriteError(w, err, mapDomainError)
+	if e.Status >= 500 {
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", e.Status, "err", err)
+	}
+}
+
+// mapDomainError is the one table from domain errors to wire errors.
+func mapDomainError(err error) *api.Error {
+	switch {
+	case errors.Is(err, barrier.ErrSealed):
+		return api.Errorf(http.StatusServiceUnavailable, "ServiceUnavailable", barrier.ErrSealed.Error())
+	case errors.Is(err, barrier.ErrNotInitialized):
+		return api.Errorf(http.StatusServiceUnavailable, "NotInitialized", err.Error())
+	case errors.Is(err, barrier.ErrAlreadyInitialized):
+		return api.Errorf(http.StatusConflict, "Conflict", err.Error())
+	case errors.Is(err, barrier.ErrWrongShares), errors.Is(err, barrier.ErrDuplicateShare),
+		errors.Is(err, barrier.ErrShareMismatch), errors.Is(err, barrier.ErrAutoUnseal):
+		return api.Errorf(http.StatusBadRequest, "BadParameter", err.Error())
+	case errors.Is(err, barrier.ErrBadRootToken):
+		return api.Errorf(http.StatusForbidden, "Forbidden", "the operator token is not valid")
+	case errors.Is(err, barrier.ErrIntegrity):
+		// Name the damaged record to the operator log, not to the caller.
+		return api.Errorf(http.StatusInternalServerError, "StorageIntegrity", "a stored record failed its integrity check; the server refuses to serve it (see the server log)")
+	case errors.Is(err, storage.ErrInvalidKey):
+		return api.Errorf(http.StatusBadRequest, "BadParameter", "invalid name")
+	}
+	return nil
+}
+
+// checkOperator requires "Authorization: Bearer <operator token>".
+func (s *Server) checkOperator(r *http.Request) error {
+	auth := r.Header.Values("Authorization")
+	if len(auth) != 1 || !strings.HasPrefix(auth[0], "Bearer ") {
+		return api.Errorf(http.StatusUnauthorized, "Unauthorized", "this operation needs the operator token: send Authorization: Bearer <token> (coffer operator --token or COFFER_TOKEN)")
+	}
+	return s.manager.CheckRootToken(r.Context(), strings.TrimPrefix(auth[0], "Bearer "))
+}
+
+// newLogger builds the structured logger for format and level.
+func newLogger(w interface{ Write([]byte) (int, error) }, format, level string) *slog.Logger {
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(level))
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}

@@ -1,0 +1,211 @@
+// Package server is Coffer's composition root: it reads a validated config, opens storage,
+// wires the barrier and its seal manager, serves HTTPS (TLS 1.2+, AEAD suites only, HTTP/2,
+// hot certificate reload, optional mTLS) and shuts down gracefully. It is the only package
+// that chooses concrete implementations (bbolt storage, the TLS reloader).
+//
+// Threat model: the network is hostile. There is no plain-HTTP listener; a plain request to
+// the TLS port gets Go's fixed 400 answer before any handler runs. Header and body sizes and
+// read/write times are bounded.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/coffer-kms/coffer/internal/barrier"
+	"github.com/coffer-kms/coffer/internal/config"
+	"github.com/coffer-kms/coffer/internal/storage"
+	"github.com/coffer-kms/coffer/internal/storage/bolt"
+	"github.com/coffer-kms/coffer/internal/tlsutil"
+)
+
+// DBFile is the bbolt database file inside the data directory.
+const DBFile = "coffer.db"
+
+// Server is one running Coffer server.
+type Server struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	out     io.Writer // where the dev banner goes
+	now     func() time.Time
+	barrier *barrier.Barrier
+	manager *barrier.Manager
+	metrics *metrics
+
+	reloader *tlsutil.Reloader
+	http     *http.Server
+	ln       net.Listener
+	stop     context.CancelFunc
+	served   chan error
+	closing  sync.Once
+	// Dev holds the development files and credentials when cfg.Dev is set.
+	Dev *DevInfo
+}
+
+// New prepares a server from a validated configuration; Start opens storage and listens.
+// Logs go to logw; the dev banner goes to out.
+func New(cfg *config.Config, out, logw io.Writer) *Server {
+	return &Server{
+		cfg: cfg,
+		log: newLogger(logw, cfg.LogFormat, cfg.LogLevel),
+		out: out,
+		now: time.Now,
+	}
+}
+
+// Start opens the data directory and database, bootstraps dev mode, loads the TLS
+// certificate and starts serving. It returns once the listener accepts connections.
+func (s *Server) Start(ctx context.Context) (err error) {
+	if err := s.cfg.Validate(); err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	if err := os.MkdirAll(s.cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("setting \"data-dir\": create %s: %w", s.cfg.DataDir, err)
+	}
+	certFile, keyFile := s.cfg.TLSCertFile, s.cfg.TLSKeyFile
+	if s.cfg.Dev && certFile == "" {
+		files, err := tlsutil.EnsureDevCA(filepath.Join(s.cfg.DataDir, "tls"), devHosts(s.cfg.DNSSuffix), s.now())
+		if err != nil {
+			return fmt.Errorf("dev mode: development CA: %w", err)
+		}
+		certFile, keyFile = files.Cert, files.Key
+		s.Dev = &DevInfo{CAFile: files.CACert}
+	}
+	s.reloader, err = tlsutil.NewReloader(certFile, keyFile, s.log, s.now)
+	if err != nil {
+		return fmt.Errorf("TLS: %w", err)
+	}
+	tlsCfg, err := tlsutil.ServerConfig(tlsutil.ServerOptions{Reloader: s.reloader, ClientCAFile: s.cfg.TLSClientCAFile})
+	if err != nil {
+		return fmt.Errorf("TLS: %w", err)
+	}
+
+	dbPath := filepath.Join(s.cfg.DataDir, DBFile)
+	db, err := bolt.Open(dbPath, bolt.Options{})
+	if err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
+	s.barrier = barrier.New(db)
+	defer func() {
+		if err != nil {
+			s.barrier.Close()
+		}
+	}()
+	s.manager = barrier.NewManager(db, s.barrier, nil, s.now)
+	s.metrics = newMetrics(s.barrier.Sealed)
+	if s.cfg.Dev {
+		if err := s.devBootstrap(ctx); err != nil {
+			return fmt.Errorf("dev mode: %w", err)
+		}
+	} else if st, err := s.manager.Status(ctx); err != nil {
+		return fmt.Errorf("storage %s: %w", dbPath, err)
+	} else if !st.Initialized {
+		s.log.Warn("coffer is not initialized: run `coffer operator init`")
+	} else {
+		s.log.Warn("coffer is sealed: run `coffer operator unseal` with the unseal shares")
+	}
+
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("setting \"listen\": %w", err)
+	}
+	s.ln = ln
+	s.http = &http.Server{
+		Handler:           s.handler(),
+		TLSConfig:         tlsCfg,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	watchCtx, stop := context.WithCancel(context.Background())
+	s.stop = stop
+	go s.reloader.Watch(watchCtx, s.cfg.TLSReloadEvery)
+	s.served = make(chan error, 1)
+	go func() { s.served <- s.http.ServeTLS(ln, "", "") }()
+	s.log.Info("coffer listening", "url", s.URL(), "dev", s.cfg.Dev)
+	if s.Dev != nil {
+		s.printDevBanner()
+	}
+	return nil
+}
+
+// URL is the base URL clients use; with a listener on 0.0.0.0 or 127.0.0.1 it names localhost
+// so that the certificate's name matches.
+func (s *Server) URL() string {
+	_, port, _ := net.SplitHostPort(s.ln.Addr().String())
+	host, _, _ := net.SplitHostPort(s.cfg.Listen)
+	switch host {
+	case "", "0.0.0.0", "127.0.0.1", "::", "::1", "localhost":
+		host = "localhost"
+	}
+	return "https://" + net.JoinHostPort(host, port)
+}
+
+// Addr is the listener's address (useful with port 0).
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// ReloadTLS re-reads the certificate and key files (SIGHUP).
+func (s *Server) ReloadTLS() error { return s.reloader.Reload() }
+
+// Shutdown stops accepting connections, lets in-flight requests finish until ctx is done,
+// then closes the database.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var err error
+	s.closing.Do(func() {
+		s.log.Info("shutting down: draining in-flight requests")
+		s.stop()
+		err = s.http.Shutdown(ctx)
+		if errors.Is(err, context.DeadlineExceeded) {
+			s.log.Warn("shutdown timeout: closing remaining connections")
+			s.http.Close()
+		}
+		if cerr := s.barrier.Close(); cerr != nil && !errors.Is(cerr, storage.ErrClosed) {
+			err = errors.Join(err, fmt.Errorf("close storage: %w", cerr))
+		}
+		if serr := <-s.served; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+			err = errors.Join(err, serr)
+		}
+		s.log.Info("coffer stopped")
+	})
+	return err
+}
+
+// Run starts the server and serves until ctx is done, reloading TLS on reload signals, then
+// shuts down within the configured timeout.
+func (s *Server) Run(ctx context.Context, reload <-chan os.Signal) error {
+	if err := s.Start(ctx); err != nil {
+		return err
+	}
+	for {
+		select {
+		case <-reload:
+			if err := s.ReloadTLS(); err != nil {
+				s.log.Error("TLS reload failed; keeping the current certificate", "err", err)
+			} else {
+				s.log.Info("TLS certificate reloaded")
+			}
+		case err := <-s.served:
+			s.served <- err
+			s.log.Error("server stopped unexpectedly", "err", err)
+			sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+			defer cancel()
+			return errors.Join(err, s.Shutdown(sctx))
+		case <-ctx.Done():
+			sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+			defer cancel()
+			return s.Shutdown(sctx)
+		}
+	}
+}

@@ -1,0 +1,113 @@
+package server
+
+import (
+	"net/http"
+
+	"github.com/coffer-kms/coffer/internal/api"
+	"github.com/coffer-kms/coffer/internal/barrier"
+)
+
+// The operator (sys) API: seal lifecycle and health. Documented in docs/OPERATOR.md.
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
+	api.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	return nil
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
+	if err := s.barrier.Ping(r.Context()); err != nil {
+		s.log.Warn("readiness: storage ping failed", "err", err)
+		api.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "storage unavailable"})
+		return nil
+	}
+	if s.barrier.Sealed() {
+		api.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "sealed"})
+		return nil
+	}
+	api.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	return nil
+}
+
+func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) error {
+	s.metrics.handler().ServeHTTP(w, r)
+	return nil
+}
+
+func (s *Server) sealStatus(w http.ResponseWriter, r *http.Request) error {
+	st, err := s.manager.Status(r.Context())
+	if err != nil {
+		return err
+	}
+	api.WriteJSON(w, http.StatusOK, st)
+	return nil
+}
+
+type initRequest struct {
+	Shares    int `json:"shares"`
+	Threshold int `json:"threshold"`
+}
+
+func (s *Server) initSys(w http.ResponseWriter, r *http.Request) error {
+	var req initRequest
+	if err := api.DecodeJSON(r, &req); err != nil {
+		return err
+	}
+	if req.Shares == 0 && req.Threshold == 0 {
+		req.Shares, req.Threshold = 5, 3
+	}
+	res, err := s.manager.Init(r.Context(), barrier.InitOptions{Shares: req.Shares, Threshold: req.Threshold})
+	if err != nil {
+		if e := mapDomainError(err); e != nil {
+			return e
+		}
+		return api.Errorf(http.StatusBadRequest, "BadParameter", err.Error())
+	}
+	s.log.Info("coffer initialized", "shares", req.Shares, "threshold", req.Threshold)
+	api.WriteJSON(w, http.StatusOK, res)
+	return nil
+}
+
+type unsealRequest struct {
+	Share string `json:"share"`
+}
+
+func (s *Server) unseal(w http.ResponseWriter, r *http.Request) error {
+	var req unsealRequest
+	if err := api.DecodeJSON(r, &req); err != nil {
+		return err
+	}
+	st, err := s.manager.Unseal(r.Context(), req.Share)
+	if err != nil {
+		s.log.Warn("unseal share refused", "err", err, "progress", st.Progress)
+		if e := mapDomainError(err); e != nil {
+			return e
+		}
+		return api.Errorf(http.StatusBadRequest, "BadParameter", err.Error())
+	}
+	if !st.Sealed {
+		s.log.Info("coffer unsealed", "term", st.Term)
+	}
+	api.WriteJSON(w, http.StatusOK, st)
+	return nil
+}
+
+func (s *Server) seal(w http.ResponseWriter, r *http.Request) error {
+	if !s.barrier.Sealed() {
+		if err := s.checkOperator(r); err != nil {
+			return err
+		}
+		s.manager.Seal()
+		s.log.Warn("coffer sealed by operator")
+	}
+	return s.sealStatus(w, r)
+}
+
+func (s *Server) rotate(w http.ResponseWriter, r *http.Request) error {
+	term, err := s.manager.Rotate(r.Context())
+	if err != nil {
+		return err
+	}
+	s.log.Info("keyring rotated", "term", term)
+	api.WriteJSON(w, http.StatusOK, map[string]uint32{"term": term})
+	return nil
+}

@@ -1,0 +1,376 @@
+// Package bolt owns Coffer's default storage.Backend: one bbolt file on local disk, written
+// through a single group-commit goroutine so that concurrent writers share fsyncs.
+//
+// Threat model: the file and the disk are untrusted for confidentiality and integrity —
+// everything Coffer writes here has been sealed by the barrier, which detects tampering. This
+// package's duties are durability (no write is acknowledged before bbolt's commit has synced
+// it; NoSync is never set), atomicity (a failed commit, such as ENOSPC or EIO, leaves nothing
+// of its batch behind), and refusing loudly to open a file that is not a bbolt database or
+// that another process holds. Values are always copied out of the mmap, so callers never
+// alias pages that a later remap or commit may move.
+//
+// This package imports only internal/storage of Coffer's packages (and go.etcd.io/bbolt); it
+// must never import net/http or a domain package.
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/coffer-kms/coffer/internal/storage"
+)
+
+// DefaultLockTimeout is how long Open waits for another process to release the file lock
+// when Options.LockTimeout is zero.
+const DefaultLockTimeout = time.Second
+
+// fileMode is the permission of a newly created database file: owner read and write only.
+const fileMode fs.FileMode = 0o600
+
+// bucket is the one bbolt bucket that holds every key.
+var bucket = []byte("coffer")
+
+// Options tunes Open. The zero value is the production configuration.
+type Options struct {
+	// LockTimeout is how long Open waits for the exclusive file lock; 0 means
+	// DefaultLockTimeout.
+	LockTimeout time.Duration
+
+	// maxSize caps the file size in bytes (0 is no cap); tests use it to simulate a full disk.
+	maxSize int
+}
+
+// Backend is a storage.Backend over one bbolt file. All writes (Put, Delete, Txn) go through a
+// single committer goroutine, which runs every request pending when it wakes in one bbolt
+// write transaction and so one fsync. Reads run in their own read-only transactions.
+type Backend struct {
+	db      *bbolt.DB
+	path    string
+	closed  atomic.Bool
+	commits atomic.Int64 // bbolt write transactions run by the committer; read by tests
+
+	mu       sync.Mutex // guards pending and stopping
+	pending  []*request
+	stopping bool
+
+	wake    chan struct{} // capacity 1: "pending may be non-empty"
+	quit    chan struct{} // closed by Close
+	stopped chan struct{} // closed when the committer has returned
+}
+
+var _ storage.Backend = (*Backend)(nil)
+
+// Open opens or creates the database file at path (mode 0600) and starts its committer. It
+// fails with an error naming path if another process holds the file past opts.LockTimeout, or
+// if the file is not a valid bbolt database.
+func Open(path string, opts Options) (*Backend, error) {
+	timeout := opts.LockTimeout
+	if timeout <= 0 {
+		timeout = DefaultLockTimeout
+	}
+	_, statErr := os.Stat(path)
+	created := errors.Is(statErr, fs.ErrNotExist)
+	db, err := bbolt.Open(path, fileMode, &bbolt.Options{
+		Timeout:      timeout,
+		FreelistType: bbolt.FreelistMapType,
+		MaxSize:      opts.maxSize,
+		NoSync:       false, // every commit is fsynced before it is acknowledged
+	})
+	if err != nil {
+		return nil, openError(path, timeout, err)
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(bucket)
+		return err
+	})
+	if err == nil && created {
+		err = syncDir(filepath.Dir(path)) // make the new file's directory entry durable
+	}
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
+	}
+	b := &Backend{
+		db:      db,
+		path:    path,
+		wake:    make(chan struct{}, 1),
+		quit:    make(chan struct{}),
+		stopped: make(chan struct{}),
+	}
+	go b.run()
+	return b, nil
+}
+
+// openError explains why bbolt could not open path.
+func openError(path string, timeout time.Duration, err error) error {
+	switch {
+	case errors.Is(err, berrors.ErrTimeout):
+		return fmt.Errorf("bolt: open %s: the file is locked by another process (waited %s; is another coffer server using this data directory?): %w", path, timeout, err)
+	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum), errors.Is(err, berrors.ErrVersionMismatch):
+		return fmt.Errorf("bolt: open %s: not a bbolt database, or it is corrupt (restore it from a backup): %w", path, err)
+	case errors.As(err, new(*fs.PathError)):
+		return fmt.Errorf("bolt: %w", err) // it names the path and the operation already
+	default:
+		return fmt.Errorf("bolt: open %s: cannot open it as a bbolt database (is it truncated or another kind of file?): %w", path, err)
+	}
+}
+
+// syncDir fsyncs a directory so that a file just created in it survives a crash.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	if err := d.Sync(); err != nil {
+		_ = d.Close()
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	return d.Close()
+}
+
+// Path returns the database file's path.
+func (b *Backend) Path() string { return b.path }
+
+// view runs fn in a read-only transaction over the bucket.
+func (b *Backend) view(ctx context.Context, fn func(bk *bbolt.Bucket) error) error {
+	if b.closed.Load() {
+		return storage.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	err := b.db.View(func(tx *bbolt.Tx) error { return fn(tx.Bucket(bucket)) })
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
+		return storage.ErrClosed // Close won the race after the check above
+	}
+	return err
+}
+
+// Get returns a copy of the value stored at key, or ErrNotFound.
+func (b *Backend) Get(ctx context.Context, key string) ([]byte, error) {
+	if err := storage.CheckKey(key); err != nil {
+		return nil, err
+	}
+	var v []byte
+	err := b.view(ctx, func(bk *bbolt.Bucket) error {
+		var ok bool
+		v, ok = getValue(bk, key)
+		if !ok {
+			return storage.ErrNotFound
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// List returns one page of the keys that start with prefix, in ascending byte order.
+func (b *Backend) List(ctx context.Context, prefix string, opts storage.ListOptions) (storage.Page, error) {
+	var p storage.Page
+	err := b.view(ctx, func(bk *bbolt.Bucket) error {
+		p = listKeys(bk, nil, prefix, opts)
+		return nil
+	})
+	return p, err
+}
+
+// Ping reports whether the database is open and its bucket readable.
+func (b *Backend) Ping(ctx context.Context) error {
+	return b.view(ctx, func(bk *bbolt.Bucket) error {
+		if bk == nil {
+			return fmt.Errorf("bolt: %s has no %q bucket", b.path, bucket)
+		}
+		return nil
+	})
+}
+
+// Close stops the committer, fails writes that have not started with ErrClosed, waits for the
+// batch in flight to finish, and closes the file. Operations after Close, including Close,
+// return ErrClosed.
+func (b *Backend) Close() error {
+	b.mu.Lock()
+	if b.stopping {
+		b.mu.Unlock()
+		return storage.ErrClosed
+	}
+	b.stopping = true
+	pending := b.pending
+	b.pending = nil
+	b.mu.Unlock()
+
+	b.closed.Store(true)
+	for _, r := range pending {
+		r.done <- storage.ErrClosed
+	}
+	close(b.quit)
+	<-b.stopped
+	if err := b.db.Close(); err != nil {
+		return fmt.Errorf("bolt: close %s: %w", b.path, err)
+	}
+	return nil
+}
+
+// errTxEnded is returned when a Tx is used after its fn returned.
+var errTxEnded = errors.New("bolt: transaction used after its function returned")
+
+// txView is the storage.Tx a Txn's fn gets: reads go to the batch's bbolt transaction under
+// fn's own buffered writes, and writes stay buffered until the committer applies them. So a
+// failing fn leaves nothing in the shared transaction and never forces the batch to roll back.
+type txView struct {
+	bk     *bbolt.Bucket
+	writes map[string]*[]byte // a nil entry is a delete
+	ended  atomic.Bool
+}
+
+func newTxView(bk *bbolt.Bucket) *txView {
+	return &txView{bk: bk, writes: make(map[string]*[]byte)}
+}
+
+// check reports the error an operation on the view must return before doing any work.
+func (v *txView) check(ctx context.Context) error {
+	if v.ended.Load() {
+		return errTxEnded
+	}
+	return ctx.Err()
+}
+
+func (v *txView) Get(ctx context.Context, key string) ([]byte, error) {
+	if err := storage.CheckKey(key); err != nil {
+		return nil, err
+	}
+	if err := v.check(ctx); err != nil {
+		return nil, err
+	}
+	if w, ok := v.writes[key]; ok {
+		if w == nil {
+			return nil, storage.ErrNotFound
+		}
+		return bytes.Clone(*w), nil
+	}
+	if val, ok := getValue(v.bk, key); ok {
+		return val, nil
+	}
+	return nil, storage.ErrNotFound
+}
+
+func (v *txView) List(ctx context.Context, prefix string, opts storage.ListOptions) (storage.Page, error) {
+	if err := v.check(ctx); err != nil {
+		return storage.Page{}, err
+	}
+	return listKeys(v.bk, v.writes, prefix, opts), nil
+}
+
+func (v *txView) Put(ctx context.Context, key string, value []byte) error {
+	if err := storage.CheckKey(key); err != nil {
+		return err
+	}
+	if err := checkValue(key, value); err != nil {
+		return err
+	}
+	if err := v.check(ctx); err != nil {
+		return err
+	}
+	c := make([]byte, len(value)) // never nil, so a put is told apart from a delete
+	copy(c, value)
+	v.writes[key] = &c
+	return nil
+}
+
+func (v *txView) Delete(ctx context.Context, key string) error {
+	if err := storage.CheckKey(key); err != nil {
+		return err
+	}
+	if err := v.check(ctx); err != nil {
+		return err
+	}
+	v.writes[key] = nil
+	return nil
+}
+
+// apply writes the buffered writes into bk.
+func (v *txView) apply(bk *bbolt.Bucket) error {
+	for k, w := range v.writes {
+		var err error
+		if w == nil {
+			err = bk.Delete([]byte(k))
+		} else {
+			err = bk.Put([]byte(k), *w)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// getValue returns a copy of key's value in bk, taken out of the mmap, and whether it exists.
+// It seeks with a cursor so that an empty value is told apart from a missing key.
+func getValue(bk *bbolt.Bucket, key string) ([]byte, bool) {
+	k, val := bk.Cursor().Seek([]byte(key))
+	if k == nil || string(k) != key {
+		return nil, false
+	}
+	out := make([]byte, len(val))
+	copy(out, val)
+	return out, true
+}
+
+// listKeys returns one page of the keys in bk, as changed by writes (which may be nil), that
+// start with prefix and sort after opts.After. It merges a cursor over bk with the sorted
+// written keys and reads one key past the page to know whether there is a next page.
+func listKeys(bk *bbolt.Bucket, writes map[string]*[]byte, prefix string, opts storage.ListOptions) storage.Page {
+	limit := storage.ClampLimit(opts.Limit)
+	var ov []string
+	for k := range writes {
+		if k > opts.After && strings.HasPrefix(k, prefix) {
+			ov = append(ov, k)
+		}
+	}
+	sort.Strings(ov)
+
+	c := bk.Cursor()
+	k, _ := c.Seek([]byte(max(prefix, opts.After)))
+	if k != nil && string(k) == opts.After {
+		k, _ = c.Next()
+	}
+	pre := []byte(prefix)
+	keys := make([]string, 0, min(limit+1, 64))
+	for len(keys) <= limit {
+		inBucket := k != nil && bytes.HasPrefix(k, pre)
+		if len(ov) > 0 && (!inBucket || ov[0] <= string(k)) {
+			w := ov[0]
+			ov = ov[1:]
+			if inBucket && w == string(k) {
+				k, _ = c.Next() // the write shadows the stored key
+			}
+			if writes[w] != nil {
+				keys = append(keys, w)
+			}
+			continue
+		}
+		if !inBucket {
+			break
+		}
+		keys = append(keys, string(k))
+		k, _ = c.Next()
+	}
+	if len(keys) > limit {
+		return storage.Page{Keys: keys[:limit:limit], Next: keys[limit-1]}
+	}
+	return storage.Page{Keys: keys}
+}

@@ -1,0 +1,100 @@
+// Package storage owns Coffer's persistence seam: a small transactional key-value interface
+// and the errors every backend reports. Backends live in sub-packages (bolt, mem); the
+// conformance suite every backend must pass lives in storagetest.
+//
+// Threat model: storage is untrusted. Everything written through it by the rest of Coffer has
+// already been sealed by the barrier (internal/barrier), which is itself a Backend over a
+// Backend. A backend must be durable (an acknowledged Put or Txn survives a crash) and atomic
+// (a failed Txn leaves nothing behind); it need not be confidential.
+//
+// This package must not import any other Coffer package.
+package storage
+
+import (
+	"context"
+	"errors"
+)
+
+// ErrNotFound is returned by Get when the key holds no value.
+var ErrNotFound = errors.New("storage: not found")
+
+// ErrClosed is returned by every operation on a backend after Close.
+var ErrClosed = errors.New("storage: backend is closed")
+
+// ErrInvalidKey is returned for an empty key or one longer than MaxKeyLen.
+var ErrInvalidKey = errors.New("storage: invalid key")
+
+// MaxKeyLen is the longest key a backend must accept, in bytes.
+const MaxKeyLen = 1024
+
+// MaxListLimit caps ListOptions.Limit; larger or non-positive limits are clamped to it.
+const MaxListLimit = 1000
+
+// ListOptions selects one page of a List.
+type ListOptions struct {
+	// After is the continuation token: only keys strictly greater than After are returned.
+	// Pass the previous Page's Next to get the following page; "" starts at the prefix.
+	After string
+	// Limit is the page size; 0 or more than MaxListLimit means MaxListLimit.
+	Limit int
+}
+
+// Page is one page of keys, in ascending byte order.
+type Page struct {
+	Keys []string
+	// Next is the continuation token for the following page, or "" if this is the last one.
+	Next string
+}
+
+// Reader is the read half shared by a Backend and a Tx.
+type Reader interface {
+	// Get returns the value stored at key. It returns ErrNotFound if there is none; never
+	// (nil, nil). The returned slice belongs to the caller.
+	Get(ctx context.Context, key string) ([]byte, error)
+	// List returns the keys that start with prefix, in ascending order, one page at a time.
+	List(ctx context.Context, prefix string, opts ListOptions) (Page, error)
+}
+
+// Tx is a read-write view inside one atomic transaction. Reads see the transaction's own
+// writes. A Tx must not be used after the function it was passed to returns.
+type Tx interface {
+	Reader
+	// Put stores value at key, replacing any previous value. The value is copied.
+	Put(ctx context.Context, key string, value []byte) error
+	// Delete removes key. Deleting a missing key is not an error.
+	Delete(ctx context.Context, key string) error
+}
+
+// Backend is a durable, transactional key-value store.
+type Backend interface {
+	Reader
+	// Put stores value at key durably before returning.
+	Put(ctx context.Context, key string, value []byte) error
+	// Delete removes key durably before returning; deleting a missing key is not an error.
+	Delete(ctx context.Context, key string) error
+	// Txn runs fn inside one atomic, serialisable transaction and commits it durably if fn
+	// returns nil. If fn returns an error nothing it wrote is kept and that error is returned.
+	// fn may be called more than once (a backend may retry it, e.g. after a group commit
+	// failed for another caller), so it must have no side effects outside tx.
+	Txn(ctx context.Context, fn func(tx Tx) error) error
+	// Ping reports whether the backend can serve requests.
+	Ping(ctx context.Context) error
+	// Close releases the backend. Operations after Close return ErrClosed.
+	Close() error
+}
+
+// CheckKey reports ErrInvalidKey for keys no backend accepts.
+func CheckKey(key string) error {
+	if key == "" || len(key) > MaxKeyLen {
+		return ErrInvalidKey
+	}
+	return nil
+}
+
+// ClampLimit returns the effective page size for a requested limit.
+func ClampLimit(limit int) int {
+	if limit <= 0 || limit > MaxListLimit {
+		return MaxListLimit
+	}
+	return limit
+}
