@@ -31,10 +31,10 @@ func Errorf(status int, code, message string) *Error {
 
 // Common errors.
 var (
-	ErrNotFound          = Errorf(http.StatusNotFound, "NotFound", "no such resource: check the path")
-	ErrMethodNotAllowed  = Errorf(http.StatusMethodNotAllowed, "MethodNotAllowed", "this method is not allowed on this resource")
-	ErrRequestTooLarge   = Errorf(http.StatusRequestEntityTooLarge, "RequestTooLarge", "the request body is larger than the server accepts")
-	ErrInternal          = Errorf(http.StatusInternalServerError, "InternalError", "the server failed to process the request; the failure is logged with this request's id")
+	ErrNotFound           = Errorf(http.StatusNotFound, "NotFound", "no such resource: check the path")
+	ErrMethodNotAllowed   = Errorf(http.StatusMethodNotAllowed, "MethodNotAllowed", "this method is not allowed on this resource")
+	ErrRequestTooLarge    = Errorf(http.StatusRequestEntityTooLarge, "RequestTooLarge", "the request body is larger than the server accepts")
+	ErrInternal           = Errorf(http.StatusInternalServerError, "InternalError", "the server failed to process the request; the failure is logged with this request's id")
 	ErrServiceUnavailable = Errorf(http.StatusServiceUnavailable, "ServiceUnavailable", "the service is temporarily unavailable; retry later")
 )
 
