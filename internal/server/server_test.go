@@ -412,3 +412,51 @@ func TestDevRestartKeepsStoreAndShutdownReleasesDB(t *testing.T) {
 		t.Errorf("after restart sealed=%v term=%d; want unsealed at term %d", s2.barrier.Sealed(), s2.barrier.ActiveTerm(), term)
 	}
 }
+
+func TestDamagedStoreRefusedAtStart(t *testing.T) {
+	t.Run("fail/database-file-garbage", func(t *testing.T) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, DBFile), bytes.Repeat([]byte("not a database "), 4096), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s := New(loadConfig(t, "--dev", "--listen", "127.0.0.1:0", "--data-dir", dir), io.Discard, io.Discard)
+		err := s.Start(context.Background())
+		if err == nil {
+			s.Shutdown(context.Background())
+			t.Fatal("Start on a garbage database = nil; want an error")
+		}
+		if !strings.Contains(err.Error(), DBFile) {
+			t.Errorf("Start = %v; want it to name %s", err, DBFile)
+		}
+	})
+	t.Run("fail/keyring-damaged", func(t *testing.T) {
+		dir := t.TempDir()
+		cfg := loadConfig(t, "--dev", "--listen", "127.0.0.1:0", "--data-dir", dir)
+		s := New(cfg, io.Discard, io.Discard)
+		if err := s.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		s.Shutdown(context.Background())
+		db, err := bolt.Open(filepath.Join(dir, DBFile), bolt.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		kr, err := db.Get(ctx, "core/keyring")
+		if err != nil {
+			t.Fatal(err)
+		}
+		kr[len(kr)-3] ^= 0xff
+		db.Put(ctx, "core/keyring", kr)
+		db.Close()
+		s2 := New(cfg, io.Discard, io.Discard)
+		err = s2.Start(ctx)
+		if err == nil {
+			s2.Shutdown(ctx)
+			t.Fatal("Start with a damaged keyring = nil; want an error")
+		}
+		if !strings.Contains(err.Error(), "core/keyring") {
+			t.Errorf("Start = %v; want it to name core/keyring", err)
+		}
+	})
+}

@@ -1,0 +1,71 @@
+package archtest
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const mod = "github.com/coffer-kms/coffer/"
+
+// rule forbids packages matching from (prefix of the path after the module) to import, even
+// indirectly when deep is set, any package matching one of to.
+type rule struct {
+	from   string
+	to     []string
+	deep   bool
+	reason string
+}
+
+var rules = []rule{
+	{"internal/storage", []string{mod + "internal/"}, false, "storage is the bottom layer: it imports no other Coffer package (storagetest may import storage)"},
+	{"internal/shamir", []string{mod + "internal/", "net/http"}, true, "shamir is a leaf of pure arithmetic"},
+	{"internal/barrier", []string{"net/http", mod + "internal/server", mod + "internal/api", mod + "internal/storage/bolt"}, true, "the barrier is domain code: no HTTP, no concrete backend"},
+	{"internal/authz", []string{"net/http", mod + "internal/"}, true, "authz is a pure decision over a snapshot"},
+	{"internal/audit", []string{"net/http", mod + "internal/"}, true, "audit imports nothing of Coffer and no HTTP"},
+	{"internal/config", []string{mod + "internal/"}, false, "config stands alone"},
+	{"internal/api", []string{mod + "internal/storage/bolt", mod + "internal/storage/mem", mod + "internal/server", mod + "internal/cli"}, true, "the wire layer never picks a concrete backend"},
+	{"internal/cli", []string{mod + "internal/barrier", mod + "internal/storage", mod + "internal/shamir"}, false, "the CLI talks to a server over HTTPS, not to storage"},
+	{"internal/", []string{"math/rand"}, false, "randomness comes from crypto/rand only (SECURITY-NOTES C7)"},
+}
+
+func TestDependencyRules(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}}|{{join .Imports \" \"}}|{{join .Deps \" \"}}", mod+"...").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	checked := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		parts := strings.SplitN(line, "|", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		pkg := strings.TrimPrefix(parts[0], mod)
+		if strings.HasSuffix(pkg, "storagetest") || strings.HasPrefix(pkg, "internal/archtest") {
+			continue
+		}
+		for _, r := range rules {
+			if !strings.HasPrefix(pkg, r.from) {
+				continue
+			}
+			checked++
+			imports := strings.Fields(parts[1])
+			if r.deep {
+				imports = append(imports, strings.Fields(parts[2])...)
+			}
+			for _, imp := range imports {
+				for _, bad := range r.to {
+					if imp == bad || (strings.HasSuffix(bad, "/") && strings.HasPrefix(imp, bad)) {
+						if strings.HasPrefix(imp, mod+r.from) || (r.from == "internal/storage" && imp == mod+"internal/storage") {
+							continue // a package may use its own sub-packages
+						}
+						t.Errorf("%s imports %s: %s", pkg, imp, r.reason)
+					}
+				}
+			}
+		}
+	}
+	if checked < 8 {
+		t.Errorf("only %d package/rule pairs checked: the rules match nothing", checked)
+	}
+}
