@@ -1,0 +1,226 @@
+package audit
+
+import (
+	"fmt"
+	"io"
+	"time"
+)
+
+// Internal request kinds, besides the record kinds.
+const (
+	kindClose = "close" // final checkpoint, then stop the writer
+	kindTick  = "tick"  // CheckpointInterval elapsed
+)
+
+// request is one caller waiting for the writer goroutine.
+type request struct {
+	kind string
+	ev   Event
+	cp   *Checkpoint // out: the checkpoint written for a KindCheckpoint request
+	err  error
+	done chan struct{} // closed when the request is durable or failed; nil for ticks
+}
+
+// submit queues r for the writer goroutine and waits for it.
+func (l *Log) submit(r *request) error {
+	r.done = make(chan struct{})
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		l.failures.Add(1)
+		return ErrClosed
+	}
+	l.queue = append(l.queue, r)
+	l.mu.Unlock()
+	l.signal()
+	<-r.done
+	return r.err
+}
+
+// signal wakes the writer goroutine if it is idle.
+func (l *Log) signal() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run is the writer goroutine: it takes everything queued, writes it with one write and one
+// fsync, and releases the callers (group commit). Callers that queue while it writes wait
+// for the next round, which takes them all together.
+func (l *Log) run() {
+	defer close(l.stopped)
+	var tick <-chan time.Time
+	if l.interval > 0 {
+		t := time.NewTicker(l.interval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		var batch []*request
+		select {
+		case <-l.wake:
+			l.mu.Lock()
+			batch, l.queue = l.queue, nil
+			l.mu.Unlock()
+		case <-tick:
+			batch = []*request{{kind: kindTick}}
+		}
+		if len(batch) == 0 {
+			continue
+		}
+		l.commit(batch)
+		if batch[len(batch)-1].kind == kindClose { // Close queues last and nothing after
+			return
+		}
+	}
+}
+
+// commit encodes the batch after the current head, adding checkpoints where due, writes and
+// syncs it, and advances the head only if that succeeded.
+func (l *Log) commit(batch []*request) {
+	defer func() {
+		for _, r := range batch {
+			if r.done != nil {
+				close(r.done)
+			}
+		}
+	}()
+	if l.dirty {
+		if err := l.file.Truncate(l.size); err != nil {
+			err = fmt.Errorf("audit: %s holds a failed write that cannot be removed: %w", l.path, err)
+			for _, r := range batch {
+				r.err = err
+			}
+			l.failures.Add(uint64(len(batch)))
+			return
+		}
+		l.dirty = false
+	}
+
+	buf := l.buf[:0]
+	seq, head, since := l.seq, l.head, l.since
+	now := l.clock().UTC()
+	autoFailed := 0
+	add := func(kind string, ev Event, cp *Checkpoint) error {
+		r := Record{Seq: seq + 1, Kind: kind, LogID: l.logID, Event: ev, Checkpoint: cp}
+		if r.Seq != 1 {
+			r.Prev = head
+		}
+		var err error
+		if buf, err = encodeLine(buf, &r, head); err != nil {
+			return fmt.Errorf("audit: encode record: %w", err)
+		}
+		seq, head = r.Seq, r.Hash
+		if kind == KindCheckpoint {
+			since = 0
+		} else {
+			since++
+		}
+		return nil
+	}
+	checkpoint := func() (*Checkpoint, error) {
+		cp := &Checkpoint{LogID: l.logID, Seq: seq, HeadHash: head, Time: now}
+		if err := sign(l.signer, cp); err != nil {
+			return nil, err
+		}
+		if err := add(KindCheckpoint, Event{Time: now}, cp); err != nil {
+			return nil, err
+		}
+		return cp, nil
+	}
+	for _, r := range batch {
+		switch r.kind {
+		case KindEvent, KindRecovery:
+			if r.kind == KindRecovery {
+				r.ev.Time = now
+			}
+			if r.err = add(r.kind, r.ev, nil); r.err != nil {
+				continue
+			}
+			if since >= l.every {
+				if _, err := checkpoint(); err != nil {
+					autoFailed++ // the events stand; the next record retries the checkpoint
+				}
+			}
+		case KindCheckpoint:
+			r.cp, r.err = checkpoint()
+		case kindClose, kindTick:
+			if since > 0 {
+				_, r.err = checkpoint()
+			}
+		}
+	}
+	l.buf = buf[:0]
+	if cap(l.buf) > 1<<20 {
+		l.buf = nil
+	}
+
+	var werr error
+	if len(buf) > 0 {
+		werr = l.write(buf)
+	}
+	failed := 0
+	for _, r := range batch {
+		if werr != nil && r.err == nil {
+			r.err, r.cp = werr, nil
+		}
+		if r.err != nil {
+			failed++
+		}
+	}
+	if werr == nil {
+		l.syncs.Add(1)
+		failed += autoFailed
+		l.stateMu.Lock()
+		l.seq, l.head, l.since = seq, head, since
+		l.stateMu.Unlock()
+	}
+	l.failures.Add(uint64(failed))
+}
+
+// write makes buf durable after the good records. On failure it truncates the file back to
+// its last good length, so the file and the in-memory head agree again.
+func (l *Log) write(buf []byte) error {
+	if l.file == nil {
+		return l.writeSink(buf)
+	}
+	n, err := l.file.Write(buf)
+	if err == nil && n < len(buf) {
+		err = io.ErrShortWrite
+	}
+	if err == nil {
+		if err = l.file.Sync(); err == nil {
+			l.size += int64(n)
+			return nil
+		}
+	}
+	if terr := l.file.Truncate(l.size); terr != nil {
+		l.dirty = true
+	}
+	return fmt.Errorf("audit: write %s: %w", l.path, err)
+}
+
+// writeSink writes buf to a sink's writer. A sink cannot be truncated: after a write that
+// got part of a line out, the next write begins with a newline so the damage stays on one
+// line.
+func (l *Log) writeSink(buf []byte) error {
+	out := buf
+	if l.partialNL {
+		out = append([]byte{'\n'}, buf...)
+	}
+	n, err := l.w.Write(out)
+	if err == nil && n < len(out) {
+		err = io.ErrShortWrite
+	}
+	if err == nil {
+		l.partialNL = false
+		return nil
+	}
+	if l.partialNL {
+		l.partialNL = n != 1
+	} else {
+		l.partialNL = n > 0
+	}
+	return fmt.Errorf("audit: write: %w", err)
+}

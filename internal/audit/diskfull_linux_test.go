@@ -1,0 +1,96 @@
+package audit
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// TestAppendDiskFull fills a real 64 KiB tmpfs with audit records: the Append that hits
+// ENOSPC must fail (so its request fails: no unaudited operation), be counted, leave no
+// partial record in the file, and appends must resume, on the same Log, once space returns.
+func TestAppendDiskFull(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipped: mounting a tiny tmpfs to fill needs root; the injectable-writer test (TestWriterSinkFailure) covers the failure path")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("skipped: cannot mount a tmpfs here (%v: %s); the injectable-writer test covers the failure path", err, strings.TrimSpace(string(out)))
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+
+	filler := filepath.Join(dir, "filler") // space to give back later
+	if err := os.WriteFile(filler, make([]byte, 16<<10), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	key := newSigner(t)
+	path := filepath.Join(dir, "audit.log")
+	l, err := Open(path, testOptions(key, "log-a", 20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if l != nil {
+			l.Close()
+		}
+	}()
+
+	written := 0
+	var appendErr error
+	for i := 1; i <= 10000; i++ {
+		ev := testEvent(i)
+		ev.Reason = strings.Repeat("r", MaxReasonLen)
+		if appendErr = l.Append(ev); appendErr != nil {
+			break
+		}
+		written++
+	}
+	if !errors.Is(appendErr, syscall.ENOSPC) {
+		t.Fatalf("Append on a full disk = %v; want an error wrapping ENOSPC", appendErr)
+	}
+	if err := l.Append(testEvent(0)); !errors.Is(err, syscall.ENOSPC) {
+		t.Errorf("second Append on a full disk = %v; want ENOSPC", err)
+	}
+	if got := l.Failures(); got < 2 {
+		t.Errorf("Failures = %d; want at least 2", got)
+	}
+	t.Logf("%d records fit before ENOSPC", written)
+
+	rep, err := verifyFile(t, path, key.Public(), VerifyOptions{})
+	if err != nil {
+		t.Fatalf("Verify of the full disk's log = %v; want a valid chain", err)
+	}
+	if rep.TornBytes != 0 {
+		t.Errorf("log holds a torn tail of %d bytes after ENOSPC; want the failed write truncated away", rep.TornBytes)
+	}
+	if events := rep.Records - rep.Checkpoints; events != written || rep.LastSeq != l.Head().Seq {
+		t.Errorf("log holds %d events up to seq %d; want the %d acknowledged ones up to Head seq %d",
+			events, rep.LastSeq, written, l.Head().Seq)
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Append(testEvent(written + 1)); err != nil {
+		t.Fatalf("Append after space returned = %v; want success without reopening", err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatalf("Close = %v", err)
+	}
+	l = nil
+	rep, err = verifyFile(t, path, key.Public(), VerifyOptions{})
+	if err != nil {
+		t.Fatalf("Verify after recovery = %v", err)
+	}
+	if events := rep.Records - rep.Checkpoints; events != written+1 || rep.UnsignedTail != 0 {
+		t.Errorf("Verify = %+v; want %d events and a final checkpoint", rep, written+1)
+	}
+}

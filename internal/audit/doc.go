@@ -1,0 +1,62 @@
+// Package audit owns Coffer's audit trail: the Event callers fill for every request, the
+// tamper-evident log those events are appended to (a hash chain of JSON lines with signed
+// checkpoints interleaved), the verifier that recomputes the chain and names the first bad
+// record, and the tenant-scoped query over a log.
+//
+// # Format (version 1)
+//
+// A log is a file of JSON lines, one Record per line, written with mode 0600 and only ever
+// appended to. Each record is the canonical JSON of the Record struct (encoding/json, fields
+// in struct order) and carries:
+//
+//   - seq: 1, 2, 3, … with no gaps (a rotated file continues the previous file's numbers);
+//   - log: the log id, fixed for the life of the log and carried into rotated files;
+//   - prev: the hash of the previous record ("" for seq 1);
+//   - hash: hex SHA-256(h ‖ canonical JSON of the record without its hash field), where h is
+//     prev, or for seq 1 the genesis value hex SHA-256("coffer-audit-v1 genesis\n" ‖ log).
+//
+// Records have a kind: "event" (an Event), "checkpoint" (a Checkpoint signed by a key the
+// caller keeps outside the log: every Options.CheckpointEvery records, every
+// Options.CheckpointInterval, on Close and on demand) or "recovery" (written by Open after it
+// removed a torn final line). The checkpoint at seq n covers record n-1: its signature is
+// over (log id, n-1, hash of record n-1, time), see Checkpoint.
+//
+// # Failure rule: no unaudited operation
+//
+// Append returns only after the record is written and fsynced (group commit: one goroutine
+// writes and fsyncs every pending record at once, so concurrent callers share an fsync). If
+// Append returns an error the caller must fail its request before anything is done or
+// returned — an operation that cannot be audited does not happen (Vault's rule). Failures
+// are counted by Log.Failures for the audit_failures_total metric. After a failed write the
+// log truncates the file back to its last good length, so the chain on disk stays valid and
+// later appends continue it.
+//
+// # Imports
+//
+// This package imports only the Go standard library. It must never import net/http or any
+// other Coffer package: the api layer builds Events, the server wires a Log.
+//
+// # Threat model
+//
+// Whoever can write the log file (an operator with root, a compromised host, a backup
+// restored by mistake) is the adversary; the checkpoint signing key is not available to them
+// (it is sealed by the barrier or held by an HSM, never stored beside the log). Verify
+// detects, and names the first sequence number in doubt for, an edited field (hash
+// mismatch), a deleted record (sequence gap), reordered, duplicated or inserted records,
+// records spliced in from another log (log id), a re-chained log (every record rehashed: the
+// checkpoint signatures no longer verify) and truncation (against a checkpoint exported
+// earlier, VerifyOptions.ExpectHead). Without an exported checkpoint, records after the last
+// checkpoint are reported as an unsigned tail: a writer could have altered or dropped them
+// undetectably, which is why checkpoints should be exported off the host regularly.
+//
+// A torn final line (a crash in the middle of a write) is not tampering: Open removes it and
+// appends a "recovery" record saying how many bytes were removed; Verify reports it in
+// Report.TornBytes. Only the final line can be torn; any other unparsable line is an error.
+//
+// Confidentiality: records never hold a secret value, key material, plaintext or token.
+// Callers that must correlate a sensitive string (a token id, a client secret) record
+// Log.HMAC(s), an HMAC-SHA256 under a per-log key the caller keeps sealed, as Vault does; the
+// audit file alone does not reveal the string. Reason is short free text for humans and must
+// never contain secrets. Audit files reveal who did what to which object, so they are 0600
+// and tenants see only their own records through Query.
+package audit

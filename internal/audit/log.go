@@ -1,0 +1,330 @@
+package audit
+
+import (
+	"crypto"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// DefaultCheckpointEvery is the checkpoint period, in records, when Options leaves it zero.
+const DefaultCheckpointEvery = 1000
+
+// ErrClosed is returned by Append and Checkpoint after Close.
+var ErrClosed = errors.New("audit: log is closed")
+
+// Options configures a Log.
+type Options struct {
+	// Signer signs checkpoints (required; Ed25519 expected, ECDSA accepted). Keep its key
+	// sealed and away from the log: whoever holds it can forge a whole log.
+	Signer crypto.Signer
+	// HMACKey is the per-log salt of Log.HMAC (required, at least 16 bytes). Keep it sealed.
+	HMACKey []byte
+	// LogID names a new log ([A-Za-z0-9._-], at most 64 bytes); random if empty. When
+	// reopening, it must match the file's log id if set.
+	LogID string
+	// CheckpointEvery is the number of records between checkpoints; DefaultCheckpointEvery
+	// if zero.
+	CheckpointEvery int
+	// CheckpointInterval, if positive, also makes a checkpoint every interval in which
+	// records were appended (the "every T seconds" rule), bounding the unsigned tail in time.
+	CheckpointInterval time.Duration
+	// Clock supplies Event.Time when a caller leaves it zero, and checkpoint times;
+	// time.Now if nil.
+	Clock func() time.Time
+	// Continue, for a new file, is the Head of the previous file of the same log (after its
+	// Close): the chain continues from it (rotation). For an existing file it must match the
+	// file's first record.
+	Continue *Head
+}
+
+// Log is an append-only, hash-chained audit log. Its methods are safe for concurrent use.
+type Log struct {
+	signer   crypto.Signer
+	hmacKey  []byte
+	logID    string
+	every    int
+	interval time.Duration
+	clock    func() time.Time
+
+	file *os.File  // nil for a writer sink
+	w    io.Writer // the file or the sink's writer
+	path string
+
+	mu      sync.Mutex // guards queue and closed
+	queue   []*request
+	closed  bool
+	wake    chan struct{}
+	stopped chan struct{}
+
+	// Chain state: written only by the writer goroutine (and by Open before it starts),
+	// under stateMu so Head can read it.
+	stateMu   sync.Mutex
+	seq       uint64
+	head      string // hash of record seq (genesis before seq 1)
+	since     int    // records since the last checkpoint record
+	size      int64  // length of the file's good records
+	dirty     bool   // the file may hold bytes past size (a failed truncate)
+	partialNL bool   // writer sink: a write failed part-way, start the next on a new line
+	buf       []byte
+
+	failures atomic.Uint64
+	syncs    atomic.Uint64 // successful write+fsync rounds (group commits), for benchmarks
+}
+
+// newLog validates opts and returns a Log without a writer.
+func newLog(opts Options) (*Log, error) {
+	if err := checkSigner(opts.Signer); err != nil {
+		return nil, err
+	}
+	if len(opts.HMACKey) < 16 {
+		return nil, errors.New("audit: Options.HMACKey must be at least 16 bytes")
+	}
+	if opts.CheckpointEvery < 0 {
+		return nil, errors.New("audit: Options.CheckpointEvery must not be negative")
+	}
+	if opts.LogID != "" {
+		if err := checkLogID(opts.LogID); err != nil {
+			return nil, err
+		}
+	}
+	if c := opts.Continue; c != nil {
+		if err := checkLogID(c.LogID); err != nil {
+			return nil, fmt.Errorf("audit: Options.Continue: %w", err)
+		}
+		if c.Seq == 0 || !isHash(c.Hash) {
+			return nil, errors.New("audit: Options.Continue must be the Head of a non-empty log")
+		}
+		if opts.LogID != "" && opts.LogID != c.LogID {
+			return nil, fmt.Errorf("audit: Options.LogID %q differs from Options.Continue.LogID %q", opts.LogID, c.LogID)
+		}
+	}
+	l := &Log{
+		signer:   opts.Signer,
+		hmacKey:  append([]byte(nil), opts.HMACKey...),
+		every:    opts.CheckpointEvery,
+		interval: opts.CheckpointInterval,
+		clock:    opts.Clock,
+		wake:     make(chan struct{}, 1),
+		stopped:  make(chan struct{}),
+	}
+	if l.every == 0 {
+		l.every = DefaultCheckpointEvery
+	}
+	if l.clock == nil {
+		l.clock = time.Now
+	}
+	return l, nil
+}
+
+// startFresh sets the chain state of a new log.
+func (l *Log) startFresh(opts Options) error {
+	switch {
+	case opts.Continue != nil:
+		l.logID, l.seq, l.head = opts.Continue.LogID, opts.Continue.Seq, opts.Continue.Hash
+		return nil
+	case opts.LogID != "":
+		l.logID = opts.LogID
+	default:
+		var b [16]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return fmt.Errorf("audit: log id: %w", err)
+		}
+		l.logID = hex.EncodeToString(b[:])
+	}
+	l.head = genesis(l.logID)
+	return nil
+}
+
+// checkLogID reports whether id is a valid log id.
+func checkLogID(id string) error {
+	if id == "" || len(id) > 64 {
+		return fmt.Errorf("audit: log id must be 1–64 bytes, got %d", len(id))
+	}
+	for _, c := range []byte(id) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return fmt.Errorf("audit: log id %q may hold only A–Z a–z 0–9 . _ -", id)
+		}
+	}
+	return nil
+}
+
+// Open opens the log file at path, creating it (mode 0600) if needed, and continues its
+// chain. It reads and checks the whole file first: a torn final line is truncated away and
+// reported in a recovery record appended next; any other bad line makes Open fail with a
+// *VerifyError naming the line. Checkpoints in the file must verify under opts.Signer.
+// Only one Log may have a file open at a time (an advisory lock enforces it across
+// processes on Unix).
+func Open(path string, opts Options) (*Log, error) {
+	l, err := newLog(opts)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("audit: open: %w", err)
+	}
+	fail := func(err error) (*Log, error) {
+		f.Close()
+		return nil, fmt.Errorf("audit: open %s: %w", path, err)
+	}
+	if err := lockFile(f); err != nil {
+		return fail(err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return fail(err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		if err := f.Chmod(0o600); err != nil {
+			return fail(err)
+		}
+	}
+	l.file, l.w, l.path = f, f, path
+
+	c := newChain(opts.Signer.Public(), opts.LogID)
+	c.anyStart = opts.Continue == nil
+	if opts.Continue != nil {
+		c.continueFrom(*opts.Continue)
+	}
+	lr := newLineReader(io.NewSectionReader(f, 0, fi.Size()))
+	last, verr := c.readAll(lr)
+	if err := lr.failure(); err != nil {
+		return fail(err)
+	}
+	if verr != nil {
+		return fail(verr)
+	}
+	var torn int64
+	if c.torn != nil {
+		torn = c.torn.size
+		if err := f.Truncate(c.goodLen); err != nil {
+			return fail(fmt.Errorf("remove torn final line: %w", err))
+		}
+		if err := f.Sync(); err != nil {
+			return fail(err)
+		}
+	}
+	if last == nil {
+		if err := l.startFresh(opts); err != nil {
+			return fail(err)
+		}
+		if err := syncDir(filepath.Dir(path)); err != nil {
+			return fail(err)
+		}
+	} else {
+		l.logID, l.seq, l.head = c.logID, c.seq, c.head
+		l.since = int(c.seq - c.signedThrough)
+	}
+	l.size = c.goodLen
+	go l.run()
+	if torn > 0 {
+		ev := Event{Operation: "AuditRecovery", Reason: fmt.Sprintf("torn final line of %d bytes removed", torn)}
+		if err := l.submit(&request{kind: KindRecovery, ev: ev}); err != nil {
+			l.Close()
+			return nil, fmt.Errorf("audit: open %s: record recovery: %w", path, err)
+		}
+	}
+	return l, nil
+}
+
+// NewWriterSink returns a Log that writes the same records to w (e.g. os.Stdout for a log
+// collector) without fsync and without reading anything back: it always starts a new chain
+// (or continues opts.Continue). If a write to w fails, Append returns the error and the
+// chain does not advance; if the failed write got part of a line out, the next write starts
+// on a new line, and the stream holds one broken line that Verify will report.
+func NewWriterSink(w io.Writer, opts Options) (*Log, error) {
+	if w == nil {
+		return nil, errors.New("audit: NewWriterSink: nil writer")
+	}
+	l, err := newLog(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.startFresh(opts); err != nil {
+		return nil, err
+	}
+	l.w = w
+	go l.run()
+	return l, nil
+}
+
+// HMAC returns "hmac-sha256:" ‖ hex(HMAC-SHA256(Options.HMACKey, s)): a stable stand-in for
+// a sensitive string (token id, client secret, password) that lets whoever holds the key
+// check or correlate it without the audit file revealing it.
+func (l *Log) HMAC(s string) string {
+	return hmacString(l.hmacKey, s)
+}
+
+// Append writes ev as the next record and returns once it is durable (written and, for a
+// file, fsynced). Concurrent calls share one write and fsync (group commit). If Append
+// returns an error the caller must fail its request: no unaudited operation. Errors are
+// ErrInvalidEvent (wrapped) for an event it refuses, ErrClosed, or the write/fsync error.
+func (l *Log) Append(ev Event) error {
+	if ev.Time.IsZero() {
+		ev.Time = l.clock()
+	}
+	ev.Time = ev.Time.UTC()
+	if err := ev.validate(); err != nil {
+		l.failures.Add(1)
+		return err
+	}
+	return l.submit(&request{kind: KindEvent, ev: ev})
+}
+
+// Checkpoint appends a signed checkpoint of the current head now and returns it, for the
+// caller to export off the host (and later pass to Verify as VerifyOptions.ExpectHead).
+func (l *Log) Checkpoint() (Checkpoint, error) {
+	r := &request{kind: KindCheckpoint}
+	if err := l.submit(r); err != nil {
+		return Checkpoint{}, err
+	}
+	return *r.cp, nil
+}
+
+// Close writes a final checkpoint if any record followed the last one, stops the writer and
+// closes the file (not the writer of a sink). Appends after Close fail with ErrClosed.
+func (l *Log) Close() error {
+	r := &request{kind: kindClose, done: make(chan struct{})}
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	l.closed = true
+	l.queue = append(l.queue, r)
+	l.mu.Unlock()
+	l.signal()
+	<-r.done
+	<-l.stopped
+	err := r.err
+	if l.file != nil {
+		if cerr := l.file.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("audit: close: %w", cerr)
+		}
+	}
+	return err
+}
+
+// Failures returns how many Append (and Checkpoint) calls failed and how many automatic
+// checkpoints could not be written, for the audit_failures_total metric.
+func (l *Log) Failures() uint64 {
+	return l.failures.Load()
+}
+
+// Head returns the log id, seq and hash of the last durable record.
+func (l *Log) Head() Head {
+	l.stateMu.Lock()
+	defer l.stateMu.Unlock()
+	return Head{LogID: l.logID, Seq: l.seq, Hash: l.head}
+}
+
+// Path returns the file a log was opened on ("" for a writer sink).
+func (l *Log) Path() string { return l.path }

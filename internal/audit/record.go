@@ -1,0 +1,214 @@
+package audit
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Record kinds.
+const (
+	// KindEvent is a record holding a caller's Event.
+	KindEvent = "event"
+	// KindCheckpoint is a record holding a signed Checkpoint of the record before it.
+	KindCheckpoint = "checkpoint"
+	// KindRecovery is the record Open appends after removing a torn final line.
+	KindRecovery = "recovery"
+)
+
+// Record is one line of a log: an Event (empty but for Time in a checkpoint) with its place
+// in the hash chain. Field order is the canonical order hashed (see the package doc).
+type Record struct {
+	// Seq is the record's sequence number: 1 for the first record of a log, then +1.
+	Seq uint64 `json:"seq"`
+	// Kind is KindEvent, KindCheckpoint or KindRecovery.
+	Kind string `json:"kind"`
+	// LogID identifies the log the record belongs to.
+	LogID string `json:"log"`
+	// Prev is the Hash of record Seq-1, or "" for Seq 1 (chained from the genesis value).
+	Prev string `json:"prev"`
+	Event
+	// Checkpoint is set in checkpoint records only.
+	Checkpoint *Checkpoint `json:"checkpoint,omitempty"`
+	// Hash is hex SHA-256(Prev or genesis ‖ canonical JSON of the record without Hash).
+	Hash string `json:"hash,omitempty"`
+}
+
+// Checkpoint is a signed statement that record Seq of log LogID has hash HeadHash. Export
+// checkpoints off the host (Log.Checkpoint returns one) and hand one to Verify as
+// VerifyOptions.ExpectHead to detect truncation.
+type Checkpoint struct {
+	// LogID is the log the checkpoint belongs to.
+	LogID string `json:"log"`
+	// Seq is the sequence number of the last record covered.
+	Seq uint64 `json:"seq"`
+	// HeadHash is the hash of record Seq (the genesis value if Seq is 0).
+	HeadHash string `json:"head"`
+	// Time is when the checkpoint was made.
+	Time time.Time `json:"time"`
+	// Signature is over SignedMessage, by the Options.Signer key: Ed25519 over the message,
+	// or ECDSA (ASN.1) over its SHA-256.
+	Signature []byte `json:"sig"`
+}
+
+// SignedMessage returns the bytes a checkpoint signature covers:
+// "coffer-audit-checkpoint-v1\n" ‖ log ‖ "\n" ‖ decimal seq ‖ "\n" ‖ head ‖ "\n" ‖ RFC 3339 time (UTC).
+func (c *Checkpoint) SignedMessage() []byte {
+	var b bytes.Buffer
+	b.WriteString("coffer-audit-checkpoint-v1\n")
+	b.WriteString(c.LogID)
+	b.WriteByte('\n')
+	b.WriteString(strconv.FormatUint(c.Seq, 10))
+	b.WriteByte('\n')
+	b.WriteString(c.HeadHash)
+	b.WriteByte('\n')
+	b.WriteString(c.Time.UTC().Format(time.RFC3339Nano))
+	return b.Bytes()
+}
+
+// Head is the end of a log's chain: the sequence number and hash of its last record. Pass a
+// closed log's Head as Options.Continue to continue the chain in a new file (rotation).
+type Head struct {
+	// LogID identifies the log.
+	LogID string `json:"log"`
+	// Seq is the last record's sequence number (0 for an empty log).
+	Seq uint64 `json:"seq"`
+	// Hash is the last record's hash (the genesis value for an empty log).
+	Hash string `json:"hash"`
+}
+
+// genesis is the value the record with seq 1 is chained from.
+func genesis(logID string) string {
+	sum := sha256.Sum256([]byte("coffer-audit-v1 genesis\n" + logID))
+	return hex.EncodeToString(sum[:])
+}
+
+// canonical returns the canonical JSON of r without its hash.
+func canonical(r *Record) ([]byte, error) {
+	c := *r
+	c.Hash = ""
+	return json.Marshal(&c)
+}
+
+// chainHash is hex SHA-256(prev ‖ canon).
+func chainHash(prev string, canon []byte) string {
+	h := sha256.New()
+	h.Write([]byte(prev))
+	h.Write(canon)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// encodeLine fills in r.Hash given the hash h of the previous record (the genesis value for
+// seq 1) and appends r's line, with its newline, to dst.
+func encodeLine(dst []byte, r *Record, h string) ([]byte, error) {
+	canon, err := canonical(r)
+	if err != nil {
+		return dst, err
+	}
+	r.Hash = chainHash(h, canon)
+	dst = append(dst, canon[:len(canon)-1]...)
+	dst = append(dst, `,"hash":"`...)
+	dst = append(dst, r.Hash...)
+	dst = append(dst, "\"}\n"...)
+	return dst, nil
+}
+
+// isHash reports whether s is 64 lowercase hex digits.
+func isHash(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// errKeyType is returned for checkpoint keys other than Ed25519 and ECDSA.
+var errKeyType = errors.New("audit: checkpoint key must be Ed25519 or ECDSA")
+
+// checkSigner reports whether s has a key type checkpoints can be signed with.
+func checkSigner(s crypto.Signer) error {
+	if s == nil {
+		return errors.New("audit: Options.Signer is required (the checkpoint signing key)")
+	}
+	switch s.Public().(type) {
+	case ed25519.PublicKey, *ecdsa.PublicKey:
+		return nil
+	default:
+		return fmt.Errorf("%w, not %T", errKeyType, s.Public())
+	}
+}
+
+// sign sets c.Signature.
+func sign(s crypto.Signer, c *Checkpoint) error {
+	msg := c.SignedMessage()
+	var sig []byte
+	var err error
+	switch s.Public().(type) {
+	case ed25519.PublicKey:
+		sig, err = s.Sign(rand.Reader, msg, crypto.Hash(0))
+	case *ecdsa.PublicKey:
+		d := sha256.Sum256(msg)
+		sig, err = s.Sign(rand.Reader, d[:], crypto.SHA256)
+	default:
+		err = errKeyType
+	}
+	if err != nil {
+		return fmt.Errorf("audit: sign checkpoint: %w", err)
+	}
+	c.Signature = sig
+	return nil
+}
+
+// verifySig reports whether c.Signature is valid under pub.
+func verifySig(pub crypto.PublicKey, c *Checkpoint) bool {
+	msg := c.SignedMessage()
+	switch k := pub.(type) {
+	case ed25519.PublicKey:
+		return len(k) == ed25519.PublicKeySize && ed25519.Verify(k, msg, c.Signature)
+	case *ed25519.PublicKey:
+		return k != nil && len(*k) == ed25519.PublicKeySize && ed25519.Verify(*k, msg, c.Signature)
+	case *ecdsa.PublicKey:
+		if k == nil || k.Curve == nil {
+			return false
+		}
+		d := sha256.Sum256(msg)
+		return ecdsa.VerifyASN1(k, d[:], c.Signature)
+	default:
+		return false
+	}
+}
+
+// checkPublicKey reports whether Verify can check checkpoints with pub.
+func checkPublicKey(pub crypto.PublicKey) error {
+	switch k := pub.(type) {
+	case ed25519.PublicKey:
+		if len(k) == ed25519.PublicKeySize {
+			return nil
+		}
+	case *ed25519.PublicKey:
+		if k != nil && len(*k) == ed25519.PublicKeySize {
+			return nil
+		}
+	case *ecdsa.PublicKey:
+		if k != nil && k.Curve != nil {
+			return nil
+		}
+	case nil:
+		return errors.New("audit: Verify needs the checkpoint public key")
+	}
+	return fmt.Errorf("%w, not %T", errKeyType, pub)
+}

@@ -1,0 +1,398 @@
+package audit
+
+import (
+	"bytes"
+	"crypto"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+)
+
+// VerifyError kinds: what Verify (and Open) found wrong.
+const (
+	// BadSyntax: the line is not a JSON record, or longer than MaxLineBytes.
+	BadSyntax = "syntax"
+	// BadCanonical: the line parses but is not the canonical encoding of what it holds
+	// (extra or duplicate fields, reordered keys, whitespace): it was edited.
+	BadCanonical = "noncanonical"
+	// BadHash: the record's hash does not match its contents: a field was edited.
+	BadHash = "hash"
+	// BadSplice: the record belongs to another log (log id).
+	BadSplice = "splice"
+	// BadGenesis: the first record is not seq 1 chained from the genesis value (or does not
+	// continue VerifyOptions.Continue): records were cut from the start.
+	BadGenesis = "genesis"
+	// BadGap: the sequence jumps forward: records were deleted.
+	BadGap = "gap"
+	// BadReorder: records are out of order.
+	BadReorder = "reorder"
+	// BadDuplicate: a record appears twice.
+	BadDuplicate = "duplicate"
+	// BadConflict: two different records claim the same seq: one was inserted or replaced.
+	BadConflict = "conflict"
+	// BadPrev: the record's prev is not the previous record's hash.
+	BadPrev = "prev"
+	// BadKind: unknown kind, or a kind without (or with a stray) checkpoint payload.
+	BadKind = "kind"
+	// BadCheckpointHead: a checkpoint does not describe the record before it.
+	BadCheckpointHead = "checkpoint-head"
+	// BadCheckpointSignature: a checkpoint's signature does not verify under the key: the
+	// records it covers were forged or re-chained.
+	BadCheckpointSignature = "checkpoint-signature"
+	// BadExpectHead: the record at VerifyOptions.ExpectHead.Seq has another hash, or the
+	// expected checkpoint itself does not verify.
+	BadExpectHead = "expect-head"
+	// BadTruncated: the log ends before VerifyOptions.ExpectHead.Seq.
+	BadTruncated = "truncated"
+)
+
+// VerifyError names the first problem Verify found.
+type VerifyError struct {
+	// Seq is the lowest sequence number in doubt: every record before it is verified (and,
+	// up to the last good checkpoint, signed). For a checkpoint failure that is the record
+	// after the previous good checkpoint, since any record it covers may be the forged one.
+	Seq uint64
+	// Line is the 1-based line where the problem was detected (for BadTruncated, one past
+	// the last line).
+	Line int
+	// Kind is one of the Bad* constants.
+	Kind string
+	// Msg describes the problem.
+	Msg string
+}
+
+// Error implements error.
+func (e *VerifyError) Error() string {
+	return fmt.Sprintf("audit: line %d, seq %d: %s: %s", e.Line, e.Seq, e.Kind, e.Msg)
+}
+
+// VerifyOptions tunes Verify.
+type VerifyOptions struct {
+	// ExpectHead is a checkpoint exported earlier (trusted). Verify fails with BadTruncated
+	// if the log ends before its Seq and with BadExpectHead if the record at its Seq has
+	// another hash. If it carries a signature, that must verify too.
+	ExpectHead *Checkpoint
+	// Continue is the trusted head of the previous file when verifying a rotated file on
+	// its own; its first record must continue it. (Verifying the files concatenated, e.g.
+	// with io.MultiReader, needs no Continue.)
+	Continue *Head
+	// LogID, if set, is the log id the records must carry.
+	LogID string
+}
+
+// Report summarizes a verified log.
+type Report struct {
+	// LogID is the log id the records carry.
+	LogID string
+	// Records counts the valid records read, checkpoints included.
+	Records int
+	// Checkpoints counts the valid checkpoint records.
+	Checkpoints int
+	// LastSeq is the seq of the last valid record (0 if none).
+	LastSeq uint64
+	// HeadHash is the hash of the last valid record.
+	HeadHash string
+	// LastCheckpointSeq is the seq of the last valid checkpoint record (0 if none).
+	LastCheckpointSeq uint64
+	// UnsignedTail counts records after the last checkpoint record, which no signature
+	// covers yet. Not an error: the next checkpoint (or an ExpectHead) covers them.
+	UnsignedTail int
+	// TornBytes is the size of a torn final line (a crash mid-write), not counted as a
+	// record and not an error. Open removes it and appends a recovery record.
+	TornBytes int64
+}
+
+// Verify reads a log from r, recomputes its hash chain, checks every checkpoint signature
+// with pub (ed25519.PublicKey or *ecdsa.PublicKey) and returns a report. The error, if any,
+// is a *VerifyError naming the first bad record, or a read error; the report then covers the
+// records before it.
+func Verify(r io.Reader, pub crypto.PublicKey, opts VerifyOptions) (Report, error) {
+	if err := checkPublicKey(pub); err != nil {
+		return Report{}, err
+	}
+	c := newChain(pub, opts.LogID)
+	c.trackDup = true
+	if opts.Continue != nil {
+		c.continueFrom(*opts.Continue)
+	}
+	if exp := opts.ExpectHead; exp != nil && len(exp.Signature) > 0 && !verifySig(pub, exp) {
+		return c.report(), &VerifyError{Seq: c.signedThrough + 1, Line: 0, Kind: BadExpectHead,
+			Msg: "the expected checkpoint's signature does not verify under this key"}
+	}
+	c.expect = opts.ExpectHead
+	lr := newLineReader(r)
+	_, verr := c.readAll(lr)
+	if err := lr.failure(); err != nil {
+		return c.report(), fmt.Errorf("audit: read log: %w", err)
+	}
+	if verr != nil {
+		return c.report(), verr
+	}
+	if exp := c.expect; exp != nil && c.seq < exp.Seq {
+		return c.report(), &VerifyError{Seq: c.seq + 1, Line: lr.no + 1, Kind: BadTruncated,
+			Msg: fmt.Sprintf("log ends at seq %d but the expected checkpoint covers seq %d: records were cut off", c.seq, exp.Seq)}
+	}
+	return c.report(), nil
+}
+
+// chain is the verifier's state, shared by Verify and Open.
+type chain struct {
+	pub      crypto.PublicKey // nil: signatures are not checked
+	logID    string           // "" until the first record unless fixed
+	started  bool
+	anyStart bool // Open: accept a file starting at any seq (a rotated file)
+	trackDup bool // keep hash prefixes to tell duplicates and conflicts apart
+	expect   *Checkpoint
+
+	first         uint64 // seq of the first record
+	seq           uint64 // seq of the last good record
+	head          string // hash of the last good record (genesis before seq 1)
+	signedThrough uint64 // seq of the last good checkpoint record (or the trusted start)
+	prefixes      []uint64
+	rep           Report
+
+	torn    *line // a torn final line, if any
+	goodLen int64 // byte length of the good records
+}
+
+func newChain(pub crypto.PublicKey, logID string) *chain {
+	return &chain{pub: pub, logID: logID}
+}
+
+// continueFrom starts the chain after a trusted head.
+func (c *chain) continueFrom(h Head) {
+	c.started = true
+	c.logID = h.LogID
+	c.seq, c.head, c.first = h.Seq, h.Hash, h.Seq+1
+	c.signedThrough = h.Seq
+}
+
+func (c *chain) report() Report {
+	r := c.rep
+	r.LogID = c.logID
+	r.LastSeq = c.seq
+	r.HeadHash = c.head
+	if c.seq > c.signedThrough {
+		r.UnsignedTail = int(c.seq - c.signedThrough)
+	}
+	if c.torn != nil {
+		r.TornBytes = c.torn.size
+	}
+	return r
+}
+
+// readAll feeds every line to the chain. A final line without a newline, or that is not a
+// record at all, is torn: it is remembered in c.torn, not counted. It returns the last good
+// record.
+func (c *chain) readAll(lr *lineReader) (*Record, *VerifyError) {
+	var last *Record
+	for {
+		l := lr.next()
+		if l == nil {
+			return last, nil
+		}
+		final := lr.peek() == nil && lr.failure() == nil
+		if final && isTorn(l) {
+			c.torn = l
+			return last, nil
+		}
+		rec, verr := c.add(l)
+		if verr != nil {
+			if verr.Kind == BadGap {
+				if n := lr.peek(); n != nil && peekSeq(n) == c.seq+1 {
+					verr.Kind = BadReorder
+					verr.Msg = fmt.Sprintf("expected seq %d, found %d, and seq %d follows it: records were reordered", c.seq+1, rec.Seq, c.seq+1)
+				}
+			}
+			return last, verr
+		}
+		last = rec
+	}
+}
+
+// isTorn reports whether a final line is what a crash mid-write leaves: no newline, or not
+// a JSON object at all (e.g. a zero-filled block).
+func isTorn(l *line) bool {
+	if !l.nl || l.long {
+		return true
+	}
+	var rec Record
+	return json.Unmarshal(l.b, &rec) != nil
+}
+
+// peekSeq is the seq a line claims, or 0.
+func peekSeq(l *line) uint64 {
+	var s struct {
+		Seq uint64 `json:"seq"`
+	}
+	if l.long || json.Unmarshal(l.b, &s) != nil {
+		return 0
+	}
+	return s.Seq
+}
+
+// add checks one line against the chain and, if it is good, advances the chain. On error it
+// may still return the parsed record (for messages).
+func (c *chain) add(l *line) (*Record, *VerifyError) {
+	bad := func(seq uint64, kind, format string, args ...any) *VerifyError {
+		return &VerifyError{Seq: seq, Line: l.no, Kind: kind, Msg: fmt.Sprintf(format, args...)}
+	}
+	next := c.seq + 1
+	if l.long {
+		return nil, bad(next, BadSyntax, "line is longer than %d bytes", MaxLineBytes)
+	}
+	var rec Record
+	if err := json.Unmarshal(l.b, &rec); err != nil {
+		return nil, bad(next, BadSyntax, "not a JSON record: %v", err)
+	}
+	canon, err := canonical(&rec)
+	if err != nil {
+		return &rec, bad(next, BadSyntax, "record cannot be re-encoded: %v", err)
+	}
+	if !isHash(rec.Hash) {
+		return &rec, bad(next, BadHash, "hash field is missing or not 64 lowercase hex digits")
+	}
+	want := make([]byte, 0, len(canon)+80)
+	want = append(want, canon[:len(canon)-1]...)
+	want = append(want, `,"hash":"`+rec.Hash+`"}`...)
+	if !bytes.Equal(l.b, want) {
+		return &rec, bad(next, BadCanonical, "line is not the canonical encoding of its record (fields added, duplicated, reordered or reformatted)")
+	}
+	self := rec.Prev
+	if rec.Seq == 1 {
+		self = genesis(rec.LogID)
+	}
+	if chainHash(self, canon) != rec.Hash {
+		return &rec, bad(next, BadHash, "hash does not match the record's contents: a field was edited")
+	}
+
+	if c.logID == "" {
+		c.logID = rec.LogID
+	}
+	if rec.LogID != c.logID {
+		return &rec, bad(next, BadSplice, "record of log %q in log %q: spliced in from another log", rec.LogID, c.logID)
+	}
+
+	if !c.started {
+		switch {
+		case rec.Seq == 1:
+			c.head = genesis(rec.LogID)
+		case c.anyStart && rec.Seq > 1 && isHash(rec.Prev):
+			c.head = rec.Prev
+			c.signedThrough = rec.Seq - 1 // trusted start of a rotated file
+		default:
+			return &rec, bad(1, BadGenesis, "first record has seq %d; a log starts at seq 1 (records cut from the start, or a rotated file verified without VerifyOptions.Continue)", rec.Seq)
+		}
+		c.started = true
+		c.first, c.seq = rec.Seq, rec.Seq-1
+		next = rec.Seq
+	}
+	switch {
+	case rec.Seq > next:
+		return &rec, bad(next, BadGap, "expected seq %d, found %d: %s deleted", next, rec.Seq, span(next, rec.Seq-1))
+	case rec.Seq < next:
+		return &rec, c.backwards(&rec, l, next)
+	}
+	wantPrev := c.head
+	if rec.Seq == 1 {
+		wantPrev = ""
+	}
+	if rec.Prev != wantPrev {
+		return &rec, bad(next, BadPrev, "prev is not the hash of record %d: the record was replaced or inserted", rec.Seq-1)
+	}
+
+	switch rec.Kind {
+	case KindEvent, KindRecovery:
+		if rec.Checkpoint != nil {
+			return &rec, bad(next, BadKind, "%s record carries a checkpoint", rec.Kind)
+		}
+	case KindCheckpoint:
+		cp := rec.Checkpoint
+		if cp == nil {
+			return &rec, bad(next, BadKind, "checkpoint record without a checkpoint")
+		}
+		if cp.LogID != rec.LogID || cp.Seq != rec.Seq-1 || cp.HeadHash != c.head {
+			return &rec, bad(c.signedThrough+1, BadCheckpointHead,
+				"checkpoint at seq %d claims seq %d with head %.16s…, but record %d has hash %.16s…: %s forged, re-chained or reordered",
+				rec.Seq, cp.Seq, cp.HeadHash, rec.Seq-1, c.head, span(c.signedThrough+1, rec.Seq-1))
+		}
+		if c.pub != nil && !verifySig(c.pub, cp) {
+			return &rec, bad(c.signedThrough+1, BadCheckpointSignature,
+				"checkpoint at seq %d is not signed by the checkpoint key: it, or a record it covers since the last good checkpoint (seq %d–%d), was forged or re-chained",
+				rec.Seq, c.signedThrough+1, rec.Seq)
+		}
+	default:
+		return &rec, bad(next, BadKind, "unknown record kind %q", rec.Kind)
+	}
+
+	if exp := c.expect; exp != nil {
+		if exp.LogID != "" && exp.LogID != rec.LogID {
+			return &rec, bad(next, BadExpectHead, "the expected checkpoint is for log %q, this log is %q", exp.LogID, rec.LogID)
+		}
+		if rec.Seq == exp.Seq && rec.Hash != exp.HeadHash {
+			return &rec, bad(c.signedThrough+1, BadExpectHead,
+				"record %d has hash %.16s…, the expected checkpoint says %.16s…: %s altered",
+				rec.Seq, rec.Hash, exp.HeadHash, span(c.signedThrough+1, rec.Seq))
+		}
+	}
+
+	c.seq, c.head = rec.Seq, rec.Hash
+	c.goodLen = l.off + l.size
+	c.rep.Records++
+	if rec.Kind == KindCheckpoint {
+		c.rep.Checkpoints++
+		c.rep.LastCheckpointSeq = rec.Seq
+		c.signedThrough = rec.Seq
+	}
+	if c.trackDup {
+		c.prefixes = append(c.prefixes, hashPrefix(rec.Hash))
+	}
+	return &rec, nil
+}
+
+// backwards explains a record whose seq is lower than expected.
+func (c *chain) backwards(rec *Record, l *line, next uint64) *VerifyError {
+	v := &VerifyError{Seq: next, Line: l.no, Kind: BadReorder,
+		Msg: fmt.Sprintf("expected seq %d, found %d: records are out of order", next, rec.Seq)}
+	if !c.trackDup || rec.Seq < c.first {
+		return v
+	}
+	i := rec.Seq - c.first
+	if c.prefixes[i] == hashPrefix(rec.Hash) {
+		v.Kind = BadDuplicate
+		v.Msg = fmt.Sprintf("record %d (line %d) appears again", rec.Seq, int(i)+1)
+		return v
+	}
+	prevOK := rec.Seq == c.first && rec.Seq == 1 && rec.Prev == ""
+	if i > 0 {
+		prevOK = hashPrefix(rec.Prev) == c.prefixes[i-1]
+	}
+	if prevOK {
+		v.Seq = rec.Seq
+		v.Kind = BadConflict
+		v.Msg = fmt.Sprintf("line %d holds another record %d chained to the same predecessor: one of them was inserted or replaced", int(i)+1, rec.Seq)
+	}
+	return v
+}
+
+// hashPrefix is the first 8 bytes of a hex hash (0 if malformed).
+func hashPrefix(h string) uint64 {
+	if len(h) < 16 {
+		return 0
+	}
+	var b [8]byte
+	if _, err := hex.Decode(b[:], []byte(h[:16])); err != nil {
+		return 0
+	}
+	return binary.BigEndian.Uint64(b[:])
+}
+
+// span names records a..b for messages: "record 5 was" or "records 5–9 were".
+func span(a, b uint64) string {
+	if b <= a {
+		return fmt.Sprintf("record %d was", a)
+	}
+	return fmt.Sprintf("records %d–%d were", a, b)
+}
