@@ -19,6 +19,8 @@ type Error struct {
 	Status  int
 	Code    string
 	Message string
+	// Inner is the innererror code Key Vault adds to some errors (e.g. ForbiddenByRbac).
+	Inner string
 }
 
 // Error implements error.
@@ -44,9 +46,14 @@ type Mapping func(err error) *Error
 // body is Key Vault's error envelope.
 type body struct {
 	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
+		Code       string `json:"code"`
+		Message    string `json:"message"`
+		InnerError *inner `json:"innererror,omitempty"`
 	} `json:"error"`
+}
+
+type inner struct {
+	Code string `json:"code"`
 }
 
 // WriteError renders err in Key Vault's error shape. An *Error (wrapped or not) is written as
@@ -56,6 +63,9 @@ func WriteError(w http.ResponseWriter, err error, mappings ...Mapping) *Error {
 	e := Resolve(err, mappings...)
 	var b body
 	b.Error.Code, b.Error.Message = e.Code, e.Message
+	if e.Inner != "" {
+		b.Error.InnerError = &inner{Code: e.Inner}
+	}
 	WriteJSON(w, e.Status, b)
 	return e
 }

@@ -21,15 +21,19 @@ const (
 
 // DevInfo is what dev mode tells its user.
 type DevInfo struct {
-	CAFile    string
-	TokenFile string
-	Token     string
+	CAFile          string
+	TokenFile       string
+	Token           string
+	Credentials     DevCredentials
+	CredentialsFile string
 }
 
+// devHosts are the names of the dev certificate: localhost and the loopback addresses, every
+// vault host (*.<suffix>) and every managed HSM pool host (*.managedhsm.<suffix>).
 func devHosts(suffix string) []string {
-	hosts := tlsutil.DefaultDevHosts()
+	hosts := append(tlsutil.DefaultDevHosts(), "*.managedhsm.localhost")
 	if suffix != "localhost" {
-		hosts = append(hosts, suffix, "*."+suffix)
+		hosts = append(hosts, suffix, "*."+suffix, "*.managedhsm."+suffix)
 	}
 	return hosts
 }
@@ -114,5 +118,16 @@ func (s *Server) printDevBanner() {
     export COFFER_CACERT=%s
     export COFFER_TOKEN=$(cat %s)
 
-`, abs(s.cfg.DataDir), s.URL(), abs(s.Dev.CAFile), abs(s.Dev.TokenFile), s.URL(), abs(s.Dev.CAFile), abs(s.Dev.TokenFile))
+    Azure SDK clients (azidentity.ClientSecretCredential, instance discovery disabled):
+    Tenant id:      %s
+    Client id:      %s
+    Client secret:  %s
+    Authority host: %s
+    Vault URL:      %s
+    Managed HSM:    %s
+    All of it, as JSON: %s
+
+`, abs(s.cfg.DataDir), s.URL(), abs(s.Dev.CAFile), abs(s.Dev.TokenFile), s.URL(), abs(s.Dev.CAFile), abs(s.Dev.TokenFile),
+		s.Dev.Credentials.TenantID, s.Dev.Credentials.ClientID, s.Dev.Credentials.ClientSecret, s.Dev.Credentials.AuthorityHost,
+		s.Dev.Credentials.VaultURL, s.Dev.Credentials.ManagedHSMURL, abs(s.Dev.CredentialsFile))
 }

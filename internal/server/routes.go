@@ -10,8 +10,10 @@ import (
 	"time"
 
 	"github.com/coffer-kms/coffer/internal/api"
+	"github.com/coffer-kms/coffer/internal/authz"
 	"github.com/coffer-kms/coffer/internal/barrier"
 	"github.com/coffer-kms/coffer/internal/storage"
+	"github.com/coffer-kms/coffer/internal/tenancy"
 )
 
 // route is one HTTP endpoint, declared as data. One wrapper (s.wrap) runs the shared steps
@@ -36,19 +38,83 @@ func (s *Server) routes() []route {
 		{Pattern: "POST /v1/sys/unseal", WhileSealed: true, Handle: s.unseal},
 		{Pattern: "POST /v1/sys/seal", WhileSealed: true, Handle: s.seal},
 		{Pattern: "POST /v1/sys/rotate", Operator: true, Handle: s.rotate},
+		{Pattern: "GET /{tenant}/v2.0/.well-known/openid-configuration", Handle: s.idp},
+		{Pattern: "GET /{tenant}/discovery/v2.0/keys", Handle: s.idp},
+		{Pattern: "POST /{tenant}/oauth2/v2.0/token", Handle: s.idp},
+		{Pattern: "GET /common/discovery/instance", Handle: s.idp},
 		{Pattern: "/", Handle: notFound},
+	}
+}
+
+// idp hands identity-provider routes to the identity provider (built once unsealed).
+func (s *Server) idp(w http.ResponseWriter, r *http.Request) error {
+	id, err := s.ident()
+	if err != nil {
+		return err
+	}
+	for _, rt := range id.idp.Routes() {
+		if rt.Pattern == r.Pattern {
+			rt.Handler(w, r)
+			return nil
+		}
+	}
+	return api.ErrNotFound
+}
+
+// dataRoutes are the Key Vault data-plane endpoints served on vault and pool hosts.
+func (s *Server) dataRoutes() []api.Route {
+	return []api.Route{
+		{Pattern: "POST /rng", Kinds: []tenancy.Kind{tenancy.KindManagedHSM}, Operation: "GetRandomBytes",
+			Action: map[tenancy.Kind]string{tenancy.KindManagedHSM: string(authz.HSMRNG)}, MaxBody: 4 << 10, Handle: api.GetRandomBytes},
 	}
 }
 
 func notFound(http.ResponseWriter, *http.Request) error { return api.ErrNotFound }
 
-// handler builds the server's root handler.
+// handler builds the server's root handler: requests to a vault or pool host go to the
+// data plane; the bare host serves health, operator, identity-provider and (later)
+// management routes, and in dev mode also the default vault.
 func (s *Server) handler() http.Handler {
 	mux := http.NewServeMux()
 	for _, rt := range s.routes() {
 		mux.Handle(rt.Pattern, s.wrap(rt))
 	}
-	return securityHeaders(mux)
+	s.data = &api.DataPlane{
+		Stores: storeResolver{s}, Authn: authenticator{s}, Authz: authorizer{s}, Audit: s.auditor(),
+		Sealed: s.barrier.Sealed, Authority: s.resources().Base(), DNSSuffix: s.cfg.DNSSuffix,
+		TenantSecret: s.challengeSecret, MaxBody: s.cfg.RequestBodyLimit,
+		Log: func(msg string, args ...any) { s.log.Info(msg, args...) },
+	}
+	data := s.metricsByPattern(s.data.Handler(s.dataRoutes(), nil))
+	var devData http.Handler
+	if s.devVault != nil {
+		devData = s.metricsByPattern(s.data.Handler(s.dataRoutes(), s.devVault))
+	}
+	return securityHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, _, ok := api.StoreHost(r.Host, s.cfg.DNSSuffix); ok {
+			data.ServeHTTP(w, r)
+			return
+		}
+		if devData != nil && kvPath(r.URL.Path) {
+			devData.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	}))
+}
+
+// metricsByPattern records requests under the route pattern the inner mux matched.
+func (s *Server) metricsByPattern(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		label := "data " + r.Pattern
+		if r.Pattern == "" || r.Pattern == "/" {
+			label = "data unmatched"
+		}
+		s.metrics.observe(label, sw.status, time.Since(start))
+	})
 }
 
 // securityHeaders sets the headers every response carries (SECURITY-NOTES N4).

@@ -10,6 +10,7 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -21,10 +22,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/coffer-kms/coffer/internal/api"
 	"github.com/coffer-kms/coffer/internal/barrier"
 	"github.com/coffer-kms/coffer/internal/config"
 	"github.com/coffer-kms/coffer/internal/storage"
 	"github.com/coffer-kms/coffer/internal/storage/bolt"
+	"github.com/coffer-kms/coffer/internal/tenancy"
 	"github.com/coffer-kms/coffer/internal/tlsutil"
 )
 
@@ -40,6 +43,13 @@ type Server struct {
 	barrier *barrier.Barrier
 	manager *barrier.Manager
 	metrics *metrics
+	tenants *tenancy.Store
+	idh     identityHolder
+	data    *api.DataPlane
+	// devVault is dev mode's default vault, also served on the bare host.
+	devVault *tenancy.Vault
+	// challengeSecret keys the stand-in tenant ids of 401 challenges for unknown stores.
+	challengeSecret []byte
 
 	reloader *tlsutil.Reloader
 	http     *http.Server
@@ -102,6 +112,11 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}()
 	s.manager = barrier.NewManager(db, s.barrier, nil, s.now)
 	s.metrics = newMetrics(s.barrier.Sealed)
+	s.tenants = tenancy.New(s.barrier, s.now)
+	s.challengeSecret = make([]byte, 32)
+	if _, err := rand.Read(s.challengeSecret); err != nil {
+		return err
+	}
 	if s.cfg.Dev {
 		if err := s.devBootstrap(ctx); err != nil {
 			return fmt.Errorf("dev mode: %w", err)
@@ -119,6 +134,12 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("setting \"listen\": %w", err)
 	}
 	s.ln = ln
+	if s.cfg.Dev {
+		if err := s.devIdentity(ctx); err != nil {
+			ln.Close()
+			return fmt.Errorf("dev mode: %w", err)
+		}
+	}
 	s.http = &http.Server{
 		Handler:           s.handler(),
 		TLSConfig:         tlsCfg,
@@ -171,6 +192,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			s.log.Warn("shutdown timeout: closing remaining connections")
 			s.http.Close()
 		}
+		s.dropIdentity()
 		if cerr := s.barrier.Close(); cerr != nil && !errors.Is(cerr, storage.ErrClosed) {
 			err = errors.Join(err, fmt.Errorf("close storage: %w", cerr))
 		}

@@ -162,7 +162,7 @@ func TestDevServerServesHealthAndHeaders(t *testing.T) {
 		{"ok/healthz", "GET", "/healthz", 200},
 		{"ok/readyz", "GET", "/readyz", 200},
 		{"ok/seal-status", "GET", "/v1/sys/seal-status", 200},
-		{"fail/unknown-path", "GET", "/keys/nope", 404},
+		{"fail/unknown-path", "GET", "/nope/path", 404},
 		{"fail/rotate-without-token", "POST", "/v1/sys/rotate", 401},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -97,6 +97,7 @@ func (s *Server) seal(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		s.manager.Seal()
+		s.dropIdentity()
 		s.log.Warn("coffer sealed by operator")
 	}
 	return s.sealStatus(w, r)

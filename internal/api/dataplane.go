@@ -1,0 +1,342 @@
+package api
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/coffer-kms/coffer/internal/tenancy"
+)
+
+// Caller is an authenticated principal.
+type Caller struct {
+	TenantID string
+	ObjectID string
+	AppID    string
+}
+
+// Authenticator validates a bearer token presented to a key store whose audience is resource.
+// Any failure is reported as ErrUnauthenticated (the reason goes to the log only).
+type Authenticator interface {
+	Authenticate(ctx context.Context, raw string, store tenancy.Vault, resource string) (Caller, error)
+}
+
+// Authorizer decides whether caller may perform action on scope. A refusal is an *Error
+// (403 ForbiddenByRbac naming the action).
+type Authorizer interface {
+	Authorize(ctx context.Context, caller Caller, action, scope string) error
+}
+
+// StoreResolver finds a vault or managed HSM pool by kind and name.
+type StoreResolver interface {
+	Vault(ctx context.Context, kind tenancy.Kind, name string) (tenancy.Vault, error)
+}
+
+// AuditRecord is what the data plane reports about every request.
+type AuditRecord struct {
+	Time                           time.Time
+	Operation, Action, ObjectID    string
+	Tenant, Vault                  string
+	CallerOID, CallerApp, CallerTn string
+	Status                         int
+	Result, Reason, ClientAddr     string
+}
+
+// Auditor writes one record per request; if it fails the request fails (no unaudited
+// operation).
+type Auditor interface {
+	Record(ctx context.Context, rec AuditRecord) error
+}
+
+// ErrUnauthenticated is returned by an Authenticator for any unusable token.
+var ErrUnauthenticated = errors.New("the bearer token is not valid for this key store")
+
+// DataPlane serves the Key Vault data-plane API of vaults and managed HSM pools.
+type DataPlane struct {
+	Stores    StoreResolver
+	Authn     Authenticator
+	Authz     Authorizer
+	Audit     Auditor
+	Sealed    func() bool
+	Authority string // identity provider base URL, e.g. https://localhost:8443
+	DNSSuffix string
+	// TenantSecret keys the stand-in tenant id named in challenges for stores that do not
+	// exist, so that "no such vault" and "another tenant's vault" look alike.
+	TenantSecret []byte
+	MaxBody      int64
+	Log          func(msg string, args ...any)
+}
+
+// Call is one authenticated, authorised data-plane request.
+type Call struct {
+	Store    tenancy.Vault
+	Caller   Caller
+	StoreURL string // https://<store host>[:port], as the client addressed it
+}
+
+// Route is one data-plane endpoint, declared as data. The pipeline is: api-version → sealed
+// → body limit → authenticate (401 challenge) → authorise → handler → audit.
+type Route struct {
+	Pattern   string
+	Kinds     []tenancy.Kind
+	Operation string
+	// Action is the RBAC data action, by the kind of store.
+	Action map[tenancy.Kind]string
+	// Object, if set ("keys", "secrets", "certificates"), narrows the RBAC scope to the object
+	// named by the {name} path value, so object-scope role assignments apply.
+	Object  string
+	MaxBody int64
+	Handle  func(w http.ResponseWriter, r *http.Request, c *Call) error
+}
+
+// supportedVersions are the api-versions Coffer answers; the newest is named in errors.
+var supportedVersions = map[string]bool{
+	"7.0": true, "7.1": true, "7.2": true, "7.3": true, "7.4": true, "7.5": true, "7.6": true,
+	"2025-07-01": true, "2026-04-01": true,
+}
+
+const latestVersion = "2026-04-01"
+
+// CheckAPIVersion enforces Key Vault's required, known api-version query parameter.
+func CheckAPIVersion(r *http.Request) error {
+	v := r.URL.Query()["api-version"]
+	if len(v) != 1 || v[0] == "" {
+		return Errorf(http.StatusBadRequest, "BadParameter", "The api-version query parameter is required: add ?api-version="+latestVersion+".")
+	}
+	if !supportedVersions[v[0]] {
+		return Errorf(http.StatusBadRequest, "BadParameter", fmt.Sprintf("The specified version (%.20s) is not recognized. Consider using the latest supported version (%s).", v[0], latestVersion))
+	}
+	return nil
+}
+
+// StoreHost parses a request host into the key store it names, if any:
+// <vault>.<suffix> or <pool>.managedhsm.<suffix>.
+func StoreHost(host, suffix string) (tenancy.Kind, string, bool) {
+	h := strings.ToLower(strings.TrimSuffix(hostOnly(host), "."))
+	if name, ok := strings.CutSuffix(h, ".managedhsm."+suffix); ok && name != "" && !strings.Contains(name, ".") {
+		return tenancy.KindManagedHSM, name, true
+	}
+	if name, ok := strings.CutSuffix(h, "."+suffix); ok && name != "" && !strings.Contains(name, ".") {
+		return tenancy.KindVault, name, true
+	}
+	return "", "", false
+}
+
+func hostOnly(hostport string) string {
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		return h
+	}
+	return hostport
+}
+
+func portOf(hostport string) string {
+	if _, p, err := net.SplitHostPort(hostport); err == nil {
+		return p
+	}
+	return ""
+}
+
+// Resource is the audience of tokens for a store kind, as the SDK's challenge check demands
+// (the store host must end with "." + the resource host, ports included).
+func (d *DataPlane) Resource(kind tenancy.Kind, host string) string {
+	base := d.DNSSuffix
+	if kind == tenancy.KindManagedHSM {
+		base = "managedhsm." + base
+	}
+	if p := portOf(host); p != "" && p != "443" {
+		return "https://" + base + ":" + p
+	}
+	return "https://" + base
+}
+
+// challengeTenant names the store's tenant, or a stable stand-in for a store that does not
+// exist.
+func (d *DataPlane) challengeTenant(kind tenancy.Kind, name string, store *tenancy.Vault) string {
+	if store != nil {
+		return store.TenantID
+	}
+	m := hmac.New(sha256.New, d.TenantSecret)
+	m.Write([]byte(string(kind) + "/" + name))
+	b := m.Sum(nil)[:16]
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// Handler serves the routes for requests whose host names a store (or, with fallback set,
+// for every request: dev mode's default vault on the bare host).
+func (d *DataPlane) Handler(routes []Route, fallback *tenancy.Vault) http.Handler {
+	mux := http.NewServeMux()
+	for _, rt := range routes {
+		mux.Handle(rt.Pattern, d.wrap(rt, fallback))
+	}
+	mux.Handle("/", d.wrap(Route{Pattern: "/", Operation: "Unknown", Handle: func(http.ResponseWriter, *http.Request, *Call) error {
+		return ErrNotFound
+	}}, fallback))
+	return mux
+}
+
+func (d *DataPlane) wrap(rt Route, fallback *tenancy.Vault) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		rec := AuditRecord{Time: time.Now().UTC(), Operation: rt.Operation, ClientAddr: r.RemoteAddr, ObjectID: r.URL.Path}
+		kind, name, ok := StoreHost(r.Host, d.DNSSuffix)
+		var store *tenancy.Vault
+		if ok {
+			if v, err := d.Stores.Vault(ctx, kind, name); err == nil {
+				store = &v
+			}
+		} else if fallback != nil {
+			kind, name, store = fallback.Kind, fallback.Name, fallback
+		}
+		rec.Vault = name
+		fail := func(err error) {
+			e := WriteError(w, err)
+			rec.Status, rec.Reason = e.Status, e.Code
+			if rec.Result == "" {
+				rec.Result = "error"
+			}
+			if d.Audit != nil {
+				if aerr := d.Audit.Record(ctx, rec); aerr != nil && d.Log != nil {
+					d.Log("audit write failed after an error response", "err", aerr)
+				}
+			}
+		}
+		if d.Sealed() {
+			fail(Errorf(http.StatusServiceUnavailable, "ServiceUnavailable", "coffer is sealed: unseal it with `coffer operator unseal`"))
+			return
+		}
+		if err := CheckAPIVersion(r); err != nil {
+			fail(err)
+			return
+		}
+		// Authenticate before anything reveals whether the store or object exists.
+		resource := d.Resource(kind, r.Host)
+		tenant := d.challengeTenant(kind, name, store)
+		auth := r.Header.Values("Authorization")
+		raw, hasBearer := "", false
+		if len(auth) == 1 {
+			raw, hasBearer = strings.CutPrefix(auth[0], "Bearer ")
+		}
+		challenge := fmt.Sprintf(`Bearer authorization="%s/%s", resource="%s"`, d.Authority, tenant, resource)
+		if !hasBearer || raw == "" {
+			w.Header().Set("WWW-Authenticate", challenge)
+			rec.Result = "unauthenticated"
+			fail(Errorf(http.StatusUnauthorized, "Unauthorized", "AKV10000: Request is missing a Bearer or PoP token."))
+			return
+		}
+		if store == nil {
+			w.Header().Set("WWW-Authenticate", challenge)
+			rec.Result = "unauthenticated"
+			fail(Errorf(http.StatusUnauthorized, "Unauthorized", "AKV10022: The bearer token is not valid for this key store. Get a token for the resource named in WWW-Authenticate."))
+			return
+		}
+		rec.Tenant = store.TenantID
+		caller, err := d.Authn.Authenticate(ctx, raw, *store, resource)
+		if err != nil {
+			if d.Log != nil {
+				d.Log("bearer token refused", "vault", name, "reason", err)
+			}
+			w.Header().Set("WWW-Authenticate", challenge)
+			rec.Result = "unauthenticated"
+			fail(Errorf(http.StatusUnauthorized, "Unauthorized", "AKV10022: The bearer token is not valid for this key store. Get a token for the resource named in WWW-Authenticate."))
+			return
+		}
+		rec.CallerOID, rec.CallerApp, rec.CallerTn = caller.ObjectID, caller.AppID, caller.TenantID
+		if !servesKind(rt, store.Kind) {
+			fail(ErrNotFound)
+			return
+		}
+		rec.Action = rt.Action[store.Kind]
+		scope := StoreScope(*store)
+		if n := r.PathValue("name"); rt.Object != "" && n != "" {
+			scope += "/" + rt.Object + "/" + n
+		}
+		if err := d.Authz.Authorize(ctx, caller, rec.Action, scope); err != nil {
+			rec.Result = "denied"
+			fail(err)
+			return
+		}
+		limit := rt.MaxBody
+		if limit == 0 {
+			limit = d.MaxBody
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
+		call := &Call{Store: *store, Caller: caller, StoreURL: "https://" + strings.ToLower(r.Host)}
+		bw := &bufferedWriter{header: http.Header{}}
+		if err := rt.Handle(bw, r, call); err != nil {
+			fail(err)
+			return
+		}
+		// The audit record is durable before the response leaves.
+		rec.Status, rec.Result = bw.status, "success"
+		if d.Audit != nil {
+			if err := d.Audit.Record(ctx, rec); err != nil {
+				if d.Log != nil {
+					d.Log("audit write failed: refusing the request", "err", err)
+				}
+				WriteError(w, Errorf(http.StatusServiceUnavailable, "ServiceUnavailable", "the audit log cannot be written; the request was not completed"))
+				return
+			}
+		}
+		bw.flush(w)
+	})
+}
+
+func servesKind(rt Route, k tenancy.Kind) bool {
+	if len(rt.Kinds) == 0 {
+		return true
+	}
+	for _, kk := range rt.Kinds {
+		if kk == k {
+			return true
+		}
+	}
+	return false
+}
+
+// StoreScope is the RBAC scope of a whole vault or pool.
+func StoreScope(v tenancy.Vault) string {
+	if v.Kind == tenancy.KindManagedHSM {
+		return "/tenants/" + v.TenantID + "/managedHsms/" + v.Name
+	}
+	return "/tenants/" + v.TenantID + "/vaults/" + v.Name
+}
+
+// bufferedWriter holds a handler's response until the audit record is written.
+type bufferedWriter struct {
+	header http.Header
+	status int
+	body   []byte
+}
+
+func (b *bufferedWriter) Header() http.Header { return b.header }
+func (b *bufferedWriter) WriteHeader(code int) {
+	if b.status == 0 {
+		b.status = code
+	}
+}
+func (b *bufferedWriter) Write(p []byte) (int, error) {
+	if b.status == 0 {
+		b.status = http.StatusOK
+	}
+	b.body = append(b.body, p...)
+	return len(p), nil
+}
+
+func (b *bufferedWriter) flush(w http.ResponseWriter) {
+	for k, v := range b.header {
+		w.Header()[k] = v
+	}
+	if b.status == 0 {
+		b.status = http.StatusOK
+	}
+	w.WriteHeader(b.status)
+	w.Write(b.body)
+}

@@ -1,0 +1,112 @@
+package server
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"path/filepath"
+
+	"github.com/coffer-kms/coffer/internal/api"
+	"github.com/coffer-kms/coffer/internal/audit"
+	"github.com/coffer-kms/coffer/internal/storage"
+)
+
+// AuditFile is the audit log inside the data directory.
+const AuditFile = "audit.log"
+
+// auditKeysPath holds the audit log's checkpoint signing key and HMAC salt (sealed).
+const auditKeysPath = "audit/keys"
+
+type auditKeys struct {
+	LogID   string `json:"logId"`
+	Seed    []byte `json:"ed25519Seed"`
+	HMACKey []byte `json:"hmacKey"`
+}
+
+// openAudit opens the audit log with its keys, creating them on first use.
+func (s *Server) openAudit(ctx context.Context) (*audit.Log, error) {
+	var keys auditKeys
+	b, err := s.barrier.Get(ctx, auditKeysPath)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		keys = auditKeys{LogID: "coffer-" + randomHex(8), Seed: randomBytes(ed25519.SeedSize), HMACKey: randomBytes(32)}
+		b, _ = json.Marshal(keys)
+		if err := s.barrier.Put(ctx, auditKeysPath, b); err != nil {
+			return nil, err
+		}
+	case err != nil:
+		return nil, err
+	default:
+		if err := json.Unmarshal(b, &keys); err != nil {
+			return nil, fmt.Errorf("audit keys record is damaged: %w", err)
+		}
+	}
+	return audit.Open(filepath.Join(s.cfg.DataDir, AuditFile), audit.Options{
+		Signer:  ed25519.NewKeyFromSeed(keys.Seed),
+		HMACKey: keys.HMACKey,
+		LogID:   keys.LogID,
+		Clock:   s.now,
+	})
+}
+
+// AuditPublicKey returns the public key that verifies the audit log's checkpoints.
+func (s *Server) AuditPublicKey(ctx context.Context) (ed25519.PublicKey, error) {
+	b, err := s.barrier.Get(ctx, auditKeysPath)
+	if err != nil {
+		return nil, err
+	}
+	var keys auditKeys
+	if err := json.Unmarshal(b, &keys); err != nil {
+		return nil, err
+	}
+	return ed25519.NewKeyFromSeed(keys.Seed).Public().(ed25519.PublicKey), nil
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic("crypto/rand failed: " + err.Error())
+	}
+	return b
+}
+
+func randomHex(n int) string { return fmt.Sprintf("%x", randomBytes(n)) }
+
+// auditor adapts the audit log to the data plane.
+type auditor struct{ s *Server }
+
+func (s *Server) auditor() api.Auditor { return auditor{s} }
+
+func (a auditor) Record(ctx context.Context, rec api.AuditRecord) error {
+	id, err := a.s.ident()
+	if err != nil {
+		return err
+	}
+	return id.audit.Append(audit.Event{
+		Time: rec.Time, CallerOID: rec.CallerOID, CallerAppID: rec.CallerApp, CallerTenant: rec.CallerTn,
+		Tenant: rec.Tenant, Vault: rec.Vault, Operation: rec.Operation, ObjectID: rec.ObjectID,
+		Status: rec.Status, Result: rec.Result, ClientAddr: rec.ClientAddr, Reason: rec.Reason,
+	})
+}
+
+// auditTokenRequest records every token request of the identity provider.
+func (s *Server) auditTokenRequest(ctx context.Context, r *http.Request, tenantID, appID, objectID string, status int, reason string) {
+	id, err := s.ident()
+	if err != nil {
+		return
+	}
+	result := audit.ResultSuccess
+	if status >= 400 {
+		result = audit.ResultUnauthenticated
+	}
+	if err := id.audit.Append(audit.Event{
+		Operation: "TokenIssue", Tenant: tenantID, CallerTenant: tenantID, CallerAppID: appID, CallerOID: objectID,
+		Status: status, Result: result, ClientAddr: r.RemoteAddr, Reason: reason,
+	}); err != nil {
+		s.log.Error("audit write failed for a token request", "err", err)
+	}
+}

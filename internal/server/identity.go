@@ -1,0 +1,174 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coffer-kms/coffer/internal/api"
+	"github.com/coffer-kms/coffer/internal/audit"
+	"github.com/coffer-kms/coffer/internal/authz"
+	"github.com/coffer-kms/coffer/internal/barrier"
+	"github.com/coffer-kms/coffer/internal/identity/token"
+	"github.com/coffer-kms/coffer/internal/idp"
+	"github.com/coffer-kms/coffer/internal/tenancy"
+)
+
+// signingKeyPath is where the identity provider's token signing keys are kept (sealed).
+const signingKeyPath = "identity/signing-keys"
+
+// tokenLifetime is the lifetime of issued access tokens.
+const tokenLifetime = time.Hour
+
+// identity holds what needs an unsealed barrier: the token signer and the identity provider.
+// It is built on first use after unseal and dropped on seal, so no signing key stays in
+// memory while sealed.
+type identity struct {
+	signer *token.Signer
+	idp    *idp.Service
+	audit  *audit.Log
+}
+
+type identityHolder struct {
+	mu  sync.Mutex
+	cur *identity
+
+	snapMu  sync.Mutex
+	snap    *authz.Snapshot
+	snapGen uint64
+	snapOK  bool
+}
+
+// ident returns the identity components, building them if needed.
+func (s *Server) ident() (*identity, error) {
+	s.idh.mu.Lock()
+	defer s.idh.mu.Unlock()
+	if s.idh.cur != nil {
+		return s.idh.cur, nil
+	}
+	if s.barrier.Sealed() {
+		return nil, barrier.ErrSealed
+	}
+	signer, err := token.NewSigner(s.barrier, signingKeyPath, s.now, tokenLifetime)
+	if err != nil {
+		return nil, fmt.Errorf("token signer: %w", err)
+	}
+	log, err := s.openAudit(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("audit log: %w", err)
+	}
+	svc := idp.New(s.tenants, signer, s.resources(), tokenLifetime, s.now)
+	svc.OnIssue = s.auditTokenRequest
+	s.idh.cur = &identity{signer: signer, idp: svc, audit: log}
+	return s.idh.cur, nil
+}
+
+// dropIdentity forgets the signer and closes the audit log (on seal and shutdown).
+func (s *Server) dropIdentity() {
+	s.idh.mu.Lock()
+	cur := s.idh.cur
+	s.idh.cur = nil
+	s.idh.mu.Unlock()
+	if cur != nil {
+		if err := cur.audit.Close(); err != nil {
+			s.log.Error("closing the audit log", "err", err)
+		}
+	}
+}
+
+// resources describes this server's issuer and token audiences.
+type resources struct {
+	suffix, port string
+}
+
+func (s *Server) resources() resources {
+	_, port, _ := net.SplitHostPort(s.ln.Addr().String())
+	return resources{suffix: s.cfg.DNSSuffix, port: port}
+}
+
+func (r resources) Base() string                  { return idp.IssuerBase(r.suffix, r.port) }
+func (r resources) Issuer(tenantID string) string { return r.Base() + "/" + tenantID + "/v2.0" }
+func (r resources) Audience(resource string) bool {
+	return resource == r.Base() || resource == idp.IssuerBase("managedhsm."+r.suffix, r.port)
+}
+
+// authenticator validates Coffer-issued bearer tokens for a key store.
+type authenticator struct{ s *Server }
+
+func (a authenticator) Authenticate(ctx context.Context, raw string, store tenancy.Vault, resource string) (api.Caller, error) {
+	id, err := a.s.ident()
+	if err != nil {
+		return api.Caller{}, err
+	}
+	c, err := token.Validator{}.Validate(raw, token.Expect{
+		Issuers:   []string{a.s.resources().Issuer(store.TenantID)},
+		Audiences: []string{resource},
+		TenantID:  store.TenantID,
+		Now:       a.s.now(),
+		Keys:      id.signer.KeySet(),
+	})
+	if err != nil {
+		return api.Caller{}, fmt.Errorf("%w: %v", api.ErrUnauthenticated, err)
+	}
+	return api.Caller{TenantID: c.TenantID, ObjectID: c.ObjectID, AppID: c.AppID}, nil
+}
+
+// authorizer decides with a snapshot of the RBAC data, rebuilt when it changes.
+type authorizer struct{ s *Server }
+
+func (a authorizer) snapshot(ctx context.Context) (*authz.Snapshot, error) {
+	h := &a.s.idh
+	h.snapMu.Lock()
+	defer h.snapMu.Unlock()
+	gen := a.s.tenants.Generation()
+	if h.snapOK && h.snapGen == gen {
+		return h.snap, nil
+	}
+	snap, err := a.s.tenants.Snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h.snap, h.snapGen, h.snapOK = snap, gen, true
+	return snap, nil
+}
+
+func (a authorizer) Authorize(ctx context.Context, c api.Caller, action, scope string) error {
+	snap, err := a.snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	sc, err := authz.ParseScope(scope)
+	if err != nil {
+		return api.Errorf(http.StatusBadRequest, "BadParameter", "the object name is not valid")
+	}
+	d := snap.Decide(authz.Request{
+		PrincipalID: c.ObjectID, PrincipalTenant: c.TenantID, Action: authz.Action(action), Scope: sc, Now: a.s.now(),
+		Caller: "appid=" + c.AppID + ";oid=" + c.ObjectID + ";iss=" + a.s.resources().Issuer(c.TenantID),
+	})
+	if !d.Allowed {
+		return &api.Error{Status: http.StatusForbidden, Code: "Forbidden", Inner: "ForbiddenByRbac", Message: d.Message()}
+	}
+	return nil
+}
+
+// storeResolver finds vaults and pools in the tenancy store.
+type storeResolver struct{ s *Server }
+
+func (r storeResolver) Vault(ctx context.Context, kind tenancy.Kind, name string) (tenancy.Vault, error) {
+	return r.s.tenants.Vault(ctx, kind, name)
+}
+
+// kvPath reports whether a bare-host path belongs to the Key Vault data plane (served by the
+// default vault in dev mode).
+func kvPath(p string) bool {
+	first, _, _ := strings.Cut(strings.TrimPrefix(p, "/"), "/")
+	switch first {
+	case "keys", "secrets", "certificates", "deletedkeys", "deletedsecrets", "deletedcertificates", "rng":
+		return true
+	}
+	return false
+}
