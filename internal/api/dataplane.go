@@ -71,6 +71,8 @@ type DataPlane struct {
 	TenantSecret []byte
 	MaxBody      int64
 	Log          func(msg string, args ...any)
+	// Limits throttles each tenant's requests (nil: no limit).
+	Limits *Limiter
 }
 
 // Call is one authenticated, authorised data-plane request.
@@ -249,6 +251,16 @@ func (d *DataPlane) wrap(rt Route, fallback *tenancy.Vault) http.Handler {
 			return
 		}
 		rec.CallerOID, rec.CallerApp, rec.CallerTn = caller.ObjectID, caller.AppID, caller.TenantID
+		release, throttled := d.Limits.Acquire(store.TenantID, time.Now())
+		if throttled != nil {
+			e := throttled.write(w)
+			rec.Status, rec.Reason, rec.Result = e.Status, e.Code, "denied"
+			if d.Audit != nil {
+				_ = d.Audit.Record(ctx, rec)
+			}
+			return
+		}
+		defer release()
 		if !servesKind(rt, store.Kind) {
 			fail(ErrNotFound)
 			return

@@ -36,6 +36,9 @@ type Config struct {
 	ConfigFile       string
 	DNSSuffix        string
 	RequestBodyLimit int64
+	TenantRate       float64
+	TenantBurst      float64
+	TenantConcurrent int64
 }
 
 // kind is how a setting's text is parsed.
@@ -102,6 +105,30 @@ var settings = []setting{
 			return fmt.Errorf("%q is not a whole number of bytes", v)
 		}
 		c.RequestBodyLimit = n
+		return nil
+	}},
+	{"tenant-rate-limit", kindInt, "2000", "data-plane requests per second allowed per tenant (0: no limit); beyond it 429 Throttled with Retry-After", func(c *Config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a whole number", v)
+		}
+		c.TenantRate = float64(n)
+		return nil
+	}},
+	{"tenant-burst", kindInt, "4000", "data-plane request burst allowed per tenant above the rate limit", func(c *Config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a whole number", v)
+		}
+		c.TenantBurst = float64(n)
+		return nil
+	}},
+	{"tenant-max-concurrent", kindInt, "64", "data-plane requests in flight allowed per tenant (0: no limit), so one tenant cannot occupy every core", func(c *Config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a whole number", v)
+		}
+		c.TenantConcurrent = n
 		return nil
 	}},
 }
@@ -272,6 +299,12 @@ func (c *Config) Validate() error {
 	}
 	if c.RequestBodyLimit < 1024 || c.RequestBodyLimit > 64<<20 {
 		bad("max-request-body", "%d is outside 1024 to 67108864 bytes", c.RequestBodyLimit)
+	}
+	if c.TenantRate < 0 || c.TenantBurst < 0 || c.TenantConcurrent < 0 {
+		bad("tenant-rate-limit", "tenant limits must not be negative")
+	}
+	if c.TenantRate > 0 && c.TenantBurst < 1 {
+		bad("tenant-burst", "must be at least 1 when tenant-rate-limit is set")
 	}
 	// Sort for a stable message: map iteration above is random.
 	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })

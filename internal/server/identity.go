@@ -34,8 +34,9 @@ type identity struct {
 }
 
 type identityHolder struct {
-	mu  sync.Mutex
-	cur *identity
+	mu     sync.Mutex
+	cur    *identity
+	tokens *tokenCache
 
 	snapMu  sync.Mutex
 	snap    *authz.Snapshot
@@ -73,6 +74,7 @@ func (s *Server) dropIdentity() {
 	cur := s.idh.cur
 	s.idh.cur = nil
 	s.idh.mu.Unlock()
+	s.idh.tokens.reset()
 	if cur != nil {
 		if err := cur.audit.Close(); err != nil {
 			s.log.Error("closing the audit log", "err", err)
@@ -100,6 +102,11 @@ func (r resources) Audience(resource string) bool {
 type authenticator struct{ s *Server }
 
 func (a authenticator) Authenticate(ctx context.Context, raw string, store tenancy.Vault, resource string) (api.Caller, error) {
+	now := a.s.now()
+	key := cacheKey(raw, store.TenantID, resource)
+	if caller, ok := a.s.idh.tokens.get(key, now); ok {
+		return caller, nil
+	}
 	id, err := a.s.ident()
 	if err != nil {
 		return api.Caller{}, err
@@ -108,13 +115,15 @@ func (a authenticator) Authenticate(ctx context.Context, raw string, store tenan
 		Issuers:   []string{a.s.resources().Issuer(store.TenantID)},
 		Audiences: []string{resource},
 		TenantID:  store.TenantID,
-		Now:       a.s.now(),
+		Now:       now,
 		Keys:      id.signer.KeySet(),
 	})
 	if err != nil {
 		return api.Caller{}, fmt.Errorf("%w: %v", api.ErrUnauthenticated, err)
 	}
-	return api.Caller{TenantID: c.TenantID, ObjectID: c.ObjectID, AppID: c.AppID}, nil
+	caller := api.Caller{TenantID: c.TenantID, ObjectID: c.ObjectID, AppID: c.AppID}
+	a.s.idh.tokens.put(key, caller, time.Unix(c.ExpiresAt, 0), now)
+	return caller, nil
 }
 
 // authorizer decides with a snapshot of the RBAC data, rebuilt when it changes.

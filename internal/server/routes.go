@@ -83,7 +83,8 @@ func (s *Server) handler() http.Handler {
 		Stores: storeResolver{s}, Authn: authenticator{s}, Authz: authorizer{s}, Audit: s.auditor(),
 		Sealed: s.barrier.Sealed, Authority: s.resources().Base(), DNSSuffix: s.cfg.DNSSuffix,
 		TenantSecret: s.challengeSecret, MaxBody: s.cfg.RequestBodyLimit,
-		Log: func(msg string, args ...any) { s.log.Info(msg, args...) },
+		Log:    func(msg string, args ...any) { s.log.Info(msg, args...) },
+		Limits: api.NewLimiter(s.cfg.TenantRate, s.cfg.TenantBurst, int(s.cfg.TenantConcurrent)),
 	}
 	data := s.metricsByPattern(s.data.Handler(s.dataRoutes(), nil))
 	var devData http.Handler

@@ -113,6 +113,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	s.manager = barrier.NewManager(db, s.barrier, nil, s.now)
 	s.metrics = newMetrics(s.barrier.Sealed)
 	s.tenants = tenancy.New(s.barrier, s.now)
+	s.idh.tokens = newTokenCache(100000)
 	s.challengeSecret = make([]byte, 32)
 	if _, err := rand.Read(s.challengeSecret); err != nil {
 		return err

@@ -32,7 +32,9 @@ type testServer struct {
 	logs   *lockedWriter
 }
 
-func loadConfig(t *testing.T, args ...string) *config.Config {
+func loadConfig(t *testing.T, args ...string) *config.Config { return loadConfigB(t, args...) }
+
+func loadConfigB(t testing.TB, args ...string) *config.Config {
 	t.Helper()
 	fs := pflag.NewFlagSet("server", pflag.ContinueOnError)
 	config.RegisterFlags(fs)
