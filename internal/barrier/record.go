@@ -40,23 +40,27 @@ func newAEAD(key []byte) (cipher.AEAD, error) {
 	return cipher.NewGCM(block)
 }
 
-// recordAAD builds the associated data that binds a record to its header and path.
+// recordAAD appends to buf the associated data that binds a record to its header and path.
 func recordAAD(buf []byte, header []byte, path string) []byte {
-	buf = append(buf[:0], header...)
+	buf = append(buf, header...)
 	buf = append(buf, aadContext...)
 	return append(buf, path...)
 }
 
-// sealRecord encrypts plaintext for path under term with aead.
+func aadLen(path string) int { return headerLen + len(aadContext) + len(path) }
+
+// sealRecord encrypts plaintext for path under term with aead. The record and its
+// associated data share one allocation (the AAD lives past the record's capacity).
 func sealRecord(aead cipher.AEAD, term uint32, path string, plaintext []byte) ([]byte, error) {
-	out := make([]byte, headerLen+nonceLen, overhead+len(plaintext))
+	n := overhead + len(plaintext)
+	buf := make([]byte, n+aadLen(path))
+	out := buf[:headerLen+nonceLen : n]
 	binary.BigEndian.PutUint32(out, term)
 	out[termLen] = recordVersion1
 	if _, err := rand.Read(out[headerLen:]); err != nil {
 		return nil, fmt.Errorf("barrier: read random nonce: %w", err)
 	}
-	var aadBuf [128]byte
-	aad := recordAAD(aadBuf[:0], out[:headerLen], path)
+	aad := recordAAD(buf[n:n], out[:headerLen], path)
 	return aead.Seal(out, out[headerLen:headerLen+nonceLen], plaintext, aad), nil
 }
 
@@ -73,9 +77,10 @@ func recordTerm(path string, record []byte) (uint32, error) {
 
 // openRecord decrypts a record that recordTerm accepted, with the AEAD of its term.
 func openRecord(aead cipher.AEAD, path string, record []byte) ([]byte, error) {
-	var aadBuf [128]byte
-	aad := recordAAD(aadBuf[:0], record[:headerLen], path)
-	pt, err := aead.Open(nil, record[headerLen:headerLen+nonceLen], record[headerLen+nonceLen:], aad)
+	n := len(record) - overhead
+	buf := make([]byte, n+aadLen(path))
+	aad := recordAAD(buf[n:n], record[:headerLen], path)
+	pt, err := aead.Open(buf[:0:n], record[headerLen:headerLen+nonceLen], record[headerLen+nonceLen:], aad)
 	if err != nil {
 		return nil, fmt.Errorf("%w: record %q failed authentication: it was modified, moved from another path, or sealed by another keyring", ErrIntegrity, path)
 	}
