@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"time"
 )
 
 // VerifyError kinds: what Verify (and Open) found wrong.
@@ -313,6 +314,11 @@ func (c *chain) add(l *line) (*Record, *VerifyError) {
 		if cp == nil {
 			return &rec, bad(next, BadKind, "checkpoint record without a checkpoint")
 		}
+		// Everything in a checkpoint record but its chain fields is the signed payload, so a
+		// good signature vouches for the whole record.
+		if !onlyTime(rec.Event, cp.Time) {
+			return &rec, bad(next, BadKind, "checkpoint record carries event fields or a time other than the checkpoint's")
+		}
 		if cp.LogID != rec.LogID || cp.Seq != rec.Seq-1 || cp.HeadHash != c.head {
 			return &rec, bad(c.signedThrough+1, BadCheckpointHead,
 				"checkpoint at seq %d claims seq %d with head %.16s…, but record %d has hash %.16s…: %s forged, re-chained or reordered",
@@ -395,4 +401,13 @@ func span(a, b uint64) string {
 		return fmt.Sprintf("record %d was", a)
 	}
 	return fmt.Sprintf("records %d–%d were", a, b)
+}
+
+// onlyTime reports whether ev holds nothing but time t.
+func onlyTime(ev Event, t time.Time) bool {
+	if !ev.Time.Equal(t) {
+		return false
+	}
+	ev.Time = time.Time{}
+	return ev == Event{}
 }

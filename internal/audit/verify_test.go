@@ -244,6 +244,16 @@ func TestVerifyTamper(t *testing.T) {
 			want: &want{BadCheckpointSignature, 12, 22},
 		},
 		{
+			name: "fail/checkpoint-record-with-event-fields",
+			tamper: func(l []string) []string {
+				r := parseLine(t, l[10])
+				r.Tenant, r.Operation = "tenant-a", "KeyDelete"
+				l[10], _ = encode(t, r, parseLine(t, l[9]).Hash)
+				return rechain(t, l, 11, false, nil)
+			},
+			want: &want{BadKind, 11, 11},
+		},
+		{
 			name:   "ok/unsigned-tail",
 			tamper: func(l []string) []string { return l[:27] },
 			report: &Report{Records: 27, Checkpoints: 2, LastSeq: 27, LastCheckpointSeq: 22, UnsignedTail: 5},
