@@ -110,3 +110,21 @@ func (s *Server) auditTokenRequest(ctx context.Context, r *http.Request, tenantI
 		s.log.Error("audit write failed for a token request", "err", err)
 	}
 }
+
+// auditOperator records an operator (seal lifecycle) action. The audit log exists only while
+// unsealed, so seal is recorded just before sealing and unseal just after; init and refused
+// unseal attempts go to the server log only.
+func (s *Server) auditOperator(r *http.Request, op string, status int) {
+	id, err := s.ident()
+	if err != nil {
+		s.log.Warn("operator action not in the audit log (sealed)", "op", op, "err", err)
+		return
+	}
+	result := audit.ResultSuccess
+	if status >= 400 {
+		result = audit.ResultError
+	}
+	if err := id.audit.Append(audit.Event{Operation: op, CallerOID: "operator", Status: status, Result: result, ClientAddr: r.RemoteAddr}); err != nil {
+		s.log.Error("audit write failed for an operator action", "op", op, "err", err)
+	}
+}

@@ -86,6 +86,7 @@ func (s *Server) unseal(w http.ResponseWriter, r *http.Request) error {
 	}
 	if !st.Sealed {
 		s.log.Info("coffer unsealed", "term", st.Term)
+		s.auditOperator(r, "SysUnseal", http.StatusOK)
 	}
 	api.WriteJSON(w, http.StatusOK, st)
 	return nil
@@ -96,6 +97,7 @@ func (s *Server) seal(w http.ResponseWriter, r *http.Request) error {
 		if err := s.checkOperator(r); err != nil {
 			return err
 		}
+		s.auditOperator(r, "SysSeal", http.StatusOK)
 		s.manager.Seal()
 		s.dropIdentity()
 		s.log.Warn("coffer sealed by operator")
@@ -106,8 +108,10 @@ func (s *Server) seal(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) rotate(w http.ResponseWriter, r *http.Request) error {
 	term, err := s.manager.Rotate(r.Context())
 	if err != nil {
+		s.auditOperator(r, "SysRotate", http.StatusInternalServerError)
 		return err
 	}
+	s.auditOperator(r, "SysRotate", http.StatusOK)
 	s.log.Info("keyring rotated", "term", term)
 	api.WriteJSON(w, http.StatusOK, map[string]uint32{"term": term})
 	return nil
