@@ -107,6 +107,14 @@ func (a authenticator) Authenticate(ctx context.Context, raw string, store tenan
 	if caller, ok := a.s.idh.tokens.get(key, now); ok {
 		return caller, nil
 	}
+	if iss := peekIssuer(raw); iss != "" && iss != a.s.resources().Issuer(store.TenantID) {
+		caller, exp, err := a.s.authenticateExternal(ctx, raw, iss, store, now)
+		if err != nil {
+			return api.Caller{}, err
+		}
+		a.s.idh.tokens.put(key, caller, exp, now)
+		return caller, nil
+	}
 	id, err := a.s.ident()
 	if err != nil {
 		return api.Caller{}, err

@@ -25,6 +25,7 @@ import (
 	"github.com/coffer-kms/coffer/internal/api"
 	"github.com/coffer-kms/coffer/internal/barrier"
 	"github.com/coffer-kms/coffer/internal/config"
+	"github.com/coffer-kms/coffer/internal/identity/token"
 	"github.com/coffer-kms/coffer/internal/storage"
 	"github.com/coffer-kms/coffer/internal/storage/bolt"
 	"github.com/coffer-kms/coffer/internal/tenancy"
@@ -59,6 +60,10 @@ type Server struct {
 	closing  sync.Once
 	// Dev holds the development files and credentials when cfg.Dev is set.
 	Dev *DevInfo
+	// ExternalHTTPClient, if set, fetches external issuers' OpenID metadata (tests).
+	ExternalHTTPClient *http.Client
+	remoteMu           sync.Mutex
+	remote             map[string]*token.RemoteKeySet
 }
 
 // New prepares a server from a validated configuration; Start opens storage and listens.
