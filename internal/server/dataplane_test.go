@@ -201,3 +201,25 @@ func TestClientCertificateCredential(t *testing.T) {
 		t.Errorf("GetToken with an unregistered certificate = %v; want AuthenticationFailedError", err)
 	}
 }
+
+func TestSNIHostMismatchIs421(t *testing.T) {
+	ts := startDev(t)
+	hc := loopbackClient(t, ts.caFile)
+	port := ts.resources().port
+	// Connect with SNI devhsm.managedhsm.localhost but address dev.localhost in Host.
+	req, _ := http.NewRequest("POST", "https://devhsm.managedhsm.localhost:"+port+"/rng?api-version=7.6", strings.NewReader(`{"count":1}`))
+	req.Host = "dev.localhost:" + port
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMisdirectedRequest {
+		t.Errorf("SNI/Host mismatch = %d; want 421", resp.StatusCode)
+	}
+	// Same host in both: the normal 401 challenge.
+	status, _, _ := rng(t, hc, "devhsm.managedhsm.localhost", port, "")
+	if status != 401 {
+		t.Errorf("matching SNI and Host = %d; want 401", status)
+	}
+}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"net"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -92,6 +93,10 @@ func (s *Server) handler() http.Handler {
 		devData = s.metricsByPattern(s.data.Handler(s.dataRoutes(), s.devVault))
 	}
 	return securityHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if misdirected(r) {
+			s.writeError(w, r, api.Errorf(http.StatusMisdirectedRequest, "MisdirectedRequest", "the TLS server name and the Host header name different hosts; connect to the host you address"))
+			return
+		}
 		if _, _, ok := api.StoreHost(r.Host, s.cfg.DNSSuffix); ok {
 			data.ServeHTTP(w, r)
 			return
@@ -215,4 +220,18 @@ func newLogger(w interface{ Write([]byte) (int, error) }, format, level string) 
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// misdirected reports a request whose Host names another host than the TLS server name
+// (SNI) the connection was opened for (SECURITY-NOTES T2). Clients that send no SNI (IP
+// literals) are not checked.
+func misdirected(r *http.Request) bool {
+	if r.TLS == nil || r.TLS.ServerName == "" {
+		return false
+	}
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	return !strings.EqualFold(strings.TrimSuffix(host, "."), r.TLS.ServerName)
 }
