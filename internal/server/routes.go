@@ -2,9 +2,9 @@ package server
 
 import (
 	"errors"
-	"net"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"runtime/debug"
 	"strings"
