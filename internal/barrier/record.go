@@ -54,7 +54,7 @@ func aadLen(path string) int { return headerLen + len(aadContext) + len(path) }
 func sealRecord(aead cipher.AEAD, term uint32, path string, plaintext []byte) ([]byte, error) {
 	n := overhead + len(plaintext)
 	buf := make([]byte, n+aadLen(path))
-	out := buf[:headerLen+nonceLen : n]
+	out := buf[: headerLen+nonceLen : n]
 	binary.BigEndian.PutUint32(out, term)
 	out[termLen] = recordVersion1
 	if _, err := rand.Read(out[headerLen:]); err != nil {
