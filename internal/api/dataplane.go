@@ -181,7 +181,33 @@ func (d *DataPlane) Handler(routes []Route, fallback *tenancy.Vault) http.Handle
 	mux.Handle("/", d.wrap(Route{Pattern: "/", Operation: "Unknown", Handle: func(http.ResponseWriter, *http.Request, *Call) error {
 		return ErrNotFound
 	}}, fallback))
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, ok := canonicalPath(r.URL.Path)
+		if !ok {
+			WriteError(w, Errorf(http.StatusBadRequest, "BadParameter", "the request path must not contain '.' or '..' segments"))
+			return
+		}
+		r.URL.Path, r.URL.RawPath = p, ""
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// canonicalPath collapses empty segments (the SDKs send /keys/{name}//sign for "latest
+// version") and drops a trailing slash, so routing never redirects; "." and ".." segments
+// are refused rather than resolved.
+func canonicalPath(p string) (string, bool) {
+	segs := strings.Split(p, "/")
+	out := segs[:0]
+	for _, s := range segs {
+		switch s {
+		case "":
+			continue
+		case ".", "..":
+			return "", false
+		}
+		out = append(out, s)
+	}
+	return "/" + strings.Join(out, "/"), true
 }
 
 func (d *DataPlane) wrap(rt Route, fallback *tenancy.Vault) http.Handler {

@@ -49,6 +49,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		Short: "Print the version",
 		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "coffer", Version) },
 	})
+	root.AddCommand(newManagementCmds()...)
 	return root
 }
 

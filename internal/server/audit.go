@@ -128,3 +128,28 @@ func (s *Server) auditOperator(r *http.Request, op string, status int) {
 		s.log.Error("audit write failed for an operator action", "op", op, "err", err)
 	}
 }
+
+// keysBackupKeyPath holds the AES-256 key that seals key backups (sealed by the barrier, so
+// backups restore only into this installation).
+const keysBackupKeyPath = "keys/backup-key"
+
+// sealedSecret returns the 32-byte secret stored (sealed) at path, creating it on first use.
+func (s *Server) sealedSecret(ctx context.Context, path string) ([]byte, error) {
+	var out []byte
+	err := s.barrier.Txn(ctx, func(tx storage.Tx) error {
+		b, err := tx.Get(ctx, path)
+		if err == nil {
+			if len(b) != 32 {
+				return fmt.Errorf("%s is damaged (%d bytes)", path, len(b))
+			}
+			out = b
+			return nil
+		}
+		if !errors.Is(err, storage.ErrNotFound) {
+			return err
+		}
+		out = randomBytes(32)
+		return tx.Put(ctx, path, out)
+	})
+	return out, err
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/coffer-kms/coffer/internal/barrier"
 	"github.com/coffer-kms/coffer/internal/identity/token"
 	"github.com/coffer-kms/coffer/internal/idp"
+	"github.com/coffer-kms/coffer/internal/keys"
 	"github.com/coffer-kms/coffer/internal/tenancy"
 )
 
@@ -31,6 +32,7 @@ type identity struct {
 	signer *token.Signer
 	idp    *idp.Service
 	audit  *audit.Log
+	keys   *keys.Service
 }
 
 type identityHolder struct {
@@ -62,9 +64,14 @@ func (s *Server) ident() (*identity, error) {
 	if err != nil {
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
+	backupKey, err := s.sealedSecret(context.Background(), keysBackupKeyPath)
+	if err != nil {
+		log.Close()
+		return nil, fmt.Errorf("key backup key: %w", err)
+	}
 	svc := idp.New(s.tenants, signer, s.resources(), tokenLifetime, s.now)
 	svc.OnIssue = s.auditTokenRequest
-	s.idh.cur = &identity{signer: signer, idp: svc, audit: log}
+	s.idh.cur = &identity{signer: signer, idp: svc, audit: log, keys: keys.NewService(s.barrier, s.provider, s.now, backupKey)}
 	return s.idh.cur, nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/coffer-kms/coffer/internal/api"
 	"github.com/coffer-kms/coffer/internal/authz"
 	"github.com/coffer-kms/coffer/internal/barrier"
+	"github.com/coffer-kms/coffer/internal/keys"
 	"github.com/coffer-kms/coffer/internal/storage"
 	"github.com/coffer-kms/coffer/internal/tenancy"
 )
@@ -43,6 +44,30 @@ func (s *Server) routes() []route {
 		{Pattern: "GET /{tenant}/discovery/v2.0/keys", Handle: s.idp},
 		{Pattern: "POST /{tenant}/oauth2/v2.0/token", Handle: s.idp},
 		{Pattern: "GET /common/discovery/instance", Handle: s.idp},
+		// The management API (internal/mgmt, docs/MANAGEMENT.md); TestManagementRoutesMounted
+		// keeps this list equal to mgmt's routes.
+		{Pattern: "POST /v1/tenants", Handle: s.manage},
+		{Pattern: "GET /v1/tenants", Handle: s.manage},
+		{Pattern: "GET /v1/tenants/{tenant}", Handle: s.manage},
+		{Pattern: "GET /v1/audit/public-key", Handle: s.manage},
+		{Pattern: "PUT /v1/tenants/{tenant}/vaults/{name}", Handle: s.manage},
+		{Pattern: "GET /v1/tenants/{tenant}/vaults/{name}", Handle: s.manage},
+		{Pattern: "GET /v1/tenants/{tenant}/vaults", Handle: s.manage},
+		{Pattern: "PUT /v1/tenants/{tenant}/managedHsms/{name}", Handle: s.manage},
+		{Pattern: "GET /v1/tenants/{tenant}/managedHsms/{name}", Handle: s.manage},
+		{Pattern: "GET /v1/tenants/{tenant}/managedHsms", Handle: s.manage},
+		{Pattern: "POST /v1/tenants/{tenant}/principals", Handle: s.manage},
+		{Pattern: "GET /v1/tenants/{tenant}/principals", Handle: s.manage},
+		{Pattern: "GET /v1/tenants/{tenant}/principals/{oid}", Handle: s.manage},
+		{Pattern: "POST /v1/tenants/{tenant}/principals/{oid}/secrets", Handle: s.manage},
+		{Pattern: "POST /v1/tenants/{tenant}/principals/{oid}/certificates", Handle: s.manage},
+		{Pattern: "PUT /v1/tenants/{tenant}/roleAssignments/{id}", Handle: s.manage},
+		{Pattern: "GET /v1/tenants/{tenant}/roleAssignments/{id}", Handle: s.manage},
+		{Pattern: "DELETE /v1/tenants/{tenant}/roleAssignments/{id}", Handle: s.manage},
+		{Pattern: "GET /v1/tenants/{tenant}/roleAssignments", Handle: s.manage},
+		{Pattern: "GET /v1/tenants/{tenant}/roleDefinitions", Handle: s.manage},
+		{Pattern: "PUT /v1/tenants/{tenant}/roleDefinitions/{id}", Handle: s.manage},
+		{Pattern: "GET /v1/tenants/{tenant}/audit", Handle: s.manage},
 		{Pattern: "/", Handle: notFound},
 	}
 }
@@ -64,10 +89,18 @@ func (s *Server) idp(w http.ResponseWriter, r *http.Request) error {
 
 // dataRoutes are the Key Vault data-plane endpoints served on vault and pool hosts.
 func (s *Server) dataRoutes() []api.Route {
-	return []api.Route{
+	rs := []api.Route{
 		{Pattern: "POST /rng", Kinds: []tenancy.Kind{tenancy.KindManagedHSM}, Operation: "GetRandomBytes",
 			Action: map[tenancy.Kind]string{tenancy.KindManagedHSM: string(authz.HSMRNG)}, MaxBody: 4 << 10, Handle: api.GetRandomBytes},
 	}
+	k := &api.Keys{Svc: func() (*keys.Service, error) {
+		id, err := s.ident()
+		if err != nil {
+			return nil, err
+		}
+		return id.keys, nil
+	}}
+	return append(rs, k.Routes()...)
 }
 
 func notFound(http.ResponseWriter, *http.Request) error { return api.ErrNotFound }

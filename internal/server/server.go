@@ -26,6 +26,8 @@ import (
 	"github.com/coffer-kms/coffer/internal/barrier"
 	"github.com/coffer-kms/coffer/internal/config"
 	"github.com/coffer-kms/coffer/internal/identity/token"
+	"github.com/coffer-kms/coffer/internal/provider"
+	"github.com/coffer-kms/coffer/internal/provider/soft"
 	"github.com/coffer-kms/coffer/internal/storage"
 	"github.com/coffer-kms/coffer/internal/storage/bolt"
 	"github.com/coffer-kms/coffer/internal/tenancy"
@@ -37,16 +39,18 @@ const DBFile = "coffer.db"
 
 // Server is one running Coffer server.
 type Server struct {
-	cfg     *config.Config
-	log     *slog.Logger
-	out     io.Writer // where the dev banner goes
-	now     func() time.Time
-	barrier *barrier.Barrier
-	manager *barrier.Manager
-	metrics *metrics
-	tenants *tenancy.Store
-	idh     identityHolder
-	data    *api.DataPlane
+	cfg      *config.Config
+	log      *slog.Logger
+	out      io.Writer // where the dev banner goes
+	now      func() time.Time
+	barrier  *barrier.Barrier
+	manager  *barrier.Manager
+	metrics  *metrics
+	tenants  *tenancy.Store
+	provider provider.Provider
+	idh      identityHolder
+	mgmt     mgmtHolder // the management API (mgmt.go), built on first use
+	data     *api.DataPlane
 	// devVault is dev mode's default vault, also served on the bare host.
 	devVault *tenancy.Vault
 	// challengeSecret keys the stand-in tenant ids of 401 challenges for unknown stores.
@@ -118,6 +122,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	s.manager = barrier.NewManager(db, s.barrier, nil, s.now)
 	s.metrics = newMetrics(s.barrier.Sealed)
 	s.tenants = tenancy.New(s.barrier, s.now)
+	s.provider = soft.New()
 	s.idh.tokens = newTokenCache(100000)
 	s.challengeSecret = make([]byte, 32)
 	if _, err := rand.Read(s.challengeSecret); err != nil {

@@ -1,0 +1,218 @@
+package keys
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/coffer-kms/coffer/internal/storage"
+	"github.com/coffer-kms/coffer/internal/tenancy"
+)
+
+// Backup blob format, version 1 (docs/FORMAT.md should copy this):
+//
+//	blob  = 0x01 ‖ nonce (12 bytes, crypto/rand) ‖ AES-256-GCM(backupKey, nonce, plaintext, aad)
+//	aad   = "coffer/key-backup/v1" ‖ tenant id
+//	plaintext = JSON backupBody: the provider name, the key's display name, latest version,
+//	            rotation policy and every version record (attributes, tags, release policy,
+//	            public JWK and the provider handle)
+//
+// The backup key is per installation, so a blob restores only in the installation that made
+// it, and the tenant id in the AAD confines it to the tenant (any of its vaults). The blob
+// carries provider handles: for the software provider those hold private keys, which is why
+// the blob is sealed and must never be written anywhere unencrypted.
+const (
+	backupVersion1 = 1
+	backupAAD      = "coffer/key-backup/v1"
+	backupNonceLen = 12
+	// maxBackupVersions bounds the versions a restored blob may carry.
+	maxBackupVersions = 10000
+)
+
+// backupBody is the plaintext of a backup blob.
+type backupBody struct {
+	Provider string             `json:"provider"`
+	Name     string             `json:"name"`
+	Latest   string             `json:"latest"`
+	Policy   *KeyRotationPolicy `json:"policy,omitempty"`
+	Versions []versionRecord    `json:"versions"`
+}
+
+// errNoBackupKey is returned by Backup and Restore when the service has no usable key.
+var errNoBackupKey = errors.New("keys: backup and restore are unavailable: the server has no 32-byte backup key")
+
+// errCorruptBlob is the one answer to every unusable backup blob.
+var errCorruptBlob = fmt.Errorf("%w: the backup blob is corrupt, truncated, or was made by another tenant or installation", ErrBadParameter)
+
+// Backup returns a sealed blob holding every version of a key (BackupKey). A deleted key is
+// ErrKeyNotFound.
+func (s *Service) Backup(ctx context.Context, v tenancy.Vault, name string) (BackupResult, error) {
+	if s.backup == nil {
+		return BackupResult{}, errNoBackupKey
+	}
+	sc, err := newScope(v, "")
+	if err != nil {
+		return BackupResult{}, err
+	}
+	lc, err := checkName(name)
+	if err != nil {
+		return BackupResult{}, err
+	}
+	var body backupBody
+	err = s.store.Txn(ctx, func(tx storage.Tx) error { // a consistent snapshot
+		meta, err := readLive(ctx, tx, sc, lc, name)
+		if err != nil {
+			return err
+		}
+		body = backupBody{Provider: s.prov.Name(), Name: meta.Name, Latest: meta.Latest, Policy: meta.Policy}
+		opts := storage.ListOptions{}
+		for {
+			page, err := tx.List(ctx, sc.versionsPrefix(lc), opts)
+			if err != nil {
+				return err
+			}
+			for _, key := range page.Keys {
+				var ver versionRecord
+				if found, err := getJSON(ctx, tx, key, &ver); err != nil || !found {
+					return errors.Join(err, fmt.Errorf("backup: version record %s vanished", key))
+				}
+				body.Versions = append(body.Versions, ver)
+			}
+			if page.Next == "" {
+				return nil
+			}
+			opts.After = page.Next
+		}
+	})
+	if err != nil {
+		return BackupResult{}, err
+	}
+	plain, err := json.Marshal(body)
+	if err != nil {
+		return BackupResult{}, fmt.Errorf("backup: encode: %w", err)
+	}
+	nonce := make([]byte, backupNonceLen)
+	if _, err := rand.Read(nonce); err != nil {
+		return BackupResult{}, fmt.Errorf("backup: nonce: %w", err)
+	}
+	blob := append([]byte{backupVersion1}, nonce...)
+	blob = s.backup.Seal(blob, nonce, plain, backupAADFor(sc.vault.TenantID))
+	clear(plain)
+	return BackupResult{Value: blob}, nil
+}
+
+// backupAADFor is the associated data of a tenant's backup blobs.
+func backupAADFor(tenantID string) []byte { return []byte(backupAAD + tenantID) }
+
+// openBackup authenticates, decrypts and validates a blob.
+func (s *Service) openBackup(sc scope, blob []byte) (*backupBody, error) {
+	if len(blob) < 1+backupNonceLen+s.backup.Overhead() || blob[0] != backupVersion1 {
+		return nil, errCorruptBlob
+	}
+	nonce, sealed := blob[1:1+backupNonceLen], blob[1+backupNonceLen:]
+	plain, err := s.backup.Open(nil, nonce, sealed, backupAADFor(sc.vault.TenantID))
+	if err != nil {
+		return nil, errCorruptBlob
+	}
+	defer clear(plain)
+	dec := json.NewDecoder(bytes.NewReader(plain))
+	dec.DisallowUnknownFields()
+	var body backupBody
+	if err := dec.Decode(&body); err != nil || dec.More() {
+		return nil, errCorruptBlob
+	}
+	if body.Provider != s.prov.Name() {
+		return nil, fmt.Errorf("%w: the backup was made with the %q crypto provider, this server uses %q", ErrBadParameter, body.Provider, s.prov.Name())
+	}
+	if !nameRE.MatchString(body.Name) || len(body.Versions) == 0 || len(body.Versions) > maxBackupVersions {
+		return nil, errCorruptBlob
+	}
+	seen := map[string]bool{}
+	for _, ver := range body.Versions {
+		if !validVersion(ver.Version) || seen[ver.Version] || len(ver.Handle) == 0 {
+			return nil, errCorruptBlob
+		}
+		if err := checkKty(sc, ver.Kty); err != nil {
+			return nil, err
+		}
+		seen[ver.Version] = true
+	}
+	if !seen[body.Latest] {
+		return nil, errCorruptBlob
+	}
+	return &body, nil
+}
+
+// Restore restores a key with all its versions from a Backup blob into the vault
+// (RestoreKey) and returns its latest version. The name must be free: an existing key is
+// ErrConflict and a deleted one ErrDeletedButRecoverable. A corrupt blob, or one made for
+// another tenant or installation, is ErrBadParameter.
+func (s *Service) Restore(ctx context.Context, v tenancy.Vault, base string, blob []byte) (KeyBundle, error) {
+	if s.backup == nil {
+		return KeyBundle{}, errNoBackupKey
+	}
+	sc, err := newScope(v, base)
+	if err != nil {
+		return KeyBundle{}, err
+	}
+	body, err := s.openBackup(sc, blob)
+	if err != nil {
+		return KeyBundle{}, err
+	}
+	defer func() {
+		for i := range body.Versions {
+			clear(body.Versions[i].Handle)
+		}
+	}()
+	// The provider must accept every handle; the public key is taken from the provider,
+	// not from the blob.
+	for i := range body.Versions {
+		key, err := s.prov.Load(ctx, body.Versions[i].Handle)
+		if err != nil {
+			return KeyBundle{}, errCorruptBlob
+		}
+		body.Versions[i].Public = publicJWK(key.Public())
+	}
+	lc := body.Name
+	lc, _ = checkName(lc)
+	var out KeyBundle
+	err = s.store.Txn(ctx, func(tx storage.Tx) error {
+		var existing keyRecord
+		found, err := getJSON(ctx, tx, sc.metaPath(lc), &existing)
+		if err != nil {
+			return err
+		}
+		if found && existing.Deleted != nil {
+			return deletedConflict(existing.Name)
+		}
+		if found {
+			return fmt.Errorf("%w: key %s already exists in this vault; delete and purge it, or restore into another vault", ErrConflict, existing.Name)
+		}
+		meta := keyRecord{Name: body.Name, Latest: body.Latest, Policy: body.Policy}
+		var latest *versionRecord
+		for i := range body.Versions {
+			ver := &body.Versions[i]
+			if err := putJSON(ctx, tx, sc.versionPath(lc, ver.Version), ver); err != nil {
+				return err
+			}
+			if ver.Version == body.Latest {
+				latest = ver
+			}
+		}
+		if err := tx.Put(ctx, sc.liveIndex()+lc, nil); err != nil {
+			return err
+		}
+		if err := reschedule(ctx, tx, sc, lc, &meta, latest); err != nil {
+			return err
+		}
+		if err := putJSON(ctx, tx, sc.metaPath(lc), &meta); err != nil {
+			return err
+		}
+		out = sc.bundle(&meta, latest)
+		return nil
+	})
+	return out, err
+}

@@ -1,0 +1,146 @@
+package keys
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/coffer-kms/coffer/internal/provider"
+	"github.com/coffer-kms/coffer/internal/tenancy"
+)
+
+// producesNew reports whether an operation makes new protected data (sign, encrypt,
+// wrapKey). Key Vault refuses those outside a version's nbf–exp window but still allows
+// verify, decrypt and unwrapKey, so data protected before expiry stays readable
+// (KEYVAULT-NOTES §1.7.3).
+func producesNew(op string) bool {
+	return op == OpSign || op == OpEncrypt || op == OpWrapKey
+}
+
+// permit reports whether op may run on a version with these attributes at now: it must be
+// enabled, within nbf–exp for sign, encrypt and wrapKey, and op must be in keyOps. The error
+// wraps ErrKeyDisabled, ErrKeyNotYetValid, ErrKeyExpired or ErrForbiddenOp and says which,
+// with Key Vault's wording.
+func permit(op string, enabled bool, nbf, exp *int64, keyOps []string, now time.Time) error {
+	if !enabled {
+		return fmt.Errorf("%w: Operation %s is not allowed on a disabled key.", ErrKeyDisabled, op)
+	}
+	if producesNew(op) {
+		if nbf != nil && now.Unix() < *nbf {
+			return fmt.Errorf("%w: Operation %s is not allowed before the key's activation date (nbf %s).", ErrKeyNotYetValid, op, time.Unix(*nbf, 0).UTC().Format(time.RFC3339))
+		}
+		if exp != nil && now.Unix() >= *exp {
+			return fmt.Errorf("%w: Operation %s is not allowed on an expired key (exp %s).", ErrKeyExpired, op, time.Unix(*exp, 0).UTC().Format(time.RFC3339))
+		}
+	}
+	if !contains(keyOps, op) {
+		return fmt.Errorf("%w: Operation %s is not permitted on this key.", ErrForbiddenOp, op)
+	}
+	return nil
+}
+
+// prepare resolves the version an operation addresses, refuses the operation if the
+// version's state does not permit it, and only then loads the key from the provider.
+func (s *Service) prepare(ctx context.Context, v tenancy.Vault, base, name, version, op string) (provider.Key, string, error) {
+	sc, err := newScope(v, base)
+	if err != nil {
+		return nil, "", err
+	}
+	meta, ver, err := s.resolve(ctx, sc, name, version)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := permit(op, ver.Enabled, ver.NotBefore, ver.Expires, ver.KeyOps, s.clock()); err != nil {
+		return nil, "", err
+	}
+	key, err := s.prov.Load(ctx, ver.Handle)
+	if err != nil {
+		return nil, "", fmt.Errorf("load key %s/%s: %w", meta.Name, ver.Version, err)
+	}
+	return key, sc.kid(meta.Name, ver.Version), nil
+}
+
+// Sign signs a digest with a key version (sign); version "" is the latest.
+func (s *Service) Sign(ctx context.Context, v tenancy.Vault, base, name, version string, p SignParams) (OperationResult, error) {
+	key, kid, err := s.prepare(ctx, v, base, name, version, OpSign)
+	if err != nil {
+		return OperationResult{}, err
+	}
+	sig, err := key.Sign(ctx, p.Algorithm, p.Value)
+	if err != nil {
+		return OperationResult{}, provErr("sign", err)
+	}
+	return OperationResult{KID: kid, Value: sig}, nil
+}
+
+// Verify checks a signature over a digest (verify). A signature that does not verify is
+// Value false, not an error.
+func (s *Service) Verify(ctx context.Context, v tenancy.Vault, base, name, version string, p VerifyParams) (VerifyResult, error) {
+	key, kid, err := s.prepare(ctx, v, base, name, version, OpVerify)
+	if err != nil {
+		return VerifyResult{}, err
+	}
+	ok, err := key.Verify(ctx, p.Algorithm, p.Digest, p.Signature)
+	if err != nil {
+		return VerifyResult{}, provErr("verify", err)
+	}
+	return VerifyResult{Value: ok, KID: kid}, nil
+}
+
+// encParams converts the wire parameters for the provider.
+func encParams(p OperationParams) provider.EncryptParams {
+	return provider.EncryptParams{Algorithm: p.Algorithm, Value: p.Value, IV: p.IV, AAD: p.AAD, Tag: p.Tag}
+}
+
+// Encrypt encrypts a value (encrypt). For AES-GCM the result carries the IV, tag and AAD.
+func (s *Service) Encrypt(ctx context.Context, v tenancy.Vault, base, name, version string, p OperationParams) (OperationResult, error) {
+	key, kid, err := s.prepare(ctx, v, base, name, version, OpEncrypt)
+	if err != nil {
+		return OperationResult{}, err
+	}
+	r, err := key.Encrypt(ctx, encParams(p))
+	if err != nil {
+		return OperationResult{}, provErr("encrypt", err)
+	}
+	return OperationResult{KID: kid, Value: r.Value, IV: r.IV, Tag: r.Tag, AAD: r.AAD}, nil
+}
+
+// Decrypt decrypts a value (decrypt). Every failure of the ciphertext is the provider's
+// single ErrDecrypt (wrapped in ErrBadParameter), so no padding oracle is exposed.
+func (s *Service) Decrypt(ctx context.Context, v tenancy.Vault, base, name, version string, p OperationParams) (OperationResult, error) {
+	key, kid, err := s.prepare(ctx, v, base, name, version, OpDecrypt)
+	if err != nil {
+		return OperationResult{}, err
+	}
+	pt, err := key.Decrypt(ctx, encParams(p))
+	if err != nil {
+		return OperationResult{}, provErr("decrypt", err)
+	}
+	return OperationResult{KID: kid, Value: pt}, nil
+}
+
+// WrapKey wraps a key (wrapKey).
+func (s *Service) WrapKey(ctx context.Context, v tenancy.Vault, base, name, version string, p OperationParams) (OperationResult, error) {
+	key, kid, err := s.prepare(ctx, v, base, name, version, OpWrapKey)
+	if err != nil {
+		return OperationResult{}, err
+	}
+	r, err := key.WrapKey(ctx, encParams(p))
+	if err != nil {
+		return OperationResult{}, provErr("wrap key", err)
+	}
+	return OperationResult{KID: kid, Value: r.Value, IV: r.IV, Tag: r.Tag, AAD: r.AAD}, nil
+}
+
+// UnwrapKey unwraps a key (unwrapKey), with the same single failure as Decrypt.
+func (s *Service) UnwrapKey(ctx context.Context, v tenancy.Vault, base, name, version string, p OperationParams) (OperationResult, error) {
+	key, kid, err := s.prepare(ctx, v, base, name, version, OpUnwrapKey)
+	if err != nil {
+		return OperationResult{}, err
+	}
+	pt, err := key.UnwrapKey(ctx, encParams(p))
+	if err != nil {
+		return OperationResult{}, provErr("unwrap key", err)
+	}
+	return OperationResult{KID: kid, Value: pt}, nil
+}

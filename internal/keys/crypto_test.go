@@ -1,0 +1,181 @@
+package keys
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coffer-kms/coffer/internal/provider"
+)
+
+func TestCryptoRoundTrips(t *testing.T) {
+	f := newFixture(t)
+	rsa := f.mustCreate(f.v, "rsa", rsaKey)
+	ec := f.mustCreate(f.v, "ec", CreateParams{Kty: provider.EC, Curve: provider.P384})
+	d := digest("hello")
+
+	sig, err := f.svc.Sign(f.ctx, f.v, f.base, "RSA", "", SignParams{Algorithm: provider.AlgPS256, Value: d})
+	if err != nil || sig.KID != rsa.Key.KID || len(sig.Value) != 256 {
+		t.Fatalf("Sign(rsa) = %+v, %v; want a 256-byte signature with kid %s", sig, err, rsa.Key.KID)
+	}
+	ok, err := f.svc.Verify(f.ctx, f.v, f.base, "rsa", versionOf(rsa.Key.KID), VerifyParams{Algorithm: provider.AlgPS256, Digest: d, Signature: sig.Value})
+	if err != nil || !ok.Value || ok.KID != rsa.Key.KID {
+		t.Errorf("Verify(rsa) = %+v, %v; want true", ok, err)
+	}
+	bad, err := f.svc.Verify(f.ctx, f.v, f.base, "rsa", "", VerifyParams{Algorithm: provider.AlgPS256, Digest: digest("other"), Signature: sig.Value})
+	if err != nil || bad.Value {
+		t.Errorf("Verify(rsa, wrong digest) = %+v, %v; want false, nil", bad, err)
+	}
+
+	d384 := make([]byte, 48)
+	esig, err := f.svc.Sign(f.ctx, f.v, f.base, "ec", "", SignParams{Algorithm: provider.AlgES384, Value: d384})
+	if err != nil || esig.KID != ec.Key.KID || len(esig.Value) != 96 {
+		t.Fatalf("Sign(ec) = %+v, %v", esig, err)
+	}
+	if ok, err := f.svc.Verify(f.ctx, f.v, f.base, "ec", "", VerifyParams{Algorithm: provider.AlgES384, Digest: d384, Signature: esig.Value}); err != nil || !ok.Value {
+		t.Errorf("Verify(ec) = %+v, %v; want true", ok, err)
+	}
+
+	plain := []byte("attack at dawn")
+	ct, err := f.svc.Encrypt(f.ctx, f.v, f.base, "rsa", "", OperationParams{Algorithm: provider.AlgRSAOAEP256, Value: plain})
+	if err != nil || ct.KID != rsa.Key.KID {
+		t.Fatalf("Encrypt = %+v, %v", ct, err)
+	}
+	pt, err := f.svc.Decrypt(f.ctx, f.v, f.base, "rsa", "", OperationParams{Algorithm: provider.AlgRSAOAEP256, Value: ct.Value})
+	if err != nil || !bytes.Equal(pt.Value, plain) || pt.KID != rsa.Key.KID {
+		t.Errorf("Decrypt = %+v, %v; want %q", pt, err, plain)
+	}
+	cek := bytes.Repeat([]byte{7}, 32)
+	wr, err := f.svc.WrapKey(f.ctx, f.v, f.base, "rsa", "", OperationParams{Algorithm: provider.AlgRSAOAEP, Value: cek})
+	if err != nil {
+		t.Fatalf("WrapKey = %v", err)
+	}
+	uw, err := f.svc.UnwrapKey(f.ctx, f.v, f.base, "rsa", "", OperationParams{Algorithm: provider.AlgRSAOAEP, Value: wr.Value})
+	if err != nil || !bytes.Equal(uw.Value, cek) {
+		t.Errorf("UnwrapKey = %+v, %v; want the wrapped key", uw, err)
+	}
+
+	for _, tt := range []struct {
+		name string
+		run  func() error
+		want error
+	}{
+		{"fail/alg-for-other-kty", func() error {
+			_, err := f.svc.Sign(f.ctx, f.v, f.base, "ec", "", SignParams{Algorithm: provider.AlgRS256, Value: d})
+			return err
+		}, ErrBadParameter},
+		{"fail/digest-length", func() error {
+			_, err := f.svc.Sign(f.ctx, f.v, f.base, "rsa", "", SignParams{Algorithm: provider.AlgRS256, Value: d[:20]})
+			return err
+		}, ErrBadParameter},
+		{"fail/garbage-ciphertext", func() error {
+			_, err := f.svc.Decrypt(f.ctx, f.v, f.base, "rsa", "", OperationParams{Algorithm: provider.AlgRSAOAEP256, Value: make([]byte, 256)})
+			return err
+		}, provider.ErrDecrypt},
+		{"fail/garbage-ciphertext-is-bad-parameter", func() error {
+			_, err := f.svc.UnwrapKey(f.ctx, f.v, f.base, "rsa", "", OperationParams{Algorithm: provider.AlgRSAOAEP, Value: make([]byte, 256)})
+			return err
+		}, ErrBadParameter},
+		{"fail/ec-cannot-encrypt", func() error {
+			_, err := f.svc.Encrypt(f.ctx, f.v, f.base, "ec", "", OperationParams{Algorithm: provider.AlgRSAOAEP256, Value: plain})
+			return err
+		}, ErrForbiddenOp},
+	} {
+		t.Run(tt.name, func(t *testing.T) { wantErr(t, tt.name, tt.run(), tt.want) })
+	}
+}
+
+// TestCryptoRefusedBeforeProvider checks that every refusal happens before the provider
+// loads the key, and that decrypt, unwrapKey and verify stay allowed outside nbf–exp.
+func TestCryptoRefusedBeforeProvider(t *testing.T) {
+	f := newFixture(t)
+	now := t0.Unix()
+	f.mustCreate(f.v, "ok", rsaKey)
+	f.mustCreate(f.v, "disabled", CreateParams{Kty: provider.RSA, Attributes: &KeyAttributes{Enabled: ptr(false)}})
+	f.mustCreate(f.v, "future", CreateParams{Kty: provider.RSA, Attributes: &KeyAttributes{NotBefore: ptr(now + 60)}})
+	f.mustCreate(f.v, "expired", CreateParams{Kty: provider.RSA, Attributes: &KeyAttributes{Expires: ptr(now)}})
+	f.mustCreate(f.v, "verify-only", CreateParams{Kty: provider.RSA, KeyOps: []string{"verify"}})
+	f.mustCreate(f.v, "no-ops", CreateParams{Kty: provider.RSA, KeyOps: []string{}})
+	f.mustCreate(f.v, "deleted", rsaKey)
+	if _, err := f.svc.Delete(f.ctx, f.v, f.base, "deleted"); err != nil {
+		t.Fatal(err)
+	}
+	// Allowed operations reach the provider with dummy inputs; the provider's verdict on
+	// them does not matter here, only whether the state check let them through.
+	d := digest("x")
+	op := func(kind, name string) error {
+		var err error
+		switch kind {
+		case OpSign:
+			_, err = f.svc.Sign(f.ctx, f.v, f.base, name, "", SignParams{Algorithm: provider.AlgRS256, Value: d})
+		case OpVerify:
+			_, err = f.svc.Verify(f.ctx, f.v, f.base, name, "", VerifyParams{Algorithm: provider.AlgRS256, Digest: d, Signature: make([]byte, 256)})
+		case OpEncrypt:
+			_, err = f.svc.Encrypt(f.ctx, f.v, f.base, name, "", OperationParams{Algorithm: provider.AlgRSAOAEP256, Value: []byte("p")})
+		case OpDecrypt:
+			_, err = f.svc.Decrypt(f.ctx, f.v, f.base, name, "", OperationParams{Algorithm: provider.AlgRSAOAEP256, Value: make([]byte, 256)})
+		case OpWrapKey:
+			_, err = f.svc.WrapKey(f.ctx, f.v, f.base, name, "", OperationParams{Algorithm: provider.AlgRSAOAEP256, Value: make([]byte, 32)})
+		case OpUnwrapKey:
+			_, err = f.svc.UnwrapKey(f.ctx, f.v, f.base, name, "", OperationParams{Algorithm: provider.AlgRSAOAEP256, Value: make([]byte, 256)})
+		}
+		return err
+	}
+	tests := []struct {
+		name, op, key string
+		want          error  // nil: allowed (the provider runs; its own verdict is ignored)
+		msg           string // part of the error message
+	}{
+		{"ok/sign", OpSign, "ok", nil, ""},
+		{"fail/sign-disabled", OpSign, "disabled", ErrKeyDisabled, "Operation sign is not allowed on a disabled key."},
+		{"fail/decrypt-disabled", OpDecrypt, "disabled", ErrKeyDisabled, "Operation decrypt is not allowed on a disabled key."},
+		{"fail/verify-disabled", OpVerify, "disabled", ErrForbiddenOp, "disabled"},
+		{"fail/sign-not-yet-valid", OpSign, "future", ErrKeyNotYetValid, "Operation sign"},
+		{"fail/encrypt-not-yet-valid", OpEncrypt, "future", ErrKeyNotYetValid, "Operation encrypt"},
+		{"fail/wrap-not-yet-valid", OpWrapKey, "future", ErrKeyNotYetValid, "Operation wrapKey"},
+		{"fail/sign-expired", OpSign, "expired", ErrKeyExpired, "expired"},
+		{"fail/encrypt-expired", OpEncrypt, "expired", ErrKeyExpired, "expired"},
+		{"fail/wrap-expired", OpWrapKey, "expired", ErrForbiddenOp, "expired"},
+		{"ok/decrypt-expired", OpDecrypt, "expired", nil, ""},
+		{"ok/unwrap-expired", OpUnwrapKey, "expired", nil, ""},
+		{"ok/verify-expired", OpVerify, "expired", nil, ""},
+		{"ok/decrypt-not-yet-valid", OpDecrypt, "future", nil, ""},
+		{"fail/sign-not-in-ops", OpSign, "verify-only", ErrForbiddenOp, "Operation sign is not permitted on this key."},
+		{"fail/unwrap-not-in-ops", OpUnwrapKey, "verify-only", ErrForbiddenOp, "Operation unwrapKey is not permitted on this key."},
+		{"ok/verify-in-ops", OpVerify, "verify-only", nil, ""},
+		{"fail/decrypt-no-ops", OpDecrypt, "no-ops", ErrForbiddenOp, "Operation decrypt is not permitted on this key."},
+		{"fail/sign-deleted", OpSign, "deleted", ErrKeyNotFound, ""},
+		{"fail/sign-missing", OpSign, "missing", ErrKeyNotFound, ""},
+		{"fail/sign-bad-name", OpSign, "bad/name", ErrBadParameter, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			loads, ops := f.prov.loads.Load(), f.prov.ops.Load()
+			err := op(tt.op, tt.key)
+			if tt.want == nil {
+				if errors.Is(err, ErrForbiddenOp) || errors.Is(err, ErrKeyNotFound) {
+					t.Fatalf("%s(%s) = %v; want it allowed", tt.op, tt.key, err)
+				}
+				if f.prov.ops.Load() != ops+1 {
+					t.Errorf("%s(%s) did not reach the provider", tt.op, tt.key)
+				}
+				return
+			}
+			wantErr(t, tt.op+"("+tt.key+")", err, tt.want)
+			if err != nil && !strings.Contains(err.Error(), tt.msg) {
+				t.Errorf("%s(%s) = %q; want the message to contain %q", tt.op, tt.key, err, tt.msg)
+			}
+			if f.prov.loads.Load() != loads || f.prov.ops.Load() != ops {
+				t.Errorf("%s(%s) reached the provider before being refused", tt.op, tt.key)
+			}
+		})
+	}
+
+	// Moving the clock past nbf makes the future key usable.
+	f.clk.Advance(61 * time.Second)
+	if err := op(OpSign, "future"); err != nil {
+		t.Errorf("Sign(future) after nbf = %v; want nil", err)
+	}
+}

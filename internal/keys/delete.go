@@ -1,0 +1,263 @@
+package keys
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/coffer-kms/coffer/internal/storage"
+	"github.com/coffer-kms/coffer/internal/tenancy"
+)
+
+// isNotFound reports whether err is an ErrKeyNotFound.
+func isNotFound(err error) bool { return errors.Is(err, ErrKeyNotFound) }
+
+// Delete soft-deletes a key with all its versions (DeleteKey). The key keeps its name
+// reserved until it is recovered or purged; it is purged by the scheduler after the
+// vault's retention (fixed now: a later change of the vault's retention does not move it).
+func (s *Service) Delete(ctx context.Context, v tenancy.Vault, base, name string) (DeletedKeyBundle, error) {
+	sc, err := newScope(v, base)
+	if err != nil {
+		return DeletedKeyBundle{}, err
+	}
+	lc, err := checkName(name)
+	if err != nil {
+		return DeletedKeyBundle{}, err
+	}
+	now := s.clock()
+	var out DeletedKeyBundle
+	err = s.store.Txn(ctx, func(tx storage.Tx) error {
+		meta, err := readLive(ctx, tx, sc, lc, name)
+		if err != nil {
+			return err
+		}
+		latest, err := readVersion(ctx, tx, sc, lc, meta, "")
+		if err != nil {
+			return err
+		}
+		meta.Deleted = &deletion{Date: now.Unix(), PurgeDate: now.AddDate(0, 0, sc.retention()).Unix()}
+		if err := tx.Delete(ctx, sc.liveIndex()+lc); err != nil {
+			return err
+		}
+		if err := tx.Put(ctx, sc.deletedIndex()+lc, nil); err != nil {
+			return err
+		}
+		if err := reschedule(ctx, tx, sc, lc, meta, latest); err != nil { // drops the rotation
+			return err
+		}
+		if err := schedulePurge(ctx, tx, sc, lc, meta); err != nil {
+			return err
+		}
+		if err := putJSON(ctx, tx, sc.metaPath(lc), meta); err != nil {
+			return err
+		}
+		out = sc.deletedBundle(meta, latest)
+		return nil
+	})
+	return out, err
+}
+
+// readDeleted reads a soft-deleted key and its latest version.
+func readDeleted(ctx context.Context, r storage.Reader, sc scope, lc, name string) (*keyRecord, *versionRecord, error) {
+	meta, err := readKey(ctx, r, sc, lc, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if meta.Deleted == nil {
+		return nil, nil, fmt.Errorf("%w: deleted key %s was not found in this key vault", ErrKeyNotFound, name)
+	}
+	latest, err := readVersion(ctx, r, sc, lc, meta, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	return meta, latest, nil
+}
+
+// GetDeleted returns a soft-deleted key (GetDeletedKey); a key that is not deleted is
+// ErrKeyNotFound.
+func (s *Service) GetDeleted(ctx context.Context, v tenancy.Vault, base, name string) (DeletedKeyBundle, error) {
+	sc, err := newScope(v, base)
+	if err != nil {
+		return DeletedKeyBundle{}, err
+	}
+	lc, err := checkName(name)
+	if err != nil {
+		return DeletedKeyBundle{}, err
+	}
+	meta, latest, err := readDeleted(ctx, s.store, sc, lc, name)
+	if err != nil {
+		return DeletedKeyBundle{}, err
+	}
+	return sc.deletedBundle(meta, latest), nil
+}
+
+// ListDeleted returns one page of the vault's soft-deleted keys (GetDeletedKeys).
+func (s *Service) ListDeleted(ctx context.Context, v tenancy.Vault, base string, opts ListOptions) (Page[DeletedKeyItem], error) {
+	sc, err := newScope(v, base)
+	if err != nil {
+		return Page[DeletedKeyItem]{}, err
+	}
+	names, next, err := s.pageKeys(ctx, sc.deletedIndex(), opts, validLC)
+	if err != nil {
+		return Page[DeletedKeyItem]{}, err
+	}
+	out := Page[DeletedKeyItem]{Value: make([]DeletedKeyItem, 0, len(names)), NextToken: next}
+	for _, lc := range names {
+		meta, latest, err := readDeleted(ctx, s.store, sc, lc, lc)
+		if err != nil {
+			if isNotFound(err) {
+				continue // recovered or purged since the index was read
+			}
+			return Page[DeletedKeyItem]{}, err
+		}
+		b := sc.deletedBundle(meta, latest)
+		out.Value = append(out.Value, DeletedKeyItem{
+			KeyItem:            sc.item(meta, latest, false),
+			RecoveryID:         b.RecoveryID,
+			ScheduledPurgeDate: b.ScheduledPurgeDate,
+			DeletedDate:        b.DeletedDate,
+		})
+	}
+	return out, nil
+}
+
+// Recover restores a soft-deleted key with all its versions (RecoverDeletedKey) and returns
+// its latest version. Its rotation schedule resumes (an overdue rotation runs at the next
+// RunDue).
+func (s *Service) Recover(ctx context.Context, v tenancy.Vault, base, name string) (KeyBundle, error) {
+	sc, err := newScope(v, base)
+	if err != nil {
+		return KeyBundle{}, err
+	}
+	lc, err := checkName(name)
+	if err != nil {
+		return KeyBundle{}, err
+	}
+	var out KeyBundle
+	err = s.store.Txn(ctx, func(tx storage.Tx) error {
+		meta, latest, err := readDeleted(ctx, tx, sc, lc, name)
+		if err != nil {
+			return err
+		}
+		meta.Deleted = nil
+		if meta.PurgeIndex != "" {
+			if err := tx.Delete(ctx, meta.PurgeIndex); err != nil {
+				return err
+			}
+			meta.PurgeIndex = ""
+		}
+		if err := tx.Delete(ctx, sc.deletedIndex()+lc); err != nil {
+			return err
+		}
+		if err := tx.Put(ctx, sc.liveIndex()+lc, nil); err != nil {
+			return err
+		}
+		if err := reschedule(ctx, tx, sc, lc, meta, latest); err != nil {
+			return err
+		}
+		if err := putJSON(ctx, tx, sc.metaPath(lc), meta); err != nil {
+			return err
+		}
+		out = sc.bundle(meta, latest)
+		return nil
+	})
+	return out, err
+}
+
+// Purge permanently removes a soft-deleted key and every version, and destroys their
+// material in the provider (PurgeDeletedKey). While the vault has purge protection it is
+// refused with ErrPurgeProtected until the scheduled purge date, when the scheduler purges
+// the key itself.
+func (s *Service) Purge(ctx context.Context, v tenancy.Vault, base, name string) error {
+	sc, err := newScope(v, base)
+	if err != nil {
+		return err
+	}
+	lc, err := checkName(name)
+	if err != nil {
+		return err
+	}
+	return s.purge(ctx, sc, lc, name, s.clock(), false, "")
+}
+
+// purge removes a deleted key in one transaction and then destroys the provider material of
+// its versions. A user purge (system false) honours purge protection; the scheduler's
+// (system true) requires the scheduled date to have passed and index to still be the key's
+// purge entry, and reports errStale otherwise.
+func (s *Service) purge(ctx context.Context, sc scope, lc, name string, now time.Time, system bool, index string) error {
+	var handles [][]byte
+	err := s.store.Txn(ctx, func(tx storage.Tx) error {
+		handles = nil
+		meta, err := readKey(ctx, tx, sc, lc, name)
+		if system && (isNotFound(err) || (err == nil && (meta.Deleted == nil || meta.PurgeIndex != index || meta.Deleted.PurgeDate > now.Unix()))) {
+			return errStale
+		}
+		if err != nil {
+			return err
+		}
+		if meta.Deleted == nil {
+			return fmt.Errorf("%w: deleted key %s was not found in this key vault", ErrKeyNotFound, name)
+		}
+		if !system && sc.vault.PurgeProtection && now.Unix() < meta.Deleted.PurgeDate {
+			return fmt.Errorf("%w: Operation \"purge\" is not allowed because purge protection is enabled for this vault. The key will be purged automatically at %s, at the end of its retention period.",
+				ErrPurgeProtected, time.Unix(meta.Deleted.PurgeDate, 0).UTC().Format(time.RFC3339))
+		}
+		handles, err = removeKey(ctx, tx, sc, lc, meta)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, h := range handles {
+		if err := s.prov.Destroy(ctx, h); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("purge: the key's records are gone but %d of %d versions could not be destroyed in the provider: %w", len(errs), len(handles), errors.Join(errs...))
+	}
+	return nil
+}
+
+// removeKey deletes every record of a key and returns the provider handles of its versions.
+func removeKey(ctx context.Context, tx storage.Tx, sc scope, lc string, meta *keyRecord) ([][]byte, error) {
+	var handles [][]byte
+	prefix := sc.versionsPrefix(lc)
+	var versions []string
+	opts := storage.ListOptions{}
+	for {
+		page, err := tx.List(ctx, prefix, opts)
+		if err != nil {
+			return nil, err
+		}
+		versions = append(versions, page.Keys...)
+		if page.Next == "" {
+			break
+		}
+		opts.After = page.Next
+	}
+	for _, key := range versions {
+		var ver versionRecord
+		found, err := getJSON(ctx, tx, key, &ver)
+		if err != nil {
+			return nil, err
+		}
+		if found && len(ver.Handle) > 0 {
+			handles = append(handles, ver.Handle)
+		}
+		if err := tx.Delete(ctx, key); err != nil {
+			return nil, err
+		}
+	}
+	for _, key := range []string{meta.RotateIndex, meta.PurgeIndex, sc.liveIndex() + lc, sc.deletedIndex() + lc, sc.metaPath(lc)} {
+		if key == "" {
+			continue
+		}
+		if err := tx.Delete(ctx, key); err != nil {
+			return nil, err
+		}
+	}
+	return handles, nil
+}

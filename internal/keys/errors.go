@@ -1,0 +1,57 @@
+package keys
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Errors. Every error a Service method returns for a client mistake or a refused operation
+// wraps exactly one of these (ErrKeyDisabled, ErrKeyNotYetValid and ErrKeyExpired also wrap
+// ErrForbiddenOp); anything else is an internal failure (storage, provider) that the api
+// layer reports as 500 without its text. Messages never carry key material.
+//
+// The api layer maps them with one table (check the more specific errors first):
+//
+//	error                     HTTP  error.code     innererror.code
+//	ErrBadParameter           400   BadParameter
+//	ErrKeyNotFound            404   KeyNotFound
+//	ErrConflict               409   Conflict
+//	ErrDeletedButRecoverable  409   Conflict       ObjectIsDeletedButRecoverable
+//	ErrPurgeProtected         403   Forbidden
+//	ErrKeyDisabled            403   Forbidden      KeyDisabled
+//	ErrKeyNotYetValid         403   Forbidden      KeyNotYetValid (Coffer's; Azure's is not documented)
+//	ErrKeyExpired             403   Forbidden      KeyExpired (Coffer's; Azure's is not documented)
+//	ErrForbiddenOp            403   Forbidden      KeyOperationForbidden
+//
+// Errors of the provider's invalid-input classes (provider.ErrUnsupported,
+// ErrInvalidParameter, ErrWrongKeyType, ErrDecrypt, ErrInvalidKey) are returned wrapped in
+// ErrBadParameter as well, so errors.Is matches both and the table above suffices.
+var (
+	// ErrKeyNotFound: no such key, version, deleted key or rotation policy in this vault.
+	ErrKeyNotFound = errors.New("key not found")
+	// ErrBadParameter: a malformed or out-of-range request field, or a corrupt backup blob.
+	ErrBadParameter = errors.New("bad parameter")
+	// ErrConflict: the name is already taken (restore onto an existing key).
+	ErrConflict = errors.New("conflict")
+	// ErrDeletedButRecoverable: the name belongs to a soft-deleted key; it can only be
+	// recovered or purged.
+	ErrDeletedButRecoverable = errors.New("key is deleted but recoverable")
+	// ErrPurgeProtected: a purge was asked for while the vault has purge protection and the
+	// key's scheduled purge date is still in the future.
+	ErrPurgeProtected = errors.New("purge protection is enabled")
+	// ErrForbiddenOp: the operation is not permitted on this key version (not in key_ops,
+	// disabled, not yet valid or expired). The message names the operation as Key Vault
+	// does: "Operation sign is not permitted on this key."
+	ErrForbiddenOp = errors.New("operation not permitted")
+	// ErrKeyDisabled: the key version is disabled. It wraps ErrForbiddenOp.
+	ErrKeyDisabled = fmt.Errorf("%w: key is disabled", ErrForbiddenOp)
+	// ErrKeyNotYetValid: now is before the version's nbf. It wraps ErrForbiddenOp.
+	ErrKeyNotYetValid = fmt.Errorf("%w: key is not yet valid", ErrForbiddenOp)
+	// ErrKeyExpired: now is at or after the version's exp. It wraps ErrForbiddenOp.
+	ErrKeyExpired = fmt.Errorf("%w: key has expired", ErrForbiddenOp)
+)
+
+// badParam returns an ErrBadParameter with a message.
+func badParam(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrBadParameter, fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,221 @@
+package keys
+
+import (
+	"context"
+	"strings"
+
+	"github.com/coffer-kms/coffer/internal/storage"
+	"github.com/coffer-kms/coffer/internal/tenancy"
+)
+
+// Paging limits (Key Vault's maxresults).
+const (
+	defaultMaxResults = 25
+	maxMaxResults     = 25
+)
+
+// Get returns a version of a key (GetKey); version "" is the latest. A deleted key is
+// ErrKeyNotFound (GetDeleted reads it).
+func (s *Service) Get(ctx context.Context, v tenancy.Vault, base, name, version string) (KeyBundle, error) {
+	sc, err := newScope(v, base)
+	if err != nil {
+		return KeyBundle{}, err
+	}
+	meta, ver, err := s.resolve(ctx, sc, name, version)
+	if err != nil {
+		return KeyBundle{}, err
+	}
+	return sc.bundle(meta, ver), nil
+}
+
+// Update changes the mutable fields of a version (UpdateKey): enabled, nbf, exp, key_ops,
+// tags and the release policy. exportable cannot change, exp must stay after nbf, and an
+// immutable release policy cannot change at all.
+func (s *Service) Update(ctx context.Context, v tenancy.Vault, base, name, version string, p UpdateParams) (KeyBundle, error) {
+	sc, err := newScope(v, base)
+	if err != nil {
+		return KeyBundle{}, err
+	}
+	lc, err := checkName(name)
+	if err != nil {
+		return KeyBundle{}, err
+	}
+	if version, err = checkVersion(version); err != nil {
+		return KeyBundle{}, err
+	}
+	ops, err := checkOps(p.KeyOps)
+	if err != nil {
+		return KeyBundle{}, err
+	}
+	if err := checkTags(p.Tags); err != nil {
+		return KeyBundle{}, err
+	}
+	policy, err := checkReleasePolicy(p.ReleasePolicy)
+	if err != nil {
+		return KeyBundle{}, err
+	}
+	if a := p.Attributes; a != nil {
+		if err := checkWindow(a.NotBefore, a.Expires); err != nil {
+			return KeyBundle{}, err
+		}
+	}
+	now := s.clock().Unix()
+	var out KeyBundle
+	err = s.store.Txn(ctx, func(tx storage.Tx) error {
+		meta, err := readLive(ctx, tx, sc, lc, name)
+		if err != nil {
+			return err
+		}
+		ver, err := readVersion(ctx, tx, sc, lc, meta, version)
+		if err != nil {
+			return err
+		}
+		if a := p.Attributes; a != nil {
+			if a.Exportable != nil && *a.Exportable != ver.Exportable {
+				return badParam("attribute exportable cannot be changed after the key is created")
+			}
+			if a.Enabled != nil {
+				ver.Enabled = *a.Enabled
+			}
+			if a.NotBefore != nil {
+				ver.NotBefore = cloneI64(a.NotBefore)
+			}
+			if a.Expires != nil {
+				ver.Expires = cloneI64(a.Expires)
+			}
+		}
+		if err := checkWindow(ver.NotBefore, ver.Expires); err != nil {
+			return err
+		}
+		if ops != nil {
+			ver.KeyOps = ops
+		}
+		if p.Tags != nil {
+			ver.Tags = copyTags(p.Tags)
+		}
+		if policy != nil && !samePolicy(policy, ver.ReleasePolicy) {
+			if ver.ReleasePolicy != nil && ver.ReleasePolicy.Immutable {
+				return badParam("the release policy of this key version is immutable and cannot be changed")
+			}
+			ver.ReleasePolicy = policy
+		}
+		ver.Updated = now
+		if err := putJSON(ctx, tx, sc.versionPath(lc, ver.Version), ver); err != nil {
+			return err
+		}
+		if ver.Version == meta.Latest {
+			if err := reschedule(ctx, tx, sc, lc, meta, ver); err != nil {
+				return err
+			}
+			if err := putJSON(ctx, tx, sc.metaPath(lc), meta); err != nil {
+				return err
+			}
+		}
+		out = sc.bundle(meta, ver)
+		return nil
+	})
+	return out, err
+}
+
+// pageKeys lists one page of the keys under prefix and returns their suffixes. A skip token
+// is a suffix that valid must accept; the returned token is the last suffix of a page that
+// has a successor, or "".
+func (s *Service) pageKeys(ctx context.Context, prefix string, opts ListOptions, valid func(string) bool) ([]string, string, error) {
+	limit := opts.MaxResults
+	if limit == 0 {
+		limit = defaultMaxResults
+	}
+	if limit < 1 || limit > maxMaxResults {
+		return nil, "", badParam("maxresults %d is outside 1-%d", opts.MaxResults, maxMaxResults)
+	}
+	lo := storage.ListOptions{Limit: limit}
+	if opts.SkipToken != "" {
+		if !valid(opts.SkipToken) {
+			return nil, "", badParam("$skiptoken is invalid: pass the nextLink of the previous page unchanged")
+		}
+		lo.After = prefix + opts.SkipToken
+	}
+	page, err := s.store.List(ctx, prefix, lo)
+	if err != nil {
+		return nil, "", err
+	}
+	out := make([]string, 0, len(page.Keys))
+	for _, k := range page.Keys {
+		if suffix := strings.TrimPrefix(k, prefix); valid(suffix) {
+			out = append(out, suffix)
+		}
+	}
+	next := ""
+	if page.Next != "" && len(page.Keys) > 0 {
+		next = strings.TrimPrefix(page.Keys[len(page.Keys)-1], prefix)
+	}
+	return out, next, nil
+}
+
+// validLC accepts a lower-cased key name.
+func validLC(s string) bool { return nameRE.MatchString(s) && strings.ToLower(s) == s }
+
+// validVersion accepts a version id.
+func validVersion(s string) bool { return versionRE.MatchString(s) }
+
+// List returns one page of the vault's keys (GetKeys), each as its latest version with a
+// versionless kid. Deleted keys are not listed.
+func (s *Service) List(ctx context.Context, v tenancy.Vault, base string, opts ListOptions) (Page[KeyItem], error) {
+	sc, err := newScope(v, base)
+	if err != nil {
+		return Page[KeyItem]{}, err
+	}
+	names, next, err := s.pageKeys(ctx, sc.liveIndex(), opts, validLC)
+	if err != nil {
+		return Page[KeyItem]{}, err
+	}
+	out := Page[KeyItem]{Value: make([]KeyItem, 0, len(names)), NextToken: next}
+	for _, lc := range names {
+		meta, err := readLive(ctx, s.store, sc, lc, lc)
+		if err != nil {
+			if isNotFound(err) {
+				continue // deleted or purged since the index was read
+			}
+			return Page[KeyItem]{}, err
+		}
+		ver, err := readVersion(ctx, s.store, sc, lc, meta, "")
+		if err != nil {
+			return Page[KeyItem]{}, err
+		}
+		out.Value = append(out.Value, sc.item(meta, ver, false))
+	}
+	return out, nil
+}
+
+// ListVersions returns one page of a key's versions (GetKeyVersions), each with its
+// versioned kid, in no particular order.
+func (s *Service) ListVersions(ctx context.Context, v tenancy.Vault, base, name string, opts ListOptions) (Page[KeyItem], error) {
+	sc, err := newScope(v, base)
+	if err != nil {
+		return Page[KeyItem]{}, err
+	}
+	lc, err := checkName(name)
+	if err != nil {
+		return Page[KeyItem]{}, err
+	}
+	meta, err := readLive(ctx, s.store, sc, lc, name)
+	if err != nil {
+		return Page[KeyItem]{}, err
+	}
+	versions, next, err := s.pageKeys(ctx, sc.versionsPrefix(lc), opts, validVersion)
+	if err != nil {
+		return Page[KeyItem]{}, err
+	}
+	out := Page[KeyItem]{Value: make([]KeyItem, 0, len(versions)), NextToken: next}
+	for _, id := range versions {
+		ver, err := readVersion(ctx, s.store, sc, lc, meta, id)
+		if err != nil {
+			if isNotFound(err) {
+				continue
+			}
+			return Page[KeyItem]{}, err
+		}
+		out.Value = append(out.Value, sc.item(meta, ver, true))
+	}
+	return out, nil
+}

@@ -1,0 +1,229 @@
+package keys
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/coffer-kms/coffer/internal/storage"
+	"github.com/coffer-kms/coffer/internal/tenancy"
+)
+
+// The scheduler's index lives outside any vault, ordered by due time, so RunDue reads only
+// the entries that are due:
+//
+//	keyschedule/rotate/<due, 20 decimal digits>/<tenant>/<kind>/<vault>/<name>
+//	keyschedule/purge/<due, 20 decimal digits>/<tenant>/<kind>/<vault>/<name>
+//
+// The value is a scheduleEntry. A key's record names the entries written for it
+// (RotateIndex, PurgeIndex); every change that moves a due time replaces the entry in the
+// same transaction, and an entry the key no longer names is stale and dropped.
+const (
+	schedulePrefix = "keyschedule/"
+	rotatePrefix   = schedulePrefix + "rotate/"
+	purgePrefix    = schedulePrefix + "purge/"
+)
+
+// scheduleEntry says which key an index entry is for.
+type scheduleEntry struct {
+	TenantID string       `json:"tenantId"`
+	Kind     tenancy.Kind `json:"kind"`
+	Vault    string       `json:"vault"`
+	Name     string       `json:"name"` // lower-cased
+	Version  string       `json:"version,omitempty"`
+}
+
+// scheduleKey is the index key of a due time for a key.
+func scheduleKey(prefix string, due int64, sc scope, lc string) string {
+	if due < 0 {
+		due = 0
+	}
+	seg, _ := kindSegment(sc.vault.Kind)
+	return fmt.Sprintf("%s%020d/%s/%s/%s/%s", prefix, due, sc.vault.TenantID, seg, sc.vault.Name, lc)
+}
+
+// dueOf parses the due time of an index key.
+func dueOf(prefix, key string) (int64, bool) {
+	ts, _, ok := strings.Cut(strings.TrimPrefix(key, prefix), "/")
+	if !ok || len(ts) != 20 {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(ts, 10, 64)
+	return n, err == nil
+}
+
+// reschedule replaces the key's rotation entry after a change of its latest version, its
+// policy or its deletion state. The caller writes meta.
+func reschedule(ctx context.Context, tx storage.Tx, sc scope, lc string, meta *keyRecord, latest *versionRecord) error {
+	if meta.RotateIndex != "" {
+		if err := tx.Delete(ctx, meta.RotateIndex); err != nil {
+			return err
+		}
+		meta.RotateIndex = ""
+	}
+	if meta.Deleted != nil {
+		return nil
+	}
+	due, ok := rotationDue(meta.Policy, latest)
+	if !ok {
+		return nil
+	}
+	key := scheduleKey(rotatePrefix, due.Unix(), sc, lc)
+	entry := scheduleEntry{TenantID: sc.vault.TenantID, Kind: sc.vault.Kind, Vault: sc.vault.Name, Name: lc, Version: latest.Version}
+	if err := putJSON(ctx, tx, key, entry); err != nil {
+		return err
+	}
+	meta.RotateIndex = key
+	return nil
+}
+
+// schedulePurge writes the purge entry of a key just deleted. The caller writes meta.
+func schedulePurge(ctx context.Context, tx storage.Tx, sc scope, lc string, meta *keyRecord) error {
+	if meta.PurgeIndex != "" {
+		if err := tx.Delete(ctx, meta.PurgeIndex); err != nil {
+			return err
+		}
+	}
+	key := scheduleKey(purgePrefix, meta.Deleted.PurgeDate, sc, lc)
+	entry := scheduleEntry{TenantID: sc.vault.TenantID, Kind: sc.vault.Kind, Vault: sc.vault.Name, Name: lc}
+	if err := putJSON(ctx, tx, key, entry); err != nil {
+		return err
+	}
+	meta.PurgeIndex = key
+	return nil
+}
+
+// RunDue performs every automatic action due at now, across all vaults: it purges the
+// soft-deleted keys whose scheduled purge date has passed (purge protection does not stop
+// this system purge) and rotates the keys whose rotation policy's Rotate trigger has fired
+// (timeAfterCreate after the latest version's creation, or timeBeforeExpiry before its
+// expiry). It reads only the due entries of its index. A failure on one key does not stop the
+// others; the errors are joined and the failed entries are retried on the next run. Notify
+// actions are not performed (Coffer has no event sink yet).
+func (s *Service) RunDue(ctx context.Context, now time.Time) (rotated, purged int, err error) {
+	now = now.UTC().Truncate(time.Second)
+	var errs []error
+	err = s.eachDue(ctx, purgePrefix, now, func(key string, e scheduleEntry) error {
+		sc, err := newScope(tenancy.Vault{TenantID: e.TenantID, Kind: e.Kind, Name: e.Vault}, "")
+		if err != nil {
+			return s.store.Delete(ctx, key) // names no valid vault: unusable
+		}
+		err = s.purge(ctx, sc, e.Name, e.Name, now, true, key)
+		switch {
+		case errors.Is(err, errStale):
+			return s.dropIfUnowned(ctx, sc, e.Name, key, func(m *keyRecord) string { return m.PurgeIndex })
+		case err != nil:
+			errs = append(errs, fmt.Errorf("purge %s/%s/%s: %w", e.TenantID, e.Vault, e.Name, err))
+		default:
+			purged++
+		}
+		return nil
+	})
+	if err != nil {
+		return rotated, purged, errors.Join(append(errs, err)...)
+	}
+	err = s.eachDue(ctx, rotatePrefix, now, func(key string, e scheduleEntry) error {
+		sc, err := newScope(tenancy.Vault{TenantID: e.TenantID, Kind: e.Kind, Name: e.Vault}, "")
+		if err != nil {
+			return s.store.Delete(ctx, key) // names no valid vault: unusable
+		}
+		ok, err := s.rotateDue(ctx, sc, e, key, now)
+		switch {
+		case errors.Is(err, errStale):
+			return s.dropIfUnowned(ctx, sc, e.Name, key, func(m *keyRecord) string { return m.RotateIndex })
+		case err != nil:
+			errs = append(errs, fmt.Errorf("rotate %s/%s/%s: %w", e.TenantID, e.Vault, e.Name, err))
+		case ok:
+			rotated++
+		}
+		return nil
+	})
+	if err != nil {
+		errs = append(errs, err)
+	}
+	return rotated, purged, errors.Join(errs...)
+}
+
+// eachDue calls fn for every index entry under prefix due at or before now, in due order.
+func (s *Service) eachDue(ctx context.Context, prefix string, now time.Time, fn func(key string, e scheduleEntry) error) error {
+	opts := storage.ListOptions{Limit: 100}
+	for {
+		page, err := s.store.List(ctx, prefix, opts)
+		if err != nil {
+			return err
+		}
+		for _, key := range page.Keys {
+			due, ok := dueOf(prefix, key)
+			if ok && due > now.Unix() {
+				return nil
+			}
+			var e scheduleEntry
+			found, err := getJSON(ctx, s.store, key, &e)
+			if err != nil || !ok {
+				// A damaged entry: drop it rather than stop the scheduler for good.
+				if err := s.store.Delete(ctx, key); err != nil {
+					return err
+				}
+				continue
+			}
+			if !found {
+				continue
+			}
+			if err := fn(key, e); err != nil {
+				return err
+			}
+		}
+		if page.Next == "" {
+			return nil
+		}
+		opts.After = page.Next
+	}
+}
+
+// dropIfUnowned removes an index entry unless the key's record still names it.
+func (s *Service) dropIfUnowned(ctx context.Context, sc scope, lc, key string, owned func(*keyRecord) string) error {
+	return s.store.Txn(ctx, func(tx storage.Tx) error {
+		var meta keyRecord
+		found, err := getJSON(ctx, tx, sc.metaPath(lc), &meta)
+		if err != nil {
+			return err
+		}
+		if found && owned(&meta) == key {
+			return nil
+		}
+		return tx.Delete(ctx, key)
+	})
+}
+
+// rotateDue performs one scheduled rotation. It reports errStale if the key changed since
+// the entry was written.
+func (s *Service) rotateDue(ctx context.Context, sc scope, e scheduleEntry, key string, now time.Time) (bool, error) {
+	meta, err := readLive(ctx, s.store, sc, e.Name, e.Name)
+	if isNotFound(err) {
+		return false, errStale
+	}
+	if err != nil {
+		return false, err
+	}
+	if meta.RotateIndex != key || meta.Latest != e.Version {
+		return false, errStale
+	}
+	latest, err := readVersion(ctx, s.store, sc, e.Name, meta, "")
+	if err != nil {
+		return false, err
+	}
+	if due, ok := rotationDue(meta.Policy, latest); !ok || due.After(now) {
+		return false, errStale
+	}
+	rec, err := s.rotated(ctx, meta, latest, now)
+	if err != nil {
+		return false, err
+	}
+	if _, err := s.commit(ctx, sc, e.Name, meta.Name, rec, commitRotate, expectation{latest: e.Version, index: key}); err != nil {
+		return false, err
+	}
+	return true, nil
+}

@@ -1,0 +1,356 @@
+package keys
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/coffer-kms/coffer/internal/provider"
+	"github.com/coffer-kms/coffer/internal/storage"
+	"github.com/coffer-kms/coffer/internal/tenancy"
+)
+
+// Service implements the Key Vault keys operations over a storage backend (the barrier in the
+// server) and a crypto provider. It is safe for concurrent use; all state lives in storage.
+type Service struct {
+	store  storage.Backend
+	prov   provider.Provider
+	now    func() time.Time
+	backup cipher.AEAD // nil when the backup key is not 32 bytes
+}
+
+// NewService returns a Service. clock is the time source (nil means time.Now); backupKey is
+// the 32-byte AES-256 key that seals backup blobs (the server keeps it sealed by the barrier
+// and it must be the same on every node of an installation). With a key of another length
+// Backup and Restore fail and everything else works.
+func NewService(store storage.Backend, prov provider.Provider, clock func() time.Time, backupKey []byte) *Service {
+	if clock == nil {
+		clock = time.Now
+	}
+	s := &Service{store: store, prov: prov, now: clock}
+	if len(backupKey) == 32 {
+		block, err := aes.NewCipher(backupKey)
+		if err == nil {
+			s.backup, _ = cipher.NewGCM(block)
+		}
+	}
+	return s
+}
+
+// clock returns the current time truncated to seconds (Key Vault times are unix seconds).
+func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Second) }
+
+// segmentRE is what a tenant id or vault name must look like to become a path segment.
+var segmentRE = regexp.MustCompile(`^[0-9a-zA-Z][0-9a-zA-Z._-]{0,63}$`)
+
+// scope is one vault's namespace and the URL its identifiers start with.
+type scope struct {
+	vault  tenancy.Vault
+	prefix string // tenants/<tenant>/vaults/<vault>/
+	base   string // https://<vault host>[:port], no trailing slash
+}
+
+// kindSegment is the path segment of a vault kind.
+func kindSegment(k tenancy.Kind) (string, error) {
+	switch k {
+	case tenancy.KindVault, "":
+		return "vaults", nil
+	case tenancy.KindManagedHSM:
+		return "managedhsms", nil
+	}
+	return "", fmt.Errorf("keys: vault kind %q is unknown", k)
+}
+
+// newScope checks the vault the caller resolved and returns its namespace. An invalid vault
+// is a programming error in the caller, so it is not a BadParameter.
+func newScope(v tenancy.Vault, base string) (scope, error) {
+	seg, err := kindSegment(v.Kind)
+	if err != nil {
+		return scope{}, err
+	}
+	if !segmentRE.MatchString(v.TenantID) || !segmentRE.MatchString(v.Name) {
+		return scope{}, errors.New("keys: the vault has no valid tenant id or name")
+	}
+	v.Name = strings.ToLower(v.Name)
+	return scope{
+		vault:  v,
+		prefix: "tenants/" + v.TenantID + "/" + seg + "/" + v.Name + "/",
+		base:   strings.TrimRight(base, "/"),
+	}, nil
+}
+
+// A vault's key records, under its prefix (<name> is the lower-cased key name):
+//
+//	keys/<name>/meta                 keyRecord: display name, latest version, deletion, rotation policy
+//	keys/<name>/versions/<version>   versionRecord: attributes, tags, public JWK, provider handle
+//	keyindex/live/<name>             empty: the key is live (List pages over these)
+//	keyindex/deleted/<name>          empty: the key is soft-deleted (ListDeleted pages over these)
+//
+// Every change to a key rewrites its records and index entries in one transaction.
+func (sc scope) metaPath(lc string) string         { return sc.prefix + "keys/" + lc + "/meta" }
+func (sc scope) versionsPrefix(lc string) string   { return sc.prefix + "keys/" + lc + "/versions/" }
+func (sc scope) versionPath(lc, ver string) string { return sc.versionsPrefix(lc) + ver }
+func (sc scope) liveIndex() string                 { return sc.prefix + "keyindex/live/" }
+func (sc scope) deletedIndex() string              { return sc.prefix + "keyindex/deleted/" }
+
+// kid is a version's key identifier; with version "" it is the versionless identifier.
+func (sc scope) kid(name, version string) string {
+	if version == "" {
+		return sc.base + "/keys/" + name
+	}
+	return sc.base + "/keys/" + name + "/" + version
+}
+
+// retention is the vault's soft-delete retention in days.
+func (sc scope) retention() int {
+	if sc.vault.SoftDeleteRetention <= 0 {
+		return 90
+	}
+	return sc.vault.SoftDeleteRetention
+}
+
+// recoveryLevel is the DeletionRecoveryLevel of the vault's keys.
+func (sc scope) recoveryLevel() string {
+	level := "Recoverable"
+	if sc.retention() < 90 {
+		level = "CustomizedRecoverable"
+	}
+	if !sc.vault.PurgeProtection {
+		level += "+Purgeable"
+	}
+	return level
+}
+
+// keyRecord is the per-name record at keys/<name>/meta.
+type keyRecord struct {
+	Name    string    `json:"name"`   // display casing
+	Latest  string    `json:"latest"` // current version
+	Deleted *deletion `json:"deleted,omitempty"`
+	// Policy is the rotation policy, without its id.
+	Policy *KeyRotationPolicy `json:"policy,omitempty"`
+	// RotateIndex and PurgeIndex are the scheduler index entries written for this key.
+	RotateIndex string `json:"rotateIndex,omitempty"`
+	PurgeIndex  string `json:"purgeIndex,omitempty"`
+}
+
+// deletion records a soft delete.
+type deletion struct {
+	Date      int64 `json:"date"`
+	PurgeDate int64 `json:"purgeDate"`
+}
+
+// versionRecord is one key version at keys/<name>/versions/<version>. Handle is the
+// provider's handle: for the software provider it holds the private key, so this record
+// must only ever be stored through the barrier.
+type versionRecord struct {
+	Version        string            `json:"version"`
+	Kty            provider.KeyType  `json:"kty"`
+	Size           int               `json:"size,omitempty"`
+	Curve          provider.Curve    `json:"crv,omitempty"`
+	PublicExponent int               `json:"publicExponent,omitempty"`
+	Handle         []byte            `json:"handle"`
+	Public         *provider.JWK     `json:"public"`
+	KeyOps         []string          `json:"keyOps"`
+	Enabled        bool              `json:"enabled"`
+	NotBefore      *int64            `json:"nbf,omitempty"`
+	Expires        *int64            `json:"exp,omitempty"`
+	Exportable     bool              `json:"exportable,omitempty"`
+	Created        int64             `json:"created"`
+	Updated        int64             `json:"updated"`
+	Tags           map[string]string `json:"tags,omitempty"`
+	ReleasePolicy  *ReleasePolicy    `json:"releasePolicy,omitempty"`
+}
+
+// newVersion returns a fresh random version id: 32 lower-case hex digits.
+func newVersion() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("keys: crypto/rand failed: " + err.Error())
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// publicJWK copies only the public members of a JWK, whatever the provider returned.
+func publicJWK(j *provider.JWK) *provider.JWK {
+	if j == nil {
+		return nil
+	}
+	cp := func(b provider.B64) provider.B64 {
+		if len(b) == 0 {
+			return nil
+		}
+		return append(provider.B64(nil), b...)
+	}
+	return &provider.JWK{Kty: j.Kty, N: cp(j.N), E: cp(j.E), Crv: j.Crv, X: cp(j.X), Y: cp(j.Y)}
+}
+
+func i64(v int64) *int64 { return &v }
+
+func cloneI64(p *int64) *int64 {
+	if p == nil {
+		return nil
+	}
+	return i64(*p)
+}
+
+// attributes renders a version's attributes in the vault.
+func (sc scope) attributes(ver *versionRecord) KeyAttributes {
+	enabled, exportable, days := ver.Enabled, ver.Exportable, sc.retention()
+	a := KeyAttributes{
+		Enabled:         &enabled,
+		NotBefore:       cloneI64(ver.NotBefore),
+		Expires:         cloneI64(ver.Expires),
+		Created:         i64(ver.Created),
+		Updated:         i64(ver.Updated),
+		RecoverableDays: &days,
+		RecoveryLevel:   sc.recoveryLevel(),
+		Exportable:      &exportable,
+	}
+	if baseType(ver.Kty) == provider.Oct && ver.Size > 0 {
+		size := ver.Size
+		a.KeySize = &size
+	}
+	return a
+}
+
+// bundle renders a version as a KeyBundle.
+func (sc scope) bundle(meta *keyRecord, ver *versionRecord) KeyBundle {
+	jwk := publicJWK(ver.Public)
+	if jwk == nil {
+		jwk = &provider.JWK{Kty: ver.Kty}
+	}
+	jwk.KID = sc.kid(meta.Name, ver.Version)
+	jwk.KeyOps = append([]string(nil), ver.KeyOps...)
+	return KeyBundle{
+		Key:           jwk,
+		Attributes:    sc.attributes(ver),
+		Tags:          copyTags(ver.Tags),
+		ReleasePolicy: copyPolicy(ver.ReleasePolicy),
+	}
+}
+
+// deletedBundle renders the latest version of a deleted key.
+func (sc scope) deletedBundle(meta *keyRecord, ver *versionRecord) DeletedKeyBundle {
+	return DeletedKeyBundle{
+		KeyBundle:          sc.bundle(meta, ver),
+		RecoveryID:         sc.base + "/deletedkeys/" + meta.Name,
+		ScheduledPurgeDate: i64(meta.Deleted.PurgeDate),
+		DeletedDate:        i64(meta.Deleted.Date),
+	}
+}
+
+// item renders a version as a KeyItem; withVersion puts the version into the kid.
+func (sc scope) item(meta *keyRecord, ver *versionRecord, withVersion bool) KeyItem {
+	v := ""
+	if withVersion {
+		v = ver.Version
+	}
+	return KeyItem{KID: sc.kid(meta.Name, v), Attributes: sc.attributes(ver), Tags: copyTags(ver.Tags)}
+}
+
+// notFound is the ErrKeyNotFound for a name (and version).
+func notFound(name, version string) error {
+	id := name
+	if version != "" {
+		id += "/" + version
+	}
+	return fmt.Errorf("%w: a key with (name/id) %s was not found in this key vault; if you recently deleted it you may be able to recover it", ErrKeyNotFound, id)
+}
+
+// deletedConflict is the ErrDeletedButRecoverable for a name.
+func deletedConflict(name string) error {
+	return fmt.Errorf("%w: key %s is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the key can only be recovered or purged", ErrDeletedButRecoverable, name)
+}
+
+// getJSON reads and decodes a record; found is false if there is none.
+func getJSON(ctx context.Context, r storage.Reader, key string, v any) (found bool, err error) {
+	b, err := r.Get(ctx, key)
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read %s: %w", key, err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return false, fmt.Errorf("decode %s: record is damaged", key)
+	}
+	return true, nil
+}
+
+// putJSON encodes and writes a record.
+func putJSON(ctx context.Context, tx storage.Tx, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", key, err)
+	}
+	return tx.Put(ctx, key, b)
+}
+
+// readKey reads a key's record; it returns ErrKeyNotFound if there is none.
+func readKey(ctx context.Context, r storage.Reader, sc scope, lc, name string) (*keyRecord, error) {
+	var meta keyRecord
+	found, err := getJSON(ctx, r, sc.metaPath(lc), &meta)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, notFound(name, "")
+	}
+	return &meta, nil
+}
+
+// readLive reads a key that is not deleted.
+func readLive(ctx context.Context, r storage.Reader, sc scope, lc, name string) (*keyRecord, error) {
+	meta, err := readKey(ctx, r, sc, lc, name)
+	if err != nil {
+		return nil, err
+	}
+	if meta.Deleted != nil {
+		return nil, notFound(name, "")
+	}
+	return meta, nil
+}
+
+// readVersion reads one version of a key ("" is the latest).
+func readVersion(ctx context.Context, r storage.Reader, sc scope, lc string, meta *keyRecord, version string) (*versionRecord, error) {
+	if version == "" {
+		version = meta.Latest
+	}
+	var ver versionRecord
+	found, err := getJSON(ctx, r, sc.versionPath(lc, version), &ver)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, notFound(meta.Name, version)
+	}
+	return &ver, nil
+}
+
+// resolve validates name and version and reads a live key's version.
+func (s *Service) resolve(ctx context.Context, sc scope, name, version string) (*keyRecord, *versionRecord, error) {
+	lc, err := checkName(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if version, err = checkVersion(version); err != nil {
+		return nil, nil, err
+	}
+	meta, err := readLive(ctx, s.store, sc, lc, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	ver, err := readVersion(ctx, s.store, sc, lc, meta, version)
+	if err != nil {
+		return nil, nil, err
+	}
+	return meta, ver, nil
+}

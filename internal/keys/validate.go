@@ -1,0 +1,210 @@
+package keys
+
+import (
+	"encoding/json"
+	"regexp"
+	"strings"
+
+	"github.com/coffer-kms/coffer/internal/provider"
+)
+
+// Limits taken from Key Vault (KEYVAULT-NOTES §1.2, SECURITY-NOTES I10).
+const (
+	maxTags           = 15
+	maxTagNameLen     = 512
+	maxTagValueLen    = 256
+	maxContentTypeLen = 255
+	maxPolicyLen      = 16 << 10
+	// maxUnixTime is 9999-12-31T23:59:59Z: later nbf/exp values are refused.
+	maxUnixTime = 253402300799
+	// defaultReleaseContentType is KeyReleasePolicy.contentType's default.
+	defaultReleaseContentType = "application/json; charset=utf-8"
+)
+
+var (
+	nameRE    = regexp.MustCompile(`^[0-9a-zA-Z-]{1,127}$`)
+	versionRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
+)
+
+// Key Vault's key operation names (JsonWebKeyOperation).
+const (
+	OpEncrypt   = "encrypt"
+	OpDecrypt   = "decrypt"
+	OpSign      = "sign"
+	OpVerify    = "verify"
+	OpWrapKey   = "wrapKey"
+	OpUnwrapKey = "unwrapKey"
+	OpImport    = "import"
+	OpExport    = "export"
+)
+
+var knownOps = []string{OpEncrypt, OpDecrypt, OpSign, OpVerify, OpWrapKey, OpUnwrapKey, OpImport, OpExport}
+
+// checkName validates a key name and returns its lower-cased storage form.
+func checkName(name string) (string, error) {
+	if !nameRE.MatchString(name) {
+		return "", badParam("key name %.140q is invalid: use 1-127 letters, digits and '-'", name)
+	}
+	return strings.ToLower(name), nil
+}
+
+// checkVersion validates a version ("" means latest) and returns it lower-cased.
+func checkVersion(version string) (string, error) {
+	if version == "" {
+		return "", nil
+	}
+	v := strings.ToLower(version)
+	if !versionRE.MatchString(v) {
+		return "", badParam("key version %.40q is invalid: a version is 32 hexadecimal characters", version)
+	}
+	return v, nil
+}
+
+// baseType strips -HSM from a key type.
+func baseType(kty provider.KeyType) provider.KeyType {
+	return provider.KeyType(strings.TrimSuffix(string(kty), "-HSM"))
+}
+
+// defaultOps are the key_ops a version gets when none are asked for.
+func defaultOps(kty provider.KeyType) []string {
+	switch baseType(kty) {
+	case provider.RSA:
+		return []string{OpEncrypt, OpDecrypt, OpSign, OpVerify, OpWrapKey, OpUnwrapKey}
+	case provider.EC:
+		return []string{OpSign, OpVerify}
+	case provider.Oct:
+		return []string{OpEncrypt, OpDecrypt, OpWrapKey, OpUnwrapKey}
+	}
+	return nil
+}
+
+// checkOps validates key_ops, canonicalizes their case and drops duplicates. nil in gives
+// nil out (the caller picks a default).
+func checkOps(ops []string) ([]string, error) {
+	if ops == nil {
+		return nil, nil
+	}
+	out := make([]string, 0, len(ops))
+	for _, op := range ops {
+		canon := ""
+		for _, k := range knownOps {
+			if strings.EqualFold(op, k) {
+				canon = k
+			}
+		}
+		if canon == "" {
+			return nil, badParam("key operation %.40q is unknown: use encrypt, decrypt, sign, verify, wrapKey, unwrapKey, import or export", op)
+		}
+		if !contains(out, canon) {
+			out = append(out, canon)
+		}
+	}
+	return out, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// checkTags enforces Key Vault's tag limits.
+func checkTags(tags map[string]string) error {
+	if len(tags) > maxTags {
+		return badParam("%d tags given: a key has at most %d", len(tags), maxTags)
+	}
+	for k, v := range tags {
+		if k == "" {
+			return badParam("a tag name is empty")
+		}
+		if len(k) > maxTagNameLen {
+			return badParam("a tag name is %d characters long: the limit is %d", len(k), maxTagNameLen)
+		}
+		if len(v) > maxTagValueLen {
+			return badParam("the value of tag %.40q is %d characters long: the limit is %d", k, len(v), maxTagValueLen)
+		}
+	}
+	return nil
+}
+
+// copyTags returns a copy of tags, nil if empty.
+func copyTags(tags map[string]string) map[string]string {
+	if len(tags) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(tags))
+	for k, v := range tags {
+		out[k] = v
+	}
+	return out
+}
+
+// checkTime validates one unix-seconds attribute.
+func checkTime(field string, t *int64) error {
+	if t != nil && (*t < 0 || *t > maxUnixTime) {
+		return badParam("attribute %s (%d) is outside 1970-01-01 to 9999-12-31", field, *t)
+	}
+	return nil
+}
+
+// checkWindow validates nbf and exp and that exp is after nbf.
+func checkWindow(nbf, exp *int64) error {
+	if err := checkTime("nbf", nbf); err != nil {
+		return err
+	}
+	if err := checkTime("exp", exp); err != nil {
+		return err
+	}
+	if nbf != nil && exp != nil && *exp <= *nbf {
+		return badParam("attribute exp (%d) must be after nbf (%d)", *exp, *nbf)
+	}
+	return nil
+}
+
+// checkReleasePolicy validates a release policy and returns a normalized copy.
+func checkReleasePolicy(p *ReleasePolicy) (*ReleasePolicy, error) {
+	if p == nil {
+		return nil, nil
+	}
+	out := &ReleasePolicy{ContentType: p.ContentType, Immutable: p.Immutable, Data: append(provider.B64(nil), p.Data...)}
+	if out.ContentType == "" {
+		out.ContentType = defaultReleaseContentType
+	}
+	if len(out.ContentType) > maxContentTypeLen {
+		return nil, badParam("release_policy.contentType is longer than %d characters", maxContentTypeLen)
+	}
+	if !strings.HasPrefix(strings.ToLower(out.ContentType), "application/json") {
+		return nil, badParam("release_policy.contentType %.60q is not supported: use %q", out.ContentType, defaultReleaseContentType)
+	}
+	if len(out.Data) == 0 {
+		return nil, badParam("release_policy.data is empty: it must hold the policy document")
+	}
+	if len(out.Data) > maxPolicyLen {
+		return nil, badParam("release_policy.data is larger than %d bytes", maxPolicyLen)
+	}
+	if !json.Valid(out.Data) {
+		return nil, badParam("release_policy.data is not a JSON document")
+	}
+	return out, nil
+}
+
+// samePolicy reports whether two release policies are equal.
+func samePolicy(a, b *ReleasePolicy) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.ContentType == b.ContentType && a.Immutable == b.Immutable && string(a.Data) == string(b.Data)
+}
+
+// copyPolicy returns a deep copy of p.
+func copyPolicy(p *ReleasePolicy) *ReleasePolicy {
+	if p == nil {
+		return nil
+	}
+	c := *p
+	c.Data = append(provider.B64(nil), p.Data...)
+	return &c
+}

@@ -1,0 +1,162 @@
+package soft
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+
+	"github.com/decred/dcrd/dcrec/secp256k1/v4"
+
+	"github.com/coffer-kms/coffer/internal/provider"
+)
+
+// Key is a software key: the private half in process memory and the embedded PublicKey. Its
+// methods validate the algorithm against the key type and curve, then the digest, signature
+// and plaintext sizes, before the key is used. A Key is immutable and safe for concurrent
+// use.
+type Key struct {
+	*PublicKey
+	rsaPriv *rsa.PrivateKey
+	ecPriv  *ecdsa.PrivateKey
+	k1Priv  *secp256k1.PrivateKey
+	handle  []byte
+}
+
+var _ provider.Key = (*Key)(nil)
+
+func newRSAKey(priv *rsa.PrivateKey) (*Key, error) {
+	pub := &PublicKey{kty: provider.RSA, bits: priv.N.BitLen(), rsa: &priv.PublicKey}
+	k := &Key{PublicKey: pub, rsaPriv: priv}
+	return k, k.seal()
+}
+
+func newECKey(priv *ecdsa.PrivateKey, c *curveInfo) (*Key, error) {
+	pub := &PublicKey{kty: provider.EC, bits: c.bits, curve: c, ec: &priv.PublicKey}
+	k := &Key{PublicKey: pub, ecPriv: priv}
+	return k, k.seal()
+}
+
+func newK1Key(priv *secp256k1.PrivateKey) (*Key, error) {
+	pubK1, err := k1PublicKey(priv)
+	if err != nil {
+		return nil, err
+	}
+	pub := &PublicKey{kty: provider.EC, bits: 256, curve: curves[provider.P256K], k1: pubK1}
+	k := &Key{PublicKey: pub, k1Priv: priv}
+	return k, k.seal()
+}
+
+// seal computes the handle once; Handle hands out copies.
+func (k *Key) seal() error {
+	h, err := marshalHandle(k)
+	if err != nil {
+		return err
+	}
+	k.handle = h
+	return nil
+}
+
+// Handle returns the versioned handle document (see handle.go). It contains the private key:
+// the caller stores it only through the barrier and never shows it.
+func (k *Key) Handle() []byte { return append([]byte(nil), k.handle...) }
+
+// Sign signs digest: RS256/384/512 and PS256/384/512 (salt length = hash length) with RSA
+// keys, ES256/ES384/ES512/ES256K with P-256/P-384/P-521/P-256K keys. EC signatures are raw
+// r ‖ s, each of the curve's size. ECDSA nonces are hedged: crypto/ecdsa mixes fresh
+// randomness with the key and digest, and secp256k1 uses RFC 6979 with random additional
+// data (k1.go).
+func (k *Key) Sign(_ context.Context, alg string, digest []byte) ([]byte, error) {
+	a, err := k.checkSigAlg(alg, digest)
+	if err != nil {
+		return nil, err
+	}
+	var sig []byte
+	switch {
+	case a.pss:
+		sig, err = rsa.SignPSS(rand.Reader, k.rsaPriv, a.hash, digest, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
+	case a.rsa:
+		sig, err = rsa.SignPKCS1v15(nil, k.rsaPriv, a.hash, digest)
+	case k.k1Priv != nil:
+		sig, err = signK1(k.k1Priv, digest, randomExtra())
+	default:
+		n := k.curve.size
+		r, s, serr := ecdsa.Sign(rand.Reader, k.ecPriv, digest)
+		if serr == nil {
+			sig = make([]byte, 2*n)
+			r.FillBytes(sig[:n])
+			s.FillBytes(sig[n:])
+		}
+		err = serr
+	}
+	if err != nil {
+		// Not reachable with validated keys and inputs; the cause is not shown (it could
+		// only be an internal failure, never bad input).
+		return nil, errors.New("soft: signing failed")
+	}
+	return sig, nil
+}
+
+// Decrypt decrypts p.Value with RSA1_5, RSA-OAEP or RSA-OAEP-256. An algorithm that does not
+// fit the key, or an iv/aad/tag, is refused with its own error before the key is touched;
+// after that, every failure (wrong length, value ≥ n, bad padding) is exactly
+// provider.ErrDecrypt, the same value whatever the cause.
+//
+// RSA1_5 is the Bleichenbacher/Marvin case (SECURITY-NOTES C1). crypto/rsa checks the
+// padding in constant time, and this method reports every failure identically, but whether
+// a decryption failed at all is the oracle itself: it is visible to the caller by design of
+// Key Vault's API (Go deprecates DecryptPKCS1v15 for exactly this reason). The residual
+// risks are timing differences outside crypto/rsa (allocation of the result, the HTTP
+// layer) and the oracle's existence; mitigations live above the provider: RSA1_5 can be
+// disabled by policy, and failures are rate-limited and audited per key. Implicit
+// rejection (returning random bytes instead of an error) would break Key Vault clients
+// that rely on the error, so it is not done here.
+func (k *Key) Decrypt(_ context.Context, p provider.EncryptParams) ([]byte, error) {
+	return k.decrypt(p)
+}
+
+// UnwrapKey is Decrypt for wrapped keys: the same algorithms and the same single error.
+func (k *Key) UnwrapKey(_ context.Context, p provider.EncryptParams) ([]byte, error) {
+	return k.decrypt(p)
+}
+
+func (k *Key) decrypt(p provider.EncryptParams) ([]byte, error) {
+	a, err := k.checkEncAlg(p)
+	if err != nil {
+		return nil, err
+	}
+	if len(p.Value) != k.modulusLen() {
+		return nil, provider.ErrDecrypt
+	}
+	var out []byte
+	if a.oaep {
+		out, err = rsa.DecryptOAEP(a.hash.New(), nil, k.rsaPriv, p.Value, nil)
+	} else {
+		out, err = rsa.DecryptPKCS1v15(nil, k.rsaPriv, p.Value) //nolint:staticcheck // Key Vault's RSA1_5; see the comment on Decrypt
+	}
+	if err != nil {
+		return nil, provider.ErrDecrypt
+	}
+	return out, nil
+}
+
+// pairwiseCheck signs a random digest and verifies it through the public path, so a key
+// whose halves do not match is refused at import (SECURITY-NOTES I8).
+func (k *Key) pairwiseCheck(ctx context.Context) error {
+	alg := provider.AlgPS256
+	if k.curve != nil {
+		alg = k.curve.alg
+	}
+	digest := make([]byte, sigAlgs[alg].hash.Size())
+	_, _ = rand.Read(digest)
+	sig, err := k.Sign(ctx, alg, digest)
+	if err != nil {
+		return fmt.Errorf("%w: pairwise consistency check failed", provider.ErrInvalidKey)
+	}
+	if ok, err := k.Verify(ctx, alg, digest, sig); err != nil || !ok {
+		return fmt.Errorf("%w: pairwise consistency check failed: the private key does not match the public key", provider.ErrInvalidKey)
+	}
+	return nil
+}

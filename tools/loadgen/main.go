@@ -1,0 +1,309 @@
+// Command loadgen drives a real Coffer server over HTTPS with authentication and audit on and
+// reports, per operation and concurrency, throughput, p50/p99 latency and the server's CPU
+// time per operation next to the raw in-process cost of the same cryptography measured in
+// the same run (BENCHMARKS.md). It starts `coffer server --dev` as a subprocess on a random
+// loopback port so the server's CPU time can be read from /proc.
+//
+//	go build -o /tmp/coffer ./cmd/coffer && go run ./tools/loadgen -coffer /tmp/coffer
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+type creds struct {
+	TenantID, ClientID, ClientSecret, AuthorityHost, VaultURL, CAFile string
+}
+
+func main() {
+	bin := flag.String("coffer", "coffer", "path to the coffer binary")
+	dur := flag.Duration("duration", 3*time.Second, "how long each operation runs at each concurrency")
+	conc := flag.String("concurrency", "1,8,32,64", "comma-separated concurrency levels")
+	opsFlag := flag.String("ops", "sign-ps256,sign-es256,decrypt-oaep256,wrap-oaep256,get-key,create-ec", "operations to run")
+	flag.Parse()
+	if err := run(*bin, *dur, *conc, strings.Split(*opsFlag, ",")); err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(1)
+	}
+}
+
+func run(bin string, dur time.Duration, concList string, ops []string) error {
+	dir, err := os.MkdirTemp("", "coffer-load-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	cmd := exec.Command(bin, "server", "--dev", "--listen", "127.0.0.1:0", "--data-dir", dir, "--log-level", "error",
+		"--tenant-rate-limit", "0", "--tenant-max-concurrent", "0")
+	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	c, err := waitCreds(filepath.Join(dir, "dev-credentials.json"), 30*time.Second)
+	if err != nil {
+		return err
+	}
+	hc, err := client(c.CAFile)
+	if err != nil {
+		return err
+	}
+	vault := strings.TrimSuffix(c.VaultURL, "/")
+	u, _ := url.Parse(vault)
+	resource := "https://localhost:" + u.Port()
+	tok, err := getToken(hc, c, resource)
+	if err != nil {
+		return err
+	}
+	k := &kv{hc: hc, base: vault, token: tok}
+	if _, err := k.call("POST", "/keys/bench-rsa/create", map[string]any{"kty": "RSA", "key_size": 2048}); err != nil {
+		return fmt.Errorf("create RSA key: %w", err)
+	}
+	if _, err := k.call("POST", "/keys/bench-ec/create", map[string]any{"kty": "EC", "crv": "P-256"}); err != nil {
+		return fmt.Errorf("create EC key: %w", err)
+	}
+	digest := sha256.Sum256([]byte("coffer load"))
+	d64 := base64.RawURLEncoding.EncodeToString(digest[:])
+	plain := base64.RawURLEncoding.EncodeToString(make([]byte, 32))
+	enc, err := k.call("POST", "/keys/bench-rsa/encrypt", map[string]any{"alg": "RSA-OAEP-256", "value": plain})
+	if err != nil {
+		return fmt.Errorf("encrypt: %w", err)
+	}
+	var n atomic.Int64
+	bodies := map[string]func() (string, string, any){
+		"sign-ps256": func() (string, string, any) {
+			return "POST", "/keys/bench-rsa/sign", map[string]any{"alg": "PS256", "value": d64}
+		},
+		"sign-es256": func() (string, string, any) {
+			return "POST", "/keys/bench-ec/sign", map[string]any{"alg": "ES256", "value": d64}
+		},
+		"decrypt-oaep256": func() (string, string, any) {
+			return "POST", "/keys/bench-rsa/decrypt", map[string]any{"alg": "RSA-OAEP-256", "value": enc["value"]}
+		},
+		"wrap-oaep256": func() (string, string, any) {
+			return "POST", "/keys/bench-rsa/wrapkey", map[string]any{"alg": "RSA-OAEP-256", "value": plain}
+		},
+		"get-key": func() (string, string, any) { return "GET", "/keys/bench-ec/", nil },
+		"create-ec": func() (string, string, any) {
+			return "POST", fmt.Sprintf("/keys/load-%d/create", n.Add(1)), map[string]any{"kty": "EC", "crv": "P-256"}
+		},
+	}
+	raw := rawCosts()
+	fmt.Printf("| operation | concurrency | ops/s | p50 ms | p99 ms | server CPU µs/op | raw crypto µs/op | CPU ÷ raw |\n|---|---|---|---|---|---|---|---|\n")
+	for _, op := range ops {
+		body, ok := bodies[op]
+		if !ok {
+			return fmt.Errorf("unknown operation %q", op)
+		}
+		for _, cs := range strings.Split(concList, ",") {
+			conc, err := strconv.Atoi(strings.TrimSpace(cs))
+			if err != nil || conc < 1 {
+				return fmt.Errorf("bad concurrency %q", cs)
+			}
+			res, err := load(k, body, conc, dur, cmd.Process.Pid)
+			if err != nil {
+				return fmt.Errorf("%s at %d: %w", op, conc, err)
+			}
+			rawCell, ratio := "", ""
+			if r, ok := raw[op]; ok {
+				rawCell = fmt.Sprintf("%.1f", r)
+				ratio = fmt.Sprintf("%.2f×", res.cpuPerOp/r)
+			}
+			fmt.Printf("| %s | %d | %.0f | %.2f | %.2f | %.1f | %s | %s |\n", op, conc, res.opsPerSec, res.p50, res.p99, res.cpuPerOp, rawCell, ratio)
+		}
+	}
+	return nil
+}
+
+type result struct{ opsPerSec, p50, p99, cpuPerOp float64 }
+
+func load(k *kv, body func() (string, string, any), conc int, dur time.Duration, pid int) (result, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), dur)
+	defer cancel()
+	var mu sync.Mutex
+	var lat []time.Duration
+	var firstErr error
+	var wg sync.WaitGroup
+	cpu0 := procCPU(pid)
+	start := time.Now()
+	for i := 0; i < conc; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []time.Duration
+			for ctx.Err() == nil {
+				m, p, b := body()
+				t0 := time.Now()
+				if _, err := k.call(m, p, b); err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+					return
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	cpu := procCPU(pid) - cpu0
+	if firstErr != nil {
+		return result{}, firstErr
+	}
+	if len(lat) == 0 {
+		return result{}, fmt.Errorf("no operation completed")
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000 }
+	return result{
+		opsPerSec: float64(len(lat)) / elapsed.Seconds(),
+		p50:       pct(0.50),
+		p99:       pct(0.99),
+		cpuPerOp:  cpu.Seconds() * 1e6 / float64(len(lat)),
+	}, nil
+}
+
+// procCPU is the user+system CPU time of process pid (Linux /proc, clock ticks of 10 ms).
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	ut, _ := strconv.ParseInt(fields[11], 10, 64)
+	st, _ := strconv.ParseInt(fields[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
+// rawCosts measures the in-process cost of the same cryptography, single-threaded (µs/op).
+func rawCosts() map[string]float64 {
+	rk, _ := rsa.GenerateKey(rand.Reader, 2048)
+	ek, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	digest := sha256.Sum256([]byte("coffer load"))
+	ct, _ := rsa.EncryptOAEP(sha256.New(), rand.Reader, &rk.PublicKey, make([]byte, 32), nil)
+	measure := func(f func()) float64 {
+		const n = 300
+		t0 := time.Now()
+		for i := 0; i < n; i++ {
+			f()
+		}
+		return float64(time.Since(t0).Microseconds()) / n
+	}
+	return map[string]float64{
+		"sign-ps256": measure(func() {
+			rsa.SignPSS(rand.Reader, rk, crypto.SHA256, digest[:], &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
+		}),
+		"sign-es256":      measure(func() { ecdsa.SignASN1(rand.Reader, ek, digest[:]) }),
+		"decrypt-oaep256": measure(func() { rsa.DecryptOAEP(sha256.New(), nil, rk, ct, nil) }),
+		"wrap-oaep256":    measure(func() { rsa.EncryptOAEP(sha256.New(), rand.Reader, &rk.PublicKey, make([]byte, 32), nil) }),
+		"create-ec":       measure(func() { ecdsa.GenerateKey(elliptic.P256(), rand.Reader) }),
+	}
+}
+
+type kv struct {
+	hc    *http.Client
+	base  string
+	token string
+}
+
+func (k *kv) call(method, path string, body any) (map[string]any, error) {
+	var r io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		r = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, k.base+path+"?api-version=7.6", r)
+	req.Header.Set("Authorization", "Bearer "+k.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := k.hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		return nil, fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, b)
+	}
+	var out map[string]any
+	return out, json.Unmarshal(b, &out)
+}
+
+func getToken(hc *http.Client, c creds, resource string) (string, error) {
+	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {c.ClientID}, "client_secret": {c.ClientSecret}, "scope": {resource + "/.default"}}
+	resp, err := hc.PostForm(strings.TrimSuffix(c.AuthorityHost, "/")+"/"+c.TenantID+"/oauth2/v2.0/token", form)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.AccessToken == "" {
+		return "", fmt.Errorf("token endpoint answered %d", resp.StatusCode)
+	}
+	return out.AccessToken, nil
+}
+
+func client(caFile string) (*http.Client, error) {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 128,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			_, port, _ := net.SplitHostPort(addr)
+			return d.DialContext(ctx, network, net.JoinHostPort("127.0.0.1", port))
+		},
+	}}, nil
+}
+
+func waitCreds(path string, timeout time.Duration) (creds, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		var c creds
+		b, err := os.ReadFile(path)
+		if err == nil && json.Unmarshal(b, &c) == nil && c.VaultURL != "" {
+			return c, nil
+		}
+		if time.Now().After(deadline) {
+			return c, fmt.Errorf("the server did not write %s within %s", path, timeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
