@@ -74,6 +74,13 @@ YAML file named by --config; flags override environment variables, which overrid
 				return fmt.Errorf("invalid configuration:\n%w", err)
 			}
 			hardenProcess()
+			if path := os.Getenv("COFFER_CPUPROFILE"); path != "" {
+				stopProfile, err := startCPUProfile(path)
+				if err != nil {
+					return err
+				}
+				defer stopProfile()
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			hup := make(chan os.Signal, 1)

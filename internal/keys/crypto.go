@@ -53,7 +53,7 @@ func (s *Service) prepare(ctx context.Context, v tenancy.Vault, base, name, vers
 	if err := permit(op, ver.Enabled, ver.NotBefore, ver.Expires, ver.KeyOps, s.clock()); err != nil {
 		return nil, "", err
 	}
-	key, err := s.prov.Load(ctx, ver.Handle)
+	key, err := s.load(ctx, ver.Handle)
 	if err != nil {
 		return nil, "", fmt.Errorf("load key %s/%s: %w", meta.Name, ver.Version, err)
 	}

@@ -211,6 +211,7 @@ func (s *Service) purge(ctx context.Context, sc scope, lc, name string, now time
 	}
 	var errs []error
 	for _, h := range handles {
+		s.keys.drop(h)
 		if err := s.prov.Destroy(ctx, h); err != nil {
 			errs = append(errs, err)
 		}

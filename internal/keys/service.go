@@ -25,6 +25,7 @@ type Service struct {
 	prov   provider.Provider
 	now    func() time.Time
 	backup cipher.AEAD // nil when the backup key is not 32 bytes
+	keys   keyCache
 }
 
 // NewService returns a Service. clock is the time source (nil means time.Now); backupKey is
@@ -35,7 +36,7 @@ func NewService(store storage.Backend, prov provider.Provider, clock func() time
 	if clock == nil {
 		clock = time.Now
 	}
-	s := &Service{store: store, prov: prov, now: clock}
+	s := &Service{store: store, prov: prov, now: clock, keys: keyCache{max: 4096}}
 	if len(backupKey) == 32 {
 		block, err := aes.NewCipher(backupKey)
 		if err == nil {

@@ -34,6 +34,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -65,7 +66,18 @@ func run(bin string, dur time.Duration, concList string, ops []string) error {
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	defer func() {
+		// SIGTERM first: the server drains and, with COFFER_CPUPROFILE set, writes its profile.
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	}()
 	c, err := waitCreds(filepath.Join(dir, "dev-credentials.json"), 30*time.Second)
 	if err != nil {
 		return err
