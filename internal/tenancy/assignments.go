@@ -19,6 +19,20 @@ func roleDefKey(tenantID, id string) string {
 	return "tenants/" + tenantID + "/roledefinitions/" + id
 }
 
+// Role assignment and custom role ids are unique across every tenant: the authorization
+// snapshot spans all tenants and refuses duplicates, so one tenant reusing an id must not be
+// able to break authorization for the others. These global index keys reserve them.
+func assignmentIDKey(id string) string { return "ids/roleassignments/" + id }
+func roleDefIDKey(id string) string    { return "ids/roledefinitions/" + id }
+
+// reserveID fails with ErrExists if id is taken by any tenant, else records it for tenantID.
+func reserveID(ctx context.Context, tx storage.Tx, key, tenantID string) error {
+	if ok, err := exists(ctx, tx, key); err != nil || ok {
+		return errors.Join(err, fmt.Errorf("id %s: %w", key[strings.LastIndexByte(key, '/')+1:], ErrExists))
+	}
+	return tx.Put(ctx, key, []byte(tenantID))
+}
+
 // Generation returns a number that changes whenever RBAC data changes in this Store.
 func (s *Store) Generation() uint64 { return s.gen.Load() }
 
@@ -39,8 +53,8 @@ func (s *Store) CreateRoleAssignment(ctx context.Context, a authz.Assignment) (a
 		if ok, err := exists(ctx, tx, principalKey(a.TenantID, a.PrincipalID)); err != nil || !ok {
 			return errors.Join(err, fmt.Errorf("principal %s in tenant %s: %w", a.PrincipalID, a.TenantID, ErrNotFound))
 		}
-		if ok, err := exists(ctx, tx, assignmentKey(a.TenantID, a.ID)); err != nil || ok {
-			return errors.Join(err, fmt.Errorf("role assignment %s: %w", a.ID, ErrExists))
+		if err := reserveID(ctx, tx, assignmentIDKey(a.ID), a.TenantID); err != nil {
+			return err
 		}
 		roles, err := roleDefs(ctx, tx, a.TenantID)
 		if err != nil {
@@ -63,6 +77,9 @@ func (s *Store) DeleteRoleAssignment(ctx context.Context, tenantID, id string) (
 	err := s.db.Txn(ctx, func(tx storage.Tx) error {
 		if err := getJSON(ctx, tx, assignmentKey(tenantID, id), &a); err != nil {
 			return fmt.Errorf("role assignment %s: %w", id, err)
+		}
+		if err := tx.Delete(ctx, assignmentIDKey(id)); err != nil {
+			return err
 		}
 		return tx.Delete(ctx, assignmentKey(tenantID, id))
 	})
@@ -103,6 +120,9 @@ func (s *Store) CreateRoleDefinition(ctx context.Context, tenantID string, r aut
 	err := s.db.Txn(ctx, func(tx storage.Tx) error {
 		if ok, err := exists(ctx, tx, tenantKey(tenantID)); err != nil || !ok {
 			return errors.Join(err, fmt.Errorf("tenant %s: %w", tenantID, ErrNotFound))
+		}
+		if err := reserveID(ctx, tx, roleDefIDKey(r.ID), tenantID); err != nil {
+			return err
 		}
 		roles, err := roleDefs(ctx, tx, tenantID)
 		if err != nil {

@@ -144,6 +144,9 @@ func (s *Store) DecideAccess(ctx context.Context, tenantID, id, approver string,
 		if _, err := authz.NewSnapshot(roles, []authz.Assignment{a}); err != nil {
 			return fmt.Errorf("%w: %v", ErrInvalidName, err)
 		}
+		if err := reserveID(ctx, tx, assignmentIDKey(a.ID), tenantID); err != nil {
+			return err
+		}
 		ar.State, ar.ExpiresAt, ar.PrincipalID, ar.AssignmentID = AccessApproved, a.ExpiresAt, guest.ObjectID, a.ID
 		ar.Credential = guest.AppID + ":" + secret
 		for _, kv := range []struct {
@@ -198,7 +201,7 @@ func (s *Store) RevokeAccess(ctx context.Context, tenantID, id, by string) (Acce
 				return err
 			}
 		}
-		for _, k := range []string{assignmentKey(tenantID, ar.AssignmentID), principalKey(tenantID, ar.PrincipalID)} {
+		for _, k := range []string{assignmentKey(tenantID, ar.AssignmentID), assignmentIDKey(ar.AssignmentID), principalKey(tenantID, ar.PrincipalID)} {
 			if err := tx.Delete(ctx, k); err != nil {
 				return err
 			}

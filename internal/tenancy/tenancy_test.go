@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coffer-kms/coffer/internal/authz"
 	"github.com/coffer-kms/coffer/internal/storage/mem"
 )
 
@@ -91,5 +92,31 @@ func TestTenantsVaultsPrincipals(t *testing.T) {
 	now = now.Add(SecretLifetime + time.Hour)
 	if _, err := s.VerifySecret(ctx, a.ID, p.AppID, secret); !errors.Is(err, ErrInvalidClient) {
 		t.Errorf("VerifySecret(expired) = %v; want ErrInvalidClient", err)
+	}
+}
+
+func TestRoleAssignmentIDsAreGlobal(t *testing.T) {
+	ctx := context.Background()
+	s := New(mem.New(), nil)
+	a, _ := s.CreateTenant(ctx, "", "A")
+	b, _ := s.CreateTenant(ctx, "", "B")
+	pa, _, _ := s.CreateServicePrincipal(ctx, a.ID, "pa")
+	pb, _, _ := s.CreateServicePrincipal(ctx, b.ID, "pb")
+	id := NewUUID()
+	role := "4633458b-17de-408a-b874-0445c86b69e6" // Key Vault Secrets User
+	if _, err := s.CreateRoleAssignment(ctx, authz.Assignment{ID: id, PrincipalID: pa.ObjectID, TenantID: a.ID, RoleDefinitionID: role, Scope: "/tenants/" + a.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateRoleAssignment(ctx, authz.Assignment{ID: id, PrincipalID: pb.ObjectID, TenantID: b.ID, RoleDefinitionID: role, Scope: "/tenants/" + b.ID}); !errors.Is(err, ErrExists) {
+		t.Fatalf("same assignment id in another tenant = %v; want ErrExists", err)
+	}
+	if _, err := s.Snapshot(ctx); err != nil {
+		t.Errorf("Snapshot after the refused duplicate = %v", err)
+	}
+	if _, err := s.DeleteRoleAssignment(ctx, a.ID, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateRoleAssignment(ctx, authz.Assignment{ID: id, PrincipalID: pb.ObjectID, TenantID: b.ID, RoleDefinitionID: role, Scope: "/tenants/" + b.ID}); err != nil {
+		t.Errorf("id reuse after delete = %v", err)
 	}
 }
