@@ -52,7 +52,7 @@ type Route struct {
 
 // Routes lists the management endpoints. docs/MANAGEMENT.md documents each.
 func (s *Service) Routes() []Route {
-	return []Route{
+	return append([]Route{
 		{Pattern: "POST /v1/tenants", Operation: "TenantCreate", Who: Operator, Action: authz.TenantsWrite, Handle: s.createTenant},
 		{Pattern: "GET /v1/tenants", Operation: "TenantList", Who: Operator, Action: authz.TenantsRead, Handle: s.listTenants},
 		{Pattern: "GET /v1/tenants/{tenant}", Operation: "TenantGet", Who: TenantOrOperator, Action: authz.TenantsRead, Scope: ScopeTenant, Handle: s.getTenant},
@@ -79,5 +79,5 @@ func (s *Service) Routes() []Route {
 		{Pattern: "PUT /v1/tenants/{tenant}/roleDefinitions/{id}", Operation: "RoleDefinitionCreate", Who: Tenant, Action: authz.RoleDefinitionsWrite, Scope: ScopeTenant, Handle: s.putRoleDefinition},
 
 		{Pattern: "GET /v1/tenants/{tenant}/audit", Operation: "AuditQuery", Who: Tenant, Action: authz.AuditRead, Scope: ScopeTenant, Handle: s.queryAudit},
-	}
+	}, lockboxRoutes(s)...)
 }

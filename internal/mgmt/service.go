@@ -37,6 +37,11 @@ type Store interface {
 	CreateRoleDefinition(ctx context.Context, tenantID string, r authz.RoleDefinition) (authz.RoleDefinition, error)
 	RoleDefinitions(ctx context.Context, tenantID string) ([]authz.RoleDefinition, error)
 	Snapshot(ctx context.Context) (*authz.Snapshot, error)
+	RequestAccess(ctx context.Context, tenantID, scope, roleID string, d time.Duration, justification, requestedBy string) (tenancy.AccessRequest, error)
+	AccessRequests(ctx context.Context, tenantID string) ([]tenancy.AccessRequest, error)
+	DecideAccess(ctx context.Context, tenantID, id, approver string, approve bool) (tenancy.AccessRequest, error)
+	RevokeAccess(ctx context.Context, tenantID, id, by string) (tenancy.AccessRequest, error)
+	ClaimAccessCredential(ctx context.Context, tenantID, id, requester string) (string, error)
 }
 
 var _ Store = (*tenancy.Store)(nil)

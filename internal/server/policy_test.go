@@ -6,7 +6,10 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"math/big"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -37,4 +40,15 @@ func selfSignedClientCert(t *testing.T) ([]*x509.Certificate, crypto.PrivateKey)
 	}
 	cert, _ := x509.ParseCertificate(der)
 	return []*x509.Certificate{cert}, key
+}
+
+func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+func readAudit(t *testing.T, ts *testServer) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(ts.cfg.DataDir, AuditFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

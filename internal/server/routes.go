@@ -47,6 +47,12 @@ func (s *Server) routes() []route {
 		// The management API (internal/mgmt, docs/MANAGEMENT.md); TestManagementRoutesMounted
 		// keeps this list equal to mgmt's routes.
 		{Pattern: "POST /v1/tenants", Handle: s.manage},
+		{Pattern: "POST /v1/tenants/{tenant}/accessRequests", Handle: s.manage},
+		{Pattern: "GET /v1/tenants/{tenant}/accessRequests", Handle: s.manage},
+		{Pattern: "POST /v1/tenants/{tenant}/accessRequests/{id}/approve", Handle: s.manage},
+		{Pattern: "POST /v1/tenants/{tenant}/accessRequests/{id}/deny", Handle: s.manage},
+		{Pattern: "POST /v1/tenants/{tenant}/accessRequests/{id}/revoke", Handle: s.manage},
+		{Pattern: "POST /v1/tenants/{tenant}/accessRequests/{id}/credential", Handle: s.manage},
 		{Pattern: "GET /v1/tenants", Handle: s.manage},
 		{Pattern: "GET /v1/tenants/{tenant}", Handle: s.manage},
 		{Pattern: "GET /v1/audit/public-key", Handle: s.manage},

@@ -50,8 +50,17 @@ func loadConfigB(t testing.TB, args ...string) *config.Config {
 
 func start(t *testing.T, cfg *config.Config, caFile string) *testServer {
 	t.Helper()
+	return startWithClock(t, cfg, caFile, nil)
+}
+
+// startWithClock starts a server whose clock is now (nil: time.Now), for expiry tests.
+func startWithClock(t *testing.T, cfg *config.Config, caFile string, now func() time.Time) *testServer {
+	t.Helper()
 	logs := &lockedWriter{}
 	s := New(cfg, io.Discard, logs)
+	if now != nil {
+		s.now = now
+	}
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatalf("Start = %v", err)
 	}
