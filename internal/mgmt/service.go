@@ -42,6 +42,9 @@ type Store interface {
 	DecideAccess(ctx context.Context, tenantID, id, approver string, approve bool) (tenancy.AccessRequest, error)
 	RevokeAccess(ctx context.Context, tenantID, id, by string) (tenancy.AccessRequest, error)
 	ClaimAccessCredential(ctx context.Context, tenantID, id, requester string) (string, error)
+	CreateIssuer(ctx context.Context, tenantID, issuerURL, audience string) (tenancy.Issuer, error)
+	Issuers(ctx context.Context, tenantID string) ([]tenancy.Issuer, error)
+	CreateUser(ctx context.Context, tenantID, issuerID, subject, displayName string) (tenancy.Principal, error)
 }
 
 var _ Store = (*tenancy.Store)(nil)

@@ -57,18 +57,23 @@ func TestExternalIssuer(t *testing.T) {
 	other := newOIDCIssuer(t)
 	ts.ExternalHTTPClient = idp.srv.Client()
 	tenant := ts.Dev.Credentials.TenantID
-	is, err := ts.tenants.CreateIssuer(ctx, tenant, idp.srv.URL, "api://coffer")
-	if err != nil {
-		t.Fatal(err)
-	}
-	alice, err := ts.tenants.CreateUser(ctx, tenant, is.ID, "alice-oid", "Alice")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ts.tenants.CreateRoleAssignment(ctx, authz.Assignment{PrincipalID: alice.ObjectID, TenantID: tenant, RoleDefinitionID: mustRole("Managed HSM Crypto User"), Scope: "/tenants/" + tenant + "/managedHsms/devhsm"}); err != nil {
-		t.Fatal(err)
-	}
+	// The tenant administrator trusts the issuer and registers Alice through the management API.
 	hc := loopbackClient(t, ts.caFile)
+	_, adminTok := rawToken(t, ts, hc, tenant, ts.Dev.Credentials.ClientID, ts.Dev.Credentials.ClientSecret, ts.resources().Base())
+	status, is := mgmtCall(t, ts, hc, "POST", "/v1/tenants/"+tenant+"/issuers", adminTok, map[string]string{"issuer": idp.srv.URL, "audience": "api://coffer"})
+	if status != 201 {
+		t.Fatalf("create issuer = %d %v", status, is)
+	}
+	if status, bad := mgmtCall(t, ts, hc, "POST", "/v1/tenants/"+tenant+"/issuers", adminTok, map[string]string{"issuer": "http://plain.example", "audience": "x"}); status != 400 {
+		t.Errorf("http issuer = %d %v; want 400", status, bad)
+	}
+	status, alice := mgmtCall(t, ts, hc, "POST", "/v1/tenants/"+tenant+"/issuers/"+is["id"].(string)+"/users", adminTok, map[string]string{"subject": "alice-oid", "displayName": "Alice"})
+	if status != 201 {
+		t.Fatalf("register user = %d %v", status, alice)
+	}
+	if _, err := ts.tenants.CreateRoleAssignment(ctx, authz.Assignment{PrincipalID: alice["objectId"].(string), TenantID: tenant, RoleDefinitionID: mustRole("Managed HSM Crypto User"), Scope: "/tenants/" + tenant + "/managedHsms/devhsm"}); err != nil {
+		t.Fatal(err)
+	}
 	port := ts.resources().port
 	for _, tc := range []struct {
 		name, token string

@@ -47,6 +47,9 @@ func (s *Server) routes() []route {
 		// The management API (internal/mgmt, docs/MANAGEMENT.md); TestManagementRoutesMounted
 		// keeps this list equal to mgmt's routes.
 		{Pattern: "POST /v1/tenants", Handle: s.manage},
+		{Pattern: "POST /v1/tenants/{tenant}/issuers", Handle: s.manage},
+		{Pattern: "GET /v1/tenants/{tenant}/issuers", Handle: s.manage},
+		{Pattern: "POST /v1/tenants/{tenant}/issuers/{id}/users", Handle: s.manage},
 		{Pattern: "POST /v1/tenants/{tenant}/accessRequests", Handle: s.manage},
 		{Pattern: "GET /v1/tenants/{tenant}/accessRequests", Handle: s.manage},
 		{Pattern: "POST /v1/tenants/{tenant}/accessRequests/{id}/approve", Handle: s.manage},
