@@ -134,7 +134,8 @@ func (k *Key) decrypt(p provider.EncryptParams) ([]byte, error) {
 	if a.oaep {
 		out, err = rsa.DecryptOAEP(a.hash.New(), nil, k.rsaPriv, p.Value, nil)
 	} else {
-		out, err = rsa.DecryptPKCS1v15(nil, k.rsaPriv, p.Value) //nolint:staticcheck // Key Vault's RSA1_5; see the comment on Decrypt
+		//lint:ignore SA1019 Key Vault's RSA1_5; see the comment on Decrypt
+		out, err = rsa.DecryptPKCS1v15(nil, k.rsaPriv, p.Value)
 	}
 	if err != nil {
 		return nil, provider.ErrDecrypt

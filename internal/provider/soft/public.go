@@ -164,8 +164,8 @@ func (k *PublicKey) encrypt(p provider.EncryptParams, op string) (provider.Encry
 	if op == "wrapKey" && len(p.Value) == 0 {
 		return provider.EncryptResult{}, fmt.Errorf("%w: wrapKey needs a key to wrap", provider.ErrInvalidParameter)
 	}
-	if max := a.maxPlaintext(k.modulusLen()); len(p.Value) > max {
-		return provider.EncryptResult{}, fmt.Errorf("%w: %s with this key takes at most %d bytes, got %d bytes", provider.ErrInvalidParameter, p.Algorithm, max, len(p.Value))
+	if limit := a.maxPlaintext(k.modulusLen()); len(p.Value) > limit {
+		return provider.EncryptResult{}, fmt.Errorf("%w: %s with this key takes at most %d bytes, got %d bytes", provider.ErrInvalidParameter, p.Algorithm, limit, len(p.Value))
 	}
 	var out []byte
 	if a.oaep {
@@ -173,7 +173,8 @@ func (k *PublicKey) encrypt(p provider.EncryptParams, op string) (provider.Encry
 	} else {
 		// PKCS #1 v1.5 encryption is deprecated in Go for the decryption oracle it invites;
 		// Key Vault offers RSA1_5, so Coffer does too (see Key.Decrypt for the oracle).
-		out, err = rsa.EncryptPKCS1v15(rand.Reader, k.rsa, p.Value) //nolint:staticcheck // Key Vault's RSA1_5
+		//lint:ignore SA1019 Key Vault's RSA1_5
+		out, err = rsa.EncryptPKCS1v15(rand.Reader, k.rsa, p.Value)
 	}
 	if err != nil {
 		return provider.EncryptResult{}, errors.New("soft: RSA encryption failed")
