@@ -39,6 +39,7 @@ type Config struct {
 	TenantRate       float64
 	TenantBurst      float64
 	TenantConcurrent int64
+	SchedulerEvery   time.Duration
 }
 
 // kind is how a setting's text is parsed.
@@ -107,6 +108,7 @@ var settings = []setting{
 		c.RequestBodyLimit = n
 		return nil
 	}},
+	{"scheduler-interval", kindDuration, "1m", "how often due key rotations and purges of expired deleted objects run", dur(func(c *Config) *time.Duration { return &c.SchedulerEvery })},
 	{"tenant-rate-limit", kindInt, "2000", "data-plane requests per second allowed per tenant (0: no limit); beyond it 429 Throttled with Retry-After", func(c *Config, v string) error {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
@@ -280,6 +282,9 @@ func (c *Config) Validate() error {
 	}
 	if c.TLSReloadEvery <= 0 {
 		bad("tls-reload-interval", "must be positive, got %s", c.TLSReloadEvery)
+	}
+	if c.SchedulerEvery <= 0 {
+		bad("scheduler-interval", "must be positive, got %s", c.SchedulerEvery)
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown-timeout", "must be positive, got %s", c.ShutdownTimeout)

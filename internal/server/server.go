@@ -164,6 +164,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	watchCtx, stop := context.WithCancel(context.Background())
 	s.stop = stop
 	go s.reloader.Watch(watchCtx, s.cfg.TLSReloadEvery)
+	go s.runScheduler(watchCtx, s.cfg.SchedulerEvery)
 	s.served = make(chan error, 1)
 	go func() { s.served <- s.http.ServeTLS(ln, "", "") }()
 	s.log.Info("coffer listening", "url", s.URL(), "dev", s.cfg.Dev)

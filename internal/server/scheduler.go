@@ -1,0 +1,40 @@
+package server
+
+import (
+	"context"
+	"time"
+)
+
+// runScheduler performs due work on an interval while the server runs: key rotations that
+// rotation policies call for and purges of deleted objects whose retention has ended. It
+// does nothing while sealed.
+func (s *Server) runScheduler(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.runDue(ctx)
+		}
+	}
+}
+
+// runDue runs one round of scheduled work.
+func (s *Server) runDue(ctx context.Context) {
+	if s.barrier.Sealed() {
+		return
+	}
+	id, err := s.ident()
+	if err != nil {
+		return
+	}
+	rotated, purged, err := id.keys.RunDue(ctx, s.now())
+	if err != nil {
+		s.log.Error("scheduled key work failed", "err", err)
+	}
+	if rotated+purged > 0 {
+		s.log.Info("scheduled key work done", "rotated", rotated, "purged", purged)
+	}
+}
