@@ -40,6 +40,8 @@ type Config struct {
 	TenantBurst      float64
 	TenantConcurrent int64
 	SchedulerEvery   time.Duration
+	TokenKeyMaxAge   time.Duration
+	AuditStdout      bool
 }
 
 // kind is how a setting's text is parsed.
@@ -109,6 +111,15 @@ var settings = []setting{
 		return nil
 	}},
 	{"scheduler-interval", kindDuration, "1m", "how often due key rotations and purges of expired deleted objects run", dur(func(c *Config) *time.Duration { return &c.SchedulerEvery })},
+	{"token-key-rotation", kindDuration, "24h", "age at which the identity provider's token signing key is replaced (old public keys stay in the JWKS until their tokens expire)", dur(func(c *Config) *time.Duration { return &c.TokenKeyMaxAge })},
+	{"audit-stdout", kindBool, "false", "also write every audit record to standard output (a second, separately chained sink)", func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", v)
+		}
+		c.AuditStdout = b
+		return nil
+	}},
 	{"tenant-rate-limit", kindInt, "2000", "data-plane requests per second allowed per tenant (0: no limit); beyond it 429 Throttled with Retry-After", func(c *Config, v string) error {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
@@ -282,6 +293,9 @@ func (c *Config) Validate() error {
 	}
 	if c.TLSReloadEvery <= 0 {
 		bad("tls-reload-interval", "must be positive, got %s", c.TLSReloadEvery)
+	}
+	if c.TokenKeyMaxAge < 2*time.Hour {
+		bad("token-key-rotation", "must be at least 2h (tokens live 1h), got %s", c.TokenKeyMaxAge)
 	}
 	if c.SchedulerEvery <= 0 {
 		bad("scheduler-interval", "must be positive, got %s", c.SchedulerEvery)

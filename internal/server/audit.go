@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"path/filepath"
 
@@ -27,8 +28,9 @@ type auditKeys struct {
 	HMACKey []byte `json:"hmacKey"`
 }
 
-// openAudit opens the audit log with its keys, creating them on first use.
-func (s *Server) openAudit(ctx context.Context) (*audit.Log, error) {
+// auditOptions returns the audit log options built from the sealed audit keys, creating the
+// keys on first use.
+func (s *Server) auditOptions(ctx context.Context) (audit.Options, error) {
 	var keys auditKeys
 	b, err := s.barrier.Get(ctx, auditKeysPath)
 	switch {
@@ -36,21 +38,40 @@ func (s *Server) openAudit(ctx context.Context) (*audit.Log, error) {
 		keys = auditKeys{LogID: "coffer-" + randomHex(8), Seed: randomBytes(ed25519.SeedSize), HMACKey: randomBytes(32)}
 		b, _ = json.Marshal(keys)
 		if err := s.barrier.Put(ctx, auditKeysPath, b); err != nil {
-			return nil, err
+			return audit.Options{}, err
 		}
 	case err != nil:
-		return nil, err
+		return audit.Options{}, err
 	default:
 		if err := json.Unmarshal(b, &keys); err != nil {
-			return nil, fmt.Errorf("audit keys record is damaged: %w", err)
+			return audit.Options{}, fmt.Errorf("audit keys record is damaged: %w", err)
 		}
 	}
-	return audit.Open(filepath.Join(s.cfg.DataDir, AuditFile), audit.Options{
+	return audit.Options{
 		Signer:  ed25519.NewKeyFromSeed(keys.Seed),
 		HMACKey: keys.HMACKey,
 		LogID:   keys.LogID,
 		Clock:   s.now,
-	})
+	}, nil
+}
+
+// openAudit opens the audit log file of the data directory.
+func (s *Server) openAudit(ctx context.Context) (*audit.Log, error) {
+	opts, err := s.auditOptions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return audit.Open(filepath.Join(s.cfg.DataDir, AuditFile), opts)
+}
+
+// openAuditSink opens the standard-output audit sink: the same records, its own chain.
+func (s *Server) openAuditSink(ctx context.Context, w io.Writer) (*audit.Log, error) {
+	opts, err := s.auditOptions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	opts.LogID += "-stdout"
+	return audit.NewWriterSink(w, opts)
 }
 
 // AuditPublicKey returns the public key that verifies the audit log's checkpoints.
@@ -86,7 +107,7 @@ func (a auditor) Record(ctx context.Context, rec api.AuditRecord) error {
 	if err != nil {
 		return err
 	}
-	return id.audit.Append(audit.Event{
+	return id.record(audit.Event{
 		Time: rec.Time, CallerOID: rec.CallerOID, CallerAppID: rec.CallerApp, CallerTenant: rec.CallerTn,
 		Tenant: rec.Tenant, Vault: rec.Vault, Operation: rec.Operation, ObjectID: rec.ObjectID,
 		Status: rec.Status, Result: rec.Result, ClientAddr: rec.ClientAddr, Reason: rec.Reason,
@@ -103,7 +124,7 @@ func (s *Server) auditTokenRequest(ctx context.Context, r *http.Request, tenantI
 	if status >= 400 {
 		result = audit.ResultUnauthenticated
 	}
-	if err := id.audit.Append(audit.Event{
+	if err := id.record(audit.Event{
 		Operation: "TokenIssue", Tenant: tenantID, CallerTenant: tenantID, CallerAppID: appID, CallerOID: objectID,
 		Status: status, Result: result, ClientAddr: r.RemoteAddr, Reason: reason,
 	}); err != nil {
@@ -124,7 +145,7 @@ func (s *Server) auditOperator(r *http.Request, op string, status int) {
 	if status >= 400 {
 		result = audit.ResultError
 	}
-	if err := id.audit.Append(audit.Event{Operation: op, CallerOID: "operator", Status: status, Result: result, ClientAddr: r.RemoteAddr}); err != nil {
+	if err := id.record(audit.Event{Operation: op, CallerOID: "operator", Status: status, Result: result, ClientAddr: r.RemoteAddr}); err != nil {
 		s.log.Error("audit write failed for an operator action", "op", op, "err", err)
 	}
 }

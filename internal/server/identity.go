@@ -16,6 +16,7 @@ import (
 	"github.com/coffer-kms/coffer/internal/identity/token"
 	"github.com/coffer-kms/coffer/internal/idp"
 	"github.com/coffer-kms/coffer/internal/keys"
+	"github.com/coffer-kms/coffer/internal/secrets"
 	"github.com/coffer-kms/coffer/internal/tenancy"
 )
 
@@ -32,7 +33,21 @@ type identity struct {
 	signer *token.Signer
 	idp    *idp.Service
 	audit  *audit.Log
-	keys   *keys.Service
+	// auditOut is the optional standard-output sink (--audit-stdout).
+	auditOut *audit.Log
+	keys     *keys.Service
+	secrets  *secrets.Service
+}
+
+// record appends ev to every audit sink; any failure fails the caller's request.
+func (id *identity) record(ev audit.Event) error {
+	if err := id.audit.Append(ev); err != nil {
+		return err
+	}
+	if id.auditOut != nil {
+		return id.auditOut.Append(ev)
+	}
+	return nil
 }
 
 type identityHolder struct {
@@ -69,9 +84,22 @@ func (s *Server) ident() (*identity, error) {
 		log.Close()
 		return nil, fmt.Errorf("key backup key: %w", err)
 	}
+	secretsBackupKey, err := s.sealedSecret(context.Background(), "secrets/backup-key")
+	if err != nil {
+		log.Close()
+		return nil, fmt.Errorf("secret backup key: %w", err)
+	}
 	svc := idp.New(s.tenants, signer, s.resources(), tokenLifetime, s.now)
 	svc.OnIssue = s.auditTokenRequest
-	s.idh.cur = &identity{signer: signer, idp: svc, audit: log, keys: keys.NewService(s.barrier, s.provider, s.now, backupKey)}
+	cur := &identity{signer: signer, idp: svc, audit: log, keys: keys.NewService(s.barrier, s.provider, s.now, backupKey),
+		secrets: secrets.NewService(s.barrier, s.now, secretsBackupKey)}
+	if s.cfg.AuditStdout {
+		if cur.auditOut, err = s.openAuditSink(context.Background(), s.out); err != nil {
+			log.Close()
+			return nil, fmt.Errorf("audit stdout sink: %w", err)
+		}
+	}
+	s.idh.cur = cur
 	return s.idh.cur, nil
 }
 
@@ -85,6 +113,9 @@ func (s *Server) dropIdentity() {
 	if cur != nil {
 		if err := cur.audit.Close(); err != nil {
 			s.log.Error("closing the audit log", "err", err)
+		}
+		if cur.auditOut != nil {
+			cur.auditOut.Close()
 		}
 	}
 }

@@ -88,7 +88,7 @@ func (a mgmtAudit) Append(ctx context.Context, ev audit.Event) error {
 	if err != nil {
 		return err
 	}
-	return id.audit.Append(ev)
+	return id.record(ev)
 }
 
 func (a mgmtAudit) Open(ctx context.Context) (io.ReadCloser, error) {

@@ -14,6 +14,7 @@ import (
 	"github.com/coffer-kms/coffer/internal/authz"
 	"github.com/coffer-kms/coffer/internal/barrier"
 	"github.com/coffer-kms/coffer/internal/keys"
+	"github.com/coffer-kms/coffer/internal/secrets"
 	"github.com/coffer-kms/coffer/internal/storage"
 	"github.com/coffer-kms/coffer/internal/tenancy"
 )
@@ -109,7 +110,15 @@ func (s *Server) dataRoutes() []api.Route {
 		}
 		return id.keys, nil
 	}}
-	return append(rs, k.Routes()...)
+	sec := &api.Secrets{Svc: func() (*secrets.Service, error) {
+		id, err := s.ident()
+		if err != nil {
+			return nil, err
+		}
+		return id.secrets, nil
+	}}
+	rs = append(rs, k.Routes()...)
+	return append(rs, sec.Routes()...)
 }
 
 func notFound(http.ResponseWriter, *http.Request) error { return api.ErrNotFound }

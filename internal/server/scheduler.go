@@ -30,11 +30,26 @@ func (s *Server) runDue(ctx context.Context) {
 	if err != nil {
 		return
 	}
+	if age := s.now().Sub(id.signer.CurrentCreated()); age >= s.cfg.TokenKeyMaxAge {
+		if err := id.signer.Rotate(); err != nil {
+			s.log.Error("token signing key rotation failed", "err", err)
+		} else {
+			s.log.Info("token signing key rotated", "previous_age", age.Round(time.Second))
+		}
+	}
+	if err := id.signer.Prune(); err != nil {
+		s.log.Error("pruning retired token signing keys failed", "err", err)
+	}
 	rotated, purged, err := id.keys.RunDue(ctx, s.now())
 	if err != nil {
 		s.log.Error("scheduled key work failed", "err", err)
 	}
 	if rotated+purged > 0 {
 		s.log.Info("scheduled key work done", "rotated", rotated, "purged", purged)
+	}
+	if n, err := id.secrets.RunDue(ctx, s.now()); err != nil {
+		s.log.Error("scheduled secret purges failed", "err", err)
+	} else if n > 0 {
+		s.log.Info("scheduled secret purges done", "purged", n)
 	}
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -52,5 +53,36 @@ func TestSchedulerRotatesDueKeys(t *testing.T) {
 			t.Fatal("the scheduler did not rotate the due key within 10s")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestTokenSigningKeyRotation: once the signing key is older than --token-key-rotation the
+// scheduler replaces it; the JWKS then offers both keys, and a token signed before the
+// rotation still authenticates.
+func TestTokenSigningKeyRotation(t *testing.T) {
+	var offset atomic.Int64
+	clock := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	cfg := loadConfig(t, "--dev", "--listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--scheduler-interval", "50ms", "--token-key-rotation", "2h")
+	ts := startWithClock(t, cfg, "", clock)
+	hc := loopbackClient(t, ts.caFile)
+	c := ts.Dev.Credentials
+	_, old := rawToken(t, ts, hc, c.TenantID, c.ClientID, c.ClientSecret, "https://managedhsm.localhost:"+ts.resources().port)
+	id, _ := ts.ident()
+	first := id.signer.CurrentCreated()
+	offset.Store(int64(2*time.Hour + time.Minute))
+	deadline := time.Now().Add(10 * time.Second)
+	for id.signer.CurrentCreated().Equal(first) {
+		if time.Now().After(deadline) {
+			t.Fatal("the signing key was not rotated within 10s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	jwks, _ := id.signer.JWKS()
+	if n := strings.Count(string(jwks), `"kid"`); n != 2 {
+		t.Errorf("JWKS after rotation has %d keys; want the new and the retired one", n)
+	}
+	offset.Store(0) // back to the old token's lifetime
+	if status, _, _ := rng(t, hc, "devhsm.managedhsm.localhost", ts.resources().port, old); status != 200 {
+		t.Errorf("token signed before the rotation = %d; want 200", status)
 	}
 }

@@ -281,6 +281,13 @@ func (s *Signer) Rotate() error {
 	return s.persistLocked(recs, now)
 }
 
+// CurrentCreated returns when the current signing key was made (to schedule rotation).
+func (s *Signer) CurrentCreated() time.Time {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.keys[0].rec.Created
+}
+
 // Prune drops retired keys whose publication period is over from the stored key set. JWKS
 // and KeySet already leave them out; Prune also removes them from storage.
 func (s *Signer) Prune() error {

@@ -1,0 +1,232 @@
+package secrets
+
+import (
+	"context"
+	"time"
+
+	"github.com/coffer-kms/coffer/internal/storage"
+	"github.com/coffer-kms/coffer/internal/tenancy"
+)
+
+// Delete soft-deletes a secret with all its versions (DeleteSecret) and returns its latest
+// version without the value. The secret keeps its name reserved until it is recovered or
+// purged; it is purged by RunDue after the vault's retention (fixed now: a later change of
+// the vault's retention does not move it).
+func (s *Service) Delete(ctx context.Context, v tenancy.Vault, base, name string) (DeletedSecretBundle, error) {
+	sc, err := newScope(v, base)
+	if err != nil {
+		return DeletedSecretBundle{}, err
+	}
+	lc, err := checkName(name)
+	if err != nil {
+		return DeletedSecretBundle{}, err
+	}
+	now := s.clock()
+	var out DeletedSecretBundle
+	err = s.store.Txn(ctx, func(tx storage.Tx) error {
+		meta, err := readLive(ctx, tx, sc, lc, name)
+		if err != nil {
+			return err
+		}
+		latest, err := readVersion(ctx, tx, sc, lc, meta, "")
+		if err != nil {
+			return err
+		}
+		meta.Deleted = &deletion{Date: now.Unix(), PurgeDate: now.AddDate(0, 0, sc.retention()).Unix()}
+		if err := tx.Delete(ctx, sc.liveIndex()+lc); err != nil {
+			return err
+		}
+		if err := tx.Put(ctx, sc.deletedIndex()+lc, nil); err != nil {
+			return err
+		}
+		if err := schedulePurge(ctx, tx, sc, lc, meta); err != nil {
+			return err
+		}
+		if err := putJSON(ctx, tx, sc.metaPath(lc), meta); err != nil {
+			return err
+		}
+		out = sc.deletedBundle(meta, latest)
+		return nil
+	})
+	if err != nil {
+		return DeletedSecretBundle{}, err
+	}
+	return out, nil
+}
+
+// readDeleted reads a soft-deleted secret and its latest version.
+func readDeleted(ctx context.Context, r storage.Reader, sc scope, lc, name string) (*secretRecord, *versionRecord, error) {
+	meta, err := readSecret(ctx, r, sc, lc, name)
+	if isNotFound(err) {
+		return nil, nil, deletedNotFound(name)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if meta.Deleted == nil {
+		return nil, nil, deletedNotFound(name)
+	}
+	latest, err := readVersion(ctx, r, sc, lc, meta, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	return meta, latest, nil
+}
+
+// GetDeleted returns a soft-deleted secret's latest version without its value
+// (GetDeletedSecret); a secret that is not deleted is ErrSecretNotFound.
+func (s *Service) GetDeleted(ctx context.Context, v tenancy.Vault, base, name string) (DeletedSecretBundle, error) {
+	sc, err := newScope(v, base)
+	if err != nil {
+		return DeletedSecretBundle{}, err
+	}
+	lc, err := checkName(name)
+	if err != nil {
+		return DeletedSecretBundle{}, err
+	}
+	meta, latest, err := readDeleted(ctx, s.store, sc, lc, name)
+	if err != nil {
+		return DeletedSecretBundle{}, err
+	}
+	return sc.deletedBundle(meta, latest), nil
+}
+
+// ListDeleted returns one page of the vault's soft-deleted secrets (GetDeletedSecrets).
+func (s *Service) ListDeleted(ctx context.Context, v tenancy.Vault, base string, opts ListOptions) (Page[DeletedSecretItem], error) {
+	sc, err := newScope(v, base)
+	if err != nil {
+		return Page[DeletedSecretItem]{}, err
+	}
+	names, next, err := s.pageKeys(ctx, sc.deletedIndex(), opts, validLC)
+	if err != nil {
+		return Page[DeletedSecretItem]{}, err
+	}
+	out := Page[DeletedSecretItem]{Value: make([]DeletedSecretItem, 0, len(names)), NextToken: next}
+	for _, lc := range names {
+		meta, latest, err := readDeleted(ctx, s.store, sc, lc, lc)
+		if err != nil {
+			if isNotFound(err) {
+				continue // recovered or purged since the index was read
+			}
+			return Page[DeletedSecretItem]{}, err
+		}
+		b := sc.deletedBundle(meta, latest)
+		out.Value = append(out.Value, DeletedSecretItem{
+			SecretItem:         sc.item(meta, latest, false),
+			RecoveryID:         b.RecoveryID,
+			ScheduledPurgeDate: b.ScheduledPurgeDate,
+			DeletedDate:        b.DeletedDate,
+		})
+	}
+	return out, nil
+}
+
+// Recover restores a soft-deleted secret with all its versions (RecoverDeletedSecret) and
+// returns its latest version without the value (reading it needs Get).
+func (s *Service) Recover(ctx context.Context, v tenancy.Vault, base, name string) (SecretBundle, error) {
+	sc, err := newScope(v, base)
+	if err != nil {
+		return SecretBundle{}, err
+	}
+	lc, err := checkName(name)
+	if err != nil {
+		return SecretBundle{}, err
+	}
+	var out SecretBundle
+	err = s.store.Txn(ctx, func(tx storage.Tx) error {
+		meta, latest, err := readDeleted(ctx, tx, sc, lc, name)
+		if err != nil {
+			return err
+		}
+		meta.Deleted = nil
+		if meta.PurgeIndex != "" {
+			if err := tx.Delete(ctx, meta.PurgeIndex); err != nil {
+				return err
+			}
+			meta.PurgeIndex = ""
+		}
+		if err := tx.Delete(ctx, sc.deletedIndex()+lc); err != nil {
+			return err
+		}
+		if err := tx.Put(ctx, sc.liveIndex()+lc, nil); err != nil {
+			return err
+		}
+		if err := putJSON(ctx, tx, sc.metaPath(lc), meta); err != nil {
+			return err
+		}
+		out = sc.bundle(meta, latest, false)
+		return nil
+	})
+	if err != nil {
+		return SecretBundle{}, err
+	}
+	return out, nil
+}
+
+// Purge permanently removes a soft-deleted secret and every version (PurgeDeletedSecret).
+// While the vault has purge protection it is refused with ErrPurgeProtected until the
+// scheduled purge date, when RunDue purges the secret itself.
+func (s *Service) Purge(ctx context.Context, v tenancy.Vault, base, name string) error {
+	sc, err := newScope(v, base)
+	if err != nil {
+		return err
+	}
+	lc, err := checkName(name)
+	if err != nil {
+		return err
+	}
+	return s.purge(ctx, sc, lc, name, s.clock(), false, "")
+}
+
+// purge removes a deleted secret in one transaction. A user purge (system false) honours
+// purge protection; the scheduler's (system true) requires the scheduled date to have passed
+// and index to still be the secret's purge entry, and reports errStale otherwise.
+func (s *Service) purge(ctx context.Context, sc scope, lc, name string, now time.Time, system bool, index string) error {
+	return s.store.Txn(ctx, func(tx storage.Tx) error {
+		meta, err := readSecret(ctx, tx, sc, lc, name)
+		if system && (isNotFound(err) || (err == nil && (meta.Deleted == nil || meta.PurgeIndex != index || meta.Deleted.PurgeDate > now.Unix()))) {
+			return errStale
+		}
+		if isNotFound(err) {
+			return deletedNotFound(name)
+		}
+		if err != nil {
+			return err
+		}
+		if meta.Deleted == nil {
+			return deletedNotFound(name)
+		}
+		if !system && sc.vault.PurgeProtection && now.Unix() < meta.Deleted.PurgeDate {
+			return errorf(ErrPurgeProtected, "Operation \"purge\" is not allowed because purge protection is enabled for this vault. Secret %s will be purged automatically at %s, at the end of its retention period.",
+				meta.Name, time.Unix(meta.Deleted.PurgeDate, 0).UTC().Format(time.RFC3339))
+		}
+		return removeSecret(ctx, tx, sc, lc, meta)
+	})
+}
+
+// removeSecret deletes every record of a secret.
+func removeSecret(ctx context.Context, tx storage.Tx, sc scope, lc string, meta *secretRecord) error {
+	prefix := sc.versionsPrefix(lc)
+	var versions []string
+	opts := storage.ListOptions{}
+	for {
+		page, err := tx.List(ctx, prefix, opts)
+		if err != nil {
+			return err
+		}
+		versions = append(versions, page.Keys...)
+		if page.Next == "" {
+			break
+		}
+		opts.After = page.Next
+	}
+	for _, key := range append(versions, meta.PurgeIndex, sc.liveIndex()+lc, sc.deletedIndex()+lc, sc.metaPath(lc)) {
+		if key == "" {
+			continue
+		}
+		if err := tx.Delete(ctx, key); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,82 @@
+package secrets
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Errors. Every error a Service method returns for a client mistake or a refused operation
+// wraps exactly one of these; anything else is an internal failure (storage) that the api
+// layer reports as 500 without its text. Messages never carry a secret value.
+//
+// The api layer maps them with one table:
+//
+//	error                     HTTP  error.code      innererror.code
+//	ErrBadParameter           400   BadParameter
+//	ErrSecretNotFound         404   SecretNotFound
+//	ErrConflict               409   Conflict
+//	ErrDeletedButRecoverable  409   Conflict        ObjectIsDeletedButRecoverable
+//	ErrPurgeProtected         403   Forbidden
+//	ErrSecretDisabled         403   Forbidden       SecretDisabled
+var (
+	// ErrSecretNotFound: no such secret, version or deleted secret in this vault.
+	ErrSecretNotFound = errors.New("secret not found")
+	// ErrBadParameter: a malformed or out-of-range request field, or a corrupt backup blob.
+	ErrBadParameter = errors.New("bad parameter")
+	// ErrConflict: the name is already taken (restore onto an existing secret).
+	ErrConflict = errors.New("conflict")
+	// ErrDeletedButRecoverable: the name belongs to a soft-deleted secret; it can only be
+	// recovered or purged.
+	ErrDeletedButRecoverable = errors.New("secret is deleted but recoverable")
+	// ErrPurgeProtected: a purge was asked for while the vault has purge protection and the
+	// secret's scheduled purge date is still in the future.
+	ErrPurgeProtected = errors.New("purge protection is enabled")
+	// ErrSecretDisabled: the value of a disabled version was asked for. The message is Key
+	// Vault's: "Operation get is not allowed on a disabled secret."
+	ErrSecretDisabled = errors.New("secret is disabled")
+)
+
+// kvError is a domain error whose message is exactly what the client is told (Key Vault's
+// wording where known) and which wraps one of the sentinels above.
+type kvError struct {
+	kind error
+	msg  string
+}
+
+func (e *kvError) Error() string { return e.msg }
+func (e *kvError) Unwrap() error { return e.kind }
+
+// errorf returns a kvError of kind with a formatted message. Callers never pass a secret
+// value among args.
+func errorf(kind error, format string, args ...any) error {
+	return &kvError{kind: kind, msg: fmt.Sprintf(format, args...)}
+}
+
+// badParam returns an ErrBadParameter with a message.
+func badParam(format string, args ...any) error {
+	return errorf(ErrBadParameter, format, args...)
+}
+
+// notFound is the ErrSecretNotFound for a name (and version), in Key Vault's words.
+func notFound(name, version string) error {
+	id := name
+	if version != "" {
+		id += "/" + version
+	}
+	return errorf(ErrSecretNotFound, "A secret with (name/id) %s was not found in this key vault. If you recently deleted this secret you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182", id)
+}
+
+// deletedNotFound is the ErrSecretNotFound for a name that is not soft-deleted.
+func deletedNotFound(name string) error {
+	return errorf(ErrSecretNotFound, "Deleted Secret not found: %s", name)
+}
+
+// deletedConflict is the ErrDeletedButRecoverable for a name, in Key Vault's words.
+func deletedConflict(name string) error {
+	return errorf(ErrDeletedButRecoverable, "Secret %s is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the secret can only be recovered or purged.", name)
+}
+
+// disabled is the ErrSecretDisabled for an operation, in Key Vault's words.
+func disabled(op string) error {
+	return errorf(ErrSecretDisabled, "Operation %s is not allowed on a disabled secret.", op)
+}

@@ -1,0 +1,224 @@
+package secrets
+
+import (
+	"context"
+	"strings"
+
+	"github.com/coffer-kms/coffer/internal/storage"
+	"github.com/coffer-kms/coffer/internal/tenancy"
+)
+
+// Paging limits (Key Vault's maxresults).
+const (
+	defaultMaxResults = 25
+	maxMaxResults     = 25
+)
+
+// resolve validates name and version and reads a live secret's version.
+func (s *Service) resolve(ctx context.Context, sc scope, name, version string) (*secretRecord, *versionRecord, error) {
+	lc, err := checkName(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if version, err = checkVersion(version); err != nil {
+		return nil, nil, err
+	}
+	meta, err := readLive(ctx, s.store, sc, lc, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	ver, err := readVersion(ctx, s.store, sc, lc, meta, version)
+	if err != nil {
+		return nil, nil, err
+	}
+	return meta, ver, nil
+}
+
+// Get returns a version of a secret with its value (GetSecret); version "" is the latest. A
+// disabled version is refused with ErrSecretDisabled. As on Key Vault, nbf and exp do not
+// stop a get: about-secrets.md, "Date-time controlled operations": "A secret's get
+// operation will work for not-yet-valid and expired secrets, outside the nbf / exp window".
+// A deleted secret is ErrSecretNotFound (GetDeleted reads it, without the value).
+func (s *Service) Get(ctx context.Context, v tenancy.Vault, base, name, version string) (SecretBundle, error) {
+	sc, err := newScope(v, base)
+	if err != nil {
+		return SecretBundle{}, err
+	}
+	meta, ver, err := s.resolve(ctx, sc, name, version)
+	if err != nil {
+		return SecretBundle{}, err
+	}
+	if !ver.Enabled {
+		return SecretBundle{}, disabled("get")
+	}
+	return sc.bundle(meta, ver, true), nil
+}
+
+// Update changes the mutable fields of a version (UpdateSecret): enabled, nbf, exp, tags and
+// contentType; version "" is the latest. exp must stay after nbf. The answer has no value.
+// A disabled version can be updated (that is how it is enabled again).
+func (s *Service) Update(ctx context.Context, v tenancy.Vault, base, name, version string, p UpdateParams) (SecretBundle, error) {
+	sc, err := newScope(v, base)
+	if err != nil {
+		return SecretBundle{}, err
+	}
+	lc, err := checkName(name)
+	if err != nil {
+		return SecretBundle{}, err
+	}
+	if version, err = checkVersion(version); err != nil {
+		return SecretBundle{}, err
+	}
+	if p.ContentType != nil {
+		if err := checkContentType(*p.ContentType); err != nil {
+			return SecretBundle{}, err
+		}
+	}
+	if err := checkTags(p.Tags); err != nil {
+		return SecretBundle{}, err
+	}
+	if a := p.Attributes; a != nil {
+		if err := checkWindow(a.NotBefore, a.Expires); err != nil {
+			return SecretBundle{}, err
+		}
+	}
+	now := s.clock().Unix()
+	var out SecretBundle
+	err = s.store.Txn(ctx, func(tx storage.Tx) error {
+		meta, err := readLive(ctx, tx, sc, lc, name)
+		if err != nil {
+			return err
+		}
+		ver, err := readVersion(ctx, tx, sc, lc, meta, version)
+		if err != nil {
+			return err
+		}
+		if a := p.Attributes; a != nil {
+			if a.Enabled != nil {
+				ver.Enabled = *a.Enabled
+			}
+			if a.NotBefore != nil {
+				ver.NotBefore = cloneI64(a.NotBefore)
+			}
+			if a.Expires != nil {
+				ver.Expires = cloneI64(a.Expires)
+			}
+		}
+		if err := checkWindow(ver.NotBefore, ver.Expires); err != nil {
+			return err
+		}
+		if p.ContentType != nil {
+			ver.ContentType = *p.ContentType
+		}
+		if p.Tags != nil {
+			ver.Tags = copyTags(p.Tags)
+		}
+		ver.Updated = now
+		if err := putJSON(ctx, tx, sc.versionPath(lc, ver.Version), ver); err != nil {
+			return err
+		}
+		out = sc.bundle(meta, ver, false)
+		return nil
+	})
+	if err != nil {
+		return SecretBundle{}, err
+	}
+	return out, nil
+}
+
+// pageKeys lists one page of the keys under prefix and returns their suffixes. A skip token
+// is a suffix that valid must accept; the returned token is the last suffix of a page that
+// has a successor, or "".
+func (s *Service) pageKeys(ctx context.Context, prefix string, opts ListOptions, valid func(string) bool) ([]string, string, error) {
+	limit := opts.MaxResults
+	if limit == 0 {
+		limit = defaultMaxResults
+	}
+	if limit < 1 || limit > maxMaxResults {
+		return nil, "", badParam("maxresults %d is outside 1-%d.", opts.MaxResults, maxMaxResults)
+	}
+	lo := storage.ListOptions{Limit: limit}
+	if opts.SkipToken != "" {
+		if !valid(opts.SkipToken) {
+			return nil, "", badParam("$skiptoken is invalid: pass the nextLink of the previous page unchanged.")
+		}
+		lo.After = prefix + opts.SkipToken
+	}
+	page, err := s.store.List(ctx, prefix, lo)
+	if err != nil {
+		return nil, "", err
+	}
+	out := make([]string, 0, len(page.Keys))
+	for _, k := range page.Keys {
+		if suffix := strings.TrimPrefix(k, prefix); valid(suffix) {
+			out = append(out, suffix)
+		}
+	}
+	next := ""
+	if page.Next != "" && len(page.Keys) > 0 {
+		next = strings.TrimPrefix(page.Keys[len(page.Keys)-1], prefix)
+	}
+	return out, next, nil
+}
+
+// List returns one page of the vault's secrets (GetSecrets), each as its latest version with
+// a versionless id and no value. Deleted secrets are not listed; disabled ones are.
+func (s *Service) List(ctx context.Context, v tenancy.Vault, base string, opts ListOptions) (Page[SecretItem], error) {
+	sc, err := newScope(v, base)
+	if err != nil {
+		return Page[SecretItem]{}, err
+	}
+	names, next, err := s.pageKeys(ctx, sc.liveIndex(), opts, validLC)
+	if err != nil {
+		return Page[SecretItem]{}, err
+	}
+	out := Page[SecretItem]{Value: make([]SecretItem, 0, len(names)), NextToken: next}
+	for _, lc := range names {
+		meta, err := readLive(ctx, s.store, sc, lc, lc)
+		if err != nil {
+			if isNotFound(err) {
+				continue // deleted or purged since the index was read
+			}
+			return Page[SecretItem]{}, err
+		}
+		ver, err := readVersion(ctx, s.store, sc, lc, meta, "")
+		if err != nil {
+			return Page[SecretItem]{}, err
+		}
+		out.Value = append(out.Value, sc.item(meta, ver, false))
+	}
+	return out, nil
+}
+
+// ListVersions returns one page of a secret's versions (GetSecretVersions), each with its
+// versioned id and no value, in no particular order.
+func (s *Service) ListVersions(ctx context.Context, v tenancy.Vault, base, name string, opts ListOptions) (Page[SecretItem], error) {
+	sc, err := newScope(v, base)
+	if err != nil {
+		return Page[SecretItem]{}, err
+	}
+	lc, err := checkName(name)
+	if err != nil {
+		return Page[SecretItem]{}, err
+	}
+	meta, err := readLive(ctx, s.store, sc, lc, name)
+	if err != nil {
+		return Page[SecretItem]{}, err
+	}
+	versions, next, err := s.pageKeys(ctx, sc.versionsPrefix(lc), opts, validVersion)
+	if err != nil {
+		return Page[SecretItem]{}, err
+	}
+	out := Page[SecretItem]{Value: make([]SecretItem, 0, len(versions)), NextToken: next}
+	for _, id := range versions {
+		ver, err := readVersion(ctx, s.store, sc, lc, meta, id)
+		if err != nil {
+			if isNotFound(err) {
+				continue
+			}
+			return Page[SecretItem]{}, err
+		}
+		out.Value = append(out.Value, sc.item(meta, ver, true))
+	}
+	return out, nil
+}

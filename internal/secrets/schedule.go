@@ -1,0 +1,142 @@
+package secrets
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/coffer-kms/coffer/internal/storage"
+	"github.com/coffer-kms/coffer/internal/tenancy"
+)
+
+// The scheduler's index lives outside any vault, ordered by due time, so RunDue reads only
+// the entries that are due:
+//
+//	secretschedule/purge/<due, 20 decimal digits>/<tenant>/vaults/<vault>/<name>
+//
+// The value is a scheduleEntry. A secret's record names the entry written for it
+// (PurgeIndex); Delete writes it, Recover and Purge remove it in the same transaction, and an
+// entry the secret no longer names is stale and dropped.
+const (
+	schedulePrefix = "secretschedule/"
+	purgePrefix    = schedulePrefix + "purge/"
+)
+
+// errStale is returned inside a transaction when a scheduled purge lost a race.
+var errStale = errors.New("secrets: the secret changed since its purge was scheduled")
+
+// scheduleEntry says which secret an index entry is for.
+type scheduleEntry struct {
+	TenantID string `json:"tenantId"`
+	Vault    string `json:"vault"`
+	Name     string `json:"name"` // lower-cased
+}
+
+// scheduleKey is the index key of a due time for a secret.
+func scheduleKey(prefix string, due int64, sc scope, lc string) string {
+	if due < 0 {
+		due = 0
+	}
+	return fmt.Sprintf("%s%020d/%s/vaults/%s/%s", prefix, due, sc.vault.TenantID, sc.vault.Name, lc)
+}
+
+// dueOf parses the due time of an index key.
+func dueOf(prefix, key string) (int64, bool) {
+	ts, _, ok := strings.Cut(strings.TrimPrefix(key, prefix), "/")
+	if !ok || len(ts) != 20 {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(ts, 10, 64)
+	return n, err == nil
+}
+
+// schedulePurge writes the purge entry of a secret just deleted. The caller writes meta.
+func schedulePurge(ctx context.Context, tx storage.Tx, sc scope, lc string, meta *secretRecord) error {
+	if meta.PurgeIndex != "" {
+		if err := tx.Delete(ctx, meta.PurgeIndex); err != nil {
+			return err
+		}
+	}
+	key := scheduleKey(purgePrefix, meta.Deleted.PurgeDate, sc, lc)
+	if err := putJSON(ctx, tx, key, scheduleEntry{TenantID: sc.vault.TenantID, Vault: sc.vault.Name, Name: lc}); err != nil {
+		return err
+	}
+	meta.PurgeIndex = key
+	return nil
+}
+
+// RunDue purges, across all vaults, the soft-deleted secrets whose scheduled purge date is at
+// or before now (purge protection does not stop this system purge). It reads only the due
+// entries of its index. A failure on one secret does not stop the others; the errors are
+// joined and the failed entries are retried on the next run.
+func (s *Service) RunDue(ctx context.Context, now time.Time) (purged int, err error) {
+	now = now.UTC().Truncate(time.Second)
+	var errs []error
+	opts := storage.ListOptions{Limit: 100}
+	for {
+		page, err := s.store.List(ctx, purgePrefix, opts)
+		if err != nil {
+			return purged, errors.Join(append(errs, err)...)
+		}
+		for _, key := range page.Keys {
+			due, ok := dueOf(purgePrefix, key)
+			if ok && due > now.Unix() {
+				return purged, errors.Join(errs...)
+			}
+			var e scheduleEntry
+			found, err := getJSON(ctx, s.store, key, &e)
+			if err != nil || !ok {
+				// A damaged entry: drop it rather than stop the scheduler for good.
+				if err := s.store.Delete(ctx, key); err != nil {
+					return purged, errors.Join(append(errs, err)...)
+				}
+				continue
+			}
+			if !found {
+				continue
+			}
+			done, err := s.purgeDue(ctx, key, e, now)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("purge secret %s/%s/%s: %w", e.TenantID, e.Vault, e.Name, err))
+			}
+			if done {
+				purged++
+			}
+		}
+		if page.Next == "" {
+			return purged, errors.Join(errs...)
+		}
+		opts.After = page.Next
+	}
+}
+
+// purgeDue performs one scheduled purge; a stale entry is dropped.
+func (s *Service) purgeDue(ctx context.Context, key string, e scheduleEntry, now time.Time) (bool, error) {
+	sc, err := newScope(tenancy.Vault{TenantID: e.TenantID, Kind: tenancy.KindVault, Name: e.Vault}, "")
+	if err != nil || !validLC(e.Name) {
+		return false, s.store.Delete(ctx, key) // names no valid secret: unusable
+	}
+	err = s.purge(ctx, sc, e.Name, e.Name, now, true, key)
+	if errors.Is(err, errStale) {
+		return false, s.dropIfUnowned(ctx, sc, e.Name, key)
+	}
+	return err == nil, err
+}
+
+// dropIfUnowned removes an index entry unless the secret's record still names it.
+func (s *Service) dropIfUnowned(ctx context.Context, sc scope, lc, key string) error {
+	return s.store.Txn(ctx, func(tx storage.Tx) error {
+		var meta secretRecord
+		found, err := getJSON(ctx, tx, sc.metaPath(lc), &meta)
+		if err != nil {
+			return err
+		}
+		if found && meta.PurgeIndex == key {
+			return nil
+		}
+		return tx.Delete(ctx, key)
+	})
+}

@@ -1,0 +1,300 @@
+package secrets
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/coffer-kms/coffer/internal/storage"
+	"github.com/coffer-kms/coffer/internal/tenancy"
+)
+
+// Service implements the Key Vault secrets operations over a storage backend (the barrier in
+// the server). It is safe for concurrent use; all state lives in storage.
+type Service struct {
+	store  storage.Backend
+	now    func() time.Time
+	backup cipher.AEAD // nil when the backup key is not 32 bytes
+}
+
+// NewService returns a Service. clock is the time source (nil means time.Now); backupKey is
+// the 32-byte AES-256 key that seals backup blobs (the server keeps it sealed by the barrier
+// and it must be the same on every node of an installation). With a key of another length
+// Backup and Restore fail and everything else works.
+func NewService(store storage.Backend, clock func() time.Time, backupKey []byte) *Service {
+	if clock == nil {
+		clock = time.Now
+	}
+	s := &Service{store: store, now: clock}
+	if len(backupKey) == 32 {
+		block, err := aes.NewCipher(backupKey)
+		if err == nil {
+			s.backup, _ = cipher.NewGCM(block)
+		}
+	}
+	return s
+}
+
+// clock returns the current time truncated to seconds (Key Vault times are unix seconds).
+func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Second) }
+
+// segmentRE is what a tenant id or vault name must look like to become a path segment.
+var segmentRE = regexp.MustCompile(`^[0-9a-zA-Z][0-9a-zA-Z._-]{0,63}$`)
+
+// scope is one vault's namespace and the URL its identifiers start with.
+type scope struct {
+	vault  tenancy.Vault
+	prefix string // tenants/<tenant>/vaults/<vault>/
+	base   string // https://<vault host>[:port], no trailing slash
+}
+
+// errNotVault is returned for a managed HSM pool (or an unknown kind): only vaults hold
+// secrets, and the api layer routes secrets requests to vaults only.
+var errNotVault = errors.New("secrets: only vaults hold secrets")
+
+// newScope checks the vault the caller resolved and returns its namespace. An invalid vault
+// is a programming error in the caller, so it is not a BadParameter.
+func newScope(v tenancy.Vault, base string) (scope, error) {
+	if v.Kind != tenancy.KindVault && v.Kind != "" {
+		return scope{}, errNotVault
+	}
+	v.Kind = tenancy.KindVault
+	if !segmentRE.MatchString(v.TenantID) || !segmentRE.MatchString(v.Name) {
+		return scope{}, errors.New("secrets: the vault has no valid tenant id or name")
+	}
+	v.Name = strings.ToLower(v.Name)
+	return scope{
+		vault:  v,
+		prefix: "tenants/" + v.TenantID + "/vaults/" + v.Name + "/",
+		base:   strings.TrimRight(base, "/"),
+	}, nil
+}
+
+// A vault's secret records, under its prefix (<name> is the lower-cased secret name):
+//
+//	secrets/<name>/meta                 secretRecord: display name, latest version, deletion
+//	secrets/<name>/versions/<version>   versionRecord: value, content type, attributes, tags
+//	secretindex/live/<name>             empty: the secret is live (List pages over these)
+//	secretindex/deleted/<name>          empty: the secret is soft-deleted (ListDeleted pages)
+//
+// Every change to a secret rewrites its records and index entries in one transaction. The
+// version records hold the values, so this layout must only ever be stored through the
+// barrier.
+func (sc scope) metaPath(lc string) string         { return sc.prefix + "secrets/" + lc + "/meta" }
+func (sc scope) versionsPrefix(lc string) string   { return sc.prefix + "secrets/" + lc + "/versions/" }
+func (sc scope) versionPath(lc, ver string) string { return sc.versionsPrefix(lc) + ver }
+func (sc scope) liveIndex() string                 { return sc.prefix + "secretindex/live/" }
+func (sc scope) deletedIndex() string              { return sc.prefix + "secretindex/deleted/" }
+
+// id is a version's secret identifier; with version "" it is the versionless identifier.
+func (sc scope) id(name, version string) string {
+	if version == "" {
+		return sc.base + "/secrets/" + name
+	}
+	return sc.base + "/secrets/" + name + "/" + version
+}
+
+// retention is the vault's soft-delete retention in days.
+func (sc scope) retention() int {
+	if sc.vault.SoftDeleteRetention <= 0 {
+		return 90
+	}
+	return sc.vault.SoftDeleteRetention
+}
+
+// recoveryLevel is the DeletionRecoveryLevel of the vault's secrets.
+func (sc scope) recoveryLevel() string {
+	level := "Recoverable"
+	if sc.retention() < 90 {
+		level = "CustomizedRecoverable"
+	}
+	if !sc.vault.PurgeProtection {
+		level += "+Purgeable"
+	}
+	return level
+}
+
+// secretRecord is the per-name record at secrets/<name>/meta.
+type secretRecord struct {
+	Name    string    `json:"name"`   // display casing
+	Latest  string    `json:"latest"` // current version
+	Deleted *deletion `json:"deleted,omitempty"`
+	// PurgeIndex is the scheduler index entry written for this secret's deletion.
+	PurgeIndex string `json:"purgeIndex,omitempty"`
+}
+
+// deletion records a soft delete.
+type deletion struct {
+	Date      int64 `json:"date"`
+	PurgeDate int64 `json:"purgeDate"`
+}
+
+// versionRecord is one secret version at secrets/<name>/versions/<version>. Value is the
+// secret: this record must only ever be stored through the barrier.
+type versionRecord struct {
+	Version     string            `json:"version"`
+	Value       string            `json:"value"`
+	ContentType string            `json:"contentType,omitempty"`
+	Enabled     bool              `json:"enabled"`
+	NotBefore   *int64            `json:"nbf,omitempty"`
+	Expires     *int64            `json:"exp,omitempty"`
+	Created     int64             `json:"created"`
+	Updated     int64             `json:"updated"`
+	Tags        map[string]string `json:"tags,omitempty"`
+	// Managed and KID are for certificate-backed secrets (not created yet).
+	Managed bool   `json:"managed,omitempty"`
+	KID     string `json:"kid,omitempty"`
+}
+
+// newVersion returns a fresh random version id: 32 lower-case hex digits.
+func newVersion() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("secrets: crypto/rand failed: " + err.Error())
+	}
+	return hex.EncodeToString(b[:])
+}
+
+func i64(v int64) *int64 { return &v }
+
+func cloneI64(p *int64) *int64 {
+	if p == nil {
+		return nil
+	}
+	return i64(*p)
+}
+
+// attributes renders a version's attributes in the vault.
+func (sc scope) attributes(ver *versionRecord) SecretAttributes {
+	enabled, days := ver.Enabled, sc.retention()
+	return SecretAttributes{
+		Enabled:         &enabled,
+		NotBefore:       cloneI64(ver.NotBefore),
+		Expires:         cloneI64(ver.Expires),
+		Created:         i64(ver.Created),
+		Updated:         i64(ver.Updated),
+		RecoverableDays: &days,
+		RecoveryLevel:   sc.recoveryLevel(),
+	}
+}
+
+// bundle renders a version as a SecretBundle; only withValue puts the value in.
+func (sc scope) bundle(meta *secretRecord, ver *versionRecord, withValue bool) SecretBundle {
+	b := SecretBundle{
+		ID:          sc.id(meta.Name, ver.Version),
+		ContentType: ver.ContentType,
+		Attributes:  sc.attributes(ver),
+		Tags:        copyTags(ver.Tags),
+		KID:         ver.KID,
+		Managed:     ver.Managed,
+	}
+	if withValue {
+		v := Value(ver.Value)
+		b.Value = &v
+	}
+	return b
+}
+
+// deletedBundle renders the latest version of a deleted secret, without its value.
+func (sc scope) deletedBundle(meta *secretRecord, ver *versionRecord) DeletedSecretBundle {
+	return DeletedSecretBundle{
+		SecretBundle:       sc.bundle(meta, ver, false),
+		RecoveryID:         sc.base + "/deletedsecrets/" + meta.Name,
+		ScheduledPurgeDate: i64(meta.Deleted.PurgeDate),
+		DeletedDate:        i64(meta.Deleted.Date),
+	}
+}
+
+// item renders a version as a SecretItem; withVersion puts the version into the id.
+func (sc scope) item(meta *secretRecord, ver *versionRecord, withVersion bool) SecretItem {
+	v := ""
+	if withVersion {
+		v = ver.Version
+	}
+	return SecretItem{
+		ID:          sc.id(meta.Name, v),
+		Attributes:  sc.attributes(ver),
+		Tags:        copyTags(ver.Tags),
+		ContentType: ver.ContentType,
+		Managed:     ver.Managed,
+	}
+}
+
+// getJSON reads and decodes a record; found is false if there is none. Its errors name the
+// path only, never the record's content.
+func getJSON(ctx context.Context, r storage.Reader, key string, v any) (found bool, err error) {
+	b, err := r.Get(ctx, key)
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read %s: %w", key, err)
+	}
+	defer clear(b)
+	if err := json.Unmarshal(b, v); err != nil {
+		return false, fmt.Errorf("decode %s: record is damaged", key)
+	}
+	return true, nil
+}
+
+// putJSON encodes and writes a record.
+func putJSON(ctx context.Context, tx storage.Tx, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s: record cannot be encoded", key)
+	}
+	defer clear(b)
+	return tx.Put(ctx, key, b)
+}
+
+// readSecret reads a secret's record; it returns ErrSecretNotFound if there is none.
+func readSecret(ctx context.Context, r storage.Reader, sc scope, lc, name string) (*secretRecord, error) {
+	var meta secretRecord
+	found, err := getJSON(ctx, r, sc.metaPath(lc), &meta)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, notFound(name, "")
+	}
+	return &meta, nil
+}
+
+// readLive reads a secret that is not deleted.
+func readLive(ctx context.Context, r storage.Reader, sc scope, lc, name string) (*secretRecord, error) {
+	meta, err := readSecret(ctx, r, sc, lc, name)
+	if err != nil {
+		return nil, err
+	}
+	if meta.Deleted != nil {
+		return nil, notFound(name, "")
+	}
+	return meta, nil
+}
+
+// readVersion reads one version of a secret ("" is the latest).
+func readVersion(ctx context.Context, r storage.Reader, sc scope, lc string, meta *secretRecord, version string) (*versionRecord, error) {
+	if version == "" {
+		version = meta.Latest
+	}
+	var ver versionRecord
+	found, err := getJSON(ctx, r, sc.versionPath(lc, version), &ver)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, notFound(meta.Name, version)
+	}
+	return &ver, nil
+}
+
+// isNotFound reports whether err is an ErrSecretNotFound.
+func isNotFound(err error) bool { return errors.Is(err, ErrSecretNotFound) }
