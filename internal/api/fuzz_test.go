@@ -67,4 +67,3 @@ func FuzzKeysRequestBodies(f *testing.F) {
 		}
 	})
 }
-
