@@ -307,13 +307,13 @@ func (d *DataPlane) wrap(rt Route, fallback *tenancy.Vault) http.Handler {
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		call := &Call{Store: *store, Caller: caller, StoreURL: "https://" + strings.ToLower(r.Host)}
-		bw := &bufferedWriter{header: http.Header{}}
+		bw := NewBufferedWriter()
 		if err := rt.Handle(bw, r, call); err != nil {
 			fail(err)
 			return
 		}
 		// The audit record is durable before the response leaves.
-		rec.Status, rec.Result = bw.status, "success"
+		rec.Status, rec.Result = bw.Status(), "success"
 		if d.Audit != nil {
 			if err := d.Audit.Record(ctx, rec); err != nil {
 				if d.Log != nil {
@@ -323,7 +323,7 @@ func (d *DataPlane) wrap(rt Route, fallback *tenancy.Vault) http.Handler {
 				return
 			}
 		}
-		bw.flush(w)
+		bw.Flush(w)
 	})
 }
 
@@ -347,20 +347,29 @@ func StoreScope(v tenancy.Vault) string {
 	return "/tenants/" + v.TenantID + "/vaults/" + v.Name
 }
 
-// bufferedWriter holds a handler's response until the audit record is written.
-type bufferedWriter struct {
+// BufferedWriter holds a handler's response until the request's audit record is written,
+// so that nothing leaves for a request that cannot be audited.
+type BufferedWriter struct {
 	header http.Header
 	status int
 	body   []byte
 }
 
-func (b *bufferedWriter) Header() http.Header { return b.header }
-func (b *bufferedWriter) WriteHeader(code int) {
+// NewBufferedWriter returns an empty BufferedWriter.
+func NewBufferedWriter() *BufferedWriter { return &BufferedWriter{header: http.Header{}} }
+
+// Header implements http.ResponseWriter.
+func (b *BufferedWriter) Header() http.Header { return b.header }
+
+// WriteHeader implements http.ResponseWriter; the first status wins.
+func (b *BufferedWriter) WriteHeader(code int) {
 	if b.status == 0 {
 		b.status = code
 	}
 }
-func (b *bufferedWriter) Write(p []byte) (int, error) {
+
+// Write implements http.ResponseWriter.
+func (b *BufferedWriter) Write(p []byte) (int, error) {
 	if b.status == 0 {
 		b.status = http.StatusOK
 	}
@@ -368,13 +377,19 @@ func (b *bufferedWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (b *bufferedWriter) flush(w http.ResponseWriter) {
+// Status is the status the handler set (200 if none).
+func (b *BufferedWriter) Status() int {
+	if b.status == 0 {
+		return http.StatusOK
+	}
+	return b.status
+}
+
+// Flush sends the held response to w.
+func (b *BufferedWriter) Flush(w http.ResponseWriter) {
 	for k, v := range b.header {
 		w.Header()[k] = v
 	}
-	if b.status == 0 {
-		b.status = http.StatusOK
-	}
-	w.WriteHeader(b.status)
+	w.WriteHeader(b.Status())
 	w.Write(b.body)
 }

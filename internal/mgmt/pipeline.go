@@ -81,10 +81,10 @@ func operatorOnly(action authz.Action) error {
 func (s *Service) serve(rt *Route, w http.ResponseWriter, r *http.Request) {
 	ev := audit.Event{Time: s.cfg.Now().UTC(), Operation: rt.Operation, ClientAddr: r.RemoteAddr, ObjectID: r.URL.Path}
 	r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
-	bw := &bufferedWriter{header: http.Header{}}
+	bw := api.NewBufferedWriter()
 	err := s.run(rt, bw, r, &ev)
 	if err != nil {
-		bw = &bufferedWriter{header: http.Header{}} // drop anything a failing handler wrote
+		bw = api.NewBufferedWriter() // drop anything a failing handler wrote
 		e := api.WriteError(bw, err, mapStoreError, s.mapWiring)
 		if e.Status >= 500 {
 			s.cfg.Log("management request failed", "operation", rt.Operation, "status", e.Status, "err", err)
@@ -99,7 +99,7 @@ func (s *Service) serve(rt *Route, w http.ResponseWriter, r *http.Request) {
 			ev.Result = audit.ResultError
 		}
 	} else {
-		ev.Status, ev.Result = bw.statusCode(), audit.ResultSuccess
+		ev.Status, ev.Result = bw.Status(), audit.ResultSuccess
 	}
 	ev.ObjectID = auditField(ev.ObjectID)
 	if aerr := s.cfg.Audit.Append(r.Context(), ev); aerr != nil {
@@ -109,7 +109,7 @@ func (s *Service) serve(rt *Route, w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	bw.flush(w)
+	bw.Flush(w)
 }
 
 func (s *Service) mapWiring(err error) *api.Error {
@@ -264,42 +264,4 @@ func auditField(s string) string {
 		cut--
 	}
 	return s[:cut] + "…"
-}
-
-// bufferedWriter holds a response until its audit record is written.
-type bufferedWriter struct {
-	header http.Header
-	status int
-	body   []byte
-}
-
-func (b *bufferedWriter) Header() http.Header { return b.header }
-
-func (b *bufferedWriter) WriteHeader(code int) {
-	if b.status == 0 {
-		b.status = code
-	}
-}
-
-func (b *bufferedWriter) Write(p []byte) (int, error) {
-	if b.status == 0 {
-		b.status = http.StatusOK
-	}
-	b.body = append(b.body, p...)
-	return len(p), nil
-}
-
-func (b *bufferedWriter) statusCode() int {
-	if b.status == 0 {
-		return http.StatusOK
-	}
-	return b.status
-}
-
-func (b *bufferedWriter) flush(w http.ResponseWriter) {
-	for k, v := range b.header {
-		w.Header()[k] = v
-	}
-	w.WriteHeader(b.statusCode())
-	w.Write(b.body)
 }
