@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -74,6 +75,8 @@ type Store struct {
 	db  storage.Backend
 	now func() time.Time
 	gen atomic.Uint64 // bumped on every RBAC change
+	// vaults caches found vault and pool records by storage key (Vault values).
+	vaults sync.Map
 }
 
 // New returns a Store over db (the barrier in the server).
@@ -246,13 +249,24 @@ func (s *Store) CreateVault(ctx context.Context, tenantID string, kind Kind, nam
 }
 
 // Vault returns the vault (or pool) called name.
+//
+// Found vaults are cached: every data-plane request resolves its vault, and a vault record
+// never changes after creation (there is no update or delete yet — whoever adds one must
+// drop the entry from s.vaults).
 func (s *Store) Vault(ctx context.Context, kind Kind, name string) (Vault, error) {
 	var v Vault
 	if !vaultName.MatchString(name) {
 		return v, ErrNotFound
 	}
-	err := getJSON(ctx, s.db, vaultKey(kind, name), &v)
-	return v, err
+	key := vaultKey(kind, name)
+	if c, ok := s.vaults.Load(key); ok {
+		return c.(Vault), nil
+	}
+	if err := getJSON(ctx, s.db, key, &v); err != nil {
+		return v, err
+	}
+	s.vaults.Store(key, v)
+	return v, nil
 }
 
 // Vaults lists the vaults (or pools) of a tenant.
