@@ -22,6 +22,12 @@ import (
 // p.managedhsm.localhost, …) at 127.0.0.1, so the SDK's challenge resource check stays on.
 func loopbackClient(t *testing.T, caFile string) *http.Client {
 	t.Helper()
+	return &http.Client{Timeout: 30 * time.Second, Transport: loopbackTransport(t, caFile)}
+}
+
+// loopbackTransport is loopbackClient's transport.
+func loopbackTransport(t testing.TB, caFile string) *http.Transport {
+	t.Helper()
 	pem, err := os.ReadFile(caFile)
 	if err != nil {
 		t.Fatal(err)
@@ -29,14 +35,14 @@ func loopbackClient(t *testing.T, caFile string) *http.Client {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pem)
 	dialer := &net.Dialer{Timeout: 5 * time.Second}
-	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+	return &http.Transport{
 		TLSClientConfig:   &tls.Config{RootCAs: pool},
 		ForceAttemptHTTP2: true,
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			_, port, _ := net.SplitHostPort(addr)
 			return dialer.DialContext(ctx, network, net.JoinHostPort("127.0.0.1", port))
 		},
-	}}
+	}
 }
 
 func devCredential(t *testing.T, ts *testServer, secret string) (azcore.TokenCredential, *http.Client) {

@@ -26,8 +26,23 @@ import (
 // rawToken gets a token from the built-in identity provider with a plain form post.
 func rawToken(t *testing.T, ts *testServer, hc *http.Client, tenant, clientID, secret, resource string) (int, string) {
 	t.Helper()
+	return postToken(t, hc, ts.resources().Base(), tenant, clientID, secret, resource)
+}
+
+// tokenFor gets a token for resource (the authority base itself) or fails.
+func tokenFor(t testing.TB, hc *http.Client, base, tenant, clientID, secret string) string {
+	t.Helper()
+	status, tok := postToken(t, hc, base, tenant, clientID, secret, base)
+	if status != 200 {
+		t.Fatalf("token = %d", status)
+	}
+	return tok
+}
+
+func postToken(t testing.TB, hc *http.Client, base, tenant, clientID, secret, resource string) (int, string) {
+	t.Helper()
 	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {clientID}, "client_secret": {secret}, "scope": {resource + "/.default"}}
-	resp, err := hc.PostForm(ts.resources().Base()+"/"+tenant+"/oauth2/v2.0/token", form)
+	resp, err := hc.PostForm(base+"/"+tenant+"/oauth2/v2.0/token", form)
 	if err != nil {
 		t.Fatal(err)
 	}
