@@ -174,7 +174,7 @@ func (s *Service) Restore(ctx context.Context, v tenancy.Vault, base string, blo
 		if err != nil {
 			return KeyBundle{}, errCorruptBlob
 		}
-		body.Versions[i].Public = publicJWK(key.Public())
+		body.Versions[i].Public = (*storedJWK)(publicJWK(key.Public()))
 	}
 	lc := body.Name
 	lc, _ = checkName(lc)

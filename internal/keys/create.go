@@ -126,7 +126,7 @@ func (d draft) record(key provider.Key, publicExponent int, now int64) *versionR
 		Curve:          key.Curve(),
 		PublicExponent: publicExponent,
 		Handle:         key.Handle(),
-		Public:         publicJWK(key.Public()),
+		Public:         (*storedJWK)(publicJWK(key.Public())),
 		KeyOps:         d.ops,
 		Enabled:        d.enabled,
 		NotBefore:      d.nbf,
