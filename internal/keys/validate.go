@@ -5,18 +5,14 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/coffer-kms/coffer/internal/attrs"
 	"github.com/coffer-kms/coffer/internal/provider"
 )
 
 // Limits taken from Key Vault (KEYVAULT-NOTES §1.2, SECURITY-NOTES I10).
 const (
-	maxTags           = 15
-	maxTagNameLen     = 512
-	maxTagValueLen    = 256
 	maxContentTypeLen = 255
 	maxPolicyLen      = 16 << 10
-	// maxUnixTime is 9999-12-31T23:59:59Z: later nbf/exp values are refused.
-	maxUnixTime = 253402300799
 	// defaultReleaseContentType is KeyReleasePolicy.contentType's default.
 	defaultReleaseContentType = "application/json; charset=utf-8"
 )
@@ -113,53 +109,19 @@ func contains(list []string, s string) bool {
 
 // checkTags enforces Key Vault's tag limits.
 func checkTags(tags map[string]string) error {
-	if len(tags) > maxTags {
-		return badParam("%d tags given: a key has at most %d", len(tags), maxTags)
-	}
-	for k, v := range tags {
-		if k == "" {
-			return badParam("a tag name is empty")
-		}
-		if len(k) > maxTagNameLen {
-			return badParam("a tag name is %d characters long: the limit is %d", len(k), maxTagNameLen)
-		}
-		if len(v) > maxTagValueLen {
-			return badParam("the value of tag %.40q is %d characters long: the limit is %d", k, len(v), maxTagValueLen)
-		}
+	if err := attrs.CheckTags("key", tags); err != nil {
+		return badParam("%s", err.Error())
 	}
 	return nil
 }
 
 // copyTags returns a copy of tags, nil if empty.
-func copyTags(tags map[string]string) map[string]string {
-	if len(tags) == 0 {
-		return nil
-	}
-	out := make(map[string]string, len(tags))
-	for k, v := range tags {
-		out[k] = v
-	}
-	return out
-}
-
-// checkTime validates one unix-seconds attribute.
-func checkTime(field string, t *int64) error {
-	if t != nil && (*t < 0 || *t > maxUnixTime) {
-		return badParam("attribute %s (%d) is outside 1970-01-01 to 9999-12-31", field, *t)
-	}
-	return nil
-}
+func copyTags(tags map[string]string) map[string]string { return attrs.CopyTags(tags) }
 
 // checkWindow validates nbf and exp and that exp is after nbf.
 func checkWindow(nbf, exp *int64) error {
-	if err := checkTime("nbf", nbf); err != nil {
-		return err
-	}
-	if err := checkTime("exp", exp); err != nil {
-		return err
-	}
-	if nbf != nil && exp != nil && *exp <= *nbf {
-		return badParam("attribute exp (%d) must be after nbf (%d)", *exp, *nbf)
+	if err := attrs.CheckWindow(nbf, exp); err != nil {
+		return badParam("%s", err.Error())
 	}
 	return nil
 }

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/coffer-kms/coffer/internal/tenancy"
+
+	"github.com/coffer-kms/coffer/internal/attrs"
 )
 
 func TestSet(t *testing.T) {
@@ -46,7 +48,7 @@ func TestSet(t *testing.T) {
 		{"fail/exp-equals-nbf", "s1", SetParams{Value: val("v"), Attributes: &SecretAttributes{NotBefore: ptr(int64(100)), Expires: ptr(int64(100))}}, ErrBadParameter},
 		{"fail/exp-before-nbf", "s1", SetParams{Value: val("v"), Attributes: &SecretAttributes{NotBefore: ptr(int64(200)), Expires: ptr(int64(100))}}, ErrBadParameter},
 		{"fail/negative-nbf", "s1", SetParams{Value: val("v"), Attributes: &SecretAttributes{NotBefore: ptr(int64(-1))}}, ErrBadParameter},
-		{"fail/exp-after-9999", "s1", SetParams{Value: val("v"), Attributes: &SecretAttributes{Expires: ptr(int64(maxUnixTime + 1))}}, ErrBadParameter},
+		{"fail/exp-after-9999", "s1", SetParams{Value: val("v"), Attributes: &SecretAttributes{Expires: ptr(int64(attrs.MaxUnixTime + 1))}}, ErrBadParameter},
 		{"fail/name-empty", "", SetParams{Value: val("v")}, ErrBadParameter},
 		{"fail/name-128", strings.Repeat("a", 128), SetParams{Value: val("v")}, ErrBadParameter},
 		{"fail/name-underscore", "a_b", SetParams{Value: val("v")}, ErrBadParameter},

@@ -4,6 +4,8 @@ import (
 	"regexp"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/coffer-kms/coffer/internal/attrs"
 )
 
 // Limits taken from Key Vault (KEYVAULT-NOTES §1.2, SECURITY-NOTES I3 and I10).
@@ -13,11 +15,6 @@ const (
 	MaxValueBytes = 25 << 10
 	// MaxContentTypeLen is the longest contentType, in characters.
 	MaxContentTypeLen = 255
-	maxTags           = 15
-	maxTagNameLen     = 512
-	maxTagValueLen    = 256
-	// maxUnixTime is 9999-12-31T23:59:59Z: later nbf/exp values are refused.
-	maxUnixTime = 253402300799
 )
 
 var (
@@ -69,53 +66,19 @@ func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
 
 // checkTags enforces Key Vault's tag limits.
 func checkTags(tags map[string]string) error {
-	if len(tags) > maxTags {
-		return badParam("%d tags given: a secret has at most %d.", len(tags), maxTags)
-	}
-	for k, v := range tags {
-		if k == "" {
-			return badParam("A tag name is empty.")
-		}
-		if n := utf8.RuneCountInString(k); n > maxTagNameLen {
-			return badParam("A tag name is %d characters long: the limit is %d.", n, maxTagNameLen)
-		}
-		if n := utf8.RuneCountInString(v); n > maxTagValueLen {
-			return badParam("The value of tag %.40q is %d characters long: the limit is %d.", k, n, maxTagValueLen)
-		}
+	if err := attrs.CheckTags("secret", tags); err != nil {
+		return badParam("%s", sentence(err))
 	}
 	return nil
 }
 
 // copyTags returns a copy of tags, nil if empty.
-func copyTags(tags map[string]string) map[string]string {
-	if len(tags) == 0 {
-		return nil
-	}
-	out := make(map[string]string, len(tags))
-	for k, v := range tags {
-		out[k] = v
-	}
-	return out
-}
-
-// checkTime validates one unix-seconds attribute.
-func checkTime(field string, t *int64) error {
-	if t != nil && (*t < 0 || *t > maxUnixTime) {
-		return badParam("Attribute %s (%d) is outside 1970-01-01 to 9999-12-31.", field, *t)
-	}
-	return nil
-}
+func copyTags(tags map[string]string) map[string]string { return attrs.CopyTags(tags) }
 
 // checkWindow validates nbf and exp and that exp is after nbf.
 func checkWindow(nbf, exp *int64) error {
-	if err := checkTime("nbf", nbf); err != nil {
-		return err
-	}
-	if err := checkTime("exp", exp); err != nil {
-		return err
-	}
-	if nbf != nil && exp != nil && *exp <= *nbf {
-		return badParam("Attribute exp (%d) must be after nbf (%d).", *exp, *nbf)
+	if err := attrs.CheckWindow(nbf, exp); err != nil {
+		return badParam("%s", sentence(err))
 	}
 	return nil
 }
@@ -125,3 +88,10 @@ func validLC(s string) bool { return nameRE.MatchString(s) && strings.ToLower(s)
 
 // validVersion accepts a version id (a page token of ListVersions).
 func validVersion(s string) bool { return versionRE.MatchString(s) }
+
+// sentence renders a shared attrs error in this package's message style: capitalised, with a
+// full stop.
+func sentence(err error) string {
+	m := err.Error()
+	return strings.ToUpper(m[:1]) + m[1:] + "."
+}
