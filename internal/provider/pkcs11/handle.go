@@ -1,0 +1,104 @@
+package pkcs11
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"github.com/coffer-kms/coffer/internal/provider"
+)
+
+// The handle of a token key is this JSON document, version 1 (docs/FORMAT.md should list
+// it with the soft provider's):
+//
+//	{"v":1,"id":"<32 hex digits: CKA_ID>","kty":"RSA-HSM","size":2048,"pub":"<base64url SPKI DER>"}
+//	{"v":1,"id":"<32 hex digits: CKA_ID>","kty":"EC-HSM","crv":"P-256","pub":"<base64url SPKI DER>"}
+//
+// It holds no private material: the private key stays in the token, found by CKA_ID (and
+// labelled "coffer-<id>"). The public key is kept so Public, Verify, Encrypt and WrapKey
+// need no token round trip. Load checks size/crv against pub and, for RSA, the token's
+// CKA_MODULUS against pub. A later format gets a new v.
+const handleVersion = 1
+
+type handleDoc struct {
+	V    int              `json:"v"`
+	ID   string           `json:"id"`
+	Kty  provider.KeyType `json:"kty"`
+	Size int              `json:"size,omitempty"`
+	Crv  provider.Curve   `json:"crv,omitempty"`
+	Pub  provider.B64     `json:"pub"`
+}
+
+func marshalHandle(pub *publicKey, id []byte) []byte {
+	doc := handleDoc{V: handleVersion, ID: hex.EncodeToString(id), Kty: pub.kty}
+	var err error
+	if pub.isRSA() {
+		doc.Size = pub.bits
+		doc.Pub, err = x509.MarshalPKIXPublicKey(pub.rsa)
+	} else {
+		doc.Crv = pub.curve.crv
+		doc.Pub, err = x509.MarshalPKIXPublicKey(pub.ec)
+	}
+	if err != nil {
+		panic("pkcs11: cannot encode a validated public key") // unreachable
+	}
+	b, err := json.Marshal(doc)
+	if err != nil {
+		panic("pkcs11: cannot encode a handle") // unreachable
+	}
+	return b
+}
+
+// parsed is a handle's CKA_ID.
+type parsed struct{ ID []byte }
+
+// errHandle is the one error of a malformed handle; it never repeats handle bytes.
+var errHandle = fmt.Errorf("%w: not a valid pkcs11 key handle", provider.ErrInvalidKey)
+
+// parseHandle parses and checks a version 1 handle strictly: no unknown members, no
+// trailing data, an id of idLen bytes, a public key of an offered type matching kty, size
+// and crv.
+func parseHandle(h []byte) (parsed, *publicKey, error) {
+	dec := json.NewDecoder(bytes.NewReader(h))
+	dec.DisallowUnknownFields()
+	var doc handleDoc
+	if err := dec.Decode(&doc); err != nil {
+		return parsed{}, nil, errHandle
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return parsed{}, nil, errHandle
+	}
+	if doc.V != handleVersion {
+		return parsed{}, nil, fmt.Errorf("%w: unknown pkcs11 handle version", provider.ErrInvalidKey)
+	}
+	id, err := hex.DecodeString(doc.ID)
+	if err != nil || len(id) != idLen || doc.ID != hex.EncodeToString(id) {
+		return parsed{}, nil, errHandle
+	}
+	key, err := x509.ParsePKIXPublicKey(doc.Pub)
+	if err != nil {
+		return parsed{}, nil, errHandle
+	}
+	var pub *publicKey
+	switch k := key.(type) {
+	case *rsa.PublicKey:
+		if doc.Kty != provider.RSAHSM || doc.Crv != "" || k.E != rsaExponent || !rsaSizes[k.N.BitLen()] || k.N.BitLen() != doc.Size {
+			return parsed{}, nil, errHandle
+		}
+		pub = newRSAPublic(k, provider.RSAHSM)
+	case *ecdsa.PublicKey:
+		c := curveOf(k.Curve)
+		if c == nil || doc.Kty != provider.ECHSM || doc.Crv != c.crv || doc.Size != 0 {
+			return parsed{}, nil, errHandle
+		}
+		pub = newECPublic(k, c)
+	default:
+		return parsed{}, nil, errHandle
+	}
+	return parsed{ID: id}, pub, nil
+}

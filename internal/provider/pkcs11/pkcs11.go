@@ -1,0 +1,399 @@
+// Package pkcs11 is the HSM crypto provider: RSA (2048, 3072, 4096 bits, e = 65537) and EC
+// (P-256, P-384, P-521) key pairs generated inside a PKCS#11 token, with signing and
+// decryption done by the token (C_Sign, C_Decrypt). Private keys are created sensitive and
+// non-extractable (SECURITY-NOTES H1) and never leave the token; a key's handle holds only
+// the object's CKA_ID and the public key (handle.go). Verify, Encrypt and WrapKey are
+// public-key operations and run in software (crypto/rsa, crypto/ecdsa) on the public key
+// from the handle.
+//
+// Not offered yet (provider.ErrUnsupported): Import (BYOK arrives with the key_hsm transfer
+// blob, F10), oct-HSM keys (AES and HMAC in the token), P-256K, RSNULL (H4: raw PKCS #1 v1.5
+// signing of caller-built input is never exposed) and, of course, CKM_RSA_X_509 (raw RSA),
+// which this package never uses.
+//
+// Errors: token failures during Decrypt and UnwrapKey are exactly provider.ErrDecrypt
+// (no padding oracle, C1/C2); every other token failure wraps ErrHSM, whose text is the
+// generic "HSM operation failed" (H2: the api layer answers 503 and shows no CKR_* text;
+// the pkcs11.Error with the return value stays in the chain for logs).
+//
+// This package must not import net/http, a storage backend or another Coffer package than
+// provider.
+package pkcs11
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/big"
+	"strings"
+	"sync"
+
+	p11 "github.com/miekg/pkcs11"
+
+	"github.com/coffer-kms/coffer/internal/provider"
+)
+
+// ErrHSM is wrapped by every error caused by the token or the library outside decryption:
+// token gone, session or login lost, library failure. The server maps it to 503 and never
+// falls back to software keys.
+var ErrHSM = errors.New("HSM operation failed")
+
+// hsmError carries the failed operation and the library's error for logs; its text is only
+// the operation and the generic ErrHSM text.
+type hsmError struct {
+	op  string
+	err error
+}
+
+func (e *hsmError) Error() string   { return "pkcs11: " + e.op + ": " + ErrHSM.Error() }
+func (e *hsmError) Unwrap() []error { return []error{ErrHSM, e.err} }
+
+func hsmErr(op string, err error) error { return &hsmError{op: op, err: err} }
+
+// DefaultSessions is the session pool size when Config.Sessions is 0.
+const DefaultSessions = 4
+
+// maxSessions bounds the pool (tokens limit sessions; more would not add throughput).
+const maxSessions = 256
+
+// Config says which token to use.
+type Config struct {
+	// Library is the path of the PKCS#11 module, e.g. /usr/lib/softhsm/libsofthsm2.so.
+	Library string
+	// TokenLabel selects the slot whose token has this label (exactly one must match).
+	TokenLabel string
+	// PIN is the user PIN. The caller resolves it from a reference (env, file); it is never
+	// written in an error.
+	PIN string
+	// Sessions is the size of the session pool; 0 means DefaultSessions.
+	Sessions int
+}
+
+// session is one pool entry; ok is false when the session was dropped after a failure and
+// must be reopened before use.
+type session struct {
+	h  p11.SessionHandle
+	ok bool
+}
+
+// Provider is the PKCS#11 provider: one initialized library, one token logged in as user,
+// and a bounded pool of sessions. It is safe for concurrent use.
+type Provider struct {
+	ctx   *p11.Ctx
+	slot  uint
+	pin   string
+	pool  chan session
+	size  int
+	done  chan struct{}
+	once  sync.Once
+	owned bool // this Provider initialized the library and finalizes it on Close
+	// oaep256 says the token decrypts RSA-OAEP-256 (probeOAEP256); if not, the algorithm
+	// is refused with ErrUnsupported on every operation.
+	oaep256 bool
+}
+
+var _ provider.Provider = (*Provider)(nil)
+
+// Open loads the library, finds the token by label, logs in as user and opens
+// cfg.Sessions sessions. Errors name the library path and token label, never the PIN.
+func Open(cfg Config) (*Provider, error) {
+	if cfg.Library == "" {
+		return nil, errors.New("pkcs11: no library path configured")
+	}
+	if cfg.TokenLabel == "" {
+		return nil, errors.New("pkcs11: no token label configured")
+	}
+	if cfg.PIN == "" {
+		return nil, errors.New("pkcs11: no user PIN configured")
+	}
+	n := cfg.Sessions
+	if n == 0 {
+		n = DefaultSessions
+	}
+	if n < 1 || n > maxSessions {
+		return nil, fmt.Errorf("pkcs11: sessions = %d: use 1 to %d", cfg.Sessions, maxSessions)
+	}
+	c := p11.New(cfg.Library)
+	if c == nil {
+		return nil, fmt.Errorf("pkcs11: cannot load the PKCS#11 library %q", cfg.Library)
+	}
+	p := &Provider{ctx: c, pin: cfg.PIN, size: n, pool: make(chan session, n), done: make(chan struct{}), owned: true}
+	if err := c.Initialize(); err != nil {
+		if !isRV(err, p11.CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+			c.Destroy()
+			return nil, fmt.Errorf("pkcs11: initializing %q: %w", cfg.Library, hsmErr("initialize", err))
+		}
+		p.owned = false
+	}
+	fail := func(err error) (*Provider, error) {
+		p.shutdown()
+		return nil, err
+	}
+	slot, err := findSlot(c, cfg.TokenLabel)
+	if err != nil {
+		return fail(err)
+	}
+	p.slot = slot
+	for i := 0; i < n; i++ {
+		h, err := p.openSession()
+		if err != nil {
+			return fail(fmt.Errorf("pkcs11: token %q: %w", cfg.TokenLabel, err))
+		}
+		if i == 0 {
+			p.oaep256 = p.probeOAEP256(h)
+		}
+		p.pool <- session{h: h, ok: true}
+	}
+	return p, nil
+}
+
+// findSlot returns the one slot whose token has label.
+func findSlot(c *p11.Ctx, label string) (uint, error) {
+	slots, err := c.GetSlotList(true)
+	if err != nil {
+		return 0, hsmErr("list slots", err)
+	}
+	var found []uint
+	for _, s := range slots {
+		ti, err := c.GetTokenInfo(s)
+		if err != nil {
+			continue
+		}
+		if strings.TrimRight(ti.Label, " \x00") == label {
+			found = append(found, s)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return 0, fmt.Errorf("pkcs11: no token labelled %q: check the token label (softhsm2-util --show-slots)", label)
+	case 1:
+		return found[0], nil
+	default:
+		return 0, fmt.Errorf("pkcs11: %d tokens are labelled %q: labels must be unique", len(found), label)
+	}
+}
+
+// openSession opens a read-write session and logs in as user. Login state is shared by
+// the application's sessions, so "already logged in" is success.
+func (p *Provider) openSession() (p11.SessionHandle, error) {
+	h, err := p.ctx.OpenSession(p.slot, p11.CKF_SERIAL_SESSION|p11.CKF_RW_SESSION)
+	if err != nil {
+		return 0, hsmErr("open session", err)
+	}
+	if err := p.ctx.Login(h, p11.CKU_USER, p.pin); err != nil && !isRV(err, p11.CKR_USER_ALREADY_LOGGED_IN) {
+		_ = p.ctx.CloseSession(h)
+		if isRV(err, p11.CKR_PIN_INCORRECT) || isRV(err, p11.CKR_PIN_LOCKED) {
+			return 0, fmt.Errorf("user login refused (wrong or locked PIN): %w", hsmErr("login", err))
+		}
+		return 0, hsmErr("login", err)
+	}
+	return h, nil
+}
+
+// sessionBroken reports whether err means the session is unusable (closed, logged out,
+// device gone), so put replaces it. Failed operations do not break a session: a failed
+// C_Sign or C_Decrypt ends the operation (PKCS#11 §5.2). Closing sessions needlessly would
+// be harmful too: once every session is closed the token logs out.
+func sessionBroken(err error) bool {
+	for _, rv := range []uint{p11.CKR_SESSION_HANDLE_INVALID, p11.CKR_SESSION_CLOSED, p11.CKR_USER_NOT_LOGGED_IN,
+		p11.CKR_DEVICE_REMOVED, p11.CKR_DEVICE_ERROR, p11.CKR_TOKEN_NOT_PRESENT, p11.CKR_OPERATION_ACTIVE} {
+		if isRV(err, rv) {
+			return true
+		}
+	}
+	return false
+}
+
+// isRV reports whether err is the PKCS#11 return value rv.
+func isRV(err error, rv uint) bool {
+	var e p11.Error
+	return errors.As(err, &e) && uint(e) == rv
+}
+
+// errClosed is returned by operations after Close.
+var errClosed = fmt.Errorf("pkcs11: provider is closed: %w", ErrHSM)
+
+// get takes a session from the pool, waiting for one (bounded pool) until ctx ends. A
+// session dropped after a failure is reopened here.
+func (p *Provider) get(ctx context.Context) (p11.SessionHandle, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	var s session
+	select {
+	case <-p.done:
+		return 0, errClosed
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case s = <-p.pool:
+	}
+	if s.ok {
+		return s.h, nil
+	}
+	h, err := p.openSession()
+	if err != nil {
+		p.pool <- session{}
+		return 0, err
+	}
+	return h, nil
+}
+
+// put returns a session to the pool. After a failed operation (failed true) the session
+// is closed and replaced by a placeholder that get reopens: it may hold an unfinished
+// operation or be broken.
+func (p *Provider) put(h p11.SessionHandle, failed bool) {
+	if failed {
+		_ = p.ctx.CloseSession(h)
+		p.pool <- session{}
+		return
+	}
+	p.pool <- session{h: h, ok: true}
+}
+
+// Close waits for the sessions in use, closes them, logs out and unloads the library.
+func (p *Provider) Close() error {
+	p.once.Do(func() {
+		close(p.done)
+		p.shutdown()
+	})
+	return nil
+}
+
+// shutdown drains the pool (len(pool) entries when Open fails half-way, size otherwise).
+func (p *Provider) shutdown() {
+	n := len(p.pool)
+	select {
+	case <-p.done:
+		n = p.size
+	default:
+	}
+	loggedOut := false
+	for i := 0; i < n; i++ {
+		s := <-p.pool
+		if !s.ok {
+			continue
+		}
+		if !loggedOut {
+			_ = p.ctx.Logout(s.h)
+			loggedOut = true
+		}
+		_ = p.ctx.CloseSession(s.h)
+	}
+	if p.owned {
+		_ = p.ctx.Finalize()
+	}
+	p.ctx.Destroy()
+}
+
+// OffersOAEP256 reports whether this token decrypts RSA-OAEP-256 (see probeOAEP256).
+func (p *Provider) OffersOAEP256() bool { return p.oaep256 }
+
+// Name returns "pkcs11".
+func (*Provider) Name() string { return "pkcs11" }
+
+// Import is not offered yet: BYOK (key_hsm transfer blobs unwrapped inside the token, F10)
+// comes in a later issue, and plain private JWKs are never imported into the HSM here.
+func (*Provider) Import(ctx context.Context, _ *provider.JWK) (provider.Key, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return nil, fmt.Errorf("%w: the pkcs11 provider does not import keys yet (BYOK comes later)", provider.ErrUnsupported)
+}
+
+// findKey returns the private key object with CKA_ID id, or ok false if there is none.
+func (p *Provider) findKey(s p11.SessionHandle, class uint, id []byte) (p11.ObjectHandle, bool, error) {
+	tmpl := []*p11.Attribute{
+		p11.NewAttribute(p11.CKA_CLASS, class),
+		p11.NewAttribute(p11.CKA_ID, id),
+	}
+	if err := p.ctx.FindObjectsInit(s, tmpl); err != nil {
+		return 0, false, hsmErr("find object", err)
+	}
+	objs, _, err := p.ctx.FindObjects(s, 2)
+	if ferr := p.ctx.FindObjectsFinal(s); err == nil {
+		err = ferr
+	}
+	if err != nil {
+		return 0, false, hsmErr("find object", err)
+	}
+	switch len(objs) {
+	case 0:
+		return 0, false, nil
+	case 1:
+		return objs[0], true, nil
+	default:
+		return 0, false, fmt.Errorf("pkcs11: %d objects share one CKA_ID: %w", len(objs), ErrHSM)
+	}
+}
+
+// Load parses the handle and finds the private key object by its CKA_ID. A malformed
+// handle, or one whose object is not in the token (destroyed, other token), gives
+// provider.ErrInvalidKey; token failures give ErrHSM.
+func (p *Provider) Load(ctx context.Context, handle []byte) (provider.Key, error) {
+	doc, pub, err := parseHandle(handle)
+	if err != nil {
+		return nil, err
+	}
+	s, err := p.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	_, err = p.checkObject(s, doc.ID, pub)
+	p.put(s, sessionBroken(err))
+	if err != nil {
+		return nil, err
+	}
+	return newKey(p, pub, doc.ID), nil
+}
+
+// Destroy removes the private and public key objects of handle from the token. A key
+// already gone is not an error (purge is idempotent).
+func (p *Provider) Destroy(ctx context.Context, handle []byte) error {
+	doc, _, err := parseHandle(handle)
+	if err != nil {
+		return err
+	}
+	s, err := p.get(ctx)
+	if err != nil {
+		return err
+	}
+	for _, class := range []uint{p11.CKO_PRIVATE_KEY, p11.CKO_PUBLIC_KEY} {
+		obj, ok, err := p.findKey(s, class, doc.ID)
+		if err == nil && ok {
+			if derr := p.ctx.DestroyObject(s, obj); derr != nil {
+				err = hsmErr("destroy object", derr)
+			}
+		}
+		if err != nil {
+			p.put(s, sessionBroken(err))
+			return err
+		}
+	}
+	p.put(s, false)
+	return nil
+}
+
+// checkObject finds the private key object of id and checks it is the handle's key: for
+// RSA, the token's CKA_MODULUS must be the handle's modulus, so a handle cannot pair one
+// key's public half with another key's private object. (For EC the private object has no
+// public point; the CKA_ID is random and unique.)
+func (p *Provider) checkObject(s p11.SessionHandle, id []byte, pub *publicKey) (p11.ObjectHandle, error) {
+	obj, ok, err := p.findKey(s, p11.CKO_PRIVATE_KEY, id)
+	if err != nil {
+		return 0, err
+	}
+	if !ok {
+		return 0, fmt.Errorf("%w: the key of this handle is not in the token (destroyed, or another token)", provider.ErrInvalidKey)
+	}
+	if !pub.isRSA() {
+		return obj, nil
+	}
+	attrs, err := p.ctx.GetAttributeValue(s, obj, []*p11.Attribute{p11.NewAttribute(p11.CKA_MODULUS, nil)})
+	if err != nil || len(attrs) != 1 {
+		return 0, hsmErr("read modulus", err)
+	}
+	if new(big.Int).SetBytes(attrs[0].Value).Cmp(pub.rsa.N) != 0 {
+		return 0, fmt.Errorf("%w: the handle's public key is not the token key's", provider.ErrInvalidKey)
+	}
+	return obj, nil
+}

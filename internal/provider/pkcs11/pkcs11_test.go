@@ -1,0 +1,307 @@
+package pkcs11
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"math/big"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	p11 "github.com/miekg/pkcs11"
+
+	"github.com/coffer-kms/coffer/internal/provider"
+	"github.com/coffer-kms/coffer/internal/provider/providertest"
+)
+
+const softhsmLib = "/usr/lib/softhsm/libsofthsm2.so"
+
+// newToken creates a fresh SoftHSM2 token in a temporary directory and opens a Provider on
+// it; it skips the test when SoftHSM2 is not installed.
+func newToken(tb testing.TB) *Provider {
+	tb.Helper()
+	if _, err := os.Stat(softhsmLib); err != nil {
+		tb.Skipf("SoftHSM2 is not installed (%s missing): apt-get install softhsm2 opensc to run the pkcs11 tests", softhsmLib)
+	}
+	util, err := exec.LookPath("softhsm2-util")
+	if err != nil {
+		tb.Skip("softhsm2-util is not on PATH: apt-get install softhsm2 to run the pkcs11 tests")
+	}
+	dir := tb.TempDir()
+	tokens := filepath.Join(dir, "tokens")
+	if err := os.Mkdir(tokens, 0o700); err != nil {
+		tb.Fatal(err)
+	}
+	conf := filepath.Join(dir, "softhsm2.conf")
+	text := "directories.tokendir = " + tokens + "\nobjectstore.backend = file\nlog.level = ERROR\n"
+	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Setenv("SOFTHSM2_CONF", conf)
+	out, err := exec.Command(util, "--init-token", "--free", "--label", "coffer-test", "--pin", "1234", "--so-pin", "5678").CombinedOutput()
+	if err != nil {
+		tb.Fatalf("softhsm2-util --init-token: %v\n%s", err, out)
+	}
+	p, err := Open(Config{Library: softhsmLib, TokenLabel: "coffer-test", PIN: "1234"})
+	if err != nil {
+		tb.Fatalf("Open: %v", err)
+	}
+	tb.Cleanup(func() { _ = p.Close() })
+	return p
+}
+
+func hsmSpecs() []provider.KeySpec {
+	return []provider.KeySpec{
+		{Type: provider.RSAHSM, Size: 2048},
+		{Type: provider.RSAHSM, Size: 3072},
+		{Type: provider.RSAHSM, Size: 4096, PublicExponent: 65537},
+		{Type: provider.ECHSM, Curve: provider.P256},
+		{Type: provider.ECHSM, Curve: provider.P384},
+		{Type: provider.ECHSM, Curve: provider.P521},
+	}
+}
+
+func unsupportedSpecs() []provider.KeySpec {
+	return []provider.KeySpec{
+		{Type: provider.RSAHSM, Size: 1024},
+		{Type: provider.RSAHSM, Size: 2047},
+		{Type: provider.RSAHSM, Size: 8192},
+		{Type: provider.RSAHSM},
+		{Type: provider.RSAHSM, Size: 2048, PublicExponent: 3},
+		{Type: provider.RSA, Size: 1024},
+		{Type: provider.ECHSM},
+		{Type: provider.ECHSM, Curve: "P-192"},
+		{Type: provider.ECHSM, Curve: provider.P256K},
+		{Type: provider.EC, Curve: provider.P256K},
+		{Type: provider.ECHSM, Curve: "p-256"},
+		{Type: provider.Oct, Size: 256},
+		{Type: provider.OctHSM, Size: 256},
+		{Type: "OKP"},
+		{Type: ""},
+	}
+}
+
+func hsmAlgorithms(p *Provider) []string {
+	algs := []string{
+		provider.AlgRS256, provider.AlgRS384, provider.AlgRS512,
+		provider.AlgPS256, provider.AlgPS384, provider.AlgPS512,
+		provider.AlgES256, provider.AlgES384, provider.AlgES512,
+	}
+	if p.OffersOAEP256() {
+		algs = append(algs, provider.AlgRSAOAEP256)
+	}
+	for _, a := range providertest.DefaultAlgorithms() {
+		if a == provider.AlgRSA15 || a == provider.AlgRSAOAEP {
+			algs = append(algs, a)
+		}
+	}
+	return algs
+}
+
+func TestConformance(t *testing.T) {
+	p := newToken(t)
+	t.Logf("token decrypts RSA-OAEP-256: %v", p.OffersOAEP256())
+	providertest.Run(t, p, providertest.Options{
+		Specs:          hsmSpecs(),
+		Unsupported:    unsupportedSpecs(),
+		Algorithms:     hsmAlgorithms(p),
+		NoImport:       true,
+		DestroyRemoves: true,
+	})
+}
+
+// TestPlainSpecs: plain RSA and EC specs make the same token keys, reported as -HSM.
+func TestPlainSpecs(t *testing.T) {
+	p := newToken(t)
+	ctx := context.Background()
+	for spec, want := range map[provider.KeySpec]provider.KeyType{
+		{Type: provider.RSA, Size: 2048}:          provider.RSAHSM,
+		{Type: provider.EC, Curve: provider.P256}: provider.ECHSM,
+	} {
+		k, err := p.Generate(ctx, spec)
+		if err != nil {
+			t.Fatalf("Generate(%v) = %v", spec, err)
+		}
+		if k.Type() != want || k.Public().Kty != want {
+			t.Errorf("Generate(%v).Type() = %s; want %s", spec, k.Type(), want)
+		}
+	}
+	if _, err := p.Import(ctx, &provider.JWK{Kty: provider.RSA}); !errors.Is(err, provider.ErrUnsupported) {
+		t.Errorf("Import = %v; want ErrUnsupported", err)
+	}
+}
+
+// TestKeyNotExtractable reads the private key object's attributes: sensitive, never
+// extractable, and its secret values unreadable (SECURITY-NOTES H1); the handle holds no
+// private exponent.
+func TestKeyNotExtractable(t *testing.T) {
+	p := newToken(t)
+	ctx := context.Background()
+	for _, spec := range []provider.KeySpec{{Type: provider.RSAHSM, Size: 2048}, {Type: provider.ECHSM, Curve: provider.P256}} {
+		k, err := p.Generate(ctx, spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := k.(*Key)
+		s, err := p.get(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		obj, err := key.object(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		attrs, err := p.ctx.GetAttributeValue(s, obj, []*p11.Attribute{
+			p11.NewAttribute(p11.CKA_SENSITIVE, nil),
+			p11.NewAttribute(p11.CKA_EXTRACTABLE, nil),
+			p11.NewAttribute(p11.CKA_NEVER_EXTRACTABLE, nil),
+			p11.NewAttribute(p11.CKA_TOKEN, nil),
+			p11.NewAttribute(p11.CKA_PRIVATE, nil),
+			p11.NewAttribute(p11.CKA_LABEL, nil),
+			p11.NewAttribute(p11.CKA_ID, nil),
+		})
+		if err != nil {
+			p.put(s, true)
+			t.Fatalf("GetAttributeValue: %v", err)
+		}
+		for i, want := range []bool{true, false, true, true, true} {
+			if got := len(attrs[i].Value) == 1 && attrs[i].Value[0] == 1; got != want {
+				t.Errorf("%s: attribute 0x%x = %v; want %v", spec.Type, attrs[i].Type, got, want)
+			}
+		}
+		if string(attrs[5].Value) != "coffer-"+hexID(key.id) || !bytes.Equal(attrs[6].Value, key.id) {
+			t.Errorf("%s: label %q, id %x; want coffer-<id>, %x", spec.Type, attrs[5].Value, attrs[6].Value, key.id)
+		}
+		secret := []uint{p11.CKA_VALUE}
+		if spec.Type == provider.RSAHSM {
+			secret = []uint{p11.CKA_PRIVATE_EXPONENT, p11.CKA_PRIME_1, p11.CKA_PRIME_2}
+		}
+		for _, a := range secret {
+			_, err := p.ctx.GetAttributeValue(s, obj, []*p11.Attribute{p11.NewAttribute(a, nil)})
+			if !isRV(err, p11.CKR_ATTRIBUTE_SENSITIVE) {
+				t.Errorf("%s: reading attribute 0x%x = %v; want CKR_ATTRIBUTE_SENSITIVE", spec.Type, a, err)
+			}
+		}
+		p.put(s, false)
+
+		// The handle has the public key only. For RSA, check no window of d (as computed
+		// from nothing the handle could hold) appears: the handle is small and has no
+		// member but v, id, kty, size/crv and pub.
+		h := k.Handle()
+		if len(h) > 1024 {
+			t.Errorf("%s: handle is %d bytes; a public-only handle is smaller", spec.Type, len(h))
+		}
+		for _, member := range [][]byte{[]byte(`"d"`), []byte(`"p"`), []byte(`"q"`), []byte("pkcs8"), []byte("PRIVATE")} {
+			if bytes.Contains(h, member) {
+				t.Errorf("%s: handle contains %s", spec.Type, member)
+			}
+		}
+		if _, pub, err := parseHandle(h); err != nil || !pub.equal(key.publicKey) {
+			t.Errorf("%s: handle does not parse back to the public key: %v", spec.Type, err)
+		}
+	}
+}
+
+// TestHandleNoPrivateExponent signs with the token key, then checks that the handle bytes
+// hold nothing that recovers a signature: the only big numbers in it are the public ones.
+func TestHandleNoPrivateExponent(t *testing.T) {
+	p := newToken(t)
+	ctx := context.Background()
+	k, err := p.Generate(ctx, provider.KeySpec{Type: provider.RSAHSM, Size: 2048})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := k.Handle()
+	_, pub, err := parseHandle(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// With d, sig = m^d mod n; the handle must not contain any 256-byte value other than n.
+	n := pub.rsa.N.Bytes()
+	digest := sha256.Sum256([]byte("coffer"))
+	sig, err := k.Sign(ctx, provider.AlgRS256, digest[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(h, sig) || bytes.Contains(h, new(big.Int).SetBytes(sig).Bytes()[:16]) {
+		t.Errorf("handle contains signature bytes")
+	}
+	if len(h) > 2*len(n)+200 {
+		t.Errorf("handle is %d bytes: room for more than the public key", len(h))
+	}
+}
+
+// TestDestroyedKey: Load of a destroyed key fails with ErrInvalidKey,
+// Decrypt stays exactly ErrDecrypt, Sign is ErrHSM without CKR_ text, Destroy is idempotent.
+func TestDestroyedKey(t *testing.T) {
+	p := newToken(t)
+	ctx := context.Background()
+	k, err := p.Generate(ctx, provider.KeySpec{Type: provider.RSAHSM, Size: 2048})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct, err := k.Encrypt(ctx, provider.EncryptParams{Algorithm: provider.AlgRSAOAEP, Value: []byte("x")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Destroy(ctx, k.Handle()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Load(ctx, k.Handle()); !errors.Is(err, provider.ErrInvalidKey) {
+		t.Errorf("Load(destroyed) = %v; want ErrInvalidKey", err)
+	}
+	if _, err := k.Decrypt(ctx, provider.EncryptParams{Algorithm: provider.AlgRSAOAEP, Value: ct.Value}); err != provider.ErrDecrypt {
+		t.Errorf("Decrypt with a destroyed key = %v; want exactly ErrDecrypt", err)
+	}
+	if _, err := k.Sign(ctx, provider.AlgPS256, make([]byte, 32)); !errors.Is(err, ErrHSM) || bytes.Contains([]byte(err.Error()), []byte("CKR_")) {
+		t.Errorf("Sign with a destroyed key = %v; want ErrHSM without CKR_ text", err)
+	}
+	if err := p.Destroy(ctx, k.Handle()); err != nil {
+		t.Errorf("second Destroy = %v; want nil", err)
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	newToken(t) // sets SOFTHSM2_CONF to a token labelled coffer-test
+	for name, cfg := range map[string]Config{
+		"no-library":  {TokenLabel: "x", PIN: "1"},
+		"bad-library": {Library: "/nonexistent/lib.so", TokenLabel: "x", PIN: "1"},
+		"bad-label":   {Library: softhsmLib, TokenLabel: "nope", PIN: "1234"},
+		"sessions":    {Library: softhsmLib, TokenLabel: "coffer-test", PIN: "1234", Sessions: -1},
+	} {
+		if p, err := Open(cfg); err == nil {
+			_ = p.Close()
+			t.Errorf("Open(%s) succeeded", name)
+		}
+	}
+}
+
+func hexID(id []byte) string {
+	const digits = "0123456789abcdef"
+	out := make([]byte, 0, 2*len(id))
+	for _, b := range id {
+		out = append(out, digits[b>>4], digits[b&15])
+	}
+	return string(out)
+}
+
+func BenchmarkSignPS256(b *testing.B) {
+	p := newToken(b)
+	ctx := context.Background()
+	k, err := p.Generate(ctx, provider.KeySpec{Type: provider.RSAHSM, Size: 2048})
+	if err != nil {
+		b.Fatal(err)
+	}
+	digest := make([]byte, 32)
+	_, _ = rand.Read(digest)
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := k.Sign(ctx, provider.AlgPS256, digest); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
