@@ -25,7 +25,7 @@ func FuzzKeysRequestBodies(f *testing.F) {
 	if _, err := svc.Create(f.Context(), vault, call.StoreURL, "ec", keys.CreateParams{Kty: "EC"}); err != nil {
 		f.Fatal(err)
 	}
-	k := &Keys{Svc: func() (*keys.Service, error) { return svc, nil }}
+	k := &Keys{Svc: func(tenancy.Kind) (*keys.Service, error) { return svc, nil }}
 	routes := map[string]Route{}
 	for _, rt := range k.Routes() {
 		routes[rt.Pattern] = rt

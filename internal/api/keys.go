@@ -10,13 +10,15 @@ import (
 
 	"github.com/coffer-kms/coffer/internal/authz"
 	"github.com/coffer-kms/coffer/internal/keys"
+	"github.com/coffer-kms/coffer/internal/provider"
 	"github.com/coffer-kms/coffer/internal/tenancy"
 )
 
 // Keys serves the Key Vault keys API over a keys.Service.
 type Keys struct {
-	// Svc returns the keys service; it exists only while the server is unsealed.
-	Svc func() (*keys.Service, error)
+	// Svc returns the keys service of a kind of store (vaults and managed HSM pools may use
+	// different crypto providers); it exists only while the server is unsealed.
+	Svc func(kind tenancy.Kind) (*keys.Service, error)
 }
 
 type keysHandler func(w http.ResponseWriter, r *http.Request, c *Call, svc *keys.Service) error
@@ -24,7 +26,7 @@ type keysHandler func(w http.ResponseWriter, r *http.Request, c *Call, svc *keys
 // with adapts a handler that needs the keys service.
 func (k *Keys) with(h keysHandler) func(http.ResponseWriter, *http.Request, *Call) error {
 	return func(w http.ResponseWriter, r *http.Request, c *Call) error {
-		svc, err := k.Svc()
+		svc, err := k.Svc(c.Store.Kind)
 		if err != nil {
 			return err
 		}
@@ -298,6 +300,9 @@ var keyErrors = []struct {
 // mapKeysError turns a keys error into an *Error; its message is the domain's, which never
 // holds key material. Unknown errors stay as they are (a 500 without their text).
 func mapKeysError(err error) error {
+	if errors.Is(err, provider.ErrUnavailable) {
+		return Errorf(http.StatusServiceUnavailable, "ServiceUnavailable", "the HSM is unavailable; retry later")
+	}
 	for _, e := range keyErrors {
 		if errors.Is(err, e.err) {
 			return &Error{Status: e.status, Code: e.code, Inner: e.inner, Message: publicMessage(err)}

@@ -42,6 +42,10 @@ type Config struct {
 	SchedulerEvery   time.Duration
 	TokenKeyMaxAge   time.Duration
 	AuditStdout      bool
+	PKCS11Library    string
+	PKCS11Token      string
+	PKCS11PINFile    string
+	PKCS11Sessions   int64
 }
 
 // kind is how a setting's text is parsed.
@@ -118,6 +122,17 @@ var settings = []setting{
 			return fmt.Errorf("%q is not true or false", v)
 		}
 		c.AuditStdout = b
+		return nil
+	}},
+	{"pkcs11-library", kindString, "", "PKCS#11 module of the HSM that holds managed HSM pools' keys (e.g. /usr/lib/softhsm/libsofthsm2.so); without it pools use software keys", str(func(c *Config) *string { return &c.PKCS11Library })},
+	{"pkcs11-token-label", kindString, "", "label of the PKCS#11 token to use", str(func(c *Config) *string { return &c.PKCS11Token })},
+	{"pkcs11-pin-file", kindString, "", "file holding the token's user PIN (the PIN is never a setting itself)", str(func(c *Config) *string { return &c.PKCS11PINFile })},
+	{"pkcs11-sessions", kindInt, "4", "PKCS#11 sessions kept open (1-256)", func(c *Config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a whole number", v)
+		}
+		c.PKCS11Sessions = n
 		return nil
 	}},
 	{"tenant-rate-limit", kindInt, "2000", "data-plane requests per second allowed per tenant (0: no limit); beyond it 429 Throttled with Retry-After", func(c *Config, v string) error {
@@ -293,6 +308,21 @@ func (c *Config) Validate() error {
 	}
 	if c.TLSReloadEvery <= 0 {
 		bad("tls-reload-interval", "must be positive, got %s", c.TLSReloadEvery)
+	}
+	if c.PKCS11Library != "" || c.PKCS11Token != "" || c.PKCS11PINFile != "" {
+		for name, v := range map[string]string{"pkcs11-library": c.PKCS11Library, "pkcs11-token-label": c.PKCS11Token, "pkcs11-pin-file": c.PKCS11PINFile} {
+			if v == "" {
+				bad(name, "is required when any pkcs11 setting is set")
+			}
+		}
+		if c.PKCS11Library != "" {
+			if _, err := os.Stat(c.PKCS11Library); err != nil {
+				bad("pkcs11-library", "cannot read %s: %v", c.PKCS11Library, errors.Unwrap(err))
+			}
+		}
+		if c.PKCS11Sessions < 1 || c.PKCS11Sessions > 256 {
+			bad("pkcs11-sessions", "%d is outside 1-256", c.PKCS11Sessions)
+		}
 	}
 	if c.TokenKeyMaxAge < 2*time.Hour {
 		bad("token-key-rotation", "must be at least 2h (tokens live 1h), got %s", c.TokenKeyMaxAge)

@@ -110,3 +110,16 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		}
 	}
 }
+
+func TestPKCS11SettingsGoTogether(t *testing.T) {
+	c, err := load(t, []string{"--dev", "--pkcs11-library", "/nonexistent/libpkcs11.so"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.Validate()
+	for _, w := range []string{`"pkcs11-token-label"`, `"pkcs11-pin-file"`, `"pkcs11-library"`} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("Validate() = %v; want it to name %s", err, w)
+		}
+	}
+}

@@ -55,6 +55,9 @@ var (
 	ErrDecrypt = errors.New("decryption failed")
 	// ErrInvalidKey: imported key material is malformed, weak or inconsistent (400).
 	ErrInvalidKey = errors.New("invalid key material")
+	// ErrUnavailable: the key store behind the provider (an HSM token) failed or is gone
+	// (503); a provider never falls back to another key store.
+	ErrUnavailable = errors.New("the key store is unavailable")
 )
 
 // KeySpec describes a key to generate.

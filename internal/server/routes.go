@@ -103,7 +103,7 @@ func (s *Server) dataRoutes() []api.Route {
 		{Pattern: "POST /rng", Kinds: []tenancy.Kind{tenancy.KindManagedHSM}, Operation: "GetRandomBytes",
 			Action: map[tenancy.Kind]string{tenancy.KindManagedHSM: string(authz.HSMRNG)}, MaxBody: 4 << 10, Handle: api.GetRandomBytes},
 	}
-	k := &api.Keys{Svc: func() (*keys.Service, error) {
+	k := &api.Keys{Svc: func(tenancy.Kind) (*keys.Service, error) {
 		id, err := s.ident()
 		if err != nil {
 			return nil, err

@@ -27,6 +27,7 @@ import (
 	"github.com/coffer-kms/coffer/internal/config"
 	"github.com/coffer-kms/coffer/internal/identity/token"
 	"github.com/coffer-kms/coffer/internal/provider"
+	"github.com/coffer-kms/coffer/internal/provider/pkcs11"
 	"github.com/coffer-kms/coffer/internal/provider/soft"
 	"github.com/coffer-kms/coffer/internal/storage"
 	"github.com/coffer-kms/coffer/internal/storage/bolt"
@@ -48,6 +49,7 @@ type Server struct {
 	metrics  *metrics
 	tenants  *tenancy.Store
 	provider provider.Provider
+	hsm      *pkcs11.Provider // nil without a configured token
 	idh      identityHolder
 	mgmt     mgmtHolder // the management API (mgmt.go), built on first use
 	data     *api.DataPlane
@@ -117,12 +119,23 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	defer func() {
 		if err != nil {
 			s.barrier.Close()
+			if s.hsm != nil {
+				s.hsm.Close()
+			}
 		}
 	}()
 	s.manager = barrier.NewManager(db, s.barrier, nil, s.now)
 	s.metrics = newMetrics(s.barrier.Sealed)
 	s.tenants = tenancy.New(s.barrier, s.now)
-	s.provider = soft.New()
+	if s.hsm, err = s.openHSM(); err != nil {
+		return err
+	}
+	if s.hsm != nil {
+		s.provider = keyProvider{soft: soft.New(), hsm: s.hsm}
+		s.log.Info("HSM keys live in the PKCS#11 token", "token", s.cfg.PKCS11Token)
+	} else {
+		s.provider = keyProvider{soft: soft.New()}
+	}
 	s.idh.tokens = newTokenCache(100000)
 	s.challengeSecret = make([]byte, 32)
 	if _, err := rand.Read(s.challengeSecret); err != nil {
@@ -205,6 +218,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			s.http.Close()
 		}
 		s.dropIdentity()
+		if s.hsm != nil {
+			s.hsm.Close()
+		}
 		if cerr := s.barrier.Close(); cerr != nil && !errors.Is(cerr, storage.ErrClosed) {
 			err = errors.Join(err, fmt.Errorf("close storage: %w", cerr))
 		}

@@ -36,7 +36,7 @@ import (
 // ErrHSM is wrapped by every error caused by the token or the library outside decryption:
 // token gone, session or login lost, library failure. The server maps it to 503 and never
 // falls back to software keys.
-var ErrHSM = errors.New("HSM operation failed")
+var ErrHSM = fmt.Errorf("%w: HSM operation failed", provider.ErrUnavailable)
 
 // hsmError carries the failed operation and the library's error for logs; its text is only
 // the operation and the generic ErrHSM text.

@@ -1,0 +1,84 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/coffer-kms/coffer/internal/provider"
+	"github.com/coffer-kms/coffer/internal/provider/pkcs11"
+)
+
+// openHSM opens the configured PKCS#11 token, if any. The PIN is read from its file and
+// never logged.
+func (s *Server) openHSM() (*pkcs11.Provider, error) {
+	if s.cfg.PKCS11Library == "" {
+		return nil, nil
+	}
+	pin, err := os.ReadFile(s.cfg.PKCS11PINFile)
+	if err != nil {
+		return nil, fmt.Errorf("setting \"pkcs11-pin-file\": %w", err)
+	}
+	p, err := pkcs11.Open(pkcs11.Config{Library: s.cfg.PKCS11Library, TokenLabel: s.cfg.PKCS11Token,
+		PIN: strings.TrimSpace(string(pin)), Sessions: int(s.cfg.PKCS11Sessions)})
+	if err != nil {
+		return nil, fmt.Errorf("setting \"pkcs11-token-label\" %q: %w", s.cfg.PKCS11Token, err)
+	}
+	return p, nil
+}
+
+// keyProvider sends HSM key types (RSA-HSM, EC-HSM, oct-HSM) to the PKCS#11 token and the
+// others to the software provider; handles are routed by their shape. Without a token the
+// software provider answers everything, and refuses HSM key types as unsupported — an HSM key
+// never silently becomes a software key.
+type keyProvider struct {
+	soft provider.Provider
+	hsm  provider.Provider // nil without a token
+}
+
+var _ provider.Provider = keyProvider{}
+
+// Name stays the software provider's name so that key backups made before a token was
+// configured still restore; Load routes every handle to the provider that made it.
+func (k keyProvider) Name() string { return k.soft.Name() }
+
+func (k keyProvider) pick(t provider.KeyType) provider.Provider {
+	if k.hsm != nil && strings.HasSuffix(string(t), "-HSM") {
+		return k.hsm
+	}
+	return k.soft
+}
+
+func (k keyProvider) Generate(ctx context.Context, spec provider.KeySpec) (provider.Key, error) {
+	return k.pick(spec.Type).Generate(ctx, spec)
+}
+
+func (k keyProvider) Import(ctx context.Context, jwk *provider.JWK) (provider.Key, error) {
+	return k.pick(jwk.Kty).Import(ctx, jwk)
+}
+
+// byHandle: PKCS#11 handles name a token object ({"v":1,"id":...,"pub":...}); software
+// handles carry the key itself.
+func (k keyProvider) byHandle(handle []byte) provider.Provider {
+	if k.hsm == nil {
+		return k.soft
+	}
+	var h struct {
+		ID  string          `json:"id"`
+		Pub json.RawMessage `json:"pub"`
+	}
+	if json.Unmarshal(handle, &h) == nil && h.ID != "" && len(h.Pub) > 0 {
+		return k.hsm
+	}
+	return k.soft
+}
+
+func (k keyProvider) Load(ctx context.Context, handle []byte) (provider.Key, error) {
+	return k.byHandle(handle).Load(ctx, handle)
+}
+
+func (k keyProvider) Destroy(ctx context.Context, handle []byte) error {
+	return k.byHandle(handle).Destroy(ctx, handle)
+}

@@ -1,0 +1,92 @@
+package server
+
+import (
+	"context"
+	"crypto"
+	"crypto/rsa"
+	"crypto/sha256"
+	"math/big"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+)
+
+const softhsmLib = "/usr/lib/softhsm/libsofthsm2.so"
+
+// softHSMToken makes a fresh SoftHSM2 token (label coffer, PIN in a file) and returns the
+// server flags that use it; it skips when SoftHSM2 is not installed.
+func softHSMToken(t *testing.T) []string {
+	t.Helper()
+	if _, err := os.Stat(softhsmLib); err != nil {
+		t.Skipf("SoftHSM2 is not installed (%s): apt-get install softhsm2 opensc to run HSM tests", softhsmLib)
+	}
+	util, err := exec.LookPath("softhsm2-util")
+	if err != nil {
+		t.Skip("softhsm2-util is not on PATH")
+	}
+	dir := t.TempDir()
+	os.Mkdir(filepath.Join(dir, "tokens"), 0o700)
+	conf := filepath.Join(dir, "softhsm2.conf")
+	os.WriteFile(conf, []byte("directories.tokendir = "+filepath.Join(dir, "tokens")+"\nobjectstore.backend = file\nlog.level = ERROR\n"), 0o600)
+	t.Setenv("SOFTHSM2_CONF", conf)
+	if out, err := exec.Command(util, "--init-token", "--free", "--label", "coffer", "--pin", "4321", "--so-pin", "8765").CombinedOutput(); err != nil {
+		t.Fatalf("softhsm2-util: %v\n%s", err, out)
+	}
+	pin := filepath.Join(dir, "pin")
+	os.WriteFile(pin, []byte("4321\n"), 0o600)
+	return []string{"--pkcs11-library", softhsmLib, "--pkcs11-token-label", "coffer", "--pkcs11-pin-file", pin}
+}
+
+// TestHSMKeysLiveInTheToken: with a PKCS#11 token configured, an RSA-HSM key created through
+// azkeys in the managed HSM pool is generated in the token (the token lists a private key
+// object for it) and signs there; software key types still work in vaults.
+func TestHSMKeysLiveInTheToken(t *testing.T) {
+	flags := softHSMToken(t)
+	ts := startDev(t, flags...)
+	ctx := context.Background()
+	cred, hc := devCredential(t, ts, ts.Dev.Credentials.ClientSecret)
+	pool, err := azkeys.NewClient(ts.Dev.Credentials.ManagedHSMURL, cred, &azkeys.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: hc}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := pool.CreateKey(ctx, "hsm-rsa", azkeys.CreateKeyParameters{Kty: to.Ptr(azkeys.KeyTypeRSAHSM), KeySize: to.Ptr(int32(2048))}, nil)
+	if err != nil {
+		t.Fatalf("CreateKey(RSA-HSM) = %v", err)
+	}
+	if *k.Key.Kty != azkeys.KeyTypeRSAHSM || k.Key.D != nil {
+		t.Fatalf("key = %+v; want RSA-HSM with no private part", k.Key)
+	}
+	digest := sha256.Sum256([]byte("in the token"))
+	sig, err := pool.Sign(ctx, "hsm-rsa", "", azkeys.SignParameters{Algorithm: to.Ptr(azkeys.SignatureAlgorithmPS256), Value: digest[:]}, nil)
+	if err != nil {
+		t.Fatalf("Sign = %v", err)
+	}
+	pub := &rsa.PublicKey{N: new(big.Int).SetBytes(k.Key.N), E: int(new(big.Int).SetBytes(k.Key.E).Int64())}
+	if err := rsa.VerifyPSS(pub, crypto.SHA256, digest[:], sig.Result, nil); err != nil {
+		t.Errorf("the token's signature does not verify: %v", err)
+	}
+	// The private key is an object of the token.
+	if tool, err := exec.LookPath("pkcs11-tool"); err == nil {
+		out, err := exec.Command(tool, "--module", softhsmLib, "--token-label", "coffer", "--login", "--pin", "4321", "--list-objects", "--type", "privkey").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "coffer-") {
+			t.Errorf("pkcs11-tool --list-objects = %v\n%s; want a coffer- private key", err, out)
+		}
+	}
+	// Software key types still work in vaults.
+	if _, err := keysClient(t, ts).CreateKey(ctx, "soft", azkeys.CreateKeyParameters{Kty: to.Ptr(azkeys.KeyTypeEC)}, nil); err != nil {
+		t.Errorf("software key in a vault = %v", err)
+	}
+}
+
+// TestHSMKeyTypesNeedAToken: without a token, RSA-HSM is refused (400), never made in software.
+func TestHSMKeyTypesNeedAToken(t *testing.T) {
+	ts := startDev(t)
+	_, err := keysClient(t, ts).CreateKey(context.Background(), "x", azkeys.CreateKeyParameters{Kty: to.Ptr(azkeys.KeyTypeRSAHSM)}, nil)
+	wantCode(t, err, 400, "BadParameter")
+}
