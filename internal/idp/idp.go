@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -40,6 +41,7 @@ type Service struct {
 	lifetime  time.Duration
 	now       func() time.Time
 	assertion *assertionChecker
+	failures  *failureLimiter
 	// OnIssue is called after every token request with the outcome, for the audit log.
 	OnIssue func(ctx context.Context, r *http.Request, tenantID, appID, objectID string, status int, reason string)
 }
@@ -49,7 +51,8 @@ func New(tenants *tenancy.Store, signer *token.Signer, resources Resources, life
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{tenants: tenants, signer: signer, resources: resources, lifetime: lifetime, now: now, assertion: newAssertionChecker(now)}
+	return &Service{tenants: tenants, signer: signer, resources: resources, lifetime: lifetime, now: now,
+		assertion: newAssertionChecker(now), failures: newFailureLimiter(now)}
 }
 
 // Route is one endpoint of the identity provider.
@@ -152,6 +155,13 @@ func (s *Service) token(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	appID := form.Get("client_id")
+	client, source := tenantID+"/"+appID, sourceOf(r.RemoteAddr)
+	if wait := s.failures.blocked(client, source); wait > 0 {
+		secs := int(wait.Seconds()) + 1
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		s.refuse(w, r, tenantID, appID, http.StatusTooManyRequests, "temporarily_unavailable", "AADSTS90055: too many failed sign-in attempts for this client or from this address; retry after "+strconv.Itoa(secs)+" seconds.", "throttled")
+		return
+	}
 	if form.Get("grant_type") != "client_credentials" {
 		s.refuse(w, r, tenantID, appID, http.StatusBadRequest, "unsupported_grant_type", "AADSTS70003: only grant_type=client_credentials is supported.", "grant type")
 		return
@@ -180,6 +190,7 @@ func (s *Service) token(w http.ResponseWriter, r *http.Request) {
 		err = tenancy.ErrInvalidClient
 	}
 	if errors.Is(err, tenancy.ErrInvalidClient) {
+		s.failures.fail(client, source)
 		s.refuse(w, r, tenantID, appID, http.StatusUnauthorized, "invalid_client", "AADSTS7000215: Invalid client secret or assertion provided, or the client is not in this tenant.", "invalid client")
 		return
 	}

@@ -101,3 +101,32 @@ func TestClientAssertionIsSingleUse(t *testing.T) {
 		t.Errorf("tampered assertion = %d; want 401", status)
 	}
 }
+
+// TestTokenEndpointThrottlesGuessing: after 20 wrong secrets for one client, that client gets
+// 429 with Retry-After (even with the right secret) while another client still signs in.
+func TestTokenEndpointThrottlesGuessing(t *testing.T) {
+	ts := startDev(t)
+	hc := loopbackClient(t, ts.caFile)
+	c := ts.Dev.Credentials
+	other, otherSecret, err := ts.tenants.CreateServicePrincipal(context.Background(), c.TenantID, "other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 20; i++ {
+		if status, _ := rawToken(t, ts, hc, c.TenantID, c.ClientID, "wrong-secret", ts.resources().Base()); status != 401 {
+			t.Fatalf("wrong secret %d = %d; want 401", i, status)
+		}
+	}
+	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {c.ClientID}, "client_secret": {c.ClientSecret}, "scope": {ts.resources().Base() + "/.default"}}
+	resp, err := hc.PostForm(ts.resources().Base()+"/"+c.TenantID+"/oauth2/v2.0/token", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("after 20 failures, the right secret = %d (Retry-After %q); want 429 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if status, _ := rawToken(t, ts, hc, c.TenantID, other.AppID, otherSecret, ts.resources().Base()); status != 200 {
+		t.Errorf("another client from the same address = %d; want 200", status)
+	}
+}
