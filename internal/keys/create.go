@@ -147,6 +147,9 @@ func (s *Service) Create(ctx context.Context, v tenancy.Vault, base, name string
 	if err != nil {
 		return KeyBundle{}, err
 	}
+	if s.hsmPools && v.Kind == tenancy.KindManagedHSM {
+		p.Kty = hsmType(p.Kty)
+	}
 	lc, err := checkName(name)
 	if err != nil {
 		return KeyBundle{}, err
@@ -304,4 +307,22 @@ func (s *Service) commit(ctx context.Context, sc scope, lc, name string, rec *ve
 		return KeyBundle{}, err
 	}
 	return out, nil
+}
+
+// RequireHSMInPools makes managed HSM pools hold HSM keys only: a request for an RSA, EC or
+// oct key there creates RSA-HSM, EC-HSM or oct-HSM, as Managed HSM does. The server calls it
+// when a PKCS#11 token is configured.
+func (s *Service) RequireHSMInPools() { s.hsmPools = true }
+
+// hsmType is the HSM-protected counterpart of a key type.
+func hsmType(t provider.KeyType) provider.KeyType {
+	switch t {
+	case provider.RSA:
+		return provider.RSAHSM
+	case provider.EC:
+		return provider.ECHSM
+	case provider.Oct:
+		return provider.OctHSM
+	}
+	return t
 }

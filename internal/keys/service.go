@@ -26,6 +26,8 @@ type Service struct {
 	now    func() time.Time
 	backup cipher.AEAD // nil when the backup key is not 32 bytes
 	keys   keyCache
+	// hsmPools: managed HSM pools hold HSM key types only (RequireHSMInPools).
+	hsmPools bool
 }
 
 // NewService returns a Service. clock is the time source (nil means time.Now); backupKey is

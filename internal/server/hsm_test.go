@@ -78,6 +78,11 @@ func TestHSMKeysLiveInTheToken(t *testing.T) {
 			t.Errorf("pkcs11-tool --list-objects = %v\n%s; want a coffer- private key", err, out)
 		}
 	}
+	// In the pool a plain EC request makes an EC-HSM key, as Managed HSM does.
+	ec, err := pool.CreateKey(ctx, "hsm-ec", azkeys.CreateKeyParameters{Kty: to.Ptr(azkeys.KeyTypeEC)}, nil)
+	if err != nil || *ec.Key.Kty != azkeys.KeyTypeECHSM {
+		t.Errorf("CreateKey(EC) in the pool = %v, %v; want EC-HSM", ec.Key, err)
+	}
 	// Software key types still work in vaults.
 	if _, err := keysClient(t, ts).CreateKey(ctx, "soft", azkeys.CreateKeyParameters{Kty: to.Ptr(azkeys.KeyTypeEC)}, nil); err != nil {
 		t.Errorf("software key in a vault = %v", err)

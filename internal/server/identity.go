@@ -91,7 +91,11 @@ func (s *Server) ident() (*identity, error) {
 	}
 	svc := idp.New(s.tenants, signer, s.resources(), tokenLifetime, s.now)
 	svc.OnIssue = s.auditTokenRequest
-	cur := &identity{signer: signer, idp: svc, audit: log, keys: keys.NewService(s.barrier, s.provider, s.now, backupKey),
+	keySvc := keys.NewService(s.barrier, s.provider, s.now, backupKey)
+	if s.hsm != nil {
+		keySvc.RequireHSMInPools()
+	}
+	cur := &identity{signer: signer, idp: svc, audit: log, keys: keySvc,
 		secrets: secrets.NewService(s.barrier, s.now, secretsBackupKey)}
 	if s.cfg.AuditStdout {
 		if cur.auditOut, err = s.openAuditSink(context.Background(), s.out); err != nil {
