@@ -7,6 +7,7 @@ import (
 
 	"github.com/coffer-kms/coffer/internal/keys"
 	"github.com/coffer-kms/coffer/internal/provider/soft"
+	"github.com/coffer-kms/coffer/internal/secrets"
 	"github.com/coffer-kms/coffer/internal/storage/mem"
 	"github.com/coffer-kms/coffer/internal/tenancy"
 )
@@ -63,6 +64,38 @@ func FuzzKeysRequestBodies(f *testing.F) {
 			}
 			if status >= 500 {
 				t.Fatalf("%s with body %q = %d (%v); want 2xx or 4xx", op.pattern, body, status, err)
+			}
+		}
+	})
+}
+
+// FuzzSecretsRequestBodies: arbitrary bodies to set, update and restore through the real
+// handlers and secrets domain never give a 5xx or a panic.
+func FuzzSecretsRequestBodies(f *testing.F) {
+	svc := secrets.NewService(mem.New(), nil, bytes.Repeat([]byte{9}, 32))
+	vault := tenancy.Vault{Name: "v1", Kind: tenancy.KindVault, TenantID: "00000000-0000-4000-8000-000000000001", SoftDeleteRetention: 7}
+	call := &Call{Store: vault, StoreURL: "https://v1.localhost"}
+	s := &Secrets{Svc: func() (*secrets.Service, error) { return svc, nil }}
+	routes := map[string]Route{}
+	for _, rt := range s.Routes() {
+		routes[rt.Pattern] = rt
+	}
+	for _, seed := range []string{`{"value":"v"}`, `{"value":"v","contentType":"text/plain","tags":{"a":"b"},"attributes":{"enabled":false,"nbf":2,"exp":1}}`,
+		`{"attributes":{"enabled":true}}`, `{"value":"AAAA"}`, `{"value":null}`, `[]`, `{"value":"v","value":"w"}`} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		for _, pattern := range []string{"PUT /secrets/{name}", "PATCH /secrets/{name}", "POST /secrets/restore"} {
+			req := httptest.NewRequest("POST", "https://v1.localhost/x", bytes.NewReader([]byte(body)))
+			req.SetPathValue("name", "s1")
+			w := httptest.NewRecorder()
+			err := routes[pattern].Handle(w, req, call)
+			status := w.Code
+			if err != nil {
+				status = Resolve(err).Status
+			}
+			if status >= 500 {
+				t.Fatalf("%s with body %q = %d (%v); want 2xx or 4xx", pattern, body, status, err)
 			}
 		}
 	})
