@@ -71,11 +71,11 @@ func (k *Key) Sign(ctx context.Context, alg string, digest []byte) ([]byte, erro
 	var mech *p11.Mechanism
 	data := digest
 	switch {
-	case a.pss:
-		mech = p11.NewMechanism(p11.CKM_RSA_PKCS_PSS, p11.NewPSSParams(ckmHash[a.hash], ckgMGF[a.hash], uint(a.hash.Size())))
-	case a.rsa:
+	case a.PSS:
+		mech = p11.NewMechanism(p11.CKM_RSA_PKCS_PSS, p11.NewPSSParams(ckmHash[a.Hash], ckgMGF[a.Hash], uint(a.Hash.Size())))
+	case a.RSA:
 		mech = p11.NewMechanism(p11.CKM_RSA_PKCS, nil)
-		data = append(append([]byte(nil), digestInfoPrefix[a.hash]...), digest...)
+		data = append(append([]byte(nil), digestInfoPrefix[a.Hash]...), digest...)
 	default:
 		mech = p11.NewMechanism(p11.CKM_ECDSA, nil)
 	}
@@ -129,8 +129,8 @@ func (k *Key) decrypt(ctx context.Context, p provider.EncryptParams) ([]byte, er
 		return nil, provider.ErrDecrypt
 	}
 	var mech *p11.Mechanism
-	if a.oaep {
-		mech = p11.NewMechanism(p11.CKM_RSA_PKCS_OAEP, p11.NewOAEPParams(ckmHash[a.hash], ckgMGF[a.hash], p11.CKZ_DATA_SPECIFIED, nil))
+	if a.OAEP {
+		mech = p11.NewMechanism(p11.CKM_RSA_PKCS_OAEP, p11.NewOAEPParams(ckmHash[a.Hash], ckgMGF[a.Hash], p11.CKZ_DATA_SPECIFIED, nil))
 	} else {
 		mech = p11.NewMechanism(p11.CKM_RSA_PKCS, nil)
 	}

@@ -44,46 +44,11 @@ func curveOf(c elliptic.Curve) *curveInfo {
 	return nil
 }
 
-// sigAlg is one signature algorithm: RSA or not, PSS or PKCS #1 v1.5, and the hash whose
-// digest it signs. ES256K is not here: P-256K is not offered by this provider.
-type sigAlg struct {
-	rsa  bool
-	pss  bool
-	hash crypto.Hash
-}
-
-var sigAlgs = map[string]sigAlg{
-	provider.AlgRS256: {rsa: true, hash: crypto.SHA256},
-	provider.AlgRS384: {rsa: true, hash: crypto.SHA384},
-	provider.AlgRS512: {rsa: true, hash: crypto.SHA512},
-	provider.AlgPS256: {rsa: true, pss: true, hash: crypto.SHA256},
-	provider.AlgPS384: {rsa: true, pss: true, hash: crypto.SHA384},
-	provider.AlgPS512: {rsa: true, pss: true, hash: crypto.SHA512},
-	provider.AlgES256: {hash: crypto.SHA256},
-	provider.AlgES384: {hash: crypto.SHA384},
-	provider.AlgES512: {hash: crypto.SHA512},
-}
-
-// encAlg is one RSA encryption algorithm: OAEP with hash for the label hash and MGF1, or
-// PKCS #1 v1.5.
-type encAlg struct {
-	oaep bool
-	hash crypto.Hash
-}
-
-var encAlgs = map[string]encAlg{
-	provider.AlgRSA15:      {},
-	provider.AlgRSAOAEP:    {oaep: true, hash: crypto.SHA1},
-	provider.AlgRSAOAEP256: {oaep: true, hash: crypto.SHA256},
-}
-
-// maxPlaintext is the longest message under a k-byte modulus (RFC 8017 §7.1.1, §7.2.1).
-func (a encAlg) maxPlaintext(k int) int {
-	if a.oaep {
-		return k - 2*a.hash.Size() - 2
-	}
-	return k - 11
-}
+// sigAlg and encAlg are the provider package's algorithm descriptions.
+type (
+	sigAlg = provider.SigAlg
+	encAlg = provider.EncAlg
+)
 
 func isIn(s string, list []string) bool {
 	for _, x := range list {
@@ -162,7 +127,10 @@ func (k *publicKey) sigLen() int {
 // checkSigAlg resolves alg for this key: known, offered, fits the key type and curve; then
 // the digest length.
 func (k *publicKey) checkSigAlg(alg string, digest []byte) (sigAlg, error) {
-	a, ok := sigAlgs[alg]
+	a, ok := provider.SignatureAlg(alg)
+	if alg == provider.AlgES256K {
+		ok = false // P-256K is not offered by this provider
+	}
 	if !ok {
 		switch {
 		case alg == provider.AlgHS256 || alg == provider.AlgHS384 || alg == provider.AlgHS512:
@@ -178,15 +146,15 @@ func (k *publicKey) checkSigAlg(alg string, digest []byte) (sigAlg, error) {
 		}
 	}
 	switch {
-	case a.rsa && !k.isRSA():
+	case a.RSA && !k.isRSA():
 		return a, fmt.Errorf("%w: %s needs an RSA key, this is an %s key", provider.ErrWrongKeyType, alg, k.kty)
-	case !a.rsa && k.isRSA():
+	case !a.RSA && k.isRSA():
 		return a, fmt.Errorf("%w: %s needs an EC key, this is an %s key", provider.ErrWrongKeyType, alg, k.kty)
-	case !a.rsa && k.curve.alg != alg:
+	case !a.RSA && k.curve.alg != alg:
 		return a, fmt.Errorf("%w: a %s key signs with %s, not %s", provider.ErrWrongKeyType, k.curve.crv, k.curve.alg, alg)
 	}
-	if len(digest) != a.hash.Size() {
-		return a, fmt.Errorf("%w: %s takes a %d-byte digest, got %d bytes", provider.ErrInvalidParameter, alg, a.hash.Size(), len(digest))
+	if len(digest) != a.Hash.Size() {
+		return a, fmt.Errorf("%w: %s takes a %d-byte digest, got %d bytes", provider.ErrInvalidParameter, alg, a.Hash.Size(), len(digest))
 	}
 	return a, nil
 }
@@ -194,7 +162,7 @@ func (k *publicKey) checkSigAlg(alg string, digest []byte) (sigAlg, error) {
 // checkEncAlg resolves an encryption algorithm for this key and refuses parameters RSA does
 // not take. It never looks at the value.
 func (k *publicKey) checkEncAlg(p provider.EncryptParams) (encAlg, error) {
-	a, ok := encAlgs[p.Algorithm]
+	a, ok := provider.EncryptionAlg(p.Algorithm)
 	if !ok {
 		switch {
 		case isIn(p.Algorithm, provider.EncryptionAlgorithms()):
@@ -233,10 +201,10 @@ func (k *publicKey) Verify(_ context.Context, alg string, digest, signature []by
 		return false, fmt.Errorf("%w: a %s signature by this key is %d bytes, got %d bytes", provider.ErrInvalidParameter, alg, k.sigLen(), len(signature))
 	}
 	switch {
-	case a.pss:
-		return rsa.VerifyPSS(k.rsa, a.hash, digest, signature, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash}) == nil, nil
-	case a.rsa:
-		return rsa.VerifyPKCS1v15(k.rsa, a.hash, digest, signature) == nil, nil
+	case a.PSS:
+		return rsa.VerifyPSS(k.rsa, a.Hash, digest, signature, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash}) == nil, nil
+	case a.RSA:
+		return rsa.VerifyPKCS1v15(k.rsa, a.Hash, digest, signature) == nil, nil
 	default:
 		n := k.curve.size
 		r := new(big.Int).SetBytes(signature[:n])
@@ -264,12 +232,12 @@ func (k *publicKey) encrypt(p provider.EncryptParams, op string) (provider.Encry
 	if op == "wrapKey" && len(p.Value) == 0 {
 		return provider.EncryptResult{}, fmt.Errorf("%w: wrapKey needs a key to wrap", provider.ErrInvalidParameter)
 	}
-	if limit := a.maxPlaintext(k.modulusLen()); len(p.Value) > limit {
+	if limit := a.MaxPlaintext(k.modulusLen()); len(p.Value) > limit {
 		return provider.EncryptResult{}, fmt.Errorf("%w: %s with this key takes at most %d bytes, got %d bytes", provider.ErrInvalidParameter, p.Algorithm, limit, len(p.Value))
 	}
 	var out []byte
-	if a.oaep {
-		out, err = rsa.EncryptOAEP(a.hash.New(), rand.Reader, k.rsa, p.Value, nil)
+	if a.OAEP {
+		out, err = rsa.EncryptOAEP(a.Hash.New(), rand.Reader, k.rsa, p.Value, nil)
 	} else {
 		//lint:ignore SA1019 Key Vault's RSA1_5
 		out, err = rsa.EncryptPKCS1v15(rand.Reader, k.rsa, p.Value)

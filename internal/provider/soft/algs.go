@@ -1,56 +1,17 @@
 package soft
 
 import (
-	"crypto"
 	"crypto/fips140"
 	"fmt"
 
 	"github.com/coffer-kms/coffer/internal/provider"
 )
 
-// sigAlg is one signature algorithm: the key type it needs, the hash whose digest it signs,
-// and for RSA the padding. EC algorithms are matched to curves through curveInfo.alg.
-type sigAlg struct {
-	rsa  bool
-	pss  bool
-	hash crypto.Hash
-}
-
-var sigAlgs = map[string]sigAlg{
-	provider.AlgRS256: {rsa: true, hash: crypto.SHA256},
-	provider.AlgRS384: {rsa: true, hash: crypto.SHA384},
-	provider.AlgRS512: {rsa: true, hash: crypto.SHA512},
-	provider.AlgPS256: {rsa: true, pss: true, hash: crypto.SHA256},
-	provider.AlgPS384: {rsa: true, pss: true, hash: crypto.SHA384},
-	provider.AlgPS512: {rsa: true, pss: true, hash: crypto.SHA512},
-	provider.AlgES256: {hash: crypto.SHA256},
-	provider.AlgES384: {hash: crypto.SHA384},
-	provider.AlgES512: {hash: crypto.SHA512},
-	// ES256K is ECDSA over secp256k1 with a SHA-256 digest.
-	provider.AlgES256K: {hash: crypto.SHA256},
-}
-
-// encAlg is one RSA encryption algorithm. oaep selects OAEP with hash used for both the
-// label hash and MGF1 (Key Vault takes no label); otherwise PKCS #1 v1.5.
-type encAlg struct {
-	oaep bool
-	hash crypto.Hash
-}
-
-var encAlgs = map[string]encAlg{
-	provider.AlgRSA15:      {},
-	provider.AlgRSAOAEP:    {oaep: true, hash: crypto.SHA1},
-	provider.AlgRSAOAEP256: {oaep: true, hash: crypto.SHA256},
-}
-
-// maxPlaintext is the longest message alg can encrypt under a k-byte modulus: k−11 for
-// PKCS #1 v1.5, k−2·hLen−2 for OAEP (RFC 8017 §7.1.1, §7.2.1).
-func (a encAlg) maxPlaintext(k int) int {
-	if a.oaep {
-		return k - 2*a.hash.Size() - 2
-	}
-	return k - 11
-}
+// sigAlg and encAlg are the provider package's algorithm descriptions.
+type (
+	sigAlg = provider.SigAlg
+	encAlg = provider.EncAlg
+)
 
 // isIn reports whether s is one of list.
 func isIn(s string, list []string) bool {
@@ -69,7 +30,7 @@ func algName(alg string) string { return fmt.Sprintf("%.32q", alg) }
 // checkSigAlg resolves alg for a key of this kind, in the order the provider contract asks:
 // known algorithm, offered, fits the key type and curve; then the digest length.
 func (k *PublicKey) checkSigAlg(alg string, digest []byte) (sigAlg, error) {
-	a, ok := sigAlgs[alg]
+	a, ok := provider.SignatureAlg(alg)
 	if !ok {
 		switch {
 		case alg == provider.AlgHS256 || alg == provider.AlgHS384 || alg == provider.AlgHS512:
@@ -83,15 +44,15 @@ func (k *PublicKey) checkSigAlg(alg string, digest []byte) (sigAlg, error) {
 		}
 	}
 	switch {
-	case a.rsa && k.kty != provider.RSA:
+	case a.RSA && k.kty != provider.RSA:
 		return a, fmt.Errorf("%w: %s needs an RSA key, this is an %s key", provider.ErrWrongKeyType, alg, k.kty)
-	case !a.rsa && k.kty != provider.EC:
+	case !a.RSA && k.kty != provider.EC:
 		return a, fmt.Errorf("%w: %s needs an EC key, this is an %s key", provider.ErrWrongKeyType, alg, k.kty)
-	case !a.rsa && k.curve.alg != alg:
+	case !a.RSA && k.curve.alg != alg:
 		return a, fmt.Errorf("%w: a %s key signs with %s, not %s", provider.ErrWrongKeyType, k.curve.crv, k.curve.alg, alg)
 	}
-	if len(digest) != a.hash.Size() {
-		return a, fmt.Errorf("%w: %s takes a %d-byte digest, got %d bytes", provider.ErrInvalidParameter, alg, a.hash.Size(), len(digest))
+	if len(digest) != a.Hash.Size() {
+		return a, fmt.Errorf("%w: %s takes a %d-byte digest, got %d bytes", provider.ErrInvalidParameter, alg, a.Hash.Size(), len(digest))
 	}
 	return a, nil
 }
@@ -99,7 +60,7 @@ func (k *PublicKey) checkSigAlg(alg string, digest []byte) (sigAlg, error) {
 // checkEncAlg resolves an encrypt/decrypt/wrap/unwrap algorithm for this key and checks the
 // parameters RSA does not take. It never looks at the value.
 func (k *PublicKey) checkEncAlg(p provider.EncryptParams) (encAlg, error) {
-	a, ok := encAlgs[p.Algorithm]
+	a, ok := provider.EncryptionAlg(p.Algorithm)
 	if !ok {
 		switch {
 		case isIn(p.Algorithm, provider.EncryptionAlgorithms()):

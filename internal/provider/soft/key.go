@@ -75,10 +75,10 @@ func (k *Key) Sign(_ context.Context, alg string, digest []byte) ([]byte, error)
 	}
 	var sig []byte
 	switch {
-	case a.pss:
-		sig, err = rsa.SignPSS(rand.Reader, k.rsaPriv, a.hash, digest, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
-	case a.rsa:
-		sig, err = rsa.SignPKCS1v15(nil, k.rsaPriv, a.hash, digest)
+	case a.PSS:
+		sig, err = rsa.SignPSS(rand.Reader, k.rsaPriv, a.Hash, digest, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
+	case a.RSA:
+		sig, err = rsa.SignPKCS1v15(nil, k.rsaPriv, a.Hash, digest)
 	case k.k1Priv != nil:
 		sig, err = signK1(k.k1Priv, digest, randomExtra())
 	default:
@@ -131,8 +131,8 @@ func (k *Key) decrypt(p provider.EncryptParams) ([]byte, error) {
 		return nil, provider.ErrDecrypt
 	}
 	var out []byte
-	if a.oaep {
-		out, err = rsa.DecryptOAEP(a.hash.New(), nil, k.rsaPriv, p.Value, nil)
+	if a.OAEP {
+		out, err = rsa.DecryptOAEP(a.Hash.New(), nil, k.rsaPriv, p.Value, nil)
 	} else {
 		//lint:ignore SA1019 Key Vault's RSA1_5; see the comment on Decrypt
 		out, err = rsa.DecryptPKCS1v15(nil, k.rsaPriv, p.Value)
@@ -150,7 +150,8 @@ func (k *Key) pairwiseCheck(ctx context.Context) error {
 	if k.curve != nil {
 		alg = k.curve.alg
 	}
-	digest := make([]byte, sigAlgs[alg].hash.Size())
+	a, _ := provider.SignatureAlg(alg)
+	digest := make([]byte, a.Hash.Size())
 	_, _ = rand.Read(digest)
 	sig, err := k.Sign(ctx, alg, digest)
 	if err != nil {

@@ -116,10 +116,10 @@ func (k *PublicKey) Verify(_ context.Context, alg string, digest, signature []by
 		return false, fmt.Errorf("%w: a %s signature by this key is %d bytes, got %d bytes", provider.ErrInvalidParameter, alg, k.sigLen(), len(signature))
 	}
 	switch {
-	case a.pss:
-		return rsa.VerifyPSS(k.rsa, a.hash, digest, signature, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash}) == nil, nil
-	case a.rsa:
-		return rsa.VerifyPKCS1v15(k.rsa, a.hash, digest, signature) == nil, nil
+	case a.PSS:
+		return rsa.VerifyPSS(k.rsa, a.Hash, digest, signature, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash}) == nil, nil
+	case a.RSA:
+		return rsa.VerifyPKCS1v15(k.rsa, a.Hash, digest, signature) == nil, nil
 	case k.k1 != nil:
 		return verifyK1(k.k1, digest, signature), nil
 	default:
@@ -164,12 +164,12 @@ func (k *PublicKey) encrypt(p provider.EncryptParams, op string) (provider.Encry
 	if op == "wrapKey" && len(p.Value) == 0 {
 		return provider.EncryptResult{}, fmt.Errorf("%w: wrapKey needs a key to wrap", provider.ErrInvalidParameter)
 	}
-	if limit := a.maxPlaintext(k.modulusLen()); len(p.Value) > limit {
+	if limit := a.MaxPlaintext(k.modulusLen()); len(p.Value) > limit {
 		return provider.EncryptResult{}, fmt.Errorf("%w: %s with this key takes at most %d bytes, got %d bytes", provider.ErrInvalidParameter, p.Algorithm, limit, len(p.Value))
 	}
 	var out []byte
-	if a.oaep {
-		out, err = rsa.EncryptOAEP(a.hash.New(), rand.Reader, k.rsa, p.Value, nil)
+	if a.OAEP {
+		out, err = rsa.EncryptOAEP(a.Hash.New(), rand.Reader, k.rsa, p.Value, nil)
 	} else {
 		// PKCS #1 v1.5 encryption is deprecated in Go for the decryption oracle it invites;
 		// Key Vault offers RSA1_5, so Coffer does too (see Key.Decrypt for the oracle).
