@@ -67,6 +67,9 @@ func (s *Service) Backup(ctx context.Context, v tenancy.Vault, name string) (Bac
 		if err != nil {
 			return err
 		}
+		if meta.Managed {
+			return managedRefused("backup", meta.Name)
+		}
 		body = backupBody{Provider: s.prov.Name(), Name: meta.Name, Latest: meta.Latest, Policy: meta.Policy}
 		opts := storage.ListOptions{}
 		for {

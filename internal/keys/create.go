@@ -273,6 +273,8 @@ func (s *Service) commit(ctx context.Context, sc scope, lc, name string, rec *ve
 			return notFound(name, "")
 		case expect.latest != "" && (meta.Latest != expect.latest || meta.RotateIndex != expect.index):
 			return errStale
+		case found && meta.Managed:
+			return managedRefused("create a version of", meta.Name)
 		}
 		if !found {
 			meta = keyRecord{Name: name}

@@ -28,34 +28,47 @@ func (s *Service) Delete(ctx context.Context, v tenancy.Vault, base, name string
 	now := s.clock()
 	var out DeletedKeyBundle
 	err = s.store.Txn(ctx, func(tx storage.Tx) error {
-		meta, err := readLive(ctx, tx, sc, lc, name)
+		meta, latest, err := softDelete(ctx, tx, sc, lc, name, now, false)
 		if err != nil {
-			return err
-		}
-		latest, err := readVersion(ctx, tx, sc, lc, meta, "")
-		if err != nil {
-			return err
-		}
-		meta.Deleted = &deletion{Date: now.Unix(), PurgeDate: now.AddDate(0, 0, sc.retention()).Unix()}
-		if err := tx.Delete(ctx, sc.liveIndex()+lc); err != nil {
-			return err
-		}
-		if err := tx.Put(ctx, sc.deletedIndex()+lc, nil); err != nil {
-			return err
-		}
-		if err := reschedule(ctx, tx, sc, lc, meta, latest); err != nil { // drops the rotation
-			return err
-		}
-		if err := schedulePurge(ctx, tx, sc, lc, meta); err != nil {
-			return err
-		}
-		if err := putJSON(ctx, tx, sc.metaPath(lc), meta); err != nil {
 			return err
 		}
 		out = sc.deletedBundle(meta, latest)
 		return nil
 	})
 	return out, err
+}
+
+// softDelete marks a live key deleted in tx and schedules its purge. Only a certificate's
+// own deletion (managed true) may delete a certificate-backed key.
+func softDelete(ctx context.Context, tx storage.Tx, sc scope, lc, name string, now time.Time, managed bool) (*keyRecord, *versionRecord, error) {
+	meta, err := readLive(ctx, tx, sc, lc, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if meta.Managed && !managed {
+		return nil, nil, managedRefused("delete", meta.Name)
+	}
+	latest, err := readVersion(ctx, tx, sc, lc, meta, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	meta.Deleted = &deletion{Date: now.Unix(), PurgeDate: now.AddDate(0, 0, sc.retention()).Unix()}
+	if err := tx.Delete(ctx, sc.liveIndex()+lc); err != nil {
+		return nil, nil, err
+	}
+	if err := tx.Put(ctx, sc.deletedIndex()+lc, nil); err != nil {
+		return nil, nil, err
+	}
+	if err := reschedule(ctx, tx, sc, lc, meta, latest); err != nil { // drops the rotation
+		return nil, nil, err
+	}
+	if err := schedulePurge(ctx, tx, sc, lc, meta); err != nil {
+		return nil, nil, err
+	}
+	if err := putJSON(ctx, tx, sc.metaPath(lc), meta); err != nil {
+		return nil, nil, err
+	}
+	return meta, latest, nil
 }
 
 // readDeleted reads a soft-deleted key and its latest version.
@@ -136,33 +149,46 @@ func (s *Service) Recover(ctx context.Context, v tenancy.Vault, base, name strin
 	}
 	var out KeyBundle
 	err = s.store.Txn(ctx, func(tx storage.Tx) error {
-		meta, latest, err := readDeleted(ctx, tx, sc, lc, name)
+		meta, latest, err := recoverKey(ctx, tx, sc, lc, name, false)
 		if err != nil {
-			return err
-		}
-		meta.Deleted = nil
-		if meta.PurgeIndex != "" {
-			if err := tx.Delete(ctx, meta.PurgeIndex); err != nil {
-				return err
-			}
-			meta.PurgeIndex = ""
-		}
-		if err := tx.Delete(ctx, sc.deletedIndex()+lc); err != nil {
-			return err
-		}
-		if err := tx.Put(ctx, sc.liveIndex()+lc, nil); err != nil {
-			return err
-		}
-		if err := reschedule(ctx, tx, sc, lc, meta, latest); err != nil {
-			return err
-		}
-		if err := putJSON(ctx, tx, sc.metaPath(lc), meta); err != nil {
 			return err
 		}
 		out = sc.bundle(meta, latest)
 		return nil
 	})
 	return out, err
+}
+
+// recoverKey makes a deleted key live again in tx. Only a certificate's own recovery
+// (managed true) may recover a certificate-backed key.
+func recoverKey(ctx context.Context, tx storage.Tx, sc scope, lc, name string, managed bool) (*keyRecord, *versionRecord, error) {
+	meta, latest, err := readDeleted(ctx, tx, sc, lc, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if meta.Managed && !managed {
+		return nil, nil, managedRefused("recover", meta.Name)
+	}
+	meta.Deleted = nil
+	if meta.PurgeIndex != "" {
+		if err := tx.Delete(ctx, meta.PurgeIndex); err != nil {
+			return nil, nil, err
+		}
+		meta.PurgeIndex = ""
+	}
+	if err := tx.Delete(ctx, sc.deletedIndex()+lc); err != nil {
+		return nil, nil, err
+	}
+	if err := tx.Put(ctx, sc.liveIndex()+lc, nil); err != nil {
+		return nil, nil, err
+	}
+	if err := reschedule(ctx, tx, sc, lc, meta, latest); err != nil {
+		return nil, nil, err
+	}
+	if err := putJSON(ctx, tx, sc.metaPath(lc), meta); err != nil {
+		return nil, nil, err
+	}
+	return meta, latest, nil
 }
 
 // Purge permanently removes a soft-deleted key and every version, and destroys their
@@ -188,27 +214,42 @@ func (s *Service) Purge(ctx context.Context, v tenancy.Vault, base, name string)
 func (s *Service) purge(ctx context.Context, sc scope, lc, name string, now time.Time, system bool, index string) error {
 	var handles [][]byte
 	err := s.store.Txn(ctx, func(tx storage.Tx) error {
-		handles = nil
-		meta, err := readKey(ctx, tx, sc, lc, name)
-		if system && (isNotFound(err) || (err == nil && (meta.Deleted == nil || meta.PurgeIndex != index || meta.Deleted.PurgeDate > now.Unix()))) {
-			return errStale
-		}
-		if err != nil {
-			return err
-		}
-		if meta.Deleted == nil {
-			return fmt.Errorf("%w: deleted key %s was not found in this key vault", ErrKeyNotFound, name)
-		}
-		if !system && sc.vault.PurgeProtection && now.Unix() < meta.Deleted.PurgeDate {
-			return fmt.Errorf("%w: Operation \"purge\" is not allowed because purge protection is enabled for this vault. The key will be purged automatically at %s, at the end of its retention period.",
-				ErrPurgeProtected, time.Unix(meta.Deleted.PurgeDate, 0).UTC().Format(time.RFC3339))
-		}
-		handles, err = removeKey(ctx, tx, sc, lc, meta)
+		var err error
+		handles, err = purgeKey(ctx, tx, sc, lc, name, now, system, index, false)
 		return err
 	})
 	if err != nil {
 		return err
 	}
+	return s.destroy(ctx, handles)
+}
+
+// purgeKey removes a deleted key's records in tx and returns the provider handles to
+// destroy once tx has committed. See purge for system and index; only a certificate's own
+// purge (managed true) may purge a certificate-backed key.
+func purgeKey(ctx context.Context, tx storage.Tx, sc scope, lc, name string, now time.Time, system bool, index string, managed bool) ([][]byte, error) {
+	meta, err := readKey(ctx, tx, sc, lc, name)
+	if system && (isNotFound(err) || (err == nil && (meta.Deleted == nil || meta.PurgeIndex != index || meta.Deleted.PurgeDate > now.Unix()))) {
+		return nil, errStale
+	}
+	if err != nil {
+		return nil, err
+	}
+	if meta.Deleted == nil {
+		return nil, fmt.Errorf("%w: deleted key %s was not found in this key vault", ErrKeyNotFound, name)
+	}
+	if meta.Managed && !managed && !system {
+		return nil, managedRefused("purge", meta.Name)
+	}
+	if !system && sc.vault.PurgeProtection && now.Unix() < meta.Deleted.PurgeDate {
+		return nil, fmt.Errorf("%w: Operation \"purge\" is not allowed because purge protection is enabled for this vault. The key will be purged automatically at %s, at the end of its retention period.",
+			ErrPurgeProtected, time.Unix(meta.Deleted.PurgeDate, 0).UTC().Format(time.RFC3339))
+	}
+	return removeKey(ctx, tx, sc, lc, meta)
+}
+
+// destroy drops purged versions from the key cache and destroys their provider material.
+func (s *Service) destroy(ctx context.Context, handles [][]byte) error {
 	var errs []error
 	for _, h := range handles {
 		s.keys.drop(h)

@@ -22,6 +22,7 @@ import (
 //	ErrKeyNotYetValid         403   Forbidden      KeyNotYetValid (Coffer's; Azure's is not documented)
 //	ErrKeyExpired             403   Forbidden      KeyExpired (Coffer's; Azure's is not documented)
 //	ErrForbiddenOp            403   Forbidden      KeyOperationForbidden
+//	ErrManaged                403   Forbidden      (none)
 //
 // Errors of the provider's invalid-input classes (provider.ErrUnsupported,
 // ErrInvalidParameter, ErrWrongKeyType, ErrDecrypt, ErrInvalidKey) are returned wrapped in
@@ -49,7 +50,15 @@ var (
 	ErrKeyNotYetValid = fmt.Errorf("%w: key is not yet valid", ErrForbiddenOp)
 	// ErrKeyExpired: now is at or after the version's exp. It wraps ErrForbiddenOp.
 	ErrKeyExpired = fmt.Errorf("%w: key has expired", ErrForbiddenOp)
+	// ErrManaged: the key belongs to a certificate, which alone changes it (new versions,
+	// updates, delete, recover, purge, backup go through the certificate).
+	ErrManaged = errors.New("the key is managed by a certificate")
 )
+
+// managedRefused is the ErrManaged for an operation on a certificate's key.
+func managedRefused(op, name string) error {
+	return fmt.Errorf("%w: Operation %s is not allowed on key %s because it backs certificate %s; use the certificate operations instead", ErrManaged, op, name, name)
+}
 
 // badParam returns an ErrBadParameter with a message.
 func badParam(format string, args ...any) error {

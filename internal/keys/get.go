@@ -66,6 +66,9 @@ func (s *Service) Update(ctx context.Context, v tenancy.Vault, base, name, versi
 		if err != nil {
 			return err
 		}
+		if meta.Managed {
+			return managedRefused("update", meta.Name)
+		}
 		ver, err := readVersion(ctx, tx, sc, lc, meta, version)
 		if err != nil {
 			return err

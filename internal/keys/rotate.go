@@ -136,6 +136,9 @@ func (s *Service) UpdateRotationPolicy(ctx context.Context, v tenancy.Vault, bas
 		if err != nil {
 			return err
 		}
+		if meta.Managed {
+			return managedRefused("set the rotation policy of", meta.Name)
+		}
 		latest, err := readVersion(ctx, tx, sc, lc, meta, "")
 		if err != nil {
 			return err

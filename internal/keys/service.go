@@ -142,6 +142,9 @@ type keyRecord struct {
 	// RotateIndex and PurgeIndex are the scheduler index entries written for this key.
 	RotateIndex string `json:"rotateIndex,omitempty"`
 	PurgeIndex  string `json:"purgeIndex,omitempty"`
+	// Managed marks the key of a certificate: only the certificates service changes it
+	// (managed.go); every other change is refused with ErrManaged.
+	Managed bool `json:"managed,omitempty"`
 }
 
 // deletion records a soft delete.
@@ -241,6 +244,7 @@ func (sc scope) bundle(meta *keyRecord, ver *versionRecord) KeyBundle {
 		Key:           jwk,
 		Attributes:    sc.attributes(ver),
 		Tags:          copyTags(ver.Tags),
+		Managed:       meta.Managed,
 		ReleasePolicy: copyPolicy(ver.ReleasePolicy),
 	}
 }
@@ -261,7 +265,7 @@ func (sc scope) item(meta *keyRecord, ver *versionRecord, withVersion bool) KeyI
 	if withVersion {
 		v = ver.Version
 	}
-	return KeyItem{KID: sc.kid(meta.Name, v), Attributes: sc.attributes(ver), Tags: copyTags(ver.Tags)}
+	return KeyItem{KID: sc.kid(meta.Name, v), Attributes: sc.attributes(ver), Tags: copyTags(ver.Tags), Managed: meta.Managed}
 }
 
 // notFound is the ErrKeyNotFound for a name (and version).

@@ -10,8 +10,7 @@ type KeyBundle struct {
 	Key        *provider.JWK     `json:"key,omitempty"`
 	Attributes KeyAttributes     `json:"attributes"`
 	Tags       map[string]string `json:"tags,omitempty"`
-	// Managed is true for keys whose lifetime Key Vault manages (certificate-backed keys);
-	// no operation of this package creates one yet, so it is always false.
+	// Managed is true for the keys of certificates, whose lifetime the certificate manages.
 	Managed       bool           `json:"managed,omitempty"`
 	ReleasePolicy *ReleasePolicy `json:"release_policy,omitempty"`
 }

@@ -109,6 +109,9 @@ func (s *Service) Backup(ctx context.Context, v tenancy.Vault, base, name string
 		if err != nil {
 			return err
 		}
+		if meta.Managed {
+			return managedRefused("backup", meta.Name)
+		}
 		body = backupBody{Name: meta.Name, Latest: meta.Latest}
 		opts := storage.ListOptions{}
 		for {

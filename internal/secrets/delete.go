@@ -24,25 +24,8 @@ func (s *Service) Delete(ctx context.Context, v tenancy.Vault, base, name string
 	now := s.clock()
 	var out DeletedSecretBundle
 	err = s.store.Txn(ctx, func(tx storage.Tx) error {
-		meta, err := readLive(ctx, tx, sc, lc, name)
+		meta, latest, err := softDelete(ctx, tx, sc, lc, name, now, false)
 		if err != nil {
-			return err
-		}
-		latest, err := readVersion(ctx, tx, sc, lc, meta, "")
-		if err != nil {
-			return err
-		}
-		meta.Deleted = &deletion{Date: now.Unix(), PurgeDate: now.AddDate(0, 0, sc.retention()).Unix()}
-		if err := tx.Delete(ctx, sc.liveIndex()+lc); err != nil {
-			return err
-		}
-		if err := tx.Put(ctx, sc.deletedIndex()+lc, nil); err != nil {
-			return err
-		}
-		if err := schedulePurge(ctx, tx, sc, lc, meta); err != nil {
-			return err
-		}
-		if err := putJSON(ctx, tx, sc.metaPath(lc), meta); err != nil {
 			return err
 		}
 		out = sc.deletedBundle(meta, latest)
@@ -52,6 +35,36 @@ func (s *Service) Delete(ctx context.Context, v tenancy.Vault, base, name string
 		return DeletedSecretBundle{}, err
 	}
 	return out, nil
+}
+
+// softDelete marks a live secret deleted in tx and schedules its purge. Only a certificate's
+// own deletion (managed true) may delete a certificate-backed secret.
+func softDelete(ctx context.Context, tx storage.Tx, sc scope, lc, name string, now time.Time, managed bool) (*secretRecord, *versionRecord, error) {
+	meta, err := readLive(ctx, tx, sc, lc, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if meta.Managed && !managed {
+		return nil, nil, managedRefused("delete", meta.Name)
+	}
+	latest, err := readVersion(ctx, tx, sc, lc, meta, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	meta.Deleted = &deletion{Date: now.Unix(), PurgeDate: now.AddDate(0, 0, sc.retention()).Unix()}
+	if err := tx.Delete(ctx, sc.liveIndex()+lc); err != nil {
+		return nil, nil, err
+	}
+	if err := tx.Put(ctx, sc.deletedIndex()+lc, nil); err != nil {
+		return nil, nil, err
+	}
+	if err := schedulePurge(ctx, tx, sc, lc, meta); err != nil {
+		return nil, nil, err
+	}
+	if err := putJSON(ctx, tx, sc.metaPath(lc), meta); err != nil {
+		return nil, nil, err
+	}
+	return meta, latest, nil
 }
 
 // readDeleted reads a soft-deleted secret and its latest version.
@@ -134,24 +147,8 @@ func (s *Service) Recover(ctx context.Context, v tenancy.Vault, base, name strin
 	}
 	var out SecretBundle
 	err = s.store.Txn(ctx, func(tx storage.Tx) error {
-		meta, latest, err := readDeleted(ctx, tx, sc, lc, name)
+		meta, latest, err := recoverSecret(ctx, tx, sc, lc, name, false)
 		if err != nil {
-			return err
-		}
-		meta.Deleted = nil
-		if meta.PurgeIndex != "" {
-			if err := tx.Delete(ctx, meta.PurgeIndex); err != nil {
-				return err
-			}
-			meta.PurgeIndex = ""
-		}
-		if err := tx.Delete(ctx, sc.deletedIndex()+lc); err != nil {
-			return err
-		}
-		if err := tx.Put(ctx, sc.liveIndex()+lc, nil); err != nil {
-			return err
-		}
-		if err := putJSON(ctx, tx, sc.metaPath(lc), meta); err != nil {
 			return err
 		}
 		out = sc.bundle(meta, latest, false)
@@ -161,6 +158,35 @@ func (s *Service) Recover(ctx context.Context, v tenancy.Vault, base, name strin
 		return SecretBundle{}, err
 	}
 	return out, nil
+}
+
+// recoverSecret makes a deleted secret live again in tx. Only a certificate's own recovery
+// (managed true) may recover a certificate-backed secret.
+func recoverSecret(ctx context.Context, tx storage.Tx, sc scope, lc, name string, managed bool) (*secretRecord, *versionRecord, error) {
+	meta, latest, err := readDeleted(ctx, tx, sc, lc, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if meta.Managed && !managed {
+		return nil, nil, managedRefused("recover", meta.Name)
+	}
+	meta.Deleted = nil
+	if meta.PurgeIndex != "" {
+		if err := tx.Delete(ctx, meta.PurgeIndex); err != nil {
+			return nil, nil, err
+		}
+		meta.PurgeIndex = ""
+	}
+	if err := tx.Delete(ctx, sc.deletedIndex()+lc); err != nil {
+		return nil, nil, err
+	}
+	if err := tx.Put(ctx, sc.liveIndex()+lc, nil); err != nil {
+		return nil, nil, err
+	}
+	if err := putJSON(ctx, tx, sc.metaPath(lc), meta); err != nil {
+		return nil, nil, err
+	}
+	return meta, latest, nil
 }
 
 // Purge permanently removes a soft-deleted secret and every version (PurgeDeletedSecret).
@@ -183,25 +209,34 @@ func (s *Service) Purge(ctx context.Context, v tenancy.Vault, base, name string)
 // and index to still be the secret's purge entry, and reports errStale otherwise.
 func (s *Service) purge(ctx context.Context, sc scope, lc, name string, now time.Time, system bool, index string) error {
 	return s.store.Txn(ctx, func(tx storage.Tx) error {
-		meta, err := readSecret(ctx, tx, sc, lc, name)
-		if system && (isNotFound(err) || (err == nil && (meta.Deleted == nil || meta.PurgeIndex != index || meta.Deleted.PurgeDate > now.Unix()))) {
-			return errStale
-		}
-		if isNotFound(err) {
-			return deletedNotFound(name)
-		}
-		if err != nil {
-			return err
-		}
-		if meta.Deleted == nil {
-			return deletedNotFound(name)
-		}
-		if !system && sc.vault.PurgeProtection && now.Unix() < meta.Deleted.PurgeDate {
-			return errorf(ErrPurgeProtected, "Operation \"purge\" is not allowed because purge protection is enabled for this vault. Secret %s will be purged automatically at %s, at the end of its retention period.",
-				meta.Name, time.Unix(meta.Deleted.PurgeDate, 0).UTC().Format(time.RFC3339))
-		}
-		return removeSecret(ctx, tx, sc, lc, meta)
+		return purgeSecret(ctx, tx, sc, lc, name, now, system, index, false)
 	})
+}
+
+// purgeSecret removes a deleted secret's records in tx. See purge for system and index;
+// only a certificate's own purge (managed true) may purge a certificate-backed secret.
+func purgeSecret(ctx context.Context, tx storage.Tx, sc scope, lc, name string, now time.Time, system bool, index string, managed bool) error {
+	meta, err := readSecret(ctx, tx, sc, lc, name)
+	if system && (isNotFound(err) || (err == nil && (meta.Deleted == nil || meta.PurgeIndex != index || meta.Deleted.PurgeDate > now.Unix()))) {
+		return errStale
+	}
+	if isNotFound(err) {
+		return deletedNotFound(name)
+	}
+	if err != nil {
+		return err
+	}
+	if meta.Deleted == nil {
+		return deletedNotFound(name)
+	}
+	if meta.Managed && !managed && !system {
+		return managedRefused("purge", meta.Name)
+	}
+	if !system && sc.vault.PurgeProtection && now.Unix() < meta.Deleted.PurgeDate {
+		return errorf(ErrPurgeProtected, "Operation \"purge\" is not allowed because purge protection is enabled for this vault. Secret %s will be purged automatically at %s, at the end of its retention period.",
+			meta.Name, time.Unix(meta.Deleted.PurgeDate, 0).UTC().Format(time.RFC3339))
+	}
+	return removeSecret(ctx, tx, sc, lc, meta)
 }
 
 // removeSecret deletes every record of a secret.

@@ -18,6 +18,7 @@ import (
 //	ErrDeletedButRecoverable  409   Conflict        ObjectIsDeletedButRecoverable
 //	ErrPurgeProtected         403   Forbidden
 //	ErrSecretDisabled         403   Forbidden       SecretDisabled
+//	ErrManaged                403   Forbidden
 var (
 	// ErrSecretNotFound: no such secret, version or deleted secret in this vault.
 	ErrSecretNotFound = errors.New("secret not found")
@@ -34,7 +35,15 @@ var (
 	// ErrSecretDisabled: the value of a disabled version was asked for. The message is Key
 	// Vault's: "Operation get is not allowed on a disabled secret."
 	ErrSecretDisabled = errors.New("secret is disabled")
+	// ErrManaged: the secret belongs to a certificate, which alone changes it (new
+	// versions, updates, delete, recover, purge, backup go through the certificate).
+	ErrManaged = errors.New("the secret is managed by a certificate")
 )
+
+// managedRefused is the ErrManaged for an operation on a certificate's secret.
+func managedRefused(op, name string) error {
+	return errorf(ErrManaged, "Operation %s is not allowed on secret %s because it backs certificate %s; use the certificate operations instead.", op, name, name)
+}
 
 // kvError is a domain error whose message is exactly what the client is told (Key Vault's
 // wording where known) and which wraps one of the sentinels above.

@@ -129,6 +129,9 @@ type secretRecord struct {
 	Deleted *deletion `json:"deleted,omitempty"`
 	// PurgeIndex is the scheduler index entry written for this secret's deletion.
 	PurgeIndex string `json:"purgeIndex,omitempty"`
+	// Managed marks the secret of a certificate: only the certificates service changes it
+	// (managed.go); every other change is refused with ErrManaged.
+	Managed bool `json:"managed,omitempty"`
 }
 
 // deletion records a soft delete.
@@ -149,7 +152,7 @@ type versionRecord struct {
 	Created     int64             `json:"created"`
 	Updated     int64             `json:"updated"`
 	Tags        map[string]string `json:"tags,omitempty"`
-	// Managed and KID are for certificate-backed secrets (not created yet).
+	// Managed and KID are set on the versions of certificate-backed secrets.
 	Managed bool   `json:"managed,omitempty"`
 	KID     string `json:"kid,omitempty"`
 }

@@ -60,6 +60,9 @@ func (s *Service) Set(ctx context.Context, v tenancy.Vault, base, name string, p
 		if found && meta.Deleted != nil {
 			return deletedConflict(meta.Name)
 		}
+		if found && meta.Managed {
+			return managedRefused("set", meta.Name)
+		}
 		if !found {
 			meta = secretRecord{Name: name}
 		}

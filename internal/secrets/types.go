@@ -27,8 +27,7 @@ type SecretBundle struct {
 	Tags        map[string]string `json:"tags,omitempty"`
 	// KID names the key backing a certificate's secret; empty for plain secrets.
 	KID string `json:"kid,omitempty"`
-	// Managed is true for secrets whose lifetime Key Vault manages (certificate-backed);
-	// no operation of this package creates one yet, so it is always false.
+	// Managed is true for the secrets of certificates, whose lifetime the certificate manages.
 	Managed bool `json:"managed,omitempty"`
 }
 

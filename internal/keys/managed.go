@@ -1,0 +1,175 @@
+package keys
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/coffer-kms/coffer/internal/provider"
+	"github.com/coffer-kms/coffer/internal/storage"
+	"github.com/coffer-kms/coffer/internal/tenancy"
+)
+
+// The certificates service owns the keys of certificates ("managed" keys, Key Vault's
+// object model: a certificate's key is the key of the same name, version for version). It
+// changes them only through the methods below, each of which works inside a transaction the
+// certificates service opens, so a certificate and its key change together or not at all.
+// Every other operation that would change a managed key is refused with ErrManaged.
+
+// ManagedKey is the private key of a new certificate version.
+type ManagedKey struct {
+	// Version is the certificate version; the key version gets the same id.
+	Version string
+	// Key is the private JWK (RSA or EC); the provider validates it.
+	Key *provider.JWK
+	// Enabled, NotBefore and Expires follow the certificate.
+	Enabled            bool
+	NotBefore, Expires *int64
+}
+
+// PreparedKey is a managed key version whose material the provider holds, ready for
+// CommitManaged; if the transaction fails, DiscardManaged destroys the material.
+type PreparedKey struct {
+	sc   scope
+	lc   string
+	name string
+	rec  *versionRecord
+}
+
+// KID is the key identifier the version will have.
+func (p *PreparedKey) KID() string { return p.sc.kid(p.name, p.rec.Version) }
+
+// PrepareManaged loads a certificate's private key into the provider.
+func (s *Service) PrepareManaged(ctx context.Context, v tenancy.Vault, base, name string, mk ManagedKey) (*PreparedKey, error) {
+	sc, err := newScope(v, base)
+	if err != nil {
+		return nil, err
+	}
+	lc, err := checkName(name)
+	if err != nil {
+		return nil, err
+	}
+	if !validVersion(mk.Version) || mk.Key == nil {
+		return nil, errors.New("keys: a managed key needs a version id and a private key")
+	}
+	jwk := *mk.Key
+	jwk.KID = ""
+	if err := checkKty(sc, jwk.Kty); err != nil {
+		return nil, err
+	}
+	d := draft{ops: defaultOps(jwk.Kty), enabled: mk.Enabled, nbf: cloneI64(mk.NotBefore), exp: cloneI64(mk.Expires)}
+	jwk.KeyOps = d.ops
+	key, err := s.prov.Import(ctx, &jwk)
+	if err != nil {
+		return nil, provErr("import the certificate's key", err)
+	}
+	rec := d.record(key, 0, s.clock().Unix())
+	rec.Version = mk.Version
+	return &PreparedKey{sc: sc, lc: lc, name: name, rec: rec}, nil
+}
+
+// DiscardManaged destroys the material of a prepared key whose transaction failed.
+func (s *Service) DiscardManaged(ctx context.Context, p *PreparedKey) {
+	if p != nil {
+		_ = s.prov.Destroy(ctx, p.rec.Handle)
+	}
+}
+
+// CommitManaged stores a prepared key as the latest version of the certificate's key in tx.
+// The name must be free or already a managed key: a plain key of that name is ErrConflict,
+// a deleted one ErrDeletedButRecoverable.
+func (s *Service) CommitManaged(ctx context.Context, tx storage.Tx, p *PreparedKey) error {
+	var meta keyRecord
+	found, err := getJSON(ctx, tx, p.sc.metaPath(p.lc), &meta)
+	if err != nil {
+		return err
+	}
+	switch {
+	case found && meta.Deleted != nil:
+		return deletedConflict(meta.Name)
+	case found && !meta.Managed:
+		return fmt.Errorf("%w: a key named %s already exists in this vault; a certificate needs its name free for its own key", ErrConflict, meta.Name)
+	case !found:
+		meta = keyRecord{Name: p.name, Managed: true}
+	}
+	if err := putJSON(ctx, tx, p.sc.versionPath(p.lc, p.rec.Version), p.rec); err != nil {
+		return err
+	}
+	meta.Latest = p.rec.Version
+	if err := tx.Put(ctx, p.sc.liveIndex()+p.lc, nil); err != nil {
+		return err
+	}
+	return putJSON(ctx, tx, p.sc.metaPath(p.lc), &meta)
+}
+
+// UpdateManaged sets the enabled flag and validity window of a managed key version in tx,
+// following its certificate.
+func (s *Service) UpdateManaged(ctx context.Context, tx storage.Tx, v tenancy.Vault, name, version string, enabled bool, nbf, exp *int64) error {
+	sc, lc, meta, err := s.managedMeta(ctx, tx, v, name, false)
+	if err != nil {
+		return err
+	}
+	ver, err := readVersion(ctx, tx, sc, lc, meta, version)
+	if err != nil {
+		return err
+	}
+	ver.Enabled, ver.NotBefore, ver.Expires = enabled, cloneI64(nbf), cloneI64(exp)
+	ver.Updated = s.clock().Unix()
+	return putJSON(ctx, tx, sc.versionPath(lc, ver.Version), ver)
+}
+
+// DeleteManaged soft-deletes a certificate's key in tx.
+func (s *Service) DeleteManaged(ctx context.Context, tx storage.Tx, v tenancy.Vault, name string) error {
+	sc, lc, _, err := s.managedMeta(ctx, tx, v, name, false)
+	if err != nil {
+		return err
+	}
+	_, _, err = softDelete(ctx, tx, sc, lc, name, s.clock(), true)
+	return err
+}
+
+// RecoverManaged recovers a certificate's deleted key in tx.
+func (s *Service) RecoverManaged(ctx context.Context, tx storage.Tx, v tenancy.Vault, name string) error {
+	sc, lc, _, err := s.managedMeta(ctx, tx, v, name, true)
+	if err != nil {
+		return err
+	}
+	_, _, err = recoverKey(ctx, tx, sc, lc, name, true)
+	return err
+}
+
+// PurgeManaged removes a certificate's deleted key in tx (purge protection applies as to any
+// key; the key was deleted with its certificate, so their dates agree) and returns a function that destroys the key material, to be
+// called once tx has committed.
+func (s *Service) PurgeManaged(ctx context.Context, tx storage.Tx, v tenancy.Vault, name string) (func(context.Context) error, error) {
+	sc, lc, _, err := s.managedMeta(ctx, tx, v, name, true)
+	if err != nil {
+		return nil, err
+	}
+	handles, err := purgeKey(ctx, tx, sc, lc, name, s.clock(), false, "", true)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) error { return s.destroy(ctx, handles) }, nil
+}
+
+// managedMeta reads the record of a certificate's key (deleted or live as asked) and
+// refuses a key that is not managed: a certificate never touches a plain key.
+func (s *Service) managedMeta(ctx context.Context, r storage.Reader, v tenancy.Vault, name string, deleted bool) (scope, string, *keyRecord, error) {
+	sc, err := newScope(v, "")
+	if err != nil {
+		return scope{}, "", nil, err
+	}
+	lc, err := checkName(name)
+	if err != nil {
+		return scope{}, "", nil, err
+	}
+	meta, err := readKey(ctx, r, sc, lc, name)
+	if err != nil {
+		return scope{}, "", nil, err
+	}
+	if !meta.Managed || (meta.Deleted != nil) != deleted {
+		return scope{}, "", nil, fmt.Errorf("keys: %s is not the %s key of a certificate", name, map[bool]string{true: "deleted", false: "live"}[deleted])
+	}
+	return sc, lc, meta, nil
+}
