@@ -208,6 +208,7 @@ var secretErrors = []struct {
 	{secrets.ErrConflict, http.StatusConflict, "Conflict", ""},
 	{secrets.ErrPurgeProtected, http.StatusForbidden, "Forbidden", ""},
 	{secrets.ErrSecretDisabled, http.StatusForbidden, "Forbidden", "SecretDisabled"},
+	{secrets.ErrManaged, http.StatusForbidden, "Forbidden", ""},
 	{secrets.ErrBadParameter, http.StatusBadRequest, "BadParameter", ""},
 }
 
