@@ -1,5 +1,14 @@
 package provider
 
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"fmt"
+	"math/big"
+)
+
 // JWK is a JSON Web Key as Key Vault uses it (RFC 7517 plus Key Vault's key_ops and key_hsm).
 // Byte fields are base64url without padding on the wire ([]byte with custom JSON handling in
 // jwkjson.go). Private members (D, P, Q, DP, DQ, QI, K) are only ever set on input (import);
@@ -29,3 +38,45 @@ type JWK struct {
 
 // B64 is bytes that travel as strict unpadded base64url (SECURITY-NOTES I6).
 type B64 []byte
+
+// PrivateJWK returns the private JWK (kty RSA or EC) of an RSA or NIST-curve ECDSA key, CRT
+// members included, EC coordinates and d at the field size. Its result carries key material:
+// hand it to a provider's Import and nowhere else.
+func PrivateJWK(key crypto.PrivateKey) (*JWK, error) {
+	switch k := key.(type) {
+	case *rsa.PrivateKey:
+		if len(k.Primes) != 2 {
+			return nil, fmt.Errorf("%w: an RSA key with %d primes cannot be a JWK", ErrInvalidKey, len(k.Primes))
+		}
+		k.Precompute()
+		return &JWK{
+			Kty: RSA,
+			N:   k.N.Bytes(), E: big.NewInt(int64(k.E)).Bytes(), D: k.D.Bytes(),
+			P: k.Primes[0].Bytes(), Q: k.Primes[1].Bytes(),
+			DP: k.Precomputed.Dp.Bytes(), DQ: k.Precomputed.Dq.Bytes(), QI: k.Precomputed.Qinv.Bytes(),
+		}, nil
+	case *ecdsa.PrivateKey:
+		var crv Curve
+		switch k.Curve {
+		case elliptic.P256():
+			crv = P256
+		case elliptic.P384():
+			crv = P384
+		case elliptic.P521():
+			crv = P521
+		default:
+			return nil, fmt.Errorf("%w: the EC key's curve is not P-256, P-384 or P-521", ErrUnsupported)
+		}
+		pt, err := k.PublicKey.Bytes()
+		if err != nil {
+			return nil, fmt.Errorf("%w: the EC public key cannot be encoded", ErrInvalidKey)
+		}
+		d, err := k.Bytes()
+		if err != nil {
+			return nil, fmt.Errorf("%w: the EC private key cannot be encoded", ErrInvalidKey)
+		}
+		n := (len(pt) - 1) / 2
+		return &JWK{Kty: EC, Crv: crv, X: pt[1 : 1+n], Y: pt[1+n:], D: d}, nil
+	}
+	return nil, fmt.Errorf("%w: only RSA and ECDSA private keys become JWKs", ErrUnsupported)
+}

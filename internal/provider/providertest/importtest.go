@@ -3,6 +3,7 @@ package providertest
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/rsa"
@@ -18,27 +19,24 @@ import (
 
 // RSAJWK returns the private JWK of an RSA key (CRT members included), with kty.
 func RSAJWK(priv *rsa.PrivateKey, kty provider.KeyType) *provider.JWK {
-	priv.Precompute()
-	return &provider.JWK{
-		Kty: kty,
-		N:   priv.N.Bytes(), E: big.NewInt(int64(priv.E)).Bytes(), D: priv.D.Bytes(),
-		P: priv.Primes[0].Bytes(), Q: priv.Primes[1].Bytes(),
-		DP: priv.Precomputed.Dp.Bytes(), DQ: priv.Precomputed.Dq.Bytes(), QI: priv.Precomputed.Qinv.Bytes(),
-	}
+	return mustJWK(priv, kty)
 }
 
 // ECJWK returns the private JWK of a NIST-curve key, coordinates and d of the field size.
 func ECJWK(priv *ecdsa.PrivateKey, kty provider.KeyType, crv provider.Curve) *provider.JWK {
-	pt, err := priv.PublicKey.Bytes()
+	j := mustJWK(priv, kty)
+	j.Crv = crv
+	return j
+}
+
+// mustJWK is provider.PrivateJWK with kty, panicking on keys the tests never make.
+func mustJWK(priv crypto.PrivateKey, kty provider.KeyType) *provider.JWK {
+	j, err := provider.PrivateJWK(priv)
 	if err != nil {
 		panic(err)
 	}
-	d, err := priv.Bytes()
-	if err != nil {
-		panic(err)
-	}
-	n := (len(pt) - 1) / 2
-	return &provider.JWK{Kty: kty, Crv: crv, X: pt[1 : 1+n], Y: pt[1+n:], D: d}
+	j.Kty = kty
+	return j
 }
 
 // K1JWK returns the private JWK of a secp256k1 key.
