@@ -2,7 +2,6 @@ package secrets
 
 import (
 	"context"
-	"strings"
 
 	"github.com/coffer-kms/coffer/internal/storage"
 	"github.com/coffer-kms/coffer/internal/tenancy"
@@ -140,28 +139,10 @@ func (s *Service) pageKeys(ctx context.Context, prefix string, opts ListOptions,
 	if limit < 1 || limit > maxMaxResults {
 		return nil, "", badParam("maxresults %d is outside 1-%d.", opts.MaxResults, maxMaxResults)
 	}
-	lo := storage.ListOptions{Limit: limit}
-	if opts.SkipToken != "" {
-		if !valid(opts.SkipToken) {
-			return nil, "", badParam("$skiptoken is invalid: pass the nextLink of the previous page unchanged.")
-		}
-		lo.After = prefix + opts.SkipToken
+	if opts.SkipToken != "" && !valid(opts.SkipToken) {
+		return nil, "", badParam("$skiptoken is invalid: pass the nextLink of the previous page unchanged.")
 	}
-	page, err := s.store.List(ctx, prefix, lo)
-	if err != nil {
-		return nil, "", err
-	}
-	out := make([]string, 0, len(page.Keys))
-	for _, k := range page.Keys {
-		if suffix := strings.TrimPrefix(k, prefix); valid(suffix) {
-			out = append(out, suffix)
-		}
-	}
-	next := ""
-	if page.Next != "" && len(page.Keys) > 0 {
-		next = strings.TrimPrefix(page.Keys[len(page.Keys)-1], prefix)
-	}
-	return out, next, nil
+	return storage.PageSuffixes(ctx, s.store, prefix, limit, opts.SkipToken, valid)
 }
 
 // List returns one page of the vault's secrets (GetSecrets), each as its latest version with
