@@ -187,6 +187,10 @@ func (d *DataPlane) Handler(routes []Route, fallback *tenancy.Vault) http.Handle
 			WriteError(w, Errorf(http.StatusBadRequest, "BadParameter", "the request path must not contain '.' or '..' segments"))
 			return
 		}
+		if rp := routePath(p); rp != p {
+			r = withWirePath(r, p)
+			p = rp
+		}
 		r.URL.Path, r.URL.RawPath = p, ""
 		mux.ServeHTTP(w, r)
 	})
@@ -213,7 +217,7 @@ func canonicalPath(p string) (string, bool) {
 func (d *DataPlane) wrap(rt Route, fallback *tenancy.Vault) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
-		rec := AuditRecord{Time: time.Now().UTC(), Operation: rt.Operation, ClientAddr: r.RemoteAddr, ObjectID: r.URL.Path}
+		rec := AuditRecord{Time: time.Now().UTC(), Operation: rt.Operation, ClientAddr: r.RemoteAddr, ObjectID: wirePath(r)}
 		kind, name, ok := StoreHost(r.Host, d.DNSSuffix)
 		var store *tenancy.Vault
 		if ok {

@@ -134,7 +134,7 @@ func writePage[T any](w http.ResponseWriter, r *http.Request, c *Call, p keys.Pa
 		if o.MaxResults > 0 {
 			q.Set("maxresults", strconv.Itoa(o.MaxResults))
 		}
-		s := c.StoreURL + r.URL.Path + "?" + q.Encode()
+		s := c.StoreURL + wirePath(r) + "?" + q.Encode()
 		next = &s
 	}
 	if p.Value == nil {

@@ -36,8 +36,9 @@ type PreparedKey struct {
 	rec  *versionRecord
 }
 
-// KID is the key identifier the version will have.
-func (p *PreparedKey) KID() string { return p.sc.kid(p.name, p.rec.Version) }
+// KID is the key identifier the version will have, relative to the vault URL
+// ("/keys/<name>/<version>").
+func (p *PreparedKey) KID() string { return "/keys/" + p.name + "/" + p.rec.Version }
 
 // PrepareManaged loads a certificate's private key into the provider.
 func (s *Service) PrepareManaged(ctx context.Context, v tenancy.Vault, base, name string, mk ManagedKey) (*PreparedKey, error) {

@@ -22,7 +22,8 @@ type ManagedVersion struct {
 	// when the certificate's key is exportable.
 	Value       Value
 	ContentType string
-	// KID is the identifier of the certificate's key version.
+	// KID is the identifier of the certificate's key version, relative to the vault URL
+	// ("/keys/<name>/<version>").
 	KID                string
 	Enabled            bool
 	NotBefore, Expires *int64

@@ -175,6 +175,14 @@ func cloneI64(p *int64) *int64 {
 	return i64(*p)
 }
 
+// kidURL renders a certificate secret's key id, stored relative to the vault URL.
+func (sc scope) kidURL(kid string) string {
+	if strings.HasPrefix(kid, "/") {
+		return sc.base + kid
+	}
+	return kid
+}
+
 // attributes renders a version's attributes in the vault.
 func (sc scope) attributes(ver *versionRecord) SecretAttributes {
 	enabled, days := ver.Enabled, sc.retention()
@@ -196,7 +204,7 @@ func (sc scope) bundle(meta *secretRecord, ver *versionRecord, withValue bool) S
 		ContentType: ver.ContentType,
 		Attributes:  sc.attributes(ver),
 		Tags:        copyTags(ver.Tags),
-		KID:         ver.KID,
+		KID:         sc.kidURL(ver.KID),
 		Managed:     ver.Managed,
 	}
 	if withValue {

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"github.com/coffer-kms/coffer/internal/certificates"
 	"net"
 	"net/http"
 	"strings"
@@ -37,6 +38,7 @@ type identity struct {
 	auditOut *audit.Log
 	keys     *keys.Service
 	secrets  *secrets.Service
+	certs    *certificates.Service
 }
 
 // record appends ev to every audit sink; any failure fails the caller's request.
@@ -89,14 +91,20 @@ func (s *Server) ident() (*identity, error) {
 		log.Close()
 		return nil, fmt.Errorf("secret backup key: %w", err)
 	}
+	certsBackupKey, err := s.sealedSecret(context.Background(), "certificates/backup-key")
+	if err != nil {
+		log.Close()
+		return nil, fmt.Errorf("certificate backup key: %w", err)
+	}
 	svc := idp.New(s.tenants, signer, s.resources(), tokenLifetime, s.now)
 	svc.OnIssue = s.auditTokenRequest
 	keySvc := keys.NewService(s.barrier, s.provider, s.now, backupKey)
 	if s.hsm != nil {
 		keySvc.RequireHSMInPools()
 	}
-	cur := &identity{signer: signer, idp: svc, audit: log, keys: keySvc,
-		secrets: secrets.NewService(s.barrier, s.now, secretsBackupKey)}
+	secretSvc := secrets.NewService(s.barrier, s.now, secretsBackupKey)
+	cur := &identity{signer: signer, idp: svc, audit: log, keys: keySvc, secrets: secretSvc,
+		certs: certificates.NewService(s.barrier, keySvc, secretSvc, s.now, certsBackupKey, s.log)}
 	if s.cfg.AuditStdout {
 		if cur.auditOut, err = s.openAuditSink(context.Background(), s.out); err != nil {
 			log.Close()

@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"github.com/coffer-kms/coffer/internal/certificates"
 	"log/slog"
 	"net"
 	"net/http"
@@ -117,8 +118,16 @@ func (s *Server) dataRoutes() []api.Route {
 		}
 		return id.secrets, nil
 	}}
+	certs := &api.Certificates{Svc: func() (*certificates.Service, error) {
+		id, err := s.ident()
+		if err != nil {
+			return nil, err
+		}
+		return id.certs, nil
+	}}
 	rs = append(rs, k.Routes()...)
-	return append(rs, sec.Routes()...)
+	rs = append(rs, sec.Routes()...)
+	return append(rs, certs.Routes()...)
 }
 
 func notFound(http.ResponseWriter, *http.Request) error { return api.ErrNotFound }

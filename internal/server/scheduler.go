@@ -47,6 +47,11 @@ func (s *Server) runDue(ctx context.Context) {
 	if rotated+purged > 0 {
 		s.log.Info("scheduled key work done", "rotated", rotated, "purged", purged)
 	}
+	if renewed, notified, purged, err := id.certs.RunDue(ctx, s.now()); err != nil {
+		s.log.Error("scheduled certificate work failed", "err", err)
+	} else if renewed+notified+purged > 0 {
+		s.log.Info("scheduled certificate work done", "renewed", renewed, "notified", notified, "purged", purged)
+	}
 	if n, err := id.secrets.RunDue(ctx, s.now()); err != nil {
 		s.log.Error("scheduled secret purges failed", "err", err)
 	} else if n > 0 {

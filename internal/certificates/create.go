@@ -1,0 +1,459 @@
+package certificates
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"errors"
+	"fmt"
+
+	"github.com/coffer-kms/coffer/internal/attrs"
+	"github.com/coffer-kms/coffer/internal/keys"
+	"github.com/coffer-kms/coffer/internal/pki"
+	"github.com/coffer-kms/coffer/internal/provider"
+	"github.com/coffer-kms/coffer/internal/secrets"
+	"github.com/coffer-kms/coffer/internal/storage"
+	"github.com/coffer-kms/coffer/internal/tenancy"
+)
+
+// generateKey makes the private key a policy asks for.
+func generateKey(kp *KeyProps) (crypto.Signer, error) {
+	switch kp.Kty {
+	case "RSA":
+		return rsa.GenerateKey(rand.Reader, *kp.KeySize)
+	case "EC":
+		curve := map[string]elliptic.Curve{"P-256": elliptic.P256(), "P-384": elliptic.P384(), "P-521": elliptic.P521()}[kp.Crv]
+		if curve == nil {
+			return nil, badParam("Curve %.20q is not supported for certificate keys.", kp.Crv)
+		}
+		return ecdsa.GenerateKey(curve, rand.Reader)
+	}
+	return nil, badParam("Key type %.20q is not valid for a certificate.", kp.Kty)
+}
+
+// parseKey reads a stored PKCS#8 private key.
+func parseKey(der []byte) (crypto.Signer, error) {
+	k, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		return nil, errors.New("certificates: a stored private key is damaged")
+	}
+	signer, ok := k.(crypto.Signer)
+	if !ok {
+		return nil, errors.New("certificates: a stored private key is not a signing key")
+	}
+	return signer, nil
+}
+
+// keyMatchesPolicy reports whether a key (reused or imported) has the type and size the
+// policy asks for.
+func keyMatchesPolicy(key crypto.Signer, kp *KeyProps) bool {
+	switch k := key.Public().(type) {
+	case *rsa.PublicKey:
+		return kp.Kty == "RSA" && kp.KeySize != nil && k.N.BitLen() == *kp.KeySize
+	case *ecdsa.PublicKey:
+		return kp.Kty == "EC" && k.Curve.Params().Name == kp.Crv
+	}
+	return false
+}
+
+// samePublic reports whether two public keys are equal.
+func samePublic(a, b crypto.PublicKey) bool {
+	ea, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && ea.Equal(b)
+}
+
+// newVersionDraft is a certificate version about to be committed with its key.
+type newVersionDraft struct {
+	version string
+	key     crypto.Signer
+	chain   []*x509.Certificate
+	enabled bool
+	tags    map[string]string
+}
+
+// commitVersion stores a new certificate version with its managed key and secret in one
+// transaction. update may change the certificate record before it is written (set the
+// policy, complete the pending operation); it runs inside the transaction after the record
+// is read (nil meta: the name is new) and must return the record to write.
+func (s *Service) commitVersion(ctx context.Context, sc scope, lc, name string, d newVersionDraft, contentType string, exportable bool,
+	update func(meta *certRecord) (*certRecord, error)) (CertificateBundle, error) {
+	leaf := d.chain[0]
+	nbf, exp := leaf.NotBefore.Unix(), leaf.NotAfter.Unix()
+	pkcs8, err := x509.MarshalPKCS8PrivateKey(d.key)
+	if err != nil {
+		return CertificateBundle{}, fmt.Errorf("certificates: encode the private key: %w", err)
+	}
+	defer clear(pkcs8)
+	var contentKey crypto.PrivateKey
+	if exportable {
+		contentKey = d.key
+	}
+	value, err := pki.Encode(contentType, contentKey, d.chain)
+	if err != nil {
+		return CertificateBundle{}, fmt.Errorf("certificates: encode the certificate content: %w", err)
+	}
+	jwk, err := provider.PrivateJWK(d.key)
+	if err != nil {
+		return CertificateBundle{}, badParam("The certificate's key cannot be stored: %s", err.Error())
+	}
+	prepared, err := s.keys.PrepareManaged(ctx, sc.vault, sc.base, name, keys.ManagedKey{
+		Version: d.version, Key: jwk, Enabled: d.enabled, NotBefore: i64(nbf), Expires: i64(exp),
+	})
+	if err != nil {
+		return CertificateBundle{}, err
+	}
+	now := s.clock().Unix()
+	chain := make([][]byte, len(d.chain))
+	for i, c := range d.chain {
+		chain[i] = c.Raw
+	}
+	ver := versionRecord{
+		Version: d.version, Chain: chain, Key: pkcs8, ContentType: contentType,
+		Enabled: d.enabled, NotBefore: nbf, Expires: exp, Created: now, Updated: now, Tags: attrs.CopyTags(d.tags),
+	}
+	var out CertificateBundle
+	err = s.store.Txn(ctx, func(tx storage.Tx) error {
+		var meta *certRecord
+		m, err := readCert(ctx, tx, sc, lc, name)
+		switch {
+		case isNotFound(err):
+		case err != nil:
+			return err
+		case m.Deleted != nil:
+			return deletedConflict(m.Name)
+		default:
+			meta = m
+		}
+		if meta, err = update(meta); err != nil {
+			return err
+		}
+		if err := putJSON(ctx, tx, sc.versionPath(lc, ver.Version), &ver); err != nil {
+			return err
+		}
+		meta.Latest = ver.Version
+		if err := s.keys.CommitManaged(ctx, tx, prepared); err != nil {
+			return err
+		}
+		if err := s.secrets.PutManaged(ctx, tx, sc.vault, name, secrets.ManagedVersion{
+			Version: ver.Version, Value: secrets.Value(value), ContentType: contentType, KID: prepared.KID(),
+			Enabled: d.enabled, NotBefore: i64(nbf), Expires: i64(exp),
+		}); err != nil {
+			return err
+		}
+		if err := tx.Put(ctx, sc.liveIndex()+lc, nil); err != nil {
+			return err
+		}
+		if err := scheduleRenewal(ctx, tx, sc, lc, meta, &ver); err != nil {
+			return err
+		}
+		if err := putJSON(ctx, tx, sc.metaPath(lc), meta); err != nil {
+			return err
+		}
+		out = sc.bundle(meta, &ver)
+		return nil
+	})
+	if err != nil {
+		s.keys.DiscardManaged(ctx, prepared)
+		return CertificateBundle{}, mapManaged(err)
+	}
+	return out, nil
+}
+
+// mapManaged turns the keys' and secrets' refusals of a taken name into the certificate's.
+func mapManaged(err error) error {
+	switch {
+	case errors.Is(err, keys.ErrConflict), errors.Is(err, secrets.ErrConflict),
+		errors.Is(err, keys.ErrDeletedButRecoverable), errors.Is(err, secrets.ErrDeletedButRecoverable):
+		return errorf(ErrConflict, "%s", err.Error())
+	}
+	return err
+}
+
+// signerFor resolves a policy's issuer to the parent certificate and signing key: nil, nil
+// for Self. A named issuer must exist in the vault, be enabled and have the TenantCA
+// provider; the tenant must have a certificate authority.
+func (s *Service) signerFor(ctx context.Context, r storage.Reader, sc scope, issuer string) (*x509.Certificate, crypto.Signer, []*x509.Certificate, error) {
+	if issuer == IssuerSelf {
+		return nil, nil, nil, nil
+	}
+	rec, err := readIssuer(ctx, r, sc, issuer)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if !rec.Enabled {
+		return nil, nil, nil, badParam("Issuer %s is disabled.", rec.Name)
+	}
+	if rec.Provider != ProviderTenantCA {
+		return nil, nil, nil, badParam("Issuer %s has provider %.60q, which Coffer cannot issue with: use Self, Unknown, or an issuer whose provider is %s.", rec.Name, rec.Provider, ProviderTenantCA)
+	}
+	ca, err := s.loadCA(ctx, r, sc.vault.TenantID)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return ca.cert, ca.key, []*x509.Certificate{ca.cert}, nil
+}
+
+// issue makes a certificate for key under the policy, signed as the issuer says.
+func (s *Service) issue(ctx context.Context, sc scope, p *Policy, key crypto.Signer) ([]*x509.Certificate, error) {
+	parent, caKey, caChain, err := s.signerFor(ctx, s.store, sc, p.Issuer.Name)
+	if err != nil {
+		return nil, err
+	}
+	tmpl, err := pki.Template(profile(p), key.Public(), s.clock())
+	if err != nil {
+		return nil, badParam("The certificate cannot be built from the policy: %s", err.Error())
+	}
+	signer := key
+	if parent != nil {
+		signer = caKey
+		if tmpl.NotAfter.After(parent.NotAfter) {
+			tmpl.NotAfter = parent.NotAfter
+		}
+	}
+	der, err := pki.Issue(tmpl, key.Public(), parent, signer)
+	if err != nil {
+		return nil, fmt.Errorf("certificates: issue: %w", err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, fmt.Errorf("certificates: the issued certificate does not parse: %w", err)
+	}
+	return append([]*x509.Certificate{leaf}, caChain...), nil
+}
+
+// Create starts a certificate, or a new version of one (CreateCertificate). With the Self
+// issuer or a TenantCA issuer the certificate is issued at once and the operation returned
+// is completed; with Unknown the operation stays inProgress and carries a CSR to be signed
+// elsewhere and merged.
+func (s *Service) Create(ctx context.Context, v tenancy.Vault, base, name string, p CreateParams) (Operation, error) {
+	sc, err := newScope(v, base)
+	if err != nil {
+		return Operation{}, err
+	}
+	lc, err := checkName(name)
+	if err != nil {
+		return Operation{}, err
+	}
+	policy, err := normalizePolicy(p.Policy)
+	if err != nil {
+		return Operation{}, err
+	}
+	if err := checkTags(p.Tags); err != nil {
+		return Operation{}, err
+	}
+	enabled := p.Attributes == nil || p.Attributes.Enabled == nil || *p.Attributes.Enabled
+	meta, err := readCert(ctx, s.store, sc, lc, name)
+	if err != nil && !isNotFound(err) {
+		return Operation{}, err
+	}
+	if meta != nil && meta.Deleted != nil {
+		return Operation{}, deletedConflict(meta.Name)
+	}
+	if meta != nil && meta.Pending != nil && meta.Pending.Status == statusInProgress {
+		return Operation{}, errorf(ErrConflict, "Certificate %s has an operation in progress: merge, cancel or delete it first.", meta.Name)
+	}
+	key, err := s.keyFor(ctx, sc, lc, meta, policy)
+	if err != nil {
+		return Operation{}, err
+	}
+	pending := &pendingRecord{RequestID: newVersion(), Issuer: *policy.Issuer, Enabled: enabled, Tags: attrs.CopyTags(p.Tags)}
+	now := s.clock().Unix()
+	if policy.Issuer.Name == IssuerUnknown {
+		csr, err := pki.CSR(profile(policy), key)
+		if err != nil {
+			return Operation{}, badParam("The CSR cannot be built from the policy: %s", err.Error())
+		}
+		pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
+		if err != nil {
+			return Operation{}, fmt.Errorf("certificates: encode the private key: %w", err)
+		}
+		defer clear(pkcs8)
+		pending.Status, pending.StatusDetails, pending.CSR, pending.Key = statusInProgress, "Pending certificate created. Please Perform Merge to complete the request.", csr, pkcs8
+		var out Operation
+		err = s.store.Txn(ctx, func(tx storage.Tx) error {
+			m, err := readCert(ctx, tx, sc, lc, name)
+			switch {
+			case isNotFound(err):
+				m = &certRecord{Name: name, PolicyCreated: now}
+			case err != nil:
+				return err
+			case m.Deleted != nil:
+				return deletedConflict(m.Name)
+			case m.Pending != nil && m.Pending.Status == statusInProgress:
+				return errorf(ErrConflict, "Certificate %s has an operation in progress: merge, cancel or delete it first.", m.Name)
+			}
+			m.Policy, m.PolicyUpdated, m.Pending = policy, now, pending
+			if err := tx.Put(ctx, sc.liveIndex()+lc, nil); err != nil {
+				return err
+			}
+			if err := putJSON(ctx, tx, sc.metaPath(lc), m); err != nil {
+				return err
+			}
+			out = sc.operation(m)
+			return nil
+		})
+		return out, err
+	}
+	chain, err := s.issue(ctx, sc, policy, key)
+	if err != nil {
+		return Operation{}, err
+	}
+	pending.Status, pending.StatusDetails, pending.Target = statusCompleted, "", sc.id(name, "")
+	var meta2 *certRecord
+	_, err = s.commitVersion(ctx, sc, lc, name, newVersionDraft{version: newVersion(), key: key, chain: chain, enabled: enabled, tags: p.Tags},
+		policy.SecretProps.ContentType, *policy.KeyProps.Exportable, func(m *certRecord) (*certRecord, error) {
+			if m == nil {
+				m = &certRecord{Name: name, PolicyCreated: now}
+			}
+			m.Policy, m.PolicyUpdated, m.Pending = policy, now, pending
+			meta2 = m
+			return m, nil
+		})
+	if err != nil {
+		return Operation{}, err
+	}
+	return sc.operation(meta2), nil
+}
+
+// keyFor returns the key of a new version: the latest version's when the policy reuses
+// keys and it fits the policy, a new one otherwise.
+func (s *Service) keyFor(ctx context.Context, sc scope, lc string, meta *certRecord, p *Policy) (crypto.Signer, error) {
+	if *p.KeyProps.ReuseKey && meta != nil && meta.Latest != "" {
+		ver, err := readVersion(ctx, s.store, sc, lc, meta, "")
+		if err != nil {
+			return nil, err
+		}
+		key, err := parseKey(ver.Key)
+		if err != nil {
+			return nil, err
+		}
+		if keyMatchesPolicy(key, p.KeyProps) {
+			return key, nil
+		}
+	}
+	return generateKey(p.KeyProps)
+}
+
+// Merge completes an Unknown-issuer operation with the certificate an outside CA signed
+// for its CSR (MergeCertificate); x5c is the certificate, optionally followed by its chain.
+func (s *Service) Merge(ctx context.Context, v tenancy.Vault, base, name string, p MergeParams) (CertificateBundle, error) {
+	sc, err := newScope(v, base)
+	if err != nil {
+		return CertificateBundle{}, err
+	}
+	lc, err := checkName(name)
+	if err != nil {
+		return CertificateBundle{}, err
+	}
+	if len(p.X5C) == 0 {
+		return CertificateBundle{}, badParam("x5c is missing: merge needs the signed certificate.")
+	}
+	if len(p.X5C) > 10 {
+		return CertificateBundle{}, badParam("x5c has %d certificates: at most 10 are accepted.", len(p.X5C))
+	}
+	if err := checkTags(p.Tags); err != nil {
+		return CertificateBundle{}, err
+	}
+	chain := make([]*x509.Certificate, 0, len(p.X5C))
+	for i, der := range p.X5C {
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			return CertificateBundle{}, badParam("x5c[%d] is not a DER X.509 certificate.", i)
+		}
+		chain = append(chain, c)
+	}
+	meta, err := readCert(ctx, s.store, sc, lc, name)
+	if err != nil {
+		return CertificateBundle{}, err
+	}
+	if meta.Deleted != nil {
+		return CertificateBundle{}, deletedConflict(meta.Name)
+	}
+	if meta.Pending == nil || meta.Pending.Status != statusInProgress || len(meta.Pending.Key) == 0 {
+		return CertificateBundle{}, noOperation(meta.Name)
+	}
+	key, err := parseKey(meta.Pending.Key)
+	if err != nil {
+		return CertificateBundle{}, err
+	}
+	if !samePublic(chain[0].PublicKey, key.Public()) {
+		return CertificateBundle{}, badParam("The certificate in x5c[0] does not match the key of the pending request.")
+	}
+	enabled := meta.Pending.Enabled
+	if p.Attributes != nil && p.Attributes.Enabled != nil {
+		enabled = *p.Attributes.Enabled
+	}
+	tags := meta.Pending.Tags
+	if p.Tags != nil {
+		tags = p.Tags
+	}
+	requestID := meta.Pending.RequestID
+	return s.commitVersion(ctx, sc, lc, name, newVersionDraft{version: newVersion(), key: key, chain: chain, enabled: enabled, tags: tags},
+		meta.Policy.SecretProps.ContentType, *meta.Policy.KeyProps.Exportable, func(m *certRecord) (*certRecord, error) {
+			if m == nil || m.Pending == nil || m.Pending.RequestID != requestID || m.Pending.Status != statusInProgress {
+				return nil, noOperation(name)
+			}
+			m.Pending.Status, m.Pending.StatusDetails, m.Pending.Target, m.Pending.Key = statusCompleted, "", sc.id(m.Name, ""), nil
+			return m, nil
+		})
+}
+
+// Import stores a certificate with its private key from PFX or PEM content
+// (ImportCertificate). Without a policy, one is derived from the certificate; with one, its
+// key properties must fit the imported key and its content type the content.
+func (s *Service) Import(ctx context.Context, v tenancy.Vault, base, name string, p ImportParams) (CertificateBundle, error) {
+	sc, err := newScope(v, base)
+	if err != nil {
+		return CertificateBundle{}, err
+	}
+	lc, err := checkName(name)
+	if err != nil {
+		return CertificateBundle{}, err
+	}
+	if p.Value == nil || *p.Value == "" {
+		return CertificateBundle{}, badParam("value is missing: import needs the certificate content (base64 PFX or PEM).")
+	}
+	if err := checkTags(p.Tags); err != nil {
+		return CertificateBundle{}, err
+	}
+	priv, chain, contentType, err := pki.Decode(*p.Value, p.Password)
+	if err != nil {
+		return CertificateBundle{}, badParam("The certificate content cannot be imported: %s", err.Error())
+	}
+	key, ok := priv.(crypto.Signer)
+	if !ok {
+		return CertificateBundle{}, badParam("The certificate content's private key is not a signing key.")
+	}
+	var policy *Policy
+	if p.Policy != nil {
+		if policy, err = normalizePolicy(p.Policy); err != nil {
+			return CertificateBundle{}, err
+		}
+		if !keyMatchesPolicy(key, policy.KeyProps) {
+			return CertificateBundle{}, badParam("The policy's key_props (%s) do not match the imported key.", policy.KeyProps.Kty)
+		}
+		if p.Policy.SecretProps != nil && p.Policy.SecretProps.ContentType != "" && p.Policy.SecretProps.ContentType != contentType {
+			return CertificateBundle{}, badParam("The policy's content type %s does not match the imported content (%s).", policy.SecretProps.ContentType, contentType)
+		}
+		policy.SecretProps.ContentType = contentType
+	} else {
+		policy = policyFromCertificate(chain[0], contentType)
+	}
+	enabled := p.Attributes == nil || p.Attributes.Enabled == nil || *p.Attributes.Enabled
+	now := s.clock().Unix()
+	return s.commitVersion(ctx, sc, lc, name, newVersionDraft{version: newVersion(), key: key, chain: chain, enabled: enabled, tags: p.Tags},
+		contentType, *policy.KeyProps.Exportable, func(m *certRecord) (*certRecord, error) {
+			if m == nil {
+				m = &certRecord{Name: name, PolicyCreated: now}
+			}
+			if m.Pending != nil && m.Pending.Status == statusInProgress {
+				return nil, errorf(ErrConflict, "Certificate %s has an operation in progress: merge, cancel or delete it first.", m.Name)
+			}
+			m.Policy, m.PolicyUpdated = policy, now
+			return m, nil
+		})
+}

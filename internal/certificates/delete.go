@@ -1,0 +1,237 @@
+package certificates
+
+import (
+	"context"
+	"time"
+
+	"github.com/coffer-kms/coffer/internal/storage"
+	"github.com/coffer-kms/coffer/internal/tenancy"
+)
+
+// Delete soft-deletes a certificate with all its versions, its key and its secret
+// (DeleteCertificate). The name stays reserved until it is recovered or purged; RunDue
+// purges it after the vault's retention.
+func (s *Service) Delete(ctx context.Context, v tenancy.Vault, base, name string) (DeletedCertificateBundle, error) {
+	sc, err := newScope(v, base)
+	if err != nil {
+		return DeletedCertificateBundle{}, err
+	}
+	lc, err := checkName(name)
+	if err != nil {
+		return DeletedCertificateBundle{}, err
+	}
+	now := s.clock()
+	var out DeletedCertificateBundle
+	err = s.store.Txn(ctx, func(tx storage.Tx) error {
+		meta, err := readLive(ctx, tx, sc, lc, name)
+		if err != nil {
+			return err
+		}
+		latest, err := readVersion(ctx, tx, sc, lc, meta, "")
+		if err != nil {
+			return err
+		}
+		meta.Deleted = &deletion{Date: now.Unix(), PurgeDate: now.AddDate(0, 0, sc.retention()).Unix()}
+		meta.Pending = nil
+		if err := s.keys.DeleteManaged(ctx, tx, sc.vault, meta.Name); err != nil {
+			return err
+		}
+		if err := s.secrets.DeleteManaged(ctx, tx, sc.vault, meta.Name); err != nil {
+			return err
+		}
+		if err := tx.Delete(ctx, sc.liveIndex()+lc); err != nil {
+			return err
+		}
+		if err := tx.Put(ctx, sc.deletedIndex()+lc, nil); err != nil {
+			return err
+		}
+		if err := scheduleRenewal(ctx, tx, sc, lc, meta, latest); err != nil { // drops it
+			return err
+		}
+		if err := schedulePurge(ctx, tx, sc, lc, meta); err != nil {
+			return err
+		}
+		if err := putJSON(ctx, tx, sc.metaPath(lc), meta); err != nil {
+			return err
+		}
+		out = sc.deletedBundle(meta, latest)
+		return nil
+	})
+	return out, err
+}
+
+// readDeleted reads a soft-deleted certificate and its latest version.
+func readDeleted(ctx context.Context, r storage.Reader, sc scope, lc, name string) (*certRecord, *versionRecord, error) {
+	meta, err := readCert(ctx, r, sc, lc, name)
+	if isNotFound(err) || (err == nil && meta.Deleted == nil) {
+		return nil, nil, deletedNotFound(name)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	latest, err := readVersion(ctx, r, sc, lc, meta, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	return meta, latest, nil
+}
+
+// GetDeleted returns a soft-deleted certificate (GetDeletedCertificate).
+func (s *Service) GetDeleted(ctx context.Context, v tenancy.Vault, base, name string) (DeletedCertificateBundle, error) {
+	sc, err := newScope(v, base)
+	if err != nil {
+		return DeletedCertificateBundle{}, err
+	}
+	lc, err := checkName(name)
+	if err != nil {
+		return DeletedCertificateBundle{}, err
+	}
+	meta, latest, err := readDeleted(ctx, s.store, sc, lc, name)
+	if err != nil {
+		return DeletedCertificateBundle{}, err
+	}
+	return sc.deletedBundle(meta, latest), nil
+}
+
+// ListDeleted returns one page of the vault's soft-deleted certificates.
+func (s *Service) ListDeleted(ctx context.Context, v tenancy.Vault, base string, opts ListOptions) (Page[DeletedCertificateItem], error) {
+	sc, err := newScope(v, base)
+	if err != nil {
+		return Page[DeletedCertificateItem]{}, err
+	}
+	names, next, err := s.pageNames(ctx, sc.deletedIndex(), opts, validLC)
+	if err != nil {
+		return Page[DeletedCertificateItem]{}, err
+	}
+	out := Page[DeletedCertificateItem]{Value: make([]DeletedCertificateItem, 0, len(names)), NextToken: next}
+	for _, lc := range names {
+		meta, latest, err := readDeleted(ctx, s.store, sc, lc, lc)
+		if isNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return Page[DeletedCertificateItem]{}, err
+		}
+		b := sc.deletedBundle(meta, latest)
+		out.Value = append(out.Value, DeletedCertificateItem{
+			CertificateItem: sc.item(meta, latest, false),
+			RecoveryID:      b.RecoveryID, ScheduledPurgeDate: b.ScheduledPurgeDate, DeletedDate: b.DeletedDate,
+		})
+	}
+	return out, nil
+}
+
+// Recover restores a soft-deleted certificate with its versions, key and secret
+// (RecoverDeletedCertificate).
+func (s *Service) Recover(ctx context.Context, v tenancy.Vault, base, name string) (CertificateBundle, error) {
+	sc, err := newScope(v, base)
+	if err != nil {
+		return CertificateBundle{}, err
+	}
+	lc, err := checkName(name)
+	if err != nil {
+		return CertificateBundle{}, err
+	}
+	var out CertificateBundle
+	err = s.store.Txn(ctx, func(tx storage.Tx) error {
+		meta, latest, err := readDeleted(ctx, tx, sc, lc, name)
+		if err != nil {
+			return err
+		}
+		meta.Deleted = nil
+		if meta.PurgeIndex != "" {
+			if err := tx.Delete(ctx, meta.PurgeIndex); err != nil {
+				return err
+			}
+			meta.PurgeIndex = ""
+		}
+		if err := s.keys.RecoverManaged(ctx, tx, sc.vault, meta.Name); err != nil {
+			return err
+		}
+		if err := s.secrets.RecoverManaged(ctx, tx, sc.vault, meta.Name); err != nil {
+			return err
+		}
+		if err := tx.Delete(ctx, sc.deletedIndex()+lc); err != nil {
+			return err
+		}
+		if err := tx.Put(ctx, sc.liveIndex()+lc, nil); err != nil {
+			return err
+		}
+		if err := scheduleRenewal(ctx, tx, sc, lc, meta, latest); err != nil {
+			return err
+		}
+		if err := putJSON(ctx, tx, sc.metaPath(lc), meta); err != nil {
+			return err
+		}
+		out = sc.bundle(meta, latest)
+		return nil
+	})
+	return out, err
+}
+
+// Purge permanently removes a soft-deleted certificate, its key (whose material the
+// provider destroys) and its secret (PurgeDeletedCertificate). Purge protection refuses it
+// until the scheduled purge date.
+func (s *Service) Purge(ctx context.Context, v tenancy.Vault, base, name string) error {
+	sc, err := newScope(v, base)
+	if err != nil {
+		return err
+	}
+	lc, err := checkName(name)
+	if err != nil {
+		return err
+	}
+	now := s.clock()
+	var destroy func(context.Context) error
+	err = s.store.Txn(ctx, func(tx storage.Tx) error {
+		meta, err := readCert(ctx, tx, sc, lc, name)
+		if isNotFound(err) || (err == nil && meta.Deleted == nil) {
+			return deletedNotFound(name)
+		}
+		if err != nil {
+			return err
+		}
+		if sc.vault.PurgeProtection && now.Unix() < meta.Deleted.PurgeDate {
+			return errorf(ErrPurgeProtected, "Operation \"purge\" is not allowed because purge protection is enabled for this vault. Certificate %s will be purged automatically at %s, at the end of its retention period.",
+				meta.Name, time.Unix(meta.Deleted.PurgeDate, 0).UTC().Format(time.RFC3339))
+		}
+		if destroy, err = s.keys.PurgeManaged(ctx, tx, sc.vault, meta.Name); err != nil {
+			return err
+		}
+		if err := s.secrets.PurgeManaged(ctx, tx, sc.vault, meta.Name); err != nil {
+			return err
+		}
+		return removeCert(ctx, tx, sc, lc, meta)
+	})
+	if err != nil {
+		return err
+	}
+	return destroy(ctx)
+}
+
+// removeCert deletes every record of a certificate.
+func removeCert(ctx context.Context, tx storage.Tx, sc scope, lc string, meta *certRecord) error {
+	var doomed []string
+	opts := storage.ListOptions{}
+	for {
+		page, err := tx.List(ctx, sc.versionsPrefix(lc), opts)
+		if err != nil {
+			return err
+		}
+		doomed = append(doomed, page.Keys...)
+		if page.Next == "" {
+			break
+		}
+		opts.After = page.Next
+	}
+	doomed = append(doomed, meta.PurgeIndex, meta.RenewIndex, sc.liveIndex()+lc, sc.deletedIndex()+lc, sc.metaPath(lc))
+	for _, key := range doomed {
+		if key == "" {
+			continue
+		}
+		if err := tx.Delete(ctx, key); err != nil {
+			return err
+		}
+	}
+	return nil
+}

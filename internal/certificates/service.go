@@ -1,0 +1,380 @@
+package certificates
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/coffer-kms/coffer/internal/attrs"
+	"github.com/coffer-kms/coffer/internal/keys"
+	"github.com/coffer-kms/coffer/internal/pki"
+	"github.com/coffer-kms/coffer/internal/secrets"
+	"github.com/coffer-kms/coffer/internal/storage"
+	"github.com/coffer-kms/coffer/internal/tenancy"
+)
+
+// Service implements the Key Vault certificates operations. The keys and secrets services it
+// is given must work on the same storage backend: a certificate's key and secret are written
+// in the certificate's own transactions. It is safe for concurrent use.
+type Service struct {
+	store   storage.Backend
+	keys    *keys.Service
+	secrets *secrets.Service
+	now     func() time.Time
+	backup  cipher.AEAD // nil when the backup key is not 32 bytes
+	log     *slog.Logger
+}
+
+// NewService returns a Service. clock is the time source (nil means time.Now); backupKey is
+// the 32-byte AES-256 key that seals backup blobs (sealed by the barrier in the server).
+func NewService(store storage.Backend, keysSvc *keys.Service, secretsSvc *secrets.Service, clock func() time.Time, backupKey []byte, log *slog.Logger) *Service {
+	if clock == nil {
+		clock = time.Now
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Service{store: store, keys: keysSvc, secrets: secretsSvc, now: clock, log: log}
+	if len(backupKey) == 32 {
+		if block, err := aes.NewCipher(backupKey); err == nil {
+			s.backup, _ = cipher.NewGCM(block)
+		}
+	}
+	return s
+}
+
+// clock returns the current time truncated to seconds (Key Vault times are unix seconds).
+func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Second) }
+
+var (
+	nameRE    = regexp.MustCompile(`^[0-9a-zA-Z-]{1,127}$`)
+	versionRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
+	segmentRE = regexp.MustCompile(`^[0-9a-zA-Z][0-9a-zA-Z._-]{0,63}$`)
+)
+
+// Paging limits (Key Vault's maxresults).
+const maxMaxResults = 25
+
+// checkName validates a certificate (or issuer) name and returns its lower-cased form.
+func checkName(name string) (string, error) {
+	if !nameRE.MatchString(name) {
+		return "", badParam("Certificate name %.140q is invalid: use 1-127 letters, digits and '-'.", name)
+	}
+	return strings.ToLower(name), nil
+}
+
+// checkVersion validates a version ("" means latest).
+func checkVersion(version string) (string, error) {
+	if version == "" {
+		return "", nil
+	}
+	v := strings.ToLower(version)
+	if !versionRE.MatchString(v) {
+		return "", badParam("Certificate version %.40q is invalid: a version is 32 hexadecimal characters.", version)
+	}
+	return v, nil
+}
+
+func validLC(s string) bool      { return nameRE.MatchString(s) && strings.ToLower(s) == s }
+func validVersion(s string) bool { return versionRE.MatchString(s) }
+
+// scope is one vault's namespace and the URL its identifiers start with.
+type scope struct {
+	vault  tenancy.Vault
+	prefix string // tenants/<tenant>/vaults/<vault>/
+	base   string // https://<vault host>[:port], no trailing slash
+}
+
+// newScope checks the vault the caller resolved. Only vaults hold certificates.
+func newScope(v tenancy.Vault, base string) (scope, error) {
+	if v.Kind != tenancy.KindVault && v.Kind != "" {
+		return scope{}, errors.New("certificates: only vaults hold certificates")
+	}
+	v.Kind = tenancy.KindVault
+	if !segmentRE.MatchString(v.TenantID) || !segmentRE.MatchString(v.Name) {
+		return scope{}, errors.New("certificates: the vault has no valid tenant id or name")
+	}
+	v.Name = strings.ToLower(v.Name)
+	return scope{vault: v, prefix: "tenants/" + v.TenantID + "/vaults/" + v.Name + "/", base: strings.TrimRight(base, "/")}, nil
+}
+
+// A vault's certificate records, under its prefix (<name> lower-cased):
+//
+//	certs/<name>/meta                 certRecord: display name, latest version, policy,
+//	                                  pending operation, deletion
+//	certs/<name>/versions/<version>   versionRecord: certificate chain, private key, attributes
+//	certindex/live/<name>             empty: listed (also while only a CSR is pending)
+//	certindex/deleted/<name>          empty: soft-deleted
+//	certcontacts                      Contacts
+//	certissuers/<name>                issuerRecord
+//	certevents/<time>-<random>        Event
+//
+// The version records hold private keys: this layout is only ever stored through the
+// barrier.
+func (sc scope) metaPath(lc string) string         { return sc.prefix + "certs/" + lc + "/meta" }
+func (sc scope) versionsPrefix(lc string) string   { return sc.prefix + "certs/" + lc + "/versions/" }
+func (sc scope) versionPath(lc, ver string) string { return sc.versionsPrefix(lc) + ver }
+func (sc scope) liveIndex() string                 { return sc.prefix + "certindex/live/" }
+func (sc scope) deletedIndex() string              { return sc.prefix + "certindex/deleted/" }
+func (sc scope) contactsPath() string              { return sc.prefix + "certcontacts" }
+func (sc scope) issuersPrefix() string             { return sc.prefix + "certissuers/" }
+func (sc scope) eventsPrefix() string              { return sc.prefix + "certevents/" }
+
+// id is a certificate identifier; with version "" the versionless one.
+func (sc scope) id(name, version string) string {
+	if version == "" {
+		return sc.base + "/certificates/" + name
+	}
+	return sc.base + "/certificates/" + name + "/" + version
+}
+
+func (sc scope) retention() int {
+	if sc.vault.SoftDeleteRetention <= 0 {
+		return 90
+	}
+	return sc.vault.SoftDeleteRetention
+}
+
+func (sc scope) recoveryLevel() string {
+	level := "Recoverable"
+	if sc.retention() < 90 {
+		level = "CustomizedRecoverable"
+	}
+	if !sc.vault.PurgeProtection {
+		level += "+Purgeable"
+	}
+	return level
+}
+
+// certRecord is the per-name record at certs/<name>/meta.
+type certRecord struct {
+	Name   string `json:"name"`
+	Latest string `json:"latest,omitempty"` // "" while only a CSR is pending
+	// Policy is the current policy (normalised, without id); PolicyCreated/Updated date it.
+	Policy        *Policy        `json:"policy"`
+	PolicyCreated int64          `json:"policyCreated"`
+	PolicyUpdated int64          `json:"policyUpdated"`
+	Pending       *pendingRecord `json:"pending,omitempty"`
+	Deleted       *deletion      `json:"deleted,omitempty"`
+	// PurgeIndex and RenewIndex are the scheduler entries written for this certificate;
+	// Notified is the latest version an EmailContacts notice was recorded for.
+	PurgeIndex string `json:"purgeIndex,omitempty"`
+	RenewIndex string `json:"renewIndex,omitempty"`
+	Notified   string `json:"notified,omitempty"`
+}
+
+type deletion struct {
+	Date      int64 `json:"date"`
+	PurgeDate int64 `json:"purgeDate"`
+}
+
+// versionRecord is one certificate version. Key is the PKCS#8 private key (kept for
+// reuse_key renewals and backups); the record must only be stored through the barrier.
+type versionRecord struct {
+	Version     string            `json:"version"`
+	Chain       [][]byte          `json:"chain"` // DER, leaf first
+	Key         []byte            `json:"key"`
+	ContentType string            `json:"contentType"`
+	Enabled     bool              `json:"enabled"`
+	NotBefore   int64             `json:"nbf"`
+	Expires     int64             `json:"exp"`
+	Created     int64             `json:"created"`
+	Updated     int64             `json:"updated"`
+	Tags        map[string]string `json:"tags,omitempty"`
+}
+
+// pendingRecord is a certificate operation. For the Unknown issuer it holds the CSR's
+// private key (PKCS#8) until the signed certificate is merged.
+type pendingRecord struct {
+	RequestID     string            `json:"requestId"`
+	Status        string            `json:"status"`
+	StatusDetails string            `json:"statusDetails,omitempty"`
+	Error         *OpError          `json:"error,omitempty"`
+	Issuer        IssuerParams      `json:"issuer"`
+	CSR           []byte            `json:"csr,omitempty"`
+	Key           []byte            `json:"key,omitempty"`
+	Cancel        bool              `json:"cancel,omitempty"`
+	Target        string            `json:"target,omitempty"`
+	Enabled       bool              `json:"enabled"`
+	Tags          map[string]string `json:"tags,omitempty"`
+}
+
+// Operation statuses.
+const (
+	statusInProgress = "inProgress"
+	statusCompleted  = "completed"
+	statusFailed     = "failed"
+	statusCancelled  = "cancelled"
+)
+
+// newVersion returns a fresh random version id (32 hex digits).
+func newVersion() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("certificates: crypto/rand failed: " + err.Error())
+	}
+	return hex.EncodeToString(b[:])
+}
+
+func i64(v int64) *int64 { return &v }
+func boolp(b bool) *bool { return &b }
+
+// attributes renders a version's attributes.
+func (sc scope) attributes(ver *versionRecord) Attributes {
+	days := sc.retention()
+	return Attributes{
+		Enabled:         boolp(ver.Enabled),
+		NotBefore:       i64(ver.NotBefore),
+		Expires:         i64(ver.Expires),
+		Created:         i64(ver.Created),
+		Updated:         i64(ver.Updated),
+		RecoverableDays: &days,
+		RecoveryLevel:   sc.recoveryLevel(),
+	}
+}
+
+// policy renders the current policy with its id and attributes.
+func (sc scope) policy(meta *certRecord, enabled bool) *Policy {
+	p := clonePolicy(meta.Policy)
+	p.ID = sc.id(meta.Name, "") + "/policy"
+	p.Attributes = &Attributes{Enabled: boolp(enabled), Created: i64(meta.PolicyCreated), Updated: i64(meta.PolicyUpdated)}
+	return p
+}
+
+// bundle renders a version.
+func (sc scope) bundle(meta *certRecord, ver *versionRecord) CertificateBundle {
+	return CertificateBundle{
+		ID:          sc.id(meta.Name, ver.Version),
+		KID:         sc.base + "/keys/" + meta.Name + "/" + ver.Version,
+		SID:         sc.base + "/secrets/" + meta.Name + "/" + ver.Version,
+		X5T:         pki.Thumbprint(ver.Chain[0]),
+		Policy:      sc.policy(meta, ver.Enabled),
+		CER:         append([]byte(nil), ver.Chain[0]...),
+		ContentType: ver.ContentType,
+		Attributes:  sc.attributes(ver),
+		Tags:        attrs.CopyTags(ver.Tags),
+	}
+}
+
+// deletedBundle renders the latest version of a deleted certificate.
+func (sc scope) deletedBundle(meta *certRecord, ver *versionRecord) DeletedCertificateBundle {
+	return DeletedCertificateBundle{
+		CertificateBundle:  sc.bundle(meta, ver),
+		RecoveryID:         sc.base + "/deletedcertificates/" + meta.Name,
+		ScheduledPurgeDate: i64(meta.Deleted.PurgeDate),
+		DeletedDate:        i64(meta.Deleted.Date),
+	}
+}
+
+// item renders a version as a listing entry.
+func (sc scope) item(meta *certRecord, ver *versionRecord, withVersion bool) CertificateItem {
+	v := ""
+	if withVersion {
+		v = ver.Version
+	}
+	return CertificateItem{ID: sc.id(meta.Name, v), Attributes: sc.attributes(ver), Tags: attrs.CopyTags(ver.Tags), X5T: pki.Thumbprint(ver.Chain[0])}
+}
+
+// operation renders a pending record.
+func (sc scope) operation(meta *certRecord) Operation {
+	p := meta.Pending
+	issuer := p.Issuer
+	op := Operation{
+		ID:                    sc.id(meta.Name, "") + "/pending",
+		Issuer:                &issuer,
+		CSR:                   append([]byte(nil), p.CSR...),
+		CancellationRequested: p.Cancel,
+		Status:                p.Status,
+		StatusDetails:         p.StatusDetails,
+		Error:                 p.Error,
+		Target:                p.Target,
+		RequestID:             p.RequestID,
+	}
+	return op
+}
+
+// getJSON reads and decodes a record; found is false if there is none.
+func getJSON(ctx context.Context, r storage.Reader, key string, v any) (bool, error) {
+	b, err := r.Get(ctx, key)
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read %s: %w", key, err)
+	}
+	defer clear(b)
+	if err := json.Unmarshal(b, v); err != nil {
+		return false, fmt.Errorf("decode %s: record is damaged", key)
+	}
+	return true, nil
+}
+
+// putJSON encodes and writes a record.
+func putJSON(ctx context.Context, tx storage.Tx, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s: record cannot be encoded", key)
+	}
+	defer clear(b)
+	return tx.Put(ctx, key, b)
+}
+
+// readCert reads a certificate's record, deleted or not; ErrNotFound if there is none.
+func readCert(ctx context.Context, r storage.Reader, sc scope, lc, name string) (*certRecord, error) {
+	var meta certRecord
+	found, err := getJSON(ctx, r, sc.metaPath(lc), &meta)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, notFound(name, "")
+	}
+	return &meta, nil
+}
+
+// readLive reads a certificate that is not deleted and has at least one version.
+func readLive(ctx context.Context, r storage.Reader, sc scope, lc, name string) (*certRecord, error) {
+	meta, err := readCert(ctx, r, sc, lc, name)
+	if err != nil {
+		return nil, err
+	}
+	if meta.Deleted != nil || meta.Latest == "" {
+		return nil, notFound(name, "")
+	}
+	return meta, nil
+}
+
+// readVersion reads one version ("" is the latest).
+func readVersion(ctx context.Context, r storage.Reader, sc scope, lc string, meta *certRecord, version string) (*versionRecord, error) {
+	if version == "" {
+		version = meta.Latest
+	}
+	var ver versionRecord
+	found, err := getJSON(ctx, r, sc.versionPath(lc, version), &ver)
+	if err != nil {
+		return nil, err
+	}
+	if !found || len(ver.Chain) == 0 {
+		return nil, notFound(meta.Name, version)
+	}
+	return &ver, nil
+}
+
+func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
+
+// checkTags wraps the shared tag rules.
+func checkTags(tags map[string]string) error {
+	if err := attrs.CheckTags("certificate", tags); err != nil {
+		return badParam("%s", err.Error())
+	}
+	return nil
+}
