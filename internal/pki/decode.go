@@ -16,7 +16,9 @@ import (
 // MaxContent is the largest certificate content Decode accepts, after base64 decoding.
 const MaxContent = 64 << 10
 
-// Errors returned by Decode (wrapped with details; test with errors.Is).
+// Errors returned by Decode (wrapped with details; test with errors.Is). A PFX whose
+// MAC-protected content was damaged also fails its MAC check and so reports
+// ErrWrongPassword: PKCS#12 cannot tell the two apart.
 var (
 	ErrWrongPassword  = errors.New("the password does not open the PFX")
 	ErrCorrupt        = errors.New("the certificate content is not a readable PFX or PEM file")
@@ -34,7 +36,7 @@ var (
 // and CERTIFICATE blocks; "EC PARAMETERS" blocks are skipped, base64 of PEM text is accepted
 // too). It returns the private key (*rsa.PrivateKey or *ecdsa.PrivateKey), the chain with
 // the certificate matching the key first (the rest in given order), and the detected content
-// type (ContentTypePKCS12 or ContentTypePEM).
+// type (ContentTypePKCS12 or ContentTypePEM). password is not used for PEM content.
 //
 // Errors wrap ErrWrongPassword, ErrCorrupt, ErrKeyMismatch, ErrNoCertificate,
 // ErrNoPrivateKey, ErrUnsupportedKey, ErrEncryptedKey or ErrTooLarge; none carries key

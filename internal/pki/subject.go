@@ -226,7 +226,8 @@ func setNameField(n *pkix.Name, oid asn1.ObjectIdentifier, v string) {
 // by ", ". A name parsed from a certificate is rendered from its Names (all attributes, in
 // the certificate's order); any other name from ToRDNSequence. Values with special
 // characters are double-quoted with \" and \\ escapes; unknown attribute types are written
-// as dotted OIDs. ParseSubject reads the result back to the same attributes.
+// as dotted OIDs. ParseSubject reads the result back to the same attributes, except that a
+// multi-valued RDN ("CN=a+OU=b" in other notations) comes back as separate RDNs.
 func FormatSubject(n pkix.Name) string {
 	var atvs []pkix.AttributeTypeAndValue
 	if len(n.Names) > 0 {
