@@ -24,6 +24,8 @@ var rules = []rule{
 	{"internal/authz", []string{"net/http", mod + "internal/"}, true, "authz is a pure decision over a snapshot"},
 	{"internal/audit", []string{"net/http", mod + "internal/"}, true, "audit imports nothing of Coffer and no HTTP"},
 	{"internal/config", []string{mod + "internal/"}, false, "config stands alone"},
+	{"internal/pki", []string{mod + "internal/", "net/http"}, true, "pki is X.509 and PKCS#12 encoding only"},
+	{"internal/certificates", []string{"net/http", mod + "internal/api", mod + "internal/server", mod + "internal/storage/bolt"}, true, "certificates is domain code: no HTTP, no concrete backend"},
 	{"internal/api", []string{mod + "internal/storage/bolt", mod + "internal/storage/mem", mod + "internal/server", mod + "internal/cli"}, true, "the wire layer never picks a concrete backend"},
 	{"internal/cli", []string{mod + "internal/barrier", mod + "internal/storage", mod + "internal/shamir"}, false, "the CLI talks to a server over HTTPS, not to storage"},
 	{"internal/", []string{"math/rand"}, false, "randomness comes from crypto/rand only (SECURITY-NOTES C7)"},

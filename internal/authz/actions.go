@@ -125,6 +125,8 @@ const (
 	RoleDefinitionsWrite  Action = "Coffer/roleDefinitions/write"
 	IssuersRead           Action = "Coffer/issuers/read"
 	IssuersWrite          Action = "Coffer/issuers/write"
+	CAsRead               Action = "Coffer/certificateAuthorities/read"
+	CAsWrite              Action = "Coffer/certificateAuthorities/write"
 	AccessRequestsCreate  Action = "Coffer/accessRequests/create"
 	AccessRequestsApprove Action = "Coffer/accessRequests/approve"
 	AuditRead             Action = "Coffer/audit/read"
@@ -253,6 +255,8 @@ var vocabulary = [...]actionInfo{
 	{RoleDefinitionsWrite, famManagement},
 	{IssuersRead, famManagement},
 	{IssuersWrite, famManagement},
+	{CAsRead, famManagement},
+	{CAsWrite, famManagement},
 	{AccessRequestsCreate, famManagement},
 	{AccessRequestsApprove, famManagement},
 	{AuditRead, famManagement},

@@ -284,6 +284,7 @@ var builtInRoles = []RoleDefinition{
 			"Coffer/roleAssignments/*",
 			"Coffer/roleDefinitions/*",
 			"Coffer/issuers/*",
+			"Coffer/certificateAuthorities/*",
 			"Coffer/accessRequests/*",
 			"Coffer/audit/read",
 		}, nil),

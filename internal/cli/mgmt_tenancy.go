@@ -69,7 +69,54 @@ func newTenantCmd() *cobra.Command {
 			return printJSON(cmd.OutOrStdout(), out)
 		},
 	}
-	cmd.AddCommand(create, list, show)
+	cmd.AddCommand(create, list, show, newTenantCACmd(&f))
+	return cmd
+}
+
+// newTenantCACmd manages a tenant's certificate authority.
+func newTenantCACmd(f *mgmtFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "ca",
+		Short: "Create, rotate and show a tenant's certificate authority (signs certificates whose issuer has provider TenantCA)",
+	}
+	var subject string
+	var months int
+	rotate := &cobra.Command{
+		Use:   "rotate TENANT",
+		Short: "Create the tenant's CA, or replace it with a new key and certificate",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.connect(cmd.Context(), preferClient, args[0])
+			if err != nil {
+				return err
+			}
+			var out map[string]any
+			body := map[string]any{"subject": subject, "validityMonths": months}
+			if err := c.do(cmd.Context(), "POST", tenantPath(args[0])+"/ca", body, &out); err != nil {
+				return err
+			}
+			return printJSON(cmd.OutOrStdout(), out)
+		},
+	}
+	rotate.Flags().StringVar(&subject, "subject", "", "the CA's subject, e.g. \"CN=Example Internal CA, O=Example\" (default CN=Coffer Tenant CA <tenant>)")
+	rotate.Flags().IntVar(&months, "validity-months", 0, "the CA certificate's validity in months (default 120)")
+	show := &cobra.Command{
+		Use:   "show TENANT",
+		Short: "Show the tenant's current CA certificate (PEM) and validity",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.connect(cmd.Context(), preferClient, args[0])
+			if err != nil {
+				return err
+			}
+			var out map[string]any
+			if err := c.do(cmd.Context(), "GET", tenantPath(args[0])+"/ca", nil, &out); err != nil {
+				return err
+			}
+			return printJSON(cmd.OutOrStdout(), out)
+		},
+	}
+	cmd.AddCommand(rotate, show)
 	return cmd
 }
 

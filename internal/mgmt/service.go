@@ -90,6 +90,9 @@ type Config struct {
 	MapError api.Mapping
 	// Log receives server-side failures (never request bodies); may be nil.
 	Log func(msg string, args ...any)
+	// CA creates, rotates and describes tenants' certificate authorities; nil answers 503
+	// on those routes.
+	CA CertificateAuthorities
 	// Now is the clock; time.Now if nil.
 	Now func() time.Time
 }

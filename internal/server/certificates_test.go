@@ -27,6 +27,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azcertificates"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
+
+	"github.com/coffer-kms/coffer/internal/certificates"
 )
 
 // certsClient is an azcertificates client for the dev vault.
@@ -461,13 +463,25 @@ func TestCertificateCSRMergeAndTenantCA(t *testing.T) {
 	caPol.IssuerParameters.Name = to.Ptr("tenant-ca")
 	_, err = c.CreateCertificate(ctx, "internal", azcertificates.CreateCertificateParameters{CertificatePolicy: caPol}, nil)
 	wantCode(t, err, 400, "BadParameter")
-	id, err := ts.ident()
-	if err != nil {
-		t.Fatal(err)
+	// Through the management API, with the dev principal's management token.
+	dev := ts.Dev.Credentials
+	status, mtok := rawToken(t, ts, ts.client, dev.TenantID, dev.ClientID, dev.ClientSecret, ts.resources().Base())
+	if status != 200 {
+		t.Fatalf("management token = %d", status)
 	}
-	info, err := id.certs.RotateCA(ctx, ts.devVault.TenantID, "", 0)
-	if err != nil {
-		t.Fatal(err)
+	caPath := "/v1/tenants/" + dev.TenantID + "/ca"
+	if status, raw := ts.mcall(t, "GET", caPath, mtok, nil); status != 404 {
+		t.Fatalf("GET %s before creation = %d %s; want 404", caPath, status, raw)
+	}
+	if status, _ := ts.mcall(t, "POST", caPath, mtok, map[string]any{"validityMonths": 5000}); status != 400 {
+		t.Errorf("POST %s with 5000 months = %d; want 400", caPath, status)
+	}
+	var info certificates.CAInfo
+	ts.mjson(t, "POST", caPath, mtok, nil, 201, &info)
+	var shown certificates.CAInfo
+	ts.mjson(t, "GET", caPath, mtok, nil, 200, &shown)
+	if shown.Thumbprint != info.Thumbprint {
+		t.Errorf("GET %s = %s; want the CA just made (%s)", caPath, shown.Thumbprint, info.Thumbprint)
 	}
 	block, _ := pem.Decode([]byte(info.CertificatePEM))
 	caCert, err := x509.ParseCertificate(block.Bytes)
@@ -489,9 +503,10 @@ func TestCertificateCSRMergeAndTenantCA(t *testing.T) {
 		t.Errorf("certificate does not chain to the tenant CA: %v", err)
 	}
 	// After rotation new certificates chain to the new CA, not the old.
-	info2, err := id.certs.RotateCA(ctx, ts.devVault.TenantID, "CN=Second CA", 12)
-	if err != nil || info2.Thumbprint == info.Thumbprint {
-		t.Fatalf("RotateCA = %v", err)
+	var info2 certificates.CAInfo
+	ts.mjson(t, "POST", caPath, mtok, map[string]any{"subject": "CN=Second CA", "validityMonths": 12}, 201, &info2)
+	if info2.Thumbprint == info.Thumbprint || info2.Subject != "CN=Second CA" {
+		t.Fatalf("rotated CA = %+v", info2)
 	}
 	if _, err := c.CreateCertificate(ctx, "internal", azcertificates.CreateCertificateParameters{CertificatePolicy: caPol}, nil); err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"github.com/coffer-kms/coffer/internal/api"
 	"github.com/coffer-kms/coffer/internal/audit"
 	"github.com/coffer-kms/coffer/internal/barrier"
+	"github.com/coffer-kms/coffer/internal/certificates"
 	"github.com/coffer-kms/coffer/internal/mgmt"
 	"github.com/coffer-kms/coffer/internal/tenancy"
 )
@@ -37,10 +38,30 @@ func (s *Server) management() *mgmt.Service {
 			StoreURL:   s.storeURL,
 			MapError:   mapDomainError,
 			Log:        func(msg string, args ...any) { s.log.Error(msg, args...) },
+			CA:         certAuthorities{s},
 			Now:        s.now,
 		})
 	})
 	return s.mgmt.svc
+}
+
+// certAuthorities reaches the certificates service, which exists only while unsealed.
+type certAuthorities struct{ s *Server }
+
+func (c certAuthorities) GetCA(ctx context.Context, tenantID string) (certificates.CAInfo, error) {
+	id, err := c.s.ident()
+	if err != nil {
+		return certificates.CAInfo{}, err
+	}
+	return id.certs.GetCA(ctx, tenantID)
+}
+
+func (c certAuthorities) RotateCA(ctx context.Context, tenantID, subject string, months int) (certificates.CAInfo, error) {
+	id, err := c.s.ident()
+	if err != nil {
+		return certificates.CAInfo{}, err
+	}
+	return id.certs.RotateCA(ctx, tenantID, subject, months)
 }
 
 // manage hands a management route to the management service, which answers it itself.

@@ -51,6 +51,8 @@ func (s *Server) routes() []route {
 		{Pattern: "POST /v1/tenants", Handle: s.manage},
 		{Pattern: "POST /v1/tenants/{tenant}/issuers", Handle: s.manage},
 		{Pattern: "GET /v1/tenants/{tenant}/issuers", Handle: s.manage},
+		{Pattern: "POST /v1/tenants/{tenant}/ca", Handle: s.manage},
+		{Pattern: "GET /v1/tenants/{tenant}/ca", Handle: s.manage},
 		{Pattern: "POST /v1/tenants/{tenant}/issuers/{id}/users", Handle: s.manage},
 		{Pattern: "POST /v1/tenants/{tenant}/accessRequests", Handle: s.manage},
 		{Pattern: "GET /v1/tenants/{tenant}/accessRequests", Handle: s.manage},
