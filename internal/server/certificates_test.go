@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -602,4 +603,108 @@ func TestCertificateImport(t *testing.T) {
 	wantCode(t, err, 400, "BadParameter")
 	_, err = c.CreateCertificate(ctx, "bad_name", azcertificates.CreateCertificateParameters{CertificatePolicy: selfPolicy("application/x-pem-file", true)}, nil)
 	wantCode(t, err, 400, "BadParameter")
+}
+
+// TestCertificateAutoRenewAndNotice moves the server's clock past a policy's lifetime
+// triggers: the scheduler renews an AutoRenew certificate (a new version with new validity,
+// key and secret following) and records an EmailContacts notice for another.
+func TestCertificateAutoRenewAndNotice(t *testing.T) {
+	var offset atomic.Int64
+	clock := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	cfg := loadConfig(t, "--dev", "--listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--scheduler-interval", "50ms")
+	ts := startWithClock(t, cfg, "", clock)
+	ctx := context.Background()
+	c := certsClient(t, ts)
+	renew := selfPolicy("application/x-pem-file", true)
+	renew.X509CertificateProperties.ValidityInMonths = to.Ptr[int32](1)
+	renew.LifetimeActions = []*azcertificates.LifetimeAction{{
+		Trigger: &azcertificates.LifetimeActionTrigger{LifetimePercentage: to.Ptr[int32](50)},
+		Action:  &azcertificates.LifetimeActionType{ActionType: to.Ptr(azcertificates.CertificatePolicyActionAutoRenew)},
+	}}
+	notice := selfPolicy("application/x-pem-file", true)
+	notice.X509CertificateProperties.ValidityInMonths = to.Ptr[int32](12)
+	notice.LifetimeActions = []*azcertificates.LifetimeAction{{
+		Trigger: &azcertificates.LifetimeActionTrigger{DaysBeforeExpiry: to.Ptr[int32](30)},
+		Action:  &azcertificates.LifetimeActionType{ActionType: to.Ptr(azcertificates.CertificatePolicyActionEmailContacts)},
+	}}
+	for name, p := range map[string]*azcertificates.CertificatePolicy{"renewing": renew, "noticed": notice} {
+		if _, err := c.CreateCertificate(ctx, name, azcertificates.CreateCertificateParameters{CertificatePolicy: p}, nil); err != nil {
+			t.Fatal(err)
+		}
+		waitForCertificate(t, c, name)
+	}
+	if _, err := c.SetContacts(ctx, azcertificates.Contacts{ContactList: []*azcertificates.Contact{{Email: to.Ptr("pki@example.test")}}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	first, err := c.GetCertificate(ctx, "renewing", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Read through the services: after the jump the SDK's cached token is expired for the
+	// server's clock.
+	id, err := ts.ident()
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := ts.Dev.Credentials.VaultURL
+	latest := func() (certificates.CertificateBundle, int) {
+		b, err := id.certs.Get(ctx, *ts.devVault, base, "renewing", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := id.certs.ListVersions(ctx, *ts.devVault, base, "renewing", certificates.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b, len(p.Value)
+	}
+	if _, n := latest(); n != 1 {
+		t.Fatalf("versions before the trigger = %d", n)
+	}
+	offset.Store(int64(20 * 24 * time.Hour)) // past 50% of one month
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, n := latest(); n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the scheduler did not renew the certificate within 10s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	renewed, _ := latest()
+	leaf, err := x509.ParseCertificate(renewed.CER)
+	if err != nil || renewed.ID == string(*first.ID) || !leaf.NotAfter.After(*first.Attributes.Expires) {
+		t.Fatalf("renewed version %s expires %v; want a new version expiring after %v", renewed.ID, leaf.NotAfter, first.Attributes.Expires)
+	}
+	k, err := id.keys.Get(ctx, *ts.devVault, base, "renewing", "")
+	if err != nil || !strings.HasSuffix(renewed.KID, "/"+k.Key.KID[strings.LastIndex(k.Key.KID, "/")+1:]) {
+		t.Errorf("the key's latest version (%v) does not follow the renewal (%s)", err, renewed.KID)
+	}
+	// The 12-month certificate is not due for its notice yet; 11 months on it is.
+	if evs, _ := id.certs.Events(ctx, *ts.devVault); len(evs) != 0 {
+		t.Fatalf("events before the notice is due = %+v", evs)
+	}
+	offset.Store(int64(340 * 24 * time.Hour))
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		evs, err := id.certs.Events(ctx, *ts.devVault)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) > 0 {
+			if evs[0].Certificate != "noticed" || len(evs[0].Contacts) != 1 || evs[0].Contacts[0] != "pki@example.test" {
+				t.Errorf("notice = %+v", evs[0])
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no EmailContacts notice within 10s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // several scheduler runs: the notice is recorded once
+	if evs, _ := id.certs.Events(ctx, *ts.devVault); len(evs) != 1 {
+		t.Errorf("notices = %d; want exactly one per version", len(evs))
+	}
 }
