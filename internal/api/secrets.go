@@ -78,15 +78,14 @@ func (s *Secrets) set(w http.ResponseWriter, r *http.Request, c *Call, svc *secr
 }
 
 // outContentTypes are the values GetSecret's outContentType may take (secrets.json
-// ContentType). The conversion applies to certificate-backed secrets only, which Coffer does
-// not have yet, so a valid value is accepted and the secret returned as stored.
+// ContentType). The conversion applies to certificate-backed secrets only.
 var outContentTypes = map[string]bool{"": true, "application/x-pkcs12": true, "application/x-pem-file": true}
 
 func (s *Secrets) get(w http.ResponseWriter, r *http.Request, c *Call, svc *secrets.Service) error {
 	if !outContentTypes[r.URL.Query().Get("outContentType")] {
 		return Errorf(http.StatusBadRequest, "BadParameter", "outContentType must be application/x-pkcs12 or application/x-pem-file")
 	}
-	b, err := svc.Get(r.Context(), c.Store, c.StoreURL, r.PathValue("name"), r.PathValue("version"))
+	b, err := svc.GetAs(r.Context(), c.Store, c.StoreURL, r.PathValue("name"), r.PathValue("version"), r.URL.Query().Get("outContentType"))
 	return respondSecrets(w, b, err)
 }
 

@@ -2,6 +2,7 @@ package secrets
 
 import (
 	"context"
+	"github.com/coffer-kms/coffer/internal/pki"
 
 	"github.com/coffer-kms/coffer/internal/storage"
 	"github.com/coffer-kms/coffer/internal/tenancy"
@@ -51,6 +52,28 @@ func (s *Service) Get(ctx context.Context, v tenancy.Vault, base, name, version 
 		return SecretBundle{}, disabled("get")
 	}
 	return sc.bundle(meta, ver, true), nil
+}
+
+// GetAs is Get with Key Vault's outContentType: a certificate-backed secret stored as
+// PKCS#12 can be read as PEM (and the reverse). Other secrets, and an empty or equal content
+// type, are returned as stored. Converting needs the private key in the content, so the
+// secrets of non-exportable certificates are refused.
+func (s *Service) GetAs(ctx context.Context, v tenancy.Vault, base, name, version, outContentType string) (SecretBundle, error) {
+	b, err := s.Get(ctx, v, base, name, version)
+	if err != nil || outContentType == "" || !b.Managed || b.ContentType == outContentType || b.Value == nil {
+		return b, err
+	}
+	key, chain, _, err := pki.Decode(string(*b.Value), "")
+	if err != nil {
+		return SecretBundle{}, badParam("The secret cannot be converted to %s: %s", outContentType, err.Error())
+	}
+	out, err := pki.Encode(outContentType, key, chain)
+	if err != nil {
+		return SecretBundle{}, badParam("The secret cannot be converted to %s: %s", outContentType, err.Error())
+	}
+	v2 := Value(out)
+	b.Value, b.ContentType = &v2, outContentType
+	return b, nil
 }
 
 // Update changes the mutable fields of a version (UpdateSecret): enabled, nbf, exp, tags and

@@ -596,6 +596,18 @@ func TestCertificateImport(t *testing.T) {
 		t.Errorf("the imported key does not decrypt: %v", err)
 	}
 
+	// The PFX secret read as PEM (outContentType): the key and the certificate.
+	sc := secretsClient(t, ts, ts.Dev.Credentials.VaultURL)
+	asPEM, err := sc.GetSecret(ctx, "imported", "", &azsecrets.GetSecretOptions{OutContentType: to.Ptr(azsecrets.ContentTypePEM)})
+	if err != nil || *asPEM.ContentType != "application/x-pem-file" {
+		t.Fatalf("GetSecret(outContentType PEM) = %v", err)
+	}
+	kb, rest := pem.Decode([]byte(*asPEM.Value))
+	cb, _ := pem.Decode(rest)
+	if kb == nil || kb.Type != "PRIVATE KEY" || cb == nil || string(cb.Bytes) != string(imp.CER) {
+		t.Errorf("converted secret is not the key followed by the certificate")
+	}
+
 	// Bad policies and names.
 	bad := selfPolicy("application/x-pem-file", true)
 	bad.KeyProperties = &azcertificates.KeyProperties{KeyType: to.Ptr(azcertificates.KeyTypeRSA), KeySize: to.Ptr[int32](1024)}
