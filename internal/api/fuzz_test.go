@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"github.com/coffer-kms/coffer/internal/certificates"
 	"net/http/httptest"
 	"testing"
 
@@ -88,6 +89,52 @@ func FuzzSecretsRequestBodies(f *testing.F) {
 		for _, pattern := range []string{"PUT /secrets/{name}", "PATCH /secrets/{name}", "POST /secrets/restore"} {
 			req := httptest.NewRequest("POST", "https://v1.localhost/x", bytes.NewReader([]byte(body)))
 			req.SetPathValue("name", "s1")
+			w := httptest.NewRecorder()
+			err := routes[pattern].Handle(w, req, call)
+			status := w.Code
+			if err != nil {
+				status = Resolve(err).Status
+			}
+			if status >= 500 {
+				t.Fatalf("%s with body %q = %d (%v); want 2xx or 4xx", pattern, body, status, err)
+			}
+		}
+	})
+}
+
+// FuzzCertificatesRequestBodies: create, import, merge, update, policy, operation, contacts,
+// issuer and restore bodies never give a 5xx.
+func FuzzCertificatesRequestBodies(f *testing.F) {
+	store := mem.New()
+	bk := bytes.Repeat([]byte{9}, 32)
+	keySvc := keys.NewService(store, soft.New(), nil, bk)
+	secSvc := secrets.NewService(store, nil, bk)
+	svc := certificates.NewService(store, keySvc, secSvc, nil, bk, nil)
+	vault := tenancy.Vault{Name: "v1", Kind: tenancy.KindVault, TenantID: "00000000-0000-4000-8000-000000000001", SoftDeleteRetention: 7}
+	call := &Call{Store: vault, StoreURL: "https://v1.localhost"}
+	cs := &Certificates{Svc: func() (*certificates.Service, error) { return svc, nil }}
+	routes := map[string]Route{}
+	for _, rt := range cs.Routes() {
+		routes[rt.Pattern] = rt
+	}
+	for _, seed := range []string{
+		`{"policy":{"key_props":{"kty":"EC","crv":"P-256"},"x509_props":{"subject":"CN=a","sans":{"dns_names":["a.b"]},"validity_months":1},"issuer":{"name":"Self"}}}`,
+		`{"policy":{"issuer":{"name":"Unknown"},"x509_props":{"subject":"CN=a"}}}`,
+		`{"value":"MIIB","pwd":"x"}`, `{"value":"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"}`,
+		`{"x5c":["AAAA"]}`, `{"cancellation_requested":true}`, `{"contacts":[{"email":"a@b.c"}]}`,
+		`{"provider":"TenantCA","credentials":{"account_id":"a","pwd":"b"}}`, `{"value":"AAAA"}`, `{"policy":{"lifetime_actions":[{"trigger":{"days_before_expiry":-1},"action":{"action_type":"AutoRenew"}}]}}`,
+	} {
+		f.Add(seed)
+	}
+	patterns := []string{
+		"POST /certificates/{name}/create", "POST /certificates/{name}/import", "POST /certificates/{name}/pending/merge",
+		"PATCH /certificates/{name}", "PATCH /certificates/{name}/policy", "PATCH /certificates/{name}/pending",
+		"PUT /certificates/contacts", "PUT " + issuersPath + "/{name}", "PATCH " + issuersPath + "/{name}", "POST /certificates/restore",
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		for _, pattern := range patterns {
+			req := httptest.NewRequest("POST", "https://v1.localhost/x", bytes.NewReader([]byte(body)))
+			req.SetPathValue("name", "c1")
 			w := httptest.NewRecorder()
 			err := routes[pattern].Handle(w, req, call)
 			status := w.Code

@@ -1,0 +1,227 @@
+package certificates
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coffer-kms/coffer/internal/keys"
+	"github.com/coffer-kms/coffer/internal/provider/soft"
+	"github.com/coffer-kms/coffer/internal/secrets"
+	"github.com/coffer-kms/coffer/internal/storage"
+	"github.com/coffer-kms/coffer/internal/storage/mem"
+	"github.com/coffer-kms/coffer/internal/tenancy"
+)
+
+const base = "https://v1.localhost:8443"
+
+type env struct {
+	store   storage.Backend
+	keys    *keys.Service
+	secrets *secrets.Service
+	certs   *Service
+	vault   tenancy.Vault
+	now     time.Time
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	e := &env{store: mem.New(), vault: tenancy.Vault{TenantID: "t1", Kind: tenancy.KindVault, Name: "v1"}, now: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)}
+	clock := func() time.Time { return e.now }
+	bk := bytes.Repeat([]byte{7}, 32)
+	e.keys = keys.NewService(e.store, soft.New(), clock, bk)
+	e.secrets = secrets.NewService(e.store, clock, bk)
+	e.certs = NewService(e.store, e.keys, e.secrets, clock, bk, nil)
+	return e
+}
+
+func intPtr(v int) *int { return &v }
+
+func ecPolicy(exportable bool) *Policy {
+	return &Policy{
+		KeyProps:    &KeyProps{Kty: "EC", Crv: "P-256", Exportable: &exportable},
+		SecretProps: &SecretProps{ContentType: "application/x-pem-file"},
+		X509Props:   &X509Props{Subject: "CN=unit.example.test", SANs: &SANs{DNSNames: []string{"unit.example.test"}}, ValidityMonths: intPtr(3)},
+		Issuer:      &IssuerParams{Name: "Self"},
+	}
+}
+
+func TestPolicyDefaultsAndRejects(t *testing.T) {
+	p, err := normalizePolicy(&Policy{X509Props: &X509Props{Subject: "CN=x"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.KeyProps.Kty != "RSA" || *p.KeyProps.KeySize != 2048 || !*p.KeyProps.Exportable || *p.KeyProps.ReuseKey ||
+		p.SecretProps.ContentType != "application/x-pkcs12" || *p.X509Props.ValidityMonths != 12 || p.Issuer.Name != "Self" ||
+		len(p.LifetimeActions) != 1 || p.LifetimeActions[0].Action.ActionType != ActionAutoRenew {
+		t.Errorf("defaults = %+v %+v %+v", p.KeyProps, p.X509Props, p.LifetimeActions)
+	}
+	bad := map[string]*Policy{
+		"nil":                  nil,
+		"rsa 1024":             {KeyProps: &KeyProps{Kty: "RSA", KeySize: intPtr(1024)}, X509Props: &X509Props{Subject: "CN=x"}},
+		"ec p-256k":            {KeyProps: &KeyProps{Kty: "EC", Crv: "P-256K"}, X509Props: &X509Props{Subject: "CN=x"}},
+		"oct":                  {KeyProps: &KeyProps{Kty: "oct"}, X509Props: &X509Props{Subject: "CN=x"}},
+		"content type":         {SecretProps: &SecretProps{ContentType: "text/plain"}, X509Props: &X509Props{Subject: "CN=x"}},
+		"validity 0":           {X509Props: &X509Props{Subject: "CN=x", ValidityMonths: intPtr(0)}},
+		"no subject, no SAN":   {X509Props: &X509Props{}},
+		"bad dns":              {X509Props: &X509Props{SANs: &SANs{DNSNames: []string{"a..b"}}}},
+		"bad key usage":        {X509Props: &X509Props{Subject: "CN=x", KeyUsage: []string{"everything"}}},
+		"autorenew + Unknown":  {Issuer: &IssuerParams{Name: "Unknown"}, X509Props: &X509Props{Subject: "CN=x"}, LifetimeActions: []LifetimeAction{{Trigger: Trigger{LifetimePercentage: intPtr(80)}, Action: Action{ActionType: "AutoRenew"}}}},
+		"both triggers":        {X509Props: &X509Props{Subject: "CN=x"}, LifetimeActions: []LifetimeAction{{Trigger: Trigger{LifetimePercentage: intPtr(80), DaysBeforeExpiry: intPtr(3)}, Action: Action{ActionType: "AutoRenew"}}}},
+		"percentage 100":       {X509Props: &X509Props{Subject: "CN=x"}, LifetimeActions: []LifetimeAction{{Trigger: Trigger{LifetimePercentage: intPtr(100)}, Action: Action{ActionType: "AutoRenew"}}}},
+		"days past validity":   {X509Props: &X509Props{Subject: "CN=x", ValidityMonths: intPtr(1)}, LifetimeActions: []LifetimeAction{{Trigger: Trigger{DaysBeforeExpiry: intPtr(28)}, Action: Action{ActionType: "EmailContacts"}}}},
+		"unknown action":       {X509Props: &X509Props{Subject: "CN=x"}, LifetimeActions: []LifetimeAction{{Trigger: Trigger{LifetimePercentage: intPtr(80)}, Action: Action{ActionType: "Explode"}}}},
+		"issuer name pattern":  {Issuer: &IssuerParams{Name: "no_underscores"}, X509Props: &X509Props{Subject: "CN=x"}},
+		"hsm key (not yet)":    {KeyProps: &KeyProps{Kty: "RSA-HSM"}, X509Props: &X509Props{Subject: "CN=x"}},
+		"ec size/curve differ": {KeyProps: &KeyProps{Kty: "EC", Crv: "P-384", KeySize: intPtr(256)}, X509Props: &X509Props{Subject: "CN=x"}},
+	}
+	for name, p := range bad {
+		if _, err := normalizePolicy(p); !errors.Is(err, ErrBadParameter) {
+			t.Errorf("%s: normalizePolicy = %v; want ErrBadParameter", name, err)
+		}
+	}
+}
+
+// TestTakenNameChangesNothing: a certificate whose name a plain secret (or key) holds is a
+// Conflict, and no key, secret or certificate version is left behind.
+func TestTakenNameChangesNothing(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	v := secrets.Value("plain")
+	if _, err := e.secrets.Set(ctx, e.vault, base, "taken", secrets.SetParams{Value: &v}); err != nil {
+		t.Fatal(err)
+	}
+	before := dump(t, e.store)
+	_, err := e.certs.Create(ctx, e.vault, base, "taken", CreateParams{Policy: ecPolicy(true)})
+	if !errors.Is(err, ErrConflict) {
+		t.Fatalf("Create over a plain secret = %v; want ErrConflict", err)
+	}
+	if after := dump(t, e.store); !equalDumps(before, after) {
+		t.Errorf("a refused create changed storage: %d records before, %d after", len(before), len(after))
+	}
+	if _, err := e.keys.Get(ctx, e.vault, base, "taken", ""); !errors.Is(err, keys.ErrKeyNotFound) {
+		t.Errorf("a key was left behind: %v", err)
+	}
+}
+
+// dump reads every record of a store.
+func dump(t *testing.T, s storage.Backend) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	opts := storage.ListOptions{}
+	for {
+		p, err := s.List(context.Background(), "", opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range p.Keys {
+			b, err := s.Get(context.Background(), k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[k] = b
+		}
+		if p.Next == "" {
+			return out
+		}
+		opts.After = p.Next
+	}
+}
+
+func equalDumps(a, b map[string][]byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if !bytes.Equal(v, b[k]) {
+			return false
+		}
+	}
+	return true
+}
+
+// TestNoKeyMaterialOutsideTheSecret: the private scalar of a certificate's key appears in no
+// rendered answer except the exportable secret's value, and never in the non-exportable one.
+func TestNoKeyMaterialOutsideTheSecret(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	for _, exportable := range []bool{true, false} {
+		name := map[bool]string{true: "open", false: "closed"}[exportable]
+		op, err := e.certs.Create(ctx, e.vault, base, name, CreateParams{Policy: ecPolicy(exportable)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := e.certs.Get(ctx, e.vault, base, name, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		meta, err := readCert(ctx, e.store, scope{vault: e.vault, prefix: "tenants/t1/vaults/v1/"}, name, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ver, err := readVersion(ctx, e.store, scope{vault: e.vault, prefix: "tenants/t1/vaults/v1/"}, name, meta, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		priv, err := x509.ParsePKCS8PrivateKey(ver.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, _ := priv.(*ecdsa.PrivateKey).Bytes()
+		forms := []string{hex.EncodeToString(d), base64.StdEncoding.EncodeToString(d), base64.RawURLEncoding.EncodeToString(d), base64.StdEncoding.EncodeToString(ver.Key)[:40]}
+		kb, _ := e.keys.Get(ctx, e.vault, base, name, "")
+		pol, _ := e.certs.GetPolicy(ctx, e.vault, base, name)
+		bk, _ := e.certs.Backup(ctx, e.vault, name)
+		for what, v := range map[string]any{"create": op, "get": b, "key": kb, "policy": pol, "backup": bk} {
+			j, _ := json.Marshal(v)
+			for _, f := range forms {
+				if strings.Contains(string(j), f) {
+					t.Errorf("%s %s: the private key appears in the answer", name, what)
+				}
+			}
+		}
+		sec, err := e.secrets.Get(ctx, e.vault, base, name, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		hasKey := strings.Contains(string(*sec.Value), "PRIVATE KEY")
+		if hasKey != exportable {
+			t.Errorf("%s: secret holds the private key = %v; want %v", name, hasKey, exportable)
+		}
+	}
+}
+
+// TestBackupBlobRules: a tampered blob and a blob of another tenant restore nothing.
+func TestBackupBlobRules(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	if _, err := e.certs.Create(ctx, e.vault, base, "b", CreateParams{Policy: ecPolicy(true)}); err != nil {
+		t.Fatal(err)
+	}
+	bk, err := e.certs.Backup(ctx, e.vault, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := tenancy.Vault{TenantID: "t2", Kind: tenancy.KindVault, Name: "v2"}
+	if _, err := e.certs.Restore(ctx, other, base, bk.Value); !errors.Is(err, ErrBadParameter) {
+		t.Errorf("restore into another tenant = %v; want ErrBadParameter", err)
+	}
+	for _, i := range []int{0, 1, len(bk.Value) / 2, len(bk.Value) - 1} {
+		bad := append([]byte(nil), bk.Value...)
+		bad[i] ^= 1
+		if _, err := e.certs.Restore(ctx, e.vault, base, bad); !errors.Is(err, ErrBadParameter) {
+			t.Errorf("restore of a blob flipped at %d = %v; want ErrBadParameter", i, err)
+		}
+	}
+	if _, err := e.certs.Restore(ctx, e.vault, base, bk.Value[:20]); !errors.Is(err, ErrBadParameter) {
+		t.Errorf("restore of a truncated blob = %v", err)
+	}
+}
