@@ -24,6 +24,7 @@ var rules = []rule{
 	{"internal/authz", []string{"net/http", mod + "internal/"}, true, "authz is a pure decision over a snapshot"},
 	{"internal/audit", []string{"net/http", mod + "internal/"}, true, "audit imports nothing of Coffer and no HTTP"},
 	{"internal/config", []string{mod + "internal/"}, false, "config stands alone"},
+	{"internal/attest", []string{"net/http", mod + "internal/storage", mod + "internal/server", mod + "internal/api", mod + "internal/barrier"}, false, "attest verifies evidence; the server serves it and the barrier keeps its keys"},
 	{"internal/skr", []string{"net/http", mod + "internal/"}, true, "the release policy is pure: parsing and evaluation, no I/O"},
 	{"internal/api", []string{mod + "internal/storage/bolt", mod + "internal/storage/mem", mod + "internal/server", mod + "internal/cli"}, true, "the wire layer never picks a concrete backend"},
 	{"internal/cli", []string{mod + "internal/barrier", mod + "internal/storage", mod + "internal/shamir"}, false, "the CLI talks to a server over HTTPS, not to storage"},
