@@ -37,6 +37,8 @@ type identity struct {
 	auditOut *audit.Log
 	keys     *keys.Service
 	secrets  *secrets.Service
+	// attestSigner signs attestation tokens (attest.go).
+	attestSigner *token.Signer
 }
 
 // record appends ev to every audit sink; any failure fails the caller's request.
@@ -75,6 +77,10 @@ func (s *Server) ident() (*identity, error) {
 	if err != nil {
 		return nil, fmt.Errorf("token signer: %w", err)
 	}
+	attestSigner, err := token.NewSigner(s.barrier, attestSigningKeyPath, s.now, attestTokenLifetime)
+	if err != nil {
+		return nil, fmt.Errorf("attestation token signer: %w", err)
+	}
 	log, err := s.openAudit(context.Background())
 	if err != nil {
 		return nil, fmt.Errorf("audit log: %w", err)
@@ -95,7 +101,7 @@ func (s *Server) ident() (*identity, error) {
 	if s.hsm != nil {
 		keySvc.RequireHSMInPools()
 	}
-	cur := &identity{signer: signer, idp: svc, audit: log, keys: keySvc,
+	cur := &identity{signer: signer, attestSigner: attestSigner, idp: svc, audit: log, keys: keySvc,
 		secrets: secrets.NewService(s.barrier, s.now, secretsBackupKey)}
 	if s.cfg.AuditStdout {
 		if cur.auditOut, err = s.openAuditSink(context.Background(), s.out); err != nil {

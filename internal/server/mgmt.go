@@ -35,6 +35,7 @@ func (s *Server) management() *mgmt.Service {
 			Authorizer: authorizer{s},
 			Audit:      mgmtAudit{s},
 			StoreURL:   s.storeURL,
+			AttestURL:  s.attestURL,
 			MapError:   mapDomainError,
 			Log:        func(msg string, args ...any) { s.log.Error(msg, args...) },
 			Now:        s.now,
