@@ -26,6 +26,8 @@ var rules = []rule{
 	{"internal/config", []string{mod + "internal/"}, false, "config stands alone"},
 	{"internal/pki", []string{mod + "internal/", "net/http"}, true, "pki is X.509 and PKCS#12 encoding only"},
 	{"internal/certificates", []string{"net/http", mod + "internal/api", mod + "internal/server", mod + "internal/storage/bolt"}, true, "certificates is domain code: no HTTP, no concrete backend"},
+	{"internal/attest", []string{"net/http", mod + "internal/storage", mod + "internal/server", mod + "internal/api", mod + "internal/barrier"}, false, "attest verifies evidence; the server serves it and the barrier keeps its keys"},
+	{"internal/skr", []string{"net/http", mod + "internal/"}, true, "the release policy is pure: parsing and evaluation, no I/O"},
 	{"internal/api", []string{mod + "internal/storage/bolt", mod + "internal/storage/mem", mod + "internal/server", mod + "internal/cli"}, true, "the wire layer never picks a concrete backend"},
 	{"internal/cli", []string{mod + "internal/barrier", mod + "internal/storage", mod + "internal/shamir"}, false, "the CLI talks to a server over HTTPS, not to storage"},
 	{"internal/", []string{"math/rand"}, false, "randomness comes from crypto/rand only (SECURITY-NOTES C7)"},

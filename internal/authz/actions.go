@@ -109,24 +109,28 @@ const (
 // Coffer management actions. They are granted through a role's Actions (never its
 // DataActions) and decide nothing about keys, secrets or certificates.
 const (
-	TenantsRead           Action = "Coffer/tenants/read"
-	TenantsWrite          Action = "Coffer/tenants/write"
-	VaultsRead            Action = "Coffer/vaults/read"
-	VaultsWrite           Action = "Coffer/vaults/write"
-	VaultsDelete          Action = "Coffer/vaults/delete"
-	ManagedHSMsRead       Action = "Coffer/managedHsms/read"
-	ManagedHSMsWrite      Action = "Coffer/managedHsms/write"
-	ManagedHSMsDelete     Action = "Coffer/managedHsms/delete"
-	PrincipalsRead        Action = "Coffer/principals/read"
-	PrincipalsWrite       Action = "Coffer/principals/write"
-	RoleAssignmentsRead   Action = "Coffer/roleAssignments/read"
-	RoleAssignmentsWrite  Action = "Coffer/roleAssignments/write"
-	RoleDefinitionsRead   Action = "Coffer/roleDefinitions/read"
-	RoleDefinitionsWrite  Action = "Coffer/roleDefinitions/write"
-	IssuersRead           Action = "Coffer/issuers/read"
-	IssuersWrite          Action = "Coffer/issuers/write"
-	CAsRead               Action = "Coffer/certificateAuthorities/read"
-	CAsWrite              Action = "Coffer/certificateAuthorities/write"
+	TenantsRead          Action = "Coffer/tenants/read"
+	TenantsWrite         Action = "Coffer/tenants/write"
+	VaultsRead           Action = "Coffer/vaults/read"
+	VaultsWrite          Action = "Coffer/vaults/write"
+	VaultsDelete         Action = "Coffer/vaults/delete"
+	ManagedHSMsRead      Action = "Coffer/managedHsms/read"
+	ManagedHSMsWrite     Action = "Coffer/managedHsms/write"
+	ManagedHSMsDelete    Action = "Coffer/managedHsms/delete"
+	PrincipalsRead       Action = "Coffer/principals/read"
+	PrincipalsWrite      Action = "Coffer/principals/write"
+	RoleAssignmentsRead  Action = "Coffer/roleAssignments/read"
+	RoleAssignmentsWrite Action = "Coffer/roleAssignments/write"
+	RoleDefinitionsRead  Action = "Coffer/roleDefinitions/read"
+	RoleDefinitionsWrite Action = "Coffer/roleDefinitions/write"
+	IssuersRead          Action = "Coffer/issuers/read"
+	IssuersWrite         Action = "Coffer/issuers/write"
+	CAsRead              Action = "Coffer/certificateAuthorities/read"
+	CAsWrite             Action = "Coffer/certificateAuthorities/write"
+	// AttestationRead and AttestationWrite govern a tenant's attestation providers and
+	// their attestation policies (internal/attest).
+	AttestationRead       Action = "Coffer/attestationProviders/read"
+	AttestationWrite      Action = "Coffer/attestationProviders/write"
 	AccessRequestsCreate  Action = "Coffer/accessRequests/create"
 	AccessRequestsApprove Action = "Coffer/accessRequests/approve"
 	AuditRead             Action = "Coffer/audit/read"
@@ -257,6 +261,8 @@ var vocabulary = [...]actionInfo{
 	{IssuersWrite, famManagement},
 	{CAsRead, famManagement},
 	{CAsWrite, famManagement},
+	{AttestationRead, famManagement},
+	{AttestationWrite, famManagement},
 	{AccessRequestsCreate, famManagement},
 	{AccessRequestsApprove, famManagement},
 	{AuditRead, famManagement},

@@ -329,7 +329,7 @@ func TestManagementMatrix(t *testing.T) {
 	tenantAdmin := []Action{
 		TenantsRead, VaultsRead, VaultsWrite, VaultsDelete, ManagedHSMsRead, ManagedHSMsWrite,
 		ManagedHSMsDelete, PrincipalsRead, PrincipalsWrite, RoleAssignmentsRead, RoleAssignmentsWrite,
-		RoleDefinitionsRead, RoleDefinitionsWrite, IssuersRead, IssuersWrite, CAsRead, CAsWrite, AccessRequestsCreate,
+		RoleDefinitionsRead, RoleDefinitionsWrite, IssuersRead, IssuersWrite, CAsRead, CAsWrite, AttestationRead, AttestationWrite, AccessRequestsCreate,
 		AccessRequestsApprove, AuditRead,
 	}
 	operator := []Action{TenantsRead, TenantsWrite, SysSeal, SysRotate, SysMetrics, AccessRequestsCreate}

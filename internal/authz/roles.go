@@ -275,7 +275,7 @@ var builtInRoles = []RoleDefinition{
 	// Tenant Administrator may not write the tenant record itself (quotas and isolation
 	// settings belong to the platform) nor touch Coffer/sys.
 	builtIn(CofferTenantAdministratorRoleID, "Coffer Tenant Administrator",
-		"Manage a Coffer tenant: its vaults, managed HSMs, principals, issuers, role definitions and role assignments, access requests and audit log. Grants no data actions: assign a data role to read keys, secrets or certificates.",
+		"Manage a Coffer tenant: its vaults, managed HSMs, attestation providers, principals, issuers, role definitions and role assignments, access requests and audit log. Grants no data actions: assign a data role to read keys, secrets or certificates.",
 		[]string{
 			"Coffer/tenants/read",
 			"Coffer/vaults/*",
@@ -285,6 +285,7 @@ var builtInRoles = []RoleDefinition{
 			"Coffer/roleDefinitions/*",
 			"Coffer/issuers/*",
 			"Coffer/certificateAuthorities/*",
+			"Coffer/attestationProviders/*",
 			"Coffer/accessRequests/*",
 			"Coffer/audit/read",
 		}, nil),

@@ -23,12 +23,15 @@ import (
 
 // Config is the server configuration.
 type Config struct {
-	Dev              bool
-	Listen           string
-	DataDir          string
-	TLSCertFile      string
-	TLSKeyFile       string
-	TLSClientCAFile  string
+	Dev             bool
+	Listen          string
+	DataDir         string
+	TLSCertFile     string
+	TLSKeyFile      string
+	TLSClientCAFile string
+	// AttestSimKeyFile is a PEM file of the TEE simulator's public keys (ECDSA P-256); the
+	// "sim" attestation type is disabled without it (outside dev mode).
+	AttestSimKeyFile string
 	TLSReloadEvery   time.Duration
 	LogFormat        string
 	LogLevel         string
@@ -100,6 +103,7 @@ var settings = []setting{
 	{"data-dir", kindString, "./coffer-data", "directory holding the database (coffer.db) and, in dev mode, the development CA and unseal share", str(func(c *Config) *string { return &c.DataDir })},
 	{"tls-cert-file", kindString, "", "PEM server certificate chain (required unless --dev); reloaded when the file changes or on SIGHUP", str(func(c *Config) *string { return &c.TLSCertFile })},
 	{"tls-key-file", kindString, "", "PEM private key of the server certificate (required unless --dev)", str(func(c *Config) *string { return &c.TLSKeyFile })},
+	{"attest-sim-keys", kindString, "", "PEM file of ECDSA P-256 public keys of the TEE simulator; without it the 'sim' attestation type is disabled (dev mode makes one)", str(func(c *Config) *string { return &c.AttestSimKeyFile })},
 	{"tls-client-ca-file", kindString, "", "PEM CA bundle: when set, every client must present a certificate issued by one of these CAs (mTLS)", str(func(c *Config) *string { return &c.TLSClientCAFile })},
 	{"tls-reload-interval", kindDuration, "10s", "how often the certificate and key files are checked for changes", dur(func(c *Config) *time.Duration { return &c.TLSReloadEvery })},
 	{"log-format", kindString, "", "log format: json or text (default json; text in dev mode)", str(func(c *Config) *string { return &c.LogFormat })},
@@ -298,7 +302,7 @@ func (c *Config) Validate() error {
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		bad("tls-cert-file", "tls-cert-file and tls-key-file must be set together")
 	}
-	for name, path := range map[string]string{"tls-cert-file": c.TLSCertFile, "tls-key-file": c.TLSKeyFile, "tls-client-ca-file": c.TLSClientCAFile} {
+	for name, path := range map[string]string{"tls-cert-file": c.TLSCertFile, "tls-key-file": c.TLSKeyFile, "tls-client-ca-file": c.TLSClientCAFile, "attest-sim-keys": c.AttestSimKeyFile} {
 		if path == "" {
 			continue
 		}

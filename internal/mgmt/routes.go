@@ -79,5 +79,5 @@ func (s *Service) Routes() []Route {
 		{Pattern: "PUT /v1/tenants/{tenant}/roleDefinitions/{id}", Operation: "RoleDefinitionCreate", Who: Tenant, Action: authz.RoleDefinitionsWrite, Scope: ScopeTenant, Handle: s.putRoleDefinition},
 
 		{Pattern: "GET /v1/tenants/{tenant}/audit", Operation: "AuditQuery", Who: Tenant, Action: authz.AuditRead, Scope: ScopeTenant, Handle: s.queryAudit},
-	}, append(append(lockboxRoutes(s), issuerRoutes(s)...), caRoutes(s)...)...)
+	}, append(append(lockboxRoutes(s), issuerRoutes(s)...), append(caRoutes(s), attestRoutes(s)...)...)...)
 }

@@ -3,6 +3,7 @@ package mgmt
 import (
 	"context"
 	"crypto"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -45,6 +46,9 @@ type Store interface {
 	CreateIssuer(ctx context.Context, tenantID, issuerURL, audience string) (tenancy.Issuer, error)
 	Issuers(ctx context.Context, tenantID string) ([]tenancy.Issuer, error)
 	CreateUser(ctx context.Context, tenantID, issuerID, subject, displayName string) (tenancy.Principal, error)
+	PutAttestationProvider(ctx context.Context, tenantID, name string, policy json.RawMessage) (tenancy.AttestationProvider, bool, error)
+	AttestationProvider(ctx context.Context, name string) (tenancy.AttestationProvider, error)
+	AttestationProviders(ctx context.Context, tenantID string) ([]tenancy.AttestationProvider, error)
 }
 
 var _ Store = (*tenancy.Store)(nil)
@@ -86,6 +90,8 @@ type Config struct {
 	Audit      AuditTrail
 	// StoreURL returns the URL a vault or managed HSM pool is served at.
 	StoreURL func(kind tenancy.Kind, name string) string
+	// AttestURL returns the URL an attestation provider is served at; may be nil.
+	AttestURL func(name string) string
 	// MapError maps errors of the wiring (sealed, storage) to wire errors; may be nil.
 	MapError api.Mapping
 	// Log receives server-side failures (never request bodies); may be nil.

@@ -31,9 +31,9 @@ type DevInfo struct {
 // devHosts are the names of the dev certificate: localhost and the loopback addresses, every
 // vault host (*.<suffix>) and every managed HSM pool host (*.managedhsm.<suffix>).
 func devHosts(suffix string) []string {
-	hosts := append(tlsutil.DefaultDevHosts(), "*.managedhsm.localhost")
+	hosts := append(tlsutil.DefaultDevHosts(), "*.managedhsm.localhost", "*.attest.localhost")
 	if suffix != "localhost" {
-		hosts = append(hosts, suffix, "*."+suffix, "*.managedhsm."+suffix)
+		hosts = append(hosts, suffix, "*."+suffix, "*.managedhsm."+suffix, "*.attest."+suffix)
 	}
 	return hosts
 }

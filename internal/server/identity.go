@@ -39,6 +39,8 @@ type identity struct {
 	keys     *keys.Service
 	secrets  *secrets.Service
 	certs    *certificates.Service
+	// attestSigner signs attestation tokens (attest.go).
+	attestSigner *token.Signer
 }
 
 // record appends ev to every audit sink; any failure fails the caller's request.
@@ -77,6 +79,10 @@ func (s *Server) ident() (*identity, error) {
 	if err != nil {
 		return nil, fmt.Errorf("token signer: %w", err)
 	}
+	attestSigner, err := token.NewSigner(s.barrier, attestSigningKeyPath, s.now, attestTokenLifetime)
+	if err != nil {
+		return nil, fmt.Errorf("attestation token signer: %w", err)
+	}
 	log, err := s.openAudit(context.Background())
 	if err != nil {
 		return nil, fmt.Errorf("audit log: %w", err)
@@ -103,7 +109,7 @@ func (s *Server) ident() (*identity, error) {
 		keySvc.RequireHSMInPools()
 	}
 	secretSvc := secrets.NewService(s.barrier, s.now, secretsBackupKey)
-	cur := &identity{signer: signer, idp: svc, audit: log, keys: keySvc, secrets: secretSvc,
+	cur := &identity{signer: signer, attestSigner: attestSigner, idp: svc, audit: log, keys: keySvc, secrets: secretSvc,
 		certs: certificates.NewService(s.barrier, keySvc, secretSvc, s.now, certsBackupKey, s.log)}
 	if s.cfg.AuditStdout {
 		if cur.auditOut, err = s.openAuditSink(context.Background(), s.out); err != nil {

@@ -36,6 +36,7 @@ func (s *Server) management() *mgmt.Service {
 			Authorizer: authorizer{s},
 			Audit:      mgmtAudit{s},
 			StoreURL:   s.storeURL,
+			AttestURL:  s.attestURL,
 			MapError:   mapDomainError,
 			Log:        func(msg string, args ...any) { s.log.Error(msg, args...) },
 			CA:         certAuthorities{s},

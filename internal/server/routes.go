@@ -81,6 +81,9 @@ func (s *Server) routes() []route {
 		{Pattern: "GET /v1/tenants/{tenant}/roleDefinitions", Handle: s.manage},
 		{Pattern: "PUT /v1/tenants/{tenant}/roleDefinitions/{id}", Handle: s.manage},
 		{Pattern: "GET /v1/tenants/{tenant}/audit", Handle: s.manage},
+		{Pattern: "PUT /v1/tenants/{tenant}/attestationProviders/{name}", Handle: s.manage},
+		{Pattern: "GET /v1/tenants/{tenant}/attestationProviders/{name}", Handle: s.manage},
+		{Pattern: "GET /v1/tenants/{tenant}/attestationProviders", Handle: s.manage},
 		{Pattern: "/", Handle: notFound},
 	}
 }
@@ -150,6 +153,7 @@ func (s *Server) handler() http.Handler {
 		Limits: api.NewLimiter(s.cfg.TenantRate, s.cfg.TenantBurst, int(s.cfg.TenantConcurrent)),
 	}
 	data := s.metricsByPattern(s.data.Handler(s.dataRoutes(), nil))
+	attestH := s.attestHandler()
 	var devData http.Handler
 	if s.devVault != nil {
 		devData = s.metricsByPattern(s.data.Handler(s.dataRoutes(), s.devVault))
@@ -157,6 +161,10 @@ func (s *Server) handler() http.Handler {
 	return securityHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if misdirected(r) {
 			s.writeError(w, r, api.Errorf(http.StatusMisdirectedRequest, "MisdirectedRequest", "the TLS server name and the Host header name different hosts; connect to the host you address"))
+			return
+		}
+		if _, ok := attestHost(r.Host, s.cfg.DNSSuffix); ok {
+			attestH.ServeHTTP(w, r)
 			return
 		}
 		if _, _, ok := api.StoreHost(r.Host, s.cfg.DNSSuffix); ok {

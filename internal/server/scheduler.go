@@ -30,16 +30,8 @@ func (s *Server) runDue(ctx context.Context) {
 	if err != nil {
 		return
 	}
-	if age := s.now().Sub(id.signer.CurrentCreated()); age >= s.cfg.TokenKeyMaxAge {
-		if err := id.signer.Rotate(); err != nil {
-			s.log.Error("token signing key rotation failed", "err", err)
-		} else {
-			s.log.Info("token signing key rotated", "previous_age", age.Round(time.Second))
-		}
-	}
-	if err := id.signer.Prune(); err != nil {
-		s.log.Error("pruning retired token signing keys failed", "err", err)
-	}
+	s.rotateSigner(id.signer, "token signing key")
+	s.rotateSigner(id.attestSigner, "attestation token key")
 	rotated, purged, err := id.keys.RunDue(ctx, s.now())
 	if err != nil {
 		s.log.Error("scheduled key work failed", "err", err)

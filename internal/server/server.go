@@ -51,7 +51,8 @@ type Server struct {
 	provider provider.Provider
 	hsm      *pkcs11.Provider // nil without a configured token
 	idh      identityHolder
-	mgmt     mgmtHolder // the management API (mgmt.go), built on first use
+	mgmt     mgmtHolder   // the management API (mgmt.go), built on first use
+	attestH  attestHolder // the attestation verifiers (attest.go), built on first use
 	data     *api.DataPlane
 	// devVault is dev mode's default vault, also served on the bare host.
 	devVault *tenancy.Vault
@@ -153,6 +154,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		s.log.Warn("coffer is sealed: run `coffer operator unseal` with the unseal shares")
 	}
 
+	if _, err := s.attestService(); err != nil { // reads (dev: makes) the simulator keys
+		return err
+	}
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("setting \"listen\": %w", err)

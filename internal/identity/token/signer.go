@@ -239,6 +239,11 @@ func (s *Signer) Sign(c Claims) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return s.signPayload(payload)
+}
+
+// signPayload signs payload (a JSON object) with the current key as a compact JWS.
+func (s *Signer) signPayload(payload []byte) (string, error) {
 	s.mu.RLock()
 	cur := s.keys[0]
 	s.mu.RUnlock()
