@@ -33,8 +33,8 @@ const idLen = 16
 // reports Type() RSA-HSM (likewise EC → EC-HSM), as Key Vault's Managed HSM does. The keys
 // domain stores the type the key reports.
 //
-// oct and oct-HSM (AES/HMAC in the token) are not offered yet: ErrUnsupported, as are
-// P-256K and every other size, exponent, curve and type.
+// oct and oct-HSM make an AES key (Size 128, 192 or 256) in the token (aes.go); the key
+// reports oct-HSM. P-256K and every other size, exponent, curve and type are ErrUnsupported.
 func (p *Provider) Generate(ctx context.Context, spec provider.KeySpec) (provider.Key, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -62,7 +62,7 @@ func (p *Provider) Generate(ctx context.Context, spec provider.KeySpec) (provide
 			return nil, fmt.Errorf("%w: an EC key has no public exponent", provider.ErrInvalidParameter)
 		}
 	case provider.Oct, provider.OctHSM:
-		return nil, fmt.Errorf("%w: the pkcs11 provider does not create %s keys yet", provider.ErrUnsupported, spec.Type)
+		return p.generateAES(ctx, spec)
 	default:
 		return nil, fmt.Errorf("%w: key type %.16q is unknown", provider.ErrUnsupported, string(spec.Type))
 	}
