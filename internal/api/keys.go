@@ -294,6 +294,7 @@ var keyErrors = []struct {
 	{keys.ErrKeyNotYetValid, http.StatusForbidden, "Forbidden", "KeyNotYetValid"},
 	{keys.ErrKeyExpired, http.StatusForbidden, "Forbidden", "KeyExpired"},
 	{keys.ErrForbiddenOp, http.StatusForbidden, "Forbidden", "KeyOperationForbidden"},
+	{keys.ErrKeyTypeNotSupported, http.StatusBadRequest, "BadParameter", "KeyTypeNotSupported"},
 	{keys.ErrBadParameter, http.StatusBadRequest, "BadParameter", ""},
 }
 

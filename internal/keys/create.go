@@ -22,13 +22,13 @@ func provErr(op string, err error) error {
 	return fmt.Errorf("%s: %w", op, err)
 }
 
-// checkKty validates a key type for the vault: oct keys live only in managed HSM pools
-// (SECURITY-NOTES I8).
+// checkKty validates a key type for the vault: plain oct keys live only in managed HSM
+// pools (SECURITY-NOTES I8); oct-HSM needs a token (Service.checkSymmetric).
 func checkKty(sc scope, kty provider.KeyType) error {
 	switch kty {
-	case provider.RSA, provider.EC, provider.RSAHSM, provider.ECHSM:
+	case provider.RSA, provider.EC, provider.RSAHSM, provider.ECHSM, provider.OctHSM:
 		return nil
-	case provider.Oct, provider.OctHSM:
+	case provider.Oct:
 		if sc.vault.Kind != tenancy.KindManagedHSM {
 			return badParam("key type %s is only offered by managed HSM pools, not by vaults", kty)
 		}
@@ -154,6 +154,9 @@ func (s *Service) Create(ctx context.Context, v tenancy.Vault, base, name string
 	if err != nil {
 		return KeyBundle{}, err
 	}
+	if err := s.checkSymmetric(sc, p.Kty); err != nil {
+		return KeyBundle{}, err
+	}
 	spec, err := specFor(sc, p)
 	if err != nil {
 		return KeyBundle{}, err
@@ -193,6 +196,9 @@ func (s *Service) Import(ctx context.Context, v tenancy.Vault, base, name string
 	jwk.KID = ""
 	if p.HSM && !strings.HasSuffix(string(jwk.Kty), "-HSM") {
 		jwk.Kty += "-HSM"
+	}
+	if err := s.checkSymmetric(sc, jwk.Kty); err != nil {
+		return KeyBundle{}, err
 	}
 	if err := checkKty(sc, jwk.Kty); err != nil {
 		return KeyBundle{}, err

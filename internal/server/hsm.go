@@ -59,17 +59,19 @@ func (k keyProvider) Import(ctx context.Context, jwk *provider.JWK) (provider.Ke
 	return k.pick(jwk.Kty).Import(ctx, jwk)
 }
 
-// byHandle: PKCS#11 handles name a token object ({"v":1,"id":...,"pub":...}); software
-// handles carry the key itself.
+// byHandle: PKCS#11 handles name a token object ({"v":1,"id":...,"pub":...}, or for
+// oct-HSM {"v":1,"id":...,"kty":"oct-HSM","size":...}); software handles carry the key
+// itself.
 func (k keyProvider) byHandle(handle []byte) provider.Provider {
 	if k.hsm == nil {
 		return k.soft
 	}
 	var h struct {
-		ID  string          `json:"id"`
-		Pub json.RawMessage `json:"pub"`
+		ID  string           `json:"id"`
+		Kty provider.KeyType `json:"kty"`
+		Pub json.RawMessage  `json:"pub"`
 	}
-	if json.Unmarshal(handle, &h) == nil && h.ID != "" && len(h.Pub) > 0 {
+	if json.Unmarshal(handle, &h) == nil && h.ID != "" && (len(h.Pub) > 0 || h.Kty == provider.OctHSM) {
 		return k.hsm
 	}
 	return k.soft
