@@ -3,7 +3,6 @@ package pkcs11
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 
 	p11 "github.com/miekg/pkcs11"
@@ -109,23 +108,19 @@ func (p *Provider) generateAES(ctx context.Context, spec provider.KeySpec) (prov
 }
 
 // aesTemplate is the template of an AES key object: a token object, private, sensitive,
-// never extractable, usable for encrypt, decrypt, wrap and unwrap.
+// never extractable, usable for encrypt, decrypt, wrap and unwrap. valueLen 0 leaves
+// CKA_VALUE_LEN out (C_CreateObject and C_UnwrapKey take the length from the value).
 func aesTemplate(id []byte, valueLen int) []*p11.Attribute {
-	return []*p11.Attribute{
-		p11.NewAttribute(p11.CKA_CLASS, p11.CKO_SECRET_KEY),
-		p11.NewAttribute(p11.CKA_KEY_TYPE, p11.CKK_AES),
-		p11.NewAttribute(p11.CKA_VALUE_LEN, valueLen),
-		p11.NewAttribute(p11.CKA_TOKEN, true),
-		p11.NewAttribute(p11.CKA_PRIVATE, true),
-		p11.NewAttribute(p11.CKA_SENSITIVE, true),
-		p11.NewAttribute(p11.CKA_EXTRACTABLE, false),
-		p11.NewAttribute(p11.CKA_ID, id),
-		p11.NewAttribute(p11.CKA_LABEL, "coffer-"+hex.EncodeToString(id)),
+	t := append(protectedTemplate(p11.CKO_SECRET_KEY, p11.CKK_AES, id),
 		p11.NewAttribute(p11.CKA_ENCRYPT, true),
 		p11.NewAttribute(p11.CKA_DECRYPT, true),
 		p11.NewAttribute(p11.CKA_WRAP, true),
 		p11.NewAttribute(p11.CKA_UNWRAP, true),
+	)
+	if valueLen > 0 {
+		t = append(t, p11.NewAttribute(p11.CKA_VALUE_LEN, valueLen))
 	}
+	return t
 }
 
 // checkAESObject finds the AES key object of id and checks its type and length.
@@ -144,7 +139,9 @@ func (p *Provider) checkAESObject(s p11.SessionHandle, id []byte, bits int) (p11
 	if err != nil || len(attrs) != 2 {
 		return 0, hsmErr("read key attributes", err)
 	}
-	if ulong(attrs[0].Value) != p11.CKK_AES || ulong(attrs[1].Value) != uint(bits/8) {
+	// CKA_VALUE_LEN is 0 on a key SoftHSM2 unwrapped (BYOK); ImportTransfer checked its
+	// length then, and the handle's size is stored through the barrier.
+	if n := ulong(attrs[1].Value); ulong(attrs[0].Value) != p11.CKK_AES || (n != uint(bits/8) && n != 0) {
 		return 0, fmt.Errorf("%w: the token object is not the handle's AES key", provider.ErrInvalidKey)
 	}
 	return obj, nil

@@ -90,13 +90,7 @@ func importTestAESKey(t *testing.T, p *Provider, key []byte) *aesKey {
 	if _, err := rand.Read(id); err != nil {
 		t.Fatal(err)
 	}
-	var tmpl []*p11.Attribute
-	for _, a := range aesTemplate(id, len(key)) {
-		if a.Type != p11.CKA_VALUE_LEN {
-			tmpl = append(tmpl, a)
-		}
-	}
-	tmpl = append(tmpl, p11.NewAttribute(p11.CKA_VALUE, key))
+	tmpl := append(aesTemplate(id, 0), p11.NewAttribute(p11.CKA_VALUE, key))
 	ctx := context.Background()
 	s, err := p.get(ctx)
 	if err != nil {

@@ -152,7 +152,7 @@ func TestKeyNotExtractable(t *testing.T) {
 		if spec.Type == provider.RSAHSM {
 			secret = []uint{p11.CKA_PRIVATE_EXPONENT, p11.CKA_PRIME_1, p11.CKA_PRIME_2}
 		}
-		checkProtected(t, p, p11.CKO_PRIVATE_KEY, key.id, secret)
+		checkProtected(t, p, p11.CKO_PRIVATE_KEY, key.id, secret, true)
 
 		// The handle has the public key only. For RSA, check no window of d (as computed
 		// from nothing the handle could hold) appears: the handle is small and has no
@@ -247,9 +247,10 @@ func TestOpenErrors(t *testing.T) {
 }
 
 // checkProtected finds the key object of class and id and checks SECURITY-NOTES H1: a
-// private token object, sensitive, never extractable, labelled coffer-<id>, whose secret
-// attributes cannot be read.
-func checkProtected(t *testing.T, p *Provider, class uint, id []byte, secret []uint) {
+// private token object, sensitive, not extractable, labelled coffer-<id>, whose secret
+// attributes cannot be read. CKA_NEVER_EXTRACTABLE is true for a key generated in the
+// token and false for an unwrapped one (BYOK: PKCS #11 says the key existed elsewhere).
+func checkProtected(t *testing.T, p *Provider, class uint, id []byte, secret []uint, generated bool) {
 	t.Helper()
 	s, err := p.get(context.Background())
 	if err != nil {
@@ -272,7 +273,7 @@ func checkProtected(t *testing.T, p *Provider, class uint, id []byte, secret []u
 	if err != nil {
 		t.Fatalf("GetAttributeValue: %v", err)
 	}
-	for i, want := range []bool{true, false, true, true, true} {
+	for i, want := range []bool{true, false, generated, true, true} {
 		if got := len(attrs[i].Value) == 1 && attrs[i].Value[0] == 1; got != want {
 			t.Errorf("attribute 0x%x = %v; want %v", attrs[i].Type, got, want)
 		}
