@@ -166,6 +166,9 @@ func (s *Service) Create(ctx context.Context, v tenancy.Vault, base, name string
 		return KeyBundle{}, err
 	}
 	spec.Exportable = d.exportable
+	if err := checkKEKOps(spec.Type, d.ops, true); err != nil {
+		return KeyBundle{}, err
+	}
 	if err := s.precheck(ctx, sc, lc, name, d); err != nil {
 		return KeyBundle{}, err
 	}
@@ -178,8 +181,8 @@ func (s *Service) Create(ctx context.Context, v tenancy.Vault, base, name string
 }
 
 // Import imports a private JWK as a new key or a new version of an existing one
-// (ImportKey). The provider validates the key material; only its public part is kept
-// outside the provider's handle. A deleted name is refused with ErrDeletedButRecoverable.
+// (ImportKey), or a BYOK transfer blob in key_hsm (byok.go). The provider validates the key
+// material; only its public part is kept outside the provider's handle. A deleted name is refused with ErrDeletedButRecoverable.
 func (s *Service) Import(ctx context.Context, v tenancy.Vault, base, name string, p ImportParams) (KeyBundle, error) {
 	sc, err := newScope(v, base)
 	if err != nil {
@@ -194,7 +197,7 @@ func (s *Service) Import(ctx context.Context, v tenancy.Vault, base, name string
 	}
 	jwk := *p.Key
 	jwk.KID = ""
-	if p.HSM && !strings.HasSuffix(string(jwk.Kty), "-HSM") {
+	if (p.HSM || len(jwk.T) > 0) && !strings.HasSuffix(string(jwk.Kty), "-HSM") {
 		jwk.Kty += "-HSM"
 	}
 	if err := s.checkSymmetric(sc, jwk.Kty); err != nil {
@@ -208,10 +211,18 @@ func (s *Service) Import(ctx context.Context, v tenancy.Vault, base, name string
 		return KeyBundle{}, err
 	}
 	jwk.KeyOps = d.ops
+	if err := checkKEKOps(jwk.Kty, d.ops, false); err != nil {
+		return KeyBundle{}, err
+	}
 	if err := s.precheck(ctx, sc, lc, name, d); err != nil {
 		return KeyBundle{}, err
 	}
-	key, err := s.prov.Import(ctx, &jwk)
+	var key provider.Key
+	if len(jwk.T) > 0 {
+		key, err = s.importTransfer(ctx, sc, &jwk)
+	} else {
+		key, err = s.prov.Import(ctx, &jwk)
+	}
 	if err != nil {
 		return KeyBundle{}, provErr("import key", err)
 	}

@@ -38,7 +38,10 @@ type keyProvider struct {
 	hsm  provider.Provider // nil without a token
 }
 
-var _ provider.Provider = keyProvider{}
+var (
+	_ provider.Provider         = keyProvider{}
+	_ provider.TransferImporter = keyProvider{}
+)
 
 // Name stays the software provider's name so that key backups made before a token was
 // configured still restore; Load routes every handle to the provider that made it.
@@ -75,6 +78,14 @@ func (k keyProvider) byHandle(handle []byte) provider.Provider {
 		return k.hsm
 	}
 	return k.soft
+}
+
+// ImportTransfer sends a BYOK transfer to the token, whose key the KEK must be.
+func (k keyProvider) ImportTransfer(ctx context.Context, t provider.Transfer) (provider.Key, error) {
+	if imp, ok := k.hsm.(provider.TransferImporter); ok && k.byHandle(t.KEK) == k.hsm {
+		return imp.ImportTransfer(ctx, t)
+	}
+	return nil, fmt.Errorf("%w: BYOK needs a key-exchange key in the PKCS#11 token", provider.ErrUnsupported)
 }
 
 func (k keyProvider) Load(ctx context.Context, handle []byte) (provider.Key, error) {
