@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
@@ -193,6 +194,16 @@ func TestBYOK(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, poolKID := createKEK(t, poolClient(t, ts), "pool-kek")
+	expiredPub, expiredKID := createKEK(t, c, "expired-kek")
+	if _, err := c.UpdateKey(ctx, "expired-kek", "", azkeys.UpdateKeyParameters{KeyAttributes: &azkeys.KeyAttributes{Expires: to.Ptr(time.Now().Add(-time.Hour))}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	disabledPub, disabledKID := createKEK(t, c, "disabled-kek")
+	if _, err := c.UpdateKey(ctx, "disabled-kek", "", azkeys.UpdateKeyParameters{KeyAttributes: &azkeys.KeyAttributes{Enabled: to.Ptr(false)}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	expiredCT, _ := byok.Ciphertext(expiredPub, crypto.SHA1, pk8)
+	disabledCT, _ := byok.Ciphertext(disabledPub, crypto.SHA1, pk8)
 	good, _ := byok.Ciphertext(kek, crypto.SHA1, pk8)
 	flipped := append([]byte(nil), good...)
 	flipped[len(flipped)-20] ^= 1
@@ -205,6 +216,8 @@ func TestBYOK(t *testing.T) {
 	}{
 		{"kek-lacks-import", blobJSON(string(*notKEK.Key.KID), "CKM_RSA_AES_KEY_WRAP", good), false},
 		{"kek-of-another-vault", blobJSON(poolKID, "CKM_RSA_AES_KEY_WRAP", good), false},
+		{"kek-expired", blobJSON(expiredKID, "CKM_RSA_AES_KEY_WRAP", expiredCT), false},
+		{"kek-disabled", blobJSON(disabledKID, "CKM_RSA_AES_KEY_WRAP", disabledCT), false},
 		{"kek-unknown", blobJSON(strings.Replace(kid, "/kek/", "/nope/", 1), "CKM_RSA_AES_KEY_WRAP", good), false},
 		{"tampered", blobJSON(kid, "CKM_RSA_AES_KEY_WRAP", flipped), true},
 		{"wrong-oaep-hash", blobJSON(kid, "CKM_RSA_AES_KEY_WRAP", sha256CT), true},
