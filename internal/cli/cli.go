@@ -1,6 +1,7 @@
 // Package cli owns the coffer command line: `coffer server` runs the service and every other
 // subcommand is a client that talks to a server only over HTTPS. It must not import storage,
-// barrier or crypto packages directly (only server, to run it, and config).
+// barrier or crypto packages directly (only server, to run it, and config), except byok:
+// `coffer byok` builds a transfer blob on the user's machine, which is the point of it.
 package cli
 
 import (
@@ -50,6 +51,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "coffer", Version) },
 	})
 	root.AddCommand(newManagementCmds()...)
+	root.AddCommand(newBYOKCmd())
 	return root
 }
 

@@ -22,13 +22,13 @@ func provErr(op string, err error) error {
 	return fmt.Errorf("%s: %w", op, err)
 }
 
-// checkKty validates a key type for the vault: oct keys live only in managed HSM pools
-// (SECURITY-NOTES I8).
+// checkKty validates a key type for the vault: plain oct keys live only in managed HSM
+// pools (SECURITY-NOTES I8); oct-HSM needs a token (Service.checkSymmetric).
 func checkKty(sc scope, kty provider.KeyType) error {
 	switch kty {
-	case provider.RSA, provider.EC, provider.RSAHSM, provider.ECHSM:
+	case provider.RSA, provider.EC, provider.RSAHSM, provider.ECHSM, provider.OctHSM:
 		return nil
-	case provider.Oct, provider.OctHSM:
+	case provider.Oct:
 		if sc.vault.Kind != tenancy.KindManagedHSM {
 			return badParam("key type %s is only offered by managed HSM pools, not by vaults", kty)
 		}
@@ -154,6 +154,9 @@ func (s *Service) Create(ctx context.Context, v tenancy.Vault, base, name string
 	if err != nil {
 		return KeyBundle{}, err
 	}
+	if err := s.checkSymmetric(sc, p.Kty); err != nil {
+		return KeyBundle{}, err
+	}
 	spec, err := specFor(sc, p)
 	if err != nil {
 		return KeyBundle{}, err
@@ -163,6 +166,9 @@ func (s *Service) Create(ctx context.Context, v tenancy.Vault, base, name string
 		return KeyBundle{}, err
 	}
 	spec.Exportable = d.exportable
+	if err := checkKEKOps(spec.Type, d.ops, true); err != nil {
+		return KeyBundle{}, err
+	}
 	if err := s.precheck(ctx, sc, lc, name, d); err != nil {
 		return KeyBundle{}, err
 	}
@@ -175,8 +181,8 @@ func (s *Service) Create(ctx context.Context, v tenancy.Vault, base, name string
 }
 
 // Import imports a private JWK as a new key or a new version of an existing one
-// (ImportKey). The provider validates the key material; only its public part is kept
-// outside the provider's handle. A deleted name is refused with ErrDeletedButRecoverable.
+// (ImportKey), or a BYOK transfer blob in key_hsm (byok.go). The provider validates the key
+// material; only its public part is kept outside the provider's handle. A deleted name is refused with ErrDeletedButRecoverable.
 func (s *Service) Import(ctx context.Context, v tenancy.Vault, base, name string, p ImportParams) (KeyBundle, error) {
 	sc, err := newScope(v, base)
 	if err != nil {
@@ -191,8 +197,11 @@ func (s *Service) Import(ctx context.Context, v tenancy.Vault, base, name string
 	}
 	jwk := *p.Key
 	jwk.KID = ""
-	if p.HSM && !strings.HasSuffix(string(jwk.Kty), "-HSM") {
+	if (p.HSM || len(jwk.T) > 0) && !strings.HasSuffix(string(jwk.Kty), "-HSM") {
 		jwk.Kty += "-HSM"
+	}
+	if err := s.checkSymmetric(sc, jwk.Kty); err != nil {
+		return KeyBundle{}, err
 	}
 	if err := checkKty(sc, jwk.Kty); err != nil {
 		return KeyBundle{}, err
@@ -202,10 +211,18 @@ func (s *Service) Import(ctx context.Context, v tenancy.Vault, base, name string
 		return KeyBundle{}, err
 	}
 	jwk.KeyOps = d.ops
+	if err := checkKEKOps(jwk.Kty, d.ops, false); err != nil {
+		return KeyBundle{}, err
+	}
 	if err := s.precheck(ctx, sc, lc, name, d); err != nil {
 		return KeyBundle{}, err
 	}
-	key, err := s.prov.Import(ctx, &jwk)
+	var key provider.Key
+	if len(jwk.T) > 0 {
+		key, err = s.importTransfer(ctx, sc, &jwk)
+	} else {
+		key, err = s.prov.Import(ctx, &jwk)
+	}
 	if err != nil {
 		return KeyBundle{}, provErr("import key", err)
 	}

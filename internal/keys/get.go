@@ -90,6 +90,9 @@ func (s *Service) Update(ctx context.Context, v tenancy.Vault, base, name, versi
 		if err := checkWindow(ver.NotBefore, ver.Expires); err != nil {
 			return err
 		}
+		if err := checkKEKUpdate(ver, ops); err != nil {
+			return err
+		}
 		if ops != nil {
 			ver.KeyOps = ops
 		}

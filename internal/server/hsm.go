@@ -38,7 +38,10 @@ type keyProvider struct {
 	hsm  provider.Provider // nil without a token
 }
 
-var _ provider.Provider = keyProvider{}
+var (
+	_ provider.Provider         = keyProvider{}
+	_ provider.TransferImporter = keyProvider{}
+)
 
 // Name stays the software provider's name so that key backups made before a token was
 // configured still restore; Load routes every handle to the provider that made it.
@@ -59,20 +62,30 @@ func (k keyProvider) Import(ctx context.Context, jwk *provider.JWK) (provider.Ke
 	return k.pick(jwk.Kty).Import(ctx, jwk)
 }
 
-// byHandle: PKCS#11 handles name a token object ({"v":1,"id":...,"pub":...}); software
-// handles carry the key itself.
+// byHandle: PKCS#11 handles name a token object ({"v":1,"id":...,"pub":...}, or for
+// oct-HSM {"v":1,"id":...,"kty":"oct-HSM","size":...}); software handles carry the key
+// itself.
 func (k keyProvider) byHandle(handle []byte) provider.Provider {
 	if k.hsm == nil {
 		return k.soft
 	}
 	var h struct {
-		ID  string          `json:"id"`
-		Pub json.RawMessage `json:"pub"`
+		ID  string           `json:"id"`
+		Kty provider.KeyType `json:"kty"`
+		Pub json.RawMessage  `json:"pub"`
 	}
-	if json.Unmarshal(handle, &h) == nil && h.ID != "" && len(h.Pub) > 0 {
+	if json.Unmarshal(handle, &h) == nil && h.ID != "" && (len(h.Pub) > 0 || h.Kty == provider.OctHSM) {
 		return k.hsm
 	}
 	return k.soft
+}
+
+// ImportTransfer sends a BYOK transfer to the token, whose key the KEK must be.
+func (k keyProvider) ImportTransfer(ctx context.Context, t provider.Transfer) (provider.Key, error) {
+	if imp, ok := k.hsm.(provider.TransferImporter); ok && k.byHandle(t.KEK) == k.hsm {
+		return imp.ImportTransfer(ctx, t)
+	}
+	return nil, fmt.Errorf("%w: BYOK needs a key-exchange key in the PKCS#11 token", provider.ErrUnsupported)
 }
 
 func (k keyProvider) Load(ctx context.Context, handle []byte) (provider.Key, error) {

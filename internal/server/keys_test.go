@@ -22,12 +22,7 @@ import (
 // keysClient is an azkeys client for the dev vault, authenticated through the challenge.
 func keysClient(t *testing.T, ts *testServer) *azkeys.Client {
 	t.Helper()
-	cred, hc := devCredential(t, ts, ts.Dev.Credentials.ClientSecret)
-	c, err := azkeys.NewClient(ts.Dev.Credentials.VaultURL, cred, &azkeys.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: hc}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return azkeysClient(t, ts, ts.Dev.Credentials.VaultURL)
 }
 
 func wantCode(t *testing.T, err error, status int, code string) {

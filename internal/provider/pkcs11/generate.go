@@ -33,8 +33,8 @@ const idLen = 16
 // reports Type() RSA-HSM (likewise EC → EC-HSM), as Key Vault's Managed HSM does. The keys
 // domain stores the type the key reports.
 //
-// oct and oct-HSM (AES/HMAC in the token) are not offered yet: ErrUnsupported, as are
-// P-256K and every other size, exponent, curve and type.
+// oct and oct-HSM make an AES key (Size 128, 192 or 256) in the token (aes.go); the key
+// reports oct-HSM. P-256K and every other size, exponent, curve and type are ErrUnsupported.
 func (p *Provider) Generate(ctx context.Context, spec provider.KeySpec) (provider.Key, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -62,7 +62,7 @@ func (p *Provider) Generate(ctx context.Context, spec provider.KeySpec) (provide
 			return nil, fmt.Errorf("%w: an EC key has no public exponent", provider.ErrInvalidParameter)
 		}
 	case provider.Oct, provider.OctHSM:
-		return nil, fmt.Errorf("%w: the pkcs11 provider does not create %s keys yet", provider.ErrUnsupported, spec.Type)
+		return p.generateAES(ctx, spec)
 	default:
 		return nil, fmt.Errorf("%w: key type %.16q is unknown", provider.ErrUnsupported, string(spec.Type))
 	}
@@ -80,16 +80,7 @@ func (p *Provider) Generate(ctx context.Context, spec provider.KeySpec) (provide
 		p11.NewAttribute(p11.CKA_LABEL, label),
 		p11.NewAttribute(p11.CKA_VERIFY, true),
 	}
-	privT := []*p11.Attribute{
-		p11.NewAttribute(p11.CKA_CLASS, p11.CKO_PRIVATE_KEY),
-		p11.NewAttribute(p11.CKA_TOKEN, true),
-		p11.NewAttribute(p11.CKA_PRIVATE, true),
-		p11.NewAttribute(p11.CKA_SENSITIVE, true),
-		p11.NewAttribute(p11.CKA_EXTRACTABLE, false),
-		p11.NewAttribute(p11.CKA_ID, id),
-		p11.NewAttribute(p11.CKA_LABEL, label),
-		p11.NewAttribute(p11.CKA_SIGN, true),
-	}
+	var privT []*p11.Attribute
 	var mech uint
 	var c *curveInfo
 	if spec.Type == provider.RSA || spec.Type == provider.RSAHSM {
@@ -101,11 +92,7 @@ func (p *Provider) Generate(ctx context.Context, spec provider.KeySpec) (provide
 			p11.NewAttribute(p11.CKA_ENCRYPT, true),
 			p11.NewAttribute(p11.CKA_WRAP, true),
 		)
-		privT = append(privT,
-			p11.NewAttribute(p11.CKA_KEY_TYPE, p11.CKK_RSA),
-			p11.NewAttribute(p11.CKA_DECRYPT, true),
-			p11.NewAttribute(p11.CKA_UNWRAP, true),
-		)
+		privT = privateTemplate(id, p11.CKK_RSA)
 	} else {
 		c = curves[spec.Curve]
 		mech = p11.CKM_EC_KEY_PAIR_GEN
@@ -117,7 +104,7 @@ func (p *Provider) Generate(ctx context.Context, spec provider.KeySpec) (provide
 			p11.NewAttribute(p11.CKA_KEY_TYPE, p11.CKK_EC),
 			p11.NewAttribute(p11.CKA_EC_PARAMS, params),
 		)
-		privT = append(privT, p11.NewAttribute(p11.CKA_KEY_TYPE, p11.CKK_EC))
+		privT = privateTemplate(id, p11.CKK_EC)
 	}
 
 	s, err := p.get(ctx)
@@ -146,6 +133,31 @@ func (p *Provider) Generate(ctx context.Context, spec provider.KeySpec) (provide
 	}
 	p.put(s, false)
 	return newKey(p, pub, id), nil
+}
+
+// protectedTemplate is the common part of every key object Coffer makes in the token: a
+// private token object, sensitive, not extractable, with CKA_ID id and label coffer-<id>.
+func protectedTemplate(class, keyType uint, id []byte) []*p11.Attribute {
+	return []*p11.Attribute{
+		p11.NewAttribute(p11.CKA_CLASS, class),
+		p11.NewAttribute(p11.CKA_KEY_TYPE, keyType),
+		p11.NewAttribute(p11.CKA_TOKEN, true),
+		p11.NewAttribute(p11.CKA_PRIVATE, true),
+		p11.NewAttribute(p11.CKA_SENSITIVE, true),
+		p11.NewAttribute(p11.CKA_EXTRACTABLE, false),
+		p11.NewAttribute(p11.CKA_ID, id),
+		p11.NewAttribute(p11.CKA_LABEL, "coffer-"+hex.EncodeToString(id)),
+	}
+}
+
+// privateTemplate is the template of a private key object (generated or unwrapped): it
+// signs, and an RSA key also decrypts and unwraps.
+func privateTemplate(id []byte, keyType uint) []*p11.Attribute {
+	t := append(protectedTemplate(p11.CKO_PRIVATE_KEY, keyType, id), p11.NewAttribute(p11.CKA_SIGN, true))
+	if keyType == p11.CKK_RSA {
+		t = append(t, p11.NewAttribute(p11.CKA_DECRYPT, true), p11.NewAttribute(p11.CKA_UNWRAP, true))
+	}
+	return t
 }
 
 // readRSAPublic reads the modulus and exponent of a public (or private) RSA key object.

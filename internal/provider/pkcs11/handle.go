@@ -18,6 +18,7 @@ import (
 //
 //	{"v":1,"id":"<32 hex digits: CKA_ID>","kty":"RSA-HSM","size":2048,"pub":"<base64url SPKI DER>"}
 //	{"v":1,"id":"<32 hex digits: CKA_ID>","kty":"EC-HSM","crv":"P-256","pub":"<base64url SPKI DER>"}
+//	{"v":1,"id":"<32 hex digits: CKA_ID>","kty":"oct-HSM","size":256}
 //
 // It holds no private material: the private key stays in the token, found by CKA_ID (and
 // labelled "coffer-<id>"). The public key is kept so Public, Verify, Encrypt and WrapKey
@@ -31,7 +32,7 @@ type handleDoc struct {
 	Kty  provider.KeyType `json:"kty"`
 	Size int              `json:"size,omitempty"`
 	Crv  provider.Curve   `json:"crv,omitempty"`
-	Pub  provider.B64     `json:"pub"`
+	Pub  provider.B64     `json:"pub,omitempty"`
 }
 
 func marshalHandle(pub *publicKey, id []byte) []byte {
@@ -54,8 +55,20 @@ func marshalHandle(pub *publicKey, id []byte) []byte {
 	return b
 }
 
-// parsed is a handle's CKA_ID.
-type parsed struct{ ID []byte }
+// marshalAESHandle is the handle of an oct-HSM key: CKA_ID and size (no public part).
+func marshalAESHandle(id []byte, bits int) []byte {
+	b, err := json.Marshal(handleDoc{V: handleVersion, ID: hex.EncodeToString(id), Kty: provider.OctHSM, Size: bits})
+	if err != nil {
+		panic("pkcs11: cannot encode a handle") // unreachable
+	}
+	return b
+}
+
+// parsed is a handle's CKA_ID and, for an oct-HSM key, its size in bits (0 otherwise).
+type parsed struct {
+	ID      []byte
+	AESBits int
+}
 
 // errHandle is the one error of a malformed handle; it never repeats handle bytes.
 var errHandle = fmt.Errorf("%w: not a valid pkcs11 key handle", provider.ErrInvalidKey)
@@ -79,6 +92,12 @@ func parseHandle(h []byte) (parsed, *publicKey, error) {
 	id, err := hex.DecodeString(doc.ID)
 	if err != nil || len(id) != idLen || doc.ID != hex.EncodeToString(id) {
 		return parsed{}, nil, errHandle
+	}
+	if doc.Kty == provider.OctHSM {
+		if !aesSizes[doc.Size] || doc.Crv != "" || len(doc.Pub) != 0 {
+			return parsed{}, nil, errHandle
+		}
+		return parsed{ID: id, AESBits: doc.Size}, nil, nil
 	}
 	key, err := x509.ParsePKIXPublicKey(doc.Pub)
 	if err != nil {

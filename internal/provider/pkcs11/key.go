@@ -31,14 +31,7 @@ func newKey(p *Provider, pub *publicKey, id []byte) *Key {
 // not stable across a token's session losses (SoftHSM renumbers them once every session
 // is closed), CKA_ID is.
 func (k *Key) object(s p11.SessionHandle) (p11.ObjectHandle, error) {
-	obj, ok, err := k.p.findKey(s, p11.CKO_PRIVATE_KEY, k.id)
-	if err != nil {
-		return 0, err
-	}
-	if !ok {
-		return 0, fmt.Errorf("pkcs11: the key is no longer in the token: %w", ErrHSM)
-	}
-	return obj, nil
+	return k.p.keyObject(s, p11.CKO_PRIVATE_KEY, k.id)
 }
 
 // Handle returns a copy of the handle (handle.go): CKA_ID and public key, no private material.

@@ -1,13 +1,14 @@
 // Package pkcs11 is the HSM crypto provider: RSA (2048, 3072, 4096 bits, e = 65537) and EC
 // (P-256, P-384, P-521) key pairs generated inside a PKCS#11 token, with signing and
-// decryption done by the token (C_Sign, C_Decrypt). Private keys are created sensitive and
+// decryption done by the token (C_Sign, C_Decrypt), and oct-HSM AES keys (128, 192, 256
+// bits) whose every operation runs in the token (aes.go). Private keys are created sensitive and
 // non-extractable (SECURITY-NOTES H1) and never leave the token; a key's handle holds only
 // the object's CKA_ID and the public key (handle.go). Verify, Encrypt and WrapKey are
 // public-key operations and run in software (crypto/rsa, crypto/ecdsa) on the public key
 // from the handle.
 //
 // Not offered yet (provider.ErrUnsupported): Import (BYOK arrives with the key_hsm transfer
-// blob, F10), oct-HSM keys (AES and HMAC in the token), P-256K, RSNULL (H4: raw PKCS #1 v1.5
+// blob, F10), HMAC with oct-HSM keys, P-256K, RSNULL (H4: raw PKCS #1 v1.5
 // signing of caller-built input is never exposed) and, of course, CKM_RSA_X_509 (raw RSA),
 // which this package never uses.
 //
@@ -17,7 +18,7 @@
 // the pkcs11.Error with the return value stays in the chain for logs).
 //
 // This package must not import net/http, a storage backend or another Coffer package than
-// provider.
+// provider and keywrap (the RFC 5649 reference its token probe compares with).
 package pkcs11
 
 import (
@@ -90,6 +91,9 @@ type Provider struct {
 	// oaep256 says the token decrypts RSA-OAEP-256 (probeOAEP256); if not, the algorithm
 	// is refused with ErrUnsupported on every operation.
 	oaep256 bool
+	// kwp says the token's CKM_AES_KEY_WRAP_PAD wraps keys of any length as RFC 5649
+	// does (probeKWP); if not, such wraps are refused with ErrUnsupported.
+	kwp bool
 }
 
 var _ provider.Provider = (*Provider)(nil)
@@ -141,6 +145,7 @@ func Open(cfg Config) (*Provider, error) {
 		}
 		if i == 0 {
 			p.oaep256 = p.probeOAEP256(h)
+			p.kwp = p.probeKWP(h)
 		}
 		p.pool <- session{h: h, ok: true}
 	}
@@ -326,6 +331,18 @@ func (p *Provider) findKey(s p11.SessionHandle, class uint, id []byte) (p11.Obje
 	}
 }
 
+// keyObject finds the key object of class with CKA_ID id; a key that is gone is ErrHSM.
+func (p *Provider) keyObject(s p11.SessionHandle, class uint, id []byte) (p11.ObjectHandle, error) {
+	obj, ok, err := p.findKey(s, class, id)
+	if err != nil {
+		return 0, err
+	}
+	if !ok {
+		return 0, fmt.Errorf("pkcs11: the key is no longer in the token: %w", ErrHSM)
+	}
+	return obj, nil
+}
+
 // Load parses the handle and finds the private key object by its CKA_ID. A malformed
 // handle, or one whose object is not in the token (destroyed, other token), gives
 // provider.ErrInvalidKey; token failures give ErrHSM.
@@ -338,15 +355,23 @@ func (p *Provider) Load(ctx context.Context, handle []byte) (provider.Key, error
 	if err != nil {
 		return nil, err
 	}
-	_, err = p.checkObject(s, doc.ID, pub)
+	if doc.AESBits != 0 {
+		_, err = p.checkAESObject(s, doc.ID, doc.AESBits)
+	} else {
+		_, err = p.checkObject(s, doc.ID, pub)
+	}
 	p.put(s, sessionBroken(err))
 	if err != nil {
 		return nil, err
 	}
+	if doc.AESBits != 0 {
+		return newAESKey(p, doc.ID, doc.AESBits), nil
+	}
 	return newKey(p, pub, doc.ID), nil
 }
 
-// Destroy removes the private and public key objects of handle from the token. A key
+// Destroy removes the private and public key objects (or the secret key object) of handle
+// from the token. A key
 // already gone is not an error (purge is idempotent).
 func (p *Provider) Destroy(ctx context.Context, handle []byte) error {
 	doc, _, err := parseHandle(handle)
@@ -357,7 +382,11 @@ func (p *Provider) Destroy(ctx context.Context, handle []byte) error {
 	if err != nil {
 		return err
 	}
-	for _, class := range []uint{p11.CKO_PRIVATE_KEY, p11.CKO_PUBLIC_KEY} {
+	classes := []uint{p11.CKO_PRIVATE_KEY, p11.CKO_PUBLIC_KEY}
+	if doc.AESBits != 0 {
+		classes = []uint{p11.CKO_SECRET_KEY}
+	}
+	for _, class := range classes {
 		obj, ok, err := p.findKey(s, class, doc.ID)
 		if err == nil && ok {
 			if derr := p.ctx.DestroyObject(s, obj); derr != nil {

@@ -78,8 +78,9 @@ func unsupportedSpecs() []provider.KeySpec {
 		{Type: provider.ECHSM, Curve: provider.P256K},
 		{Type: provider.EC, Curve: provider.P256K},
 		{Type: provider.ECHSM, Curve: "p-256"},
-		{Type: provider.Oct, Size: 256},
-		{Type: provider.OctHSM, Size: 256},
+		{Type: provider.OctHSM, Size: 512},
+		{Type: provider.OctHSM},
+		{Type: provider.Oct, Size: 64},
 		{Type: "OKP"},
 		{Type: ""},
 	}
@@ -147,46 +148,11 @@ func TestKeyNotExtractable(t *testing.T) {
 			t.Fatal(err)
 		}
 		key := k.(*Key)
-		s, err := p.get(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		obj, err := key.object(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		attrs, err := p.ctx.GetAttributeValue(s, obj, []*p11.Attribute{
-			p11.NewAttribute(p11.CKA_SENSITIVE, nil),
-			p11.NewAttribute(p11.CKA_EXTRACTABLE, nil),
-			p11.NewAttribute(p11.CKA_NEVER_EXTRACTABLE, nil),
-			p11.NewAttribute(p11.CKA_TOKEN, nil),
-			p11.NewAttribute(p11.CKA_PRIVATE, nil),
-			p11.NewAttribute(p11.CKA_LABEL, nil),
-			p11.NewAttribute(p11.CKA_ID, nil),
-		})
-		if err != nil {
-			p.put(s, true)
-			t.Fatalf("GetAttributeValue: %v", err)
-		}
-		for i, want := range []bool{true, false, true, true, true} {
-			if got := len(attrs[i].Value) == 1 && attrs[i].Value[0] == 1; got != want {
-				t.Errorf("%s: attribute 0x%x = %v; want %v", spec.Type, attrs[i].Type, got, want)
-			}
-		}
-		if string(attrs[5].Value) != "coffer-"+hexID(key.id) || !bytes.Equal(attrs[6].Value, key.id) {
-			t.Errorf("%s: label %q, id %x; want coffer-<id>, %x", spec.Type, attrs[5].Value, attrs[6].Value, key.id)
-		}
 		secret := []uint{p11.CKA_VALUE}
 		if spec.Type == provider.RSAHSM {
 			secret = []uint{p11.CKA_PRIVATE_EXPONENT, p11.CKA_PRIME_1, p11.CKA_PRIME_2}
 		}
-		for _, a := range secret {
-			_, err := p.ctx.GetAttributeValue(s, obj, []*p11.Attribute{p11.NewAttribute(a, nil)})
-			if !isRV(err, p11.CKR_ATTRIBUTE_SENSITIVE) {
-				t.Errorf("%s: reading attribute 0x%x = %v; want CKR_ATTRIBUTE_SENSITIVE", spec.Type, a, err)
-			}
-		}
-		p.put(s, false)
+		checkProtected(t, p, p11.CKO_PRIVATE_KEY, key.id, secret, true)
 
 		// The handle has the public key only. For RSA, check no window of d (as computed
 		// from nothing the handle could hold) appears: the handle is small and has no
@@ -276,6 +242,49 @@ func TestOpenErrors(t *testing.T) {
 		if p, err := Open(cfg); err == nil {
 			_ = p.Close()
 			t.Errorf("Open(%s) succeeded", name)
+		}
+	}
+}
+
+// checkProtected finds the key object of class and id and checks SECURITY-NOTES H1: a
+// private token object, sensitive, not extractable, labelled coffer-<id>, whose secret
+// attributes cannot be read. CKA_NEVER_EXTRACTABLE is true for a key generated in the
+// token and false for an unwrapped one (BYOK: PKCS #11 says the key existed elsewhere).
+func checkProtected(t *testing.T, p *Provider, class uint, id []byte, secret []uint, generated bool) {
+	t.Helper()
+	s, err := p.get(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.put(s, false)
+	obj, err := p.keyObject(s, class, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	attrs, err := p.ctx.GetAttributeValue(s, obj, []*p11.Attribute{
+		p11.NewAttribute(p11.CKA_SENSITIVE, nil),
+		p11.NewAttribute(p11.CKA_EXTRACTABLE, nil),
+		p11.NewAttribute(p11.CKA_NEVER_EXTRACTABLE, nil),
+		p11.NewAttribute(p11.CKA_TOKEN, nil),
+		p11.NewAttribute(p11.CKA_PRIVATE, nil),
+		p11.NewAttribute(p11.CKA_LABEL, nil),
+		p11.NewAttribute(p11.CKA_ID, nil),
+	})
+	if err != nil {
+		t.Fatalf("GetAttributeValue: %v", err)
+	}
+	for i, want := range []bool{true, false, generated, true, true} {
+		if got := len(attrs[i].Value) == 1 && attrs[i].Value[0] == 1; got != want {
+			t.Errorf("attribute 0x%x = %v; want %v", attrs[i].Type, got, want)
+		}
+	}
+	if string(attrs[5].Value) != "coffer-"+hexID(id) || !bytes.Equal(attrs[6].Value, id) {
+		t.Errorf("label %q, id %x; want coffer-<id>, %x", attrs[5].Value, attrs[6].Value, id)
+	}
+	for _, a := range secret {
+		_, err := p.ctx.GetAttributeValue(s, obj, []*p11.Attribute{p11.NewAttribute(a, nil)})
+		if !isRV(err, p11.CKR_ATTRIBUTE_SENSITIVE) {
+			t.Errorf("reading attribute 0x%x = %v; want CKR_ATTRIBUTE_SENSITIVE", a, err)
 		}
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"crypto/sha256"
 
 	p11 "github.com/miekg/pkcs11"
+
+	"github.com/coffer-kms/coffer/internal/keywrap"
 )
 
 // probeOAEP256 reports whether the token decrypts RSA-OAEP with SHA-256 and MGF1-SHA256.
@@ -54,4 +56,34 @@ func (p *Provider) probeOAEP256(s p11.SessionHandle) bool {
 	}
 	out, err := p.ctx.Decrypt(s, ct)
 	return err == nil && bytes.Equal(out, msg)
+}
+
+// probeKWP reports whether the token's CKM_AES_KEY_WRAP_PAD is RFC 5649 for a key whose
+// length is not a multiple of 8. SoftHSM2 2.6.1's is not: it zero-pads the key first and
+// wraps the padded bytes (MLI = padded length), so its output unwraps to the wrong length
+// elsewhere; its unwrap is RFC 5649 (Wycheproof aes_kwp passes). Without it, wrapKey with
+// CKM_AES_KEY_WRAP_PAD is refused for such lengths rather than answered wrongly. The probe
+// wraps 5 known bytes under a session-only all-zero AES key and compares with keywrap.
+func (p *Provider) probeKWP(s p11.SessionHandle) bool {
+	kek := make([]byte, 16)
+	key, err := p.ctx.CreateObject(s, []*p11.Attribute{
+		p11.NewAttribute(p11.CKA_CLASS, p11.CKO_SECRET_KEY),
+		p11.NewAttribute(p11.CKA_KEY_TYPE, p11.CKK_AES),
+		p11.NewAttribute(p11.CKA_TOKEN, false),
+		p11.NewAttribute(p11.CKA_WRAP, true),
+		p11.NewAttribute(p11.CKA_VALUE, kek),
+	})
+	if err != nil {
+		return false
+	}
+	defer func() { _ = p.ctx.DestroyObject(s, key) }()
+	msg := []byte("coffe")
+	obj, err := p.ctx.CreateObject(s, sessionSecret(msg))
+	if err != nil {
+		return false
+	}
+	defer func() { _ = p.ctx.DestroyObject(s, obj) }()
+	got, err := p.ctx.WrapKey(s, []*p11.Mechanism{p11.NewMechanism(p11.CKM_AES_KEY_WRAP_PAD, nil)}, key, obj)
+	want, werr := keywrap.WrapPad(kek, msg)
+	return err == nil && werr == nil && bytes.Equal(got, want)
 }
