@@ -2,11 +2,11 @@ package certificates
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/coffer-kms/coffer/internal/records"
 
 	"github.com/coffer-kms/coffer/internal/keys"
 	"github.com/coffer-kms/coffer/internal/pki"
@@ -25,9 +25,7 @@ import (
 // is sealed and restores only in the same installation and tenant. Restore rebuilds the
 // certificate's key and secret from it.
 const (
-	backupVersion1 = 1
-	backupAAD      = "coffer/certificate-backup/v1"
-	backupNonceLen = 12
+	backupAAD = "coffer/certificate-backup/v1"
 	// MaxBackupBytes bounds a backup blob.
 	MaxBackupBytes    = 4 << 20
 	maxBackupVersions = 1000
@@ -67,24 +65,8 @@ func (s *Service) Backup(ctx context.Context, v tenancy.Vault, name string) (Bac
 			return err
 		}
 		body = backupBody{Name: meta.Name, Latest: meta.Latest, Policy: meta.Policy, PolicyCreated: meta.PolicyCreated, PolicyUpdated: meta.PolicyUpdated}
-		opts := storage.ListOptions{}
-		for {
-			page, err := tx.List(ctx, sc.versionsPrefix(lc), opts)
-			if err != nil {
-				return err
-			}
-			for _, key := range page.Keys {
-				var ver versionRecord
-				if found, err := getJSON(ctx, tx, key, &ver); err != nil || !found {
-					return errors.Join(err, fmt.Errorf("backup: version record %s vanished", key))
-				}
-				body.Versions = append(body.Versions, ver)
-			}
-			if page.Next == "" {
-				return nil
-			}
-			opts.After = page.Next
-		}
+		body.Versions, err = records.ReadAll[versionRecord](ctx, tx, sc.versionsPrefix(lc))
+		return err
 	})
 	if err != nil {
 		return BackupResult{}, err
@@ -94,12 +76,10 @@ func (s *Service) Backup(ctx context.Context, v tenancy.Vault, name string) (Bac
 		return BackupResult{}, fmt.Errorf("backup: encode: %w", err)
 	}
 	defer clear(plain)
-	nonce := make([]byte, backupNonceLen)
-	if _, err := rand.Read(nonce); err != nil {
-		return BackupResult{}, fmt.Errorf("backup: nonce: %w", err)
+	blob, err := s.backup.Seal(plain, []byte(backupAAD+sc.vault.TenantID))
+	if err != nil {
+		return BackupResult{}, fmt.Errorf("backup: %w", err)
 	}
-	blob := append([]byte{backupVersion1}, nonce...)
-	blob = s.backup.Seal(blob, nonce, plain, []byte(backupAAD+sc.vault.TenantID))
 	if len(blob) > MaxBackupBytes {
 		return BackupResult{}, badParam("The certificate is too large to back up (%d bytes; the limit is %d).", len(blob), MaxBackupBytes)
 	}
@@ -108,10 +88,10 @@ func (s *Service) Backup(ctx context.Context, v tenancy.Vault, name string) (Bac
 
 // openBackup authenticates, decrypts and validates a blob.
 func (s *Service) openBackup(sc scope, blob []byte) (*backupBody, error) {
-	if len(blob) < 1+backupNonceLen+s.backup.Overhead() || len(blob) > MaxBackupBytes || blob[0] != backupVersion1 {
+	if len(blob) > MaxBackupBytes {
 		return nil, errCorruptBlob
 	}
-	plain, err := s.backup.Open(nil, blob[1:1+backupNonceLen], blob[1+backupNonceLen:], []byte(backupAAD+sc.vault.TenantID))
+	plain, err := s.backup.Open(blob, []byte(backupAAD+sc.vault.TenantID))
 	if err != nil {
 		return nil, errCorruptBlob
 	}
@@ -229,7 +209,7 @@ func (s *Service) Restore(ctx context.Context, v tenancy.Vault, base string, blo
 		}
 		meta := &certRecord{Name: body.Name, Latest: body.Latest, Policy: body.Policy, PolicyCreated: body.PolicyCreated, PolicyUpdated: body.PolicyUpdated}
 		for i, ver := range ordered {
-			if err := putJSON(ctx, tx, sc.versionPath(lc, ver.Version), ver); err != nil {
+			if err := records.Put(ctx, tx, sc.versionPath(lc, ver.Version), ver); err != nil {
 				return err
 			}
 			if err := s.keys.CommitManaged(ctx, tx, preps[i].key); err != nil {
@@ -248,7 +228,7 @@ func (s *Service) Restore(ctx context.Context, v tenancy.Vault, base string, blo
 		if err := scheduleRenewal(ctx, tx, sc, lc, meta, latest); err != nil {
 			return err
 		}
-		if err := putJSON(ctx, tx, sc.metaPath(lc), meta); err != nil {
+		if err := records.Put(ctx, tx, sc.metaPath(lc), meta); err != nil {
 			return err
 		}
 		out = sc.bundle(meta, latest)

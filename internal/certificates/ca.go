@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/coffer-kms/coffer/internal/records"
 	"time"
 
 	"github.com/coffer-kms/coffer/internal/pki"
@@ -66,7 +67,7 @@ func (s *Service) loadCA(ctx context.Context, r storage.Reader, tenantID string)
 		return nil, errors.New("certificates: invalid tenant id")
 	}
 	var rec caRecord
-	found, err := getJSON(ctx, r, caPath(tenantID), &rec)
+	found, err := records.Get(ctx, r, caPath(tenantID), &rec)
 	if err != nil {
 		return nil, err
 	}
@@ -134,16 +135,16 @@ func (s *Service) RotateCA(ctx context.Context, tenantID, subject string, months
 	now := s.clock().Unix()
 	err = s.store.Txn(ctx, func(tx storage.Tx) error {
 		var old caRecord
-		found, err := getJSON(ctx, tx, caPath(tenantID), &old)
+		found, err := records.Get(ctx, tx, caPath(tenantID), &old)
 		if err != nil {
 			return err
 		}
 		if found {
-			if err := putJSON(ctx, tx, fmt.Sprintf("tenants/%s/certca/previous/%020d", tenantID, old.Created), old); err != nil {
+			if err := records.Put(ctx, tx, fmt.Sprintf("tenants/%s/certca/previous/%020d", tenantID, old.Created), old); err != nil {
 				return err
 			}
 		}
-		return putJSON(ctx, tx, caPath(tenantID), caRecord{Cert: der, Key: pkcs8, Created: now})
+		return records.Put(ctx, tx, caPath(tenantID), caRecord{Cert: der, Key: pkcs8, Created: now})
 	})
 	if err != nil {
 		return CAInfo{}, err

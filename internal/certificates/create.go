@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/coffer-kms/coffer/internal/records"
 
 	"github.com/coffer-kms/coffer/internal/attrs"
 	"github.com/coffer-kms/coffer/internal/keys"
@@ -131,7 +132,7 @@ func (s *Service) commitVersion(ctx context.Context, sc scope, lc, name string, 
 		if meta, err = update(meta); err != nil {
 			return err
 		}
-		if err := putJSON(ctx, tx, sc.versionPath(lc, ver.Version), &ver); err != nil {
+		if err := records.Put(ctx, tx, sc.versionPath(lc, ver.Version), &ver); err != nil {
 			return err
 		}
 		meta.Latest = ver.Version
@@ -150,7 +151,7 @@ func (s *Service) commitVersion(ctx context.Context, sc scope, lc, name string, 
 		if err := scheduleRenewal(ctx, tx, sc, lc, meta, &ver); err != nil {
 			return err
 		}
-		if err := putJSON(ctx, tx, sc.metaPath(lc), meta); err != nil {
+		if err := records.Put(ctx, tx, sc.metaPath(lc), meta); err != nil {
 			return err
 		}
 		out = sc.bundle(meta, &ver)
@@ -260,7 +261,7 @@ func (s *Service) Create(ctx context.Context, v tenancy.Vault, base, name string
 	if err != nil {
 		return Operation{}, err
 	}
-	pending := &pendingRecord{RequestID: newVersion(), Issuer: *policy.Issuer, Enabled: enabled, Tags: attrs.CopyTags(p.Tags)}
+	pending := &pendingRecord{RequestID: records.NewVersion(), Issuer: *policy.Issuer, Enabled: enabled, Tags: attrs.CopyTags(p.Tags)}
 	now := s.clock().Unix()
 	if policy.Issuer.Name == IssuerUnknown {
 		csr, err := pki.CSR(profile(policy), key)
@@ -290,7 +291,7 @@ func (s *Service) Create(ctx context.Context, v tenancy.Vault, base, name string
 			if err := tx.Put(ctx, sc.liveIndex()+lc, nil); err != nil {
 				return err
 			}
-			if err := putJSON(ctx, tx, sc.metaPath(lc), m); err != nil {
+			if err := records.Put(ctx, tx, sc.metaPath(lc), m); err != nil {
 				return err
 			}
 			out = sc.operation(m)
@@ -304,7 +305,7 @@ func (s *Service) Create(ctx context.Context, v tenancy.Vault, base, name string
 	}
 	pending.Status, pending.StatusDetails, pending.Target = statusCompleted, "", sc.id(name, "")
 	var meta2 *certRecord
-	_, err = s.commitVersion(ctx, sc, lc, name, newVersionDraft{version: newVersion(), key: key, chain: chain, enabled: enabled, tags: p.Tags},
+	_, err = s.commitVersion(ctx, sc, lc, name, newVersionDraft{version: records.NewVersion(), key: key, chain: chain, enabled: enabled, tags: p.Tags},
 		policy.SecretProps.ContentType, *policy.KeyProps.Exportable, func(m *certRecord) (*certRecord, error) {
 			if m == nil {
 				m = &certRecord{Name: name, PolicyCreated: now}
@@ -392,7 +393,7 @@ func (s *Service) Merge(ctx context.Context, v tenancy.Vault, base, name string,
 		tags = p.Tags
 	}
 	requestID := meta.Pending.RequestID
-	return s.commitVersion(ctx, sc, lc, name, newVersionDraft{version: newVersion(), key: key, chain: chain, enabled: enabled, tags: tags},
+	return s.commitVersion(ctx, sc, lc, name, newVersionDraft{version: records.NewVersion(), key: key, chain: chain, enabled: enabled, tags: tags},
 		meta.Policy.SecretProps.ContentType, *meta.Policy.KeyProps.Exportable, func(m *certRecord) (*certRecord, error) {
 			if m == nil || m.Pending == nil || m.Pending.RequestID != requestID || m.Pending.Status != statusInProgress {
 				return nil, noOperation(name)
@@ -445,7 +446,7 @@ func (s *Service) Import(ctx context.Context, v tenancy.Vault, base, name string
 	}
 	enabled := p.Attributes == nil || p.Attributes.Enabled == nil || *p.Attributes.Enabled
 	now := s.clock().Unix()
-	return s.commitVersion(ctx, sc, lc, name, newVersionDraft{version: newVersion(), key: key, chain: chain, enabled: enabled, tags: p.Tags},
+	return s.commitVersion(ctx, sc, lc, name, newVersionDraft{version: records.NewVersion(), key: key, chain: chain, enabled: enabled, tags: p.Tags},
 		contentType, *policy.KeyProps.Exportable, func(m *certRecord) (*certRecord, error) {
 			if m == nil {
 				m = &certRecord{Name: name, PolicyCreated: now}

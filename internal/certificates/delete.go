@@ -2,6 +2,7 @@ package certificates
 
 import (
 	"context"
+	"github.com/coffer-kms/coffer/internal/records"
 	"time"
 
 	"github.com/coffer-kms/coffer/internal/storage"
@@ -51,7 +52,7 @@ func (s *Service) Delete(ctx context.Context, v tenancy.Vault, base, name string
 		if err := schedulePurge(ctx, tx, sc, lc, meta); err != nil {
 			return err
 		}
-		if err := putJSON(ctx, tx, sc.metaPath(lc), meta); err != nil {
+		if err := records.Put(ctx, tx, sc.metaPath(lc), meta); err != nil {
 			return err
 		}
 		out = sc.deletedBundle(meta, latest)
@@ -160,7 +161,7 @@ func (s *Service) Recover(ctx context.Context, v tenancy.Vault, base, name strin
 		if err := scheduleRenewal(ctx, tx, sc, lc, meta, latest); err != nil {
 			return err
 		}
-		if err := putJSON(ctx, tx, sc.metaPath(lc), meta); err != nil {
+		if err := records.Put(ctx, tx, sc.metaPath(lc), meta); err != nil {
 			return err
 		}
 		out = sc.bundle(meta, latest)
@@ -211,27 +212,9 @@ func (s *Service) Purge(ctx context.Context, v tenancy.Vault, base, name string)
 
 // removeCert deletes every record of a certificate.
 func removeCert(ctx context.Context, tx storage.Tx, sc scope, lc string, meta *certRecord) error {
-	var doomed []string
-	opts := storage.ListOptions{}
-	for {
-		page, err := tx.List(ctx, sc.versionsPrefix(lc), opts)
-		if err != nil {
-			return err
-		}
-		doomed = append(doomed, page.Keys...)
-		if page.Next == "" {
-			break
-		}
-		opts.After = page.Next
+	versions, err := records.ListAll(ctx, tx, sc.versionsPrefix(lc))
+	if err != nil {
+		return err
 	}
-	doomed = append(doomed, meta.PurgeIndex, meta.RenewIndex, sc.liveIndex()+lc, sc.deletedIndex()+lc, sc.metaPath(lc))
-	for _, key := range doomed {
-		if key == "" {
-			continue
-		}
-		if err := tx.Delete(ctx, key); err != nil {
-			return err
-		}
-	}
-	return nil
+	return records.DeleteAll(ctx, tx, append(versions, meta.PurgeIndex, meta.RenewIndex, sc.liveIndex()+lc, sc.deletedIndex()+lc, sc.metaPath(lc))...)
 }

@@ -2,6 +2,7 @@ package certificates
 
 import (
 	"context"
+	"github.com/coffer-kms/coffer/internal/records"
 
 	"github.com/coffer-kms/coffer/internal/attrs"
 	"github.com/coffer-kms/coffer/internal/storage"
@@ -81,7 +82,7 @@ func (s *Service) Update(ctx context.Context, v tenancy.Vault, base, name, versi
 			ver.Tags = attrs.CopyTags(p.Tags)
 		}
 		ver.Updated = now
-		if err := putJSON(ctx, tx, sc.versionPath(lc, ver.Version), ver); err != nil {
+		if err := records.Put(ctx, tx, sc.versionPath(lc, ver.Version), ver); err != nil {
 			return err
 		}
 		if ver.Version == meta.Latest {
@@ -89,7 +90,7 @@ func (s *Service) Update(ctx context.Context, v tenancy.Vault, base, name, versi
 				return err
 			}
 		}
-		if err := putJSON(ctx, tx, sc.metaPath(lc), meta); err != nil {
+		if err := records.Put(ctx, tx, sc.metaPath(lc), meta); err != nil {
 			return err
 		}
 		out = sc.bundle(meta, ver)
@@ -165,7 +166,7 @@ func (s *Service) UpdatePolicy(ctx context.Context, v tenancy.Vault, base, name 
 				return err
 			}
 		}
-		if err := putJSON(ctx, tx, sc.metaPath(lc), meta); err != nil {
+		if err := records.Put(ctx, tx, sc.metaPath(lc), meta); err != nil {
 			return err
 		}
 		out = *sc.policy(meta, enabled)
@@ -336,7 +337,7 @@ func (s *Service) changeOperation(ctx context.Context, v tenancy.Vault, base, na
 				return tx.Delete(ctx, sc.metaPath(lc))
 			}
 		}
-		return putJSON(ctx, tx, sc.metaPath(lc), meta)
+		return records.Put(ctx, tx, sc.metaPath(lc), meta)
 	})
 	return out, err
 }

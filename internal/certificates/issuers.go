@@ -2,6 +2,7 @@ package certificates
 
 import (
 	"context"
+	"github.com/coffer-kms/coffer/internal/records"
 	"net/mail"
 	"strings"
 	"unicode/utf8"
@@ -62,7 +63,7 @@ func readIssuer(ctx context.Context, r storage.Reader, sc scope, name string) (*
 		return nil, err
 	}
 	var rec issuerRecord
-	found, err := getJSON(ctx, r, sc.issuersPrefix()+lc, &rec)
+	found, err := records.Get(ctx, r, sc.issuersPrefix()+lc, &rec)
 	if err != nil {
 		return nil, err
 	}
@@ -156,7 +157,7 @@ func (s *Service) writeIssuer(ctx context.Context, v tenancy.Vault, base, name s
 			return err
 		}
 		rec.Updated = now
-		if err := putJSON(ctx, tx, sc.issuersPrefix()+lc, rec); err != nil {
+		if err := records.Put(ctx, tx, sc.issuersPrefix()+lc, rec); err != nil {
 			return err
 		}
 		out = sc.issuer(rec)
@@ -249,7 +250,7 @@ func (s *Service) SetContacts(ctx context.Context, v tenancy.Vault, base string,
 		}
 		stored.Contacts = append(stored.Contacts, ct)
 	}
-	err = s.store.Txn(ctx, func(tx storage.Tx) error { return putJSON(ctx, tx, sc.contactsPath(), stored) })
+	err = s.store.Txn(ctx, func(tx storage.Tx) error { return records.Put(ctx, tx, sc.contactsPath(), stored) })
 	if err != nil {
 		return Contacts{}, err
 	}
@@ -264,7 +265,7 @@ func (s *Service) GetContacts(ctx context.Context, v tenancy.Vault, base string)
 		return Contacts{}, err
 	}
 	var c Contacts
-	found, err := getJSON(ctx, s.store, sc.contactsPath(), &c)
+	found, err := records.Get(ctx, s.store, sc.contactsPath(), &c)
 	if err != nil {
 		return Contacts{}, err
 	}

@@ -4,8 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
+	"github.com/coffer-kms/coffer/internal/records"
 	"time"
 
 	"github.com/coffer-kms/coffer/internal/storage"
@@ -37,19 +36,7 @@ type scheduleEntry struct {
 }
 
 func scheduleKey(prefix string, due int64, sc scope, lc string) string {
-	if due < 0 {
-		due = 0
-	}
-	return fmt.Sprintf("%s%020d/%s/vaults/%s/%s", prefix, due, sc.vault.TenantID, sc.vault.Name, lc)
-}
-
-func dueOf(prefix, key string) (int64, bool) {
-	ts, _, ok := strings.Cut(strings.TrimPrefix(key, prefix), "/")
-	if !ok || len(ts) != 20 {
-		return 0, false
-	}
-	n, err := strconv.ParseInt(ts, 10, 64)
-	return n, err == nil
+	return records.ScheduleKey(prefix, due, sc.vault.TenantID+"/vaults/"+sc.vault.Name+"/"+lc)
 }
 
 // schedulePurge writes the purge entry of a certificate just deleted.
@@ -60,7 +47,7 @@ func schedulePurge(ctx context.Context, tx storage.Tx, sc scope, lc string, meta
 		}
 	}
 	key := scheduleKey(purgePrefix, meta.Deleted.PurgeDate, sc, lc)
-	if err := putJSON(ctx, tx, key, scheduleEntry{TenantID: sc.vault.TenantID, Vault: sc.vault.Name, Name: lc}); err != nil {
+	if err := records.Put(ctx, tx, key, scheduleEntry{TenantID: sc.vault.TenantID, Vault: sc.vault.Name, Name: lc}); err != nil {
 		return err
 	}
 	meta.PurgeIndex = key
@@ -110,7 +97,7 @@ func scheduleRenewal(ctx context.Context, tx storage.Tx, sc scope, lc string, me
 	}
 	key := scheduleKey(renewPrefix, due, sc, lc)
 	entry := scheduleEntry{TenantID: sc.vault.TenantID, Vault: sc.vault.Name, Name: lc, Action: action, Version: latest.Version}
-	if err := putJSON(ctx, tx, key, entry); err != nil {
+	if err := records.Put(ctx, tx, key, entry); err != nil {
 		return err
 	}
 	meta.RenewIndex = key
@@ -125,7 +112,7 @@ func scheduleRenewal(ctx context.Context, tx storage.Tx, sc scope, lc string, me
 func (s *Service) RunDue(ctx context.Context, now time.Time) (renewed, notified, purged int, err error) {
 	now = now.UTC().Truncate(time.Second)
 	var errs []error
-	err = s.eachDue(ctx, purgePrefix, now, func(key string, e scheduleEntry) error {
+	err = records.EachDue(ctx, s.store, purgePrefix, now, func(key string, e scheduleEntry) error {
 		sc, err := newScope(tenancy.Vault{TenantID: e.TenantID, Name: e.Vault}, "")
 		if err != nil {
 			return s.store.Delete(ctx, key)
@@ -150,7 +137,7 @@ func (s *Service) RunDue(ctx context.Context, now time.Time) (renewed, notified,
 	if err != nil {
 		return renewed, notified, purged, errors.Join(append(errs, err)...)
 	}
-	err = s.eachDue(ctx, renewPrefix, now, func(key string, e scheduleEntry) error {
+	err = records.EachDue(ctx, s.store, renewPrefix, now, func(key string, e scheduleEntry) error {
 		sc, err := newScope(tenancy.Vault{TenantID: e.TenantID, Name: e.Vault}, "")
 		if err != nil {
 			return s.store.Delete(ctx, key)
@@ -200,7 +187,7 @@ func (s *Service) runAction(ctx context.Context, sc scope, e scheduleEntry, key 
 	if err != nil {
 		return action, err
 	}
-	_, err = s.commitVersion(ctx, sc, e.Name, meta.Name, newVersionDraft{version: newVersion(), key: k, chain: chain, enabled: true, tags: latest.Tags},
+	_, err = s.commitVersion(ctx, sc, e.Name, meta.Name, newVersionDraft{version: records.NewVersion(), key: k, chain: chain, enabled: true, tags: latest.Tags},
 		policy.SecretProps.ContentType, *policy.KeyProps.Exportable, func(m *certRecord) (*certRecord, error) {
 			if m == nil || m.RenewIndex != key || m.Latest != e.Version {
 				return nil, errStale
@@ -218,7 +205,7 @@ func (s *Service) notify(ctx context.Context, sc scope, e scheduleEntry, key str
 			return errStale
 		}
 		var contacts Contacts
-		if _, err := getJSON(ctx, tx, sc.contactsPath(), &contacts); err != nil {
+		if _, err := records.Get(ctx, tx, sc.contactsPath(), &contacts); err != nil {
 			return err
 		}
 		ev := Event{Time: now.Unix(), Certificate: meta.Name, Version: latest.Version, Expires: latest.Expires,
@@ -226,7 +213,7 @@ func (s *Service) notify(ctx context.Context, sc scope, e scheduleEntry, key str
 		for _, c := range contacts.Contacts {
 			ev.Contacts = append(ev.Contacts, c.Email)
 		}
-		if err := putJSON(ctx, tx, fmt.Sprintf("%s%020d-%s", sc.eventsPrefix(), now.UnixNano(), newVersion()[:8]), ev); err != nil {
+		if err := records.Put(ctx, tx, fmt.Sprintf("%s%020d-%s", sc.eventsPrefix(), now.UnixNano(), records.NewVersion()[:8]), ev); err != nil {
 			return err
 		}
 		s.log.Info("certificate expiry notice", "tenant", sc.vault.TenantID, "vault", sc.vault.Name, "certificate", meta.Name, "contacts", len(ev.Contacts))
@@ -234,7 +221,7 @@ func (s *Service) notify(ctx context.Context, sc scope, e scheduleEntry, key str
 		if err := scheduleRenewal(ctx, tx, sc, e.Name, meta, latest); err != nil {
 			return err
 		}
-		return putJSON(ctx, tx, sc.metaPath(e.Name), meta)
+		return records.Put(ctx, tx, sc.metaPath(e.Name), meta)
 	})
 }
 
@@ -251,7 +238,7 @@ func (s *Service) Events(ctx context.Context, v tenancy.Vault) ([]Event, error) 
 	out := make([]Event, 0, len(page.Keys))
 	for _, k := range page.Keys {
 		var ev Event
-		if found, err := getJSON(ctx, s.store, k, &ev); err != nil {
+		if found, err := records.Get(ctx, s.store, k, &ev); err != nil {
 			return nil, err
 		} else if found {
 			out = append(out, ev)
@@ -260,46 +247,11 @@ func (s *Service) Events(ctx context.Context, v tenancy.Vault) ([]Event, error) 
 	return out, nil
 }
 
-// eachDue calls fn for every index entry under prefix due at or before now, in due order.
-func (s *Service) eachDue(ctx context.Context, prefix string, now time.Time, fn func(key string, e scheduleEntry) error) error {
-	opts := storage.ListOptions{Limit: 100}
-	for {
-		page, err := s.store.List(ctx, prefix, opts)
-		if err != nil {
-			return err
-		}
-		for _, key := range page.Keys {
-			due, ok := dueOf(prefix, key)
-			if ok && due > now.Unix() {
-				return nil
-			}
-			var e scheduleEntry
-			found, err := getJSON(ctx, s.store, key, &e)
-			if err != nil || !ok {
-				if err := s.store.Delete(ctx, key); err != nil { // damaged: drop it
-					return err
-				}
-				continue
-			}
-			if !found {
-				continue
-			}
-			if err := fn(key, e); err != nil {
-				return err
-			}
-		}
-		if page.Next == "" {
-			return nil
-		}
-		opts.After = page.Next
-	}
-}
-
 // dropIfUnowned removes an index entry unless the certificate's record still names it.
 func (s *Service) dropIfUnowned(ctx context.Context, sc scope, lc, key string) error {
 	return s.store.Txn(ctx, func(tx storage.Tx) error {
 		var meta certRecord
-		found, err := getJSON(ctx, tx, sc.metaPath(lc), &meta)
+		found, err := records.Get(ctx, tx, sc.metaPath(lc), &meta)
 		if err != nil {
 			return err
 		}

@@ -2,13 +2,8 @@ package certificates
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
-	"fmt"
+	"github.com/coffer-kms/coffer/internal/records"
 	"log/slog"
 	"regexp"
 	"strings"
@@ -30,7 +25,7 @@ type Service struct {
 	keys    *keys.Service
 	secrets *secrets.Service
 	now     func() time.Time
-	backup  cipher.AEAD // nil when the backup key is not 32 bytes
+	backup  *records.Sealer // nil when the backup key is not 32 bytes
 	log     *slog.Logger
 }
 
@@ -43,12 +38,7 @@ func NewService(store storage.Backend, keysSvc *keys.Service, secretsSvc *secret
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Service{store: store, keys: keysSvc, secrets: secretsSvc, now: clock, log: log}
-	if len(backupKey) == 32 {
-		if block, err := aes.NewCipher(backupKey); err == nil {
-			s.backup, _ = cipher.NewGCM(block)
-		}
-	}
+	s := &Service{store: store, keys: keysSvc, secrets: secretsSvc, now: clock, log: log, backup: records.NewSealer(backupKey)}
 	return s
 }
 
@@ -137,23 +127,9 @@ func (sc scope) id(name, version string) string {
 	return sc.base + "/certificates/" + name + "/" + version
 }
 
-func (sc scope) retention() int {
-	if sc.vault.SoftDeleteRetention <= 0 {
-		return 90
-	}
-	return sc.vault.SoftDeleteRetention
-}
+func (sc scope) retention() int { return records.Retention(sc.vault) }
 
-func (sc scope) recoveryLevel() string {
-	level := "Recoverable"
-	if sc.retention() < 90 {
-		level = "CustomizedRecoverable"
-	}
-	if !sc.vault.PurgeProtection {
-		level += "+Purgeable"
-	}
-	return level
-}
+func (sc scope) recoveryLevel() string { return records.RecoveryLevel(sc.vault) }
 
 // certRecord is the per-name record at certs/<name>/meta.
 type certRecord struct {
@@ -215,15 +191,6 @@ const (
 	statusFailed     = "failed"
 	statusCancelled  = "cancelled"
 )
-
-// newVersion returns a fresh random version id (32 hex digits).
-func newVersion() string {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic("certificates: crypto/rand failed: " + err.Error())
-	}
-	return hex.EncodeToString(b[:])
-}
 
 func i64(v int64) *int64 { return &v }
 func boolp(b bool) *bool { return &b }
@@ -302,36 +269,10 @@ func (sc scope) operation(meta *certRecord) Operation {
 	return op
 }
 
-// getJSON reads and decodes a record; found is false if there is none.
-func getJSON(ctx context.Context, r storage.Reader, key string, v any) (bool, error) {
-	b, err := r.Get(ctx, key)
-	if errors.Is(err, storage.ErrNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("read %s: %w", key, err)
-	}
-	defer clear(b)
-	if err := json.Unmarshal(b, v); err != nil {
-		return false, fmt.Errorf("decode %s: record is damaged", key)
-	}
-	return true, nil
-}
-
-// putJSON encodes and writes a record.
-func putJSON(ctx context.Context, tx storage.Tx, key string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("encode %s: record cannot be encoded", key)
-	}
-	defer clear(b)
-	return tx.Put(ctx, key, b)
-}
-
 // readCert reads a certificate's record, deleted or not; ErrNotFound if there is none.
 func readCert(ctx context.Context, r storage.Reader, sc scope, lc, name string) (*certRecord, error) {
 	var meta certRecord
-	found, err := getJSON(ctx, r, sc.metaPath(lc), &meta)
+	found, err := records.Get(ctx, r, sc.metaPath(lc), &meta)
 	if err != nil {
 		return nil, err
 	}
@@ -359,7 +300,7 @@ func readVersion(ctx context.Context, r storage.Reader, sc scope, lc string, met
 		version = meta.Latest
 	}
 	var ver versionRecord
-	found, err := getJSON(ctx, r, sc.versionPath(lc, version), &ver)
+	found, err := records.Get(ctx, r, sc.versionPath(lc, version), &ver)
 	if err != nil {
 		return nil, err
 	}

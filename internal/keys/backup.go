@@ -3,10 +3,10 @@ package keys
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/coffer-kms/coffer/internal/records"
 
 	"github.com/coffer-kms/coffer/internal/storage"
 	"github.com/coffer-kms/coffer/internal/tenancy"
@@ -25,9 +25,7 @@ import (
 // carries provider handles: for the software provider those hold private keys, which is why
 // the blob is sealed and must never be written anywhere unencrypted.
 const (
-	backupVersion1 = 1
-	backupAAD      = "coffer/key-backup/v1"
-	backupNonceLen = 12
+	backupAAD = "coffer/key-backup/v1"
 	// maxBackupVersions bounds the versions a restored blob may carry.
 	maxBackupVersions = 10000
 )
@@ -71,24 +69,8 @@ func (s *Service) Backup(ctx context.Context, v tenancy.Vault, name string) (Bac
 			return managedRefused("backup", meta.Name)
 		}
 		body = backupBody{Provider: s.prov.Name(), Name: meta.Name, Latest: meta.Latest, Policy: meta.Policy}
-		opts := storage.ListOptions{}
-		for {
-			page, err := tx.List(ctx, sc.versionsPrefix(lc), opts)
-			if err != nil {
-				return err
-			}
-			for _, key := range page.Keys {
-				var ver versionRecord
-				if found, err := getJSON(ctx, tx, key, &ver); err != nil || !found {
-					return errors.Join(err, fmt.Errorf("backup: version record %s vanished", key))
-				}
-				body.Versions = append(body.Versions, ver)
-			}
-			if page.Next == "" {
-				return nil
-			}
-			opts.After = page.Next
-		}
+		body.Versions, err = records.ReadAll[versionRecord](ctx, tx, sc.versionsPrefix(lc))
+		return err
 	})
 	if err != nil {
 		return BackupResult{}, err
@@ -97,12 +79,10 @@ func (s *Service) Backup(ctx context.Context, v tenancy.Vault, name string) (Bac
 	if err != nil {
 		return BackupResult{}, fmt.Errorf("backup: encode: %w", err)
 	}
-	nonce := make([]byte, backupNonceLen)
-	if _, err := rand.Read(nonce); err != nil {
-		return BackupResult{}, fmt.Errorf("backup: nonce: %w", err)
+	blob, err := s.backup.Seal(plain, backupAADFor(sc.vault.TenantID))
+	if err != nil {
+		return BackupResult{}, fmt.Errorf("backup: %w", err)
 	}
-	blob := append([]byte{backupVersion1}, nonce...)
-	blob = s.backup.Seal(blob, nonce, plain, backupAADFor(sc.vault.TenantID))
 	clear(plain)
 	return BackupResult{Value: blob}, nil
 }
@@ -112,11 +92,7 @@ func backupAADFor(tenantID string) []byte { return []byte(backupAAD + tenantID) 
 
 // openBackup authenticates, decrypts and validates a blob.
 func (s *Service) openBackup(sc scope, blob []byte) (*backupBody, error) {
-	if len(blob) < 1+backupNonceLen+s.backup.Overhead() || blob[0] != backupVersion1 {
-		return nil, errCorruptBlob
-	}
-	nonce, sealed := blob[1:1+backupNonceLen], blob[1+backupNonceLen:]
-	plain, err := s.backup.Open(nil, nonce, sealed, backupAADFor(sc.vault.TenantID))
+	plain, err := s.backup.Open(blob, backupAADFor(sc.vault.TenantID))
 	if err != nil {
 		return nil, errCorruptBlob
 	}
@@ -184,7 +160,7 @@ func (s *Service) Restore(ctx context.Context, v tenancy.Vault, base string, blo
 	var out KeyBundle
 	err = s.store.Txn(ctx, func(tx storage.Tx) error {
 		var existing keyRecord
-		found, err := getJSON(ctx, tx, sc.metaPath(lc), &existing)
+		found, err := records.Get(ctx, tx, sc.metaPath(lc), &existing)
 		if err != nil {
 			return err
 		}
@@ -198,7 +174,7 @@ func (s *Service) Restore(ctx context.Context, v tenancy.Vault, base string, blo
 		var latest *versionRecord
 		for i := range body.Versions {
 			ver := &body.Versions[i]
-			if err := putJSON(ctx, tx, sc.versionPath(lc, ver.Version), ver); err != nil {
+			if err := records.Put(ctx, tx, sc.versionPath(lc, ver.Version), ver); err != nil {
 				return err
 			}
 			if ver.Version == body.Latest {
@@ -211,7 +187,7 @@ func (s *Service) Restore(ctx context.Context, v tenancy.Vault, base string, blo
 		if err := reschedule(ctx, tx, sc, lc, &meta, latest); err != nil {
 			return err
 		}
-		if err := putJSON(ctx, tx, sc.metaPath(lc), &meta); err != nil {
+		if err := records.Put(ctx, tx, sc.metaPath(lc), &meta); err != nil {
 			return err
 		}
 		out = sc.bundle(&meta, latest)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/coffer-kms/coffer/internal/records"
 	"strings"
 
 	"github.com/coffer-kms/coffer/internal/provider"
@@ -120,7 +121,7 @@ func newDraft(kty provider.KeyType, ops []string, attrs *KeyAttributes, tags map
 // record builds the version record of a draft around a provider key.
 func (d draft) record(key provider.Key, publicExponent int, now int64) *versionRecord {
 	return &versionRecord{
-		Version:        newVersion(),
+		Version:        records.NewVersion(),
 		Kty:            key.Type(),
 		Size:           key.Size(),
 		Curve:          key.Curve(),
@@ -233,7 +234,7 @@ func (s *Service) Import(ctx context.Context, v tenancy.Vault, base, name string
 // the key is exportable without a release policy to give or inherit. commit checks again.
 func (s *Service) precheck(ctx context.Context, sc scope, lc, name string, d draft) error {
 	var meta keyRecord
-	found, err := getJSON(ctx, s.store, sc.metaPath(lc), &meta)
+	found, err := records.Get(ctx, s.store, sc.metaPath(lc), &meta)
 	if err != nil {
 		return err
 	}
@@ -279,7 +280,7 @@ func (s *Service) commit(ctx context.Context, sc scope, lc, name string, rec *ve
 	err := s.store.Txn(ctx, func(tx storage.Tx) error {
 		r := *rec
 		var meta keyRecord
-		found, err := getJSON(ctx, tx, sc.metaPath(lc), &meta)
+		found, err := records.Get(ctx, tx, sc.metaPath(lc), &meta)
 		if err != nil {
 			return err
 		}
@@ -303,7 +304,7 @@ func (s *Service) commit(ctx context.Context, sc scope, lc, name string, rec *ve
 			}
 			r.ReleasePolicy = copyPolicy(prev.ReleasePolicy)
 		}
-		if err := putJSON(ctx, tx, sc.versionPath(lc, r.Version), &r); err != nil {
+		if err := records.Put(ctx, tx, sc.versionPath(lc, r.Version), &r); err != nil {
 			return err
 		}
 		meta.Latest = r.Version
@@ -313,7 +314,7 @@ func (s *Service) commit(ctx context.Context, sc scope, lc, name string, rec *ve
 		if err := reschedule(ctx, tx, sc, lc, &meta, &r); err != nil {
 			return err
 		}
-		if err := putJSON(ctx, tx, sc.metaPath(lc), &meta); err != nil {
+		if err := records.Put(ctx, tx, sc.metaPath(lc), &meta); err != nil {
 			return err
 		}
 		out = sc.bundle(&meta, &r)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/coffer-kms/coffer/internal/records"
 	"time"
 
 	"github.com/coffer-kms/coffer/internal/storage"
@@ -65,7 +66,7 @@ func softDelete(ctx context.Context, tx storage.Tx, sc scope, lc, name string, n
 	if err := schedulePurge(ctx, tx, sc, lc, meta); err != nil {
 		return nil, nil, err
 	}
-	if err := putJSON(ctx, tx, sc.metaPath(lc), meta); err != nil {
+	if err := records.Put(ctx, tx, sc.metaPath(lc), meta); err != nil {
 		return nil, nil, err
 	}
 	return meta, latest, nil
@@ -185,7 +186,7 @@ func recoverKey(ctx context.Context, tx storage.Tx, sc scope, lc, name string, m
 	if err := reschedule(ctx, tx, sc, lc, meta, latest); err != nil {
 		return nil, nil, err
 	}
-	if err := putJSON(ctx, tx, sc.metaPath(lc), meta); err != nil {
+	if err := records.Put(ctx, tx, sc.metaPath(lc), meta); err != nil {
 		return nil, nil, err
 	}
 	return meta, latest, nil
@@ -265,41 +266,20 @@ func (s *Service) destroy(ctx context.Context, handles [][]byte) error {
 
 // removeKey deletes every record of a key and returns the provider handles of its versions.
 func removeKey(ctx context.Context, tx storage.Tx, sc scope, lc string, meta *keyRecord) ([][]byte, error) {
-	var handles [][]byte
-	prefix := sc.versionsPrefix(lc)
-	var versions []string
-	opts := storage.ListOptions{}
-	for {
-		page, err := tx.List(ctx, prefix, opts)
-		if err != nil {
-			return nil, err
-		}
-		versions = append(versions, page.Keys...)
-		if page.Next == "" {
-			break
-		}
-		opts.After = page.Next
+	versions, err := records.ListAll(ctx, tx, sc.versionsPrefix(lc))
+	if err != nil {
+		return nil, err
 	}
+	var handles [][]byte
 	for _, key := range versions {
 		var ver versionRecord
-		found, err := getJSON(ctx, tx, key, &ver)
+		found, err := records.Get(ctx, tx, key, &ver)
 		if err != nil {
 			return nil, err
 		}
 		if found && len(ver.Handle) > 0 {
 			handles = append(handles, ver.Handle)
 		}
-		if err := tx.Delete(ctx, key); err != nil {
-			return nil, err
-		}
 	}
-	for _, key := range []string{meta.RotateIndex, meta.PurgeIndex, sc.liveIndex() + lc, sc.deletedIndex() + lc, sc.metaPath(lc)} {
-		if key == "" {
-			continue
-		}
-		if err := tx.Delete(ctx, key); err != nil {
-			return nil, err
-		}
-	}
-	return handles, nil
+	return handles, records.DeleteAll(ctx, tx, append(versions, meta.RotateIndex, meta.PurgeIndex, sc.liveIndex()+lc, sc.deletedIndex()+lc, sc.metaPath(lc))...)
 }

@@ -2,6 +2,7 @@ package keys
 
 import (
 	"context"
+	"github.com/coffer-kms/coffer/internal/records"
 	"strings"
 
 	"github.com/coffer-kms/coffer/internal/storage"
@@ -106,14 +107,14 @@ func (s *Service) Update(ctx context.Context, v tenancy.Vault, base, name, versi
 			ver.ReleasePolicy = policy
 		}
 		ver.Updated = now
-		if err := putJSON(ctx, tx, sc.versionPath(lc, ver.Version), ver); err != nil {
+		if err := records.Put(ctx, tx, sc.versionPath(lc, ver.Version), ver); err != nil {
 			return err
 		}
 		if ver.Version == meta.Latest {
 			if err := reschedule(ctx, tx, sc, lc, meta, ver); err != nil {
 				return err
 			}
-			if err := putJSON(ctx, tx, sc.metaPath(lc), meta); err != nil {
+			if err := records.Put(ctx, tx, sc.metaPath(lc), meta); err != nil {
 				return err
 			}
 		}

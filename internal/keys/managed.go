@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/coffer-kms/coffer/internal/records"
 
 	"github.com/coffer-kms/coffer/internal/provider"
 	"github.com/coffer-kms/coffer/internal/storage"
@@ -81,7 +82,7 @@ func (s *Service) DiscardManaged(ctx context.Context, p *PreparedKey) {
 // a deleted one ErrDeletedButRecoverable.
 func (s *Service) CommitManaged(ctx context.Context, tx storage.Tx, p *PreparedKey) error {
 	var meta keyRecord
-	found, err := getJSON(ctx, tx, p.sc.metaPath(p.lc), &meta)
+	found, err := records.Get(ctx, tx, p.sc.metaPath(p.lc), &meta)
 	if err != nil {
 		return err
 	}
@@ -93,14 +94,14 @@ func (s *Service) CommitManaged(ctx context.Context, tx storage.Tx, p *PreparedK
 	case !found:
 		meta = keyRecord{Name: p.name, Managed: true}
 	}
-	if err := putJSON(ctx, tx, p.sc.versionPath(p.lc, p.rec.Version), p.rec); err != nil {
+	if err := records.Put(ctx, tx, p.sc.versionPath(p.lc, p.rec.Version), p.rec); err != nil {
 		return err
 	}
 	meta.Latest = p.rec.Version
 	if err := tx.Put(ctx, p.sc.liveIndex()+p.lc, nil); err != nil {
 		return err
 	}
-	return putJSON(ctx, tx, p.sc.metaPath(p.lc), &meta)
+	return records.Put(ctx, tx, p.sc.metaPath(p.lc), &meta)
 }
 
 // UpdateManaged sets the enabled flag and validity window of a managed key version in tx,
@@ -116,7 +117,7 @@ func (s *Service) UpdateManaged(ctx context.Context, tx storage.Tx, v tenancy.Va
 	}
 	ver.Enabled, ver.NotBefore, ver.Expires = enabled, cloneI64(nbf), cloneI64(exp)
 	ver.Updated = s.clock().Unix()
-	return putJSON(ctx, tx, sc.versionPath(lc, ver.Version), ver)
+	return records.Put(ctx, tx, sc.versionPath(lc, ver.Version), ver)
 }
 
 // DeleteManaged soft-deletes a certificate's key in tx.

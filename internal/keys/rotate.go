@@ -3,6 +3,7 @@ package keys
 import (
 	"context"
 	"fmt"
+	"github.com/coffer-kms/coffer/internal/records"
 	"strings"
 	"time"
 
@@ -154,7 +155,7 @@ func (s *Service) UpdateRotationPolicy(ctx context.Context, v tenancy.Vault, bas
 		if err := reschedule(ctx, tx, sc, lc, meta, latest); err != nil {
 			return err
 		}
-		if err := putJSON(ctx, tx, sc.metaPath(lc), meta); err != nil {
+		if err := records.Put(ctx, tx, sc.metaPath(lc), meta); err != nil {
 			return err
 		}
 		out = sc.renderPolicy(meta.Name, meta.Policy)

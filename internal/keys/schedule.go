@@ -4,8 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
+	"github.com/coffer-kms/coffer/internal/records"
 	"time"
 
 	"github.com/coffer-kms/coffer/internal/storage"
@@ -38,21 +37,8 @@ type scheduleEntry struct {
 
 // scheduleKey is the index key of a due time for a key.
 func scheduleKey(prefix string, due int64, sc scope, lc string) string {
-	if due < 0 {
-		due = 0
-	}
 	seg, _ := kindSegment(sc.vault.Kind)
-	return fmt.Sprintf("%s%020d/%s/%s/%s/%s", prefix, due, sc.vault.TenantID, seg, sc.vault.Name, lc)
-}
-
-// dueOf parses the due time of an index key.
-func dueOf(prefix, key string) (int64, bool) {
-	ts, _, ok := strings.Cut(strings.TrimPrefix(key, prefix), "/")
-	if !ok || len(ts) != 20 {
-		return 0, false
-	}
-	n, err := strconv.ParseInt(ts, 10, 64)
-	return n, err == nil
+	return records.ScheduleKey(prefix, due, sc.vault.TenantID+"/"+seg+"/"+sc.vault.Name+"/"+lc)
 }
 
 // reschedule replaces the key's rotation entry after a change of its latest version, its
@@ -73,7 +59,7 @@ func reschedule(ctx context.Context, tx storage.Tx, sc scope, lc string, meta *k
 	}
 	key := scheduleKey(rotatePrefix, due.Unix(), sc, lc)
 	entry := scheduleEntry{TenantID: sc.vault.TenantID, Kind: sc.vault.Kind, Vault: sc.vault.Name, Name: lc, Version: latest.Version}
-	if err := putJSON(ctx, tx, key, entry); err != nil {
+	if err := records.Put(ctx, tx, key, entry); err != nil {
 		return err
 	}
 	meta.RotateIndex = key
@@ -89,7 +75,7 @@ func schedulePurge(ctx context.Context, tx storage.Tx, sc scope, lc string, meta
 	}
 	key := scheduleKey(purgePrefix, meta.Deleted.PurgeDate, sc, lc)
 	entry := scheduleEntry{TenantID: sc.vault.TenantID, Kind: sc.vault.Kind, Vault: sc.vault.Name, Name: lc}
-	if err := putJSON(ctx, tx, key, entry); err != nil {
+	if err := records.Put(ctx, tx, key, entry); err != nil {
 		return err
 	}
 	meta.PurgeIndex = key
@@ -106,7 +92,7 @@ func schedulePurge(ctx context.Context, tx storage.Tx, sc scope, lc string, meta
 func (s *Service) RunDue(ctx context.Context, now time.Time) (rotated, purged int, err error) {
 	now = now.UTC().Truncate(time.Second)
 	var errs []error
-	err = s.eachDue(ctx, purgePrefix, now, func(key string, e scheduleEntry) error {
+	err = records.EachDue(ctx, s.store, purgePrefix, now, func(key string, e scheduleEntry) error {
 		sc, err := newScope(tenancy.Vault{TenantID: e.TenantID, Kind: e.Kind, Name: e.Vault}, "")
 		if err != nil {
 			return s.store.Delete(ctx, key) // names no valid vault: unusable
@@ -125,7 +111,7 @@ func (s *Service) RunDue(ctx context.Context, now time.Time) (rotated, purged in
 	if err != nil {
 		return rotated, purged, errors.Join(append(errs, err)...)
 	}
-	err = s.eachDue(ctx, rotatePrefix, now, func(key string, e scheduleEntry) error {
+	err = records.EachDue(ctx, s.store, rotatePrefix, now, func(key string, e scheduleEntry) error {
 		sc, err := newScope(tenancy.Vault{TenantID: e.TenantID, Kind: e.Kind, Name: e.Vault}, "")
 		if err != nil {
 			return s.store.Delete(ctx, key) // names no valid vault: unusable
@@ -147,47 +133,11 @@ func (s *Service) RunDue(ctx context.Context, now time.Time) (rotated, purged in
 	return rotated, purged, errors.Join(errs...)
 }
 
-// eachDue calls fn for every index entry under prefix due at or before now, in due order.
-func (s *Service) eachDue(ctx context.Context, prefix string, now time.Time, fn func(key string, e scheduleEntry) error) error {
-	opts := storage.ListOptions{Limit: 100}
-	for {
-		page, err := s.store.List(ctx, prefix, opts)
-		if err != nil {
-			return err
-		}
-		for _, key := range page.Keys {
-			due, ok := dueOf(prefix, key)
-			if ok && due > now.Unix() {
-				return nil
-			}
-			var e scheduleEntry
-			found, err := getJSON(ctx, s.store, key, &e)
-			if err != nil || !ok {
-				// A damaged entry: drop it rather than stop the scheduler for good.
-				if err := s.store.Delete(ctx, key); err != nil {
-					return err
-				}
-				continue
-			}
-			if !found {
-				continue
-			}
-			if err := fn(key, e); err != nil {
-				return err
-			}
-		}
-		if page.Next == "" {
-			return nil
-		}
-		opts.After = page.Next
-	}
-}
-
 // dropIfUnowned removes an index entry unless the key's record still names it.
 func (s *Service) dropIfUnowned(ctx context.Context, sc scope, lc, key string, owned func(*keyRecord) string) error {
 	return s.store.Txn(ctx, func(tx storage.Tx) error {
 		var meta keyRecord
-		found, err := getJSON(ctx, tx, sc.metaPath(lc), &meta)
+		found, err := records.Get(ctx, tx, sc.metaPath(lc), &meta)
 		if err != nil {
 			return err
 		}

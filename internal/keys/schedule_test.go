@@ -2,6 +2,7 @@ package keys
 
 import (
 	"fmt"
+	"github.com/coffer-kms/coffer/internal/records"
 	"strings"
 	"testing"
 	"time"
@@ -186,8 +187,8 @@ func TestScheduleIndexReadsOnlyDueEntries(t *testing.T) {
 		t.Fatalf("rotation index = %v, %v; want 5 entries", page.Keys, err)
 	}
 	for i := 1; i < len(page.Keys); i++ {
-		a, _ := dueOf(rotatePrefix, page.Keys[i-1])
-		b, _ := dueOf(rotatePrefix, page.Keys[i])
+		a, _ := records.DueOf(rotatePrefix, page.Keys[i-1])
+		b, _ := records.DueOf(rotatePrefix, page.Keys[i])
 		if a > b {
 			t.Errorf("index entries out of due order: %s before %s", page.Keys[i-1], page.Keys[i])
 		}

@@ -2,13 +2,9 @@ package keys
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/coffer-kms/coffer/internal/records"
 	"regexp"
 	"strings"
 	"time"
@@ -24,7 +20,7 @@ type Service struct {
 	store  storage.Backend
 	prov   provider.Provider
 	now    func() time.Time
-	backup cipher.AEAD // nil when the backup key is not 32 bytes
+	backup *records.Sealer // nil when the backup key is not 32 bytes
 	keys   keyCache
 	// hsmPools: managed HSM pools hold HSM key types only (RequireHSMInPools).
 	hsmPools bool
@@ -38,13 +34,7 @@ func NewService(store storage.Backend, prov provider.Provider, clock func() time
 	if clock == nil {
 		clock = time.Now
 	}
-	s := &Service{store: store, prov: prov, now: clock, keys: keyCache{max: 4096}}
-	if len(backupKey) == 32 {
-		block, err := aes.NewCipher(backupKey)
-		if err == nil {
-			s.backup, _ = cipher.NewGCM(block)
-		}
-	}
+	s := &Service{store: store, prov: prov, now: clock, keys: keyCache{max: 4096}, backup: records.NewSealer(backupKey)}
 	return s
 }
 
@@ -113,24 +103,10 @@ func (sc scope) kid(name, version string) string {
 }
 
 // retention is the vault's soft-delete retention in days.
-func (sc scope) retention() int {
-	if sc.vault.SoftDeleteRetention <= 0 {
-		return 90
-	}
-	return sc.vault.SoftDeleteRetention
-}
+func (sc scope) retention() int { return records.Retention(sc.vault) }
 
 // recoveryLevel is the DeletionRecoveryLevel of the vault's keys.
-func (sc scope) recoveryLevel() string {
-	level := "Recoverable"
-	if sc.retention() < 90 {
-		level = "CustomizedRecoverable"
-	}
-	if !sc.vault.PurgeProtection {
-		level += "+Purgeable"
-	}
-	return level
-}
+func (sc scope) recoveryLevel() string { return records.RecoveryLevel(sc.vault) }
 
 // keyRecord is the per-name record at keys/<name>/meta.
 type keyRecord struct {
@@ -179,15 +155,6 @@ type versionRecord struct {
 // barrier, so it is decoded with plain encoding/json rather than provider.ParseJWK's strict
 // request parser (which scans for duplicate members and was a fifth of a key read's CPU).
 type storedJWK provider.JWK
-
-// newVersion returns a fresh random version id: 32 lower-case hex digits.
-func newVersion() string {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic("keys: crypto/rand failed: " + err.Error())
-	}
-	return hex.EncodeToString(b[:])
-}
 
 // publicJWK copies only the public members of a JWK, whatever the provider returned.
 func publicJWK(j *provider.JWK) *provider.JWK {
@@ -282,34 +249,10 @@ func deletedConflict(name string) error {
 	return fmt.Errorf("%w: key %s is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the key can only be recovered or purged", ErrDeletedButRecoverable, name)
 }
 
-// getJSON reads and decodes a record; found is false if there is none.
-func getJSON(ctx context.Context, r storage.Reader, key string, v any) (found bool, err error) {
-	b, err := r.Get(ctx, key)
-	if errors.Is(err, storage.ErrNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("read %s: %w", key, err)
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return false, fmt.Errorf("decode %s: record is damaged", key)
-	}
-	return true, nil
-}
-
-// putJSON encodes and writes a record.
-func putJSON(ctx context.Context, tx storage.Tx, key string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("encode %s: %w", key, err)
-	}
-	return tx.Put(ctx, key, b)
-}
-
 // readKey reads a key's record; it returns ErrKeyNotFound if there is none.
 func readKey(ctx context.Context, r storage.Reader, sc scope, lc, name string) (*keyRecord, error) {
 	var meta keyRecord
-	found, err := getJSON(ctx, r, sc.metaPath(lc), &meta)
+	found, err := records.Get(ctx, r, sc.metaPath(lc), &meta)
 	if err != nil {
 		return nil, err
 	}
@@ -337,7 +280,7 @@ func readVersion(ctx context.Context, r storage.Reader, sc scope, lc string, met
 		version = meta.Latest
 	}
 	var ver versionRecord
-	found, err := getJSON(ctx, r, sc.versionPath(lc, version), &ver)
+	found, err := records.Get(ctx, r, sc.versionPath(lc, version), &ver)
 	if err != nil {
 		return nil, err
 	}

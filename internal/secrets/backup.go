@@ -3,11 +3,11 @@ package secrets
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/coffer-kms/coffer/internal/records"
 
 	"github.com/coffer-kms/coffer/internal/storage"
 	"github.com/coffer-kms/coffer/internal/tenancy"
@@ -25,9 +25,7 @@ import (
 // to the tenant (any of its vaults). The blob carries the values, which is why it is sealed
 // and must never be written anywhere unencrypted.
 const (
-	backupVersion1 = 1
-	backupAAD      = "coffer/secret-backup/v1"
-	backupNonceLen = 12
+	backupAAD = "coffer/secret-backup/v1"
 	// MaxBackupBytes bounds a backup blob: Backup refuses to make a larger one (it could not
 	// be restored) and the api layer caps the restore body accordingly.
 	MaxBackupBytes = 2 << 20
@@ -113,24 +111,8 @@ func (s *Service) Backup(ctx context.Context, v tenancy.Vault, base, name string
 			return managedRefused("backup", meta.Name)
 		}
 		body = backupBody{Name: meta.Name, Latest: meta.Latest}
-		opts := storage.ListOptions{}
-		for {
-			page, err := tx.List(ctx, sc.versionsPrefix(lc), opts)
-			if err != nil {
-				return err
-			}
-			for _, key := range page.Keys {
-				var ver versionRecord
-				if found, err := getJSON(ctx, tx, key, &ver); err != nil || !found {
-					return errors.Join(err, fmt.Errorf("backup: version record %s vanished", key))
-				}
-				body.Versions = append(body.Versions, ver)
-			}
-			if page.Next == "" {
-				return nil
-			}
-			opts.After = page.Next
-		}
+		body.Versions, err = records.ReadAll[versionRecord](ctx, tx, sc.versionsPrefix(lc))
+		return err
 	})
 	if err != nil {
 		return BackupResult{}, err
@@ -140,15 +122,13 @@ func (s *Service) Backup(ctx context.Context, v tenancy.Vault, base, name string
 		return BackupResult{}, errors.New("backup: the secret cannot be encoded")
 	}
 	defer clear(plain)
-	if len(plain)+1+backupNonceLen+s.backup.Overhead() > MaxBackupBytes {
+	if len(plain)+s.backup.Overhead() > MaxBackupBytes {
 		return BackupResult{}, badParam("Secret %s is too large to back up: its %d versions take %d bytes and a backup holds at most %d.", body.Name, len(body.Versions), len(plain), MaxBackupBytes)
 	}
-	nonce := make([]byte, backupNonceLen)
-	if _, err := rand.Read(nonce); err != nil {
-		return BackupResult{}, fmt.Errorf("backup: nonce: %w", err)
+	blob, err := s.backup.Seal(plain, backupAADFor(sc.vault.TenantID))
+	if err != nil {
+		return BackupResult{}, fmt.Errorf("backup: %w", err)
 	}
-	blob := append([]byte{backupVersion1}, nonce...)
-	blob = s.backup.Seal(blob, nonce, plain, backupAADFor(sc.vault.TenantID))
 	return BackupResult{Value: blob}, nil
 }
 
@@ -157,11 +137,10 @@ func backupAADFor(tenantID string) []byte { return []byte(backupAAD + tenantID) 
 
 // openBackup authenticates, decrypts and validates a blob.
 func (s *Service) openBackup(sc scope, blob []byte) (*backupBody, error) {
-	if len(blob) < 1+backupNonceLen+s.backup.Overhead() || len(blob) > MaxBackupBytes || blob[0] != backupVersion1 {
+	if len(blob) > MaxBackupBytes {
 		return nil, errCorruptBlob
 	}
-	nonce, sealed := blob[1:1+backupNonceLen], blob[1+backupNonceLen:]
-	plain, err := s.backup.Open(nil, nonce, sealed, backupAADFor(sc.vault.TenantID))
+	plain, err := s.backup.Open(blob, backupAADFor(sc.vault.TenantID))
 	if err != nil {
 		return nil, errCorruptBlob
 	}
@@ -210,7 +189,7 @@ func (s *Service) Restore(ctx context.Context, v tenancy.Vault, base string, blo
 	var out SecretBundle
 	err = s.store.Txn(ctx, func(tx storage.Tx) error {
 		var existing secretRecord
-		found, err := getJSON(ctx, tx, sc.metaPath(lc), &existing)
+		found, err := records.Get(ctx, tx, sc.metaPath(lc), &existing)
 		if err != nil {
 			return err
 		}
@@ -224,7 +203,7 @@ func (s *Service) Restore(ctx context.Context, v tenancy.Vault, base string, blo
 		var latest *versionRecord
 		for i := range body.Versions {
 			ver := &body.Versions[i]
-			if err := putJSON(ctx, tx, sc.versionPath(lc, ver.Version), ver); err != nil {
+			if err := records.Put(ctx, tx, sc.versionPath(lc, ver.Version), ver); err != nil {
 				return err
 			}
 			if ver.Version == body.Latest {
@@ -234,7 +213,7 @@ func (s *Service) Restore(ctx context.Context, v tenancy.Vault, base string, blo
 		if err := tx.Put(ctx, sc.liveIndex()+lc, nil); err != nil {
 			return err
 		}
-		if err := putJSON(ctx, tx, sc.metaPath(lc), &meta); err != nil {
+		if err := records.Put(ctx, tx, sc.metaPath(lc), &meta); err != nil {
 			return err
 		}
 		out = sc.bundle(&meta, latest, false)

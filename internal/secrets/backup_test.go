@@ -16,7 +16,7 @@ func TestBackupRestore(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Backup = %v", err)
 	}
-	if blob.Value[0] != backupVersion1 || len(blob.Value) < 1+12+16 {
+	if blob.Value[0] != 1 || len(blob.Value) < 1+12+16 {
 		t.Fatalf("Backup blob starts %x, %d bytes; want version 1", blob.Value[:1], len(blob.Value))
 	}
 	if bytes.Contains(blob.Value, []byte("canary-")) || bytes.Contains(blob.Value, []byte("Precious")) {
@@ -80,9 +80,9 @@ func TestRestoreCorrupt(t *testing.T) {
 	target := vault(tenantA, "target", 90, false)
 	cases := map[string][]byte{
 		"empty":          nil,
-		"version-only":   {backupVersion1},
+		"version-only":   {1},
 		"truncated":      blob.Value[:len(blob.Value)-1],
-		"header-only":    blob.Value[:1+backupNonceLen+16],
+		"header-only":    blob.Value[:1+12+16],
 		"wrong-version":  append([]byte{2}, blob.Value[1:]...),
 		"extra-byte":     append(append([]byte(nil), blob.Value...), 0),
 		"too-large":      make([]byte, MaxBackupBytes+1),

@@ -2,6 +2,7 @@ package secrets
 
 import (
 	"context"
+	"github.com/coffer-kms/coffer/internal/records"
 	"time"
 
 	"github.com/coffer-kms/coffer/internal/storage"
@@ -61,7 +62,7 @@ func softDelete(ctx context.Context, tx storage.Tx, sc scope, lc, name string, n
 	if err := schedulePurge(ctx, tx, sc, lc, meta); err != nil {
 		return nil, nil, err
 	}
-	if err := putJSON(ctx, tx, sc.metaPath(lc), meta); err != nil {
+	if err := records.Put(ctx, tx, sc.metaPath(lc), meta); err != nil {
 		return nil, nil, err
 	}
 	return meta, latest, nil
@@ -183,7 +184,7 @@ func recoverSecret(ctx context.Context, tx storage.Tx, sc scope, lc, name string
 	if err := tx.Put(ctx, sc.liveIndex()+lc, nil); err != nil {
 		return nil, nil, err
 	}
-	if err := putJSON(ctx, tx, sc.metaPath(lc), meta); err != nil {
+	if err := records.Put(ctx, tx, sc.metaPath(lc), meta); err != nil {
 		return nil, nil, err
 	}
 	return meta, latest, nil
@@ -241,27 +242,9 @@ func purgeSecret(ctx context.Context, tx storage.Tx, sc scope, lc, name string, 
 
 // removeSecret deletes every record of a secret.
 func removeSecret(ctx context.Context, tx storage.Tx, sc scope, lc string, meta *secretRecord) error {
-	prefix := sc.versionsPrefix(lc)
-	var versions []string
-	opts := storage.ListOptions{}
-	for {
-		page, err := tx.List(ctx, prefix, opts)
-		if err != nil {
-			return err
-		}
-		versions = append(versions, page.Keys...)
-		if page.Next == "" {
-			break
-		}
-		opts.After = page.Next
+	versions, err := records.ListAll(ctx, tx, sc.versionsPrefix(lc))
+	if err != nil {
+		return err
 	}
-	for _, key := range append(versions, meta.PurgeIndex, sc.liveIndex()+lc, sc.deletedIndex()+lc, sc.metaPath(lc)) {
-		if key == "" {
-			continue
-		}
-		if err := tx.Delete(ctx, key); err != nil {
-			return err
-		}
-	}
-	return nil
+	return records.DeleteAll(ctx, tx, append(versions, meta.PurgeIndex, sc.liveIndex()+lc, sc.deletedIndex()+lc, sc.metaPath(lc))...)
 }

@@ -3,6 +3,7 @@ package secrets
 import (
 	"context"
 	"github.com/coffer-kms/coffer/internal/pki"
+	"github.com/coffer-kms/coffer/internal/records"
 
 	"github.com/coffer-kms/coffer/internal/storage"
 	"github.com/coffer-kms/coffer/internal/tenancy"
@@ -139,7 +140,7 @@ func (s *Service) Update(ctx context.Context, v tenancy.Vault, base, name, versi
 			ver.Tags = copyTags(p.Tags)
 		}
 		ver.Updated = now
-		if err := putJSON(ctx, tx, sc.versionPath(lc, ver.Version), ver); err != nil {
+		if err := records.Put(ctx, tx, sc.versionPath(lc, ver.Version), ver); err != nil {
 			return err
 		}
 		out = sc.bundle(meta, ver, false)

@@ -3,6 +3,7 @@ package secrets
 import (
 	"context"
 	"fmt"
+	"github.com/coffer-kms/coffer/internal/records"
 
 	"github.com/coffer-kms/coffer/internal/storage"
 	"github.com/coffer-kms/coffer/internal/tenancy"
@@ -45,7 +46,7 @@ func (s *Service) PutManaged(ctx context.Context, tx storage.Tx, v tenancy.Vault
 		return fmt.Errorf("secrets: managed version %q is not a version id", mv.Version)
 	}
 	var meta secretRecord
-	found, err := getJSON(ctx, tx, sc.metaPath(lc), &meta)
+	found, err := records.Get(ctx, tx, sc.metaPath(lc), &meta)
 	if err != nil {
 		return err
 	}
@@ -70,14 +71,14 @@ func (s *Service) PutManaged(ctx context.Context, tx storage.Tx, v tenancy.Vault
 		Managed:     true,
 		KID:         mv.KID,
 	}
-	if err := putJSON(ctx, tx, sc.versionPath(lc, rec.Version), &rec); err != nil {
+	if err := records.Put(ctx, tx, sc.versionPath(lc, rec.Version), &rec); err != nil {
 		return err
 	}
 	meta.Latest = rec.Version
 	if err := tx.Put(ctx, sc.liveIndex()+lc, nil); err != nil {
 		return err
 	}
-	return putJSON(ctx, tx, sc.metaPath(lc), &meta)
+	return records.Put(ctx, tx, sc.metaPath(lc), &meta)
 }
 
 // UpdateManaged sets the enabled flag and validity window of a managed secret version in
@@ -93,7 +94,7 @@ func (s *Service) UpdateManaged(ctx context.Context, tx storage.Tx, v tenancy.Va
 	}
 	ver.Enabled, ver.NotBefore, ver.Expires = enabled, cloneI64(nbf), cloneI64(exp)
 	ver.Updated = s.clock().Unix()
-	return putJSON(ctx, tx, sc.versionPath(lc, ver.Version), ver)
+	return records.Put(ctx, tx, sc.versionPath(lc, ver.Version), ver)
 }
 
 // DeleteManaged soft-deletes a certificate's secret in tx.

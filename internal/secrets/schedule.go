@@ -4,8 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
+	"github.com/coffer-kms/coffer/internal/records"
 	"time"
 
 	"github.com/coffer-kms/coffer/internal/storage"
@@ -37,20 +36,7 @@ type scheduleEntry struct {
 
 // scheduleKey is the index key of a due time for a secret.
 func scheduleKey(prefix string, due int64, sc scope, lc string) string {
-	if due < 0 {
-		due = 0
-	}
-	return fmt.Sprintf("%s%020d/%s/vaults/%s/%s", prefix, due, sc.vault.TenantID, sc.vault.Name, lc)
-}
-
-// dueOf parses the due time of an index key.
-func dueOf(prefix, key string) (int64, bool) {
-	ts, _, ok := strings.Cut(strings.TrimPrefix(key, prefix), "/")
-	if !ok || len(ts) != 20 {
-		return 0, false
-	}
-	n, err := strconv.ParseInt(ts, 10, 64)
-	return n, err == nil
+	return records.ScheduleKey(prefix, due, sc.vault.TenantID+"/vaults/"+sc.vault.Name+"/"+lc)
 }
 
 // schedulePurge writes the purge entry of a secret just deleted. The caller writes meta.
@@ -61,7 +47,7 @@ func schedulePurge(ctx context.Context, tx storage.Tx, sc scope, lc string, meta
 		}
 	}
 	key := scheduleKey(purgePrefix, meta.Deleted.PurgeDate, sc, lc)
-	if err := putJSON(ctx, tx, key, scheduleEntry{TenantID: sc.vault.TenantID, Vault: sc.vault.Name, Name: lc}); err != nil {
+	if err := records.Put(ctx, tx, key, scheduleEntry{TenantID: sc.vault.TenantID, Vault: sc.vault.Name, Name: lc}); err != nil {
 		return err
 	}
 	meta.PurgeIndex = key
@@ -75,42 +61,17 @@ func schedulePurge(ctx context.Context, tx storage.Tx, sc scope, lc string, meta
 func (s *Service) RunDue(ctx context.Context, now time.Time) (purged int, err error) {
 	now = now.UTC().Truncate(time.Second)
 	var errs []error
-	opts := storage.ListOptions{Limit: 100}
-	for {
-		page, err := s.store.List(ctx, purgePrefix, opts)
+	err = records.EachDue(ctx, s.store, purgePrefix, now, func(key string, e scheduleEntry) error {
+		done, err := s.purgeDue(ctx, key, e, now)
 		if err != nil {
-			return purged, errors.Join(append(errs, err)...)
+			errs = append(errs, fmt.Errorf("purge secret %s/%s/%s: %w", e.TenantID, e.Vault, e.Name, err))
 		}
-		for _, key := range page.Keys {
-			due, ok := dueOf(purgePrefix, key)
-			if ok && due > now.Unix() {
-				return purged, errors.Join(errs...)
-			}
-			var e scheduleEntry
-			found, err := getJSON(ctx, s.store, key, &e)
-			if err != nil || !ok {
-				// A damaged entry: drop it rather than stop the scheduler for good.
-				if err := s.store.Delete(ctx, key); err != nil {
-					return purged, errors.Join(append(errs, err)...)
-				}
-				continue
-			}
-			if !found {
-				continue
-			}
-			done, err := s.purgeDue(ctx, key, e, now)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("purge secret %s/%s/%s: %w", e.TenantID, e.Vault, e.Name, err))
-			}
-			if done {
-				purged++
-			}
+		if done {
+			purged++
 		}
-		if page.Next == "" {
-			return purged, errors.Join(errs...)
-		}
-		opts.After = page.Next
-	}
+		return nil
+	})
+	return purged, errors.Join(append(errs, err)...)
 }
 
 // purgeDue performs one scheduled purge; a stale entry is dropped.
@@ -130,7 +91,7 @@ func (s *Service) purgeDue(ctx context.Context, key string, e scheduleEntry, now
 func (s *Service) dropIfUnowned(ctx context.Context, sc scope, lc, key string) error {
 	return s.store.Txn(ctx, func(tx storage.Tx) error {
 		var meta secretRecord
-		found, err := getJSON(ctx, tx, sc.metaPath(lc), &meta)
+		found, err := records.Get(ctx, tx, sc.metaPath(lc), &meta)
 		if err != nil {
 			return err
 		}

@@ -2,13 +2,8 @@ package secrets
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
-	"fmt"
+	"github.com/coffer-kms/coffer/internal/records"
 	"regexp"
 	"strings"
 	"time"
@@ -22,7 +17,7 @@ import (
 type Service struct {
 	store  storage.Backend
 	now    func() time.Time
-	backup cipher.AEAD // nil when the backup key is not 32 bytes
+	backup *records.Sealer // nil when the backup key is not 32 bytes
 }
 
 // NewService returns a Service. clock is the time source (nil means time.Now); backupKey is
@@ -33,13 +28,7 @@ func NewService(store storage.Backend, clock func() time.Time, backupKey []byte)
 	if clock == nil {
 		clock = time.Now
 	}
-	s := &Service{store: store, now: clock}
-	if len(backupKey) == 32 {
-		block, err := aes.NewCipher(backupKey)
-		if err == nil {
-			s.backup, _ = cipher.NewGCM(block)
-		}
-	}
+	s := &Service{store: store, now: clock, backup: records.NewSealer(backupKey)}
 	return s
 }
 
@@ -103,24 +92,10 @@ func (sc scope) id(name, version string) string {
 }
 
 // retention is the vault's soft-delete retention in days.
-func (sc scope) retention() int {
-	if sc.vault.SoftDeleteRetention <= 0 {
-		return 90
-	}
-	return sc.vault.SoftDeleteRetention
-}
+func (sc scope) retention() int { return records.Retention(sc.vault) }
 
 // recoveryLevel is the DeletionRecoveryLevel of the vault's secrets.
-func (sc scope) recoveryLevel() string {
-	level := "Recoverable"
-	if sc.retention() < 90 {
-		level = "CustomizedRecoverable"
-	}
-	if !sc.vault.PurgeProtection {
-		level += "+Purgeable"
-	}
-	return level
-}
+func (sc scope) recoveryLevel() string { return records.RecoveryLevel(sc.vault) }
 
 // secretRecord is the per-name record at secrets/<name>/meta.
 type secretRecord struct {
@@ -155,15 +130,6 @@ type versionRecord struct {
 	// Managed and KID are set on the versions of certificate-backed secrets.
 	Managed bool   `json:"managed,omitempty"`
 	KID     string `json:"kid,omitempty"`
-}
-
-// newVersion returns a fresh random version id: 32 lower-case hex digits.
-func newVersion() string {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic("secrets: crypto/rand failed: " + err.Error())
-	}
-	return hex.EncodeToString(b[:])
 }
 
 func i64(v int64) *int64 { return &v }
@@ -239,37 +205,10 @@ func (sc scope) item(meta *secretRecord, ver *versionRecord, withVersion bool) S
 	}
 }
 
-// getJSON reads and decodes a record; found is false if there is none. Its errors name the
-// path only, never the record's content.
-func getJSON(ctx context.Context, r storage.Reader, key string, v any) (found bool, err error) {
-	b, err := r.Get(ctx, key)
-	if errors.Is(err, storage.ErrNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("read %s: %w", key, err)
-	}
-	defer clear(b)
-	if err := json.Unmarshal(b, v); err != nil {
-		return false, fmt.Errorf("decode %s: record is damaged", key)
-	}
-	return true, nil
-}
-
-// putJSON encodes and writes a record.
-func putJSON(ctx context.Context, tx storage.Tx, key string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("encode %s: record cannot be encoded", key)
-	}
-	defer clear(b)
-	return tx.Put(ctx, key, b)
-}
-
 // readSecret reads a secret's record; it returns ErrSecretNotFound if there is none.
 func readSecret(ctx context.Context, r storage.Reader, sc scope, lc, name string) (*secretRecord, error) {
 	var meta secretRecord
-	found, err := getJSON(ctx, r, sc.metaPath(lc), &meta)
+	found, err := records.Get(ctx, r, sc.metaPath(lc), &meta)
 	if err != nil {
 		return nil, err
 	}
@@ -297,7 +236,7 @@ func readVersion(ctx context.Context, r storage.Reader, sc scope, lc string, met
 		version = meta.Latest
 	}
 	var ver versionRecord
-	found, err := getJSON(ctx, r, sc.versionPath(lc, version), &ver)
+	found, err := records.Get(ctx, r, sc.versionPath(lc, version), &ver)
 	if err != nil {
 		return nil, err
 	}

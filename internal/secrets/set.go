@@ -2,6 +2,7 @@ package secrets
 
 import (
 	"context"
+	"github.com/coffer-kms/coffer/internal/records"
 
 	"github.com/coffer-kms/coffer/internal/storage"
 	"github.com/coffer-kms/coffer/internal/tenancy"
@@ -33,7 +34,7 @@ func (s *Service) Set(ctx context.Context, v tenancy.Vault, base, name string, p
 	}
 	now := s.clock().Unix()
 	rec := versionRecord{
-		Version:     newVersion(),
+		Version:     records.NewVersion(),
 		Value:       string(*p.Value),
 		ContentType: p.ContentType,
 		Enabled:     true,
@@ -53,7 +54,7 @@ func (s *Service) Set(ctx context.Context, v tenancy.Vault, base, name string, p
 	var out SecretBundle
 	err = s.store.Txn(ctx, func(tx storage.Tx) error {
 		var meta secretRecord
-		found, err := getJSON(ctx, tx, sc.metaPath(lc), &meta)
+		found, err := records.Get(ctx, tx, sc.metaPath(lc), &meta)
 		if err != nil {
 			return err
 		}
@@ -66,14 +67,14 @@ func (s *Service) Set(ctx context.Context, v tenancy.Vault, base, name string, p
 		if !found {
 			meta = secretRecord{Name: name}
 		}
-		if err := putJSON(ctx, tx, sc.versionPath(lc, rec.Version), &rec); err != nil {
+		if err := records.Put(ctx, tx, sc.versionPath(lc, rec.Version), &rec); err != nil {
 			return err
 		}
 		meta.Latest = rec.Version
 		if err := tx.Put(ctx, sc.liveIndex()+lc, nil); err != nil {
 			return err
 		}
-		if err := putJSON(ctx, tx, sc.metaPath(lc), &meta); err != nil {
+		if err := records.Put(ctx, tx, sc.metaPath(lc), &meta); err != nil {
 			return err
 		}
 		out = sc.bundle(&meta, &rec, true)

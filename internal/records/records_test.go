@@ -1,0 +1,90 @@
+package records
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/coffer-kms/coffer/internal/storage"
+	"github.com/coffer-kms/coffer/internal/storage/mem"
+	"github.com/coffer-kms/coffer/internal/tenancy"
+)
+
+func TestSealerBindsKeyAndAAD(t *testing.T) {
+	if NewSealer(make([]byte, 16)) != nil {
+		t.Fatal("NewSealer accepted a 16-byte key")
+	}
+	s := NewSealer(bytes.Repeat([]byte{1}, 32))
+	blob, err := s.Seal([]byte("plain"), []byte("aad"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Open(blob, []byte("aad")); err != nil || string(got) != "plain" {
+		t.Fatalf("Open = %q, %v", got, err)
+	}
+	other := NewSealer(bytes.Repeat([]byte{2}, 32))
+	for name, open := range map[string]func() ([]byte, error){
+		"other aad": func() ([]byte, error) { return s.Open(blob, []byte("aae")) },
+		"other key": func() ([]byte, error) { return other.Open(blob, []byte("aad")) },
+		"truncated": func() ([]byte, error) { return s.Open(blob[:10], []byte("aad")) },
+		"flipped": func() ([]byte, error) {
+			b := append([]byte(nil), blob...)
+			b[len(b)-1] ^= 1
+			return s.Open(b, []byte("aad"))
+		},
+		"version 2":  func() ([]byte, error) { b := append([]byte(nil), blob...); b[0] = 2; return s.Open(b, []byte("aad")) },
+		"empty blob": func() ([]byte, error) { return s.Open(nil, []byte("aad")) },
+	} {
+		if _, err := open(); !errors.Is(err, ErrBlob) {
+			t.Errorf("%s: Open = %v; want ErrBlob", name, err)
+		}
+	}
+}
+
+func TestEachDueOrderAndDamage(t *testing.T) {
+	ctx := context.Background()
+	st := mem.New()
+	type entry struct{ N int }
+	err := st.Txn(ctx, func(tx storage.Tx) error {
+		for _, d := range []int64{30, 10, 20, 40} {
+			if err := Put(ctx, tx, ScheduleKey("s/", d, "t/v/x"), entry{N: int(d)}); err != nil {
+				return err
+			}
+		}
+		return tx.Put(ctx, "s/!damaged", []byte("{"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int
+	if err := EachDue(ctx, st, "s/", time.Unix(30, 0), func(_ string, e entry) error { got = append(got, e.N); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[0] != 10 || got[1] != 20 || got[2] != 30 {
+		t.Errorf("due entries = %v; want 10 20 30 in order", got)
+	}
+	if _, err := st.Get(ctx, "s/!damaged"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("a damaged entry was kept: %v", err)
+	}
+}
+
+func TestRecoveryLevel(t *testing.T) {
+	for _, c := range []struct {
+		v    tenancy.Vault
+		want string
+	}{
+		{tenancy.Vault{}, "Recoverable+Purgeable"},
+		{tenancy.Vault{SoftDeleteRetention: 7}, "CustomizedRecoverable+Purgeable"},
+		{tenancy.Vault{PurgeProtection: true}, "Recoverable"},
+		{tenancy.Vault{SoftDeleteRetention: 30, PurgeProtection: true}, "CustomizedRecoverable"},
+	} {
+		if got := RecoveryLevel(c.v); got != c.want {
+			t.Errorf("RecoveryLevel(%+v) = %s; want %s", c.v, got, c.want)
+		}
+	}
+	if Retention(tenancy.Vault{}) != 90 || Retention(tenancy.Vault{SoftDeleteRetention: 7}) != 7 {
+		t.Error("Retention defaults wrong")
+	}
+}
