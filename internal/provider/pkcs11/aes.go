@@ -387,7 +387,7 @@ func (k *aesKey) openGCM(ctx context.Context, iv, aad, ciphertext, tag []byte) (
 }
 
 // decryptOnly turns every failure of a decryption into exactly provider.ErrDecrypt, except
-// a cancelled context.
+// a cancelled context and a token that is gone (decryptErr: ErrHSM).
 func (k *aesKey) decryptOnly(out []byte, err error) ([]byte, error) {
 	if err == nil {
 		return out, nil
@@ -395,7 +395,7 @@ func (k *aesKey) decryptOnly(out []byte, err error) ([]byte, error) {
 	if err == context.Canceled || err == context.DeadlineExceeded {
 		return nil, err
 	}
-	return nil, provider.ErrDecrypt
+	return nil, decryptErr(err)
 }
 
 // wrapMech is the mechanism of a key-wrap mode.

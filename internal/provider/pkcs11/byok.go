@@ -29,7 +29,7 @@ var _ provider.TransferImporter = (*Provider)(nil)
 // The ephemeral key is destroyed on every path. The target is then checked: an RSA key must
 // have 2048, 3072 or 4096 bits and e = 65537 and pass a sign/verify consistency test; an
 // AES key must be 16, 24 or 32 bytes. A target that fails is destroyed. Every failure of
-// the ciphertext is exactly provider.ErrTransfer; a lost session or device is ErrHSM.
+// the ciphertext is exactly provider.ErrTransfer; a token that is gone (tokenGone) is ErrHSM.
 // EC-HSM targets are not offered yet (the token does not give the public point of an
 // unwrapped EC key).
 func (p *Provider) ImportTransfer(ctx context.Context, t provider.Transfer) (provider.Key, error) {
@@ -73,13 +73,12 @@ func (p *Provider) ImportTransfer(ctx context.Context, t provider.Transfer) (pro
 	}
 	s, err := p.get(ctx)
 	if err != nil {
-		return nil, err
+		return nil, err // ErrHSM (or the context's error)
 	}
 	key, err := p.importTransfer(s, t, kek, doc.ID, id, targetT, mgf)
 	p.put(s, sessionBroken(err))
 	if err != nil {
-		var he *hsmError
-		if errors.As(err, &he) && sessionBroken(he.err) {
+		if tokenGone(err) {
 			return nil, err
 		}
 		if errors.Is(err, provider.ErrInvalidParameter) {

@@ -99,8 +99,9 @@ func (k *Key) Sign(ctx context.Context, alg string, digest []byte) ([]byte, erro
 // Decrypt decrypts inside the token: RSA-OAEP (CKM_RSA_PKCS_OAEP, SHA-1 and MGF1-SHA1),
 // RSA-OAEP-256 (SHA-256 and MGF1-SHA256), RSA1_5 (CKM_RSA_PKCS); no label. A wrong
 // algorithm or an iv/aad/tag is refused with its own error first; after that every failure,
-// whatever the token says (CKR_ENCRYPTED_DATA_INVALID, _LEN_RANGE, a session or device
-// error), is exactly provider.ErrDecrypt. A cancelled context is reported as such before
+// whatever the token says (CKR_ENCRYPTED_DATA_INVALID, _LEN_RANGE, ...), is exactly
+// provider.ErrDecrypt, except that a token, session or login that is gone (tokenGone) is
+// ErrHSM: the server answers 503 for an outage rather than blaming the ciphertext. A cancelled context is reported as such before
 // the token is used. The RSA1_5 oracle discussion of soft.Key.Decrypt applies; the padding
 // check itself is the token's.
 func (k *Key) Decrypt(ctx context.Context, p provider.EncryptParams) ([]byte, error) {
@@ -111,6 +112,15 @@ func (k *Key) Decrypt(ctx context.Context, p provider.EncryptParams) ([]byte, er
 // bytes to the caller); same algorithms, same single error.
 func (k *Key) UnwrapKey(ctx context.Context, p provider.EncryptParams) ([]byte, error) {
 	return k.decrypt(ctx, p)
+}
+
+// decryptErr is the error of a failed decryption: ErrHSM (503) when the token, session or
+// login is gone (tokenGone), else exactly provider.ErrDecrypt.
+func decryptErr(err error) error {
+	if tokenGone(err) {
+		return err
+	}
+	return provider.ErrDecrypt
 }
 
 func (k *Key) decrypt(ctx context.Context, p provider.EncryptParams) ([]byte, error) {
@@ -132,21 +142,21 @@ func (k *Key) decrypt(ctx context.Context, p provider.EncryptParams) ([]byte, er
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, provider.ErrDecrypt
+		return nil, err // no session: ErrHSM, before the ciphertext reached the token
 	}
 	obj, err := k.object(s)
 	if err != nil {
 		k.p.put(s, sessionBroken(err))
-		return nil, provider.ErrDecrypt
+		return nil, decryptErr(err)
 	}
 	if err := k.p.ctx.DecryptInit(s, []*p11.Mechanism{mech}, obj); err != nil {
 		k.p.put(s, sessionBroken(err))
-		return nil, provider.ErrDecrypt
+		return nil, decryptErr(hsmErr("decrypt init", err))
 	}
 	out, err := k.p.ctx.Decrypt(s, p.Value)
 	k.p.put(s, sessionBroken(err))
 	if err != nil {
-		return nil, provider.ErrDecrypt
+		return nil, decryptErr(hsmErr("decrypt", err))
 	}
 	if out == nil {
 		out = []byte{}

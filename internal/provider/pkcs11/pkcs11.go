@@ -13,9 +13,11 @@
 // which this package never uses.
 //
 // Errors: token failures during Decrypt and UnwrapKey are exactly provider.ErrDecrypt
-// (no padding oracle, C1/C2); every other token failure wraps ErrHSM, whose text is the
-// generic "HSM operation failed" (H2: the api layer answers 503 and shows no CKR_* text;
-// the pkcs11.Error with the return value stays in the chain for logs).
+// (no padding oracle, C1/C2), and during a BYOK import exactly provider.ErrTransfer, except
+// a token, session or login that is gone (tokenGone), which no ciphertext can cause; that
+// and every other token failure wraps ErrHSM, whose text is the generic "HSM operation
+// failed" (H2: the api layer answers 503 and shows no CKR_* text; the pkcs11.Error with
+// the return value stays in the chain for logs).
 //
 // This package must not import net/http, a storage backend or another Coffer package than
 // provider and keywrap (the RFC 5649 reference its token probe compares with).
@@ -209,6 +211,29 @@ func sessionBroken(err error) bool {
 	return false
 }
 
+// errNoSession wraps every failure to get a working session (open or log in): it happens
+// before an operation's data reaches the token.
+var errNoSession = errors.New("pkcs11: no session with the token")
+
+// tokenGone reports whether err says the token, the session or the login is gone (or the
+// provider is closed). Such a failure says nothing about the data of an operation, so
+// decrypt, unwrap and BYOK import report it as ErrHSM (503) instead of their one
+// data error. Return values a token might give for bad data (CKR_GENERAL_ERROR,
+// CKR_DEVICE_ERROR, ...) are deliberately not in the list: those stay ErrDecrypt, so an
+// outage that only shows as them answers 400, never an oracle.
+func tokenGone(err error) bool {
+	if errors.Is(err, errClosed) || errors.Is(err, errNoSession) {
+		return true
+	}
+	for _, rv := range []uint{p11.CKR_SESSION_HANDLE_INVALID, p11.CKR_SESSION_CLOSED, p11.CKR_USER_NOT_LOGGED_IN,
+		p11.CKR_DEVICE_REMOVED, p11.CKR_TOKEN_NOT_PRESENT, p11.CKR_TOKEN_NOT_RECOGNIZED, p11.CKR_CRYPTOKI_NOT_INITIALIZED} {
+		if isRV(err, rv) {
+			return true
+		}
+	}
+	return false
+}
+
 // isRV reports whether err is the PKCS#11 return value rv.
 func isRV(err error, rv uint) bool {
 	var e p11.Error
@@ -238,7 +263,7 @@ func (p *Provider) get(ctx context.Context) (p11.SessionHandle, error) {
 	h, err := p.openSession()
 	if err != nil {
 		p.pool <- session{}
-		return 0, err
+		return 0, fmt.Errorf("%w: %w", errNoSession, err)
 	}
 	return h, nil
 }
