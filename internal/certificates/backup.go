@@ -188,7 +188,7 @@ func (s *Service) Restore(ctx context.Context, v tenancy.Vault, base string, blo
 			return CertificateBundle{}, errCorruptBlob
 		}
 		pk, err := s.keys.PrepareManaged(ctx, sc.vault, sc.base, body.Name, keys.ManagedKey{
-			Version: ver.Version, Key: jwk, Enabled: ver.Enabled, NotBefore: i64(ver.NotBefore), Expires: i64(ver.Expires),
+			Version: ver.Version, Key: jwk, KeyOps: keyOpsFor(chain[0].KeyUsage), Enabled: ver.Enabled, NotBefore: i64(ver.NotBefore), Expires: i64(ver.Expires),
 		})
 		if err != nil {
 			discard()

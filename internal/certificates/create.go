@@ -61,6 +61,27 @@ func keyMatchesPolicy(key crypto.Signer, kp *KeyProps) bool {
 	return false
 }
 
+// keyOpsFor maps a certificate's key usage to the operations its key allows, as Key Vault
+// does: digitalSignature and nonRepudiation sign and verify, keyEncipherment wraps and
+// unwraps, dataEncipherment encrypts and decrypts. A certificate without a key usage
+// extension restricts nothing (nil).
+func keyOpsFor(ku x509.KeyUsage) []string {
+	if ku == 0 {
+		return nil
+	}
+	ops := []string{}
+	if ku&(x509.KeyUsageDigitalSignature|x509.KeyUsageContentCommitment) != 0 {
+		ops = append(ops, "sign", "verify")
+	}
+	if ku&x509.KeyUsageKeyEncipherment != 0 {
+		ops = append(ops, "wrapKey", "unwrapKey")
+	}
+	if ku&x509.KeyUsageDataEncipherment != 0 {
+		ops = append(ops, "encrypt", "decrypt")
+	}
+	return ops
+}
+
 // samePublic reports whether two public keys are equal.
 func samePublic(a, b crypto.PublicKey) bool {
 	ea, ok := a.(interface{ Equal(crypto.PublicKey) bool })
@@ -102,7 +123,7 @@ func (s *Service) commitVersion(ctx context.Context, sc scope, lc, name string, 
 		return CertificateBundle{}, badParam("The certificate's key cannot be stored: %s", err.Error())
 	}
 	prepared, err := s.keys.PrepareManaged(ctx, sc.vault, sc.base, name, keys.ManagedKey{
-		Version: d.version, Key: jwk, Enabled: d.enabled, NotBefore: i64(nbf), Expires: i64(exp),
+		Version: d.version, Key: jwk, KeyOps: keyOpsFor(leaf.KeyUsage), Enabled: d.enabled, NotBefore: i64(nbf), Expires: i64(exp),
 	})
 	if err != nil {
 		return CertificateBundle{}, err

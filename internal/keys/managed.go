@@ -23,6 +23,9 @@ type ManagedKey struct {
 	Version string
 	// Key is the private JWK (RSA or EC); the provider validates it.
 	Key *provider.JWK
+	// KeyOps are the operations the certificate's key usage allows (nil: all the key type
+	// supports).
+	KeyOps []string
 	// Enabled, NotBefore and Expires follow the certificate.
 	Enabled            bool
 	NotBefore, Expires *int64
@@ -59,7 +62,16 @@ func (s *Service) PrepareManaged(ctx context.Context, v tenancy.Vault, base, nam
 	if err := checkKty(sc, jwk.Kty); err != nil {
 		return nil, err
 	}
-	d := draft{ops: defaultOps(jwk.Kty), enabled: mk.Enabled, nbf: cloneI64(mk.NotBefore), exp: cloneI64(mk.Expires)}
+	ops := defaultOps(jwk.Kty)
+	if mk.KeyOps != nil {
+		ops = nil
+		for _, op := range mk.KeyOps {
+			if contains(defaultOps(jwk.Kty), op) {
+				ops = append(ops, op)
+			}
+		}
+	}
+	d := draft{ops: ops, enabled: mk.Enabled, nbf: cloneI64(mk.NotBefore), exp: cloneI64(mk.Expires)}
 	jwk.KeyOps = d.ops
 	key, err := s.prov.Import(ctx, &jwk)
 	if err != nil {

@@ -167,6 +167,12 @@ func TestCertificatesThroughAzureSDK(t *testing.T) {
 	if !ecdsa.Verify(pub, digest[:], r, s) {
 		t.Error("the certificate key's signature does not verify with the certificate")
 	}
+	// Its key usage (digitalSignature) decides its key_ops: it signs but does not encrypt.
+	if len(key.Key.KeyOps) != 2 || *key.Key.KeyOps[0] != azkeys.KeyOperationSign {
+		t.Errorf("key_ops = %v; want sign and verify (the certificate's key usage)", key.Key.KeyOps)
+	}
+	_, err = kc.Encrypt(ctx, "web", version, azkeys.KeyOperationParameters{Algorithm: to.Ptr(azkeys.EncryptionAlgorithmRSAOAEP), Value: []byte("x")}, nil)
+	wantCode(t, err, 403, "Forbidden")
 	// The secret view: PEM with the private key (exportable) matching the certificate.
 	sec, err := sc.GetSecret(ctx, "web", "", nil)
 	if err != nil || sec.Managed == nil || !*sec.Managed || *sec.ContentType != "application/x-pem-file" || sec.KID == nil || sec.KID.Version() != version {
