@@ -32,6 +32,14 @@ type Profile struct {
 	ValidityMonths int
 }
 
+// Bounds on a profile's lists and subject, so that a policy cannot make an oversized
+// certificate.
+const (
+	MaxSANs       = 100
+	MaxEKUs       = 20
+	MaxSubjectLen = 1024
+)
+
 // MaxValidityMonths is the longest validity a profile may ask for (100 years).
 const MaxValidityMonths = 1200
 
@@ -44,6 +52,15 @@ func (p Profile) sans() sans {
 // parse, validity in range; subject or at least one SAN present) and returns an error naming
 // the bad field and value.
 func (p Profile) Check() error {
+	if n := len(p.DNSNames) + len(p.Emails) + len(p.UPNs) + len(p.URIs) + len(p.IPAddresses); n > MaxSANs {
+		return fmt.Errorf("sans: %d subject alternative names given; a certificate holds at most %d", n, MaxSANs)
+	}
+	if len(p.EKUs) > MaxEKUs {
+		return fmt.Errorf("ekus: %d extended key usages given; at most %d are accepted", len(p.EKUs), MaxEKUs)
+	}
+	if len(p.Subject) > MaxSubjectLen {
+		return fmt.Errorf("subject: %d characters; at most %d are accepted", len(p.Subject), MaxSubjectLen)
+	}
 	if err := p.checkNames(); err != nil {
 		return err
 	}

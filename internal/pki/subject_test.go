@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -103,6 +104,13 @@ func TestProfileCheck(t *testing.T) {
 		mention string
 	}{
 		{"fail/subject", func(p *Profile) { p.Subject = "CN=a, X=1" }, `"X"`},
+		{"fail/too-many-sans", func(p *Profile) {
+			for i := 0; i <= MaxSANs; i++ {
+				p.DNSNames = append(p.DNSNames, fmt.Sprintf("h%d.example", i))
+			}
+		}, "at most 100"},
+		{"fail/too-many-ekus", func(p *Profile) { p.EKUs = make([]string, MaxEKUs+1) }, "at most 20"},
+		{"fail/long-subject", func(p *Profile) { p.Subject = "CN=" + strings.Repeat("a", MaxSubjectLen) }, "at most 1024"},
 		{"fail/no-names", func(p *Profile) { *p = Profile{ValidityMonths: 12} }, "neither a subject nor"},
 		{"fail/dns-underscore", func(p *Profile) { p.DNSNames = []string{"a_b.example"} }, "a_b.example"},
 		{"fail/dns-hyphen-start", func(p *Profile) { p.DNSNames = []string{"-a.example"} }, "-a.example"},
