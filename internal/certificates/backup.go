@@ -71,6 +71,11 @@ func (s *Service) Backup(ctx context.Context, v tenancy.Vault, name string) (Bac
 	if err != nil {
 		return BackupResult{}, err
 	}
+	for _, ver := range body.Versions {
+		if len(ver.Key) == 0 {
+			return BackupResult{}, badParam("Certificate %s has an HSM key, which cannot leave the HSM: its backup is not supported yet.", body.Name)
+		}
+	}
 	plain, err := json.Marshal(body)
 	if err != nil {
 		return BackupResult{}, fmt.Errorf("backup: encode: %w", err)

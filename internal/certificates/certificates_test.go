@@ -80,7 +80,9 @@ func TestPolicyDefaultsAndRejects(t *testing.T) {
 		"days past validity":   {X509Props: &X509Props{Subject: "CN=x", ValidityMonths: intPtr(1)}, LifetimeActions: []LifetimeAction{{Trigger: Trigger{DaysBeforeExpiry: intPtr(28)}, Action: Action{ActionType: "EmailContacts"}}}},
 		"unknown action":       {X509Props: &X509Props{Subject: "CN=x"}, LifetimeActions: []LifetimeAction{{Trigger: Trigger{LifetimePercentage: intPtr(80)}, Action: Action{ActionType: "Explode"}}}},
 		"issuer name pattern":  {Issuer: &IssuerParams{Name: "no_underscores"}, X509Props: &X509Props{Subject: "CN=x"}},
-		"hsm key (not yet)":    {KeyProps: &KeyProps{Kty: "RSA-HSM"}, X509Props: &X509Props{Subject: "CN=x"}},
+		"exportable hsm key":   {KeyProps: &KeyProps{Kty: "RSA-HSM", Exportable: boolp(true)}, X509Props: &X509Props{Subject: "CN=x"}},
+		"hsm key + reuse":      {KeyProps: &KeyProps{Kty: "EC-HSM", ReuseKey: boolp(true)}, X509Props: &X509Props{Subject: "CN=x"}},
+		"hsm key + Unknown":    {KeyProps: &KeyProps{Kty: "RSA-HSM"}, Issuer: &IssuerParams{Name: "Unknown"}, X509Props: &X509Props{Subject: "CN=x"}},
 		"ec size/curve differ": {KeyProps: &KeyProps{Kty: "EC", Crv: "P-384", KeySize: intPtr(256)}, X509Props: &X509Props{Subject: "CN=x"}},
 	}
 	for name, p := range bad {

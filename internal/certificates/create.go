@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/coffer-kms/coffer/internal/records"
+	"strings"
 
 	"github.com/coffer-kms/coffer/internal/attrs"
 	"github.com/coffer-kms/coffer/internal/keys"
@@ -52,11 +53,12 @@ func parseKey(der []byte) (crypto.Signer, error) {
 // keyMatchesPolicy reports whether a key (reused or imported) has the type and size the
 // policy asks for.
 func keyMatchesPolicy(key crypto.Signer, kp *KeyProps) bool {
+	base := strings.TrimSuffix(kp.Kty, "-HSM")
 	switch k := key.Public().(type) {
 	case *rsa.PublicKey:
-		return kp.Kty == "RSA" && kp.KeySize != nil && k.N.BitLen() == *kp.KeySize
+		return base == "RSA" && kp.KeySize != nil && k.N.BitLen() == *kp.KeySize
 	case *ecdsa.PublicKey:
-		return kp.Kty == "EC" && k.Curve.Params().Name == kp.Crv
+		return base == "EC" && k.Curve.Params().Name == kp.Crv
 	}
 	return false
 }
@@ -92,9 +94,12 @@ func samePublic(a, b crypto.PublicKey) bool {
 type newVersionDraft struct {
 	version string
 	key     crypto.Signer
-	chain   []*x509.Certificate
-	enabled bool
-	tags    map[string]string
+	// prepared is the HSM key the provider generated for this version (key then signs
+	// through it); nil for software keys, which commitVersion imports.
+	prepared *keys.PreparedKey
+	chain    []*x509.Certificate
+	enabled  bool
+	tags     map[string]string
 }
 
 // commitVersion stores a new certificate version with its managed key and secret in one
@@ -105,28 +110,34 @@ func (s *Service) commitVersion(ctx context.Context, sc scope, lc, name string, 
 	update func(meta *certRecord) (*certRecord, error)) (CertificateBundle, error) {
 	leaf := d.chain[0]
 	nbf, exp := leaf.NotBefore.Unix(), leaf.NotAfter.Unix()
-	pkcs8, err := x509.MarshalPKCS8PrivateKey(d.key)
-	if err != nil {
-		return CertificateBundle{}, fmt.Errorf("certificates: encode the private key: %w", err)
-	}
-	defer clear(pkcs8)
+	var pkcs8 []byte
 	var contentKey crypto.PrivateKey
-	if exportable {
-		contentKey = d.key
+	prepared := d.prepared
+	if prepared != nil {
+		prepared.SetAttributes(d.enabled, i64(nbf), i64(exp))
+	} else {
+		var err error
+		if pkcs8, err = x509.MarshalPKCS8PrivateKey(d.key); err != nil {
+			return CertificateBundle{}, fmt.Errorf("certificates: encode the private key: %w", err)
+		}
+		defer clear(pkcs8)
+		if exportable {
+			contentKey = d.key
+		}
+		jwk, err := provider.PrivateJWK(d.key)
+		if err != nil {
+			return CertificateBundle{}, badParam("The certificate's key cannot be stored: %s", err.Error())
+		}
+		if prepared, err = s.keys.PrepareManaged(ctx, sc.vault, sc.base, name, keys.ManagedKey{
+			Version: d.version, Key: jwk, KeyOps: keyOpsFor(leaf.KeyUsage), Enabled: d.enabled, NotBefore: i64(nbf), Expires: i64(exp),
+		}); err != nil {
+			return CertificateBundle{}, err
+		}
 	}
 	value, err := pki.Encode(contentType, contentKey, d.chain)
 	if err != nil {
+		s.keys.DiscardManaged(ctx, prepared)
 		return CertificateBundle{}, fmt.Errorf("certificates: encode the certificate content: %w", err)
-	}
-	jwk, err := provider.PrivateJWK(d.key)
-	if err != nil {
-		return CertificateBundle{}, badParam("The certificate's key cannot be stored: %s", err.Error())
-	}
-	prepared, err := s.keys.PrepareManaged(ctx, sc.vault, sc.base, name, keys.ManagedKey{
-		Version: d.version, Key: jwk, KeyOps: keyOpsFor(leaf.KeyUsage), Enabled: d.enabled, NotBefore: i64(nbf), Expires: i64(exp),
-	})
-	if err != nil {
-		return CertificateBundle{}, err
 	}
 	now := s.clock().Unix()
 	chain := make([][]byte, len(d.chain))
@@ -278,10 +289,11 @@ func (s *Service) Create(ctx context.Context, v tenancy.Vault, base, name string
 	if meta != nil && meta.Pending != nil && meta.Pending.Status == statusInProgress {
 		return Operation{}, errorf(ErrConflict, "Certificate %s has an operation in progress: merge, cancel or delete it first.", meta.Name)
 	}
-	key, err := s.keyFor(ctx, sc, lc, meta, policy)
+	d, err := s.draftFor(ctx, sc, lc, name, meta, policy, enabled, p.Tags)
 	if err != nil {
 		return Operation{}, err
 	}
+	key := d.key
 	pending := &pendingRecord{RequestID: records.NewVersion(), Issuer: *policy.Issuer, Enabled: enabled, Tags: attrs.CopyTags(p.Tags)}
 	now := s.clock().Unix()
 	if policy.Issuer.Name == IssuerUnknown {
@@ -320,13 +332,12 @@ func (s *Service) Create(ctx context.Context, v tenancy.Vault, base, name string
 		})
 		return out, err
 	}
-	chain, err := s.issue(ctx, sc, policy, key)
-	if err != nil {
+	if err := s.issueDraft(ctx, sc, policy, &d); err != nil {
 		return Operation{}, err
 	}
 	pending.Status, pending.StatusDetails, pending.Target = statusCompleted, "", sc.id(name, "")
 	var meta2 *certRecord
-	_, err = s.commitVersion(ctx, sc, lc, name, newVersionDraft{version: records.NewVersion(), key: key, chain: chain, enabled: enabled, tags: p.Tags},
+	_, err = s.commitVersion(ctx, sc, lc, name, d,
 		policy.SecretProps.ContentType, *policy.KeyProps.Exportable, func(m *certRecord) (*certRecord, error) {
 			if m == nil {
 				m = &certRecord{Name: name, PolicyCreated: now}
@@ -341,23 +352,60 @@ func (s *Service) Create(ctx context.Context, v tenancy.Vault, base, name string
 	return sc.operation(meta2), nil
 }
 
-// keyFor returns the key of a new version: the latest version's when the policy reuses
-// keys and it fits the policy, a new one otherwise.
-func (s *Service) keyFor(ctx context.Context, sc scope, lc string, meta *certRecord, p *Policy) (crypto.Signer, error) {
-	if *p.KeyProps.ReuseKey && meta != nil && meta.Latest != "" {
+// draftFor starts a new version: its id and key — the latest version's when the policy
+// reuses keys and it fits the policy, a new one otherwise; HSM key types are generated in the
+// provider (and sign through it), software keys here.
+func (s *Service) draftFor(ctx context.Context, sc scope, lc, name string, meta *certRecord, p *Policy, enabled bool, tags map[string]string) (newVersionDraft, error) {
+	d := newVersionDraft{version: records.NewVersion(), enabled: enabled, tags: tags}
+	kp := p.KeyProps
+	if strings.HasSuffix(kp.Kty, "-HSM") {
+		spec := provider.KeySpec{Type: provider.KeyType(kp.Kty), Curve: provider.Curve(kp.Crv)}
+		if kp.KeySize != nil && kp.Crv == "" {
+			spec.Size = *kp.KeySize
+		}
+		ku, err := pki.KeyUsageBits(p.X509Props.KeyUsage)
+		if err != nil {
+			return d, badParam("key_usage: %s", err.Error())
+		}
+		if d.prepared, err = s.keys.PrepareManagedGenerate(ctx, sc.vault, sc.base, name, keys.ManagedKey{Version: d.version, KeyOps: keyOpsFor(ku), Enabled: enabled}, spec); err != nil {
+			return d, err
+		}
+		if d.key, err = d.prepared.Signer(ctx); err != nil {
+			s.keys.DiscardManaged(ctx, d.prepared)
+			return d, err
+		}
+		return d, nil
+	}
+	if *kp.ReuseKey && meta != nil && meta.Latest != "" {
 		ver, err := readVersion(ctx, s.store, sc, lc, meta, "")
 		if err != nil {
-			return nil, err
+			return d, err
 		}
-		key, err := parseKey(ver.Key)
-		if err != nil {
-			return nil, err
-		}
-		if keyMatchesPolicy(key, p.KeyProps) {
-			return key, nil
+		if len(ver.Key) > 0 {
+			key, err := parseKey(ver.Key)
+			if err != nil {
+				return d, err
+			}
+			if keyMatchesPolicy(key, kp) {
+				d.key = key
+				return d, nil
+			}
 		}
 	}
-	return generateKey(p.KeyProps)
+	var err error
+	d.key, err = generateKey(kp)
+	return d, err
+}
+
+// issueDraft issues the certificate of a drafted version, dropping an HSM key on failure.
+func (s *Service) issueDraft(ctx context.Context, sc scope, p *Policy, d *newVersionDraft) error {
+	chain, err := s.issue(ctx, sc, p, d.key)
+	if err != nil {
+		s.keys.DiscardManaged(ctx, d.prepared)
+		return err
+	}
+	d.chain = chain
+	return nil
 }
 
 // Merge completes an Unknown-issuer operation with the certificate an outside CA signed
@@ -454,6 +502,9 @@ func (s *Service) Import(ctx context.Context, v tenancy.Vault, base, name string
 	if p.Policy != nil {
 		if policy, err = normalizePolicy(p.Policy); err != nil {
 			return CertificateBundle{}, err
+		}
+		if strings.HasSuffix(policy.KeyProps.Kty, "-HSM") {
+			return CertificateBundle{}, badParam("An imported certificate's key cannot go into the HSM this way: import it with a software key type, or bring the key with BYOK.")
 		}
 		if !keyMatchesPolicy(key, policy.KeyProps) {
 			return CertificateBundle{}, badParam("The policy's key_props (%s) do not match the imported key.", policy.KeyProps.Kty)

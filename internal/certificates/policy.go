@@ -87,7 +87,8 @@ func normalizePolicy(in *Policy) (*Policy, error) {
 			kp.Kty = "EC"
 		}
 	}
-	switch kp.Kty {
+	base, hsm := strings.CutSuffix(kp.Kty, "-HSM")
+	switch base {
 	case "RSA":
 		if kp.KeySize == nil {
 			kp.KeySize = intp(2048)
@@ -113,16 +114,24 @@ func normalizePolicy(in *Policy) (*Policy, error) {
 				return nil, badParam("Key size %d does not match curve %s.", *kp.KeySize, kp.Crv)
 			}
 		}
-	case "RSA-HSM", "EC-HSM":
-		return nil, badParam("Key type %s is not supported for certificates yet: use RSA or EC.", kp.Kty)
 	default:
-		return nil, badParam("Key type %.20q is not valid for a certificate: use RSA or EC.", kp.Kty)
+		return nil, badParam("Key type %.20q is not valid for a certificate: use RSA, EC, RSA-HSM or EC-HSM.", kp.Kty)
 	}
 	if kp.Exportable == nil {
-		kp.Exportable = boolp(true)
+		kp.Exportable = boolp(!hsm)
 	}
 	if kp.ReuseKey == nil {
 		kp.ReuseKey = boolp(false)
+	}
+	if hsm {
+		switch {
+		case *kp.Exportable:
+			return nil, badParam("A certificate with an HSM key (%s) cannot be exportable: its private key never leaves the HSM.", kp.Kty)
+		case *kp.ReuseKey:
+			return nil, badParam("reuse_key is not supported with HSM keys yet: each version gets a new key in the HSM.")
+		case p.Issuer.Name == IssuerUnknown:
+			return nil, badParam("The Unknown issuer (CSR and merge) is not supported with HSM keys yet: use Self or a TenantCA issuer.")
+		}
 	}
 
 	if p.SecretProps == nil || p.SecretProps.ContentType == "" {
@@ -144,7 +153,7 @@ func normalizePolicy(in *Policy) (*Policy, error) {
 	}
 	if xp.KeyUsage == nil {
 		xp.KeyUsage = []string{"digitalSignature", "keyEncipherment"}
-		if kp.Kty == "EC" {
+		if base == "EC" {
 			xp.KeyUsage = []string{"digitalSignature"}
 		}
 	}

@@ -179,15 +179,14 @@ func (s *Service) runAction(ctx context.Context, sc scope, e scheduleEntry, key 
 		return action, s.notify(ctx, sc, e, key, latest, now)
 	}
 	policy := meta.Policy
-	k, err := s.keyFor(ctx, sc, e.Name, meta, policy)
+	d, err := s.draftFor(ctx, sc, e.Name, meta.Name, meta, policy, true, latest.Tags)
 	if err != nil {
 		return action, err
 	}
-	chain, err := s.issue(ctx, sc, policy, k)
-	if err != nil {
+	if err := s.issueDraft(ctx, sc, policy, &d); err != nil {
 		return action, err
 	}
-	_, err = s.commitVersion(ctx, sc, e.Name, meta.Name, newVersionDraft{version: records.NewVersion(), key: k, chain: chain, enabled: true, tags: latest.Tags},
+	_, err = s.commitVersion(ctx, sc, e.Name, meta.Name, d,
 		policy.SecretProps.ContentType, *policy.KeyProps.Exportable, func(m *certRecord) (*certRecord, error) {
 			if m == nil || m.RenewIndex != key || m.Latest != e.Version {
 				return nil, errStale

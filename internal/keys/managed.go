@@ -38,6 +38,7 @@ type PreparedKey struct {
 	lc   string
 	name string
 	rec  *versionRecord
+	key  provider.Key
 }
 
 // KID is the key identifier the version will have, relative to the vault URL
@@ -46,32 +47,19 @@ func (p *PreparedKey) KID() string { return "/keys/" + p.name + "/" + p.rec.Vers
 
 // PrepareManaged loads a certificate's private key into the provider.
 func (s *Service) PrepareManaged(ctx context.Context, v tenancy.Vault, base, name string, mk ManagedKey) (*PreparedKey, error) {
-	sc, err := newScope(v, base)
+	if mk.Key == nil {
+		return nil, errors.New("keys: a managed key needs a private key")
+	}
+	sc, lc, err := managedTarget(v, base, name, mk.Version)
 	if err != nil {
 		return nil, err
-	}
-	lc, err := checkName(name)
-	if err != nil {
-		return nil, err
-	}
-	if !validVersion(mk.Version) || mk.Key == nil {
-		return nil, errors.New("keys: a managed key needs a version id and a private key")
 	}
 	jwk := *mk.Key
 	jwk.KID = ""
 	if err := checkKty(sc, jwk.Kty); err != nil {
 		return nil, err
 	}
-	ops := defaultOps(jwk.Kty)
-	if mk.KeyOps != nil {
-		ops = nil
-		for _, op := range mk.KeyOps {
-			if contains(defaultOps(jwk.Kty), op) {
-				ops = append(ops, op)
-			}
-		}
-	}
-	d := draft{ops: ops, enabled: mk.Enabled, nbf: cloneI64(mk.NotBefore), exp: cloneI64(mk.Expires)}
+	d := draft{ops: managedOps(jwk.Kty, mk.KeyOps), enabled: mk.Enabled, nbf: cloneI64(mk.NotBefore), exp: cloneI64(mk.Expires)}
 	jwk.KeyOps = d.ops
 	key, err := s.prov.Import(ctx, &jwk)
 	if err != nil {
@@ -79,7 +67,23 @@ func (s *Service) PrepareManaged(ctx context.Context, v tenancy.Vault, base, nam
 	}
 	rec := d.record(key, 0, s.clock().Unix())
 	rec.Version = mk.Version
-	return &PreparedKey{sc: sc, lc: lc, name: name, rec: rec}, nil
+	return &PreparedKey{sc: sc, lc: lc, name: name, rec: rec, key: key}, nil
+}
+
+// managedTarget checks where a managed key version goes.
+func managedTarget(v tenancy.Vault, base, name, version string) (scope, string, error) {
+	sc, err := newScope(v, base)
+	if err != nil {
+		return scope{}, "", err
+	}
+	lc, err := checkName(name)
+	if err != nil {
+		return scope{}, "", err
+	}
+	if !validVersion(version) {
+		return scope{}, "", errors.New("keys: a managed key needs a version id")
+	}
+	return sc, lc, nil
 }
 
 // DiscardManaged destroys the material of a prepared key whose transaction failed.

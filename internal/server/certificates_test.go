@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -725,4 +726,79 @@ func TestCertificateAutoRenewAndNotice(t *testing.T) {
 	if evs, _ := id.certs.Events(ctx, *ts.devVault); len(evs) != 1 {
 		t.Errorf("notices = %d; want exactly one per version", len(evs))
 	}
+}
+
+// TestCertificateWithHSMKey: with a PKCS#11 token, a certificate policy of kty RSA-HSM or
+// EC-HSM gets its key generated in the token; the certificate (self-signed through the
+// token) verifies, its key signs in the token, and its secret carries no private key.
+func TestCertificateWithHSMKey(t *testing.T) {
+	flags := softHSMToken(t)
+	ts := startDev(t, flags...)
+	ctx := context.Background()
+	c := certsClient(t, ts)
+	kc := keysClient(t, ts)
+	sc := secretsClient(t, ts, ts.Dev.Credentials.VaultURL)
+	for _, tc := range []struct {
+		name string
+		kp   *azcertificates.KeyProperties
+		alg  azkeys.SignatureAlgorithm
+	}{
+		{"hsm-rsa", &azcertificates.KeyProperties{KeyType: to.Ptr(azcertificates.KeyTypeRSAHSM), KeySize: to.Ptr[int32](2048)}, azkeys.SignatureAlgorithmRS256},
+		{"hsm-ec", &azcertificates.KeyProperties{KeyType: to.Ptr(azcertificates.KeyTypeECHSM), Curve: to.Ptr(azcertificates.CurveNameP384)}, azkeys.SignatureAlgorithmES384},
+	} {
+		pol := selfPolicy("application/x-pem-file", false)
+		pol.KeyProperties = tc.kp
+		if _, err := c.CreateCertificate(ctx, tc.name, azcertificates.CreateCertificateParameters{CertificatePolicy: pol}, nil); err != nil {
+			t.Fatalf("%s: CreateCertificate = %v", tc.name, err)
+		}
+		waitForCertificate(t, c, tc.name)
+		got, err := c.GetCertificate(ctx, tc.name, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert, err := x509.ParseCertificate(got.CER)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cert.CheckSignature(cert.SignatureAlgorithm, cert.RawTBSCertificate, cert.Signature); err != nil {
+			t.Errorf("%s: the token-signed self-signed certificate does not verify: %v", tc.name, err)
+		}
+		key, err := kc.GetKey(ctx, tc.name, "", nil)
+		if err != nil || string(*key.Key.Kty) != string(*tc.kp.KeyType) || key.Key.KID.Version() != got.ID.Version() {
+			t.Fatalf("%s: GetKey = %v %v; want the %s key of the certificate's version", tc.name, key.Key, err, *tc.kp.KeyType)
+		}
+		h := crypto.SHA256
+		if tc.alg == azkeys.SignatureAlgorithmES384 {
+			h = crypto.SHA384
+		}
+		hh := h.New()
+		hh.Write([]byte("hsm certificate"))
+		digest := hh.Sum(nil)
+		sig, err := kc.Sign(ctx, tc.name, "", azkeys.SignParameters{Algorithm: to.Ptr(tc.alg), Value: digest}, nil)
+		if err != nil {
+			t.Fatalf("%s: Sign = %v", tc.name, err)
+		}
+		switch pub := cert.PublicKey.(type) {
+		case *rsa.PublicKey:
+			if err := rsa.VerifyPKCS1v15(pub, h, digest, sig.Result); err != nil {
+				t.Errorf("%s: the key's signature does not verify with the certificate: %v", tc.name, err)
+			}
+		case *ecdsa.PublicKey:
+			n := len(sig.Result) / 2
+			if !ecdsa.Verify(pub, digest, new(big.Int).SetBytes(sig.Result[:n]), new(big.Int).SetBytes(sig.Result[n:])) {
+				t.Errorf("%s: the key's signature does not verify with the certificate", tc.name)
+			}
+		}
+		sec, err := sc.GetSecret(ctx, tc.name, "", nil)
+		if err != nil || strings.Contains(*sec.Value, "PRIVATE KEY") || !strings.Contains(*sec.Value, "CERTIFICATE") {
+			t.Errorf("%s: the secret of an HSM certificate = %v; want the chain only", tc.name, err)
+		}
+	}
+	// Exportable HSM keys are refused; so is backing up an HSM certificate.
+	pol := selfPolicy("application/x-pem-file", true)
+	pol.KeyProperties = &azcertificates.KeyProperties{KeyType: to.Ptr(azcertificates.KeyTypeRSAHSM), Exportable: to.Ptr(true)}
+	_, err := c.CreateCertificate(ctx, "hsm-export", azcertificates.CreateCertificateParameters{CertificatePolicy: pol}, nil)
+	wantCode(t, err, 400, "BadParameter")
+	_, err = c.BackupCertificate(ctx, "hsm-rsa", nil)
+	wantCode(t, err, 400, "BadParameter")
 }
