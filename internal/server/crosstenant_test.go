@@ -48,12 +48,12 @@ func TestCrossTenantDataPlane(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	routes := (&api.Keys{}).Routes()
+	routes := append(append((&api.Keys{}).Routes(), (&api.Secrets{}).Routes()...), (&api.Certificates{}).Routes()...)
 	checked := 0
 	for _, rt := range routes {
 		method, pattern, _ := strings.Cut(rt.Pattern, " ")
 		for _, name := range []string{"k1", "nosuchkey"} {
-			path := strings.NewReplacer("{name}", name, "{version}", "0123456789abcdef0123456789abcdef").Replace(pattern)
+			path := strings.NewReplacer("{name}", name, "{version}", "0123456789abcdef0123456789abcdef", "/certificateissuers", "/certificates/issuers").Replace(pattern)
 			sa, ba := call("dev.localhost", method, path)
 			sx, bx := call("nosuchvault.localhost", method, path)
 			if sa != 401 || sx != 401 || ba != bx {
