@@ -71,6 +71,3 @@ func deletedConflict(name string) error {
 func noOperation(name string) error {
 	return errorf(ErrOperationNotFound, "Pending certificate not found: %s", name)
 }
-
-// isKind reports whether err wraps kind.
-func isKind(err, kind error) bool { return errors.Is(err, kind) }

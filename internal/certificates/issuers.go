@@ -2,6 +2,7 @@ package certificates
 
 import (
 	"context"
+	"errors"
 	"github.com/coffer-kms/coffer/internal/records"
 	"net/mail"
 	"strings"
@@ -148,7 +149,7 @@ func (s *Service) writeIssuer(ctx context.Context, v tenancy.Vault, base, name s
 		rec, err := readIssuer(ctx, tx, sc, name)
 		switch {
 		case err == nil:
-		case set && errorsIsIssuerNotFound(err):
+		case set && errors.Is(err, ErrIssuerNotFound):
 			rec = &issuerRecord{Name: name, Created: now}
 		default:
 			return err
@@ -210,7 +211,7 @@ func (s *Service) ListIssuers(ctx context.Context, v tenancy.Vault, base string,
 	out := Page[IssuerItem]{Value: make([]IssuerItem, 0, len(names)), NextToken: next}
 	for _, lc := range names {
 		rec, err := readIssuer(ctx, s.store, sc, lc)
-		if errorsIsIssuerNotFound(err) {
+		if errors.Is(err, ErrIssuerNotFound) {
 			continue
 		}
 		if err != nil {
@@ -220,8 +221,6 @@ func (s *Service) ListIssuers(ctx context.Context, v tenancy.Vault, base string,
 	}
 	return out, nil
 }
-
-func errorsIsIssuerNotFound(err error) bool { return err != nil && isKind(err, ErrIssuerNotFound) }
 
 // SetContacts replaces the vault's certificate contacts (SetCertificateContacts).
 func (s *Service) SetContacts(ctx context.Context, v tenancy.Vault, base string, c Contacts) (Contacts, error) {
