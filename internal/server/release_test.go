@@ -14,6 +14,7 @@ import (
 	"io"
 	"math/big"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -298,4 +299,59 @@ func rawRelease(t *testing.T, hc *http.Client, url, bearer, body string) (int, s
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// TestSecureKeyReleaseExternalAuthority: a token of an authority listed in
+// --skr-trusted-authorities verifies with the keys its OpenID metadata names; the same
+// authority unlisted verifies nothing.
+func TestSecureKeyReleaseExternalAuthority(t *testing.T) {
+	maa, err := token.NewSigner(mem.New(), "maa", nil, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var issuer string
+	ext := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/.well-known/openid-configuration":
+			json.NewEncoder(w).Encode(map[string]string{"issuer": issuer, "jwks_uri": issuer + "/certs"})
+		case "/certs":
+			b, _ := maa.JWKS()
+			w.Write(b)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer ext.Close()
+	issuer = ext.URL
+	ts := startDev(t, "--skr-trusted-authorities", issuer)
+	ts.ExternalHTTPClient = ext.Client()
+	ctx := context.Background()
+	tee, rt := teeRuntime(t)
+	var runtime map[string]any
+	_ = json.Unmarshal(rt, &runtime)
+	tok, err := maa.SignClaims(map[string]any{"iss": issuer, "x-ms-attestation-type": "sevsnpvm", "x-ms-compliance-status": "azure-compliant-cvm", "x-ms-runtime": runtime})
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy := func(authority string) []byte {
+		return []byte(`{"version":"1.0.2","anyOf":[{"authority":"` + authority + `","allOf":[{"claim":"x-ms-compliance-status","equals":"azure-compliant-cvm"}]}]}`)
+	}
+	kc := keysClient(t, ts)
+	for name, authority := range map[string]string{"trusted": issuer, "unlisted": strings.Replace(issuer, "127.0.0.1", "localhost", 1)} {
+		if _, err := kc.CreateKey(ctx, name, azkeys.CreateKeyParameters{Kty: to.Ptr(azkeys.KeyTypeEC), KeyAttributes: &azkeys.KeyAttributes{Exportable: to.Ptr(true)},
+			ReleasePolicy: &azkeys.KeyReleasePolicy{EncodedPolicy: policy(authority)}}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp, err := kc.Release(ctx, "trusted", "", azkeys.ReleaseParameters{TargetAttestationToken: to.Ptr(tok)}, nil)
+	if err != nil {
+		t.Fatalf("Release with a trusted external authority = %v", err)
+	}
+	ts.client = loopbackClient(t, ts.caFile)
+	var prov mgmt.AttestationProviderDTO
+	tc, mtok := newTenant(t, ts, "Contoso")
+	ts.mjson(t, "PUT", "/v1/tenants/"+tc.Tenant.ID+"/attestationProviders/certsonly", mtok, nil, 201, &prov)
+	releasedKey(t, ts, prov.URI+"/certs", *resp.Value, tee, crypto.SHA1)
+	_, err = kc.Release(ctx, "unlisted", "", azkeys.ReleaseParameters{TargetAttestationToken: to.Ptr(tok)}, nil)
+	wantCode(t, err, 403, "Forbidden")
 }
