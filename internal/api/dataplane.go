@@ -80,6 +80,11 @@ type Call struct {
 	Store    tenancy.Vault
 	Caller   Caller
 	StoreURL string // https://<store host>[:port], as the client addressed it
+	// AuditReason, if a handler sets it, is added to the request's audit record (e.g. the
+	// policy decision of a key release); it must never hold secrets or claim values.
+	AuditReason string
+	// AuditDenied marks a handler's refusal as a denial (not an error) in the audit record.
+	AuditDenied bool
 }
 
 // Route is one data-plane endpoint, declared as data. The pipeline is: api-version → sealed
@@ -230,7 +235,7 @@ func (d *DataPlane) wrap(rt Route, fallback *tenancy.Vault) http.Handler {
 		rec.Vault = name
 		fail := func(err error) {
 			e := WriteError(w, err)
-			rec.Status, rec.Reason = e.Status, e.Code
+			rec.Status, rec.Reason = e.Status, joinReason(e.Code, rec.Reason)
 			if rec.Result == "" {
 				rec.Result = "error"
 			}
@@ -313,11 +318,15 @@ func (d *DataPlane) wrap(rt Route, fallback *tenancy.Vault) http.Handler {
 		call := &Call{Store: *store, Caller: caller, StoreURL: "https://" + strings.ToLower(r.Host)}
 		bw := NewBufferedWriter()
 		if err := rt.Handle(bw, r, call); err != nil {
+			rec.Reason = call.AuditReason
+			if call.AuditDenied {
+				rec.Result = "denied"
+			}
 			fail(err)
 			return
 		}
 		// The audit record is durable before the response leaves.
-		rec.Status, rec.Result = bw.Status(), "success"
+		rec.Status, rec.Result, rec.Reason = bw.Status(), "success", call.AuditReason
 		if d.Audit != nil {
 			if err := d.Audit.Record(ctx, rec); err != nil {
 				if d.Log != nil {
@@ -329,6 +338,14 @@ func (d *DataPlane) wrap(rt Route, fallback *tenancy.Vault) http.Handler {
 		}
 		bw.Flush(w)
 	})
+}
+
+// joinReason prefixes a handler's audit reason with the error code.
+func joinReason(code, reason string) string {
+	if reason == "" {
+		return code
+	}
+	return code + ": " + reason
 }
 
 func servesKind(rt Route, k tenancy.Kind) bool {

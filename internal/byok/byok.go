@@ -171,3 +171,27 @@ type jwk struct {
 	N   string `json:"n"`
 	E   string `json:"e"`
 }
+
+// Open reverses Ciphertext with the private half of the wrapping key: what a TEE does with a
+// key Coffer released to it (or a test with a transfer blob). It fails without saying why
+// (wrong key, wrong hash, tampering), as an unwrap must.
+func Open(priv *rsa.PrivateKey, h crypto.Hash, ciphertext []byte) ([]byte, error) {
+	errOpen := errors.New("byok: the ciphertext cannot be unwrapped with this key")
+	if priv == nil || !h.Available() {
+		return nil, errOpen
+	}
+	n := priv.Size()
+	if len(ciphertext) <= n {
+		return nil, errOpen
+	}
+	eph, err := rsa.DecryptOAEP(h.New(), nil, priv, ciphertext[:n], nil)
+	if err != nil || len(eph) != 32 {
+		return nil, errOpen
+	}
+	defer clear(eph)
+	out, err := keywrap.UnwrapPad(eph, ciphertext[n:])
+	if err != nil {
+		return nil, errOpen
+	}
+	return out, nil
+}

@@ -52,6 +52,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	})
 	root.AddCommand(newManagementCmds()...)
 	root.AddCommand(newBYOKCmd())
+	root.AddCommand(newTeeCmd())
 	return root
 }
 

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"sort"
 	"strconv"
@@ -49,6 +50,10 @@ type Config struct {
 	PKCS11Token      string
 	PKCS11PINFile    string
 	PKCS11Sessions   int64
+
+	// SKRTrustedAuthorities are external attestation services (issuer URLs) whose tokens
+	// secure key release accepts when a key's release policy names them.
+	SKRTrustedAuthorities []string
 }
 
 // kind is how a setting's text is parsed.
@@ -104,6 +109,15 @@ var settings = []setting{
 	{"tls-cert-file", kindString, "", "PEM server certificate chain (required unless --dev); reloaded when the file changes or on SIGHUP", str(func(c *Config) *string { return &c.TLSCertFile })},
 	{"tls-key-file", kindString, "", "PEM private key of the server certificate (required unless --dev)", str(func(c *Config) *string { return &c.TLSKeyFile })},
 	{"attest-sim-keys", kindString, "", "PEM file of ECDSA P-256 public keys of the TEE simulator; without it the 'sim' attestation type is disabled (dev mode makes one)", str(func(c *Config) *string { return &c.AttestSimKeyFile })},
+	{"skr-trusted-authorities", kindString, "", "comma-separated issuer URLs of external attestation services (e.g. https://sharedeus.eus.attest.azure.net) whose tokens secure key release accepts; their OpenID metadata and JWKS are fetched over HTTPS. This server's own attestation providers are always trusted", func(c *Config, v string) error {
+		c.SKRTrustedAuthorities = nil
+		for _, a := range strings.Split(v, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				c.SKRTrustedAuthorities = append(c.SKRTrustedAuthorities, a)
+			}
+		}
+		return nil
+	}},
 	{"tls-client-ca-file", kindString, "", "PEM CA bundle: when set, every client must present a certificate issued by one of these CAs (mTLS)", str(func(c *Config) *string { return &c.TLSClientCAFile })},
 	{"tls-reload-interval", kindDuration, "10s", "how often the certificate and key files are checked for changes", dur(func(c *Config) *time.Duration { return &c.TLSReloadEvery })},
 	{"log-format", kindString, "", "log format: json or text (default json; text in dev mode)", str(func(c *Config) *string { return &c.LogFormat })},
@@ -308,6 +322,11 @@ func (c *Config) Validate() error {
 		}
 		if _, err := os.Stat(path); err != nil {
 			bad(name, "cannot read %s: %v", path, errors.Unwrap(err))
+		}
+	}
+	for _, a := range c.SKRTrustedAuthorities {
+		if u, err := url.Parse(a); err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+			bad("skr-trusted-authorities", "%q is not an https issuer URL (no user, query or fragment)", a)
 		}
 	}
 	if c.TLSReloadEvery <= 0 {

@@ -212,6 +212,7 @@ func (s *Service) Import(ctx context.Context, v tenancy.Vault, base, name string
 		return KeyBundle{}, err
 	}
 	jwk.KeyOps = d.ops
+	jwk.Exportable = d.exportable
 	if err := checkKEKOps(jwk.Kty, d.ops, false); err != nil {
 		return KeyBundle{}, err
 	}

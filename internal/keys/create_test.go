@@ -72,7 +72,7 @@ func TestCreateRefused(t *testing.T) {
 	for i := 0; i < 16; i++ {
 		manyTags[strings.Repeat("t", i+1)] = "v"
 	}
-	policy := &ReleasePolicy{Data: []byte(`{"version":"1.0.0","anyOf":[]}`)}
+	policy := &ReleasePolicy{Data: simPolicy("aa")}
 	tests := []struct {
 		name, key string
 		v         *tenancy.Vault
@@ -133,7 +133,7 @@ func TestCreateRefused(t *testing.T) {
 
 func TestCreateExportable(t *testing.T) {
 	f := newFixture(t)
-	policy := &ReleasePolicy{Data: []byte(`{"version":"1.0.0","anyOf":[]}`)}
+	policy := &ReleasePolicy{Data: simPolicy("aa")}
 	b := f.mustCreate(f.v, "exp", CreateParams{Kty: provider.EC, Attributes: &KeyAttributes{Exportable: ptr(true)}, ReleasePolicy: policy})
 	if b.ReleasePolicy == nil || b.ReleasePolicy.ContentType != defaultReleaseContentType || string(b.ReleasePolicy.Data) != string(policy.Data) {
 		t.Errorf("Create(exportable).ReleasePolicy = %+v; want the policy with the default content type", b.ReleasePolicy)

@@ -9,9 +9,9 @@ import (
 )
 
 func TestUpdate(t *testing.T) {
-	policy := &ReleasePolicy{Data: []byte(`{"version":"1.0.0"}`)}
-	immutable := &ReleasePolicy{Immutable: true, Data: []byte(`{"version":"1.0.0"}`)}
-	other := &ReleasePolicy{Data: []byte(`{"version":"2.0.0"}`)}
+	policy := &ReleasePolicy{Data: simPolicy("aa")}
+	immutable := &ReleasePolicy{Immutable: true, Data: simPolicy("aa")}
+	other := &ReleasePolicy{Data: simPolicy("bb")}
 	tests := []struct {
 		name   string
 		create CreateParams

@@ -7,6 +7,7 @@ import (
 
 	"github.com/coffer-kms/coffer/internal/attrs"
 	"github.com/coffer-kms/coffer/internal/provider"
+	"github.com/coffer-kms/coffer/internal/skr"
 )
 
 // Limits taken from Key Vault (KEYVAULT-NOTES §1.2, SECURITY-NOTES I10).
@@ -149,6 +150,9 @@ func checkReleasePolicy(p *ReleasePolicy) (*ReleasePolicy, error) {
 	}
 	if !json.Valid(out.Data) {
 		return nil, badParam("release_policy.data is not a JSON document")
+	}
+	if _, err := skr.Parse(out.Data); err != nil {
+		return nil, badParam("release_policy.data is not a valid release policy: %v", err)
 	}
 	return out, nil
 }

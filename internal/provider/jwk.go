@@ -34,6 +34,9 @@ type JWK struct {
 	Crv Curve `json:"crv,omitempty"`
 	X   B64   `json:"x,omitempty"`
 	Y   B64   `json:"y,omitempty"`
+	// Exportable (never on the wire) asks Import for a key that secure key release may
+	// export (provider.Exporter); the keys domain sets it from the exportable attribute.
+	Exportable bool `json:"-"`
 }
 
 // B64 is bytes that travel as strict unpadded base64url (SECURITY-NOTES I6).

@@ -110,7 +110,7 @@ func (a auditor) Record(ctx context.Context, rec api.AuditRecord) error {
 	return id.record(audit.Event{
 		Time: rec.Time, CallerOID: rec.CallerOID, CallerAppID: rec.CallerApp, CallerTenant: rec.CallerTn,
 		Tenant: rec.Tenant, Vault: rec.Vault, Operation: rec.Operation, ObjectID: rec.ObjectID,
-		Status: rec.Status, Result: rec.Result, ClientAddr: rec.ClientAddr, Reason: rec.Reason,
+		Status: rec.Status, Result: rec.Result, ClientAddr: rec.ClientAddr, Reason: auditReason(rec.Reason),
 	})
 }
 

@@ -47,9 +47,15 @@ func loopbackTransport(t testing.TB, caFile string) *http.Transport {
 
 func devCredential(t *testing.T, ts *testServer, secret string) (azcore.TokenCredential, *http.Client) {
 	t.Helper()
+	return principalCredential(t, ts, ts.Dev.Credentials.ClientID, secret)
+}
+
+// principalCredential is an azidentity credential of a service principal of the dev tenant.
+func principalCredential(t *testing.T, ts *testServer, clientID, secret string) (azcore.TokenCredential, *http.Client) {
+	t.Helper()
 	c := ts.Dev.Credentials
 	hc := loopbackClient(t, ts.caFile)
-	cred, err := azidentity.NewClientSecretCredential(c.TenantID, c.ClientID, secret, &azidentity.ClientSecretCredentialOptions{
+	cred, err := azidentity.NewClientSecretCredential(c.TenantID, clientID, secret, &azidentity.ClientSecretCredentialOptions{
 		ClientOptions:            azcore.ClientOptions{Cloud: cloud.Configuration{ActiveDirectoryAuthorityHost: c.AuthorityHost}, Transport: hc},
 		DisableInstanceDiscovery: true,
 	})

@@ -131,6 +131,7 @@ func (s *Server) dataRoutes() []api.Route {
 		return id.certs, nil
 	}}
 	rs = append(rs, k.Routes()...)
+	rs = append(rs, s.releaseRoutes()...)
 	rs = append(rs, sec.Routes()...)
 	return append(rs, certs.Routes()...)
 }

@@ -30,10 +30,12 @@ type handleDoc struct {
 	Crv   provider.Curve   `json:"crv,omitempty"`
 	PKCS8 provider.B64     `json:"pkcs8,omitempty"`
 	D     provider.B64     `json:"d,omitempty"`
+	// Exportable marks a key secure key release may export (export.go); absent is false.
+	Exportable bool `json:"exportable,omitempty"`
 }
 
 func marshalHandle(k *Key) ([]byte, error) {
-	doc := handleDoc{V: handleVersion, Kty: k.kty}
+	doc := handleDoc{V: handleVersion, Kty: k.kty, Exportable: k.exportable}
 	var err error
 	switch {
 	case k.rsaPriv != nil:
@@ -68,6 +70,15 @@ func parseHandle(h []byte) (*Key, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, errHandle // trailing data
 	}
+	k, err := keyFromDoc(&doc)
+	if err != nil {
+		return nil, err
+	}
+	return markExportable(k, doc.Exportable)
+}
+
+// keyFromDoc rebuilds the key of a decoded handle document.
+func keyFromDoc(doc *handleDoc) (*Key, error) {
 	switch doc.Kty {
 	case provider.RSA:
 		if doc.Crv != "" || len(doc.D) > 0 {

@@ -23,6 +23,8 @@ type Key struct {
 	ecPriv  *ecdsa.PrivateKey
 	k1Priv  *secp256k1.PrivateKey
 	handle  []byte
+	// exportable keys implement provider.Exporter's ExportWrapped (export.go).
+	exportable bool
 }
 
 var _ provider.Key = (*Key)(nil)

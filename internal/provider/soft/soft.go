@@ -66,7 +66,7 @@ func (*Provider) Generate(ctx context.Context, spec provider.KeySpec) (provider.
 		if err != nil {
 			return nil, fmt.Errorf("soft: RSA key generation failed")
 		}
-		return asKey(newRSAKey(priv))
+		return asKey(exportableIf(spec.Exportable)(newRSAKey(priv)))
 	case provider.EC:
 		c, ok := curves[spec.Curve]
 		if !ok {
@@ -83,13 +83,13 @@ func (*Provider) Generate(ctx context.Context, spec provider.KeySpec) (provider.
 			if err != nil {
 				return nil, fmt.Errorf("soft: EC key generation failed")
 			}
-			return asKey(newK1Key(priv))
+			return asKey(exportableIf(spec.Exportable)(newK1Key(priv)))
 		}
 		priv, err := ecdsa.GenerateKey(c.nist, rand.Reader)
 		if err != nil {
 			return nil, fmt.Errorf("soft: EC key generation failed")
 		}
-		return asKey(newECKey(priv, c))
+		return asKey(exportableIf(spec.Exportable)(newECKey(priv, c)))
 	case provider.Oct, provider.RSAHSM, provider.ECHSM, provider.OctHSM:
 		return nil, fmt.Errorf("%w: the software provider does not create %s keys", provider.ErrUnsupported, spec.Type)
 	default:
@@ -126,7 +126,7 @@ func (*Provider) Import(ctx context.Context, jwk *provider.JWK) (provider.Key, e
 	if err := k.pairwiseCheck(ctx); err != nil {
 		return nil, err
 	}
-	return k, nil
+	return asKey(markExportable(k, jwk.Exportable))
 }
 
 // Load rebuilds a key from its handle. A handle that does not parse, has an unknown version
