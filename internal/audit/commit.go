@@ -95,7 +95,7 @@ func (l *Log) commit(batch []*request) {
 			l.failures.Add(uint64(len(batch)))
 			return
 		}
-		l.dirty = false
+		l.dirty, l.alloc = false, l.size
 	}
 
 	buf := l.buf[:0]
@@ -185,18 +185,15 @@ func (l *Log) write(buf []byte) error {
 	if l.file == nil {
 		return l.writeSink(buf)
 	}
-	n, err := l.file.Write(buf)
-	if err == nil && n < len(buf) {
-		err = io.ErrShortWrite
-	}
+	n, err := l.writeDurable(buf)
 	if err == nil {
-		if err = l.file.Sync(); err == nil {
-			l.size += int64(n)
-			return nil
-		}
+		l.size += int64(n)
+		return nil
 	}
 	if terr := l.file.Truncate(l.size); terr != nil {
 		l.dirty = true
+	} else {
+		l.alloc = l.size
 	}
 	return fmt.Errorf("audit: write %s: %w", l.path, err)
 }

@@ -71,9 +71,14 @@ type Log struct {
 	head      string // hash of record seq (genesis before seq 1)
 	since     int    // records since the last checkpoint record
 	size      int64  // length of the file's good records
+	alloc     int64  // length of the file: size plus zero padding written ahead (prealloc.go)
 	dirty     bool   // the file may hold bytes past size (a failed truncate)
 	partialNL bool   // writer sink: a write failed part-way, start the next on a new line
 	buf       []byte
+
+	// syncFile makes the file durable: the data only (fdatasync) or with its metadata
+	// (fsync). Tests replace it to make syncs fail.
+	syncFile func(f *os.File, dataOnly bool) error
 
 	failures atomic.Uint64
 	syncs    atomic.Uint64 // successful write+fsync rounds (group commits), for benchmarks
@@ -112,6 +117,7 @@ func newLog(opts Options) (*Log, error) {
 		every:    opts.CheckpointEvery,
 		interval: opts.CheckpointInterval,
 		clock:    opts.Clock,
+		syncFile: syncFile,
 		wake:     make(chan struct{}, 1),
 		stopped:  make(chan struct{}),
 	}
@@ -167,7 +173,7 @@ func Open(path string, opts Options) (*Log, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600) // written at offsets: see prealloc.go
 	if err != nil {
 		return nil, fmt.Errorf("audit: open: %w", err)
 	}
@@ -205,6 +211,8 @@ func Open(path string, opts Options) (*Log, error) {
 	var torn int64
 	if c.torn != nil {
 		torn = c.torn.size
+	}
+	if fi.Size() > c.goodLen { // a torn final line, or padding left by a crash
 		if err := f.Truncate(c.goodLen); err != nil {
 			return fail(fmt.Errorf("remove torn final line: %w", err))
 		}
@@ -223,7 +231,7 @@ func Open(path string, opts Options) (*Log, error) {
 		l.logID, l.seq, l.head = c.logID, c.seq, c.head
 		l.since = int(c.seq - c.signedThrough)
 	}
-	l.size = c.goodLen
+	l.size, l.alloc = c.goodLen, c.goodLen
 	go l.run()
 	if torn > 0 {
 		ev := Event{Operation: "AuditRecovery", Reason: fmt.Sprintf("torn final line of %d bytes removed", torn)}
@@ -306,6 +314,9 @@ func (l *Log) Close() error {
 	<-l.stopped
 	err := r.err
 	if l.file != nil {
+		if terr := l.trimPadding(); err == nil && terr != nil {
+			err = fmt.Errorf("audit: close: remove padding: %w", terr)
+		}
 		if cerr := l.file.Close(); err == nil && cerr != nil {
 			err = fmt.Errorf("audit: close: %w", cerr)
 		}
