@@ -147,7 +147,7 @@ func (s *Server) handler() http.Handler {
 	if s.devVault != nil {
 		devData = s.metricsByPattern(s.data.Handler(s.dataRoutes(), s.devVault))
 	}
-	return (securityHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return warmStacks(securityHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if misdirected(r) {
 			s.writeError(w, r, api.Errorf(http.StatusMisdirectedRequest, "MisdirectedRequest", "the TLS server name and the Host header name different hosts; connect to the host you address"))
 			return
