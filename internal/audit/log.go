@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -284,7 +285,12 @@ func (l *Log) Append(ev Event) error {
 		l.failures.Add(1)
 		return err
 	}
-	return l.submit(&request{kind: KindEvent, ev: ev})
+	evJSON, err := json.Marshal(&ev)
+	if err != nil {
+		l.failures.Add(1)
+		return fmt.Errorf("audit: encode record: %w", err)
+	}
+	return l.submit(&request{kind: KindEvent, ev: ev, evJSON: evJSON})
 }
 
 // Checkpoint appends a signed checkpoint of the current head now and returns it, for the
