@@ -13,6 +13,7 @@ import (
 
 	"github.com/coffer-kms/coffer/internal/api"
 	"github.com/coffer-kms/coffer/internal/audit"
+	"github.com/coffer-kms/coffer/internal/barrier"
 	"github.com/coffer-kms/coffer/internal/storage"
 )
 
@@ -104,6 +105,9 @@ func (s *Server) auditor() api.Auditor { return auditor{s} }
 
 func (a auditor) Record(ctx context.Context, rec api.AuditRecord) error {
 	id, err := a.s.ident()
+	if errors.Is(err, barrier.ErrSealed) {
+		a.s.sealedRefused.note(rec) // recorded in one summary at the next unseal
+	}
 	if err != nil {
 		return err
 	}
