@@ -49,6 +49,11 @@
 // checkpoint are reported as an unsigned tail: a writer could have altered or dropped them
 // undetectably, which is why checkpoints should be exported off the host regularly.
 //
+// Open refuses to continue a log with a bad record. With Options.VerifyFromCheckpoint (the
+// server's choice, so that unsealing does not slow down as the log grows) it reads only from
+// the last checkpoint whose signature verifies; an edit before it is found by Verify
+// (`coffer audit verify`), which always reads the whole log.
+//
 // A torn final line (a crash in the middle of a write) is not tampering: Open removes it and
 // appends a "recovery" record saying how many bytes were removed; Verify reports it in
 // Report.TornBytes. Only the final line can be torn; any other unparsable line is an error.
