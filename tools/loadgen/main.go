@@ -55,9 +55,10 @@ func main() {
 	noAudit := flag.String("coffer-noaudit", "", "optional: a coffer binary built with -tags coffer_bench_noaudit; every row then runs against it too, right after the audited server, and the audit cost is printed as a ratio of the same run")
 	dur := flag.Duration("duration", 3*time.Second, "how long each operation runs at each concurrency")
 	conc := flag.String("concurrency", "1,8,32,64", "comma-separated concurrency levels")
+	http1 := flag.Bool("http1", false, "use HTTP/1.1 (one TLS connection per concurrent caller) instead of HTTP/2 (one connection, a stream per request), to see what the protocol costs")
 	opsFlag := flag.String("ops", "sign-ps256,sign-es256,decrypt-oaep256,wrap-oaep256,get-key,create-ec,get-secret,set-secret", "operations to run")
 	flag.Parse()
-	if err := run(*bin, *noAudit, *dur, *conc, strings.Split(*opsFlag, ",")); err != nil {
+	if err := run(*bin, *noAudit, *http1, *dur, *conc, strings.Split(*opsFlag, ",")); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(1)
 	}
@@ -73,7 +74,7 @@ type target struct {
 
 // start runs `coffer server --dev` from bin in a new data directory and creates the keys
 // and the secret the operations use.
-func start(bin string) (*target, error) {
+func start(bin string, http1 bool) (*target, error) {
 	dir, err := os.MkdirTemp("", "coffer-load-")
 	if err != nil {
 		return nil, err
@@ -103,7 +104,7 @@ func start(bin string) (*target, error) {
 	if err != nil {
 		return fail(err)
 	}
-	hc, err := client(c.CAFile)
+	hc, err := client(c.CAFile, http1)
 	if err != nil {
 		return fail(err)
 	}
@@ -131,15 +132,15 @@ func start(bin string) (*target, error) {
 	return t, nil
 }
 
-func run(bin, noAuditBin string, dur time.Duration, concList string, ops []string) error {
-	on, err := start(bin)
+func run(bin, noAuditBin string, http1 bool, dur time.Duration, concList string, ops []string) error {
+	on, err := start(bin, http1)
 	if err != nil {
 		return err
 	}
 	defer on.stop()
 	var off *target
 	if noAuditBin != "" {
-		if off, err = start(noAuditBin); err != nil {
+		if off, err = start(noAuditBin, http1); err != nil {
 			return fmt.Errorf("audit-off server: %w", err)
 		}
 		defer off.stop()
@@ -405,7 +406,7 @@ func getToken(hc *http.Client, c creds, resource string) (string, error) {
 	return out.AccessToken, nil
 }
 
-func client(caFile string) (*http.Client, error) {
+func client(caFile string, http1 bool) (*http.Client, error) {
 	pem, err := os.ReadFile(caFile)
 	if err != nil {
 		return nil, err
@@ -413,13 +414,18 @@ func client(caFile string) (*http.Client, error) {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pem)
 	d := &net.Dialer{Timeout: 5 * time.Second}
-	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 128,
+	tr := &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: !http1, MaxIdleConnsPerHost: 128,
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			_, port, _ := net.SplitHostPort(addr)
 			return d.DialContext(ctx, network, net.JoinHostPort("127.0.0.1", port))
 		},
-	}}, nil
+	}
+	if http1 {
+		tr.TLSClientConfig.NextProtos = []string{"http/1.1"}
+		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{} // no HTTP/2
+	}
+	return &http.Client{Timeout: 30 * time.Second, Transport: tr}, nil
 }
 
 func waitCreds(path string, timeout time.Duration) (creds, error) {
