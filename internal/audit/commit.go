@@ -16,9 +16,12 @@ const (
 type request struct {
 	kind string
 	ev   Event
-	cp   *Checkpoint // out: the checkpoint written for a KindCheckpoint request
-	err  error
-	done chan struct{} // closed when the request is durable or failed; nil for ticks
+	// evJSON, if set, is json.Marshal(&ev), done by the caller so that the writer goroutine,
+	// which every waiting request queues behind, does not run the JSON encoder.
+	evJSON []byte
+	cp     *Checkpoint // out: the checkpoint written for a KindCheckpoint request
+	err    error
+	done   chan struct{} // closed when the request is durable or failed; nil for ticks
 }
 
 // submit queues r for the writer goroutine and waits for it.
@@ -95,20 +98,22 @@ func (l *Log) commit(batch []*request) {
 			l.failures.Add(uint64(len(batch)))
 			return
 		}
-		l.dirty = false
+		l.dirty, l.alloc = false, l.size
 	}
 
 	buf := l.buf[:0]
 	seq, head, since := l.seq, l.head, l.since
 	now := l.clock().UTC()
 	autoFailed := 0
-	add := func(kind string, ev Event, cp *Checkpoint) error {
+	add := func(kind string, ev Event, evJSON []byte, cp *Checkpoint) error {
 		r := Record{Seq: seq + 1, Kind: kind, LogID: l.logID, Event: ev, Checkpoint: cp}
 		if r.Seq != 1 {
 			r.Prev = head
 		}
 		var err error
-		if buf, err = encodeLine(buf, &r, head); err != nil {
+		if evJSON != nil {
+			buf = encodeEventLine(buf, &r, evJSON, head)
+		} else if buf, err = encodeLine(buf, &r, head); err != nil {
 			return fmt.Errorf("audit: encode record: %w", err)
 		}
 		seq, head = r.Seq, r.Hash
@@ -124,7 +129,7 @@ func (l *Log) commit(batch []*request) {
 		if err := sign(l.signer, cp); err != nil {
 			return nil, err
 		}
-		if err := add(KindCheckpoint, Event{Time: now}, cp); err != nil {
+		if err := add(KindCheckpoint, Event{Time: now}, nil, cp); err != nil {
 			return nil, err
 		}
 		return cp, nil
@@ -135,7 +140,7 @@ func (l *Log) commit(batch []*request) {
 			if r.kind == KindRecovery {
 				r.ev.Time = now
 			}
-			if r.err = add(r.kind, r.ev, nil); r.err != nil {
+			if r.err = add(r.kind, r.ev, r.evJSON, nil); r.err != nil {
 				continue
 			}
 			if since >= l.every {
@@ -185,18 +190,15 @@ func (l *Log) write(buf []byte) error {
 	if l.file == nil {
 		return l.writeSink(buf)
 	}
-	n, err := l.file.Write(buf)
-	if err == nil && n < len(buf) {
-		err = io.ErrShortWrite
-	}
+	n, err := l.writeDurable(buf)
 	if err == nil {
-		if err = l.file.Sync(); err == nil {
-			l.size += int64(n)
-			return nil
-		}
+		l.size += int64(n)
+		return nil
 	}
 	if terr := l.file.Truncate(l.size); terr != nil {
 		l.dirty = true
+	} else {
+		l.alloc = l.size
 	}
 	return fmt.Errorf("audit: write %s: %w", l.path, err)
 }

@@ -6,7 +6,7 @@
 // # Format (version 1)
 //
 // A log is a file of JSON lines, one Record per line, written with mode 0600 and only ever
-// appended to. Each record is the canonical JSON of the Record struct (encoding/json, fields
+// appended to (plus zero padding while open, see below). Each record is the canonical JSON of the Record struct (encoding/json, fields
 // in struct order) and carries:
 //
 //   - seq: 1, 2, 3, … with no gaps (a rotated file continues the previous file's numbers);
@@ -49,9 +49,22 @@
 // checkpoint are reported as an unsigned tail: a writer could have altered or dropped them
 // undetectably, which is why checkpoints should be exported off the host regularly.
 //
+// Open refuses to continue a log with a bad record. With Options.VerifyFromCheckpoint (the
+// server's choice, so that unsealing does not slow down as the log grows) it reads only from
+// the last checkpoint whose signature verifies; an edit before it is found by Verify
+// (`coffer audit verify`), which always reads the whole log.
+//
 // A torn final line (a crash in the middle of a write) is not tampering: Open removes it and
 // appends a "recovery" record saying how many bytes were removed; Verify reports it in
 // Report.TornBytes. Only the final line can be torn; any other unparsable line is an error.
+//
+// While a log is open its file also holds zero bytes after the last record: the writer
+// extends the file in PreallocBytes steps so that each group commit is an overwrite plus
+// fdatasync rather than an append plus fsync (prealloc.go). No record holds a NUL byte, so
+// readers stop at the first one; everything from the line holding it on is padding (ignored)
+// or, if it holds other bytes, what a crash left of an unsynced write (torn, as above).
+// Acknowledged records were synced before the first NUL could follow them, so this never
+// drops one. Close and Open cut the padding away.
 //
 // Confidentiality: records never hold a secret value, key material, plaintext or token.
 // Callers that must correlate a sensitive string (a token id, a client secret) record

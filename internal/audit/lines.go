@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 )
@@ -18,6 +19,12 @@ type line struct {
 	no   int    // 1-based line number
 	nl   bool   // ended with a newline
 	long bool   // longer than MaxLineBytes
+	// nul is set if the line holds a NUL byte, which no record does: the line is the
+	// preallocated zero padding after the last record (see prealloc.go) or what a crash left
+	// of an unsynced write into it. data is the line's length up to its last byte that is
+	// not NUL (0 for pure padding).
+	nul  bool
+	data int64
 }
 
 // lineReader splits a log into lines with a bounded buffer and a one-line lookahead.
@@ -60,6 +67,12 @@ func (lr *lineReader) read() (*line, error) {
 	l := &line{off: lr.off, no: lr.no + 1}
 	for {
 		chunk, err := lr.br.ReadSlice('\n')
+		if i := lastNonNUL(chunk); i >= 0 {
+			l.data = l.size + int64(i) + 1
+		}
+		if !l.nul && bytes.IndexByte(chunk, 0) >= 0 {
+			l.nul = true
+		}
 		l.size += int64(len(chunk))
 		if !l.long {
 			if len(l.b)+len(chunk) > MaxLineBytes+1 {
@@ -90,4 +103,14 @@ func (lr *lineReader) read() (*line, error) {
 		lr.no++
 		return l, nil
 	}
+}
+
+// lastNonNUL is the index of the last byte of b that is not NUL, or -1.
+func lastNonNUL(b []byte) int {
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] != 0 {
+			return i
+		}
+	}
+	return -1
 }

@@ -84,11 +84,22 @@ func TestOpenTornFinalLine(t *testing.T) {
 	tests := []struct {
 		name string
 		tail func(lastLine string) string // what a crash left after the good lines
+		// pad is how many bytes at the end of the tail are the writer's zero padding; the
+		// rest is torn and reported in a recovery record (none if the tail is all padding).
+		pad int
 	}{
-		{"recover/half-a-record", func(last string) string { return last[:len(last)/2] }},
-		{"recover/record-without-newline", func(last string) string { return last }},
-		{"recover/zero-filled-block", func(string) string { return strings.Repeat("\x00", 4096) }},
-		{"recover/garbage-line-with-newline", func(string) string { return "{\"seq\":9,\"kin\n" }},
+		{"recover/half-a-record", func(last string) string { return last[:len(last)/2] }, 0},
+		{"recover/record-without-newline", func(last string) string { return last }, 0},
+		{"recover/garbage-line-with-newline", func(string) string { return "{\"seq\":9,\"kin\n" }, 0},
+		// The writer's preallocated zeros (prealloc.go) after a crash: padding, not torn.
+		{"ok/zero-padding", func(string) string { return strings.Repeat("\x00", 4096) }, 4096},
+		{"recover/half-a-record-then-padding", func(last string) string {
+			return last[:50] + strings.Repeat("\x00", 4096)
+		}, 4096},
+		// An unsynced write whose first block was lost but a later one reached the disk.
+		{"recover/lost-block-then-a-whole-record", func(last string) string {
+			return strings.Repeat("\x00", 100) + last + "\n" + strings.Repeat("\x00", 100)
+		}, 100},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -126,16 +137,28 @@ func TestOpenTornFinalLine(t *testing.T) {
 			}
 			lines := readLines(t, path)
 			rec := parseLine(t, lines[len(good)])
-			wantReason := fmt.Sprintf("torn final line of %d bytes removed", len(tail))
-			if rec.Kind != KindRecovery || rec.Seq != 5 || rec.Reason != wantReason {
-				t.Errorf("record after the good lines = kind %q seq %d reason %q; want recovery, 5, %q",
-					rec.Kind, rec.Seq, rec.Reason, wantReason)
+			torn := len(tail) - tt.pad
+			wantRecords := 7
+			if torn == 0 {
+				if rec.Kind != KindEvent || rec.Seq != 5 {
+					t.Errorf("record after the good lines = kind %q seq %d; want the next event, 5 (padding is no torn line)", rec.Kind, rec.Seq)
+				}
+				wantRecords = 6
+			} else {
+				wantReason := fmt.Sprintf("torn final line of %d bytes removed", torn)
+				if rec.Kind != KindRecovery || rec.Seq != 5 || rec.Reason != wantReason {
+					t.Errorf("record after the good lines = kind %q seq %d reason %q; want recovery, 5, %q",
+						rec.Kind, rec.Seq, rec.Reason, wantReason)
+				}
 			}
 			rep, err := verifyFile(t, path, key.Public(), VerifyOptions{})
 			if err != nil {
 				t.Fatalf("Verify after recovery = %v", err)
 			}
-			checkReport(t, rep, Report{Records: 7, LastSeq: 7, LastCheckpointSeq: 7})
+			checkReport(t, rep, Report{Records: wantRecords, LastSeq: uint64(wantRecords), LastCheckpointSeq: uint64(wantRecords)})
+			if rep.TornBytes != 0 {
+				t.Errorf("Verify after recovery: TornBytes = %d; want 0", rep.TornBytes)
+			}
 		})
 	}
 }

@@ -51,8 +51,8 @@ func Query(r io.Reader, f Filter) ([]Record, error) {
 	lr := newLineReader(r)
 	for len(out) < limit {
 		l := lr.next()
-		if l == nil {
-			break
+		if l == nil || l.nul {
+			break // the end, or the writer's zero padding after the last record
 		}
 		var rec Record
 		err := errors.New("line too long")

@@ -122,6 +122,30 @@ func encodeLine(dst []byte, r *Record, h string) ([]byte, error) {
 	return dst, nil
 }
 
+// encodeEventLine is encodeLine for a record without a checkpoint whose Event is already
+// encoded (evJSON = json.Marshal(&r.Event)), producing the same bytes: the record's canonical
+// JSON is its four chain fields followed by the embedded Event's fields, and Event always
+// starts with "time" (never omitted). The chain fields need no escaping: the kind is a
+// constant, the log id is [A-Za-z0-9._-] (checkLogID) and prev is hex or empty.
+func encodeEventLine(dst []byte, r *Record, evJSON []byte, h string) []byte {
+	start := len(dst)
+	dst = append(dst, `{"seq":`...)
+	dst = strconv.AppendUint(dst, r.Seq, 10)
+	dst = append(dst, `,"kind":"`...)
+	dst = append(dst, r.Kind...)
+	dst = append(dst, `","log":"`...)
+	dst = append(dst, r.LogID...)
+	dst = append(dst, `","prev":"`...)
+	dst = append(dst, r.Prev...)
+	dst = append(dst, `",`...)
+	dst = append(dst, evJSON[1:]...)
+	r.Hash = chainHash(h, dst[start:])
+	dst = dst[:len(dst)-1] // the closing brace
+	dst = append(dst, `,"hash":"`...)
+	dst = append(dst, r.Hash...)
+	return append(dst, "\"}\n"...)
+}
+
 // isHash reports whether s is 64 lowercase hex digits.
 func isHash(s string) bool {
 	if len(s) != 64 {

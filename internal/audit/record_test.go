@@ -3,6 +3,8 @@ package audit
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 )
@@ -34,5 +36,46 @@ func TestFormatVector(t *testing.T) {
 	cp := Checkpoint{LogID: "log-a", Seq: 7, HeadHash: "ab", Time: time.Date(2026, 11, 26, 12, 0, 0, 5, time.UTC)}
 	if got, want := string(cp.SignedMessage()), "coffer-audit-checkpoint-v1\nlog-a\n7\nab\n2026-11-26T12:00:00.000000005Z"; got != want {
 		t.Errorf("SignedMessage = %q; want %q", got, want)
+	}
+}
+
+// TestEncodeEventLineMatchesEncodeLine: the writer's fast path for events encoded by the
+// caller produces exactly the bytes of encodeLine (which Verify recomputes), for events with
+// every field set, empty optional fields, and strings that JSON escapes.
+func TestEncodeEventLineMatchesEncodeLine(t *testing.T) {
+	full := testEvent(7)
+	full.Reason = `quote " backslash \ <script>&amp; é 日本 ` + "\u2028 \t\x01"
+	full.ObjectID = "https://v.localhost/keys/k?x=<1>&y=2"
+	tests := []struct {
+		name string
+		ev   Event
+		seq  uint64
+		prev string
+	}{
+		{"ok/first-record", Event{Time: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)}, 1, ""},
+		{"ok/all-fields-escaped", full, 42, strings.Repeat("ab", 32)},
+		{"ok/nanoseconds-and-zone", Event{Time: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC), Status: 503, Result: ResultError}, 9, strings.Repeat("0f", 32)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			head := genesis("log-a.1_x")
+			if tt.prev != "" {
+				head = tt.prev
+			}
+			r1 := Record{Seq: tt.seq, Kind: KindEvent, LogID: "log-a.1_x", Prev: tt.prev, Event: tt.ev}
+			r2 := r1
+			want, err := encodeLine(nil, &r1, head)
+			if err != nil {
+				t.Fatal(err)
+			}
+			evJSON, err := json.Marshal(&tt.ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := encodeEventLine([]byte("kept"), &r2, evJSON, head)
+			if string(got) != "kept"+string(want) || r2.Hash != r1.Hash {
+				t.Errorf("encodeEventLine =\n%s\nwant\n%s", got[4:], want)
+			}
+		})
 	}
 }

@@ -194,6 +194,10 @@ func (c *chain) readAll(lr *lineReader) (*Record, *VerifyError) {
 		if l == nil {
 			return last, nil
 		}
+		if l.nul {
+			c.tail(l, lr)
+			return last, nil
+		}
 		final := lr.peek() == nil && lr.failure() == nil
 		if final && isTorn(l) {
 			c.torn = l
@@ -210,6 +214,23 @@ func (c *chain) readAll(lr *lineReader) (*Record, *VerifyError) {
 			return last, verr
 		}
 		last = rec
+	}
+}
+
+// tail consumes the rest of a log from its first line holding a NUL byte. Records never
+// hold one, and every acknowledged record was fsynced, so the first NUL is at or after the
+// end of the last durable write: what follows is the writer's zero padding (not an error, not
+// counted) and possibly what a crash left of an unsynced write into it, which is torn like a
+// torn final line (its size, without the trailing padding, goes to c.torn).
+func (c *chain) tail(first *line, lr *lineReader) {
+	end := first.off + first.data // end of the last non-NUL byte seen so far
+	for l := lr.next(); l != nil; l = lr.next() {
+		if l.data > 0 {
+			end = l.off + l.data
+		}
+	}
+	if end > first.off {
+		c.torn = &line{off: first.off, no: first.no, size: end - first.off}
 	}
 }
 

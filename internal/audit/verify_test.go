@@ -342,7 +342,10 @@ func TestVerifyTornFinalLine(t *testing.T) {
 	}{
 		{"ok/half-a-line", append(bytes.Clone(body), last[:len(last)/2]...), int64(len(last) / 2), 5},
 		{"ok/whole-line-without-newline", append(bytes.Clone(body), last...), int64(len(last)), 5},
-		{"ok/zero-filled-block", append(bytes.Clone(full), make([]byte, 4096)...), 4096, 6},
+		// Zeros after the records are the writer's preallocated padding (prealloc.go).
+		{"ok/zero-padding", append(bytes.Clone(full), make([]byte, 4096)...), 0, 6},
+		{"ok/half-a-line-then-padding", append(append(bytes.Clone(body), last[:len(last)/2]...), make([]byte, 4096)...), int64(len(last) / 2), 5},
+		{"ok/lost-block-then-a-line", append(append(append(bytes.Clone(body), make([]byte, 10)...), last...), '\n', 0, 0), int64(10 + len(last) + 1), 5},
 		{"ok/garbage-with-newline", append(bytes.Clone(full), "{\"seq\":7,\"ki\n"...), 13, 6},
 		{"ok/only-a-torn-line", []byte(`{"seq":1,"kind":"ev`), 19, 0},
 	}

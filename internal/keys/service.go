@@ -22,6 +22,8 @@ type Service struct {
 	now    func() time.Time
 	backup *records.Sealer // nil when the backup key is not 32 bytes
 	keys   keyCache
+	// versions keeps decoded version records (versioncache.go).
+	versions versionCache
 	// hsmPools: managed HSM pools hold HSM key types only (RequireHSMInPools).
 	hsmPools bool
 }
@@ -34,7 +36,7 @@ func NewService(store storage.Backend, prov provider.Provider, clock func() time
 	if clock == nil {
 		clock = time.Now
 	}
-	s := &Service{store: store, prov: prov, now: clock, keys: keyCache{max: 4096}, backup: records.NewSealer(backupKey)}
+	s := &Service{store: store, prov: prov, now: clock, keys: keyCache{max: 4096}, versions: versionCache{max: 4096}, backup: records.NewSealer(backupKey)}
 	return s
 }
 
@@ -303,7 +305,7 @@ func (s *Service) resolve(ctx context.Context, sc scope, name, version string) (
 	if err != nil {
 		return nil, nil, err
 	}
-	ver, err := readVersion(ctx, s.store, sc, lc, meta, version)
+	ver, err := s.readVersionCached(ctx, sc, lc, meta, version)
 	if err != nil {
 		return nil, nil, err
 	}

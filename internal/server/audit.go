@@ -13,6 +13,7 @@ import (
 
 	"github.com/coffer-kms/coffer/internal/api"
 	"github.com/coffer-kms/coffer/internal/audit"
+	"github.com/coffer-kms/coffer/internal/barrier"
 	"github.com/coffer-kms/coffer/internal/storage"
 )
 
@@ -61,6 +62,9 @@ func (s *Server) openAudit(ctx context.Context) (*audit.Log, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Check only from the last signed checkpoint on unseal, so unsealing does not slow down
+	// as the log grows; `coffer audit verify` checks the whole file.
+	opts.VerifyFromCheckpoint = true
 	return audit.Open(filepath.Join(s.cfg.DataDir, AuditFile), opts)
 }
 
@@ -104,6 +108,9 @@ func (s *Server) auditor() api.Auditor { return auditor{s} }
 
 func (a auditor) Record(ctx context.Context, rec api.AuditRecord) error {
 	id, err := a.s.ident()
+	if errors.Is(err, barrier.ErrSealed) {
+		a.s.sealedRefused.note(rec) // recorded in one summary at the next unseal
+	}
 	if err != nil {
 		return err
 	}

@@ -118,6 +118,11 @@ func (s *Server) ident() (*identity, error) {
 		}
 	}
 	s.idh.cur = cur
+	if ev, ok := s.sealedRefused.take(); ok {
+		if err := cur.record(ev); err != nil {
+			s.log.Error("audit write failed for the requests refused while sealed", "err", err)
+		}
+	}
 	return s.idh.cur, nil
 }
 

@@ -153,13 +153,17 @@ func (s *Server) handler() http.Handler {
 		Log:    func(msg string, args ...any) { s.log.Info(msg, args...) },
 		Limits: api.NewLimiter(s.cfg.TenantRate, s.cfg.TenantBurst, int(s.cfg.TenantConcurrent)),
 	}
+	if benchNoAudit {
+		s.log.Warn("BENCHMARK BUILD: data-plane requests are not audited (built with -tags coffer_bench_noaudit)")
+		s.data.Audit = nil
+	}
 	data := s.metricsByPattern(s.data.Handler(s.dataRoutes(), nil))
 	attestH := s.attestHandler()
 	var devData http.Handler
 	if s.devVault != nil {
 		devData = s.metricsByPattern(s.data.Handler(s.dataRoutes(), s.devVault))
 	}
-	return securityHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return warmStacks(securityHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if misdirected(r) {
 			s.writeError(w, r, api.Errorf(http.StatusMisdirectedRequest, "MisdirectedRequest", "the TLS server name and the Host header name different hosts; connect to the host you address"))
 			return
@@ -177,7 +181,7 @@ func (s *Server) handler() http.Handler {
 			return
 		}
 		mux.ServeHTTP(w, r)
-	}))
+	})))
 }
 
 // metricsByPattern records requests under the route pattern the inner mux matched.

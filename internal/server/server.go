@@ -51,9 +51,11 @@ type Server struct {
 	provider provider.Provider
 	hsm      *pkcs11.Provider // nil without a configured token
 	idh      identityHolder
-	mgmt     mgmtHolder   // the management API (mgmt.go), built on first use
-	attestH  attestHolder // the attestation verifiers (attest.go), built on first use
-	data     *api.DataPlane
+	// sealedRefused counts data-plane requests refused while sealed (sealedaudit.go).
+	sealedRefused sealedRefusals
+	mgmt          mgmtHolder   // the management API (mgmt.go), built on first use
+	attestH       attestHolder // the attestation verifiers (attest.go), built on first use
+	data          *api.DataPlane
 	// devVault is dev mode's default vault, also served on the bare host.
 	devVault *tenancy.Vault
 	// challengeSecret keys the stand-in tenant ids of 401 challenges for unknown stores.

@@ -5,6 +5,13 @@
 // loopback port so the server's CPU time can be read from /proc.
 //
 //	go build -o /tmp/coffer ./cmd/coffer && go run ./tools/loadgen -coffer /tmp/coffer
+//
+// To measure what auditing costs, also build a benchmark-only binary that skips data-plane
+// audit records and pass it as -coffer-noaudit; each row then runs against both servers,
+// one after the other, and the ratio is printed:
+//
+//	go build -tags coffer_bench_noaudit -o /tmp/coffer-noaudit ./cmd/coffer
+//	go run ./tools/loadgen -coffer /tmp/coffer -coffer-noaudit /tmp/coffer-noaudit
 package main
 
 import (
@@ -29,6 +36,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -44,29 +52,41 @@ type creds struct {
 
 func main() {
 	bin := flag.String("coffer", "coffer", "path to the coffer binary")
+	noAudit := flag.String("coffer-noaudit", "", "optional: a coffer binary built with -tags coffer_bench_noaudit; every row then runs against it too, right after the audited server, and the audit cost is printed as a ratio of the same run")
 	dur := flag.Duration("duration", 3*time.Second, "how long each operation runs at each concurrency")
 	conc := flag.String("concurrency", "1,8,32,64", "comma-separated concurrency levels")
-	opsFlag := flag.String("ops", "sign-ps256,sign-es256,decrypt-oaep256,wrap-oaep256,get-key,create-ec", "operations to run")
+	http1 := flag.Bool("http1", false, "use HTTP/1.1 (one TLS connection per concurrent caller) instead of HTTP/2 (one connection, a stream per request), to see what the protocol costs")
+	opsFlag := flag.String("ops", "sign-ps256,sign-es256,decrypt-oaep256,wrap-oaep256,get-key,create-ec,get-secret,set-secret", "operations to run")
 	flag.Parse()
-	if err := run(*bin, *dur, *conc, strings.Split(*opsFlag, ",")); err != nil {
+	if err := run(*bin, *noAudit, *http1, *dur, *conc, strings.Split(*opsFlag, ",")); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin string, dur time.Duration, concList string, ops []string) error {
+// target is one running server, ready for load.
+type target struct {
+	k    *kv
+	pid  int
+	enc  map[string]any // an RSA-OAEP-256 ciphertext for decrypt
+	stop func()
+}
+
+// start runs `coffer server --dev` from bin in a new data directory and creates the keys
+// and the secret the operations use.
+func start(bin string, http1 bool) (*target, error) {
 	dir, err := os.MkdirTemp("", "coffer-load-")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer os.RemoveAll(dir)
 	cmd := exec.Command(bin, "server", "--dev", "--listen", "127.0.0.1:0", "--data-dir", dir, "--log-level", "error",
 		"--tenant-rate-limit", "0", "--tenant-max-concurrent", "0")
 	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
 	if err := cmd.Start(); err != nil {
-		return err
+		os.RemoveAll(dir)
+		return nil, err
 	}
-	defer func() {
+	t := &target{pid: cmd.Process.Pid, stop: func() {
 		// SIGTERM first: the server drains and, with COFFER_CPUPROFILE set, writes its profile.
 		cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan struct{})
@@ -77,92 +97,140 @@ func run(bin string, dur time.Duration, concList string, ops []string) error {
 			cmd.Process.Kill()
 			<-done
 		}
-	}()
+		os.RemoveAll(dir)
+	}}
+	fail := func(err error) (*target, error) { t.stop(); return nil, err }
 	c, err := waitCreds(filepath.Join(dir, "dev-credentials.json"), 30*time.Second)
 	if err != nil {
-		return err
+		return fail(err)
 	}
-	hc, err := client(c.CAFile)
+	hc, err := client(c.CAFile, http1)
 	if err != nil {
-		return err
+		return fail(err)
 	}
 	vault := strings.TrimSuffix(c.VaultURL, "/")
 	u, _ := url.Parse(vault)
 	resource := "https://localhost:" + u.Port()
 	tok, err := getToken(hc, c, resource)
 	if err != nil {
+		return fail(err)
+	}
+	t.k = &kv{hc: hc, base: vault, token: tok}
+	if _, err := t.k.call("POST", "/keys/bench-rsa/create", map[string]any{"kty": "RSA", "key_size": 2048}); err != nil {
+		return fail(fmt.Errorf("create RSA key: %w", err))
+	}
+	if _, err := t.k.call("POST", "/keys/bench-ec/create", map[string]any{"kty": "EC", "crv": "P-256"}); err != nil {
+		return fail(fmt.Errorf("create EC key: %w", err))
+	}
+	if _, err := t.k.call("PUT", "/secrets/bench-secret", map[string]any{"value": strings.Repeat("s", 64)}); err != nil {
+		return fail(fmt.Errorf("set secret: %w", err))
+	}
+	plain := base64.RawURLEncoding.EncodeToString(make([]byte, 32))
+	if t.enc, err = t.k.call("POST", "/keys/bench-rsa/encrypt", map[string]any{"alg": "RSA-OAEP-256", "value": plain}); err != nil {
+		return fail(fmt.Errorf("encrypt: %w", err))
+	}
+	return t, nil
+}
+
+func run(bin, noAuditBin string, http1 bool, dur time.Duration, concList string, ops []string) error {
+	on, err := start(bin, http1)
+	if err != nil {
 		return err
 	}
-	k := &kv{hc: hc, base: vault, token: tok}
-	if _, err := k.call("POST", "/keys/bench-rsa/create", map[string]any{"kty": "RSA", "key_size": 2048}); err != nil {
-		return fmt.Errorf("create RSA key: %w", err)
-	}
-	if _, err := k.call("POST", "/keys/bench-ec/create", map[string]any{"kty": "EC", "crv": "P-256"}); err != nil {
-		return fmt.Errorf("create EC key: %w", err)
+	defer on.stop()
+	var off *target
+	if noAuditBin != "" {
+		if off, err = start(noAuditBin, http1); err != nil {
+			return fmt.Errorf("audit-off server: %w", err)
+		}
+		defer off.stop()
 	}
 	digest := sha256.Sum256([]byte("coffer load"))
 	d64 := base64.RawURLEncoding.EncodeToString(digest[:])
 	plain := base64.RawURLEncoding.EncodeToString(make([]byte, 32))
-	enc, err := k.call("POST", "/keys/bench-rsa/encrypt", map[string]any{"alg": "RSA-OAEP-256", "value": plain})
-	if err != nil {
-		return fmt.Errorf("encrypt: %w", err)
-	}
 	var n atomic.Int64
-	bodies := map[string]func() (string, string, any){
-		"sign-ps256": func() (string, string, any) {
+	bodies := map[string]func(t *target) (string, string, any){
+		"sign-ps256": func(*target) (string, string, any) {
 			return "POST", "/keys/bench-rsa/sign", map[string]any{"alg": "PS256", "value": d64}
 		},
-		"sign-es256": func() (string, string, any) {
+		"sign-es256": func(*target) (string, string, any) {
 			return "POST", "/keys/bench-ec/sign", map[string]any{"alg": "ES256", "value": d64}
 		},
-		"decrypt-oaep256": func() (string, string, any) {
-			return "POST", "/keys/bench-rsa/decrypt", map[string]any{"alg": "RSA-OAEP-256", "value": enc["value"]}
+		"decrypt-oaep256": func(t *target) (string, string, any) {
+			return "POST", "/keys/bench-rsa/decrypt", map[string]any{"alg": "RSA-OAEP-256", "value": t.enc["value"]}
 		},
-		"wrap-oaep256": func() (string, string, any) {
+		"wrap-oaep256": func(*target) (string, string, any) {
 			return "POST", "/keys/bench-rsa/wrapkey", map[string]any{"alg": "RSA-OAEP-256", "value": plain}
 		},
-		"get-key": func() (string, string, any) { return "GET", "/keys/bench-ec/", nil },
-		"create-ec": func() (string, string, any) {
+		"get-key": func(*target) (string, string, any) { return "GET", "/keys/bench-ec/", nil },
+		"create-ec": func(*target) (string, string, any) {
 			return "POST", fmt.Sprintf("/keys/load-%d/create", n.Add(1)), map[string]any{"kty": "EC", "crv": "P-256"}
 		},
+		"get-secret": func(*target) (string, string, any) { return "GET", "/secrets/bench-secret/", nil },
+		"set-secret": func(*target) (string, string, any) {
+			return "PUT", fmt.Sprintf("/secrets/load-%d", n.Add(1)), map[string]any{"value": strings.Repeat("v", 64)}
+		},
 	}
-	raw := rawCosts()
-	fmt.Printf("| operation | concurrency | ops/s | p50 ms | p99 ms | server CPU µs/op | raw crypto µs/op | CPU ÷ raw |\n|---|---|---|---|---|---|---|---|\n")
+	rawCost := rawCosts()
+	fmt.Printf("| operation | concurrency | audit | ops/s | p50 ms | p99 ms | server CPU µs/op | loadgen CPU µs/op | raw crypto µs/op | CPU ÷ raw |\n|---|---|---|---|---|---|---|---|---|---|\n")
+	var cost []string
 	for _, op := range ops {
 		body, ok := bodies[op]
 		if !ok {
 			return fmt.Errorf("unknown operation %q", op)
 		}
+		raw, hasRaw := rawCost(op)
 		for _, cs := range strings.Split(concList, ",") {
 			conc, err := strconv.Atoi(strings.TrimSpace(cs))
 			if err != nil || conc < 1 {
 				return fmt.Errorf("bad concurrency %q", cs)
 			}
-			res, err := load(k, body, conc, dur, cmd.Process.Pid)
+			row := func(t *target, audit string) (result, error) {
+				res, err := load(t, body, conc, dur)
+				if err != nil {
+					return res, fmt.Errorf("%s at %d (audit %s): %w", op, conc, audit, err)
+				}
+				rawCell, ratio := "", ""
+				if hasRaw {
+					rawCell = fmt.Sprintf("%.1f", raw)
+					ratio = fmt.Sprintf("%.2f×", res.cpuPerOp/raw)
+				}
+				fmt.Printf("| %s | %d | %s | %.0f | %.2f | %.2f | %.1f | %.1f | %s | %s |\n", op, conc, audit, res.opsPerSec, res.p50, res.p99, res.cpuPerOp, res.clientPerOp, rawCell, ratio)
+				return res, nil
+			}
+			a, err := row(on, "on")
 			if err != nil {
-				return fmt.Errorf("%s at %d: %w", op, conc, err)
+				return err
 			}
-			rawCell, ratio := "", ""
-			if r, ok := raw[op]; ok {
-				rawCell = fmt.Sprintf("%.1f", r)
-				ratio = fmt.Sprintf("%.2f×", res.cpuPerOp/r)
+			if off == nil {
+				continue
 			}
-			fmt.Printf("| %s | %d | %.0f | %.2f | %.2f | %.1f | %s | %s |\n", op, conc, res.opsPerSec, res.p50, res.p99, res.cpuPerOp, rawCell, ratio)
+			b, err := row(off, "off")
+			if err != nil {
+				return err
+			}
+			cost = append(cost, fmt.Sprintf("| %s | %d | %.0f | %.0f | **%.2f** | %.1f | %.1f |", op, conc, a.opsPerSec, b.opsPerSec, a.opsPerSec/b.opsPerSec, a.cpuPerOp, b.cpuPerOp))
 		}
+	}
+	if len(cost) > 0 {
+		fmt.Printf("\nAudit cost, same run (throughput with audit ÷ without; the budget is ≥ 0.85):\n\n")
+		fmt.Printf("| operation | concurrency | ops/s audit on | ops/s audit off | on ÷ off | server CPU µs/op on | off |\n|---|---|---|---|---|---|---|\n")
+		fmt.Println(strings.Join(cost, "\n"))
 	}
 	return nil
 }
 
-type result struct{ opsPerSec, p50, p99, cpuPerOp float64 }
+type result struct{ opsPerSec, p50, p99, cpuPerOp, clientPerOp float64 }
 
-func load(k *kv, body func() (string, string, any), conc int, dur time.Duration, pid int) (result, error) {
+func load(t *target, body func(*target) (string, string, any), conc int, dur time.Duration) (result, error) {
+	k, pid := t.k, t.pid
 	ctx, cancel := context.WithTimeout(context.Background(), dur)
 	defer cancel()
 	var mu sync.Mutex
 	var lat []time.Duration
 	var firstErr error
 	var wg sync.WaitGroup
-	cpu0 := procCPU(pid)
+	cpu0, self0 := procCPU(pid), procCPU(os.Getpid())
 	start := time.Now()
 	for i := 0; i < conc; i++ {
 		wg.Add(1)
@@ -170,9 +238,9 @@ func load(k *kv, body func() (string, string, any), conc int, dur time.Duration,
 			defer wg.Done()
 			var mine []time.Duration
 			for ctx.Err() == nil {
-				m, p, b := body()
+				m, p, b := body(t)
 				t0 := time.Now()
-				if _, err := k.call(m, p, b); err != nil {
+				if err := k.send(m, p, b); err != nil {
 					mu.Lock()
 					if firstErr == nil {
 						firstErr = err
@@ -189,7 +257,7 @@ func load(k *kv, body func() (string, string, any), conc int, dur time.Duration,
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	cpu := procCPU(pid) - cpu0
+	cpu, self := procCPU(pid)-cpu0, procCPU(os.Getpid())-self0
 	if firstErr != nil {
 		return result{}, firstErr
 	}
@@ -199,10 +267,11 @@ func load(k *kv, body func() (string, string, any), conc int, dur time.Duration,
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000 }
 	return result{
-		opsPerSec: float64(len(lat)) / elapsed.Seconds(),
-		p50:       pct(0.50),
-		p99:       pct(0.99),
-		cpuPerOp:  cpu.Seconds() * 1e6 / float64(len(lat)),
+		opsPerSec:   float64(len(lat)) / elapsed.Seconds(),
+		p50:         pct(0.50),
+		p99:         pct(0.99),
+		cpuPerOp:    cpu.Seconds() * 1e6 / float64(len(lat)),
+		clientPerOp: self.Seconds() * 1e6 / float64(len(lat)),
 	}, nil
 }
 
@@ -219,29 +288,53 @@ func procCPU(pid int) time.Duration {
 	return time.Duration(ut+st) * 10 * time.Millisecond
 }
 
-// rawCosts measures the in-process cost of the same cryptography, single-threaded (µs/op).
-func rawCosts() map[string]float64 {
+// rawCosts returns a function measuring the in-process cost of an operation's cryptography,
+// single-threaded, in CPU time of the measuring thread (µs/op; false if the operation has no
+// raw counterpart). CPU time, like the server's, not wall time: on a shared machine a
+// descheduled thread would otherwise inflate the raw cost (wall time once read 2,284 µs for
+// an RSA signature that costs ~1,200). Call it right before the operation's rows.
+func rawCosts() func(op string) (float64, bool) {
 	rk, _ := rsa.GenerateKey(rand.Reader, 2048)
 	ek, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	digest := sha256.Sum256([]byte("coffer load"))
 	ct, _ := rsa.EncryptOAEP(sha256.New(), rand.Reader, &rk.PublicKey, make([]byte, 32), nil)
+	ops := map[string]func(){
+		"sign-ps256": func() {
+			rsa.SignPSS(rand.Reader, rk, crypto.SHA256, digest[:], &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
+		},
+		"sign-es256":      func() { ecdsa.SignASN1(rand.Reader, ek, digest[:]) },
+		"decrypt-oaep256": func() { rsa.DecryptOAEP(sha256.New(), nil, rk, ct, nil) },
+		"wrap-oaep256":    func() { rsa.EncryptOAEP(sha256.New(), rand.Reader, &rk.PublicKey, make([]byte, 32), nil) },
+		"create-ec":       func() { ecdsa.GenerateKey(elliptic.P256(), rand.Reader) },
+	}
 	measure := func(f func()) float64 {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		f() // warm up
 		const n = 300
-		t0 := time.Now()
+		t0 := threadCPU()
 		for i := 0; i < n; i++ {
 			f()
 		}
-		return float64(time.Since(t0).Microseconds()) / n
+		return float64((threadCPU() - t0).Microseconds()) / n
 	}
-	return map[string]float64{
-		"sign-ps256": measure(func() {
-			rsa.SignPSS(rand.Reader, rk, crypto.SHA256, digest[:], &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
-		}),
-		"sign-es256":      measure(func() { ecdsa.SignASN1(rand.Reader, ek, digest[:]) }),
-		"decrypt-oaep256": measure(func() { rsa.DecryptOAEP(sha256.New(), nil, rk, ct, nil) }),
-		"wrap-oaep256":    measure(func() { rsa.EncryptOAEP(sha256.New(), rand.Reader, &rk.PublicKey, make([]byte, 32), nil) }),
-		"create-ec":       measure(func() { ecdsa.GenerateKey(elliptic.P256(), rand.Reader) }),
+	return func(op string) (float64, bool) {
+		f, ok := ops[op]
+		if !ok {
+			return 0, false
+		}
+		return measure(f), true
 	}
+}
+
+// threadCPU is the user+system CPU time of the calling OS thread.
+func threadCPU() time.Duration {
+	const rusageThread = 1 // RUSAGE_THREAD (Linux)
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(rusageThread, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 type kv struct {
@@ -250,7 +343,9 @@ type kv struct {
 	token string
 }
 
-func (k *kv) call(method, path string, body any) (map[string]any, error) {
+// do sends one request with the token; the caller closes the answer's body. Any status
+// but 200 is an error.
+func (k *kv) do(method, path string, body any) (*http.Response, error) {
 	var r io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -258,18 +353,41 @@ func (k *kv) call(method, path string, body any) (map[string]any, error) {
 	}
 	req, _ := http.NewRequest(method, k.base+path+"?api-version=7.6", r)
 	req.Header.Set("Authorization", "Bearer "+k.token)
-	req.Header.Set("Content-Type", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := k.hc.Do(req)
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != 200 {
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		return nil, fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, b)
 	}
+	return resp, nil
+}
+
+// call sends a request and decodes the JSON answer.
+func (k *kv) call(method, path string, body any) (map[string]any, error) {
+	resp, err := k.do(method, path, body)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
 	var out map[string]any
-	return out, json.Unmarshal(b, &out)
+	return out, json.NewDecoder(resp.Body).Decode(&out)
+}
+
+// send is call without decoding the answer, to keep the load generator's CPU low.
+func (k *kv) send(method, path string, body any) error {
+	resp, err := k.do(method, path, body)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(io.Discard, resp.Body)
+	return err
 }
 
 func getToken(hc *http.Client, c creds, resource string) (string, error) {
@@ -288,7 +406,7 @@ func getToken(hc *http.Client, c creds, resource string) (string, error) {
 	return out.AccessToken, nil
 }
 
-func client(caFile string) (*http.Client, error) {
+func client(caFile string, http1 bool) (*http.Client, error) {
 	pem, err := os.ReadFile(caFile)
 	if err != nil {
 		return nil, err
@@ -296,13 +414,18 @@ func client(caFile string) (*http.Client, error) {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pem)
 	d := &net.Dialer{Timeout: 5 * time.Second}
-	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 128,
+	tr := &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: !http1, MaxIdleConnsPerHost: 128,
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			_, port, _ := net.SplitHostPort(addr)
 			return d.DialContext(ctx, network, net.JoinHostPort("127.0.0.1", port))
 		},
-	}}, nil
+	}
+	if http1 {
+		tr.TLSClientConfig.NextProtos = []string{"http/1.1"}
+		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{} // no HTTP/2
+	}
+	return &http.Client{Timeout: 30 * time.Second, Transport: tr}, nil
 }
 
 func waitCreds(path string, timeout time.Duration) (creds, error) {

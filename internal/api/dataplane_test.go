@@ -1,0 +1,95 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/coffer-kms/coffer/internal/tenancy"
+)
+
+type fakeStores struct{ v tenancy.Vault }
+
+func (f fakeStores) Vault(_ context.Context, kind tenancy.Kind, name string) (tenancy.Vault, error) {
+	if kind == f.v.Kind && name == f.v.Name {
+		return f.v, nil
+	}
+	return tenancy.Vault{}, tenancy.ErrNotFound
+}
+
+type fakeAuthn struct{}
+
+func (fakeAuthn) Authenticate(context.Context, string, tenancy.Vault, string) (Caller, error) {
+	return Caller{TenantID: "t1", ObjectID: "oid", AppID: "app"}, nil
+}
+
+type fakeAuthz struct{}
+
+func (fakeAuthz) Authorize(context.Context, Caller, string, string) error { return nil }
+
+// fakeAuditor fails while err is set and keeps the records it accepted.
+type fakeAuditor struct {
+	mu   sync.Mutex
+	err  error
+	recs []AuditRecord
+}
+
+func (a *fakeAuditor) Record(_ context.Context, rec AuditRecord) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.err != nil {
+		return a.err
+	}
+	a.recs = append(a.recs, rec)
+	return nil
+}
+
+// TestAuditFailureFailsRequest: when the audit record cannot be made durable (the log's
+// write or fsync failed), the handler's response never leaves: the caller gets 503 in Key
+// Vault's error shape and none of the handler's headers or body.
+func TestAuditFailureFailsRequest(t *testing.T) {
+	const secret = "the-secret-value"
+	aud := &fakeAuditor{}
+	d := &DataPlane{
+		Stores: fakeStores{tenancy.Vault{Name: "v1", Kind: tenancy.KindVault, TenantID: "t1"}},
+		Authn:  fakeAuthn{}, Authz: fakeAuthz{}, Audit: aud,
+		Sealed: func() bool { return false }, Authority: "https://localhost", DNSSuffix: "localhost",
+		TenantSecret: []byte("0123456789abcdef"), MaxBody: 1 << 10,
+	}
+	h := d.Handler([]Route{{
+		Pattern: "GET /secrets/{name}", Operation: "SecretGet", Action: map[tenancy.Kind]string{tenancy.KindVault: "read"},
+		Handle: func(w http.ResponseWriter, r *http.Request, c *Call) error {
+			w.Header().Set("X-Handler", "ran")
+			_, err := w.Write([]byte(`{"value":"` + secret + `"}`))
+			return err
+		},
+	}}, nil)
+	get := func() *httptest.ResponseRecorder {
+		r := httptest.NewRequest("GET", "https://v1.localhost/secrets/s?api-version=7.6", nil)
+		r.Header.Set("Authorization", "Bearer tok")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w
+	}
+
+	if w := get(); w.Code != 200 || !strings.Contains(w.Body.String(), secret) || len(aud.recs) != 1 {
+		t.Fatalf("with a working audit log: %d %q, %d records; want 200 with the value and 1 record", w.Code, w.Body, len(aud.recs))
+	}
+	aud.mu.Lock()
+	aud.err = errors.New("audit: write audit.log: fdatasync: input/output error")
+	aud.mu.Unlock()
+	w := get()
+	if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), `"code":"ServiceUnavailable"`) {
+		t.Errorf("with a failing audit log: %d %s; want 503 ServiceUnavailable", w.Code, w.Body)
+	}
+	if strings.Contains(w.Body.String(), secret) || w.Header().Get("X-Handler") != "" {
+		t.Errorf("with a failing audit log the handler's response leaked: headers %v body %s", w.Header(), w.Body)
+	}
+	if strings.Contains(w.Body.String(), "input/output") {
+		t.Errorf("503 body names the internal error: %s", w.Body)
+	}
+}

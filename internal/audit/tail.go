@@ -1,0 +1,65 @@
+package audit
+
+import (
+	"bytes"
+	"crypto"
+	"encoding/json"
+	"io"
+)
+
+// Windows of the file's end that lastCheckpoint searches, growing by 4×; past the largest,
+// Open checks the whole file.
+const (
+	tailWindowMin = 1 << 20
+	tailWindowMax = 64 << 20
+)
+
+// lastCheckpoint finds the last checkpoint record in r[0:size) that verifies on its own: a
+// canonical record whose hash matches, whose checkpoint describes the record before it and
+// whose signature verifies under pub (and of log logID, if set). It returns the offset of its
+// line and the record. ok is false if there is none in the last tailWindowMax bytes.
+func lastCheckpoint(r io.ReaderAt, size int64, pub crypto.PublicKey, logID string) (off int64, rec *Record, ok bool, err error) {
+	marker := []byte(`"kind":"` + KindCheckpoint + `"`)
+	for window := int64(tailWindowMin); ; window *= 4 {
+		start := max(size-window, 0)
+		buf := make([]byte, size-start)
+		if _, err := r.ReadAt(buf, start); err != nil && err != io.EOF {
+			return 0, nil, false, err
+		}
+		end := bytes.LastIndexByte(buf, '\n') // what follows is torn or padding
+		for end > 0 {
+			begin := bytes.LastIndexByte(buf[:end], '\n') + 1
+			if begin == 0 && start > 0 {
+				break // the window cuts this line
+			}
+			if line := buf[begin:end]; bytes.Contains(line, marker) {
+				if rec, ok := verifiedCheckpoint(line, pub, logID); ok {
+					return start + int64(begin), rec, true, nil
+				}
+			}
+			end = begin - 1
+		}
+		if start == 0 || window >= tailWindowMax {
+			return 0, nil, false, nil
+		}
+	}
+}
+
+// verifiedCheckpoint checks one line as a checkpoint record, with the verifier's own rules,
+// trusting only its own prev.
+func verifiedCheckpoint(b []byte, pub crypto.PublicKey, logID string) (*Record, bool) {
+	if bytes.IndexByte(b, 0) >= 0 {
+		return nil, false
+	}
+	var r Record
+	if json.Unmarshal(b, &r) != nil || r.Kind != KindCheckpoint || r.Seq < 2 || !isHash(r.Prev) ||
+		logID != "" && r.LogID != logID || checkLogID(r.LogID) != nil {
+		return nil, false
+	}
+	c := newChain(pub, logID)
+	c.continueFrom(Head{LogID: r.LogID, Seq: r.Seq - 1, Hash: r.Prev})
+	if _, verr := c.add(&line{b: b, size: int64(len(b)) + 1, nl: true, no: 1}); verr != nil {
+		return nil, false
+	}
+	return &r, true
+}
