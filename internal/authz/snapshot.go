@@ -30,6 +30,10 @@ type Assignment struct {
 	Scope            string
 	NotBefore        time.Time
 	ExpiresAt        time.Time
+	// HSMScope, when set, is the Managed HSM local scope the assignment was made at through
+	// the pool's RBAC API ("/", "/keys" or "/keys/{name}"), kept to answer in that form.
+	// Decide uses Scope only.
+	HSMScope string `json:",omitempty"`
 }
 
 // Snapshot is an immutable, validated set of role definitions and assignments, indexed

@@ -24,6 +24,8 @@ const (
 	keyringPath    = corePrefix + "keyring"
 	// rootTokenPath holds the SHA-256 of the operator token, sealed by the keyring.
 	rootTokenPath = corePrefix + "root-token"
+	// recoveryKeyPath holds the root key sealed by the recovery key (auto-unseal seals only).
+	recoveryKeyPath = corePrefix + "recovery-root-key"
 )
 
 // SealTypeShamir is the seal type whose root key is wrapped by a key split into shares.
@@ -52,7 +54,8 @@ type RootKeyWrapper interface {
 }
 
 // SealConfig is the persisted, non-secret description of the seal. It is bound into the
-// associated data of the wrapped root key, so editing it on disk makes unseal fail.
+// associated data of the wrapped root key, so editing it on disk makes unseal fail. With an
+// auto-unseal seal, Shares and Threshold describe the recovery shares (0: none).
 type SealConfig struct {
 	Version   int       `json:"version"`
 	Type      string    `json:"type"`
@@ -72,7 +75,8 @@ type Status struct {
 	Term        uint32 `json:"term,omitempty"`
 }
 
-// InitOptions configures a Shamir init.
+// InitOptions configures an init: the unseal shares of the Shamir seal, or the recovery
+// shares of an auto-unseal seal (both 0: no recovery shares).
 type InitOptions struct {
 	Shares    int
 	Threshold int
@@ -147,16 +151,24 @@ func (m *Manager) loadConfig(ctx context.Context) (SealConfig, []byte, error) {
 
 // Init creates the root key and keyring. With the Shamir seal it splits a fresh unseal key
 // into opts.Shares shares of which opts.Threshold unseal; they are returned once and never
-// stored. With an auto-unseal wrapper there are no shares and the barrier is unsealed at once.
+// stored. With an auto-unseal wrapper the barrier is unsealed at once, and (unless
+// opts.Shares and opts.Threshold are both 0) the root key is also sealed by a recovery key
+// split into recovery shares: they unseal the store if the wrapper's key is lost.
 func (m *Manager) Init(ctx context.Context, opts InitOptions) (InitResult, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 
 	cfg := SealConfig{Version: 1, Type: SealTypeShamir, Shares: opts.Shares, Threshold: opts.Threshold, Created: m.now().UTC()}
-	if m.wrapper != nil {
+	recovery := m.wrapper != nil && (opts.Shares != 0 || opts.Threshold != 0)
+	if m.wrapper != nil && !recovery {
 		cfg = SealConfig{Version: 1, Type: m.wrapper.Type(), Created: cfg.Created}
-	} else if err := checkShares(opts); err != nil {
-		return InitResult{}, err
+	} else if m.wrapper != nil {
+		cfg.Type = m.wrapper.Type()
+	}
+	if m.wrapper == nil || recovery {
+		if err := checkShares(opts); err != nil {
+			return InitResult{}, err
+		}
 	}
 	cfgBytes, err := json.Marshal(cfg)
 	if err != nil {
@@ -169,25 +181,18 @@ func (m *Manager) Init(ctx context.Context, opts InitOptions) (InitResult, error
 		return InitResult{}, err
 	}
 	var res InitResult
-	var wrapped []byte
+	var wrapped, recoveryRecord []byte
 	if m.wrapper != nil {
 		if wrapped, err = m.wrapper.Wrap(ctx, rootKey, rootKeyAAD(cfgBytes)); err != nil {
 			return InitResult{}, fmt.Errorf("init: wrap root key with %s seal: %w", m.wrapper.Type(), err)
 		}
-	} else {
-		unsealKey := randomBytes(32)
-		defer clear(unsealKey)
-		if wrapped, err = sealWithKey(unsealKey, string(rootKeyAAD(cfgBytes)), rootKey); err != nil {
-			return InitResult{}, err
+		if recovery {
+			if recoveryRecord, res.Shares, err = splitSealed(rootKey, string(recoveryAAD(cfgBytes)), opts); err != nil {
+				return InitResult{}, err
+			}
 		}
-		raw, err := shamir.Split(unsealKey, opts.Shares, opts.Threshold)
-		if err != nil {
-			return InitResult{}, fmt.Errorf("init: split unseal key: %w", err)
-		}
-		for _, s := range raw {
-			res.Shares = append(res.Shares, shamir.EncodeShare(s))
-			clear(s)
-		}
+	} else if wrapped, res.Shares, err = splitSealed(rootKey, string(rootKeyAAD(cfgBytes)), opts); err != nil {
+		return InitResult{}, err
 	}
 	krBytes, err := kr.marshal()
 	if err != nil {
@@ -215,7 +220,10 @@ func (m *Manager) Init(ctx context.Context, opts InitOptions) (InitResult, error
 		for _, kv := range []struct {
 			k string
 			v []byte
-		}{{sealConfigPath, cfgBytes}, {rootKeyPath, wrapped}, {keyringPath, sealedKR}, {rootTokenPath, sealedToken}} {
+		}{{sealConfigPath, cfgBytes}, {rootKeyPath, wrapped}, {keyringPath, sealedKR}, {rootTokenPath, sealedToken}, {recoveryKeyPath, recoveryRecord}} {
+			if kv.v == nil {
+				continue
+			}
 			if err := tx.Put(ctx, kv.k, kv.v); err != nil {
 				return err
 			}
@@ -235,6 +243,26 @@ func (m *Manager) Init(ctx context.Context, opts InitOptions) (InitResult, error
 	return res, nil
 }
 
+// splitSealed seals rootKey under a fresh key bound to aad and splits that key into shares.
+func splitSealed(rootKey []byte, aad string, opts InitOptions) ([]byte, []string, error) {
+	key := randomBytes(32)
+	defer clear(key)
+	record, err := sealWithKey(key, aad, rootKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	raw, err := shamir.Split(key, opts.Shares, opts.Threshold)
+	if err != nil {
+		return nil, nil, fmt.Errorf("init: split key: %w", err)
+	}
+	shares := make([]string, 0, len(raw))
+	for _, s := range raw {
+		shares = append(shares, shamir.EncodeShare(s))
+		clear(s)
+	}
+	return record, shares, nil
+}
+
 func checkShares(o InitOptions) error {
 	switch {
 	case o.Threshold == 1 && o.Shares == 1:
@@ -246,7 +274,8 @@ func checkShares(o InitOptions) error {
 }
 
 // Unseal adds one share. When enough shares are in, it reconstructs the unseal key, opens the
-// root key and the keyring, and unseals the barrier. A malformed, corrupted, duplicate or
+// root key and the keyring, and unseals the barrier. With an auto-unseal seal the shares are
+// the recovery shares (ErrAutoUnseal if init made none). A malformed, corrupted, duplicate or
 // mismatched share is refused and changes nothing; shares that together do not open the root
 // key reset the progress.
 func (m *Manager) Unseal(ctx context.Context, share string) (Status, error) {
@@ -259,8 +288,13 @@ func (m *Manager) Unseal(ctx context.Context, share string) (Status, error) {
 	if !m.barrier.Sealed() {
 		return m.statusLocked(ctx)
 	}
+	recordPath, aad := rootKeyPath, rootKeyAAD(cfgBytes)
 	if cfg.Type != SealTypeShamir {
-		return m.statusLocked(ctx)
+		if cfg.Threshold == 0 {
+			st, _ := m.statusLocked(ctx)
+			return st, ErrAutoUnseal
+		}
+		recordPath, aad = recoveryKeyPath, recoveryAAD(cfgBytes)
 	}
 	raw, err := shamir.DecodeShare(share)
 	if err != nil {
@@ -292,12 +326,12 @@ func (m *Manager) Unseal(ctx context.Context, share string) (Status, error) {
 		return st, ErrWrongShares
 	}
 	defer clear(unsealKey)
-	wrapped, err := m.raw.Get(ctx, rootKeyPath)
+	wrapped, err := m.raw.Get(ctx, recordPath)
 	if err != nil {
 		st, _ := m.statusLocked(ctx)
-		return st, fmt.Errorf("unseal: read %s: %w", rootKeyPath, err)
+		return st, fmt.Errorf("unseal: read %s: %w", recordPath, err)
 	}
-	rootKey, err := openWithKey(unsealKey, string(rootKeyAAD(cfgBytes)), wrapped)
+	rootKey, err := openWithKey(unsealKey, string(aad), wrapped)
 	if err != nil {
 		st, _ := m.statusLocked(ctx)
 		return st, ErrWrongShares
@@ -426,6 +460,10 @@ func (m *Manager) CheckRootToken(ctx context.Context, token string) error {
 
 func rootKeyAAD(cfg []byte) []byte {
 	return append([]byte(rootKeyPath+"\x00"), cfg...)
+}
+
+func recoveryAAD(cfg []byte) []byte {
+	return append([]byte(recoveryKeyPath+"\x00"), cfg...)
 }
 
 // sealWithKey seals a core record (term 0) under a raw 256-bit key.

@@ -165,12 +165,23 @@ func newOperatorCmd() *cobra.Command {
 				return err
 			}
 			w := cmd.OutOrStdout()
+			var st sealStatus
+			if err := c.call(cmd.Context(), "GET", "/v1/sys/seal-status", nil, &st); err != nil {
+				return err
+			}
+			kind := "Unseal"
+			if st.Type != "" && st.Type != "shamir" {
+				kind = "Recovery"
+			}
 			for i, s := range res.Shares {
-				fmt.Fprintf(w, "Unseal share %d: %s\n", i+1, s)
+				fmt.Fprintf(w, "%s share %d: %s\n", kind, i+1, s)
 			}
 			fmt.Fprintf(w, "\nOperator token: %s\n\n", res.RootToken)
 			fmt.Fprintf(w, "These shares and this token are shown once and stored nowhere. Give each share to a\n"+
 				"different person; any %d of the %d shares unseal Coffer (`coffer operator unseal`).\n", threshold, shares)
+			if kind == "Recovery" {
+				fmt.Fprintf(w, "Coffer unseals itself with its %s seal; the recovery shares are for when that seal's key is lost.\n", st.Type)
+			}
 			return nil
 		},
 	}

@@ -50,6 +50,10 @@ type Config struct {
 	PKCS11Token      string
 	PKCS11PINFile    string
 	PKCS11Sessions   int64
+	// Seal is "shamir" (unseal shares) or "pkcs11" (the root key is wrapped by an AES key of
+	// the PKCS#11 token labelled PKCS11SealKeyLabel: auto-unseal).
+	Seal               string
+	PKCS11SealKeyLabel string
 
 	// SKRTrustedAuthorities are external attestation services (issuer URLs) whose tokens
 	// secure key release accepts when a key's release policy names them.
@@ -153,6 +157,8 @@ var settings = []setting{
 		c.PKCS11Sessions = n
 		return nil
 	}},
+	{"seal", kindString, "shamir", "how the barrier root key is protected: shamir (unseal shares entered with `coffer operator unseal`) or pkcs11 (wrapped by an AES-256 key in the PKCS#11 token: the server unseals itself)", str(func(c *Config) *string { return &c.Seal })},
+	{"pkcs11-seal-key-label", kindString, "coffer-seal", "CKA_LABEL of the token's AES-256 key that wraps the root key with --seal pkcs11 (`coffer operator init` creates it)", str(func(c *Config) *string { return &c.PKCS11SealKeyLabel })},
 	{"tenant-rate-limit", kindInt, "2000", "data-plane requests per second allowed per tenant (0: no limit); beyond it 429 Throttled with Retry-After", func(c *Config, v string) error {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
@@ -346,6 +352,18 @@ func (c *Config) Validate() error {
 		if c.PKCS11Sessions < 1 || c.PKCS11Sessions > 256 {
 			bad("pkcs11-sessions", "%d is outside 1-256", c.PKCS11Sessions)
 		}
+	}
+	switch c.Seal {
+	case "shamir":
+	case "pkcs11":
+		if c.PKCS11Library == "" {
+			bad("seal", "pkcs11 needs the token: set pkcs11-library, pkcs11-token-label and pkcs11-pin-file")
+		}
+		if c.PKCS11SealKeyLabel == "" {
+			bad("pkcs11-seal-key-label", "must not be empty with seal pkcs11")
+		}
+	default:
+		bad("seal", "%q is not shamir or pkcs11", c.Seal)
 	}
 	if c.TokenKeyMaxAge < 2*time.Hour {
 		bad("token-key-rotation", "must be at least 2h (tokens live 1h), got %s", c.TokenKeyMaxAge)

@@ -123,3 +123,34 @@ func TestPKCS11SettingsGoTogether(t *testing.T) {
 		}
 	}
 }
+
+func TestSealSetting(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string // substring of the Validate error; "" for none
+	}{
+		{"ok/default-shamir", []string{"--dev"}, ""},
+		{"fail/unknown-seal", []string{"--dev", "--seal", "cloud"}, `setting "seal": "cloud" is not shamir or pkcs11`},
+		{"fail/pkcs11-without-token", []string{"--dev", "--seal", "pkcs11"}, `setting "seal": pkcs11 needs the token`},
+		{"fail/empty-label", []string{"--dev", "--seal", "pkcs11", "--pkcs11-seal-key-label", ""}, `"pkcs11-seal-key-label"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := load(t, tt.args, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = c.Validate()
+			if tt.want == "" {
+				if err != nil || c.Seal != "shamir" || c.PKCS11SealKeyLabel != "coffer-seal" {
+					t.Errorf("Validate() = %v, seal %q label %q; want nil, shamir, coffer-seal", err, c.Seal, c.PKCS11SealKeyLabel)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Validate() = %v; want it to contain %s", err, tt.want)
+			}
+		})
+	}
+}

@@ -60,6 +60,13 @@ func (s *Server) devBootstrap(ctx context.Context) error {
 		}
 		s.log.Warn("dev mode: initialized a new store with a single unseal share kept in the data directory", "share_file", sharePath)
 	}
+	if s.cfg.Seal == "pkcs11" {
+		// The PKCS#11 seal unseals: the kept share is a recovery share and is not used.
+		if err := s.manager.AutoUnseal(ctx); err != nil {
+			return fmt.Errorf("auto-unseal (setting \"seal\" pkcs11): %w", err)
+		}
+		return s.devToken(tokenPath)
+	}
 	share, err := os.ReadFile(sharePath)
 	if errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("%s is initialized but %s is missing: it is not a dev data directory; use another --data-dir", s.cfg.DataDir, sharePath)
@@ -67,15 +74,20 @@ func (s *Server) devBootstrap(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	token, err := os.ReadFile(tokenPath)
-	if err != nil {
-		return fmt.Errorf("read %s: %w", tokenPath, err)
-	}
 	if _, err := s.manager.Unseal(ctx, strings.TrimSpace(string(share))); err != nil {
 		return fmt.Errorf("unseal with %s: %w", sharePath, err)
 	}
 	if s.barrier.Sealed() {
 		return fmt.Errorf("unseal with %s: still sealed (was this data directory initialised with more than one share?)", sharePath)
+	}
+	return s.devToken(tokenPath)
+}
+
+// devToken reads the operator token kept in the dev data directory.
+func (s *Server) devToken(tokenPath string) error {
+	token, err := os.ReadFile(tokenPath)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", tokenPath, err)
 	}
 	s.Dev.TokenFile = tokenPath
 	s.Dev.Token = strings.TrimSpace(string(token))

@@ -133,6 +133,7 @@ func (s *Server) dataRoutes() []api.Route {
 	rs = append(rs, k.Routes()...)
 	rs = append(rs, s.releaseRoutes()...)
 	rs = append(rs, sec.Routes()...)
+	rs = append(rs, (&api.HSMRBAC{Store: s.tenants}).Routes()...)
 	return append(rs, certs.Routes()...)
 }
 

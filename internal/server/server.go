@@ -73,6 +73,8 @@ type Server struct {
 	ExternalHTTPClient *http.Client
 	remoteMu           sync.Mutex
 	remote             map[string]*token.RemoteKeySet
+	// sealErr is why auto-unseal failed at start (seal.go), shown in the seal status.
+	sealErr error
 }
 
 // New prepares a server from a validated configuration; Start opens storage and listens.
@@ -127,12 +129,13 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			}
 		}
 	}()
-	s.manager = barrier.NewManager(db, s.barrier, nil, s.now)
 	s.metrics = newMetrics(s.barrier.Sealed)
 	s.tenants = tenancy.New(s.barrier, s.now)
-	if s.hsm, err = s.openHSM(); err != nil {
-		return err
+	var hsmErr error
+	if s.hsm, hsmErr = s.openHSM(); hsmErr != nil && s.cfg.Seal != "pkcs11" {
+		return hsmErr
 	}
+	s.manager = barrier.NewManager(db, s.barrier, s.sealWrapper(hsmErr), s.now)
 	if s.hsm != nil {
 		s.provider = keyProvider{soft: soft.New(), hsm: s.hsm}
 		s.log.Info("HSM keys live in the PKCS#11 token", "token", s.cfg.PKCS11Token)
@@ -152,6 +155,8 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("storage %s: %w", dbPath, err)
 	} else if !st.Initialized {
 		s.log.Warn("coffer is not initialized: run `coffer operator init`")
+	} else if s.cfg.Seal == "pkcs11" {
+		s.startAutoUnseal(ctx)
 	} else {
 		s.log.Warn("coffer is sealed: run `coffer operator unseal` with the unseal shares")
 	}

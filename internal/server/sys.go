@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"net/http"
 
 	"github.com/coffer-kms/coffer/internal/api"
@@ -38,7 +39,7 @@ func (s *Server) sealStatus(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	api.WriteJSON(w, http.StatusOK, st)
+	api.WriteJSON(w, http.StatusOK, s.withSealError(st))
 	return nil
 }
 
@@ -60,9 +61,13 @@ func (s *Server) initSys(w http.ResponseWriter, r *http.Request) error {
 		if e := mapDomainError(err); e != nil {
 			return e
 		}
+		if errors.Is(err, errSealUnavailable) {
+			s.log.Error("init failed: the PKCS#11 seal is unavailable", "err", err)
+			return api.Errorf(http.StatusServiceUnavailable, "ServiceUnavailable", err.Error())
+		}
 		return api.Errorf(http.StatusBadRequest, "BadParameter", err.Error())
 	}
-	s.log.Info("coffer initialized", "shares", req.Shares, "threshold", req.Threshold)
+	s.log.Info("coffer initialized", "seal", s.cfg.Seal, "shares", req.Shares, "threshold", req.Threshold)
 	api.WriteJSON(w, http.StatusOK, res)
 	return nil
 }

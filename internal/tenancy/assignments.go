@@ -91,16 +91,7 @@ func (s *Store) DeleteRoleAssignment(ctx context.Context, tenantID, id string) (
 
 // RoleAssignments lists the assignments of one tenant.
 func (s *Store) RoleAssignments(ctx context.Context, tenantID string) ([]authz.Assignment, error) {
-	var out []authz.Assignment
-	err := eachKey(ctx, s.db, "tenants/"+tenantID+"/roleassignments/", func(key string) error {
-		var a authz.Assignment
-		if err := getJSON(ctx, s.db, key, &a); err != nil {
-			return err
-		}
-		out = append(out, a)
-		return nil
-	})
-	return out, err
+	return assignmentsIn(ctx, s.db, tenantID)
 }
 
 // CreateRoleDefinition stores a custom role of tenantID (checked by authz).
