@@ -59,7 +59,11 @@ func (l *Log) run() {
 		defer t.Stop()
 		tick = t.C
 	}
+	var syncDue <-chan time.Time // armed while written records wait for a deferred sync
 	for {
+		if l.unsynced && syncDue == nil {
+			syncDue = time.After(l.syncEvery)
+		}
 		var batch []*request
 		select {
 		case <-l.wake:
@@ -68,14 +72,34 @@ func (l *Log) run() {
 			l.mu.Unlock()
 		case <-tick:
 			batch = []*request{{kind: kindTick}}
+		case <-syncDue:
+			syncDue = nil
+			l.deferredSync()
+			continue
 		}
 		if len(batch) == 0 {
 			continue
 		}
 		l.commit(batch)
 		if batch[len(batch)-1].kind == kindClose { // Close queues last and nothing after
+			l.deferredSync()
+			if l.syncErr != nil && batch[len(batch)-1].err == nil {
+				batch[len(batch)-1].err = l.syncErr
+			}
 			return
 		}
+	}
+}
+
+// deferredSync makes the records written since the last sync durable (SyncInterval mode).
+// Its failure is sticky: the records' fate on disk is unknown, so the log fails closed.
+func (l *Log) deferredSync() {
+	if !l.unsynced || l.syncErr != nil || l.file == nil {
+		return
+	}
+	l.unsynced = false
+	if err := l.syncFile(l.file, true); err != nil {
+		l.syncErr = fmt.Errorf("audit: sync %s: %w; records written since the last sync may be lost, and the log refuses new records", l.path, err)
 	}
 }
 
@@ -89,6 +113,13 @@ func (l *Log) commit(batch []*request) {
 			}
 		}
 	}()
+	if l.syncErr != nil {
+		for _, r := range batch {
+			r.err = l.syncErr
+		}
+		l.failures.Add(uint64(len(batch)))
+		return
+	}
 	if l.dirty {
 		if err := l.file.Truncate(l.size); err != nil {
 			err = fmt.Errorf("audit: %s holds a failed write that cannot be removed: %w", l.path, err)

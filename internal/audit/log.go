@@ -52,6 +52,12 @@ type Options struct {
 	// every unseal). Tampering before that checkpoint is then found by Verify (`coffer
 	// audit verify`) only, not by Open. Ignored with Continue.
 	VerifyFromCheckpoint bool
+	// SyncInterval, if positive, lets Append return once its record is written to the file
+	// (in the operating system's cache: it survives the process being killed) and syncs the
+	// file to disk at most SyncInterval later, like Vault's file audit device; a power loss
+	// can then lose up to SyncInterval of records. A failed sync fails every later Append
+	// and Checkpoint (the log fails closed). Zero, the default, syncs before Append returns.
+	SyncInterval time.Duration
 }
 
 // Log is an append-only, hash-chained audit log. Its methods are safe for concurrent use.
@@ -88,6 +94,11 @@ type Log struct {
 	// syncFile makes the file durable: the data only (fdatasync) or with its metadata
 	// (fsync). Tests replace it to make syncs fail.
 	syncFile func(f *os.File, dataOnly bool) error
+	// syncEvery is Options.SyncInterval; unsynced says records were written since the last
+	// sync, syncErr is the sticky error of a failed deferred sync (writer goroutine only).
+	syncEvery time.Duration
+	unsynced  bool
+	syncErr   error
 
 	failures atomic.Uint64
 	syncs    atomic.Uint64 // successful write+fsync rounds (group commits), for benchmarks
@@ -100,6 +111,9 @@ func newLog(opts Options) (*Log, error) {
 	}
 	if len(opts.HMACKey) < 16 {
 		return nil, errors.New("audit: Options.HMACKey must be at least 16 bytes")
+	}
+	if opts.SyncInterval < 0 {
+		return nil, errors.New("audit: Options.SyncInterval must not be negative")
 	}
 	if opts.CheckpointEvery < 0 {
 		return nil, errors.New("audit: Options.CheckpointEvery must not be negative")
@@ -121,14 +135,15 @@ func newLog(opts Options) (*Log, error) {
 		}
 	}
 	l := &Log{
-		signer:   opts.Signer,
-		hmacKey:  append([]byte(nil), opts.HMACKey...),
-		every:    opts.CheckpointEvery,
-		interval: opts.CheckpointInterval,
-		clock:    opts.Clock,
-		syncFile: syncFile,
-		wake:     make(chan struct{}, 1),
-		stopped:  make(chan struct{}),
+		signer:    opts.Signer,
+		hmacKey:   append([]byte(nil), opts.HMACKey...),
+		every:     opts.CheckpointEvery,
+		interval:  opts.CheckpointInterval,
+		clock:     opts.Clock,
+		syncFile:  syncFile,
+		syncEvery: opts.SyncInterval,
+		wake:      make(chan struct{}, 1),
+		stopped:   make(chan struct{}),
 	}
 	if l.every == 0 {
 		l.every = DefaultCheckpointEvery

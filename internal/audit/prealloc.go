@@ -39,6 +39,10 @@ func (l *Log) writeDurable(buf []byte) (int, error) {
 		return n, err
 	}
 	if inPlace {
+		if l.syncEvery > 0 { // deferred: run syncs within syncEvery (commit.go)
+			l.unsynced = true
+			return n, nil
+		}
 		return n, l.syncFile(l.file, true)
 	}
 	// Growing failed (e.g. no room for the padding): a plain append with a full fsync, which

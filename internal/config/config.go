@@ -46,10 +46,13 @@ type Config struct {
 	SchedulerEvery   time.Duration
 	TokenKeyMaxAge   time.Duration
 	AuditStdout      bool
-	PKCS11Library    string
-	PKCS11Token      string
-	PKCS11PINFile    string
-	PKCS11Sessions   int64
+	// AuditSyncInterval 0 syncs the audit log before every response; positive defers syncs
+	// by up to that long (records are written before the response either way).
+	AuditSyncInterval time.Duration
+	PKCS11Library     string
+	PKCS11Token       string
+	PKCS11PINFile     string
+	PKCS11Sessions    int64
 	// Seal is "shamir" (unseal shares) or "pkcs11" (the root key is wrapped by an AES key of
 	// the PKCS#11 token labelled PKCS11SealKeyLabel: auto-unseal).
 	Seal               string
@@ -146,6 +149,7 @@ var settings = []setting{
 		c.AuditStdout = b
 		return nil
 	}},
+	{"audit-sync-interval", kindDuration, "0s", "0 (default): every data-plane response waits until its audit record is synced to disk; a positive duration (at most 1s) returns once the record is written to the file, which survives a killed process, and syncs within that time, so a power loss can lose that much of the log (Vault's file audit device never syncs); a failed sync stops all requests", dur(func(c *Config) *time.Duration { return &c.AuditSyncInterval })},
 	{"pkcs11-library", kindString, "", "PKCS#11 module of the HSM that holds managed HSM pools' keys (e.g. /usr/lib/softhsm/libsofthsm2.so); without it pools use software keys", str(func(c *Config) *string { return &c.PKCS11Library })},
 	{"pkcs11-token-label", kindString, "", "label of the PKCS#11 token to use", str(func(c *Config) *string { return &c.PKCS11Token })},
 	{"pkcs11-pin-file", kindString, "", "file holding the token's user PIN (the PIN is never a setting itself)", str(func(c *Config) *string { return &c.PKCS11PINFile })},
@@ -364,6 +368,9 @@ func (c *Config) Validate() error {
 		}
 	default:
 		bad("seal", "%q is not shamir or pkcs11", c.Seal)
+	}
+	if c.AuditSyncInterval < 0 || c.AuditSyncInterval > time.Second {
+		bad("audit-sync-interval", "must be from 0 to 1s, got %s", c.AuditSyncInterval)
 	}
 	if c.TokenKeyMaxAge < 2*time.Hour {
 		bad("token-key-rotation", "must be at least 2h (tokens live 1h), got %s", c.TokenKeyMaxAge)

@@ -65,6 +65,7 @@ func (s *Server) openAudit(ctx context.Context) (*audit.Log, error) {
 	// Check only from the last signed checkpoint on unseal, so unsealing does not slow down
 	// as the log grows; `coffer audit verify` checks the whole file.
 	opts.VerifyFromCheckpoint = true
+	opts.SyncInterval = s.cfg.AuditSyncInterval
 	return audit.Open(filepath.Join(s.cfg.DataDir, AuditFile), opts)
 }
 

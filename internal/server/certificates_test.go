@@ -802,3 +802,22 @@ func TestCertificateWithHSMKey(t *testing.T) {
 	_, err = c.BackupCertificate(ctx, "hsm-rsa", nil)
 	wantCode(t, err, 400, "BadParameter")
 }
+
+// TestAuditSyncInterval: with --audit-sync-interval the record of a request is in the
+// audit file when the response arrives (written before it; the sync follows), and the log
+// verifies.
+func TestAuditSyncInterval(t *testing.T) {
+	ts := startDev(t, "--audit-sync-interval", "200ms")
+	ctx := context.Background()
+	c := certsClient(t, ts)
+	if _, err := c.SetContacts(ctx, azcertificates.Contacts{ContactList: []*azcertificates.Contact{{Email: to.Ptr("a@example.test")}}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	log, err := os.ReadFile(filepath.Join(ts.cfg.DataDir, AuditFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(log), `"CertificateContactsSet"`) {
+		t.Fatal("the audit record of an answered request is not in the file")
+	}
+}
