@@ -21,7 +21,9 @@ import (
 //	            public JWK and the provider handle)
 //
 // The backup key is per installation, so a blob restores only in the installation that made
-// it, and the tenant id in the AAD confines it to the tenant (any of its vaults). The blob
+// it, and the tenant id in the AAD confines it to the tenant (any of its vaults). A managed
+// HSM pool's blobs are sealed instead under its pool key (SealPoolBackupsWith: derived from
+// the pool's security domain), so they restore only into pools holding that domain. The blob
 // carries provider handles: for the software provider those hold private keys, which is why
 // the blob is sealed and must never be written anywhere unencrypted.
 const (
@@ -48,8 +50,9 @@ var errCorruptBlob = fmt.Errorf("%w: the backup blob is corrupt, truncated, or w
 // Backup returns a sealed blob holding every version of a key (BackupKey). A deleted key is
 // ErrKeyNotFound.
 func (s *Service) Backup(ctx context.Context, v tenancy.Vault, name string) (BackupResult, error) {
-	if s.backup == nil {
-		return BackupResult{}, errNoBackupKey
+	sealer, err := s.sealerFor(ctx, v)
+	if err != nil {
+		return BackupResult{}, err
 	}
 	sc, err := newScope(v, "")
 	if err != nil {
@@ -79,7 +82,7 @@ func (s *Service) Backup(ctx context.Context, v tenancy.Vault, name string) (Bac
 	if err != nil {
 		return BackupResult{}, fmt.Errorf("backup: encode: %w", err)
 	}
-	blob, err := s.backup.Seal(plain, backupAADFor(sc.vault.TenantID))
+	blob, err := sealer.Seal(plain, backupAADFor(sc.vault.TenantID))
 	if err != nil {
 		return BackupResult{}, fmt.Errorf("backup: %w", err)
 	}
@@ -91,8 +94,8 @@ func (s *Service) Backup(ctx context.Context, v tenancy.Vault, name string) (Bac
 func backupAADFor(tenantID string) []byte { return []byte(backupAAD + tenantID) }
 
 // openBackup authenticates, decrypts and validates a blob.
-func (s *Service) openBackup(sc scope, blob []byte) (*backupBody, error) {
-	plain, err := s.backup.Open(blob, backupAADFor(sc.vault.TenantID))
+func (s *Service) openBackup(sealer *records.Sealer, sc scope, blob []byte) (*backupBody, error) {
+	plain, err := sealer.Open(blob, backupAADFor(sc.vault.TenantID))
 	if err != nil {
 		return nil, errCorruptBlob
 	}
@@ -130,14 +133,15 @@ func (s *Service) openBackup(sc scope, blob []byte) (*backupBody, error) {
 // ErrConflict and a deleted one ErrDeletedButRecoverable. A corrupt blob, or one made for
 // another tenant or installation, is ErrBadParameter.
 func (s *Service) Restore(ctx context.Context, v tenancy.Vault, base string, blob []byte) (KeyBundle, error) {
-	if s.backup == nil {
-		return KeyBundle{}, errNoBackupKey
+	sealer, err := s.sealerFor(ctx, v)
+	if err != nil {
+		return KeyBundle{}, err
 	}
 	sc, err := newScope(v, base)
 	if err != nil {
 		return KeyBundle{}, err
 	}
-	body, err := s.openBackup(sc, blob)
+	body, err := s.openBackup(sealer, sc, blob)
 	if err != nil {
 		return KeyBundle{}, err
 	}

@@ -130,7 +130,8 @@ func (s *Server) dataRoutes() []api.Route {
 		}
 		return id.certs, nil
 	}}
-	rs = append(rs, k.Routes()...)
+	rs = append(rs, s.requireActive(k.Routes())...)
+	rs = append(rs, s.securityDomainRoutes()...)
 	rs = append(rs, sec.Routes()...)
 	return append(rs, certs.Routes()...)
 }

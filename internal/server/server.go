@@ -29,6 +29,7 @@ import (
 	"github.com/coffer-kms/coffer/internal/provider"
 	"github.com/coffer-kms/coffer/internal/provider/pkcs11"
 	"github.com/coffer-kms/coffer/internal/provider/soft"
+	"github.com/coffer-kms/coffer/internal/secdomain"
 	"github.com/coffer-kms/coffer/internal/storage"
 	"github.com/coffer-kms/coffer/internal/storage/bolt"
 	"github.com/coffer-kms/coffer/internal/tenancy"
@@ -50,6 +51,7 @@ type Server struct {
 	tenants  *tenancy.Store
 	provider provider.Provider
 	hsm      *pkcs11.Provider // nil without a configured token
+	sd       *secdomain.Service
 	idh      identityHolder
 	mgmt     mgmtHolder   // the management API (mgmt.go), built on first use
 	attestH  attestHolder // the attestation verifiers (attest.go), built on first use
@@ -128,6 +130,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	s.manager = barrier.NewManager(db, s.barrier, nil, s.now)
 	s.metrics = newMetrics(s.barrier.Sealed)
 	s.tenants = tenancy.New(s.barrier, s.now)
+	s.sd = secdomain.New(s.barrier, s.now)
 	if s.hsm, err = s.openHSM(); err != nil {
 		return err
 	}
