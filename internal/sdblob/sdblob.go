@@ -47,6 +47,8 @@ const (
 	MaxLen = 64 << 10
 	// DomainKeyLen is the length of a domain key.
 	DomainKeyLen = 32
+	// MaxKidLen bounds the kid a custodian key carries into the blob.
+	MaxKidLen = 1024
 	// ShareAlg is the one share-encryption algorithm.
 	ShareAlg = "RSA-OAEP-256"
 )
@@ -246,7 +248,7 @@ func ParseBlob(text string) (*Blob, error) {
 	for _, s := range b.Shares {
 		tp, err := b64.DecodeString(s.Thumbprint)
 		v, errV := b64.DecodeString(s.Value)
-		if err != nil || len(tp) != 32 || seen[s.Thumbprint] || s.Alg != ShareAlg || errV != nil || len(v) < 256 || len(v) > 512 || len(s.Kid) > 1024 {
+		if err != nil || len(tp) != 32 || seen[s.Thumbprint] || s.Alg != ShareAlg || errV != nil || len(v) < 256 || len(v) > 512 || len(s.Kid) > MaxKidLen {
 			return nil, invalid("security domain share is malformed or repeated")
 		}
 		seen[s.Thumbprint] = true

@@ -162,6 +162,9 @@ func (s *Service) Download(ctx context.Context, v tenancy.Vault, certs []sdblob.
 		if err != nil {
 			return "", bad("certificates[%d]: %v", i, err)
 		}
+		if len(c.Kid) > sdblob.MaxKidLen {
+			return "", bad("certificates[%d]: kid is longer than %d bytes", i, sdblob.MaxKidLen)
+		}
 		tp := sdblob.Thumbprint(pub)
 		if seen[tp] {
 			return "", bad("certificates[%d] repeats a key: every custodian needs a key of their own", i)
@@ -174,7 +177,7 @@ func (s *Service) Download(ctx context.Context, v tenancy.Vault, certs []sdblob.
 	if err != nil {
 		return "", err
 	}
-	defer clear(st.DomainKey)
+	defer func() { clear(st.DomainKey) }() // the key made below too
 	if !st.active() {
 		st.DomainKey = make([]byte, sdblob.DomainKeyLen)
 		if _, err := rand.Read(st.DomainKey); err != nil {
@@ -332,7 +335,7 @@ func (s *Service) ActivateDev(ctx context.Context, v tenancy.Vault) error {
 	if err != nil {
 		return err
 	}
-	defer clear(st.DomainKey)
+	defer func() { clear(st.DomainKey) }() // the key made below too
 	if st.active() {
 		s.active.Store(p, true)
 		return nil

@@ -171,6 +171,8 @@ func TestDownloadRefusesBadInput(t *testing.T) {
 	badX5c := jwks(c[0], c[1], c[2])
 	badX5c[0].X5c = []string{"bm90IGEgY2VydA=="}
 	small, _ := rsa.GenerateKey(rand.Reader, 1024)
+	longKid := jwks(c[0], c[1], c[2])
+	longKid[0].Kid = strings.Repeat("k", sdblob.MaxKidLen+1)
 	for _, tc := range []struct {
 		name     string
 		certs    []sdblob.JWK
@@ -187,6 +189,7 @@ func TestDownloadRefusesBadInput(t *testing.T) {
 		{"fail/no-key", noKey, 2},
 		{"fail/bad-x5c", badX5c, 2},
 		{"fail/rsa-1024", jwks(c[0], c[1], small), 2},
+		{"fail/long-kid", longKid, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := s.Download(ctx, pool("p"), tc.certs, tc.required); !errors.Is(err, ErrBadParameter) {
