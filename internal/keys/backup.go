@@ -141,61 +141,77 @@ func (s *Service) Restore(ctx context.Context, v tenancy.Vault, base string, blo
 	if err != nil {
 		return KeyBundle{}, err
 	}
-	body, err := s.openBackup(sealer, sc, blob)
+	body, err := s.prepareRestore(ctx, sealer, sc, blob)
 	if err != nil {
 		return KeyBundle{}, err
 	}
-	defer func() {
-		for i := range body.Versions {
-			clear(body.Versions[i].Handle)
-		}
-	}()
-	// The provider must accept every handle; the public key is taken from the provider,
-	// not from the blob.
+	defer body.clear()
+	var out KeyBundle
+	err = s.store.Txn(ctx, func(tx storage.Tx) error {
+		out, err = restoreTx(ctx, tx, sc, body)
+		return err
+	})
+	return out, err
+}
+
+// prepareRestore opens a blob and checks that the provider accepts every handle; the public
+// key is taken from the provider, not from the blob.
+func (s *Service) prepareRestore(ctx context.Context, sealer *records.Sealer, sc scope, blob []byte) (*backupBody, error) {
+	body, err := s.openBackup(sealer, sc, blob)
+	if err != nil {
+		return nil, err
+	}
 	for i := range body.Versions {
 		key, err := s.prov.Load(ctx, body.Versions[i].Handle)
 		if err != nil {
-			return KeyBundle{}, errCorruptBlob
+			body.clear()
+			return nil, errCorruptBlob
 		}
 		body.Versions[i].Public = (*storedJWK)(publicJWK(key.Public()))
 	}
-	lc := body.Name
-	lc, _ = checkName(lc)
-	var out KeyBundle
-	err = s.store.Txn(ctx, func(tx storage.Tx) error {
-		var existing keyRecord
-		found, err := records.Get(ctx, tx, sc.metaPath(lc), &existing)
-		if err != nil {
-			return err
+	return body, nil
+}
+
+// clear wipes the provider handles of a restored body.
+func (b *backupBody) clear() {
+	for i := range b.Versions {
+		clear(b.Versions[i].Handle)
+	}
+}
+
+// restoreTx writes a prepared backup into sc; the name must be free.
+func restoreTx(ctx context.Context, tx storage.Tx, sc scope, body *backupBody) (KeyBundle, error) {
+	lc, _ := checkName(body.Name)
+	var existing keyRecord
+	found, err := records.Get(ctx, tx, sc.metaPath(lc), &existing)
+	if err != nil {
+		return KeyBundle{}, err
+	}
+	if found && existing.Deleted != nil {
+		return KeyBundle{}, deletedConflict(existing.Name)
+	}
+	if found {
+		return KeyBundle{}, fmt.Errorf("%w: key %s already exists in this vault; delete and purge it, or restore into another vault", ErrConflict, existing.Name)
+	}
+	meta := keyRecord{Name: body.Name, Latest: body.Latest, Policy: body.Policy}
+	var latest *versionRecord
+	for i := range body.Versions {
+		ver := &body.Versions[i]
+		if err := records.Put(ctx, tx, sc.versionPath(lc, ver.Version), ver); err != nil {
+			return KeyBundle{}, err
 		}
-		if found && existing.Deleted != nil {
-			return deletedConflict(existing.Name)
+		if ver.Version == body.Latest {
+			latest = ver
 		}
-		if found {
-			return fmt.Errorf("%w: key %s already exists in this vault; delete and purge it, or restore into another vault", ErrConflict, existing.Name)
-		}
-		meta := keyRecord{Name: body.Name, Latest: body.Latest, Policy: body.Policy}
-		var latest *versionRecord
-		for i := range body.Versions {
-			ver := &body.Versions[i]
-			if err := records.Put(ctx, tx, sc.versionPath(lc, ver.Version), ver); err != nil {
-				return err
-			}
-			if ver.Version == body.Latest {
-				latest = ver
-			}
-		}
-		if err := tx.Put(ctx, sc.liveIndex()+lc, nil); err != nil {
-			return err
-		}
-		if err := reschedule(ctx, tx, sc, lc, &meta, latest); err != nil {
-			return err
-		}
-		if err := records.Put(ctx, tx, sc.metaPath(lc), &meta); err != nil {
-			return err
-		}
-		out = sc.bundle(&meta, latest)
-		return nil
-	})
-	return out, err
+	}
+	if err := tx.Put(ctx, sc.liveIndex()+lc, nil); err != nil {
+		return KeyBundle{}, err
+	}
+	if err := reschedule(ctx, tx, sc, lc, &meta, latest); err != nil {
+		return KeyBundle{}, err
+	}
+	if err := records.Put(ctx, tx, sc.metaPath(lc), &meta); err != nil {
+		return KeyBundle{}, err
+	}
+	return sc.bundle(&meta, latest), nil
 }
