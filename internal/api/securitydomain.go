@@ -23,23 +23,19 @@ type SecurityDomain struct {
 // while the pool is inactive (they are how it becomes active).
 func (h *SecurityDomain) Routes() []Route {
 	pool := []tenancy.Kind{tenancy.KindManagedHSM}
-	act := func(a authz.Action) map[tenancy.Kind]string {
-		return map[tenancy.Kind]string{tenancy.KindManagedHSM: string(a)}
-	}
 	return []Route{
-		{Pattern: "POST /securitydomain/download", Kinds: pool, Operation: "SecurityDomainDownload", Action: act(authz.HSMSecurityDomainDownload), MaxBody: 128 << 10, Handle: h.download},
-		{Pattern: "GET /securitydomain/download/pending", Kinds: pool, Operation: "SecurityDomainDownloadPending", Action: act(authz.HSMSecurityDomainDownloadRead), Handle: h.pending((*secdomain.Service).DownloadStatus)},
-		{Pattern: "GET /securitydomain/upload", Kinds: pool, Operation: "SecurityDomainTransferKey", Action: act(authz.HSMSecurityDomainTransferKeyRead), Handle: h.transferKey},
-		{Pattern: "GET /securitydomain/transferkey", Kinds: pool, Operation: "SecurityDomainTransferKey", Action: act(authz.HSMSecurityDomainTransferKeyRead), Handle: h.transferKey},
-		{Pattern: "POST /securitydomain/upload", Kinds: pool, Operation: "SecurityDomainUpload", Action: act(authz.HSMSecurityDomainUpload), MaxBody: 256 << 10, Handle: h.upload},
-		{Pattern: "GET /securitydomain/upload/pending", Kinds: pool, Operation: "SecurityDomainUploadPending", Action: act(authz.HSMSecurityDomainUploadRead), Handle: h.pending((*secdomain.Service).UploadStatus)},
+		{Pattern: "POST /securitydomain/download", Kinds: pool, Operation: "SecurityDomainDownload", Action: hsmAction(authz.HSMSecurityDomainDownload), MaxBody: 128 << 10, Handle: h.download},
+		{Pattern: "GET /securitydomain/download/pending", Kinds: pool, Operation: "SecurityDomainDownloadPending", Action: hsmAction(authz.HSMSecurityDomainDownloadRead), Handle: h.pending((*secdomain.Service).DownloadStatus)},
+		{Pattern: "GET /securitydomain/upload", Kinds: pool, Operation: "SecurityDomainTransferKey", Action: hsmAction(authz.HSMSecurityDomainTransferKeyRead), Handle: h.transferKey},
+		{Pattern: "GET /securitydomain/transferkey", Kinds: pool, Operation: "SecurityDomainTransferKey", Action: hsmAction(authz.HSMSecurityDomainTransferKeyRead), Handle: h.transferKey},
+		{Pattern: "POST /securitydomain/upload", Kinds: pool, Operation: "SecurityDomainUpload", Action: hsmAction(authz.HSMSecurityDomainUpload), MaxBody: 256 << 10, Handle: h.upload},
+		{Pattern: "GET /securitydomain/upload/pending", Kinds: pool, Operation: "SecurityDomainUploadPending", Action: hsmAction(authz.HSMSecurityDomainUploadRead), Handle: h.pending((*secdomain.Service).UploadStatus)},
 	}
 }
 
-// IsSecurityDomainRoute reports whether a data-plane pattern is a security-domain route.
-func IsSecurityDomainRoute(pattern string) bool {
-	_, p, _ := strings.Cut(pattern, " ")
-	return strings.HasPrefix(p, "/securitydomain/")
+// hsmAction is the RBAC action map of a route served on managed HSM pools only.
+func hsmAction(a authz.Action) map[tenancy.Kind]string {
+	return map[tenancy.Kind]string{tenancy.KindManagedHSM: string(a)}
 }
 
 // SecurityDomainError maps a secdomain error to Key Vault's error shape; other errors pass.

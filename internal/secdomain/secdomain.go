@@ -129,6 +129,11 @@ func (s *Service) Active(ctx context.Context, v tenancy.Vault) (bool, error) {
 // BackupKey returns the key that seals the pool's key backups, derived from its domain key.
 // An inactive pool is ErrNotActivated.
 func (s *Service) BackupKey(ctx context.Context, v tenancy.Vault) ([]byte, error) {
+	return s.derive(ctx, v, "key-backup")
+}
+
+// derive derives a key for purpose from the pool's domain key (ErrNotActivated without one).
+func (s *Service) derive(ctx context.Context, v tenancy.Vault, purpose string) ([]byte, error) {
 	_, st, err := s.read(ctx, v)
 	if err != nil {
 		return nil, err
@@ -137,7 +142,7 @@ func (s *Service) BackupKey(ctx context.Context, v tenancy.Vault) ([]byte, error
 	if !st.active() {
 		return nil, ErrNotActivated
 	}
-	return sdblob.DeriveKey(st.DomainKey, "key-backup")
+	return sdblob.DeriveKey(st.DomainKey, purpose)
 }
 
 func bad(format string, a ...any) error {

@@ -132,6 +132,7 @@ func (s *Server) dataRoutes() []api.Route {
 	}}
 	rs = append(rs, s.requireActive(k.Routes())...)
 	rs = append(rs, s.securityDomainRoutes()...)
+	rs = append(rs, s.requireActive(s.hsmb.Routes())...)
 	rs = append(rs, sec.Routes()...)
 	return append(rs, certs.Routes()...)
 }

@@ -23,7 +23,7 @@ import (
 )
 
 // sdPools creates managed HSM pools in the dev tenant on which the dev principal is
-// administrator and crypto user, and returns a data-plane caller for them.
+// administrator, crypto user and crypto officer, and returns a data-plane caller for them.
 func sdPools(t *testing.T, ts *testServer, names ...string) *sdCaller {
 	t.Helper()
 	ctx := context.Background()
@@ -32,7 +32,7 @@ func sdPools(t *testing.T, ts *testServer, names ...string) *sdCaller {
 		if _, err := ts.tenants.CreateVault(ctx, c.TenantID, tenancy.KindManagedHSM, n, tenancy.VaultOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		for _, role := range []string{"Managed HSM Administrator", "Managed HSM Crypto User"} {
+		for _, role := range []string{"Managed HSM Administrator", "Managed HSM Crypto User", "Managed HSM Crypto Officer"} {
 			a := authz.Assignment{PrincipalID: c.ObjectID, TenantID: c.TenantID, RoleDefinitionID: mustRole(role), Scope: "/tenants/" + c.TenantID + "/managedHsms/" + n}
 			if _, err := ts.tenants.CreateRoleAssignment(ctx, a); err != nil {
 				t.Fatal(err)

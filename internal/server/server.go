@@ -52,6 +52,7 @@ type Server struct {
 	provider provider.Provider
 	hsm      *pkcs11.Provider // nil without a configured token
 	sd       *secdomain.Service
+	hsmb     *api.HSMBackup // managed HSM full backup and restore (hsmbackup.go)
 	idh      identityHolder
 	mgmt     mgmtHolder   // the management API (mgmt.go), built on first use
 	attestH  attestHolder // the attestation verifiers (attest.go), built on first use
@@ -131,6 +132,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	s.metrics = newMetrics(s.barrier.Sealed)
 	s.tenants = tenancy.New(s.barrier, s.now)
 	s.sd = secdomain.New(s.barrier, s.now)
+	s.hsmb = s.newHSMBackup()
 	if s.hsm, err = s.openHSM(); err != nil {
 		return err
 	}
