@@ -20,7 +20,9 @@ import (
 
 // newManagementCmds returns the management command groups for newRoot.
 func newManagementCmds() []*cobra.Command {
-	return []*cobra.Command{newTenantCmd(), newStoreCmd(kindVaults), newStoreCmd(kindHSMs), newPrincipalCmd(), newRoleCmd(), newAuditCmd()}
+	hsm := newStoreCmd(kindHSMs)
+	hsm.AddCommand(newHSMSecurityDomainCmd())
+	return []*cobra.Command{newTenantCmd(), newStoreCmd(kindVaults), hsm, newPrincipalCmd(), newRoleCmd(), newAuditCmd()}
 }
 
 // mgmtFlags are the connection and credential flags of every management command.

@@ -21,7 +21,9 @@ import (
 //	            public JWK and the provider handle)
 //
 // The backup key is per installation, so a blob restores only in the installation that made
-// it, and the tenant id in the AAD confines it to the tenant (any of its vaults). The blob
+// it, and the tenant id in the AAD confines it to the tenant (any of its vaults). A managed
+// HSM pool's blobs are sealed instead under its pool key (SealPoolBackupsWith: derived from
+// the pool's security domain), so they restore only into pools holding that domain. The blob
 // carries provider handles: for the software provider those hold private keys, which is why
 // the blob is sealed and must never be written anywhere unencrypted.
 const (
@@ -48,8 +50,9 @@ var errCorruptBlob = fmt.Errorf("%w: the backup blob is corrupt, truncated, or w
 // Backup returns a sealed blob holding every version of a key (BackupKey). A deleted key is
 // ErrKeyNotFound.
 func (s *Service) Backup(ctx context.Context, v tenancy.Vault, name string) (BackupResult, error) {
-	if s.backup == nil {
-		return BackupResult{}, errNoBackupKey
+	sealer, err := s.sealerFor(ctx, v)
+	if err != nil {
+		return BackupResult{}, err
 	}
 	sc, err := newScope(v, "")
 	if err != nil {
@@ -79,7 +82,7 @@ func (s *Service) Backup(ctx context.Context, v tenancy.Vault, name string) (Bac
 	if err != nil {
 		return BackupResult{}, fmt.Errorf("backup: encode: %w", err)
 	}
-	blob, err := s.backup.Seal(plain, backupAADFor(sc.vault.TenantID))
+	blob, err := sealer.Seal(plain, backupAADFor(sc.vault.TenantID))
 	if err != nil {
 		return BackupResult{}, fmt.Errorf("backup: %w", err)
 	}
@@ -91,8 +94,8 @@ func (s *Service) Backup(ctx context.Context, v tenancy.Vault, name string) (Bac
 func backupAADFor(tenantID string) []byte { return []byte(backupAAD + tenantID) }
 
 // openBackup authenticates, decrypts and validates a blob.
-func (s *Service) openBackup(sc scope, blob []byte) (*backupBody, error) {
-	plain, err := s.backup.Open(blob, backupAADFor(sc.vault.TenantID))
+func (s *Service) openBackup(sealer *records.Sealer, sc scope, blob []byte) (*backupBody, error) {
+	plain, err := sealer.Open(blob, backupAADFor(sc.vault.TenantID))
 	if err != nil {
 		return nil, errCorruptBlob
 	}
@@ -130,68 +133,85 @@ func (s *Service) openBackup(sc scope, blob []byte) (*backupBody, error) {
 // ErrConflict and a deleted one ErrDeletedButRecoverable. A corrupt blob, or one made for
 // another tenant or installation, is ErrBadParameter.
 func (s *Service) Restore(ctx context.Context, v tenancy.Vault, base string, blob []byte) (KeyBundle, error) {
-	if s.backup == nil {
-		return KeyBundle{}, errNoBackupKey
+	sealer, err := s.sealerFor(ctx, v)
+	if err != nil {
+		return KeyBundle{}, err
 	}
 	sc, err := newScope(v, base)
 	if err != nil {
 		return KeyBundle{}, err
 	}
-	body, err := s.openBackup(sc, blob)
+	body, err := s.prepareRestore(ctx, sealer, sc, blob)
 	if err != nil {
 		return KeyBundle{}, err
 	}
-	defer func() {
-		for i := range body.Versions {
-			clear(body.Versions[i].Handle)
-		}
-	}()
-	// The provider must accept every handle; the public key is taken from the provider,
-	// not from the blob.
+	defer body.clear()
+	var out KeyBundle
+	err = s.store.Txn(ctx, func(tx storage.Tx) error {
+		out, err = restoreTx(ctx, tx, sc, body)
+		return err
+	})
+	return out, err
+}
+
+// prepareRestore opens a blob and checks that the provider accepts every handle; the public
+// key is taken from the provider, not from the blob.
+func (s *Service) prepareRestore(ctx context.Context, sealer *records.Sealer, sc scope, blob []byte) (*backupBody, error) {
+	body, err := s.openBackup(sealer, sc, blob)
+	if err != nil {
+		return nil, err
+	}
 	for i := range body.Versions {
 		key, err := s.prov.Load(ctx, body.Versions[i].Handle)
 		if err != nil {
-			return KeyBundle{}, errCorruptBlob
+			body.clear()
+			return nil, errCorruptBlob
 		}
 		body.Versions[i].Public = (*storedJWK)(publicJWK(key.Public()))
 	}
-	lc := body.Name
-	lc, _ = checkName(lc)
-	var out KeyBundle
-	err = s.store.Txn(ctx, func(tx storage.Tx) error {
-		var existing keyRecord
-		found, err := records.Get(ctx, tx, sc.metaPath(lc), &existing)
-		if err != nil {
-			return err
+	return body, nil
+}
+
+// clear wipes the provider handles of a restored body.
+func (b *backupBody) clear() {
+	for i := range b.Versions {
+		clear(b.Versions[i].Handle)
+	}
+}
+
+// restoreTx writes a prepared backup into sc; the name must be free.
+func restoreTx(ctx context.Context, tx storage.Tx, sc scope, body *backupBody) (KeyBundle, error) {
+	lc, _ := checkName(body.Name)
+	var existing keyRecord
+	found, err := records.Get(ctx, tx, sc.metaPath(lc), &existing)
+	if err != nil {
+		return KeyBundle{}, err
+	}
+	if found && existing.Deleted != nil {
+		return KeyBundle{}, deletedConflict(existing.Name)
+	}
+	if found {
+		return KeyBundle{}, fmt.Errorf("%w: key %s already exists in this vault; delete and purge it, or restore into another vault", ErrConflict, existing.Name)
+	}
+	meta := keyRecord{Name: body.Name, Latest: body.Latest, Policy: body.Policy}
+	var latest *versionRecord
+	for i := range body.Versions {
+		ver := &body.Versions[i]
+		if err := records.Put(ctx, tx, sc.versionPath(lc, ver.Version), ver); err != nil {
+			return KeyBundle{}, err
 		}
-		if found && existing.Deleted != nil {
-			return deletedConflict(existing.Name)
+		if ver.Version == body.Latest {
+			latest = ver
 		}
-		if found {
-			return fmt.Errorf("%w: key %s already exists in this vault; delete and purge it, or restore into another vault", ErrConflict, existing.Name)
-		}
-		meta := keyRecord{Name: body.Name, Latest: body.Latest, Policy: body.Policy}
-		var latest *versionRecord
-		for i := range body.Versions {
-			ver := &body.Versions[i]
-			if err := records.Put(ctx, tx, sc.versionPath(lc, ver.Version), ver); err != nil {
-				return err
-			}
-			if ver.Version == body.Latest {
-				latest = ver
-			}
-		}
-		if err := tx.Put(ctx, sc.liveIndex()+lc, nil); err != nil {
-			return err
-		}
-		if err := reschedule(ctx, tx, sc, lc, &meta, latest); err != nil {
-			return err
-		}
-		if err := records.Put(ctx, tx, sc.metaPath(lc), &meta); err != nil {
-			return err
-		}
-		out = sc.bundle(&meta, latest)
-		return nil
-	})
-	return out, err
+	}
+	if err := tx.Put(ctx, sc.liveIndex()+lc, nil); err != nil {
+		return KeyBundle{}, err
+	}
+	if err := reschedule(ctx, tx, sc, lc, &meta, latest); err != nil {
+		return KeyBundle{}, err
+	}
+	if err := records.Put(ctx, tx, sc.metaPath(lc), &meta); err != nil {
+		return KeyBundle{}, err
+	}
+	return sc.bundle(&meta, latest), nil
 }

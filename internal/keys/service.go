@@ -26,6 +26,8 @@ type Service struct {
 	versions versionCache
 	// hsmPools: managed HSM pools hold HSM key types only (RequireHSMInPools).
 	hsmPools bool
+	// poolBackupKey, if set, seals managed HSM pools' backups (poolbackup.go).
+	poolBackupKey PoolBackupKey
 }
 
 // NewService returns a Service. clock is the time source (nil means time.Now); backupKey is

@@ -57,6 +57,9 @@ func (s *Server) devIdentity(ctx context.Context) error {
 		return fmt.Errorf("dev vault: %w", err)
 	}
 	s.devVault = &v
+	if err := s.activateDevHSM(ctx); err != nil {
+		return err
+	}
 	base := s.resources()
 	creds.AuthorityHost = base.Base() + "/"
 	creds.VaultURL = hostURL(devVaultName+"."+s.cfg.DNSSuffix, base.port) + "/"

@@ -108,6 +108,7 @@ func (s *Server) ident() (*identity, error) {
 	if s.hsm != nil {
 		keySvc.RequireHSMInPools()
 	}
+	keySvc.SealPoolBackupsWith(s.sd.BackupKey)
 	secretSvc := secrets.NewService(s.barrier, s.now, secretsBackupKey)
 	cur := &identity{signer: signer, attestSigner: attestSigner, idp: svc, audit: log, keys: keySvc, secrets: secretSvc,
 		certs: certificates.NewService(s.barrier, keySvc, secretSvc, s.now, certsBackupKey, s.log)}

@@ -130,8 +130,10 @@ func (s *Server) dataRoutes() []api.Route {
 		}
 		return id.certs, nil
 	}}
-	rs = append(rs, k.Routes()...)
-	rs = append(rs, s.releaseRoutes()...)
+	rs = append(rs, s.requireActive(k.Routes())...)
+	rs = append(rs, s.requireActive(s.releaseRoutes())...)
+	rs = append(rs, s.securityDomainRoutes()...)
+	rs = append(rs, s.requireActive(s.hsmb.Routes())...)
 	rs = append(rs, sec.Routes()...)
 	rs = append(rs, (&api.HSMRBAC{Store: s.tenants}).Routes()...)
 	return append(rs, certs.Routes()...)

@@ -29,6 +29,7 @@ import (
 	"github.com/coffer-kms/coffer/internal/provider"
 	"github.com/coffer-kms/coffer/internal/provider/pkcs11"
 	"github.com/coffer-kms/coffer/internal/provider/soft"
+	"github.com/coffer-kms/coffer/internal/secdomain"
 	"github.com/coffer-kms/coffer/internal/storage"
 	"github.com/coffer-kms/coffer/internal/storage/bolt"
 	"github.com/coffer-kms/coffer/internal/tenancy"
@@ -50,6 +51,8 @@ type Server struct {
 	tenants  *tenancy.Store
 	provider provider.Provider
 	hsm      *pkcs11.Provider // nil without a configured token
+	sd       *secdomain.Service
+	hsmb     *api.HSMBackup // managed HSM full backup and restore (hsmbackup.go)
 	idh      identityHolder
 	// sealedRefused counts data-plane requests refused while sealed (sealedaudit.go).
 	sealedRefused sealedRefusals
@@ -131,6 +134,8 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}()
 	s.metrics = newMetrics(s.barrier.Sealed)
 	s.tenants = tenancy.New(s.barrier, s.now)
+	s.sd = secdomain.New(s.barrier, s.now)
+	s.hsmb = s.newHSMBackup()
 	var hsmErr error
 	if s.hsm, hsmErr = s.openHSM(); hsmErr != nil && s.cfg.Seal != "pkcs11" {
 		return hsmErr

@@ -1,0 +1,102 @@
+package sdblob
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"errors"
+	"math/big"
+	"testing"
+	"time"
+)
+
+func selfSigned(t testing.TB, k *rsa.PrivateKey) string {
+	t.Helper()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "custodian"}, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base64.StdEncoding.EncodeToString(der)
+}
+
+func TestJWKPublicKey(t *testing.T) {
+	k1, _ := rsa.GenerateKey(rand.Reader, 2048)
+	k2, _ := rsa.GenerateKey(rand.Reader, 2048)
+	ne := PublicJWK(&k1.PublicKey)
+	for _, tc := range []struct {
+		name string
+		jwk  JWK
+		want *rsa.PublicKey
+	}{
+		{"ok/n-e", ne, &k1.PublicKey},
+		{"ok/x5c", JWK{Kty: "RSA", X5c: []string{selfSigned(t, k1)}}, &k1.PublicKey},
+		{"ok/both-agree", JWK{Kty: "RSA", N: ne.N, E: ne.E, X5c: []string{selfSigned(t, k1)}}, &k1.PublicKey},
+		{"fail/both-disagree", JWK{Kty: "RSA", N: ne.N, E: ne.E, X5c: []string{selfSigned(t, k2)}}, nil},
+		{"fail/kty-ec", JWK{Kty: "EC", N: ne.N, E: ne.E}, nil},
+		{"fail/e-3", JWK{Kty: "RSA", N: ne.N, E: "Aw"}, nil},
+		{"fail/e-leading-zero", JWK{Kty: "RSA", N: ne.N, E: "AAEAAQ"}, nil},
+		{"fail/n-padded", JWK{Kty: "RSA", N: ne.N + "=", E: ne.E}, nil},
+		{"fail/n-short", JWK{Kty: "RSA", N: "AQAB", E: ne.E}, nil},
+		{"fail/x5c-std-alphabet-broken", JWK{Kty: "RSA", X5c: []string{"!!!"}}, nil},
+		{"fail/empty", JWK{Kty: "RSA"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := tc.jwk.PublicKey()
+			if tc.want == nil {
+				if !errors.Is(err, ErrInvalid) {
+					t.Errorf("PublicKey() = %v, %v; want ErrInvalid", got, err)
+				}
+				return
+			}
+			if err != nil || !got.Equal(tc.want) {
+				t.Errorf("PublicKey() = %v; want the key", err)
+			}
+		})
+	}
+}
+
+// TestThumbprintRFC7638 checks the thumbprint against RFC 7638 §3.1's example.
+func TestThumbprintRFC7638(t *testing.T) {
+	n, _ := base64.RawURLEncoding.DecodeString("0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw")
+	pub := &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: 65537}
+	if got, want := Thumbprint(pub), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"; got != want {
+		t.Errorf("Thumbprint = %s; want %s", got, want)
+	}
+}
+
+func FuzzParseBlob(f *testing.F) {
+	f.Add(`{"format":"coffer-sd/1","domain_id":"00000000-0000-4000-8000-000000000000","required":2,"enc_shares":[],"check":""}`)
+	f.Add(`{}`)
+	f.Fuzz(func(t *testing.T, s string) {
+		b, err := ParseBlob(s)
+		if err == nil && (b.Required < MinQuorum || b.Required > len(b.Shares) || len(b.Shares) > MaxCustodians) {
+			t.Fatalf("ParseBlob accepted %+v", b)
+		}
+	})
+}
+
+func FuzzParseUpload(f *testing.F) {
+	f.Add(`{"format":"coffer-sd-upload/1","security_domain":"{}","transfer_key":"x","shares":[]}`)
+	f.Fuzz(func(t *testing.T, s string) {
+		u, b, err := ParseUpload(s)
+		if err == nil && len(u.Shares) > len(b.Shares) {
+			t.Fatalf("ParseUpload accepted %d shares for %d", len(u.Shares), len(b.Shares))
+		}
+	})
+}
+
+func FuzzJWKPublicKey(f *testing.F) {
+	f.Add("RSA", "AQAB", "AQAB", "")
+	f.Fuzz(func(t *testing.T, kty, n, e, x5c string) {
+		j := JWK{Kty: kty, N: n, E: e}
+		if x5c != "" {
+			j.X5c = []string{x5c}
+		}
+		if pub, err := j.PublicKey(); err == nil && (pub.E != 65537 || pub.N.BitLen() < 2048) {
+			t.Fatalf("PublicKey accepted e=%d, %d bits", pub.E, pub.N.BitLen())
+		}
+	})
+}

@@ -1,0 +1,358 @@
+// Package secdomain owns the security domain of managed HSM pools: activation, download
+// (the pool's domain key split with Shamir among custodian RSA keys), the transfer key a new
+// pool publishes, and upload (a quorum of shares restores the domain into a new pool). The
+// blob and upload formats are in internal/sdblob; docs/FORMAT.md describes both and the state
+// record.
+//
+// A pool is inactive until its domain is downloaded (or uploaded): the server refuses key
+// operations on it (Active). The domain key seals the pool's key backups (BackupKey), so a
+// backup made in one pool restores only into a pool holding the same domain, which only a
+// quorum of custodians can give it.
+//
+// Threat model: storage is untrusted except through the barrier it is given; the domain key
+// and the transfer private key are stored only through it and never returned, logged or put
+// in an error. Every request field is attacker-controlled and validated (sdblob); a failed
+// upload changes nothing. This package must not import net/http or a concrete storage backend.
+package secdomain
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/coffer-kms/coffer/internal/records"
+	"github.com/coffer-kms/coffer/internal/sdblob"
+	"github.com/coffer-kms/coffer/internal/shamir"
+	"github.com/coffer-kms/coffer/internal/storage"
+	"github.com/coffer-kms/coffer/internal/tenancy"
+)
+
+// Errors. ErrBadParameter wraps every refusal of the caller's input; the api layer maps them.
+var (
+	ErrNotActivated = errors.New("the managed HSM pool is not activated: download its security domain (POST /securitydomain/download) or upload one (POST /securitydomain/upload) first")
+	ErrActivated    = errors.New("the managed HSM pool already has a security domain: upload restores a domain only into a new, inactive pool")
+	ErrBadParameter = errors.New("bad parameter")
+	ErrNotPool      = errors.New("secdomain: not a managed HSM pool")
+)
+
+// Operation statuses (Key Vault's OperationStatus).
+const (
+	StatusSuccess    = "Success"
+	StatusInProgress = "InProgress"
+	StatusFailed     = "Failed"
+)
+
+// OpStatus is Key Vault's SecurityDomainOperationStatus.
+type OpStatus struct {
+	Status  string `json:"status"`
+	Details string `json:"status_details,omitempty"`
+}
+
+// state is the pool's record at tenants/<tenant>/managedhsms/<pool>/securitydomain.
+type state struct {
+	DomainID    string    `json:"domainId,omitempty"`
+	DomainKey   []byte    `json:"domainKey,omitempty"` // 32 bytes; only ever stored through the barrier
+	Required    int       `json:"required,omitempty"`  // quorum of the last download or upload
+	Activated   int64     `json:"activated,omitempty"`
+	ActivatedBy string    `json:"activatedBy,omitempty"` // download, upload or dev
+	TransferKey []byte    `json:"transferKey,omitempty"` // PKCS #8 RSA key, while inactive
+	Download    *OpStatus `json:"download,omitempty"`
+	Upload      *OpStatus `json:"upload,omitempty"`
+}
+
+func (st *state) active() bool { return len(st.DomainKey) == sdblob.DomainKeyLen }
+
+// Service manages pools' security domains over a storage backend (the barrier).
+type Service struct {
+	store storage.Backend
+	now   func() time.Time
+	// TransferKeyBits is the size of transfer keys (3072 unless set).
+	TransferKeyBits int
+	mu              sync.Mutex // serialises state changes (download, upload, transfer key)
+	active          sync.Map   // path → true: activation never goes back
+}
+
+// New returns a Service over store; now is the clock (nil: time.Now).
+func New(store storage.Backend, now func() time.Time) *Service {
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{store: store, now: now, TransferKeyBits: 3072}
+}
+
+func path(v tenancy.Vault) (string, error) {
+	if v.Kind != tenancy.KindManagedHSM || v.TenantID == "" || v.Name == "" {
+		return "", ErrNotPool
+	}
+	return "tenants/" + v.TenantID + "/managedhsms/" + v.Name + "/securitydomain", nil
+}
+
+func (s *Service) read(ctx context.Context, v tenancy.Vault) (string, state, error) {
+	p, err := path(v)
+	if err != nil {
+		return "", state{}, err
+	}
+	var st state
+	_, err = records.Get(ctx, s.store, p, &st)
+	return p, st, err
+}
+
+func (s *Service) write(ctx context.Context, p string, st *state) error {
+	return s.store.Txn(ctx, func(tx storage.Tx) error { return records.Put(ctx, tx, p, st) })
+}
+
+// Active reports whether the pool has a security domain.
+func (s *Service) Active(ctx context.Context, v tenancy.Vault) (bool, error) {
+	p, err := path(v)
+	if err != nil {
+		return false, err
+	}
+	if _, ok := s.active.Load(p); ok {
+		return true, nil
+	}
+	_, st, err := s.read(ctx, v)
+	if err != nil {
+		return false, err
+	}
+	defer clear(st.DomainKey)
+	if st.active() {
+		s.active.Store(p, true)
+	}
+	return st.active(), nil
+}
+
+// BackupKey returns the key that seals the pool's key backups, derived from its domain key.
+// An inactive pool is ErrNotActivated.
+func (s *Service) BackupKey(ctx context.Context, v tenancy.Vault) ([]byte, error) {
+	return s.derive(ctx, v, "key-backup")
+}
+
+// derive derives a key for purpose from the pool's domain key (ErrNotActivated without one).
+func (s *Service) derive(ctx context.Context, v tenancy.Vault, purpose string) ([]byte, error) {
+	_, st, err := s.read(ctx, v)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(st.DomainKey)
+	if !st.active() {
+		return nil, ErrNotActivated
+	}
+	return sdblob.DeriveKey(st.DomainKey, purpose)
+}
+
+func bad(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", ErrBadParameter, fmt.Sprintf(format, a...))
+}
+
+// Download activates the pool on its first call (a fresh random domain key) and returns the
+// security domain: the domain key split into one share per custodian key, any required of
+// which rebuild it, each encrypted to its key. A later download of an active pool splits the
+// same domain key again for the keys given (as Key Vault allows re-downloading).
+func (s *Service) Download(ctx context.Context, v tenancy.Vault, certs []sdblob.JWK, required int) (string, error) {
+	if len(certs) < sdblob.MinCustodians || len(certs) > sdblob.MaxCustodians {
+		return "", bad("%d certificates given: the security domain needs 3 to 10 RSA public keys", len(certs))
+	}
+	if required < sdblob.MinQuorum || required > len(certs) {
+		return "", bad("required (the quorum) is %d: it must be from 2 to the number of certificates (%d)", required, len(certs))
+	}
+	pubs := make([]*rsa.PublicKey, len(certs))
+	seen := map[string]bool{}
+	for i, c := range certs {
+		pub, err := c.PublicKey()
+		if err != nil {
+			return "", bad("certificates[%d]: %v", i, err)
+		}
+		if len(c.Kid) > sdblob.MaxKidLen {
+			return "", bad("certificates[%d]: kid is longer than %d bytes", i, sdblob.MaxKidLen)
+		}
+		tp := sdblob.Thumbprint(pub)
+		if seen[tp] {
+			return "", bad("certificates[%d] repeats a key: every custodian needs a key of their own", i)
+		}
+		seen[tp], pubs[i] = true, pub
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, st, err := s.read(ctx, v)
+	if err != nil {
+		return "", err
+	}
+	defer func() { clear(st.DomainKey) }() // the key made below too
+	if !st.active() {
+		st.DomainKey = make([]byte, sdblob.DomainKeyLen)
+		if _, err := rand.Read(st.DomainKey); err != nil {
+			return "", err
+		}
+		st.DomainID, st.Activated, st.ActivatedBy = tenancy.NewUUID(), s.now().Unix(), "download"
+		st.TransferKey = nil
+	}
+	shares, err := shamir.Split(st.DomainKey, len(certs), required)
+	if err != nil {
+		return "", err
+	}
+	defer func() {
+		for _, sh := range shares {
+			clear(sh)
+		}
+	}()
+	b := sdblob.Blob{Format: sdblob.Format, DomainID: st.DomainID, Required: required}
+	for i, pub := range pubs {
+		ct, err := sdblob.EncryptShare(pub, shares[i], sdblob.ShareLabel(st.DomainID))
+		if err != nil {
+			return "", err
+		}
+		b.Shares = append(b.Shares, sdblob.EncShare{Thumbprint: sdblob.Thumbprint(pub), Kid: certs[i].Kid, Alg: sdblob.ShareAlg, Value: ct})
+	}
+	text, err := b.Sign(st.DomainKey)
+	if err != nil {
+		return "", err
+	}
+	st.Required, st.Download = required, &OpStatus{Status: StatusSuccess, Details: "the security domain was downloaded; the pool is active"}
+	if err := s.write(ctx, p, &st); err != nil {
+		return "", err
+	}
+	s.active.Store(p, true)
+	return text, nil
+}
+
+// DownloadStatus is the status of the pool's last download.
+func (s *Service) DownloadStatus(ctx context.Context, v tenancy.Vault) (OpStatus, error) {
+	_, st, err := s.read(ctx, v)
+	clear(st.DomainKey)
+	if err != nil || st.Download == nil {
+		return OpStatus{Status: StatusFailed, Details: "no security domain download has been made for this pool"}, err
+	}
+	return *st.Download, nil
+}
+
+// UploadStatus is the status of the pool's last successful upload.
+func (s *Service) UploadStatus(ctx context.Context, v tenancy.Vault) (OpStatus, error) {
+	_, st, err := s.read(ctx, v)
+	clear(st.DomainKey)
+	if err != nil || st.Upload == nil {
+		return OpStatus{Status: StatusFailed, Details: "no security domain has been uploaded to this pool"}, err
+	}
+	return *st.Upload, nil
+}
+
+// TransferKey returns the public transfer key of an inactive pool, making it on first use.
+// Custodians wrap their decrypted shares to it for Upload.
+func (s *Service) TransferKey(ctx context.Context, v tenancy.Vault) (sdblob.JWK, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	priv, err := s.transferKey(ctx, v, true)
+	if err != nil {
+		return sdblob.JWK{}, err
+	}
+	return sdblob.PublicJWK(&priv.PublicKey), nil
+}
+
+// transferKey loads (or, with create, makes) the pool's transfer key. s.mu must be held.
+func (s *Service) transferKey(ctx context.Context, v tenancy.Vault, create bool) (*rsa.PrivateKey, error) {
+	p, st, err := s.read(ctx, v)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(st.DomainKey)
+	if st.active() {
+		return nil, ErrActivated
+	}
+	if len(st.TransferKey) > 0 {
+		k, err := x509.ParsePKCS8PrivateKey(st.TransferKey)
+		clear(st.TransferKey)
+		if err != nil {
+			return nil, fmt.Errorf("security domain transfer key: %w", err)
+		}
+		return k.(*rsa.PrivateKey), nil
+	}
+	if !create {
+		return nil, bad("this pool has no transfer key yet: get it (GET /securitydomain/upload) and wrap the shares to it")
+	}
+	priv, err := rsa.GenerateKey(rand.Reader, s.TransferKeyBits)
+	if err != nil {
+		return nil, err
+	}
+	if st.TransferKey, err = x509.MarshalPKCS8PrivateKey(priv); err != nil {
+		return nil, err
+	}
+	defer clear(st.TransferKey)
+	return priv, s.write(ctx, p, &st)
+}
+
+// Upload restores a security domain into an inactive pool from an upload (sdblob.Upload):
+// the shares are decrypted with the pool's transfer key and combined; unless they rebuild
+// the domain key the blob was made with (its MAC), nothing changes. Fewer shares than the
+// blob's quorum are refused before any decryption.
+func (s *Service) Upload(ctx context.Context, v tenancy.Vault, text string) error {
+	u, b, err := sdblob.ParseUpload(text)
+	if err != nil {
+		return bad("%v", err)
+	}
+	if len(u.Shares) < b.Required {
+		return bad("%d shares given; this security domain needs %d (its quorum)", len(u.Shares), b.Required)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	priv, err := s.transferKey(ctx, v, false)
+	if err != nil {
+		return err
+	}
+	shares, err := sdblob.DecryptTransferShares(u, b, priv)
+	if err != nil {
+		return bad("%v", err)
+	}
+	dk, err := shamir.Combine(shares)
+	for _, sh := range shares {
+		clear(sh)
+	}
+	defer clear(dk)
+	if err != nil || len(dk) != sdblob.DomainKeyLen || !b.Verify(dk) {
+		return bad("the shares do not rebuild this security domain: they are not a quorum of its shares, or the security domain was changed")
+	}
+	p, st, err := s.read(ctx, v)
+	if err != nil {
+		return err
+	}
+	if st.active() {
+		clear(st.DomainKey)
+		return ErrActivated
+	}
+	st = state{DomainID: b.DomainID, DomainKey: dk, Required: b.Required, Activated: s.now().Unix(), ActivatedBy: "upload",
+		Download: st.Download, Upload: &OpStatus{Status: StatusSuccess, Details: "the security domain was restored; the pool is active"}}
+	if err := s.write(ctx, p, &st); err != nil {
+		return err
+	}
+	s.active.Store(p, true)
+	return nil
+}
+
+// ActivateDev activates an inactive pool with a fresh domain key that no custodian holds
+// (dev mode's default pool). Its domain can be downloaded later like any active pool's.
+func (s *Service) ActivateDev(ctx context.Context, v tenancy.Vault) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, st, err := s.read(ctx, v)
+	if err != nil {
+		return err
+	}
+	defer func() { clear(st.DomainKey) }() // the key made below too
+	if st.active() {
+		s.active.Store(p, true)
+		return nil
+	}
+	st.DomainKey = make([]byte, sdblob.DomainKeyLen)
+	if _, err := rand.Read(st.DomainKey); err != nil {
+		return err
+	}
+	st.DomainID, st.Activated, st.ActivatedBy, st.TransferKey = tenancy.NewUUID(), s.now().Unix(), "dev", nil
+	if err := s.write(ctx, p, &st); err != nil {
+		return err
+	}
+	s.active.Store(p, true)
+	return nil
+}

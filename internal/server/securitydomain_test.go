@@ -1,0 +1,271 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/json"
+	"io"
+	"math/big"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+
+	"github.com/coffer-kms/coffer/internal/authz"
+	"github.com/coffer-kms/coffer/internal/sdblob"
+	"github.com/coffer-kms/coffer/internal/tenancy"
+)
+
+// sdPools creates managed HSM pools in the dev tenant on which the dev principal is
+// administrator, crypto user and crypto officer, and returns a data-plane caller for them.
+func sdPools(t *testing.T, ts *testServer, names ...string) *sdCaller {
+	t.Helper()
+	ctx := context.Background()
+	c := ts.Dev.Credentials
+	for _, n := range names {
+		if _, err := ts.tenants.CreateVault(ctx, c.TenantID, tenancy.KindManagedHSM, n, tenancy.VaultOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		for _, role := range []string{"Managed HSM Administrator", "Managed HSM Crypto User", "Managed HSM Crypto Officer"} {
+			a := authz.Assignment{PrincipalID: c.ObjectID, TenantID: c.TenantID, RoleDefinitionID: mustRole(role), Scope: "/tenants/" + c.TenantID + "/managedHsms/" + n}
+			if _, err := ts.tenants.CreateRoleAssignment(ctx, a); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	hc := loopbackClient(t, ts.caFile)
+	status, tok := rawToken(t, ts, hc, c.TenantID, c.ClientID, c.ClientSecret, "https://managedhsm.localhost:"+ts.resources().port)
+	if status != 200 {
+		t.Fatalf("token = %d", status)
+	}
+	return &sdCaller{hc: hc, tok: tok, port: ts.resources().port}
+}
+
+type sdCaller struct {
+	hc        *http.Client
+	tok, port string
+}
+
+// call sends body (JSON-encoded unless []byte) to a pool and decodes the JSON answer.
+func (c *sdCaller) call(t *testing.T, method, pool, path string, body any) (int, map[string]any, http.Header) {
+	t.Helper()
+	var r io.Reader
+	if b, ok := body.([]byte); ok {
+		r = bytes.NewReader(b)
+	} else if body != nil {
+		j, _ := json.Marshal(body)
+		r = bytes.NewReader(j)
+	}
+	req, _ := http.NewRequest(method, "https://"+pool+".managedhsm.localhost:"+c.port+path+"?api-version=7.5", r)
+	req.Header.Set("Authorization", "Bearer "+c.tok)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	raw, _ := io.ReadAll(resp.Body)
+	json.Unmarshal(raw, &out)
+	return resp.StatusCode, out, resp.Header
+}
+
+func errCode(m map[string]any) string {
+	e, _ := m["error"].(map[string]any)
+	code, _ := e["code"].(string)
+	return code
+}
+
+// download downloads pool's security domain for custodians with quorum required.
+func (c *sdCaller) download(t *testing.T, pool string, required int, custodians ...*rsa.PrivateKey) string {
+	t.Helper()
+	var certs []sdblob.JWK
+	for _, k := range custodians {
+		certs = append(certs, sdblob.PublicJWK(&k.PublicKey))
+	}
+	status, out, h := c.call(t, "POST", pool, "/securitydomain/download", map[string]any{"certificates": certs, "required": required})
+	blob, _ := out["value"].(string)
+	if status != 202 || blob == "" || !strings.Contains(h.Get("Azure-AsyncOperation"), "/securitydomain/download/pending") {
+		t.Fatalf("download(%s) = %d %v %v; want 202 with the blob", pool, status, out, h)
+	}
+	if status, st, _ := c.call(t, "GET", pool, "/securitydomain/download/pending", nil); status != 200 || st["status"] != "Success" {
+		t.Errorf("download/pending = %d %v; want Success", status, st)
+	}
+	return blob
+}
+
+// upload restores blob into pool with the shares of holders, as `coffer hsm sd upload` does.
+func (c *sdCaller) upload(t *testing.T, pool, blob string, holders ...*rsa.PrivateKey) (int, map[string]any) {
+	t.Helper()
+	status, out, _ := c.call(t, "GET", pool, "/securitydomain/upload", nil)
+	if status != 200 || out["key_format"] != "jwk" {
+		t.Fatalf("transfer key = %d %v", status, out)
+	}
+	raw, _ := json.Marshal(out["transfer_key"])
+	var tk sdblob.JWK
+	json.Unmarshal(raw, &tk)
+	pub, err := tk.PublicKey()
+	if err != nil {
+		t.Fatalf("transfer key: %v", err)
+	}
+	b, err := sdblob.ParseBlob(blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shares [][]byte
+	for _, h := range holders {
+		s, err := sdblob.DecryptShare(b, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		shares = append(shares, s)
+	}
+	up, err := sdblob.BuildUpload(blob, pub, shares)
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, out, _ = c.call(t, "POST", pool, "/securitydomain/upload", map[string]string{"value": up})
+	return status, out
+}
+
+func custodianKeys(t *testing.T, n int) []*rsa.PrivateKey {
+	t.Helper()
+	var out []*rsa.PrivateKey
+	for range n {
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, k)
+	}
+	return out
+}
+
+// TestSecurityDomainRestoreIntoNewPool: a new pool refuses key operations until its
+// security domain is downloaded (3 keys, quorum 2); a key backup of it restores only into a
+// pool given the same domain by an upload of 2 shares (1 share is refused and changes
+// nothing), and the restored key signs there; a pool with another domain refuses the backup.
+func TestSecurityDomainRestoreIntoNewPool(t *testing.T) {
+	t.Run("software", func(t *testing.T) { testSecurityDomainRestore(t, startDev(t), azkeys.KeyTypeRSA) })
+	t.Run("softhsm", func(t *testing.T) {
+		flags := softHSMToken(t)
+		testSecurityDomainRestore(t, startDev(t, flags...), azkeys.KeyTypeRSAHSM)
+	})
+}
+
+func testSecurityDomainRestore(t *testing.T, ts *testServer, kty azkeys.KeyType) {
+	ctx := context.Background()
+	c := sdPools(t, ts, "sda", "sdb", "sdc")
+	port := ts.resources().port
+	poolA := azkeysClient(t, ts, "https://sda.managedhsm.localhost:"+port+"/")
+	poolB := azkeysClient(t, ts, "https://sdb.managedhsm.localhost:"+port+"/")
+	poolC := azkeysClient(t, ts, "https://sdc.managedhsm.localhost:"+port+"/")
+
+	// Not activated: key operations are refused.
+	_, err := poolA.CreateKey(ctx, "k", azkeys.CreateKeyParameters{Kty: to.Ptr(kty)}, nil)
+	wantCode(t, err, 403, "Forbidden")
+	if status, out, _ := c.call(t, "GET", "sda", "/securitydomain/download/pending", nil); status != 200 || out["status"] != "Failed" {
+		t.Errorf("download/pending before a download = %d %v", status, out)
+	}
+
+	holders := custodianKeys(t, 3)
+	blob := c.download(t, "sda", 2, holders...)
+	k, err := poolA.CreateKey(ctx, "k", azkeys.CreateKeyParameters{Kty: to.Ptr(kty), KeySize: to.Ptr(int32(2048))}, nil)
+	if err != nil {
+		t.Fatalf("CreateKey after activation = %v", err)
+	}
+	backup, err := poolA.BackupKey(ctx, "k", nil)
+	if err != nil {
+		t.Fatalf("BackupKey = %v", err)
+	}
+
+	// Pool B: one share is not a quorum.
+	if status, out := c.upload(t, "sdb", blob, holders[1]); status != 400 || errCode(out) != "BadParameter" {
+		t.Fatalf("upload with 1 share = %d %v; want 400 BadParameter", status, out)
+	}
+	_, err = poolB.RestoreKey(ctx, azkeys.RestoreKeyParameters{KeyBackup: backup.Value}, nil)
+	wantCode(t, err, 403, "Forbidden")
+	// Two shares restore the domain; the backup then restores and the key signs.
+	if status, out := c.upload(t, "sdb", blob, holders[2], holders[0]); status != 202 || out["status"] != "Success" {
+		t.Fatalf("upload with 2 shares = %d %v; want 202 Success", status, out)
+	}
+	if status, out, _ := c.call(t, "GET", "sdb", "/securitydomain/upload/pending", nil); status != 200 || out["status"] != "Success" {
+		t.Errorf("upload/pending = %d %v", status, out)
+	}
+	if status, out, _ := c.call(t, "GET", "sdb", "/securitydomain/upload", nil); status != 409 || errCode(out) != "Conflict" {
+		t.Errorf("transfer key of an active pool = %d %v; want 409 Conflict", status, out)
+	}
+	if _, err := poolB.RestoreKey(ctx, azkeys.RestoreKeyParameters{KeyBackup: backup.Value}, nil); err != nil {
+		t.Fatalf("RestoreKey into the pool with the same domain = %v", err)
+	}
+	digest := sha256.Sum256([]byte("same domain"))
+	sig, err := poolB.Sign(ctx, "k", "", azkeys.SignParameters{Algorithm: to.Ptr(azkeys.SignatureAlgorithmPS256), Value: digest[:]}, nil)
+	if err != nil {
+		t.Fatalf("Sign in the restored pool = %v", err)
+	}
+	pub := &rsa.PublicKey{N: new(big.Int).SetBytes(k.Key.N), E: int(new(big.Int).SetBytes(k.Key.E).Int64())}
+	if err := rsa.VerifyPSS(pub, crypto.SHA256, digest[:], sig.Result, nil); err != nil {
+		t.Errorf("the restored key's signature does not verify with the original public key: %v", err)
+	}
+
+	// Pool C has a domain of its own: the backup is refused there.
+	c.download(t, "sdc", 2, holders...)
+	_, err = poolC.RestoreKey(ctx, azkeys.RestoreKeyParameters{KeyBackup: backup.Value}, nil)
+	wantCode(t, err, 400, "BadParameter")
+}
+
+// TestSecurityDomainRefusesBadInput: every malformed download or upload is a 4xx in Key
+// Vault's shape and leaves the pool inactive.
+func TestSecurityDomainRefusesBadInput(t *testing.T) {
+	ts := startDev(t)
+	c := sdPools(t, ts, "sdbad", "sdsrc")
+	ks := custodianKeys(t, 4)
+	jwk := func(k *rsa.PrivateKey) sdblob.JWK { return sdblob.PublicJWK(&k.PublicKey) }
+	badN := jwk(ks[2])
+	badN.N = "not base64!"
+	blob := c.download(t, "sdsrc", 2, ks[0], ks[1], ks[2])
+	var tampered sdblob.Blob
+	json.Unmarshal([]byte(blob), &tampered)
+	tampered.Shares[2].Kid = "changed"
+	swapped, _ := json.Marshal(tampered)
+
+	for _, tc := range []struct {
+		name   string
+		path   string
+		body   any
+		status int
+	}{
+		{"fail/two-keys", "/securitydomain/download", map[string]any{"certificates": []sdblob.JWK{jwk(ks[0]), jwk(ks[1])}, "required": 2}, 400},
+		{"fail/quorum-above-keys", "/securitydomain/download", map[string]any{"certificates": []sdblob.JWK{jwk(ks[0]), jwk(ks[1]), jwk(ks[2])}, "required": 4}, 400},
+		{"fail/malformed-jwk", "/securitydomain/download", map[string]any{"certificates": []sdblob.JWK{jwk(ks[0]), jwk(ks[1]), badN}, "required": 2}, 400},
+		{"fail/unknown-field", "/securitydomain/download", map[string]any{"certificates": []sdblob.JWK{jwk(ks[0]), jwk(ks[1]), jwk(ks[2])}, "quorum": 2}, 400},
+		{"fail/not-json", "/securitydomain/download", []byte("{"), 400},
+		{"fail/oversized", "/securitydomain/download", []byte(`{"certificates":[{"kty":"RSA","kid":"` + strings.Repeat("a", 200<<10) + `"}]}`), 413},
+		{"fail/upload-no-value", "/securitydomain/upload", map[string]any{}, 400},
+		{"fail/upload-garbage", "/securitydomain/upload", map[string]any{"value": "garbage"}, 400},
+		{"fail/upload-oversized", "/securitydomain/upload", []byte(`{"value":"` + strings.Repeat("a", 300<<10) + `"}`), 413},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, out, _ := c.call(t, "POST", "sdbad", tc.path, tc.body)
+			if status != tc.status || errCode(out) == "" {
+				t.Errorf("POST %s = %d %v; want %d with an error code", tc.path, status, out, tc.status)
+			}
+		})
+	}
+	// A tampered blob (a field the MAC covers changed) fails even with a quorum.
+	if status, out := c.upload(t, "sdbad", string(swapped), ks[0], ks[1]); status != 400 || errCode(out) != "BadParameter" {
+		t.Errorf("upload of a tampered blob = %d %v; want 400", status, out)
+	}
+	// Nothing changed: the pool is still inactive.
+	_, err := azkeysClient(t, ts, "https://sdbad.managedhsm.localhost:"+ts.resources().port+"/").CreateKey(context.Background(), "k", azkeys.CreateKeyParameters{Kty: to.Ptr(azkeys.KeyTypeRSA)}, nil)
+	wantCode(t, err, 403, "Forbidden")
+	if ok, _ := ts.sd.Active(context.Background(), tenancy.Vault{Kind: tenancy.KindManagedHSM, TenantID: ts.Dev.Credentials.TenantID, Name: "sdbad"}); ok {
+		t.Error("sdbad is active")
+	}
+}
