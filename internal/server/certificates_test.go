@@ -821,3 +821,30 @@ func TestAuditSyncInterval(t *testing.T) {
 		t.Fatal("the audit record of an answered request is not in the file")
 	}
 }
+
+// TestProbesAreAudited: health, readiness, metrics and the identity provider's discovery
+// documents leave an audit record each (issue 3: every request, authenticated or not).
+func TestProbesAreAudited(t *testing.T) {
+	ts := startDev(t)
+	hc := loopbackClient(t, ts.caFile)
+	tenant := ts.Dev.Credentials.TenantID
+	for _, p := range []string{"/healthz", "/readyz", "/metrics", "/v1/sys/seal-status", "/" + tenant + "/v2.0/.well-known/openid-configuration", "/" + tenant + "/discovery/v2.0/keys"} {
+		resp, err := hc.Get(ts.URL() + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET %s = %d", p, resp.StatusCode)
+		}
+	}
+	log, err := os.ReadFile(filepath.Join(ts.cfg.DataDir, AuditFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, op := range []string{"Health", "Ready", "Metrics", "SealStatus", "OpenIDConfiguration", "JWKS"} {
+		if !strings.Contains(string(log), `"op":"`+op+`"`) {
+			t.Errorf("no audit record for %s", op)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/coffer-kms/coffer/internal/api"
+	"github.com/coffer-kms/coffer/internal/audit"
 	"github.com/coffer-kms/coffer/internal/authz"
 	"github.com/coffer-kms/coffer/internal/barrier"
 	"github.com/coffer-kms/coffer/internal/keys"
@@ -29,23 +30,27 @@ type route struct {
 	WhileSealed bool
 	// Operator routes require the operator token made at init.
 	Operator bool
-	Handle   func(w http.ResponseWriter, r *http.Request) error
+	// Audit, if set, is the operation name under which wrap records the request: for the
+	// routes whose handlers write no audit record of their own (probes, metrics, public
+	// discovery documents), so that every request leaves one.
+	Audit  string
+	Handle func(w http.ResponseWriter, r *http.Request) error
 }
 
 func (s *Server) routes() []route {
 	return []route{
-		{Pattern: "GET /healthz", WhileSealed: true, Handle: s.healthz},
-		{Pattern: "GET /readyz", WhileSealed: true, Handle: s.readyz},
-		{Pattern: "GET /metrics", WhileSealed: true, Handle: s.serveMetrics},
-		{Pattern: "GET /v1/sys/seal-status", WhileSealed: true, Handle: s.sealStatus},
+		{Pattern: "GET /healthz", Audit: "Health", WhileSealed: true, Handle: s.healthz},
+		{Pattern: "GET /readyz", Audit: "Ready", WhileSealed: true, Handle: s.readyz},
+		{Pattern: "GET /metrics", Audit: "Metrics", WhileSealed: true, Handle: s.serveMetrics},
+		{Pattern: "GET /v1/sys/seal-status", Audit: "SealStatus", WhileSealed: true, Handle: s.sealStatus},
 		{Pattern: "POST /v1/sys/init", WhileSealed: true, Handle: s.initSys},
 		{Pattern: "POST /v1/sys/unseal", WhileSealed: true, Handle: s.unseal},
 		{Pattern: "POST /v1/sys/seal", WhileSealed: true, Handle: s.seal},
 		{Pattern: "POST /v1/sys/rotate", Operator: true, Handle: s.rotate},
-		{Pattern: "GET /{tenant}/v2.0/.well-known/openid-configuration", Handle: s.idp},
-		{Pattern: "GET /{tenant}/discovery/v2.0/keys", Handle: s.idp},
+		{Pattern: "GET /{tenant}/v2.0/.well-known/openid-configuration", Audit: "OpenIDConfiguration", Handle: s.idp},
+		{Pattern: "GET /{tenant}/discovery/v2.0/keys", Audit: "JWKS", Handle: s.idp},
 		{Pattern: "POST /{tenant}/oauth2/v2.0/token", Handle: s.idp},
-		{Pattern: "GET /common/discovery/instance", Handle: s.idp},
+		{Pattern: "GET /common/discovery/instance", Audit: "InstanceDiscovery", Handle: s.idp},
 		// The management API (internal/mgmt, docs/MANAGEMENT.md); TestManagementRoutesMounted
 		// keeps this list equal to mgmt's routes.
 		{Pattern: "POST /v1/tenants", Handle: s.manage},
@@ -243,10 +248,44 @@ func (s *Server) wrap(rt route) http.Handler {
 				return
 			}
 		}
+		if rt.Audit != "" {
+			s.serveAudited(sw, r, rt)
+			return
+		}
 		if err := rt.Handle(sw, r); err != nil {
 			s.writeError(sw, r, err)
 		}
 	})
+}
+
+// serveAudited runs a route whose handler keeps no audit record and records it before the
+// response leaves: if the record cannot be written the request fails with 503. While
+// sealed the log is closed (its keys are sealed): these read-only requests are then answered
+// without a record.
+func (s *Server) serveAudited(w http.ResponseWriter, r *http.Request, rt route) {
+	bw := api.NewBufferedWriter()
+	if err := rt.Handle(bw, r); err != nil {
+		s.writeError(bw, r, err)
+	}
+	rec := api.AuditRecord{Time: time.Now().UTC(), Operation: rt.Audit, ClientAddr: r.RemoteAddr, ObjectID: r.URL.Path, Status: bw.Status()}
+	if s.barrier.Sealed() {
+		bw.Flush(w)
+		return
+	}
+	id, err := s.ident()
+	if err == nil {
+		result := audit.ResultSuccess
+		if rec.Status >= 400 {
+			result = audit.ResultError
+		}
+		err = id.record(audit.Event{Time: rec.Time, Operation: rec.Operation, ObjectID: rec.ObjectID, ClientAddr: rec.ClientAddr, Status: rec.Status, Result: result})
+	}
+	if err != nil {
+		s.log.Error("audit record could not be written; request refused", "operation", rt.Audit, "err", err)
+		s.writeError(w, r, api.Errorf(http.StatusServiceUnavailable, "ServiceUnavailable", "the request could not be audited"))
+		return
+	}
+	bw.Flush(w)
 }
 
 // writeError renders err in Key Vault's shape and logs server-side failures.
