@@ -85,9 +85,6 @@ func selfPolicy(contentType string, exportable bool) *azcertificates.Certificate
 	}
 }
 
-// upnOID is the SAN otherName type of a user principal name.
-var upnOID = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 20, 2, 3}
-
 // hasUPN reports whether a certificate's SAN extension carries the UPN.
 func hasUPN(c *x509.Certificate, upn string) bool {
 	for _, ext := range c.Extensions {
