@@ -22,7 +22,7 @@ import (
 func newManagementCmds() []*cobra.Command {
 	hsm := newStoreCmd(kindHSMs)
 	hsm.AddCommand(newHSMSecurityDomainCmd())
-	return []*cobra.Command{newTenantCmd(), newStoreCmd(kindVaults), hsm, newPrincipalCmd(), newRoleCmd(), newAuditCmd()}
+	return []*cobra.Command{newTenantCmd(), newStoreCmd(kindVaults), hsm, newPrincipalCmd(), newRoleCmd(), newAuditCmd(), newAttestCmd()}
 }
 
 // mgmtFlags are the connection and credential flags of every management command.

@@ -83,6 +83,20 @@ func TestManagementThroughCLI(t *testing.T) {
 	if out := mustRun(t, admin("vault", "list")...); !strings.Contains(out, `"kv1"`) || !strings.Contains(out, `"softDeleteRetentionInDays": 30`) {
 		t.Errorf("vault list:\n%s", out)
 	}
+	// The tenant CA and attestation providers.
+	if out := mustRun(t, admin("tenant", "ca", "rotate", tid, "--subject", "CN=Contoso CA")...); !strings.Contains(out, "BEGIN CERTIFICATE") || !strings.Contains(out, "CN=Contoso CA") {
+		t.Errorf("tenant ca rotate:\n%s", out)
+	}
+	if out := mustRun(t, admin("tenant", "ca", "show", tid)...); !strings.Contains(out, "CN=Contoso CA") {
+		t.Errorf("tenant ca show:\n%s", out)
+	}
+	mustRun(t, admin("attest", "put", "tee1", "--types", "sevsnpvm", "--measurements", strings.Repeat("ab", 48))...)
+	if out := mustRun(t, admin("attest", "show", "tee1")...); !strings.Contains(out, strings.Repeat("ab", 48)) || !strings.Contains(out, "tee1.attest.") {
+		t.Errorf("attest show:\n%s", out)
+	}
+	if code, _, errOut := run(t, "", admin("attest", "put", "tee2")...); code == 0 || !strings.Contains(errOut, "no policy") {
+		t.Errorf("attest put without a policy = %d %s; want a usage error", code, errOut)
+	}
 	mustRun(t, admin("hsm", "create", "hsm1")...)
 	if out := mustRun(t, admin("hsm", "list")...); !strings.Contains(out, `"managedHsm"`) {
 		t.Errorf("hsm list:\n%s", out)
