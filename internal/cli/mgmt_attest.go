@@ -31,19 +31,7 @@ func newAttestCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			t, err := f.target()
-			if err != nil {
-				return err
-			}
-			c, err := f.connect(cmd.Context(), preferClient, t)
-			if err != nil {
-				return err
-			}
-			var out map[string]any
-			if err := c.do(cmd.Context(), "PUT", tenantPath(t)+"/attestationProviders/"+url.PathEscape(args[0]), map[string]any{"policy": policy}, &out); err != nil {
-				return err
-			}
-			return printJSON(cmd.OutOrStdout(), out)
+			return f.send(cmd, "PUT", "/attestationProviders/"+url.PathEscape(args[0]), map[string]any{"policy": policy})
 		},
 	}
 	put.Flags().StringVar(&policyFile, "policy-file", "", "the attestation policy as a JSON file ({\"types\":[...],\"measurements\":[...],\"allowDebug\":false,\"minimumTcb\":{...}})")

@@ -186,24 +186,15 @@ func newStoreCmd(k storeKindCmd) *cobra.Command {
 }
 
 // get prints GET <tenant path><sub> for the --tenant tenant.
-func (f *mgmtFlags) get(cmd *cobra.Command, sub string) error {
-	t, err := f.target()
-	if err != nil {
-		return err
-	}
-	c, err := f.connect(cmd.Context(), preferClient, t)
-	if err != nil {
-		return err
-	}
-	var out map[string]any
-	if err := c.do(cmd.Context(), "GET", tenantPath(t)+sub, nil, &out); err != nil {
-		return err
-	}
-	return printJSON(cmd.OutOrStdout(), out)
-}
+func (f *mgmtFlags) get(cmd *cobra.Command, sub string) error { return f.send(cmd, "GET", sub, nil) }
 
 // post prints POST <tenant path><sub> with body for the --tenant tenant.
 func (f *mgmtFlags) post(cmd *cobra.Command, sub string, body any) error {
+	return f.send(cmd, "POST", sub, body)
+}
+
+// send prints the answer of method <tenant path><sub> with body for the --tenant tenant.
+func (f *mgmtFlags) send(cmd *cobra.Command, method, sub string, body any) error {
 	t, err := f.target()
 	if err != nil {
 		return err
@@ -213,7 +204,7 @@ func (f *mgmtFlags) post(cmd *cobra.Command, sub string, body any) error {
 		return err
 	}
 	var out map[string]any
-	if err := c.do(cmd.Context(), "POST", tenantPath(t)+sub, body, &out); err != nil {
+	if err := c.do(cmd.Context(), method, tenantPath(t)+sub, body, &out); err != nil {
 		return err
 	}
 	return printJSON(cmd.OutOrStdout(), out)
