@@ -96,6 +96,8 @@ type Provider struct {
 	// kwp says the token's CKM_AES_KEY_WRAP_PAD wraps keys of any length as RFC 5649
 	// does (probeKWP); if not, such wraps are refused with ErrUnsupported.
 	kwp bool
+	// objects caches key object handles (handles.go).
+	objects objectCache
 }
 
 var _ provider.Provider = (*Provider)(nil)
@@ -358,6 +360,9 @@ func (p *Provider) findKey(s p11.SessionHandle, class uint, id []byte) (p11.Obje
 
 // keyObject finds the key object of class with CKA_ID id; a key that is gone is ErrHSM.
 func (p *Provider) keyObject(s p11.SessionHandle, class uint, id []byte) (p11.ObjectHandle, error) {
+	if obj, ok := p.objects.get(p, s, class, id); ok {
+		return obj, nil
+	}
 	obj, ok, err := p.findKey(s, class, id)
 	if err != nil {
 		return 0, err
@@ -365,6 +370,7 @@ func (p *Provider) keyObject(s p11.SessionHandle, class uint, id []byte) (p11.Ob
 	if !ok {
 		return 0, fmt.Errorf("pkcs11: the key is no longer in the token: %w", ErrHSM)
 	}
+	p.objects.put(class, id, obj)
 	return obj, nil
 }
 
@@ -411,6 +417,7 @@ func (p *Provider) Destroy(ctx context.Context, handle []byte) error {
 	if doc.AESBits != 0 {
 		classes = []uint{p11.CKO_SECRET_KEY}
 	}
+	p.objects.drop(doc.ID)
 	for _, class := range classes {
 		obj, ok, err := p.findKey(s, class, doc.ID)
 		if err == nil && ok {
