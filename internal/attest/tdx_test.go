@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/hex"
+	"errors"
 	"math/big"
 	"net/url"
 	"strings"
@@ -225,4 +226,21 @@ func otherRoot(t *testing.T) *x509.CertPool {
 	pool := x509.NewCertPool()
 	pool.AddCert(cert)
 	return pool
+}
+
+// FuzzTDXQuote sends mutated quotes through the tdxvm verifier: every rejection must be an
+// *Error (a 4xx), never a panic or another error.
+func FuzzTDXQuote(f *testing.F) {
+	f.Add(tdxQuote())
+	f.Add(tdxQuote()[:abi.QuoteMinSize])
+	coll := tdxCollateral(f, true)
+	v := &TDXVerifier{}
+	f.Fuzz(func(t *testing.T, quote []byte) {
+		if _, err := v.VerifyQuote(quote, coll, tdxNow); err != nil {
+			var e *Error
+			if !errors.As(err, &e) {
+				t.Fatalf("VerifyQuote error %v is not an *Error", err)
+			}
+		}
+	})
 }
