@@ -11,7 +11,9 @@
 //     the operator registers; without one the type is disabled. Its tokens say
 //     x-ms-attestation-type "sim" and carry x-ms-sim-* claims, never x-ms-sevsnpvm-*, so a
 //     release policy written for real hardware cannot match them.
-//   - "tdxvm" is not implemented.
+//   - "tdxvm": an Intel TDX quote (v4) verified offline with github.com/google/go-tdx-guest to
+//     the pinned Intel SGX Root CA, with Intel's collateral (TCB info, QE identity, optional
+//     CRLs) carried in the request or configured; nothing is fetched (tdx.go).
 //
 // Binding: the runtime data (MAA's runtimeData, JSON holding the TEE's public keys) must be
 // what the TEE put in the report: REPORT_DATA = SHA-256(runtime data) ‖ 32 zero bytes.

@@ -30,6 +30,10 @@ type Verified struct {
 	Debuggable  bool
 	ReportData  []byte
 	TCB         TCB
+	// RTMRs are a TDX quote's runtime measurement registers (nil for other types).
+	RTMRs [][]byte
+	// TCBStatus is a TDX platform's TCB status (TCBUpToDate or TCBNotUpToDate).
+	TCBStatus string
 	// Claims are the type's own token claims.
 	Claims map[string]any
 }
@@ -43,6 +47,8 @@ type Verifier interface {
 type Service struct {
 	// SNP verifies sevsnpvm evidence; nil disables the type.
 	SNP Verifier
+	// TDX verifies tdxvm evidence; nil disables the type.
+	TDX *TDXVerifier
 	// Sim verifies sim evidence; nil (no simulator key registered) disables the type.
 	Sim Verifier
 	// Now is the clock certificates are checked at.
@@ -53,12 +59,10 @@ type Service struct {
 // or returns an *Error for a type Coffer does not serve.
 func NormalizeType(t string) (string, error) {
 	switch lt := strings.ToLower(t); lt {
-	case TypeSEVSNP, TypeSim:
+	case TypeSEVSNP, TypeSim, TypeTDX:
 		return lt, nil
-	case TypeTDX:
-		return "", errf(CodeTypeDisabled, "attestation type tdxvm is not implemented by this server")
 	}
-	return "", errf(CodeUnknownType, "unknown attestation type %q: use sevsnpvm or sim", truncate(t))
+	return "", errf(CodeUnknownType, "unknown attestation type %q: use sevsnpvm, tdxvm or sim", truncate(t))
 }
 
 // Claims verifies ev as evidence of type typ, applies pol, checks the runtime data's binding,
@@ -69,9 +73,20 @@ func (s *Service) Claims(typ string, pol *Policy, ev *Evidence) (map[string]any,
 	if err != nil {
 		return nil, err
 	}
-	v := s.SNP
-	if typ == TypeSim {
-		v = s.Sim
+	var v Verifier
+	switch typ {
+	case TypeSEVSNP:
+		if s.SNP != nil {
+			v = s.SNP
+		}
+	case TypeSim:
+		if s.Sim != nil {
+			v = s.Sim
+		}
+	case TypeTDX:
+		if s.TDX != nil {
+			v = tdxWith{s.TDX, ev.Collateral}
+		}
 	}
 	if v == nil {
 		return nil, errf(CodeTypeDisabled, "attestation type %s is disabled on this server (sim needs a registered simulator key)", typ)
@@ -98,6 +113,9 @@ func (s *Service) Claims(typ string, pol *Policy, ev *Evidence) (map[string]any,
 	for k, c := range ver.Claims {
 		claims[k] = c
 	}
+	if typ != TypeTDX && ev.Collateral != nil {
+		return nil, errf(CodeInvalidParameter, "\"collateral\" is only for tdxvm quotes")
+	}
 	if ev.RuntimeData != nil {
 		rt, err := parseRuntime(ev.RuntimeData, ver.ReportData)
 		if err != nil {
@@ -109,4 +127,14 @@ func (s *Service) Claims(typ string, pol *Policy, ev *Evidence) (map[string]any,
 		claims["nonce"] = ev.Nonce
 	}
 	return claims, nil
+}
+
+// tdxWith verifies a TDX quote with the request's collateral.
+type tdxWith struct {
+	v    *TDXVerifier
+	coll *TDXCollateral
+}
+
+func (t tdxWith) Verify(report []byte, now time.Time) (*Verified, error) {
+	return t.v.VerifyQuote(report, t.coll, now)
 }

@@ -80,7 +80,7 @@ func TestSim(t *testing.T) {
 		{"fail/runtime-without-keys", svc, pol, simEvidence(t, key, 0x0a, []byte(`{"x":1}`), false), CodeRuntimeData, `"keys"`},
 		{"fail/runtime-not-json", svc, pol, simEvidence(t, key, 0x0a, []byte(`keys`), false), CodeRuntimeData, "not a JSON object"},
 		{"fail/unknown-type", svc, pol, simEvidence(t, key, 0x0a, rt, false), CodeUnknownType, "unknown attestation type"},
-		{"fail/tdx-not-implemented", svc, pol, simEvidence(t, key, 0x0a, rt, false), CodeTypeDisabled, "tdxvm is not implemented"},
+		{"fail/tdx-disabled", svc, pol, simEvidence(t, key, 0x0a, rt, false), CodeTypeDisabled, "tdxvm is disabled"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -88,7 +88,7 @@ func TestSim(t *testing.T) {
 			switch tc.name {
 			case "fail/unknown-type":
 				typ = "sgx"
-			case "fail/tdx-not-implemented":
+			case "fail/tdx-disabled":
 				typ = "TdxVm"
 			}
 			_, err := tc.svc.Claims(typ, tc.pol, tc.ev)

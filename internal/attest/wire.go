@@ -24,9 +24,13 @@ const (
 // report and runtimeData.data are base64url. Coffer does not support initTimeData or
 // draftPolicyForAttestation; a request naming them is refused.
 type Request struct {
-	Report      string       `json:"report"`
-	RuntimeData *RuntimeData `json:"runtimeData,omitempty"`
-	Nonce       string       `json:"nonce,omitempty"`
+	Report string `json:"report,omitempty"`
+	// Quote is a TDX quote (MAA's member for tdxvm); a request carries report or quote.
+	Quote string `json:"quote,omitempty"`
+	// Collateral is Intel's collateral for a TDX quote (a Coffer extension: MAA fetches it).
+	Collateral  *TDXCollateral `json:"collateral,omitempty"`
+	RuntimeData *RuntimeData   `json:"runtimeData,omitempty"`
+	Nonce       string         `json:"nonce,omitempty"`
 }
 
 // RuntimeData is data the TEE bound into its report: for Coffer, JSON with a "keys" member
@@ -51,7 +55,8 @@ type SNPReport struct {
 
 // Evidence is a decoded request.
 type Evidence struct {
-	Report      []byte
+	Report      []byte // the report, or a TDX quote
+	Collateral  *TDXCollateral
 	RuntimeData []byte // nil when the request has none
 	Nonce       string
 }
@@ -66,12 +71,16 @@ func DecodeRequest(body []byte) (*Evidence, error) {
 	if err := strictJSON(body, &req); err != nil {
 		return nil, errf(CodeInvalidParameter, "the request body is not an attest request: %s (want {\"report\": base64url, \"runtimeData\": {\"data\": base64url, \"dataType\": \"JSON\"}, \"nonce\": string})", err)
 	}
-	if req.Report == "" {
-		return nil, errf(CodeInvalidParameter, "\"report\" is required")
+	field, report := "report", req.Report
+	if req.Quote != "" {
+		field, report = "quote", req.Quote
 	}
-	ev := &Evidence{Nonce: req.Nonce}
+	if (req.Report == "") == (req.Quote == "") {
+		return nil, errf(CodeInvalidParameter, "one of \"report\" (sevsnpvm, sim) or \"quote\" (tdxvm) is required")
+	}
+	ev := &Evidence{Nonce: req.Nonce, Collateral: req.Collateral}
 	var err error
-	if ev.Report, err = decodeB64("report", req.Report, MaxReport); err != nil {
+	if ev.Report, err = decodeB64(field, report, MaxReport); err != nil {
 		return nil, err
 	}
 	if len(req.Nonce) > MaxNonce {
@@ -153,6 +162,7 @@ func Discovery(issuer string) OpenIDConfiguration {
 		IDTokenSigningAlgValuesSupported: []string{"ES256"},
 		ResponseTypesSupported:           []string{"token"},
 		ClaimsSupported: []string{"iss", "iat", "exp", "nbf", "jti", "nonce", ClaimType, ClaimCompliance, ClaimRuntime,
-			ClaimSNPMeasurement, ClaimSNPDebuggable, ClaimSimMeasurement, ClaimSimDebuggable},
+			ClaimSNPMeasurement, ClaimSNPDebuggable, ClaimSimMeasurement, ClaimSimDebuggable,
+			ClaimTDXMRTD, "tdx_rtmr0", "tdx_rtmr1", "tdx_rtmr2", "tdx_rtmr3", ClaimTDXDebug, ClaimTDXTCBStatus, ClaimTDXReport},
 	}
 }

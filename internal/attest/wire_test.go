@@ -15,7 +15,8 @@ func TestDecodeRequest(t *testing.T) {
 		{"fail/not-json", `{`, CodeInvalidParameter, "malformed JSON"},
 		{"fail/array", `[]`, CodeInvalidParameter, "not an attest request"},
 		{"fail/unknown-member", `{"report":"AA","initTimeData":{}}`, CodeInvalidParameter, `unknown member "initTimeData"`},
-		{"fail/no-report", `{}`, CodeInvalidParameter, `"report" is required`},
+		{"fail/no-report", `{}`, CodeInvalidParameter, `"report" (sevsnpvm, sim) or "quote" (tdxvm) is required`},
+		{"fail/report-and-quote", `{"report":"AA","quote":"AA"}`, CodeInvalidParameter, `one of`},
 		{"fail/report-not-base64url", `{"report":"a+b/"}`, CodeInvalidParameter, `"report" is not base64url`},
 		{"fail/report-wrong-type", `{"report":5}`, CodeInvalidParameter, "wrong type"},
 		{"fail/binary-runtime-data", `{"report":"AA","runtimeData":{"data":"AA","dataType":"Binary"}}`, CodeInvalidParameter, "dataType"},
@@ -50,7 +51,7 @@ func TestParsePolicy(t *testing.T) {
 	}
 	for _, bad := range []struct{ doc, in string }{
 		{`{"types":["sgx"]}`, "not an attestation type"},
-		{`{"types":["tdxvm"]}`, "not an attestation type"},
+		{`{"types":["sgx"]}`, "not an attestation type"},
 		{`{"measurements":["abcd"]}`, "96 hex digits"},
 		{`{"allowdebug":1}`, "wrong type"},
 		{`{"minimumTcb":{"snp":256}}`, "wrong type"},

@@ -33,19 +33,22 @@ type Config struct {
 	// AttestSimKeyFile is a PEM file of the TEE simulator's public keys (ECDSA P-256); the
 	// "sim" attestation type is disabled without it (outside dev mode).
 	AttestSimKeyFile string
-	TLSReloadEvery   time.Duration
-	LogFormat        string
-	LogLevel         string
-	ShutdownTimeout  time.Duration
-	ConfigFile       string
-	DNSSuffix        string
-	RequestBodyLimit int64
-	TenantRate       float64
-	TenantBurst      float64
-	TenantConcurrent int64
-	SchedulerEvery   time.Duration
-	TokenKeyMaxAge   time.Duration
-	AuditStdout      bool
+	// AttestTDXCollateralFile is a JSON file of Intel PCS collateral (attest.TDXCollateral)
+	// used for tdxvm quotes whose request carries none.
+	AttestTDXCollateralFile string
+	TLSReloadEvery          time.Duration
+	LogFormat               string
+	LogLevel                string
+	ShutdownTimeout         time.Duration
+	ConfigFile              string
+	DNSSuffix               string
+	RequestBodyLimit        int64
+	TenantRate              float64
+	TenantBurst             float64
+	TenantConcurrent        int64
+	SchedulerEvery          time.Duration
+	TokenKeyMaxAge          time.Duration
+	AuditStdout             bool
 	// AuditSyncInterval 0 syncs the audit log before every response; positive defers syncs
 	// by up to that long (records are written before the response either way).
 	AuditSyncInterval time.Duration
@@ -116,6 +119,7 @@ var settings = []setting{
 	{"tls-cert-file", kindString, "", "PEM server certificate chain (required unless --dev); reloaded when the file changes or on SIGHUP", str(func(c *Config) *string { return &c.TLSCertFile })},
 	{"tls-key-file", kindString, "", "PEM private key of the server certificate (required unless --dev)", str(func(c *Config) *string { return &c.TLSKeyFile })},
 	{"attest-sim-keys", kindString, "", "PEM file of ECDSA P-256 public keys of the TEE simulator; without it the 'sim' attestation type is disabled (dev mode makes one)", str(func(c *Config) *string { return &c.AttestSimKeyFile })},
+	{"attest-tdx-collateral", kindString, "", "JSON file of Intel PCS collateral (tcbInfo, qeIdentity, their issuer chains, optional CRLs) for tdxvm quotes sent without collateral; nothing is fetched", str(func(c *Config) *string { return &c.AttestTDXCollateralFile })},
 	{"skr-trusted-authorities", kindString, "", "comma-separated issuer URLs of external attestation services (e.g. https://sharedeus.eus.attest.azure.net) whose tokens secure key release accepts; their OpenID metadata and JWKS are fetched over HTTPS. This server's own attestation providers are always trusted", func(c *Config, v string) error {
 		c.SKRTrustedAuthorities = nil
 		for _, a := range strings.Split(v, ",") {
@@ -326,7 +330,7 @@ func (c *Config) Validate() error {
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		bad("tls-cert-file", "tls-cert-file and tls-key-file must be set together")
 	}
-	for name, path := range map[string]string{"tls-cert-file": c.TLSCertFile, "tls-key-file": c.TLSKeyFile, "tls-client-ca-file": c.TLSClientCAFile, "attest-sim-keys": c.AttestSimKeyFile} {
+	for name, path := range map[string]string{"tls-cert-file": c.TLSCertFile, "tls-key-file": c.TLSKeyFile, "tls-client-ca-file": c.TLSClientCAFile, "attest-sim-keys": c.AttestSimKeyFile, "attest-tdx-collateral": c.AttestTDXCollateralFile} {
 		if path == "" {
 			continue
 		}

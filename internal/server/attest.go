@@ -63,11 +63,28 @@ type attestHolder struct {
 	once sync.Once
 	svc  *attest.Service
 	err  error
+	// now is the clock evidence is checked at; nil means the server's (tests set it before
+	// Start to verify recorded evidence whose collateral has since expired).
+	now func() time.Time
 }
 
 func (s *Server) attestService() (*attest.Service, error) {
 	s.attestH.once.Do(func() {
-		svc := &attest.Service{SNP: &attest.SNPVerifier{}, Now: s.now}
+		now := s.now
+		if s.attestH.now != nil {
+			now = s.attestH.now
+		}
+		svc := &attest.Service{SNP: &attest.SNPVerifier{}, TDX: &attest.TDXVerifier{}, Now: now}
+		if f := s.cfg.AttestTDXCollateralFile; f != "" {
+			doc, err := os.ReadFile(f)
+			if err == nil {
+				svc.TDX.Collateral, err = attest.ParseTDXCollateral(doc)
+			}
+			if err != nil {
+				s.attestH.err = fmt.Errorf("setting \"attest-tdx-collateral\": %w", err)
+				return
+			}
+		}
 		f := s.cfg.AttestSimKeyFile
 		if f == "" && s.cfg.Dev {
 			if f, s.attestH.err = ensureDevSimKey(s.cfg.DataDir); s.attestH.err != nil {

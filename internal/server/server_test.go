@@ -53,13 +53,17 @@ func start(t *testing.T, cfg *config.Config, caFile string) *testServer {
 	return startWithClock(t, cfg, caFile, nil)
 }
 
-// startWithClock starts a server whose clock is now (nil: time.Now), for expiry tests.
-func startWithClock(t *testing.T, cfg *config.Config, caFile string, now func() time.Time) *testServer {
+// startWithClock starts a server whose clock is now (nil: time.Now), for expiry tests; opts
+// adjust the server before it starts.
+func startWithClock(t *testing.T, cfg *config.Config, caFile string, now func() time.Time, opts ...func(*Server)) *testServer {
 	t.Helper()
 	logs := &lockedWriter{}
 	s := New(cfg, io.Discard, logs)
 	if now != nil {
 		s.now = now
+	}
+	for _, o := range opts {
+		o(s)
 	}
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatalf("Start = %v", err)

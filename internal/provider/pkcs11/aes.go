@@ -71,16 +71,20 @@ var aesSizes = map[int]bool{128: true, 192: true, 256: true}
 // aesKey is an AES key object in the token (oct-HSM). Like Key it is immutable, safe for
 // concurrent use and finds its object by CKA_ID for each operation.
 type aesKey struct {
-	p      *Provider
-	id     []byte
-	bits   int
-	handle []byte
+	p          *Provider
+	id         []byte
+	bits       int
+	handle     []byte
+	exportable bool
 }
 
 var _ provider.Key = (*aesKey)(nil)
 
-func newAESKey(p *Provider, id []byte, bits int) *aesKey {
-	return &aesKey{p: p, id: append([]byte(nil), id...), bits: bits, handle: marshalAESHandle(id, bits)}
+func newAESKey(p *Provider, id []byte, bits int) *aesKey { return newAESKeyOf(p, id, bits, false) }
+
+// newAESKeyOf is newAESKey for a key that may be exportable (secure key release, export.go).
+func newAESKeyOf(p *Provider, id []byte, bits int, exportable bool) *aesKey {
+	return &aesKey{p: p, id: append([]byte(nil), id...), bits: bits, handle: marshalAESHandle(id, bits, exportable), exportable: exportable}
 }
 
 // generateAES makes an AES key of spec.Size bits in the token.
@@ -99,12 +103,12 @@ func (p *Provider) generateAES(ctx context.Context, spec provider.KeySpec) (prov
 	if err != nil {
 		return nil, err
 	}
-	_, err = p.ctx.GenerateKey(s, []*p11.Mechanism{p11.NewMechanism(p11.CKM_AES_KEY_GEN, nil)}, aesTemplate(id, spec.Size/8))
+	_, err = p.ctx.GenerateKey(s, []*p11.Mechanism{p11.NewMechanism(p11.CKM_AES_KEY_GEN, nil)}, extractableIf(aesTemplate(id, spec.Size/8), spec.Exportable))
 	p.put(s, sessionBroken(err))
 	if err != nil {
 		return nil, hsmErr("generate key", err)
 	}
-	return newAESKey(p, id, spec.Size), nil
+	return newAESKeyOf(p, id, spec.Size, spec.Exportable), nil
 }
 
 // aesTemplate is the template of an AES key object: a token object, private, sensitive,

@@ -101,7 +101,7 @@ func importTestAESKey(t *testing.T, p *Provider, key []byte) *aesKey {
 	if err != nil {
 		t.Fatalf("CreateObject(AES-%d) = %v", 8*len(key), err)
 	}
-	k, err := p.Load(ctx, marshalAESHandle(id, 8*len(key)))
+	k, err := p.Load(ctx, marshalAESHandle(id, 8*len(key), false))
 	if err != nil {
 		t.Fatalf("Load(imported AES key) = %v", err)
 	}

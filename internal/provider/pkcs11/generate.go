@@ -92,7 +92,7 @@ func (p *Provider) Generate(ctx context.Context, spec provider.KeySpec) (provide
 			p11.NewAttribute(p11.CKA_ENCRYPT, true),
 			p11.NewAttribute(p11.CKA_WRAP, true),
 		)
-		privT = privateTemplate(id, p11.CKK_RSA)
+		privT = extractableIf(privateTemplate(id, p11.CKK_RSA), spec.Exportable)
 	} else {
 		c = curves[spec.Curve]
 		mech = p11.CKM_EC_KEY_PAIR_GEN
@@ -104,7 +104,7 @@ func (p *Provider) Generate(ctx context.Context, spec provider.KeySpec) (provide
 			p11.NewAttribute(p11.CKA_KEY_TYPE, p11.CKK_EC),
 			p11.NewAttribute(p11.CKA_EC_PARAMS, params),
 		)
-		privT = privateTemplate(id, p11.CKK_EC)
+		privT = extractableIf(privateTemplate(id, p11.CKK_EC), spec.Exportable)
 	}
 
 	s, err := p.get(ctx)
@@ -132,7 +132,7 @@ func (p *Provider) Generate(ctx context.Context, spec provider.KeySpec) (provide
 		return nil, err
 	}
 	p.put(s, false)
-	return newKey(p, pub, id), nil
+	return newKeyOf(p, pub, id, spec.Exportable), nil
 }
 
 // protectedTemplate is the common part of every key object Coffer makes in the token: a

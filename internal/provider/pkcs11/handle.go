@@ -20,6 +20,9 @@ import (
 //	{"v":1,"id":"<32 hex digits: CKA_ID>","kty":"EC-HSM","crv":"P-256","pub":"<base64url SPKI DER>"}
 //	{"v":1,"id":"<32 hex digits: CKA_ID>","kty":"oct-HSM","size":256}
 //
+// "exportable": true (absent: false) marks a key made for secure key release: its object was
+// created CKA_EXTRACTABLE=true (still CKA_SENSITIVE) and ExportWrapped may wrap it (export.go).
+//
 // It holds no private material: the private key stays in the token, found by CKA_ID (and
 // labelled "coffer-<id>"). The public key is kept so Public, Verify, Encrypt and WrapKey
 // need no token round trip. Load checks size/crv against pub and, for RSA, the token's
@@ -33,10 +36,12 @@ type handleDoc struct {
 	Size int              `json:"size,omitempty"`
 	Crv  provider.Curve   `json:"crv,omitempty"`
 	Pub  provider.B64     `json:"pub,omitempty"`
+	// Exportable marks a key secure key release may export (export.go).
+	Exportable bool `json:"exportable,omitempty"`
 }
 
-func marshalHandle(pub *publicKey, id []byte) []byte {
-	doc := handleDoc{V: handleVersion, ID: hex.EncodeToString(id), Kty: pub.kty}
+func marshalHandle(pub *publicKey, id []byte, exportable bool) []byte {
+	doc := handleDoc{V: handleVersion, ID: hex.EncodeToString(id), Kty: pub.kty, Exportable: exportable}
 	var err error
 	if pub.isRSA() {
 		doc.Size = pub.bits
@@ -56,8 +61,8 @@ func marshalHandle(pub *publicKey, id []byte) []byte {
 }
 
 // marshalAESHandle is the handle of an oct-HSM key: CKA_ID and size (no public part).
-func marshalAESHandle(id []byte, bits int) []byte {
-	b, err := json.Marshal(handleDoc{V: handleVersion, ID: hex.EncodeToString(id), Kty: provider.OctHSM, Size: bits})
+func marshalAESHandle(id []byte, bits int, exportable bool) []byte {
+	b, err := json.Marshal(handleDoc{V: handleVersion, ID: hex.EncodeToString(id), Kty: provider.OctHSM, Size: bits, Exportable: exportable})
 	if err != nil {
 		panic("pkcs11: cannot encode a handle") // unreachable
 	}
@@ -66,8 +71,9 @@ func marshalAESHandle(id []byte, bits int) []byte {
 
 // parsed is a handle's CKA_ID and, for an oct-HSM key, its size in bits (0 otherwise).
 type parsed struct {
-	ID      []byte
-	AESBits int
+	ID         []byte
+	AESBits    int
+	Exportable bool
 }
 
 // errHandle is the one error of a malformed handle; it never repeats handle bytes.
@@ -97,7 +103,7 @@ func parseHandle(h []byte) (parsed, *publicKey, error) {
 		if !aesSizes[doc.Size] || doc.Crv != "" || len(doc.Pub) != 0 {
 			return parsed{}, nil, errHandle
 		}
-		return parsed{ID: id, AESBits: doc.Size}, nil, nil
+		return parsed{ID: id, AESBits: doc.Size, Exportable: doc.Exportable}, nil, nil
 	}
 	key, err := x509.ParsePKIXPublicKey(doc.Pub)
 	if err != nil {
@@ -119,5 +125,5 @@ func parseHandle(h []byte) (parsed, *publicKey, error) {
 	default:
 		return parsed{}, nil, errHandle
 	}
-	return parsed{ID: id}, pub, nil
+	return parsed{ID: id, Exportable: doc.Exportable}, pub, nil
 }

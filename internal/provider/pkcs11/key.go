@@ -15,16 +15,20 @@ import (
 // A Key is immutable and safe for concurrent use (each operation takes its own session).
 type Key struct {
 	*publicKey
-	p      *Provider
-	id     []byte
-	handle []byte
+	p          *Provider
+	id         []byte
+	handle     []byte
+	exportable bool
 }
 
 var _ provider.Key = (*Key)(nil)
 
-func newKey(p *Provider, pub *publicKey, id []byte) *Key {
+func newKey(p *Provider, pub *publicKey, id []byte) *Key { return newKeyOf(p, pub, id, false) }
+
+// newKeyOf is newKey for a key that may be exportable (secure key release, export.go).
+func newKeyOf(p *Provider, pub *publicKey, id []byte, exportable bool) *Key {
 	pub.noOAEP256 = !p.oaep256
-	return &Key{publicKey: pub, p: p, id: append([]byte(nil), id...), handle: marshalHandle(pub, id)}
+	return &Key{publicKey: pub, p: p, id: append([]byte(nil), id...), handle: marshalHandle(pub, id, exportable), exportable: exportable}
 }
 
 // object finds the private key object by CKA_ID for each operation: object handles are

@@ -396,9 +396,9 @@ func (p *Provider) Load(ctx context.Context, handle []byte) (provider.Key, error
 		return nil, err
 	}
 	if doc.AESBits != 0 {
-		return newAESKey(p, doc.ID, doc.AESBits), nil
+		return newAESKeyOf(p, doc.ID, doc.AESBits, doc.Exportable), nil
 	}
-	return newKey(p, pub, doc.ID), nil
+	return newKeyOf(p, pub, doc.ID, doc.Exportable), nil
 }
 
 // Destroy removes the private and public key objects (or the secret key object) of handle
