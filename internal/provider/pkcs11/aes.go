@@ -80,7 +80,7 @@ type aesKey struct {
 var _ provider.Key = (*aesKey)(nil)
 
 func newAESKey(p *Provider, id []byte, bits int) *aesKey {
-	return &aesKey{p: p, id: append([]byte(nil), id...), bits: bits, handle: marshalAESHandle(id, bits)}
+	return &aesKey{p: p, id: append([]byte(nil), id...), bits: bits, handle: p.stamp(marshalAESHandle(id, bits))}
 }
 
 // generateAES makes an AES key of spec.Size bits in the token.

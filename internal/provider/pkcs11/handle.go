@@ -33,6 +33,9 @@ type handleDoc struct {
 	Size int              `json:"size,omitempty"`
 	Crv  provider.Curve   `json:"crv,omitempty"`
 	Pub  provider.B64     `json:"pub,omitempty"`
+	// Tok is the label of the token holding the object (token.go); absent in handles made
+	// before per-pool tokens, which mean the installation's default token.
+	Tok string `json:"tok,omitempty"`
 }
 
 func marshalHandle(pub *publicKey, id []byte) []byte {
@@ -68,6 +71,7 @@ func marshalAESHandle(id []byte, bits int) []byte {
 type parsed struct {
 	ID      []byte
 	AESBits int
+	Token   string // the handle's tok, "" if it has none
 }
 
 // errHandle is the one error of a malformed handle; it never repeats handle bytes.
@@ -89,6 +93,9 @@ func parseHandle(h []byte) (parsed, *publicKey, error) {
 	if doc.V != handleVersion {
 		return parsed{}, nil, fmt.Errorf("%w: unknown pkcs11 handle version", provider.ErrInvalidKey)
 	}
+	if len(doc.Tok) > maxLabel {
+		return parsed{}, nil, errHandle
+	}
 	id, err := hex.DecodeString(doc.ID)
 	if err != nil || len(id) != idLen || doc.ID != hex.EncodeToString(id) {
 		return parsed{}, nil, errHandle
@@ -97,7 +104,7 @@ func parseHandle(h []byte) (parsed, *publicKey, error) {
 		if !aesSizes[doc.Size] || doc.Crv != "" || len(doc.Pub) != 0 {
 			return parsed{}, nil, errHandle
 		}
-		return parsed{ID: id, AESBits: doc.Size}, nil, nil
+		return parsed{ID: id, AESBits: doc.Size, Token: doc.Tok}, nil, nil
 	}
 	key, err := x509.ParsePKIXPublicKey(doc.Pub)
 	if err != nil {
@@ -119,5 +126,5 @@ func parseHandle(h []byte) (parsed, *publicKey, error) {
 	default:
 		return parsed{}, nil, errHandle
 	}
-	return parsed{ID: id}, pub, nil
+	return parsed{ID: id, Token: doc.Tok}, pub, nil
 }

@@ -24,7 +24,7 @@ var _ provider.Key = (*Key)(nil)
 
 func newKey(p *Provider, pub *publicKey, id []byte) *Key {
 	pub.noOAEP256 = !p.oaep256
-	return &Key{publicKey: pub, p: p, id: append([]byte(nil), id...), handle: marshalHandle(pub, id)}
+	return &Key{publicKey: pub, p: p, id: append([]byte(nil), id...), handle: p.stamp(marshalHandle(pub, id))}
 }
 
 // object finds the private key object by CKA_ID for each operation: object handles are
