@@ -41,6 +41,7 @@ func (c *Config) validatePoolTokens(bad func(name, format string, args ...any)) 
 		bad(name, "needs the PKCS#11 library: set pkcs11-library, pkcs11-token-label and pkcs11-pin-file")
 	}
 	pools, labels := map[string]bool{}, map[string]bool{}
+	defaultLabel := c.PKCS11Token // a token label, public (not a token in the credential sense)
 	for _, pt := range c.PKCS11PoolTokens {
 		switch {
 		case !poolName.MatchString(pt.Pool) || pt.Pool == "managedhsm":
@@ -53,7 +54,7 @@ func (c *Config) validatePoolTokens(bad func(name, format string, args ...any)) 
 			bad(name, "pool %.30q: the token label must be 1 to 32 bytes: write pool=token-label", pt.Pool)
 		case labels[pt.Label]:
 			bad(name, "token %q is given to two pools: each pool needs its own token", pt.Label)
-		case pt.Label == c.PKCS11Token:
+		case pt.Label == defaultLabel:
 			bad(name, "pool %q: token %q is the default token (pkcs11-token-label): give the pool a token of its own", pt.Pool, pt.Label)
 		}
 		pools[pt.Pool], labels[pt.Label] = true, true

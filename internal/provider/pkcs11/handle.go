@@ -71,7 +71,7 @@ func marshalAESHandle(id []byte, bits int) []byte {
 type parsed struct {
 	ID      []byte
 	AESBits int
-	Token   string // the handle's tok, "" if it has none
+	Label   string // the handle's tok (its token's label), "" if it has none
 }
 
 // errHandle is the one error of a malformed handle; it never repeats handle bytes.
@@ -104,7 +104,7 @@ func parseHandle(h []byte) (parsed, *publicKey, error) {
 		if !aesSizes[doc.Size] || doc.Crv != "" || len(doc.Pub) != 0 {
 			return parsed{}, nil, errHandle
 		}
-		return parsed{ID: id, AESBits: doc.Size, Token: doc.Tok}, nil, nil
+		return parsed{ID: id, AESBits: doc.Size, Label: doc.Tok}, nil, nil
 	}
 	key, err := x509.ParsePKIXPublicKey(doc.Pub)
 	if err != nil {
@@ -126,5 +126,5 @@ func parseHandle(h []byte) (parsed, *publicKey, error) {
 	default:
 		return parsed{}, nil, errHandle
 	}
-	return parsed{ID: id, Token: doc.Tok}, pub, nil
+	return parsed{ID: id, Label: doc.Tok}, pub, nil
 }

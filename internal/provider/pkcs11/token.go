@@ -38,8 +38,8 @@ func (p *Provider) ownHandle(h []byte) (parsed, *publicKey, error) {
 	if err != nil {
 		return parsed{}, nil, err
 	}
-	if doc.Token != "" && doc.Token != p.label {
-		return parsed{}, nil, fmt.Errorf("pkcs11: the key is in token %q, not in token %q: %w", doc.Token, p.label, ErrHSM)
+	if doc.Label != "" && doc.Label != p.label {
+		return parsed{}, nil, fmt.Errorf("pkcs11: the key is in token %q, not in token %q: %w", doc.Label, p.label, ErrHSM)
 	}
 	return doc, pub, nil
 }
@@ -51,7 +51,7 @@ func HandleToken(h []byte) string {
 	if err != nil {
 		return ""
 	}
-	return doc.Token
+	return doc.Label
 }
 
 // Label is the label of the provider's token.
