@@ -56,6 +56,9 @@ type Config struct {
 	PKCS11Token       string
 	PKCS11PINFile     string
 	PKCS11Sessions    int64
+	// PKCS11PoolTokens gives managed HSM pools tokens of their own (pooltokens.go); other
+	// pools and vaults use PKCS11Token.
+	PKCS11PoolTokens []PoolToken
 	// Seal is "shamir" (unseal shares) or "pkcs11" (the root key is wrapped by an AES key of
 	// the PKCS#11 token labelled PKCS11SealKeyLabel: auto-unseal).
 	Seal               string
@@ -157,6 +160,7 @@ var settings = []setting{
 	{"pkcs11-library", kindString, "", "PKCS#11 module of the HSM that holds managed HSM pools' keys (e.g. /usr/lib/softhsm/libsofthsm2.so); without it pools use software keys", str(func(c *Config) *string { return &c.PKCS11Library })},
 	{"pkcs11-token-label", kindString, "", "label of the PKCS#11 token to use", str(func(c *Config) *string { return &c.PKCS11Token })},
 	{"pkcs11-pin-file", kindString, "", "file holding the token's user PIN (the PIN is never a setting itself)", str(func(c *Config) *string { return &c.PKCS11PINFile })},
+	{"pkcs11-pool-tokens", kindString, "", "comma-separated pool=token-label: each listed managed HSM pool keeps its HSM keys in a PKCS#11 token of its own (same library and PIN file as pkcs11-token-label, which the other pools and the vaults use)", parsePoolTokens},
 	{"pkcs11-sessions", kindInt, "4", "PKCS#11 sessions kept open (1-256)", func(c *Config, v string) error {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
@@ -361,6 +365,7 @@ func (c *Config) Validate() error {
 			bad("pkcs11-sessions", "%d is outside 1-256", c.PKCS11Sessions)
 		}
 	}
+	c.validatePoolTokens(bad)
 	switch c.Seal {
 	case "shamir":
 	case "pkcs11":

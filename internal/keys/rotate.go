@@ -34,7 +34,7 @@ func (s *Service) Rotate(ctx context.Context, v tenancy.Vault, base, name string
 	if err != nil {
 		return KeyBundle{}, err
 	}
-	rec, err := s.rotated(ctx, meta, latest, s.clock())
+	rec, err := s.rotated(ctx, sc, meta, latest, s.clock())
 	if err != nil {
 		return KeyBundle{}, err
 	}
@@ -43,8 +43,8 @@ func (s *Service) Rotate(ctx context.Context, v tenancy.Vault, base, name string
 }
 
 // rotated generates the material of the version that succeeds latest.
-func (s *Service) rotated(ctx context.Context, meta *keyRecord, latest *versionRecord, now time.Time) (*versionRecord, error) {
-	spec := provider.KeySpec{Type: latest.Kty, PublicExponent: latest.PublicExponent, Exportable: latest.Exportable}
+func (s *Service) rotated(ctx context.Context, sc scope, meta *keyRecord, latest *versionRecord, now time.Time) (*versionRecord, error) {
+	spec := provider.KeySpec{Type: latest.Kty, PublicExponent: latest.PublicExponent, Exportable: latest.Exportable, Store: sc.store()}
 	switch baseType(latest.Kty) {
 	case provider.EC:
 		spec.Curve = latest.Curve

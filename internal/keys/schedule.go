@@ -168,7 +168,7 @@ func (s *Service) rotateDue(ctx context.Context, sc scope, e scheduleEntry, key 
 	if due, ok := rotationDue(meta.Policy, latest); !ok || due.After(now) {
 		return false, errStale
 	}
-	rec, err := s.rotated(ctx, meta, latest, now)
+	rec, err := s.rotated(ctx, sc, meta, latest, now)
 	if err != nil {
 		return false, err
 	}

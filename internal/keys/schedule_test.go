@@ -250,7 +250,7 @@ func TestCommitLostRace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec, err := f.svc.rotated(f.ctx, meta, latest, t0)
+	rec, err := f.svc.rotated(f.ctx, sc, meta, latest, t0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -55,6 +55,13 @@ type scope struct {
 	base   string // https://<vault host>[:port], no trailing slash
 }
 
+// store names the vault as provider.KeySpec.Store does: "vaults/<vault>" or
+// "managedhsms/<pool>", lower case (vault names are unique across tenants).
+func (sc scope) store() string {
+	seg, _ := kindSegment(sc.vault.Kind) // checked by newScope
+	return seg + "/" + sc.vault.Name
+}
+
 // kindSegment is the path segment of a vault kind.
 func kindSegment(k tenancy.Kind) (string, error) {
 	switch k {

@@ -67,6 +67,10 @@ type KeySpec struct {
 	Curve          Curve // EC only
 	PublicExponent int   // RSA only; 0 means 65537
 	Exportable     bool  // for secure key release (a later issue)
+	// Store names where the key will live: "vaults/<vault>" or "managedhsms/<pool>"
+	// (lower case), filled by the keys domain. Providers ignore it; the server's routing
+	// provider sends a pool's HSM keys to the pool's own PKCS#11 token by it.
+	Store string
 }
 
 // EncryptParams are the inputs of encrypt/decrypt and wrap/unwrap.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/coffer-kms/coffer/internal/provider"
@@ -17,25 +16,30 @@ func (s *Server) openHSM() (*pkcs11.Provider, error) {
 	if s.cfg.PKCS11Library == "" {
 		return nil, nil
 	}
-	pin, err := os.ReadFile(s.cfg.PKCS11PINFile)
+	cfg, err := s.tokenConfig(s.cfg.PKCS11Token)
 	if err != nil {
-		return nil, fmt.Errorf("setting \"pkcs11-pin-file\": %w", err)
+		return nil, err
 	}
-	p, err := pkcs11.Open(pkcs11.Config{Library: s.cfg.PKCS11Library, TokenLabel: s.cfg.PKCS11Token,
-		PIN: strings.TrimSpace(string(pin)), Sessions: int(s.cfg.PKCS11Sessions)})
+	p, err := pkcs11.Open(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("setting \"pkcs11-token-label\" %q: %w", s.cfg.PKCS11Token, err)
 	}
 	return p, nil
 }
 
-// keyProvider sends HSM key types (RSA-HSM, EC-HSM, oct-HSM) to the PKCS#11 token and the
-// others to the software provider; handles are routed by their shape. Without a token the
-// software provider answers everything, and refuses HSM key types as unsupported — an HSM key
-// never silently becomes a software key.
+// keyProvider sends HSM key types (RSA-HSM, EC-HSM, oct-HSM) to a PKCS#11 token — a
+// managed HSM pool's own token if pkcs11-pool-tokens gives it one (by KeySpec.Store), else
+// the default token — and the others to the software provider; handles are routed by their
+// shape and the token they name (pooltokens.go). Without a token the software provider
+// answers everything, and refuses HSM key types as unsupported — an HSM key never silently
+// becomes a software key.
 type keyProvider struct {
 	soft provider.Provider
-	hsm  provider.Provider // nil without a token
+	hsm  provider.Provider // the default token; nil without a token
+	// tokens are the providers of every token by label (the default's included), pools
+	// those of the pools' own tokens by store ("managedhsms/<pool>").
+	tokens map[string]provider.Provider
+	pools  map[string]provider.Provider
 }
 
 var (
@@ -47,24 +51,27 @@ var (
 // configured still restore; Load routes every handle to the provider that made it.
 func (k keyProvider) Name() string { return k.soft.Name() }
 
-func (k keyProvider) pick(t provider.KeyType) provider.Provider {
+func (k keyProvider) pick(t provider.KeyType, store string) provider.Provider {
 	if k.hsm != nil && strings.HasSuffix(string(t), "-HSM") {
+		if p, ok := k.pools[store]; ok {
+			return p
+		}
 		return k.hsm
 	}
 	return k.soft
 }
 
 func (k keyProvider) Generate(ctx context.Context, spec provider.KeySpec) (provider.Key, error) {
-	return k.pick(spec.Type).Generate(ctx, spec)
+	return k.pick(spec.Type, spec.Store).Generate(ctx, spec)
 }
 
 func (k keyProvider) Import(ctx context.Context, jwk *provider.JWK) (provider.Key, error) {
-	return k.pick(jwk.Kty).Import(ctx, jwk)
+	return k.pick(jwk.Kty, "").Import(ctx, jwk)
 }
 
 // byHandle: PKCS#11 handles name a token object ({"v":1,"id":...,"pub":...}, or for
-// oct-HSM {"v":1,"id":...,"kty":"oct-HSM","size":...}); software handles carry the key
-// itself.
+// oct-HSM {"v":1,"id":...,"kty":"oct-HSM","size":...}) and the token ("tok", absent in
+// handles of the default token made before); software handles carry the key itself.
 func (k keyProvider) byHandle(handle []byte) provider.Provider {
 	if k.hsm == nil {
 		return k.soft
@@ -75,15 +82,18 @@ func (k keyProvider) byHandle(handle []byte) provider.Provider {
 		Pub json.RawMessage  `json:"pub"`
 	}
 	if json.Unmarshal(handle, &h) == nil && h.ID != "" && (len(h.Pub) > 0 || h.Kty == provider.OctHSM) {
-		return k.hsm
+		return k.token(pkcs11.HandleToken(handle))
 	}
 	return k.soft
 }
 
-// ImportTransfer sends a BYOK transfer to the token, whose key the KEK must be.
+// ImportTransfer sends a BYOK transfer to the KEK's token, where the target key lands: the
+// pool's own token for a pool's KEK.
 func (k keyProvider) ImportTransfer(ctx context.Context, t provider.Transfer) (provider.Key, error) {
-	if imp, ok := k.hsm.(provider.TransferImporter); ok && k.byHandle(t.KEK) == k.hsm {
-		return imp.ImportTransfer(ctx, t)
+	if p := k.byHandle(t.KEK); p != k.soft {
+		if imp, ok := p.(provider.TransferImporter); ok {
+			return imp.ImportTransfer(ctx, t)
+		}
 	}
 	return nil, fmt.Errorf("%w: BYOK needs a key-exchange key in the PKCS#11 token", provider.ErrUnsupported)
 }

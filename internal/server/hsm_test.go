@@ -20,8 +20,9 @@ import (
 const softhsmLib = "/usr/lib/softhsm/libsofthsm2.so"
 
 // softHSMToken makes a fresh SoftHSM2 token (label coffer, PIN in a file) and returns the
-// server flags that use it; it skips when SoftHSM2 is not installed.
-func softHSMToken(t *testing.T) []string {
+// server flags that use it; it skips when SoftHSM2 is not installed. Each extra label makes
+// one more token with the same PIN in the same SOFTHSM2_CONF (for pkcs11-pool-tokens).
+func softHSMToken(t *testing.T, extra ...string) []string {
 	t.Helper()
 	if _, err := os.Stat(softhsmLib); err != nil {
 		t.Skipf("SoftHSM2 is not installed (%s): apt-get install softhsm2 opensc to run HSM tests", softhsmLib)
@@ -35,8 +36,10 @@ func softHSMToken(t *testing.T) []string {
 	conf := filepath.Join(dir, "softhsm2.conf")
 	os.WriteFile(conf, []byte("directories.tokendir = "+filepath.Join(dir, "tokens")+"\nobjectstore.backend = file\nlog.level = ERROR\n"), 0o600)
 	t.Setenv("SOFTHSM2_CONF", conf)
-	if out, err := exec.Command(util, "--init-token", "--free", "--label", "coffer", "--pin", "4321", "--so-pin", "8765").CombinedOutput(); err != nil {
-		t.Fatalf("softhsm2-util: %v\n%s", err, out)
+	for _, label := range append([]string{"coffer"}, extra...) {
+		if out, err := exec.Command(util, "--init-token", "--free", "--label", label, "--pin", "4321", "--so-pin", "8765").CombinedOutput(); err != nil {
+			t.Fatalf("softhsm2-util: %v\n%s", err, out)
+		}
 	}
 	pin := filepath.Join(dir, "pin")
 	os.WriteFile(pin, []byte("4321\n"), 0o600)

@@ -29,27 +29,13 @@ func removeToken(t *testing.T) {
 			dir = v
 		}
 	}
-	c := p11.New(softhsmLib)
-	if c == nil {
-		t.Fatal("cannot load SoftHSM2")
-	}
-	_ = c.Initialize() // already initialized by the server's provider
-	defer c.Destroy()  // dlclose only: the server still holds the library (no C_Finalize here)
-	slots, err := c.GetSlotList(true)
-	if err != nil {
+	c, slot := softHSMSlot(t, "coffer")
+	defer c.Destroy() // dlclose only: the server still holds the library (no C_Finalize here)
+	if err := c.CloseAllSessions(slot); err != nil {
 		t.Fatal(err)
 	}
-	closed := false
-	for _, s := range slots {
-		if ti, err := c.GetTokenInfo(s); err == nil && strings.TrimRight(ti.Label, " \x00") == "coffer" {
-			if err := c.CloseAllSessions(s); err != nil {
-				t.Fatal(err)
-			}
-			closed = true
-		}
-	}
-	if !closed || dir == "" {
-		t.Fatal("no coffer token to remove")
+	if dir == "" {
+		t.Fatal("no token directory in SOFTHSM2_CONF")
 	}
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
@@ -57,6 +43,31 @@ func removeToken(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// softHSMSlot opens a second handle on the SoftHSM2 library the server uses (already
+// initialized by the server's provider) and finds the slot of the token labelled label.
+// The caller destroys the handle, which only dlcloses: no C_Finalize under the server.
+func softHSMSlot(t *testing.T, label string) (*p11.Ctx, uint) {
+	t.Helper()
+	c := p11.New(softhsmLib)
+	if c == nil {
+		t.Fatal("cannot load SoftHSM2")
+	}
+	_ = c.Initialize()
+	slots, err := c.GetSlotList(true)
+	if err != nil {
+		c.Destroy()
+		t.Fatal(err)
+	}
+	for _, s := range slots {
+		if ti, err := c.GetTokenInfo(s); err == nil && strings.TrimRight(ti.Label, " \x00") == label {
+			return c, s
+		}
+	}
+	c.Destroy()
+	t.Fatalf("no token labelled %q", label)
+	return nil, 0
 }
 
 // TestHSMGoneDuringDecrypt: when the token disappears, decrypt and unwrapKey with HSM keys

@@ -78,6 +78,8 @@ type Server struct {
 	remote             map[string]*token.RemoteKeySet
 	// sealErr is why auto-unseal failed at start (seal.go), shown in the seal status.
 	sealErr error
+	// poolTokens are the pools' own tokens by label (pkcs11-pool-tokens, pooltokens.go).
+	poolTokens map[string]*pkcs11.Provider
 }
 
 // New prepares a server from a validated configuration; Start opens storage and listens.
@@ -127,9 +129,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	defer func() {
 		if err != nil {
 			s.barrier.Close()
-			if s.hsm != nil {
-				s.hsm.Close()
-			}
+			s.closeHSM()
 		}
 	}()
 	s.metrics = newMetrics(s.barrier.Sealed)
@@ -140,13 +140,14 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if s.hsm, hsmErr = s.openHSM(); hsmErr != nil && s.cfg.Seal != "pkcs11" {
 		return hsmErr
 	}
-	s.manager = barrier.NewManager(db, s.barrier, s.sealWrapper(hsmErr), s.now)
 	if s.hsm != nil {
-		s.provider = keyProvider{soft: soft.New(), hsm: s.hsm}
+		if err = s.openPoolTokens(); err != nil {
+			return err
+		}
 		s.log.Info("HSM keys live in the PKCS#11 token", "token", s.cfg.PKCS11Token)
-	} else {
-		s.provider = keyProvider{soft: soft.New()}
 	}
+	s.manager = barrier.NewManager(db, s.barrier, s.sealWrapper(hsmErr), s.now)
+	s.provider = s.hsmProvider(soft.New())
 	s.idh.tokens = newTokenCache(100000)
 	s.challengeSecret = make([]byte, 32)
 	if _, err := rand.Read(s.challengeSecret); err != nil {
@@ -234,9 +235,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			s.http.Close()
 		}
 		s.dropIdentity()
-		if s.hsm != nil {
-			s.hsm.Close()
-		}
+		s.closeHSM()
 		if cerr := s.barrier.Close(); cerr != nil && !errors.Is(cerr, storage.ErrClosed) {
 			err = errors.Join(err, fmt.Errorf("close storage: %w", cerr))
 		}

@@ -84,7 +84,7 @@ func newAESKey(p *Provider, id []byte, bits int) *aesKey { return newAESKeyOf(p,
 
 // newAESKeyOf is newAESKey for a key that may be exportable (secure key release, export.go).
 func newAESKeyOf(p *Provider, id []byte, bits int, exportable bool) *aesKey {
-	return &aesKey{p: p, id: append([]byte(nil), id...), bits: bits, handle: marshalAESHandle(id, bits, exportable), exportable: exportable}
+	return &aesKey{p: p, id: append([]byte(nil), id...), bits: bits, handle: p.stamp(marshalAESHandle(id, bits, exportable)), exportable: exportable}
 }
 
 // generateAES makes an AES key of spec.Size bits in the token.

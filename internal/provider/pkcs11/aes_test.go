@@ -213,7 +213,7 @@ func TestAESNotExtractable(t *testing.T) {
 	key := k.(*aesKey)
 	checkProtected(t, p, p11.CKO_SECRET_KEY, key.id, []uint{p11.CKA_VALUE}, true)
 	h := k.Handle()
-	if want := `{"v":1,"id":"` + hexID(key.id) + `","kty":"oct-HSM","size":256}`; string(h) != want {
+	if want := `{"v":1,"id":"` + hexID(key.id) + `","kty":"oct-HSM","size":256,"tok":"coffer-test"}`; string(h) != want {
 		t.Errorf("Handle() = %s; want %s", h, want)
 	}
 	k2, err := p.Load(ctx, h)

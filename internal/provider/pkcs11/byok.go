@@ -36,7 +36,7 @@ func (p *Provider) ImportTransfer(ctx context.Context, t provider.Transfer) (pro
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	doc, kek, err := parseHandle(t.KEK)
+	doc, kek, err := p.ownHandle(t.KEK)
 	if err != nil || kek == nil || !kek.isRSA() {
 		return nil, fmt.Errorf("%w: the key-exchange key is not an RSA-HSM key of this HSM", provider.ErrInvalidParameter)
 	}

@@ -38,6 +38,9 @@ type handleDoc struct {
 	Pub  provider.B64     `json:"pub,omitempty"`
 	// Exportable marks a key secure key release may export (export.go).
 	Exportable bool `json:"exportable,omitempty"`
+	// Tok is the label of the token holding the object (token.go); absent in handles made
+	// before per-pool tokens, which mean the installation's default token.
+	Tok string `json:"tok,omitempty"`
 }
 
 func marshalHandle(pub *publicKey, id []byte, exportable bool) []byte {
@@ -74,6 +77,7 @@ type parsed struct {
 	ID         []byte
 	AESBits    int
 	Exportable bool
+	Label      string // the handle's tok (its token's label), "" if it has none
 }
 
 // errHandle is the one error of a malformed handle; it never repeats handle bytes.
@@ -95,6 +99,9 @@ func parseHandle(h []byte) (parsed, *publicKey, error) {
 	if doc.V != handleVersion {
 		return parsed{}, nil, fmt.Errorf("%w: unknown pkcs11 handle version", provider.ErrInvalidKey)
 	}
+	if len(doc.Tok) > maxLabel {
+		return parsed{}, nil, errHandle
+	}
 	id, err := hex.DecodeString(doc.ID)
 	if err != nil || len(id) != idLen || doc.ID != hex.EncodeToString(id) {
 		return parsed{}, nil, errHandle
@@ -103,7 +110,7 @@ func parseHandle(h []byte) (parsed, *publicKey, error) {
 		if !aesSizes[doc.Size] || doc.Crv != "" || len(doc.Pub) != 0 {
 			return parsed{}, nil, errHandle
 		}
-		return parsed{ID: id, AESBits: doc.Size, Exportable: doc.Exportable}, nil, nil
+		return parsed{ID: id, AESBits: doc.Size, Exportable: doc.Exportable, Label: doc.Tok}, nil, nil
 	}
 	key, err := x509.ParsePKIXPublicKey(doc.Pub)
 	if err != nil {
@@ -125,5 +132,5 @@ func parseHandle(h []byte) (parsed, *publicKey, error) {
 	default:
 		return parsed{}, nil, errHandle
 	}
-	return parsed{ID: id, Exportable: doc.Exportable}, pub, nil
+	return parsed{ID: id, Exportable: doc.Exportable, Label: doc.Tok}, pub, nil
 }

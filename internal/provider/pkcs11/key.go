@@ -28,7 +28,7 @@ func newKey(p *Provider, pub *publicKey, id []byte) *Key { return newKeyOf(p, pu
 // newKeyOf is newKey for a key that may be exportable (secure key release, export.go).
 func newKeyOf(p *Provider, pub *publicKey, id []byte, exportable bool) *Key {
 	pub.noOAEP256 = !p.oaep256
-	return &Key{publicKey: pub, p: p, id: append([]byte(nil), id...), handle: marshalHandle(pub, id, exportable), exportable: exportable}
+	return &Key{publicKey: pub, p: p, id: append([]byte(nil), id...), handle: p.stamp(marshalHandle(pub, id, exportable)), exportable: exportable}
 }
 
 // object finds the private key object by CKA_ID for each operation: object handles are

@@ -85,6 +85,7 @@ type Provider struct {
 	ctx   *p11.Ctx
 	slot  uint
 	pin   string
+	label string // the token's label, recorded in every handle (token.go)
 	pool  chan session
 	size  int
 	done  chan struct{}
@@ -125,7 +126,7 @@ func Open(cfg Config) (*Provider, error) {
 	if c == nil {
 		return nil, fmt.Errorf("pkcs11: cannot load the PKCS#11 library %q", cfg.Library)
 	}
-	p := &Provider{ctx: c, pin: cfg.PIN, size: n, pool: make(chan session, n), done: make(chan struct{}), owned: true}
+	p := &Provider{ctx: c, pin: cfg.PIN, label: cfg.TokenLabel, size: n, pool: make(chan session, n), done: make(chan struct{}), owned: true}
 	if err := c.Initialize(); err != nil {
 		if !isRV(err, p11.CKR_CRYPTOKI_ALREADY_INITIALIZED) {
 			c.Destroy()
@@ -378,7 +379,7 @@ func (p *Provider) keyObject(s p11.SessionHandle, class uint, id []byte) (p11.Ob
 // handle, or one whose object is not in the token (destroyed, other token), gives
 // provider.ErrInvalidKey; token failures give ErrHSM.
 func (p *Provider) Load(ctx context.Context, handle []byte) (provider.Key, error) {
-	doc, pub, err := parseHandle(handle)
+	doc, pub, err := p.ownHandle(handle)
 	if err != nil {
 		return nil, err
 	}
@@ -405,7 +406,7 @@ func (p *Provider) Load(ctx context.Context, handle []byte) (provider.Key, error
 // from the token. A key
 // already gone is not an error (purge is idempotent).
 func (p *Provider) Destroy(ctx context.Context, handle []byte) error {
-	doc, _, err := parseHandle(handle)
+	doc, _, err := p.ownHandle(handle)
 	if err != nil {
 		return err
 	}
