@@ -14,6 +14,7 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
+	"io"
 	"math/big"
 	"net"
 	"os"
@@ -842,6 +843,26 @@ func TestProbesAreAudited(t *testing.T) {
 	for _, op := range []string{"Health", "Ready", "Metrics", "SealStatus", "OpenIDConfiguration", "JWKS"} {
 		if !strings.Contains(string(log), `"op":"`+op+`"`) {
 			t.Errorf("no audit record for %s", op)
+		}
+	}
+}
+
+// TestBadAttestationFilesStopTheStart: a malformed --attest-sim-keys or
+// --attest-tdx-collateral file is refused at start, naming the setting.
+func TestBadAttestationFilesStopTheStart(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "bad.pem")
+	if err := os.WriteFile(bad, []byte("not a key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, setting := range []string{"attest-sim-keys", "attest-tdx-collateral"} {
+		cfg := loadConfig(t, "--dev", "--listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--"+setting, bad)
+		s := New(cfg, io.Discard, io.Discard)
+		err := s.Start(context.Background())
+		if err == nil {
+			s.Shutdown(context.Background())
+		}
+		if err == nil || !strings.Contains(err.Error(), setting) {
+			t.Errorf("start with a bad --%s = %v; want an error naming the setting", setting, err)
 		}
 	}
 }

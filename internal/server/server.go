@@ -136,6 +136,11 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	s.tenants = tenancy.New(s.barrier, s.now)
 	s.sd = secdomain.New(s.barrier, s.now)
 	s.hsmb = s.newHSMBackup()
+	// The attestation settings are files: a bad one stops the start, naming the setting,
+	// rather than failing the first attestation request.
+	if _, err = s.attestService(); err != nil {
+		return err
+	}
 	var hsmErr error
 	if s.hsm, hsmErr = s.openHSM(); hsmErr != nil && s.cfg.Seal != "pkcs11" {
 		return hsmErr
