@@ -100,8 +100,11 @@ func (s *Service) importTransfer(ctx context.Context, sc scope, jwk *provider.JW
 	if !ok || !s.hsmPools {
 		return nil, fmt.Errorf("%w: Invalid kty value: %.20s (BYOK imports need a PKCS#11 token configured)", ErrKeyTypeNotSupported, jwk.Kty)
 	}
-	if len(jwk.N)+len(jwk.E)+len(jwk.X)+len(jwk.Y) > 0 || jwk.Private() {
-		return nil, badParam("a key with key_hsm carries no other key material")
+	if len(jwk.N)+len(jwk.E) > 0 || jwk.Private() || jwk.Kty != provider.ECHSM && len(jwk.X)+len(jwk.Y) > 0 {
+		return nil, badParam("a key with key_hsm carries no other key material (an EC-HSM key only its public x and y)")
+	}
+	if jwk.Kty == provider.ECHSM && (jwk.Crv == "" || len(jwk.X) == 0 || len(jwk.Y) == 0) {
+		return nil, badParam("an EC-HSM key with key_hsm needs crv and the public point x, y (the HSM cannot derive them from the transferred key)")
 	}
 	blob, h, err := parseTransfer(jwk.T)
 	if err != nil {
@@ -127,5 +130,5 @@ func (s *Service) importTransfer(ctx context.Context, sc scope, jwk *provider.JW
 	case kek.NotBefore != nil && now < *kek.NotBefore, kek.Expires != nil && now >= *kek.Expires:
 		return nil, badParam("the key-exchange key is not valid now (nbf/exp)")
 	}
-	return imp.ImportTransfer(ctx, provider.Transfer{KEK: kek.Handle, Hash: h, Ciphertext: blob.Ciphertext, Type: jwk.Kty, Curve: jwk.Crv})
+	return imp.ImportTransfer(ctx, provider.Transfer{KEK: kek.Handle, Hash: h, Ciphertext: blob.Ciphertext, Type: jwk.Kty, Curve: jwk.Crv, X: jwk.X, Y: jwk.Y})
 }

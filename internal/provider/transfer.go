@@ -22,6 +22,10 @@ type Transfer struct {
 	// its curve for EC-HSM.
 	Type  KeyType
 	Curve Curve
+	// X and Y are the public point of an EC-HSM target (the request's JWK x and y): a
+	// token does not derive it from an unwrapped private key, so the provider checks that
+	// the key signs for this point and keeps it as the key's public part.
+	X, Y []byte
 }
 
 // transferEncs maps a transfer blob's header.enc to the OAEP hash of its RSA half.

@@ -30,8 +30,10 @@ var _ provider.TransferImporter = (*Provider)(nil)
 // have 2048, 3072 or 4096 bits and e = 65537 and pass a sign/verify consistency test; an
 // AES key must be 16, 24 or 32 bytes. A target that fails is destroyed. Every failure of
 // the ciphertext is exactly provider.ErrTransfer; a token that is gone (tokenGone) is ErrHSM.
-// EC-HSM targets are not offered yet (the token does not give the public point of an
-// unwrapped EC key).
+// An EC-HSM target (byokec.go) comes with its public point t.X, t.Y, which the token does
+// not derive from an unwrapped private key: the point must be on t.Curve (else
+// ErrInvalidParameter before the token is used), the unwrapped key must be on that curve
+// (else ErrTransfer) and must sign for that point (else ErrInvalidParameter).
 func (p *Provider) ImportTransfer(ctx context.Context, t provider.Transfer) (provider.Key, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -48,6 +50,7 @@ func (p *Provider) ImportTransfer(ctx context.Context, t provider.Transfer) (pro
 		return nil, fmt.Errorf("%w: this HSM unwraps RSA-OAEP with SHA-1 only: use enc CKM_RSA_AES_KEY_WRAP", provider.ErrUnsupported)
 	}
 	var targetT []*p11.Attribute
+	var ecPub *publicKey // an EC-HSM target's public key, from the request
 	id := make([]byte, idLen)
 	if _, err := rand.Read(id); err != nil {
 		return nil, fmt.Errorf("pkcs11: no randomness for the key id")
@@ -63,7 +66,14 @@ func (p *Provider) ImportTransfer(ctx context.Context, t provider.Transfer) (pro
 		}
 		targetT = aesTemplate(id, 0)
 	case provider.ECHSM:
-		return nil, fmt.Errorf("%w: BYOK of EC-HSM keys is not offered yet: import RSA-HSM or oct-HSM keys", provider.ErrUnsupported)
+		c, ok := curves[t.Curve]
+		if !ok {
+			return nil, fmt.Errorf("%w: an EC-HSM transfer needs crv P-256, P-384 or P-521", provider.ErrInvalidParameter)
+		}
+		if ecPub, err = transferPoint(c, t.X, t.Y); err != nil {
+			return nil, err
+		}
+		targetT = privateTemplate(id, p11.CKK_EC)
 	default:
 		return nil, fmt.Errorf("%w: a transfer imports RSA-HSM, EC-HSM or oct-HSM keys", provider.ErrUnsupported)
 	}
@@ -75,7 +85,7 @@ func (p *Provider) ImportTransfer(ctx context.Context, t provider.Transfer) (pro
 	if err != nil {
 		return nil, err // ErrHSM (or the context's error)
 	}
-	key, err := p.importTransfer(s, t, kek, doc.ID, id, targetT, mgf)
+	key, err := p.importTransfer(s, t, kek, doc.ID, id, targetT, mgf, ecPub)
 	p.put(s, sessionBroken(err))
 	if err != nil {
 		if tokenGone(err) {
@@ -90,7 +100,7 @@ func (p *Provider) ImportTransfer(ctx context.Context, t provider.Transfer) (pro
 }
 
 // importTransfer runs the two unwraps in session s and checks the result.
-func (p *Provider) importTransfer(s p11.SessionHandle, t provider.Transfer, kek *publicKey, kekID, id []byte, targetT []*p11.Attribute, mgf uint) (provider.Key, error) {
+func (p *Provider) importTransfer(s p11.SessionHandle, t provider.Transfer, kek *publicKey, kekID, id []byte, targetT []*p11.Attribute, mgf uint, ecPub *publicKey) (provider.Key, error) {
 	kekObj, err := p.checkObject(s, kekID, kek)
 	if errors.Is(err, provider.ErrInvalidKey) {
 		return nil, fmt.Errorf("%w: the key-exchange key is not in the token", provider.ErrInvalidParameter)
@@ -122,7 +132,7 @@ func (p *Provider) importTransfer(s p11.SessionHandle, t provider.Transfer, kek 
 	if err != nil {
 		return nil, hsmErr("unwrap the target key", err)
 	}
-	key, err := p.checkTransferred(s, t.Type, target, id, 8*(len(t.Ciphertext)-k-8))
+	key, err := p.checkTransferred(s, t.Type, target, id, 8*(len(t.Ciphertext)-k-8), ecPub)
 	if err != nil {
 		_ = p.ctx.DestroyObject(s, target)
 		return nil, err
@@ -139,7 +149,10 @@ var errWeakImport = errors.New("pkcs11: the transferred key is not acceptable")
 // on an unwrapped key nor lets the template name it, but a value of 8·k − 7 to 8·k − 1
 // bytes is not an AES key, so one AES-CBC block encrypted in the token shows the key is
 // exactly bits long.
-func (p *Provider) checkTransferred(s p11.SessionHandle, kty provider.KeyType, obj p11.ObjectHandle, id []byte, bits int) (provider.Key, error) {
+func (p *Provider) checkTransferred(s p11.SessionHandle, kty provider.KeyType, obj p11.ObjectHandle, id []byte, bits int, ecPub *publicKey) (provider.Key, error) {
+	if kty == provider.ECHSM {
+		return p.checkTransferredEC(s, obj, id, ecPub)
+	}
 	if kty == provider.OctHSM {
 		mech := p11.NewMechanism(p11.CKM_AES_CBC, make([]byte, blockLen))
 		if err := p.ctx.EncryptInit(s, []*p11.Mechanism{mech}, obj); err != nil {
