@@ -111,7 +111,7 @@ func TargetFromPEM(b []byte) (der []byte, kty, crv string, err error) {
 	case *rsa.PrivateKey:
 		kty = "RSA-HSM"
 	case *ecdsa.PrivateKey:
-		kty, crv = "EC-HSM", map[int]string{256: "P-256", 384: "P-384", 521: "P-521"}[k.Curve.Params().BitSize]
+		kty, crv = "EC-HSM", ecCurves[k.Curve.Params().BitSize]
 		if crv == "" {
 			return nil, "", "", errors.New("byok: the EC curve is not one Key Vault offers")
 		}

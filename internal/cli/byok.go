@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -14,7 +15,7 @@ import (
 // key, without talking to a server. The blob goes into an import as key.key_hsm.
 func newBYOKCmd() *cobra.Command {
 	var keyFile, kekFile, kid, enc, out string
-	var aesKey bool
+	var aesKey, asJWK bool
 	cmd := &cobra.Command{
 		Use:   "byok --key FILE --kek FILE [--kek-kid KID] [--out FILE]",
 		Short: "Build a BYOK transfer blob (key_hsm) for importing a key into an HSM-backed vault",
@@ -33,7 +34,9 @@ fresh AES-256 key (RFC 5649), which is wrapped with the KEK by RSA-OAEP; only th
 private key, inside the vault's HSM, can unwrap it.
 
 Import the blob with the key type printed on stderr, e.g. with the REST API:
-  PUT /keys/<name>?api-version=... {"key":{"kty":"RSA-HSM","key_hsm":"<base64url of the blob>"}}`,
+  PUT /keys/<name>?api-version=... {"key":{"kty":"RSA-HSM","key_hsm":"<base64url of the blob>"}}
+An EC key also needs crv and its public point x, y in the request (printed on stderr); with
+--jwk the output is that whole key, {"kty","crv","x","y","key_hsm"}, instead of the blob.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if keyFile == "" || kekFile == "" {
@@ -73,6 +76,15 @@ Import the blob with the key type printed on stderr, e.g. with the REST API:
 			if err != nil {
 				return err
 			}
+			ik, err := byok.NewImportKey(blob, kty, target)
+			if err != nil {
+				return err
+			}
+			if asJWK {
+				if blob, err = json.Marshal(ik); err != nil {
+					return err
+				}
+			}
 			blob = append(blob, '\n')
 			if out == "" {
 				_, err = cmd.OutOrStdout().Write(blob)
@@ -85,7 +97,14 @@ Import the blob with the key type printed on stderr, e.g. with the REST API:
 			if crv != "" {
 				kty += " (crv " + crv + ")"
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "import it as kty %s with key_hsm = base64url of the blob\n", kty)
+			switch {
+			case asJWK:
+				fmt.Fprintf(cmd.ErrOrStderr(), "import it with this JSON as the request's key (kty %s)\n", kty)
+			case ik.X != "":
+				fmt.Fprintf(cmd.ErrOrStderr(), "import it as kty %s with key_hsm = base64url of the blob and the key's public point \"x\":%q,\"y\":%q (--jwk writes them all)\n", kty, ik.X, ik.Y)
+			default:
+				fmt.Fprintf(cmd.ErrOrStderr(), "import it as kty %s with key_hsm = base64url of the blob\n", kty)
+			}
 			return nil
 		},
 	}
@@ -95,6 +114,7 @@ Import the blob with the key type printed on stderr, e.g. with the REST API:
 	f.StringVar(&kekFile, "kek", "", "the KEK's public key: PEM, or the key's JSON from the vault")
 	f.StringVar(&kid, "kek-kid", "", "the KEK's kid (taken from --kek when it is the key's JSON)")
 	f.StringVar(&enc, "enc", "CKM_RSA_AES_KEY_WRAP", "CKM_RSA_AES_KEY_WRAP (OAEP SHA-1), RSA_AES_KEY_WRAP_256 or RSA_AES_KEY_WRAP_384")
+	f.BoolVar(&asJWK, "jwk", false, "write the key of the import request (kty, crv, x, y, key_hsm) instead of the bare blob")
 	f.StringVar(&out, "out", "", "write the blob here (mode 0600) instead of stdout")
 	return cmd
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/base64"
 	"math/big"
 	"os"
 	"os/exec"
@@ -109,22 +110,29 @@ func TestBYOKEC(t *testing.T) {
 		for _, builder := range []string{"go", "openssl"} {
 			t.Run(string(cv.crv)+"-"+builder, func(t *testing.T) {
 				var target *ecdsa.PrivateKey
-				var blob []byte
+				var blob, x, y []byte
 				kty := azkeys.KeyTypeECHSM
 				if builder == "go" {
+					// The import key `coffer byok --jwk` writes: x and y come from it.
 					target, _ = ecdsa.GenerateKey(cv.curve, rand.Reader)
 					pk8, _ := x509.MarshalPKCS8PrivateKey(target)
 					var err error
 					if blob, err = byok.Build(kek, kid, "CKM_RSA_AES_KEY_WRAP", pk8, "test"); err != nil {
 						t.Fatal(err)
 					}
+					ik, err := byok.NewImportKey(blob, "EC-HSM", pk8)
+					if err != nil || ik.Crv != string(cv.crv) {
+						t.Fatalf("NewImportKey = %+v, %v", ik, err)
+					}
+					x, _ = base64.RawURLEncoding.DecodeString(ik.X)
+					y, _ = base64.RawURLEncoding.DecodeString(ik.Y)
 					kty = azkeys.KeyTypeEC // the server makes it EC-HSM, as for RSA
 				} else {
 					var pk8 []byte
 					target, pk8 = opensslECKey(t, cv.openssl)
 					blob = blobJSON(kid, "CKM_RSA_AES_KEY_WRAP", opensslCiphertext(t, kek, "sha1", pk8))
+					x, y = ecPoint(t, &target.PublicKey)
 				}
-				x, y := ecPoint(t, &target.PublicKey)
 				name := "ec-" + builder + "-" + cv.openssl[2:]
 				k, err := c.ImportKey(ctx, name, azkeys.ImportKeyParameters{Key: &azkeys.JSONWebKey{Kty: to.Ptr(kty), Crv: to.Ptr(cv.crv), X: x, Y: y, T: blob}}, nil)
 				if err != nil {
