@@ -31,9 +31,8 @@ func TestBYOKCommand(t *testing.T) {
 		}
 		return p
 	}
-	kid := "https://vault1.coffer.test/keys/kek/0123456789abcdef0123456789abcdef"
-	kekJSON, _ := json.Marshal(map[string]any{"key": map[string]string{"kid": kid, "kty": "RSA-HSM",
-		"n": base64.RawURLEncoding.EncodeToString(kek.N.Bytes()), "e": "AQAB"}})
+	kid := testKID
+	kekJSON := kekBundle(kek)
 	spki, _ := x509.MarshalPKIXPublicKey(&kek.PublicKey)
 	kekFile := write("kek.json", kekJSON)
 	kekPEM := write("kek.pem", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: spki}))

@@ -30,11 +30,8 @@ func TestBYOKCommandEC(t *testing.T) {
 	sec1, _ := x509.MarshalECPrivateKey(target)
 	keyFile := filepath.Join(dir, "ec.pem")
 	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: sec1}), 0o600)
-	kid := "https://vault1.coffer.test/keys/kek/0123456789abcdef0123456789abcdef"
-	kekJSON, _ := json.Marshal(map[string]any{"key": map[string]string{"kid": kid, "kty": "RSA-HSM",
-		"n": base64.RawURLEncoding.EncodeToString(kek.N.Bytes()), "e": "AQAB"}})
 	kekFile := filepath.Join(dir, "kek.json")
-	os.WriteFile(kekFile, kekJSON, 0o600)
+	os.WriteFile(kekFile, kekBundle(kek), 0o600)
 	pt, _ := target.PublicKey.Bytes()
 	x, y := base64.RawURLEncoding.EncodeToString(pt[1:49]), base64.RawURLEncoding.EncodeToString(pt[49:])
 
@@ -58,7 +55,7 @@ func TestBYOKCommandEC(t *testing.T) {
 	}
 	blobJSON, _ := base64.RawURLEncoding.DecodeString(ik.KeyHSM)
 	var blob byok.Blob
-	if err := json.Unmarshal(blobJSON, &blob); err != nil || blob.Header.KID != kid {
+	if err := json.Unmarshal(blobJSON, &blob); err != nil || blob.Header.KID != testKID {
 		t.Fatalf("key_hsm = %q, %v", blobJSON, err)
 	}
 	ct, _ := base64.RawURLEncoding.DecodeString(blob.Ciphertext)
@@ -71,4 +68,14 @@ func TestBYOKCommandEC(t *testing.T) {
 	if err != nil || !bytes.Equal(got, pk8) {
 		t.Errorf("key_hsm does not hold the key's PKCS #8: %v", err)
 	}
+}
+
+// testKID is the kid of the KEK in kekBundle.
+const testKID = "https://vault1.coffer.test/keys/kek/0123456789abcdef0123456789abcdef"
+
+// kekBundle is the JSON of kek as GetKey returns it, with kid testKID.
+func kekBundle(kek *rsa.PrivateKey) []byte {
+	b, _ := json.Marshal(map[string]any{"key": map[string]string{"kid": testKID, "kty": "RSA-HSM",
+		"n": base64.RawURLEncoding.EncodeToString(kek.N.Bytes()), "e": "AQAB"}})
+	return b
 }
