@@ -2,10 +2,10 @@ package api
 
 import (
 	"bytes"
-	"github.com/coffer-kms/coffer/internal/certificates"
 	"net/http/httptest"
 	"testing"
 
+	"github.com/coffer-kms/coffer/internal/certificates"
 	"github.com/coffer-kms/coffer/internal/keys"
 	"github.com/coffer-kms/coffer/internal/provider/soft"
 	"github.com/coffer-kms/coffer/internal/secrets"

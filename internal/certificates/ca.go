@@ -10,10 +10,10 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"github.com/coffer-kms/coffer/internal/records"
 	"time"
 
 	"github.com/coffer-kms/coffer/internal/pki"
+	"github.com/coffer-kms/coffer/internal/records"
 	"github.com/coffer-kms/coffer/internal/storage"
 )
 

@@ -2,9 +2,9 @@ package certificates
 
 import (
 	"context"
-	"github.com/coffer-kms/coffer/internal/records"
 	"time"
 
+	"github.com/coffer-kms/coffer/internal/records"
 	"github.com/coffer-kms/coffer/internal/storage"
 	"github.com/coffer-kms/coffer/internal/tenancy"
 )

@@ -2,9 +2,10 @@ package certificates
 
 import (
 	"context"
-	"github.com/coffer-kms/coffer/internal/records"
+	"errors"
 
 	"github.com/coffer-kms/coffer/internal/attrs"
+	"github.com/coffer-kms/coffer/internal/records"
 	"github.com/coffer-kms/coffer/internal/storage"
 	"github.com/coffer-kms/coffer/internal/tenancy"
 )
@@ -177,17 +178,11 @@ func (s *Service) UpdatePolicy(ctx context.Context, v tenancy.Vault, base, name 
 
 // pageNames lists one page of the names under an index.
 func (s *Service) pageNames(ctx context.Context, prefix string, opts ListOptions, valid func(string) bool) ([]string, string, error) {
-	limit := opts.MaxResults
-	if limit == 0 {
-		limit = maxMaxResults
+	names, next, err := records.PageNames(ctx, s.store, prefix, opts.MaxResults, opts.SkipToken, valid)
+	if errors.Is(err, records.ErrPage) {
+		return nil, "", badParam("%s.", records.PageMessage(err))
 	}
-	if limit < 1 || limit > maxMaxResults {
-		return nil, "", badParam("maxresults %d is outside 1-%d.", opts.MaxResults, maxMaxResults)
-	}
-	if opts.SkipToken != "" && !valid(opts.SkipToken) {
-		return nil, "", badParam("$skiptoken is invalid: pass the nextLink of the previous page unchanged.")
-	}
-	return storage.PageSuffixes(ctx, s.store, prefix, limit, opts.SkipToken, valid)
+	return names, next, err
 }
 
 // List returns one page of the vault's certificates (GetCertificates), each as its latest

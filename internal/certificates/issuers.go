@@ -3,11 +3,11 @@ package certificates
 import (
 	"context"
 	"errors"
-	"github.com/coffer-kms/coffer/internal/records"
 	"net/mail"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/coffer-kms/coffer/internal/records"
 	"github.com/coffer-kms/coffer/internal/storage"
 	"github.com/coffer-kms/coffer/internal/tenancy"
 )

@@ -3,7 +3,6 @@ package certificates
 import (
 	"context"
 	"errors"
-	"github.com/coffer-kms/coffer/internal/records"
 	"log/slog"
 	"regexp"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"github.com/coffer-kms/coffer/internal/attrs"
 	"github.com/coffer-kms/coffer/internal/keys"
 	"github.com/coffer-kms/coffer/internal/pki"
+	"github.com/coffer-kms/coffer/internal/records"
 	"github.com/coffer-kms/coffer/internal/secrets"
 	"github.com/coffer-kms/coffer/internal/storage"
 	"github.com/coffer-kms/coffer/internal/tenancy"
@@ -50,9 +50,6 @@ var (
 	versionRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
 	segmentRE = regexp.MustCompile(`^[0-9a-zA-Z][0-9a-zA-Z._-]{0,63}$`)
 )
-
-// Paging limits (Key Vault's maxresults).
-const maxMaxResults = 25
 
 // checkName validates a certificate (or issuer) name and returns its lower-cased form.
 func checkName(name string) (string, error) {

@@ -2,17 +2,12 @@ package keys
 
 import (
 	"context"
-	"github.com/coffer-kms/coffer/internal/records"
+	"errors"
 	"strings"
 
+	"github.com/coffer-kms/coffer/internal/records"
 	"github.com/coffer-kms/coffer/internal/storage"
 	"github.com/coffer-kms/coffer/internal/tenancy"
-)
-
-// Paging limits (Key Vault's maxresults).
-const (
-	defaultMaxResults = 25
-	maxMaxResults     = 25
 )
 
 // Get returns a version of a key (GetKey); version "" is the latest. A deleted key is
@@ -128,17 +123,11 @@ func (s *Service) Update(ctx context.Context, v tenancy.Vault, base, name, versi
 // is a suffix that valid must accept; the returned token is the last suffix of a page that
 // has a successor, or "".
 func (s *Service) pageKeys(ctx context.Context, prefix string, opts ListOptions, valid func(string) bool) ([]string, string, error) {
-	limit := opts.MaxResults
-	if limit == 0 {
-		limit = defaultMaxResults
+	names, next, err := records.PageNames(ctx, s.store, prefix, opts.MaxResults, opts.SkipToken, valid)
+	if errors.Is(err, records.ErrPage) {
+		return nil, "", badParam("%s", records.PageMessage(err))
 	}
-	if limit < 1 || limit > maxMaxResults {
-		return nil, "", badParam("maxresults %d is outside 1-%d", opts.MaxResults, maxMaxResults)
-	}
-	if opts.SkipToken != "" && !valid(opts.SkipToken) {
-		return nil, "", badParam("$skiptoken is invalid: pass the nextLink of the previous page unchanged")
-	}
-	return storage.PageSuffixes(ctx, s.store, prefix, limit, opts.SkipToken, valid)
+	return names, next, err
 }
 
 // validLC accepts a lower-cased key name.

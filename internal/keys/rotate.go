@@ -3,11 +3,11 @@ package keys
 import (
 	"context"
 	"fmt"
-	"github.com/coffer-kms/coffer/internal/records"
 	"strings"
 	"time"
 
 	"github.com/coffer-kms/coffer/internal/provider"
+	"github.com/coffer-kms/coffer/internal/records"
 	"github.com/coffer-kms/coffer/internal/storage"
 	"github.com/coffer-kms/coffer/internal/tenancy"
 )

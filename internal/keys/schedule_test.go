@@ -2,12 +2,12 @@ package keys
 
 import (
 	"fmt"
-	"github.com/coffer-kms/coffer/internal/records"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coffer-kms/coffer/internal/provider"
+	"github.com/coffer-kms/coffer/internal/records"
 )
 
 const day = 24 * time.Hour

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/coffer-kms/coffer/internal/records"
 	"regexp"
 	"strings"
 	"time"
 
 	"github.com/coffer-kms/coffer/internal/provider"
+	"github.com/coffer-kms/coffer/internal/records"
 	"github.com/coffer-kms/coffer/internal/storage"
 	"github.com/coffer-kms/coffer/internal/tenancy"
 )

@@ -238,3 +238,32 @@ func ReadAll[T any](ctx context.Context, r storage.Reader, prefix string) ([]T, 
 	}
 	return out, nil
 }
+
+// MaxResults is Key Vault's largest page (maxresults 1–25; 0 means 25).
+const MaxResults = 25
+
+// ErrPage is wrapped by PageNames' refusals of a listing request; each domain reports it
+// as its own BadParameter.
+var ErrPage = errors.New("records: bad listing request")
+
+// PageNames reads one page of a Key Vault listing: the names (suffixes) under prefix that
+// valid accepts, after skipToken, at most maxResults of them (0 means MaxResults). A
+// maxresults out of range or a skip token valid refuses is an ErrPage naming it.
+func PageNames(ctx context.Context, r storage.Reader, prefix string, maxResults int, skipToken string, valid func(string) bool) ([]string, string, error) {
+	limit := maxResults
+	if limit == 0 {
+		limit = MaxResults
+	}
+	if limit < 1 || limit > MaxResults {
+		return nil, "", fmt.Errorf("%w: maxresults %d is outside 1-%d", ErrPage, maxResults, MaxResults)
+	}
+	if skipToken != "" && !valid(skipToken) {
+		return nil, "", fmt.Errorf("%w: $skiptoken is invalid: pass the nextLink of the previous page unchanged", ErrPage)
+	}
+	return storage.PageSuffixes(ctx, r, prefix, limit, skipToken, valid)
+}
+
+// PageMessage is the client's message of an ErrPage (without the sentinel's prefix).
+func PageMessage(err error) string {
+	return strings.TrimPrefix(err.Error(), ErrPage.Error()+": ")
+}

@@ -3,8 +3,8 @@ package secrets
 import (
 	"context"
 	"fmt"
-	"github.com/coffer-kms/coffer/internal/records"
 
+	"github.com/coffer-kms/coffer/internal/records"
 	"github.com/coffer-kms/coffer/internal/storage"
 	"github.com/coffer-kms/coffer/internal/tenancy"
 )

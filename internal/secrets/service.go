@@ -3,11 +3,11 @@ package secrets
 import (
 	"context"
 	"errors"
-	"github.com/coffer-kms/coffer/internal/records"
 	"regexp"
 	"strings"
 	"time"
 
+	"github.com/coffer-kms/coffer/internal/records"
 	"github.com/coffer-kms/coffer/internal/storage"
 	"github.com/coffer-kms/coffer/internal/tenancy"
 )

@@ -2,8 +2,8 @@ package secrets
 
 import (
 	"context"
-	"github.com/coffer-kms/coffer/internal/records"
 
+	"github.com/coffer-kms/coffer/internal/records"
 	"github.com/coffer-kms/coffer/internal/storage"
 	"github.com/coffer-kms/coffer/internal/tenancy"
 )

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"fmt"
-	"github.com/coffer-kms/coffer/internal/certificates"
 	"net"
 	"net/http"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/coffer-kms/coffer/internal/audit"
 	"github.com/coffer-kms/coffer/internal/authz"
 	"github.com/coffer-kms/coffer/internal/barrier"
+	"github.com/coffer-kms/coffer/internal/certificates"
 	"github.com/coffer-kms/coffer/internal/identity/token"
 	"github.com/coffer-kms/coffer/internal/idp"
 	"github.com/coffer-kms/coffer/internal/keys"

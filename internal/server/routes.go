@@ -3,7 +3,6 @@ package server
 import (
 	"errors"
 	"fmt"
-	"github.com/coffer-kms/coffer/internal/certificates"
 	"log/slog"
 	"net"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 	"github.com/coffer-kms/coffer/internal/audit"
 	"github.com/coffer-kms/coffer/internal/authz"
 	"github.com/coffer-kms/coffer/internal/barrier"
+	"github.com/coffer-kms/coffer/internal/certificates"
 	"github.com/coffer-kms/coffer/internal/keys"
 	"github.com/coffer-kms/coffer/internal/secrets"
 	"github.com/coffer-kms/coffer/internal/storage"
