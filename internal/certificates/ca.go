@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/coffer-kms/coffer/internal/names"
 	"github.com/coffer-kms/coffer/internal/pki"
 	"github.com/coffer-kms/coffer/internal/records"
 	"github.com/coffer-kms/coffer/internal/storage"
@@ -63,7 +64,7 @@ func caInfo(c *x509.Certificate) CAInfo {
 
 // loadCA reads a tenant's current authority.
 func (s *Service) loadCA(ctx context.Context, r storage.Reader, tenantID string) (*loadedCA, error) {
-	if !segmentRE.MatchString(tenantID) {
+	if !names.Segment(tenantID) {
 		return nil, errors.New("certificates: invalid tenant id")
 	}
 	var rec caRecord
@@ -101,7 +102,7 @@ func (s *Service) GetCA(ctx context.Context, tenantID string) (CAInfo, error) {
 // self-signed certificate (ECDSA P-384). subject "" means "CN=Coffer Tenant CA <tenant>";
 // months 0 means 120.
 func (s *Service) RotateCA(ctx context.Context, tenantID, subject string, months int) (CAInfo, error) {
-	if !segmentRE.MatchString(tenantID) {
+	if !names.Segment(tenantID) {
 		return CAInfo{}, errors.New("certificates: invalid tenant id")
 	}
 	if subject == "" {

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/coffer-kms/coffer/internal/attrs"
 	"github.com/coffer-kms/coffer/internal/keys"
+	"github.com/coffer-kms/coffer/internal/names"
 	"github.com/coffer-kms/coffer/internal/pki"
 	"github.com/coffer-kms/coffer/internal/records"
 	"github.com/coffer-kms/coffer/internal/secrets"
@@ -45,15 +45,9 @@ func NewService(store storage.Backend, keysSvc *keys.Service, secretsSvc *secret
 // clock returns the current time truncated to seconds (Key Vault times are unix seconds).
 func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Second) }
 
-var (
-	nameRE    = regexp.MustCompile(`^[0-9a-zA-Z-]{1,127}$`)
-	versionRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
-	segmentRE = regexp.MustCompile(`^[0-9a-zA-Z][0-9a-zA-Z._-]{0,63}$`)
-)
-
 // checkName validates a certificate (or issuer) name and returns its lower-cased form.
 func checkName(name string) (string, error) {
-	if !nameRE.MatchString(name) {
+	if !names.Object(name) {
 		return "", badParam("Certificate name %.140q is invalid: use 1-127 letters, digits and '-'.", name)
 	}
 	return strings.ToLower(name), nil
@@ -65,14 +59,14 @@ func checkVersion(version string) (string, error) {
 		return "", nil
 	}
 	v := strings.ToLower(version)
-	if !versionRE.MatchString(v) {
+	if !names.Version(v) {
 		return "", badParam("Certificate version %.40q is invalid: a version is 32 hexadecimal characters.", version)
 	}
 	return v, nil
 }
 
-func validLC(s string) bool      { return nameRE.MatchString(s) && strings.ToLower(s) == s }
-func validVersion(s string) bool { return versionRE.MatchString(s) }
+func validLC(s string) bool      { return names.Object(s) && strings.ToLower(s) == s }
+func validVersion(s string) bool { return names.Version(s) }
 
 // scope is one vault's namespace and the URL its identifiers start with.
 type scope struct {
@@ -87,7 +81,7 @@ func newScope(v tenancy.Vault, base string) (scope, error) {
 		return scope{}, errors.New("certificates: only vaults hold certificates")
 	}
 	v.Kind = tenancy.KindVault
-	if !segmentRE.MatchString(v.TenantID) || !segmentRE.MatchString(v.Name) {
+	if !names.Segment(v.TenantID) || !names.Segment(v.Name) {
 		return scope{}, errors.New("certificates: the vault has no valid tenant id or name")
 	}
 	v.Name = strings.ToLower(v.Name)

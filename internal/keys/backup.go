@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/coffer-kms/coffer/internal/names"
 	"github.com/coffer-kms/coffer/internal/records"
 	"github.com/coffer-kms/coffer/internal/storage"
 	"github.com/coffer-kms/coffer/internal/tenancy"
@@ -109,7 +110,7 @@ func (s *Service) openBackup(sealer *records.Sealer, sc scope, blob []byte) (*ba
 	if body.Provider != s.prov.Name() {
 		return nil, fmt.Errorf("%w: the backup was made with the %q crypto provider, this server uses %q", ErrBadParameter, body.Provider, s.prov.Name())
 	}
-	if !nameRE.MatchString(body.Name) || len(body.Versions) == 0 || len(body.Versions) > maxBackupVersions {
+	if !names.Object(body.Name) || len(body.Versions) == 0 || len(body.Versions) > maxBackupVersions {
 		return nil, errCorruptBlob
 	}
 	seen := map[string]bool{}

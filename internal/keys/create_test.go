@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/coffer-kms/coffer/internal/names"
 	"github.com/coffer-kms/coffer/internal/provider"
 	"github.com/coffer-kms/coffer/internal/tenancy"
 )
@@ -37,7 +38,7 @@ func TestCreate(t *testing.T) {
 				t.Fatalf("Create(%q).Key = %v; want kty %s crv %q", tt.key, b.Key, tt.wantKty, tt.wantCrv)
 			}
 			wantPrefix := f.base + "/keys/" + tt.key + "/"
-			if !strings.HasPrefix(b.Key.KID, wantPrefix) || !versionRE.MatchString(versionOf(b.Key.KID)) || len(b.Key.KID) != len(wantPrefix)+32 {
+			if !strings.HasPrefix(b.Key.KID, wantPrefix) || !names.Version(versionOf(b.Key.KID)) || len(b.Key.KID) != len(wantPrefix)+32 {
 				t.Errorf("Create(%q).Key.KID = %q; want %s<32 hex>", tt.key, b.Key.KID, wantPrefix)
 			}
 			if strings.Join(b.Key.KeyOps, ",") != strings.Join(tt.wantOps, ",") {

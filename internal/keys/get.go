@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/coffer-kms/coffer/internal/names"
 	"github.com/coffer-kms/coffer/internal/records"
 	"github.com/coffer-kms/coffer/internal/storage"
 	"github.com/coffer-kms/coffer/internal/tenancy"
@@ -131,10 +132,10 @@ func (s *Service) pageKeys(ctx context.Context, prefix string, opts ListOptions,
 }
 
 // validLC accepts a lower-cased key name.
-func validLC(s string) bool { return nameRE.MatchString(s) && strings.ToLower(s) == s }
+func validLC(s string) bool { return names.Object(s) && strings.ToLower(s) == s }
 
 // validVersion accepts a version id.
-func validVersion(s string) bool { return versionRE.MatchString(s) }
+func validVersion(s string) bool { return names.Version(s) }
 
 // List returns one page of the vault's keys (GetKeys), each as its latest version with a
 // versionless kid. Deleted keys are not listed.

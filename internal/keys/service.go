@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
+	"github.com/coffer-kms/coffer/internal/names"
 	"github.com/coffer-kms/coffer/internal/provider"
 	"github.com/coffer-kms/coffer/internal/records"
 	"github.com/coffer-kms/coffer/internal/storage"
@@ -45,9 +45,6 @@ func NewService(store storage.Backend, prov provider.Provider, clock func() time
 // clock returns the current time truncated to seconds (Key Vault times are unix seconds).
 func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Second) }
 
-// segmentRE is what a tenant id or vault name must look like to become a path segment.
-var segmentRE = regexp.MustCompile(`^[0-9a-zA-Z][0-9a-zA-Z._-]{0,63}$`)
-
 // scope is one vault's namespace and the URL its identifiers start with.
 type scope struct {
 	vault  tenancy.Vault
@@ -80,7 +77,7 @@ func newScope(v tenancy.Vault, base string) (scope, error) {
 	if err != nil {
 		return scope{}, err
 	}
-	if !segmentRE.MatchString(v.TenantID) || !segmentRE.MatchString(v.Name) {
+	if !names.Segment(v.TenantID) || !names.Segment(v.Name) {
 		return scope{}, errors.New("keys: the vault has no valid tenant id or name")
 	}
 	v.Name = strings.ToLower(v.Name)

@@ -2,10 +2,10 @@ package keys
 
 import (
 	"encoding/json"
-	"regexp"
 	"strings"
 
 	"github.com/coffer-kms/coffer/internal/attrs"
+	"github.com/coffer-kms/coffer/internal/names"
 	"github.com/coffer-kms/coffer/internal/provider"
 	"github.com/coffer-kms/coffer/internal/skr"
 )
@@ -16,11 +16,6 @@ const (
 	maxPolicyLen      = 16 << 10
 	// defaultReleaseContentType is KeyReleasePolicy.contentType's default.
 	defaultReleaseContentType = "application/json; charset=utf-8"
-)
-
-var (
-	nameRE    = regexp.MustCompile(`^[0-9a-zA-Z-]{1,127}$`)
-	versionRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
 )
 
 // Key Vault's key operation names (JsonWebKeyOperation).
@@ -39,7 +34,7 @@ var knownOps = []string{OpEncrypt, OpDecrypt, OpSign, OpVerify, OpWrapKey, OpUnw
 
 // checkName validates a key name and returns its lower-cased storage form.
 func checkName(name string) (string, error) {
-	if !nameRE.MatchString(name) {
+	if !names.Object(name) {
 		return "", badParam("key name %.140q is invalid: use 1-127 letters, digits and '-'", name)
 	}
 	return strings.ToLower(name), nil
@@ -51,7 +46,7 @@ func checkVersion(version string) (string, error) {
 		return "", nil
 	}
 	v := strings.ToLower(version)
-	if !versionRE.MatchString(v) {
+	if !names.Version(v) {
 		return "", badParam("key version %.40q is invalid: a version is 32 hexadecimal characters", version)
 	}
 	return v, nil

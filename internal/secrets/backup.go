@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/coffer-kms/coffer/internal/names"
 	"github.com/coffer-kms/coffer/internal/records"
 	"github.com/coffer-kms/coffer/internal/storage"
 	"github.com/coffer-kms/coffer/internal/tenancy"
@@ -151,7 +152,7 @@ func (s *Service) openBackup(sc scope, blob []byte) (*backupBody, error) {
 	if err := dec.Decode(&body); err != nil || dec.More() {
 		return nil, errCorruptBlob
 	}
-	if !nameRE.MatchString(body.Name) || len(body.Versions) == 0 || len(body.Versions) > maxBackupVersions {
+	if !names.Object(body.Name) || len(body.Versions) == 0 || len(body.Versions) > maxBackupVersions {
 		return nil, errCorruptBlob
 	}
 	seen := map[string]bool{}

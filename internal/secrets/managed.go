@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/coffer-kms/coffer/internal/names"
 	"github.com/coffer-kms/coffer/internal/records"
 	"github.com/coffer-kms/coffer/internal/storage"
 	"github.com/coffer-kms/coffer/internal/tenancy"
@@ -42,7 +43,7 @@ func (s *Service) PutManaged(ctx context.Context, tx storage.Tx, v tenancy.Vault
 	if err != nil {
 		return err
 	}
-	if !versionRE.MatchString(mv.Version) {
+	if !names.Version(mv.Version) {
 		return fmt.Errorf("secrets: managed version %q is not a version id", mv.Version)
 	}
 	var meta secretRecord

@@ -3,10 +3,10 @@ package secrets
 import (
 	"context"
 	"errors"
-	"regexp"
 	"strings"
 	"time"
 
+	"github.com/coffer-kms/coffer/internal/names"
 	"github.com/coffer-kms/coffer/internal/records"
 	"github.com/coffer-kms/coffer/internal/storage"
 	"github.com/coffer-kms/coffer/internal/tenancy"
@@ -35,9 +35,6 @@ func NewService(store storage.Backend, clock func() time.Time, backupKey []byte)
 // clock returns the current time truncated to seconds (Key Vault times are unix seconds).
 func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Second) }
 
-// segmentRE is what a tenant id or vault name must look like to become a path segment.
-var segmentRE = regexp.MustCompile(`^[0-9a-zA-Z][0-9a-zA-Z._-]{0,63}$`)
-
 // scope is one vault's namespace and the URL its identifiers start with.
 type scope struct {
 	vault  tenancy.Vault
@@ -56,7 +53,7 @@ func newScope(v tenancy.Vault, base string) (scope, error) {
 		return scope{}, errNotVault
 	}
 	v.Kind = tenancy.KindVault
-	if !segmentRE.MatchString(v.TenantID) || !segmentRE.MatchString(v.Name) {
+	if !names.Segment(v.TenantID) || !names.Segment(v.Name) {
 		return scope{}, errors.New("secrets: the vault has no valid tenant id or name")
 	}
 	v.Name = strings.ToLower(v.Name)

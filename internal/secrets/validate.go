@@ -1,11 +1,11 @@
 package secrets
 
 import (
-	"regexp"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/coffer-kms/coffer/internal/attrs"
+	"github.com/coffer-kms/coffer/internal/names"
 )
 
 // Limits taken from Key Vault (KEYVAULT-NOTES §1.2, SECURITY-NOTES I3 and I10).
@@ -17,14 +17,9 @@ const (
 	MaxContentTypeLen = 255
 )
 
-var (
-	nameRE    = regexp.MustCompile(`^[0-9a-zA-Z-]{1,127}$`)
-	versionRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
-)
-
 // checkName validates a secret name and returns its lower-cased storage form.
 func checkName(name string) (string, error) {
-	if !nameRE.MatchString(name) {
+	if !names.Object(name) {
 		return "", badParam("The secret name %.140q is invalid: use 1-127 letters, digits and '-'.", name)
 	}
 	return strings.ToLower(name), nil
@@ -36,7 +31,7 @@ func checkVersion(version string) (string, error) {
 		return "", nil
 	}
 	v := strings.ToLower(version)
-	if !versionRE.MatchString(v) {
+	if !names.Version(v) {
 		return "", badParam("The secret version %.40q is invalid: a version is 32 hexadecimal characters.", version)
 	}
 	return v, nil
@@ -84,10 +79,10 @@ func checkWindow(nbf, exp *int64) error {
 }
 
 // validLC accepts a lower-cased secret name (a page token of List and ListDeleted).
-func validLC(s string) bool { return nameRE.MatchString(s) && strings.ToLower(s) == s }
+func validLC(s string) bool { return names.Object(s) && strings.ToLower(s) == s }
 
 // validVersion accepts a version id (a page token of ListVersions).
-func validVersion(s string) bool { return versionRE.MatchString(s) }
+func validVersion(s string) bool { return names.Version(s) }
 
 // sentence renders a shared attrs error in this package's message style: capitalised, with a
 // full stop.

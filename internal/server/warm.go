@@ -21,6 +21,13 @@ const warmIdle = 10 * time.Second
 func warmStacks(next http.Handler) http.Handler {
 	p := &warmPool{work: make(chan *warmTask)}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor < 2 {
+			// HTTP/1.1 serves every request of a connection on the connection's own
+			// long-lived goroutine, whose stack stays grown: a hand-off would only add a
+			// goroutine switch.
+			next.ServeHTTP(w, r)
+			return
+		}
 		t := taskPool.Get().(*warmTask)
 		t.next, t.w, t.r = next, w, r
 		select {

@@ -27,7 +27,7 @@ func TestWarmStacksConcurrency(t *testing.T) {
 		go func() {
 			defer done.Done()
 			w := httptest.NewRecorder()
-			h.ServeHTTP(w, httptest.NewRequest("GET", "/x", nil))
+			h.ServeHTTP(w, h2Request("/x"))
 			codes[i] = w.Code
 			if got := w.Header().Get("X-Path"); got != "/x" {
 				t.Errorf("X-Path = %q; want /x", got)
@@ -59,13 +59,20 @@ func TestWarmStacksPanic(t *testing.T) {
 				t.Errorf("recovered %v; want http.ErrAbortHandler", v)
 			}
 		}()
-		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/boom", nil))
+		h.ServeHTTP(httptest.NewRecorder(), h2Request("/boom"))
 	}()
 	for range 3 {
 		w := httptest.NewRecorder()
-		h.ServeHTTP(w, httptest.NewRequest("GET", "/ok", nil))
+		h.ServeHTTP(w, h2Request("/ok"))
 		if w.Code != http.StatusNoContent {
 			t.Errorf("after a panic: status %d; want 204", w.Code)
 		}
 	}
+}
+
+// h2Request is a GET of path as HTTP/2, the protocol the warm goroutines serve.
+func h2Request(path string) *http.Request {
+	r := httptest.NewRequest("GET", path, nil)
+	r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/2.0", 2, 0
+	return r
 }
