@@ -52,6 +52,8 @@ type Barrier struct {
 	mu     sync.RWMutex
 	kr     *keyring // nil while sealed
 	closed bool
+
+	cache readCache // off unless EnableReadCache
 }
 
 var _ storage.Backend = (*Barrier)(nil)
@@ -84,6 +86,7 @@ func (b *Barrier) setKeyring(kr *keyring) *keyring {
 	defer b.mu.Unlock()
 	old := b.kr
 	b.kr = kr
+	b.cache.reset()
 	return old
 }
 
@@ -123,7 +126,15 @@ func (b *Barrier) Get(ctx context.Context, key string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return getSealed(ctx, b.backend, kr, key)
+	if v, ok := b.cache.get(key); ok {
+		return v, nil
+	}
+	gen, caching := b.cache.generation()
+	v, err := getSealed(ctx, b.backend, kr, key)
+	if err == nil && caching {
+		b.cache.fill(key, v, gen)
+	}
+	return v, err
 }
 
 func getSealed(ctx context.Context, r storage.Reader, kr *keyring, key string) ([]byte, error) {
@@ -173,6 +184,7 @@ func (b *Barrier) Put(ctx context.Context, key string, value []byte) error {
 	if err != nil {
 		return err
 	}
+	defer b.cache.written(key)
 	return b.backend.Put(ctx, dataPrefix+key, rec)
 }
 
@@ -184,6 +196,7 @@ func (b *Barrier) Delete(ctx context.Context, key string) error {
 	if err := checkKey(key); err != nil {
 		return err
 	}
+	defer b.cache.written(key)
 	return b.backend.Delete(ctx, dataPrefix+key)
 }
 
@@ -193,8 +206,13 @@ func (b *Barrier) Txn(ctx context.Context, fn func(tx storage.Tx) error) error {
 	if err != nil {
 		return err
 	}
+	var wrote []string
+	defer func() { b.cache.written(wrote...) }()
 	return b.backend.Txn(ctx, func(tx storage.Tx) error {
-		return fn(&sealedTx{tx: tx, kr: kr})
+		st := &sealedTx{tx: tx, kr: kr}
+		err := fn(st)
+		wrote = append(wrote, st.wrote...) // a retried transaction adds its keys again
+		return err
 	})
 }
 
@@ -206,6 +224,7 @@ func (b *Barrier) Close() error {
 	b.mu.Lock()
 	old := b.kr
 	b.kr, b.closed = nil, true
+	b.cache.reset()
 	b.mu.Unlock()
 	if old != nil {
 		old.wipe()
@@ -215,8 +234,9 @@ func (b *Barrier) Close() error {
 
 // sealedTx seals writes and opens reads inside a backend transaction.
 type sealedTx struct {
-	tx storage.Tx
-	kr *keyring
+	tx    storage.Tx
+	kr    *keyring
+	wrote []string // keys put or deleted, for the read cache
 }
 
 func (t *sealedTx) Get(ctx context.Context, key string) ([]byte, error) {
@@ -235,6 +255,7 @@ func (t *sealedTx) Put(ctx context.Context, key string, value []byte) error {
 	if err != nil {
 		return err
 	}
+	t.wrote = append(t.wrote, key)
 	return t.tx.Put(ctx, dataPrefix+key, rec)
 }
 
@@ -242,5 +263,6 @@ func (t *sealedTx) Delete(ctx context.Context, key string) error {
 	if err := checkKey(key); err != nil {
 		return err
 	}
+	t.wrote = append(t.wrote, key)
 	return t.tx.Delete(ctx, dataPrefix+key)
 }

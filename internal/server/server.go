@@ -39,6 +39,9 @@ import (
 // DBFile is the bbolt database file inside the data directory.
 const DBFile = "coffer.db"
 
+// readCacheBytes bounds the opened records the barrier keeps in memory for reads.
+const readCacheBytes = 32 << 20
+
 // Server is one running Coffer server.
 type Server struct {
 	cfg      *config.Config
@@ -126,6 +129,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("storage: %w", err)
 	}
 	s.barrier = barrier.New(db)
+	// This process is the only writer of its bbolt file, so opened records can be served
+	// from memory until they are written (barrier.readCache).
+	s.barrier.EnableReadCache(readCacheBytes)
 	defer func() {
 		if err != nil {
 			s.barrier.Close()
