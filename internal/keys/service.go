@@ -22,8 +22,9 @@ type Service struct {
 	now    func() time.Time
 	backup *records.Sealer // nil when the backup key is not 32 bytes
 	keys   keyCache
-	// versions keeps decoded version records (versioncache.go).
-	versions versionCache
+	// versions and metas keep decoded records (versioncache.go).
+	versions *records.Decoded[versionRecord]
+	metas    *records.Decoded[keyRecord]
 	// hsmPools: managed HSM pools hold HSM key types only (RequireHSMInPools).
 	hsmPools bool
 	// poolBackupKey, if set, seals managed HSM pools' backups (poolbackup.go).
@@ -38,7 +39,7 @@ func NewService(store storage.Backend, prov provider.Provider, clock func() time
 	if clock == nil {
 		clock = time.Now
 	}
-	s := &Service{store: store, prov: prov, now: clock, keys: keyCache{max: 4096}, versions: versionCache{max: 4096}, backup: records.NewSealer(backupKey)}
+	s := &Service{store: store, prov: prov, now: clock, keys: keyCache{max: 4096}, versions: records.NewDecoded(4096, cloneVersion), metas: records.NewDecoded(4096, cloneKeyRecord), backup: records.NewSealer(backupKey)}
 	return s
 }
 
@@ -307,7 +308,7 @@ func (s *Service) resolve(ctx context.Context, sc scope, name, version string) (
 	if version, err = checkVersion(version); err != nil {
 		return nil, nil, err
 	}
-	meta, err := readLive(ctx, s.store, sc, lc, name)
+	meta, err := s.readLiveCached(ctx, sc, lc, name)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -1,70 +1,60 @@
 package keys
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
 	"maps"
 	"slices"
-	"sync"
 
 	"github.com/coffer-kms/coffer/internal/provider"
-	"github.com/coffer-kms/coffer/internal/storage"
 )
 
-// versionCache keeps decoded version records by storage path, with the stored bytes each
-// was decoded from. A read still fetches (and the barrier still opens) the record; only when
-// its bytes equal the cached bytes is the JSON decoding skipped, so an update, a rotation or
-// another node's write is never missed. Decoding a version record (base64 of the handle and
-// the public JWK) was ~15% of a key read's server CPU (BENCHMARKS.md).
-//
-// Callers get a deep copy (cloneVersion), so nothing they change reaches the cache. The
-// cache holds what the loaded-key cache already holds (the handle), lives as long as the
-// Service, which the server drops on seal, and starts over when full.
-type versionCache struct {
-	mu  sync.Mutex
-	m   map[string]cachedVersion
-	max int
-}
-
-type cachedVersion struct {
-	raw []byte
-	rec *versionRecord
-}
-
-// readVersionCached is readVersion through s.versions.
+// readVersionCached is readVersion through s.versions (records.Decoded): decoding a version
+// record (base64 of the handle and the public JWK) was ~15% of a key read's server CPU.
+// The cache holds what the loaded-key cache already holds (the handle).
 func (s *Service) readVersionCached(ctx context.Context, sc scope, lc string, meta *keyRecord, version string) (*versionRecord, error) {
 	if version == "" {
 		version = meta.Latest
 	}
-	path := sc.versionPath(lc, version)
-	b, err := s.store.Get(ctx, path)
-	if errors.Is(err, storage.ErrNotFound) {
+	ver, found, err := s.versions.Get(ctx, s.store, sc.versionPath(lc, version))
+	if err != nil {
+		return nil, err
+	}
+	if !found {
 		return nil, notFound(meta.Name, version)
 	}
+	return ver, nil
+}
+
+// readLiveCached is readLive through s.metas (records.Decoded).
+func (s *Service) readLiveCached(ctx context.Context, sc scope, lc, name string) (*keyRecord, error) {
+	meta, found, err := s.metas.Get(ctx, s.store, sc.metaPath(lc))
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
+		return nil, err
 	}
-	c := &s.versions
-	c.mu.Lock()
-	hit, ok := c.m[path]
-	c.mu.Unlock()
-	if ok && bytes.Equal(hit.raw, b) {
-		return cloneVersion(hit.rec), nil
+	if !found || meta.Deleted != nil {
+		return nil, notFound(name, "")
 	}
-	var ver versionRecord
-	if err := json.Unmarshal(b, &ver); err != nil {
-		return nil, fmt.Errorf("decode %s: record is damaged", path)
+	return meta, nil
+}
+
+// cloneKeyRecord copies m and everything it points to.
+func cloneKeyRecord(m *keyRecord) *keyRecord {
+	c := *m
+	if m.Deleted != nil {
+		d := *m.Deleted
+		c.Deleted = &d
 	}
-	c.mu.Lock()
-	if c.m == nil || len(c.m) >= c.max {
-		c.m = make(map[string]cachedVersion)
+	if m.Policy != nil {
+		p := *m.Policy
+		p.LifetimeActions = slices.Clone(m.Policy.LifetimeActions)
+		if m.Policy.Attributes != nil {
+			a := *m.Policy.Attributes
+			a.Created, a.Updated = cloneI64(a.Created), cloneI64(a.Updated)
+			p.Attributes = &a
+		}
+		c.Policy = &p
 	}
-	c.m[path] = cachedVersion{raw: b, rec: cloneVersion(&ver)}
-	c.mu.Unlock()
-	return &ver, nil
+	return &c
 }
 
 // cloneVersion copies v and everything it points to.

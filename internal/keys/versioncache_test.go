@@ -1,10 +1,10 @@
 package keys
 
 import (
-	"reflect"
 	"testing"
 
 	"github.com/coffer-kms/coffer/internal/provider"
+	"github.com/coffer-kms/coffer/internal/records/recordstest"
 )
 
 // TestVersionCacheFollowsWrites: reads answered from the version cache see every update,
@@ -46,72 +46,10 @@ func TestVersionCacheFollowsWrites(t *testing.T) {
 	}
 }
 
-// TestCloneVersionIsDeep fills every field of a versionRecord, clones it and checks the
-// clone shares no memory with it, so a field added later without a line in cloneVersion
-// fails here.
-func TestCloneVersionIsDeep(t *testing.T) {
-	var v versionRecord
-	fill(reflect.ValueOf(&v).Elem())
-	c := cloneVersion(&v)
-	if !reflect.DeepEqual(&v, c) {
-		t.Fatalf("cloneVersion changed the record:\n%+v\n%+v", v, *c)
-	}
-	shared(t, "versionRecord", reflect.ValueOf(v), reflect.ValueOf(*c))
-}
-
-// fill sets every field reachable from v to a non-zero value.
-func fill(v reflect.Value) {
-	switch v.Kind() {
-	case reflect.Struct:
-		for i := range v.NumField() {
-			fill(v.Field(i))
-		}
-	case reflect.Pointer:
-		v.Set(reflect.New(v.Type().Elem()))
-		fill(v.Elem())
-	case reflect.Slice:
-		v.Set(reflect.MakeSlice(v.Type(), 1, 1))
-		fill(v.Index(0))
-	case reflect.Map:
-		m := reflect.MakeMap(v.Type())
-		k, e := reflect.New(v.Type().Key()).Elem(), reflect.New(v.Type().Elem()).Elem()
-		fill(k)
-		fill(e)
-		m.SetMapIndex(k, e)
-		v.Set(m)
-	case reflect.String:
-		v.SetString("x")
-	case reflect.Bool:
-		v.SetBool(true)
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		v.SetInt(1)
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		v.SetUint(1)
-	case reflect.Float32, reflect.Float64:
-		v.SetFloat(1)
-	}
-}
-
-// shared reports every pointer, slice or map that a and b share.
-func shared(t *testing.T, path string, a, b reflect.Value) {
-	t.Helper()
-	switch a.Kind() {
-	case reflect.Struct:
-		for i := range a.NumField() {
-			shared(t, path+"."+a.Type().Field(i).Name, a.Field(i), b.Field(i))
-		}
-	case reflect.Pointer, reflect.Slice, reflect.Map:
-		if !a.IsNil() && a.UnsafePointer() == b.UnsafePointer() {
-			t.Errorf("%s is shared between the record and its clone", path)
-			return
-		}
-		switch a.Kind() {
-		case reflect.Pointer:
-			shared(t, path, a.Elem(), b.Elem())
-		case reflect.Slice:
-			for i := range a.Len() {
-				shared(t, path+"[i]", a.Index(i), b.Index(i))
-			}
-		}
-	}
+// TestCloneIsDeep fills every field of the cached records, clones them and checks the
+// clones share no memory with them, so a field added later without a line in its clone
+// function fails here.
+func TestCloneIsDeep(t *testing.T) {
+	recordstest.CheckDeepClone(t, cloneVersion)
+	recordstest.CheckDeepClone(t, cloneKeyRecord)
 }

@@ -19,13 +19,22 @@ func (s *Service) resolve(ctx context.Context, sc scope, name, version string) (
 	if version, err = checkVersion(version); err != nil {
 		return nil, nil, err
 	}
-	meta, err := readLive(ctx, s.store, sc, lc, name)
+	meta, found, err := s.metas.Get(ctx, s.store, sc.metaPath(lc))
 	if err != nil {
 		return nil, nil, err
 	}
-	ver, err := readVersion(ctx, s.store, sc, lc, meta, version)
+	if !found || meta.Deleted != nil {
+		return nil, nil, notFound(name, "")
+	}
+	if version == "" {
+		version = meta.Latest
+	}
+	ver, found, err := s.versions.Get(ctx, s.store, sc.versionPath(lc, version))
 	if err != nil {
 		return nil, nil, err
+	}
+	if !found {
+		return nil, nil, notFound(meta.Name, version)
 	}
 	return meta, ver, nil
 }

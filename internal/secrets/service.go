@@ -3,6 +3,7 @@ package secrets
 import (
 	"context"
 	"errors"
+	"maps"
 	"strings"
 	"time"
 
@@ -18,6 +19,9 @@ type Service struct {
 	store  storage.Backend
 	now    func() time.Time
 	backup *records.Sealer // nil when the backup key is not 32 bytes
+	// metas and versions keep decoded records for reads (resolve).
+	metas    *records.Decoded[secretRecord]
+	versions *records.Decoded[versionRecord]
 }
 
 // NewService returns a Service. clock is the time source (nil means time.Now); backupKey is
@@ -28,7 +32,8 @@ func NewService(store storage.Backend, clock func() time.Time, backupKey []byte)
 	if clock == nil {
 		clock = time.Now
 	}
-	s := &Service{store: store, now: clock, backup: records.NewSealer(backupKey)}
+	s := &Service{store: store, now: clock, backup: records.NewSealer(backupKey),
+		metas: records.NewDecoded(4096, cloneSecretRecord), versions: records.NewDecoded(4096, cloneVersionRecord)}
 	return s
 }
 
@@ -213,6 +218,24 @@ func readSecret(ctx context.Context, r storage.Reader, sc scope, lc, name string
 		return nil, notFound(name, "")
 	}
 	return &meta, nil
+}
+
+// cloneSecretRecord copies m and everything it points to.
+func cloneSecretRecord(m *secretRecord) *secretRecord {
+	c := *m
+	if m.Deleted != nil {
+		d := *m.Deleted
+		c.Deleted = &d
+	}
+	return &c
+}
+
+// cloneVersionRecord copies v and everything it points to.
+func cloneVersionRecord(v *versionRecord) *versionRecord {
+	c := *v
+	c.NotBefore, c.Expires = cloneI64(v.NotBefore), cloneI64(v.Expires)
+	c.Tags = maps.Clone(v.Tags)
+	return &c
 }
 
 // readLive reads a secret that is not deleted.
