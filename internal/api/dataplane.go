@@ -46,6 +46,9 @@ type AuditRecord struct {
 	CallerOID, CallerApp, CallerTn string
 	Status                         int
 	Result, Reason, ClientAddr     string
+	// ReadOnly says the request cannot change stored state (a GET, or a Route marked
+	// ReadOnly), so its record may be synced after the response (Auditor's choice).
+	ReadOnly bool
 }
 
 // Auditor writes one record per request; if it fails the request fails (no unaudited
@@ -99,7 +102,10 @@ type Route struct {
 	// named by the {name} path value, so object-scope role assignments apply.
 	Object  string
 	MaxBody int64
-	Handle  func(w http.ResponseWriter, r *http.Request, c *Call) error
+	// ReadOnly marks a POST that changes nothing stored (sign, verify, encrypt, decrypt,
+	// wrapKey, unwrapKey); GET routes are read-only anyway. See AuditRecord.ReadOnly.
+	ReadOnly bool
+	Handle   func(w http.ResponseWriter, r *http.Request, c *Call) error
 }
 
 // supportedVersions are the api-versions Coffer answers; the newest is named in errors.
@@ -222,7 +228,8 @@ func canonicalPath(p string) (string, bool) {
 func (d *DataPlane) wrap(rt Route, fallback *tenancy.Vault) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
-		rec := AuditRecord{Time: time.Now().UTC(), Operation: rt.Operation, ClientAddr: r.RemoteAddr, ObjectID: wirePath(r)}
+		rec := AuditRecord{Time: time.Now().UTC(), Operation: rt.Operation, ClientAddr: r.RemoteAddr, ObjectID: wirePath(r),
+			ReadOnly: rt.ReadOnly || r.Method == http.MethodGet}
 		kind, name, ok := StoreHost(r.Host, d.DNSSuffix)
 		var store *tenancy.Vault
 		if ok {

@@ -93,3 +93,44 @@ func TestAuditFailureFailsRequest(t *testing.T) {
 		t.Errorf("503 body names the internal error: %s", w.Body)
 	}
 }
+
+// TestAuditRecordReadOnly: the record says ReadOnly for a GET and for a route marked
+// ReadOnly, never for another write, and among the keys routes only the six key
+// operations are marked.
+func TestAuditRecordReadOnly(t *testing.T) {
+	aud := &fakeAuditor{}
+	d := &DataPlane{
+		Stores: fakeStores{tenancy.Vault{Name: "v1", Kind: tenancy.KindVault, TenantID: "t1"}},
+		Authn:  fakeAuthn{}, Authz: fakeAuthz{}, Audit: aud,
+		Sealed: func() bool { return false }, Authority: "https://localhost", DNSSuffix: "localhost",
+		TenantSecret: []byte("0123456789abcdef"), MaxBody: 1 << 10,
+	}
+	ok := func(w http.ResponseWriter, r *http.Request, c *Call) error { return nil }
+	act := map[tenancy.Kind]string{tenancy.KindVault: "a"}
+	h := d.Handler([]Route{
+		{Pattern: "GET /keys/{name}", Operation: "KeyGet", Action: act, Handle: ok},
+		{Pattern: "POST /keys/{name}/sign", Operation: "KeySign", Action: act, ReadOnly: true, Handle: ok},
+		{Pattern: "POST /keys/{name}/create", Operation: "KeyCreate", Action: act, Handle: ok},
+		{Pattern: "DELETE /keys/{name}", Operation: "KeyDelete", Action: act, Handle: ok},
+	}, nil)
+	want := map[string]bool{"KeyGet": true, "KeySign": true, "KeyCreate": false, "KeyDelete": false}
+	for _, req := range []struct{ method, path string }{{"GET", "/keys/k"}, {"POST", "/keys/k/sign"}, {"POST", "/keys/k/create"}, {"DELETE", "/keys/k"}} {
+		r := httptest.NewRequest(req.method, "https://v1.localhost"+req.path+"?api-version=7.6", strings.NewReader("{}"))
+		r.Header.Set("Authorization", "Bearer tok")
+		h.ServeHTTP(httptest.NewRecorder(), r)
+	}
+	if len(aud.recs) != len(want) {
+		t.Fatalf("%d records; want %d", len(aud.recs), len(want))
+	}
+	for _, rec := range aud.recs {
+		if rec.ReadOnly != want[rec.Operation] {
+			t.Errorf("%s: ReadOnly = %v; want %v", rec.Operation, rec.ReadOnly, want[rec.Operation])
+		}
+	}
+	readOnlyOps := map[string]bool{"KeySign": true, "KeyVerify": true, "KeyEncrypt": true, "KeyDecrypt": true, "KeyWrapKey": true, "KeyUnwrapKey": true}
+	for _, rt := range (&Keys{}).Routes() {
+		if rt.ReadOnly != readOnlyOps[rt.Operation] {
+			t.Errorf("keys route %s (%s): ReadOnly = %v; want %v", rt.Pattern, rt.Operation, rt.ReadOnly, readOnlyOps[rt.Operation])
+		}
+	}
+}

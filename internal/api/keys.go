@@ -43,11 +43,12 @@ func actions(vault, hsm authz.Action) map[tenancy.Kind]string {
 // reach the mux already normalised: a trailing slash and an empty version segment ("latest",
 // as the SDKs send it) are removed by the data plane.
 func (k *Keys) Routes() []Route {
+	// op is a key operation: it uses a key and changes nothing stored.
 	op := func(name string, vault, hsm authz.Action, kh keysHandler) []Route {
 		h := k.with(kh)
 		return []Route{
-			{Pattern: "POST /keys/{name}/{version}/" + strings.ToLower(name), Operation: "Key" + name, Object: "keys", Action: actions(vault, hsm), MaxBody: 64 << 10, Handle: h},
-			{Pattern: "POST /keys/{name}/" + strings.ToLower(name), Operation: "Key" + name, Object: "keys", Action: actions(vault, hsm), MaxBody: 64 << 10, Handle: h},
+			{Pattern: "POST /keys/{name}/{version}/" + strings.ToLower(name), Operation: "Key" + name, Object: "keys", Action: actions(vault, hsm), MaxBody: 64 << 10, ReadOnly: true, Handle: h},
+			{Pattern: "POST /keys/{name}/" + strings.ToLower(name), Operation: "Key" + name, Object: "keys", Action: actions(vault, hsm), MaxBody: 64 << 10, ReadOnly: true, Handle: h},
 		}
 	}
 	rs := []Route{

@@ -19,6 +19,7 @@ type request struct {
 	// evJSON, if set, is json.Marshal(&ev), done by the caller so that the writer goroutine,
 	// which every waiting request queues behind, does not run the JSON encoder.
 	evJSON []byte
+	lazy   bool        // AppendLazy: may return before the sync
 	cp     *Checkpoint // out: the checkpoint written for a KindCheckpoint request
 	err    error
 	done   chan struct{} // closed when the request is durable or failed; nil for ticks
@@ -62,7 +63,7 @@ func (l *Log) run() {
 	var syncDue <-chan time.Time // armed while written records wait for a deferred sync
 	for {
 		if l.unsynced && syncDue == nil {
-			syncDue = time.After(l.syncEvery)
+			syncDue = time.After(l.deferFor())
 		}
 		var batch []*request
 		select {
@@ -89,6 +90,15 @@ func (l *Log) run() {
 			return
 		}
 	}
+}
+
+// deferFor is how long written records may wait for their sync: the shorter of the
+// intervals that are set.
+func (l *Log) deferFor() time.Duration {
+	if l.syncEvery > 0 && (l.lazyEvery == 0 || l.syncEvery < l.lazyEvery) {
+		return l.syncEvery
+	}
+	return l.lazyEvery
 }
 
 // deferredSync makes the records written since the last sync durable (SyncInterval mode).
@@ -192,9 +202,13 @@ func (l *Log) commit(batch []*request) {
 		l.buf = nil
 	}
 
+	lazy := true // the batch may skip its sync only if every record in it may
+	for _, r := range batch {
+		lazy = lazy && r.lazy
+	}
 	var werr error
 	if len(buf) > 0 {
-		werr = l.write(buf)
+		werr = l.write(buf, lazy)
 	}
 	failed := 0
 	for _, r := range batch {
@@ -215,13 +229,14 @@ func (l *Log) commit(batch []*request) {
 	l.failures.Add(uint64(failed))
 }
 
-// write makes buf durable after the good records. On failure it truncates the file back to
+// write makes buf durable after the good records (for a lazy batch: written, with the sync
+// deferred). On failure it truncates the file back to
 // its last good length, so the file and the in-memory head agree again.
-func (l *Log) write(buf []byte) error {
+func (l *Log) write(buf []byte, lazy bool) error {
 	if l.file == nil {
 		return l.writeSink(buf)
 	}
-	n, err := l.writeDurable(buf)
+	n, err := l.writeDurable(buf, lazy)
 	if err == nil {
 		l.size += int64(n)
 		return nil

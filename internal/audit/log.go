@@ -58,6 +58,11 @@ type Options struct {
 	// can then lose up to SyncInterval of records. A failed sync fails every later Append
 	// and Checkpoint (the log fails closed). Zero, the default, syncs before Append returns.
 	SyncInterval time.Duration
+	// LazySyncInterval, if positive, is SyncInterval for the records appended with
+	// AppendLazy only (the server uses it for operations that change no stored state):
+	// they return once written, and are synced within LazySyncInterval or by the next
+	// Append's sync, whichever comes first. Zero makes AppendLazy the same as Append.
+	LazySyncInterval time.Duration
 }
 
 // Log is an append-only, hash-chained audit log. Its methods are safe for concurrent use.
@@ -97,6 +102,7 @@ type Log struct {
 	// syncEvery is Options.SyncInterval; unsynced says records were written since the last
 	// sync, syncErr is the sticky error of a failed deferred sync (writer goroutine only).
 	syncEvery time.Duration
+	lazyEvery time.Duration // Options.LazySyncInterval
 	unsynced  bool
 	syncErr   error
 
@@ -112,8 +118,8 @@ func newLog(opts Options) (*Log, error) {
 	if len(opts.HMACKey) < 16 {
 		return nil, errors.New("audit: Options.HMACKey must be at least 16 bytes")
 	}
-	if opts.SyncInterval < 0 {
-		return nil, errors.New("audit: Options.SyncInterval must not be negative")
+	if opts.SyncInterval < 0 || opts.LazySyncInterval < 0 {
+		return nil, errors.New("audit: Options.SyncInterval and LazySyncInterval must not be negative")
 	}
 	if opts.CheckpointEvery < 0 {
 		return nil, errors.New("audit: Options.CheckpointEvery must not be negative")
@@ -142,6 +148,7 @@ func newLog(opts Options) (*Log, error) {
 		clock:     opts.Clock,
 		syncFile:  syncFile,
 		syncEvery: opts.SyncInterval,
+		lazyEvery: opts.LazySyncInterval,
 		wake:      make(chan struct{}, 1),
 		stopped:   make(chan struct{}),
 	}
@@ -335,7 +342,17 @@ func (l *Log) HMAC(s string) string {
 // file, fsynced). Concurrent calls share one write and fsync (group commit). If Append
 // returns an error the caller must fail its request: no unaudited operation. Errors are
 // ErrInvalidEvent (wrapped) for an event it refuses, ErrClosed, or the write/fsync error.
-func (l *Log) Append(ev Event) error {
+func (l *Log) Append(ev Event) error { return l.appendEvent(ev, false) }
+
+// AppendLazy is Append for a record whose operation changed no stored state: with
+// Options.LazySyncInterval set it returns once the record is written to the file (so it
+// survives the process being killed, and a failed write still fails the caller) and the
+// sync follows within that interval. Reads are the bulk of the data plane, and a sync per
+// read batch made the log cost a third of their throughput (BENCHMARKS.md).
+func (l *Log) AppendLazy(ev Event) error { return l.appendEvent(ev, l.lazyEvery > 0) }
+
+// appendEvent validates and encodes ev, then queues it for the writer and waits.
+func (l *Log) appendEvent(ev Event, lazy bool) error {
 	if ev.Time.IsZero() {
 		ev.Time = l.clock()
 	}
@@ -349,7 +366,7 @@ func (l *Log) Append(ev Event) error {
 		l.failures.Add(1)
 		return fmt.Errorf("audit: encode record: %w", err)
 	}
-	return l.submit(&request{kind: KindEvent, ev: ev, evJSON: evJSON})
+	return l.submit(&request{kind: KindEvent, ev: ev, evJSON: evJSON, lazy: lazy})
 }
 
 // Checkpoint appends a signed checkpoint of the current head now and returns it, for the

@@ -23,9 +23,10 @@ const PreallocBytes = 1 << 20
 
 var zeros [64 << 10]byte
 
-// writeDurable writes buf at the end of the good records and makes it durable. It returns
-// the number of bytes written, for the caller's cleanup on failure.
-func (l *Log) writeDurable(buf []byte) (int, error) {
+// writeDurable writes buf at the end of the good records and makes it durable (unless lazy
+// or in SyncInterval mode: then the sync is deferred, see run). It returns the number of
+// bytes written, for the caller's cleanup on failure.
+func (l *Log) writeDurable(buf []byte, lazy bool) (int, error) {
 	end := l.size + int64(len(buf))
 	inPlace := end <= l.alloc
 	if !inPlace {
@@ -39,18 +40,27 @@ func (l *Log) writeDurable(buf []byte) (int, error) {
 		return n, err
 	}
 	if inPlace {
-		if l.syncEvery > 0 { // deferred: run syncs within syncEvery (commit.go)
+		if l.syncEvery > 0 || lazy { // deferred: run syncs the file within deferFor (commit.go)
 			l.unsynced = true
 			return n, nil
 		}
-		return n, l.syncFile(l.file, true)
+		return n, l.synced(l.syncFile(l.file, true))
 	}
 	// Growing failed (e.g. no room for the padding): a plain append with a full fsync, which
 	// makes the new length durable too.
 	if end > l.alloc {
 		l.alloc = end
 	}
-	return n, l.syncFile(l.file, false)
+	return n, l.synced(l.syncFile(l.file, false))
+}
+
+// synced notes that a successful sync made every written record durable, the deferred
+// ones before it included.
+func (l *Log) synced(err error) error {
+	if err == nil {
+		l.unsynced = false
+	}
+	return err
 }
 
 // grow extends the file with zeros to the first multiple of PreallocBytes at or after end

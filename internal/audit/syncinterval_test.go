@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -90,5 +91,100 @@ func TestSyncIntervalFailsClosed(t *testing.T) {
 	}
 	if err := l.Close(); !errors.Is(err, syscall.EIO) {
 		t.Errorf("Close = %v; want the sync failure", err)
+	}
+}
+
+// TestLazySyncOnlyForLazyAppends: with LazySyncInterval, an AppendLazy returns without a
+// sync of its own and the writer syncs within the interval, while an Append still returns
+// only after a sync (which also covers the lazy records before it). Without the option
+// AppendLazy syncs like Append.
+func TestLazySyncOnlyForLazyAppends(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		interval time.Duration
+	}{{"lazy", time.Hour}, {"off", 0}} {
+		t.Run(tc.name, func(t *testing.T) {
+			key := newSigner(t)
+			path := filepath.Join(t.TempDir(), "audit.log")
+			opts := testOptions(key, "log-l", 1000)
+			opts.LazySyncInterval = tc.interval
+			l, err := Open(path, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var dataSyncs atomic.Int64
+			l.syncFile = func(f *os.File, dataOnly bool) error {
+				if dataOnly {
+					dataSyncs.Add(1)
+				}
+				return syncFile(f, dataOnly)
+			}
+			for i := range 20 {
+				if err := l.AppendLazy(testEvent(i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			lazySyncs := dataSyncs.Load()
+			if tc.interval > 0 && lazySyncs != 0 {
+				t.Errorf("20 lazy appends (interval 1h) made %d syncs; want 0", lazySyncs)
+			}
+			if tc.interval == 0 && lazySyncs != 20 {
+				t.Errorf("20 lazy appends without the option made %d syncs; want 20", lazySyncs)
+			}
+			// The records are in the file already: a reader (or a killed process) sees them.
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := bytes.Count(b[:max(0, bytes.IndexByte(b, 0))], []byte("\n")); n < 20 {
+				t.Errorf("the file holds %d records after 20 lazy appends; want them written", n)
+			}
+			if err := l.Append(testEvent(99)); err != nil {
+				t.Fatal(err)
+			}
+			if got := dataSyncs.Load() - lazySyncs; got != 1 {
+				t.Errorf("a durable append after lazy ones made %d syncs; want 1", got)
+			}
+			if l.unsynced {
+				t.Error("after a durable append's sync the log still counts records as unsynced")
+			}
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			rep, err := verifyFile(t, path, key.Public(), VerifyOptions{})
+			if err != nil || rep.Records-rep.Checkpoints != 21 {
+				t.Fatalf("Verify = %+v, %v; want 21 events", rep, err)
+			}
+		})
+	}
+}
+
+// TestLazySyncFollows: a lazy record is synced by the writer within LazySyncInterval even
+// when nothing else is appended.
+func TestLazySyncFollows(t *testing.T) {
+	key := newSigner(t)
+	opts := testOptions(key, "log-z", 1000)
+	opts.LazySyncInterval = 10 * time.Millisecond
+	l, err := Open(filepath.Join(t.TempDir(), "audit.log"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var dataSyncs atomic.Int64
+	l.syncFile = func(f *os.File, dataOnly bool) error {
+		if dataOnly {
+			dataSyncs.Add(1)
+		}
+		return syncFile(f, dataOnly)
+	}
+	if err := l.AppendLazy(testEvent(1)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for dataSyncs.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the lazy record was not synced within 5 s (interval 10 ms)")
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
 }

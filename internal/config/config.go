@@ -52,10 +52,14 @@ type Config struct {
 	// AuditSyncInterval 0 syncs the audit log before every response; positive defers syncs
 	// by up to that long (records are written before the response either way).
 	AuditSyncInterval time.Duration
-	PKCS11Library     string
-	PKCS11Token       string
-	PKCS11PINFile     string
-	PKCS11Sessions    int64
+	// AuditReadSyncInterval is AuditSyncInterval for the records of requests that change
+	// nothing stored (reads and the key operations sign, verify, encrypt, decrypt, wrapKey,
+	// unwrapKey).
+	AuditReadSyncInterval time.Duration
+	PKCS11Library         string
+	PKCS11Token           string
+	PKCS11PINFile         string
+	PKCS11Sessions        int64
 	// PKCS11PoolTokens gives managed HSM pools tokens of their own (pooltokens.go); other
 	// pools and vaults use PKCS11Token.
 	PKCS11PoolTokens []PoolToken
@@ -156,6 +160,7 @@ var settings = []setting{
 		c.AuditStdout = b
 		return nil
 	}},
+	{"audit-read-sync-interval", kindDuration, "10ms", "how long the audit record of a request that changes nothing stored (a read, or sign, verify, encrypt, decrypt, wrapKey, unwrapKey) may wait for its sync to disk: the response still waits until the record is written to the file, which survives a killed process, and a failed write or sync fails requests as always; a power loss can lose that much of the read records. 0 syncs them before the response like every other record (records of requests that change state are always synced first, unless audit-sync-interval is set)", dur(func(c *Config) *time.Duration { return &c.AuditReadSyncInterval })},
 	{"audit-sync-interval", kindDuration, "0s", "0 (default): every data-plane response waits until its audit record is synced to disk; a positive duration (at most 1s) returns once the record is written to the file, which survives a killed process, and syncs within that time, so a power loss can lose that much of the log (Vault's file audit device never syncs); a failed sync stops all requests", dur(func(c *Config) *time.Duration { return &c.AuditSyncInterval })},
 	{"pkcs11-library", kindString, "", "PKCS#11 module of the HSM that holds managed HSM pools' keys (e.g. /usr/lib/softhsm/libsofthsm2.so); without it pools use software keys", str(func(c *Config) *string { return &c.PKCS11Library })},
 	{"pkcs11-token-label", kindString, "", "label of the PKCS#11 token to use", str(func(c *Config) *string { return &c.PKCS11Token })},
@@ -380,6 +385,9 @@ func (c *Config) Validate() error {
 	}
 	if c.AuditSyncInterval < 0 || c.AuditSyncInterval > time.Second {
 		bad("audit-sync-interval", "must be from 0 to 1s, got %s", c.AuditSyncInterval)
+	}
+	if c.AuditReadSyncInterval < 0 || c.AuditReadSyncInterval > time.Second {
+		bad("audit-read-sync-interval", "must be from 0 to 1s, got %s", c.AuditReadSyncInterval)
 	}
 	if c.TokenKeyMaxAge < 2*time.Hour {
 		bad("token-key-rotation", "must be at least 2h (tokens live 1h), got %s", c.TokenKeyMaxAge)

@@ -66,6 +66,7 @@ func (s *Server) openAudit(ctx context.Context) (*audit.Log, error) {
 	// as the log grows; `coffer audit verify` checks the whole file.
 	opts.VerifyFromCheckpoint = true
 	opts.SyncInterval = s.cfg.AuditSyncInterval
+	opts.LazySyncInterval = s.cfg.AuditReadSyncInterval
 	return audit.Open(filepath.Join(s.cfg.DataDir, AuditFile), opts)
 }
 
@@ -115,11 +116,15 @@ func (a auditor) Record(ctx context.Context, rec api.AuditRecord) error {
 	if err != nil {
 		return err
 	}
-	return id.record(audit.Event{
+	ev := audit.Event{
 		Time: rec.Time, CallerOID: rec.CallerOID, CallerAppID: rec.CallerApp, CallerTenant: rec.CallerTn,
 		Tenant: rec.Tenant, Vault: rec.Vault, Operation: rec.Operation, ObjectID: rec.ObjectID,
 		Status: rec.Status, Result: rec.Result, ClientAddr: rec.ClientAddr, Reason: auditReason(rec.Reason),
-	})
+	}
+	if rec.ReadOnly {
+		return id.recordLazy(ev)
+	}
+	return id.record(ev)
 }
 
 // auditTokenRequest records every token request of the identity provider.

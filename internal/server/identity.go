@@ -54,6 +54,18 @@ func (id *identity) record(ev audit.Event) error {
 	return nil
 }
 
+// recordLazy is record for a request that changed nothing stored: the record is written
+// before it returns and synced within --audit-read-sync-interval (audit.Log.AppendLazy).
+func (id *identity) recordLazy(ev audit.Event) error {
+	if err := id.audit.AppendLazy(ev); err != nil {
+		return err
+	}
+	if id.auditOut != nil {
+		return id.auditOut.AppendLazy(ev)
+	}
+	return nil
+}
+
 type identityHolder struct {
 	mu     sync.Mutex
 	cur    *identity

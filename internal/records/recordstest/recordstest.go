@@ -77,4 +77,3 @@ func shared(t *testing.T, path string, a, b reflect.Value) {
 		}
 	}
 }
-
