@@ -56,18 +56,35 @@ func main() {
 	dur := flag.Duration("duration", 3*time.Second, "how long each operation runs at each concurrency")
 	conc := flag.String("concurrency", "1,8,32,64", "comma-separated concurrency levels")
 	http1 := flag.Bool("http1", false, "use HTTP/1.1 (one TLS connection per concurrent caller) instead of HTTP/2 (one connection, a stream per request), to see what the protocol costs")
+	driver := flag.String("driver", "wrk", "load generator: wrk (Debian package wrk; HTTP/1.1, costs the least CPU per request) or go (this program's HTTP/2 client, or HTTP/1.1 with -http1)")
 	opsFlag := flag.String("ops", "sign-ps256,sign-es256,decrypt-oaep256,wrap-oaep256,get-key,create-ec,get-secret,set-secret", "operations to run")
 	flag.Parse()
+	switch *driver {
+	case "go":
+	case "wrk":
+		if _, err := exec.LookPath("wrk"); err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen: -driver wrk needs wrk on the PATH: apt-get install wrk (or use -driver go)")
+			os.Exit(2)
+		}
+		useWrk = true
+	default:
+		fmt.Fprintf(os.Stderr, "loadgen: -driver %q: want wrk or go\n", *driver)
+		os.Exit(2)
+	}
 	if err := run(*bin, *noAudit, *http1, *dur, *conc, strings.Split(*opsFlag, ",")); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(1)
 	}
 }
 
+// useWrk selects the wrk driver (wrk.go) for the rows.
+var useWrk bool
+
 // target is one running server, ready for load.
 type target struct {
 	k    *kv
 	pid  int
+	port string // of the bare host, which serves the development vault
 	enc  map[string]any // an RSA-OAEP-256 ciphertext for decrypt
 	stop func()
 }
@@ -116,6 +133,7 @@ func start(bin string, http1 bool) (*target, error) {
 		return fail(err)
 	}
 	t.k = &kv{hc: hc, base: vault, token: tok}
+	t.port = u.Port()
 	if _, err := t.k.call("POST", "/keys/bench-rsa/create", map[string]any{"kty": "RSA", "key_size": 2048}); err != nil {
 		return fail(fmt.Errorf("create RSA key: %w", err))
 	}
@@ -186,7 +204,13 @@ func run(bin, noAuditBin string, http1 bool, dur time.Duration, concList string,
 				return fmt.Errorf("bad concurrency %q", cs)
 			}
 			row := func(t *target, audit string) (result, error) {
-				res, err := load(t, body, conc, dur)
+				var res result
+				var err error
+				if useWrk {
+					res, err = loadWrk(t, op, body, conc, dur)
+				} else {
+					res, err = load(t, body, conc, dur)
+				}
 				if err != nil {
 					return res, fmt.Errorf("%s at %d (audit %s): %w", op, conc, audit, err)
 				}
