@@ -84,7 +84,7 @@ var useWrk bool
 type target struct {
 	k    *kv
 	pid  int
-	port string // of the bare host, which serves the development vault
+	port string         // of the bare host, which serves the development vault
 	enc  map[string]any // an RSA-OAEP-256 ciphertext for decrypt
 	stop func()
 }
