@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -108,6 +109,24 @@ type Route struct {
 	Handle   func(w http.ResponseWriter, r *http.Request, c *Call) error
 }
 
+// queryValues is url.ParseQuery(raw)[name] without building the whole map, for the query
+// parameter every request carries; queries with escapes take the general path.
+func queryValues(raw, name string) []string {
+	if strings.ContainsAny(raw, "%+;") {
+		q, _ := url.ParseQuery(raw)
+		return q[name]
+	}
+	var out []string
+	for raw != "" {
+		var kv string
+		kv, raw, _ = strings.Cut(raw, "&")
+		if k, v, _ := strings.Cut(kv, "="); k == name {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
 // supportedVersions are the api-versions Coffer answers; the newest is named in errors.
 var supportedVersions = map[string]bool{
 	"7.0": true, "7.1": true, "7.2": true, "7.3": true, "7.4": true, "7.5": true, "7.6": true,
@@ -118,7 +137,7 @@ const latestVersion = "2026-04-01"
 
 // CheckAPIVersion enforces Key Vault's required, known api-version query parameter.
 func CheckAPIVersion(r *http.Request) error {
-	v := r.URL.Query()["api-version"]
+	v := queryValues(r.URL.RawQuery, "api-version")
 	if len(v) != 1 || v[0] == "" {
 		return Errorf(http.StatusBadRequest, "BadParameter", "The api-version query parameter is required: add ?api-version="+latestVersion+".")
 	}
@@ -262,21 +281,22 @@ func (d *DataPlane) wrap(rt Route, fallback *tenancy.Vault) http.Handler {
 		}
 		// Authenticate before anything reveals whether the store or object exists.
 		resource := d.Resource(kind, r.Host)
-		tenant := d.challengeTenant(kind, name, store)
 		auth := r.Header.Values("Authorization")
 		raw, hasBearer := "", false
 		if len(auth) == 1 {
 			raw, hasBearer = strings.CutPrefix(auth[0], "Bearer ")
 		}
-		challenge := fmt.Sprintf(`Bearer authorization="%s/%s", resource="%s"`, d.Authority, tenant, resource)
+		challenge := func() string { // only refusals carry it
+			return fmt.Sprintf(`Bearer authorization="%s/%s", resource="%s"`, d.Authority, d.challengeTenant(kind, name, store), resource)
+		}
 		if !hasBearer || raw == "" {
-			w.Header().Set("WWW-Authenticate", challenge)
+			w.Header().Set("WWW-Authenticate", challenge())
 			rec.Result = "unauthenticated"
 			fail(Errorf(http.StatusUnauthorized, "Unauthorized", "AKV10000: Request is missing a Bearer or PoP token."))
 			return
 		}
 		if store == nil {
-			w.Header().Set("WWW-Authenticate", challenge)
+			w.Header().Set("WWW-Authenticate", challenge())
 			rec.Result = "unauthenticated"
 			fail(Errorf(http.StatusUnauthorized, "Unauthorized", "AKV10022: The bearer token is not valid for this key store. Get a token for the resource named in WWW-Authenticate."))
 			return
@@ -287,7 +307,7 @@ func (d *DataPlane) wrap(rt Route, fallback *tenancy.Vault) http.Handler {
 			if d.Log != nil {
 				d.Log("bearer token refused", "vault", name, "reason", err)
 			}
-			w.Header().Set("WWW-Authenticate", challenge)
+			w.Header().Set("WWW-Authenticate", challenge())
 			rec.Result = "unauthenticated"
 			fail(Errorf(http.StatusUnauthorized, "Unauthorized", "AKV10022: The bearer token is not valid for this key store. Get a token for the resource named in WWW-Authenticate."))
 			return

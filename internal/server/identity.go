@@ -158,18 +158,27 @@ func (s *Server) dropIdentity() {
 
 // resources describes this server's issuer and token audiences.
 type resources struct {
-	suffix, port string
+	suffix, port  string
+	base, hsmBase string // the resource names of vaults and of managed HSM pools
 }
 
 func (s *Server) resources() resources {
-	_, port, _ := net.SplitHostPort(s.ln.Addr().String())
-	return resources{suffix: s.cfg.DNSSuffix, port: port}
+	if s.res.port == "" { // computed once the listener is open; the port never changes
+		_, port, _ := net.SplitHostPort(s.ln.Addr().String())
+		return newResources(s.cfg.DNSSuffix, port)
+	}
+	return s.res
 }
 
-func (r resources) Base() string                  { return idp.IssuerBase(r.suffix, r.port) }
-func (r resources) Issuer(tenantID string) string { return r.Base() + "/" + tenantID + "/v2.0" }
+// newResources computes the names once: they are on every data-plane request's path.
+func newResources(suffix, port string) resources {
+	return resources{suffix: suffix, port: port, base: idp.IssuerBase(suffix, port), hsmBase: idp.IssuerBase("managedhsm."+suffix, port)}
+}
+
+func (r resources) Base() string                  { return r.base }
+func (r resources) Issuer(tenantID string) string { return r.base + "/" + tenantID + "/v2.0" }
 func (r resources) Audience(resource string) bool {
-	return resource == r.Base() || resource == idp.IssuerBase("managedhsm."+r.suffix, r.port)
+	return resource == r.base || resource == r.hsmBase
 }
 
 // authenticator validates Coffer-issued bearer tokens for a key store.
@@ -238,9 +247,9 @@ func (a authorizer) Authorize(ctx context.Context, c api.Caller, action, scope s
 	}
 	d := snap.Decide(authz.Request{
 		PrincipalID: c.ObjectID, PrincipalTenant: c.TenantID, Action: authz.Action(action), Scope: sc, Now: a.s.now(),
-		Caller: "appid=" + c.AppID + ";oid=" + c.ObjectID + ";iss=" + a.s.resources().Issuer(c.TenantID),
 	})
 	if !d.Allowed {
+		d.Caller = "appid=" + c.AppID + ";oid=" + c.ObjectID + ";iss=" + a.s.resources().Issuer(c.TenantID) // for the message only
 		return &api.Error{Status: http.StatusForbidden, Code: "Forbidden", Inner: "ForbiddenByRbac", Message: d.Message()}
 	}
 	return nil

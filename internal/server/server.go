@@ -70,6 +70,7 @@ type Server struct {
 	reloader *tlsutil.Reloader
 	http     *http.Server
 	ln       net.Listener
+	res      resources // names derived from the listener's port (identity.go)
 	stop     context.CancelFunc
 	served   chan error
 	closing  sync.Once
@@ -186,6 +187,8 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("setting \"listen\": %w", err)
 	}
 	s.ln = ln
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	s.res = newResources(s.cfg.DNSSuffix, port)
 	if s.cfg.Dev {
 		if err := s.devIdentity(ctx); err != nil {
 			ln.Close()
