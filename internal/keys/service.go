@@ -59,6 +59,10 @@ func (sc scope) store() string {
 	return seg + "/" + sc.vault.Name
 }
 
+// pool reports whether the scope is a managed HSM pool, whose HSM keys are protected by its
+// security domain (provider.KeySpec.SecurityDomain).
+func (sc scope) pool() bool { return sc.vault.Kind == tenancy.KindManagedHSM }
+
 // kindSegment is the path segment of a vault kind.
 func kindSegment(k tenancy.Kind) (string, error) {
 	switch k {
