@@ -28,6 +28,8 @@ type Service struct {
 	hsmPools bool
 	// poolBackupKey, if set, seals managed HSM pools' backups (poolbackup.go).
 	poolBackupKey PoolBackupKey
+	// poolWrapKey, if set, wraps pools' HSM keys into their backups (sdwrap.go).
+	poolWrapKey PoolWrapKey
 }
 
 // NewService returns a Service. clock is the time source (nil means time.Now); backupKey is
