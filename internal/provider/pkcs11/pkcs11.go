@@ -108,6 +108,7 @@ type Provider struct {
 	// soMu serialises security officer logins (asSO); domainKeys holds the hex CKA_IDs of
 	// the security-domain wrapping keys checked in this token since Open (sdwrap.go).
 	soMu       sync.Mutex
+	soRefused  bool // the token refused the SO PIN: asSO does not try it again
 	domainKeys sync.Map
 }
 

@@ -216,6 +216,9 @@ func (p *Provider) domainKey(s p11.SessionHandle, id []byte) (p11.ObjectHandle, 
 	return obj, err
 }
 
+// errSORefused: the token refused the SO PIN (asSO tries it once per Provider).
+var errSORefused = fmt.Errorf("pkcs11: the token refused the security officer PIN (pkcs11-so-pin-file); it is not tried again until the server restarts: %w", ErrHSM)
+
 // asSO runs f in a session logged in as the security officer. Login state is per token
 // and application, so the user is logged out meanwhile: asSO first takes every session of
 // the pool (no operation of this provider runs until it is done), logs the user in again
@@ -225,6 +228,9 @@ func (p *Provider) domainKey(s p11.SessionHandle, id []byte) (p11.ObjectHandle, 
 func (p *Provider) asSO(ctx context.Context, f func(p11.SessionHandle) error) error {
 	p.soMu.Lock()
 	defer p.soMu.Unlock()
+	if p.soRefused {
+		return errSORefused
+	}
 	held := make([]session, 0, p.size)
 	release := func() {
 		for _, s := range held {
@@ -255,7 +261,10 @@ func (p *Provider) asSO(ctx context.Context, f func(p11.SessionHandle) error) er
 		return hsmErr("log out", err)
 	}
 	if err = p.ctx.Login(s, p11.CKU_SO, p.sopin); err != nil {
-		err = fmt.Errorf("security officer login refused: %w", hsmErr("login", err))
+		if isRV(err, p11.CKR_PIN_INCORRECT) || isRV(err, p11.CKR_PIN_LOCKED) {
+			p.soRefused = true // never try a wrong PIN again: tokens lock it
+		}
+		err = fmt.Errorf("%w: %w", errSORefused, hsmErr("login", err))
 	} else {
 		err = f(s)
 		_ = p.ctx.Logout(s)

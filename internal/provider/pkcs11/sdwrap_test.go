@@ -232,6 +232,15 @@ func TestInstallDomainKey(t *testing.T) {
 		t.Error("WrapForDomain with a key whose check failed = nil; want an error")
 	}
 
+	bad := newToken(t, func(c *Config) { c.SOPIN = "0000" })
+	id3 := bytes.Repeat([]byte{3}, idLen)
+	for range 2 {
+		if err := bad.InstallDomainKey(ctx, "", id3, value); !errors.Is(err, errSORefused) {
+			t.Errorf("InstallDomainKey with a wrong SO PIN = %v; want errSORefused", err)
+		}
+	}
+	works(t, before, before)
+
 	q := newToken(t)
 	if err := q.InstallDomainKey(ctx, "", id, value); !errors.Is(err, provider.ErrUnsupported) {
 		t.Errorf("InstallDomainKey without an SO PIN = %v; want ErrUnsupported", err)
