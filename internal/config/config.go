@@ -59,7 +59,11 @@ type Config struct {
 	PKCS11Library         string
 	PKCS11Token           string
 	PKCS11PINFile         string
-	PKCS11Sessions        int64
+	// PKCS11SOPINFile holds the tokens' security officer PIN (optional): with it the keys
+	// of managed HSM pools leave their token only wrapped by the pool's security domain
+	// (docs/HSM.md).
+	PKCS11SOPINFile string
+	PKCS11Sessions  int64
 	// PKCS11PoolTokens gives managed HSM pools tokens of their own (pooltokens.go); other
 	// pools and vaults use PKCS11Token.
 	PKCS11PoolTokens []PoolToken
@@ -165,6 +169,7 @@ var settings = []setting{
 	{"pkcs11-library", kindString, "", "PKCS#11 module of the HSM that holds managed HSM pools' keys (e.g. /usr/lib/softhsm/libsofthsm2.so); without it pools use software keys", str(func(c *Config) *string { return &c.PKCS11Library })},
 	{"pkcs11-token-label", kindString, "", "label of the PKCS#11 token to use", str(func(c *Config) *string { return &c.PKCS11Token })},
 	{"pkcs11-pin-file", kindString, "", "file holding the token's user PIN (the PIN is never a setting itself)", str(func(c *Config) *string { return &c.PKCS11PINFile })},
+	{"pkcs11-so-pin-file", kindString, "", "file holding the tokens' security officer PIN (optional): with it managed HSM pools' keys leave their token only wrapped by the pool's security domain, so key backups restore into another pool's token (docs/HSM.md); the SO logs in only to create each pool's wrapping key", str(func(c *Config) *string { return &c.PKCS11SOPINFile })},
 	{"pkcs11-pool-tokens", kindString, "", "comma-separated pool=token-label: each listed managed HSM pool keeps its HSM keys in a PKCS#11 token of its own (same library and PIN file as pkcs11-token-label, which the other pools and the vaults use)", parsePoolTokens},
 	{"pkcs11-sessions", kindInt, "4", "PKCS#11 sessions kept open (1-256)", func(c *Config, v string) error {
 		n, err := strconv.ParseInt(v, 10, 64)
@@ -369,6 +374,9 @@ func (c *Config) Validate() error {
 		if c.PKCS11Sessions < 1 || c.PKCS11Sessions > 256 {
 			bad("pkcs11-sessions", "%d is outside 1-256", c.PKCS11Sessions)
 		}
+	}
+	if c.PKCS11SOPINFile != "" && c.PKCS11Library == "" {
+		bad("pkcs11-so-pin-file", "needs the PKCS#11 library: set pkcs11-library, pkcs11-token-label and pkcs11-pin-file")
 	}
 	c.validatePoolTokens(bad)
 	switch c.Seal {

@@ -19,7 +19,9 @@ import (
 //	aad   = "coffer/key-backup/v1" ‖ tenant id
 //	plaintext = JSON backupBody: the provider name, the key's display name, latest version,
 //	            rotation policy and every version record (attributes, tags, release policy,
-//	            public JWK and the provider handle)
+//	            public JWK and the provider handle); in a pool's blob, "v":2 and
+//	            "sdWrapped" (by version: the HSM key wrapped in its token under the pool's
+//	            security domain, sdwrap.go) when any version could be wrapped
 //
 // The backup key is per installation, so a blob restores only in the installation that made
 // it, and the tenant id in the AAD confines it to the tenant (any of its vaults). A managed
@@ -35,11 +37,17 @@ const (
 
 // backupBody is the plaintext of a backup blob.
 type backupBody struct {
+	// V is the body version: absent (1) or 2 (Wrapped may be present).
+	V        int                `json:"v,omitempty"`
 	Provider string             `json:"provider"`
 	Name     string             `json:"name"`
 	Latest   string             `json:"latest"`
 	Policy   *KeyRotationPolicy `json:"policy,omitempty"`
 	Versions []versionRecord    `json:"versions"`
+	// Wrapped holds, by version, keys wrapped under the pool's security domain (sdwrap.go).
+	Wrapped map[string]*wrappedKey `json:"sdWrapped,omitempty"`
+	// made are the handles of keys a restore made in the key store (undoRestore).
+	made [][]byte
 }
 
 // errNoBackupKey is returned by Backup and Restore when the service has no usable key.
@@ -79,6 +87,9 @@ func (s *Service) Backup(ctx context.Context, v tenancy.Vault, name string) (Bac
 	if err != nil {
 		return BackupResult{}, err
 	}
+	if err := s.wrapVersions(ctx, sc, &body); err != nil {
+		return BackupResult{}, err
+	}
 	plain, err := json.Marshal(body)
 	if err != nil {
 		return BackupResult{}, fmt.Errorf("backup: encode: %w", err)
@@ -113,6 +124,9 @@ func (s *Service) openBackup(sealer *records.Sealer, sc scope, blob []byte) (*ba
 	if !names.Object(body.Name) || len(body.Versions) == 0 || len(body.Versions) > maxBackupVersions {
 		return nil, errCorruptBlob
 	}
+	if body.V != 0 && body.V != backupBodyWrapped || body.V == 0 && body.Wrapped != nil {
+		return nil, errCorruptBlob
+	}
 	seen := map[string]bool{}
 	for _, ver := range body.Versions {
 		if !validVersion(ver.Version) || seen[ver.Version] || len(ver.Handle) == 0 {
@@ -125,6 +139,11 @@ func (s *Service) openBackup(sealer *records.Sealer, sc scope, blob []byte) (*ba
 	}
 	if !seen[body.Latest] {
 		return nil, errCorruptBlob
+	}
+	for ver, w := range body.Wrapped {
+		if !seen[ver] || w == nil || len(w.Value) == 0 {
+			return nil, errCorruptBlob
+		}
 	}
 	return &body, nil
 }
@@ -152,47 +171,71 @@ func (s *Service) Restore(ctx context.Context, v tenancy.Vault, base string, blo
 		out, err = restoreTx(ctx, tx, sc, body)
 		return err
 	})
+	if err != nil {
+		s.undoRestore(ctx, body)
+	}
 	return out, err
 }
 
-// prepareRestore opens a blob and checks that the provider accepts every handle; the public
-// key is taken from the provider, not from the blob.
+// prepareRestore opens a blob, checks that its name is free in sc and makes every version's
+// key usable there: wrapped keys are unwrapped into the pool's key store, other handles
+// must load (restoreVersion). The public key is taken from the provider, not from the blob.
+// On failure, keys it made are destroyed again.
 func (s *Service) prepareRestore(ctx context.Context, sealer *records.Sealer, sc scope, blob []byte) (*backupBody, error) {
 	body, err := s.openBackup(sealer, sc, blob)
 	if err != nil {
 		return nil, err
 	}
+	lc, _ := checkName(body.Name)
+	if err := checkFree(ctx, s.store, sc, lc); err != nil {
+		body.clear()
+		return nil, err
+	}
+	var id []byte
 	for i := range body.Versions {
-		key, err := s.prov.Load(ctx, body.Versions[i].Handle)
+		key, err := s.restoreVersion(ctx, sc, body, &body.Versions[i], &id)
 		if err != nil {
+			s.undoRestore(ctx, body)
 			body.clear()
-			return nil, errCorruptBlob
+			return nil, err
 		}
 		body.Versions[i].Public = (*storedJWK)(publicJWK(key.Public()))
 	}
 	return body, nil
 }
 
-// clear wipes the provider handles of a restored body.
+// clear wipes the provider handles and wrapped keys of a restored body.
 func (b *backupBody) clear() {
 	for i := range b.Versions {
 		clear(b.Versions[i].Handle)
 	}
+	for _, w := range b.Wrapped {
+		clear(w.Value)
+	}
+}
+
+// checkFree refuses a name that a live (ErrConflict) or deleted (ErrDeletedButRecoverable)
+// key has in sc.
+func checkFree(ctx context.Context, r storage.Reader, sc scope, lc string) error {
+	var existing keyRecord
+	found, err := records.Get(ctx, r, sc.metaPath(lc), &existing)
+	if err != nil {
+		return err
+	}
+	if found && existing.Deleted != nil {
+		return deletedConflict(existing.Name)
+	}
+	if found {
+		return fmt.Errorf("%w: key %s already exists in this vault; delete and purge it, or restore into another vault", ErrConflict, existing.Name)
+	}
+	return nil
 }
 
 // restoreTx writes a prepared backup into sc; the name must be free.
 func restoreTx(ctx context.Context, tx storage.Tx, sc scope, body *backupBody) (KeyBundle, error) {
 	lc, _ := checkName(body.Name)
-	var existing keyRecord
-	found, err := records.Get(ctx, tx, sc.metaPath(lc), &existing)
-	if err != nil {
+	if err := checkFree(ctx, tx, sc, lc); err != nil {
 		return KeyBundle{}, err
-	}
-	if found && existing.Deleted != nil {
-		return KeyBundle{}, deletedConflict(existing.Name)
-	}
-	if found {
-		return KeyBundle{}, fmt.Errorf("%w: key %s already exists in this vault; delete and purge it, or restore into another vault", ErrConflict, existing.Name)
 	}
 	meta := keyRecord{Name: body.Name, Latest: body.Latest, Policy: body.Policy}
 	var latest *versionRecord

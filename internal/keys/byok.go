@@ -130,5 +130,5 @@ func (s *Service) importTransfer(ctx context.Context, sc scope, jwk *provider.JW
 	case kek.NotBefore != nil && now < *kek.NotBefore, kek.Expires != nil && now >= *kek.Expires:
 		return nil, badParam("the key-exchange key is not valid now (nbf/exp)")
 	}
-	return imp.ImportTransfer(ctx, provider.Transfer{KEK: kek.Handle, Hash: h, Ciphertext: blob.Ciphertext, Type: jwk.Kty, Curve: jwk.Crv, X: jwk.X, Y: jwk.Y})
+	return imp.ImportTransfer(ctx, provider.Transfer{KEK: kek.Handle, Hash: h, Ciphertext: blob.Ciphertext, Type: jwk.Kty, Curve: jwk.Crv, X: jwk.X, Y: jwk.Y, SecurityDomain: sc.pool()})
 }

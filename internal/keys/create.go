@@ -43,7 +43,7 @@ func specFor(sc scope, p CreateParams) (provider.KeySpec, error) {
 	if err := checkKty(sc, p.Kty); err != nil {
 		return provider.KeySpec{}, err
 	}
-	spec := provider.KeySpec{Type: p.Kty, Store: sc.store()}
+	spec := provider.KeySpec{Type: p.Kty, Store: sc.store(), SecurityDomain: sc.pool()}
 	switch baseType(p.Kty) {
 	case provider.RSA:
 		spec.Size, spec.PublicExponent = p.KeySize, p.PublicExponent

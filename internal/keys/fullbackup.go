@@ -64,8 +64,12 @@ func (s *Service) RestoreAll(ctx context.Context, v tenancy.Vault, base string, 
 		return nil, err
 	}
 	bodies := make([]*backupBody, 0, len(blobs))
+	done := false
 	defer func() {
 		for _, b := range bodies {
+			if !done {
+				s.undoRestore(ctx, b)
+			}
 			b.clear()
 		}
 	}()
@@ -94,5 +98,6 @@ func (s *Service) RestoreAll(ctx context.Context, v tenancy.Vault, base string, 
 		}
 		return nil
 	})
+	done = err == nil
 	return out, err
 }

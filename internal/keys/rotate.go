@@ -44,7 +44,7 @@ func (s *Service) Rotate(ctx context.Context, v tenancy.Vault, base, name string
 
 // rotated generates the material of the version that succeeds latest.
 func (s *Service) rotated(ctx context.Context, sc scope, meta *keyRecord, latest *versionRecord, now time.Time) (*versionRecord, error) {
-	spec := provider.KeySpec{Type: latest.Kty, PublicExponent: latest.PublicExponent, Exportable: latest.Exportable, Store: sc.store()}
+	spec := provider.KeySpec{Type: latest.Kty, PublicExponent: latest.PublicExponent, Exportable: latest.Exportable, Store: sc.store(), SecurityDomain: sc.pool()}
 	switch baseType(latest.Kty) {
 	case provider.EC:
 		spec.Curve = latest.Curve

@@ -29,6 +29,8 @@ type Service struct {
 	hsmPools bool
 	// poolBackupKey, if set, seals managed HSM pools' backups (poolbackup.go).
 	poolBackupKey PoolBackupKey
+	// poolWrapKey, if set, wraps pools' HSM keys into their backups (sdwrap.go).
+	poolWrapKey PoolWrapKey
 }
 
 // NewService returns a Service. clock is the time source (nil means time.Now); backupKey is
@@ -59,6 +61,10 @@ func (sc scope) store() string {
 	seg, _ := kindSegment(sc.vault.Kind) // checked by newScope
 	return seg + "/" + sc.vault.Name
 }
+
+// pool reports whether the scope is a managed HSM pool, whose HSM keys are protected by its
+// security domain (provider.KeySpec.SecurityDomain).
+func (sc scope) pool() bool { return sc.vault.Kind == tenancy.KindManagedHSM }
 
 // kindSegment is the path segment of a vault kind.
 func kindSegment(k tenancy.Kind) (string, error) {

@@ -29,7 +29,7 @@ func (s *Service) PrepareManagedGenerate(ctx context.Context, v tenancy.Vault, b
 	if err := checkKty(sc, spec.Type); err != nil {
 		return nil, err
 	}
-	spec.Store = sc.store()
+	spec.Store, spec.SecurityDomain = sc.store(), sc.pool()
 	key, err := s.prov.Generate(ctx, spec)
 	if err != nil {
 		return nil, provErr("create the certificate's key", err)

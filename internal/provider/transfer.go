@@ -26,6 +26,8 @@ type Transfer struct {
 	// token does not derive it from an unwrapped private key, so the provider checks that
 	// the key signs for this point and keeps it as the key's public part.
 	X, Y []byte
+	// SecurityDomain marks a target key of a managed HSM pool (see KeySpec.SecurityDomain).
+	SecurityDomain bool
 }
 
 // transferEncs maps a transfer blob's header.enc to the OAEP hash of its RSA half.

@@ -168,7 +168,9 @@ func ShareLabel(domainID string) []byte    { return []byte("coffer-sd/1 share " 
 func TransferLabel(domainID string) []byte { return []byte("coffer-sd/1 transfer " + domainID) }
 
 // DeriveKey derives a 32-byte key for purpose from a domain key (HKDF-SHA256, no salt, info
-// "coffer-sd/1 " ‖ purpose). Purposes: "check" (the blob MAC), "key-backup" (key backups).
+// "coffer-sd/1 " ‖ purpose). Purposes: "check" (the blob MAC), "key-backup" (key backups),
+// "full-backup" (full backups), "token-wrap" and "token-wrap-id" (the wrapping key of pools'
+// keys in their PKCS#11 tokens and its id, secdomain.TokenWrapKey).
 func DeriveKey(domainKey []byte, purpose string) ([]byte, error) {
 	if len(domainKey) != DomainKeyLen {
 		return nil, errors.New("sdblob: a domain key is 32 bytes")

@@ -75,6 +75,19 @@ type Service struct {
 	TransferKeyBits int
 	mu              sync.Mutex // serialises state changes (download, upload, transfer key)
 	active          sync.Map   // path → true: activation never goes back
+	onActivate      func(ctx context.Context, v tenancy.Vault)
+}
+
+// OnActivate sets f to run after a pool's domain is activated or re-confirmed (a download,
+// an upload, dev activation): the server installs the pool's token wrapping key
+// (TokenWrapKey) there. f runs with the state lock held and cannot undo the activation; a
+// failure is its own to report. Call it before the service is used.
+func (s *Service) OnActivate(f func(ctx context.Context, v tenancy.Vault)) { s.onActivate = f }
+
+func (s *Service) activated(ctx context.Context, v tenancy.Vault) {
+	if s.onActivate != nil {
+		s.onActivate(ctx, v)
+	}
 }
 
 // New returns a Service over store; now is the clock (nil: time.Now).
@@ -130,6 +143,25 @@ func (s *Service) Active(ctx context.Context, v tenancy.Vault) (bool, error) {
 // An inactive pool is ErrNotActivated.
 func (s *Service) BackupKey(ctx context.Context, v tenancy.Vault) ([]byte, error) {
 	return s.derive(ctx, v, "key-backup")
+}
+
+// TokenWrapKeyIDLen is the length of a token wrapping key's id.
+const TokenWrapKeyIDLen = 16
+
+// TokenWrapKey returns the pool's security-domain wrapping key for its PKCS#11 token
+// (docs/HSM.md): key = DeriveKey(domain key, "token-wrap"), 32 bytes, and its id, the first
+// 16 bytes of DeriveKey(domain key, "token-wrap-id"), which names the token object (CKA_ID)
+// and is not secret. Pools holding the same domain get the same key and id. An inactive
+// pool is ErrNotActivated. The caller clears key.
+func (s *Service) TokenWrapKey(ctx context.Context, v tenancy.Vault) (id, key []byte, err error) {
+	idk, err := s.derive(ctx, v, "token-wrap-id")
+	if err != nil {
+		return nil, nil, err
+	}
+	if key, err = s.derive(ctx, v, "token-wrap"); err != nil {
+		return nil, nil, err
+	}
+	return idk[:TokenWrapKeyIDLen], key, nil
 }
 
 // derive derives a key for purpose from the pool's domain key (ErrNotActivated without one).
@@ -217,6 +249,7 @@ func (s *Service) Download(ctx context.Context, v tenancy.Vault, certs []sdblob.
 		return "", err
 	}
 	s.active.Store(p, true)
+	s.activated(ctx, v)
 	return text, nil
 }
 
@@ -328,6 +361,7 @@ func (s *Service) Upload(ctx context.Context, v tenancy.Vault, text string) erro
 		return err
 	}
 	s.active.Store(p, true)
+	s.activated(ctx, v)
 	return nil
 }
 
@@ -343,6 +377,7 @@ func (s *Service) ActivateDev(ctx context.Context, v tenancy.Vault) error {
 	defer func() { clear(st.DomainKey) }() // the key made below too
 	if st.active() {
 		s.active.Store(p, true)
+		s.activated(ctx, v)
 		return nil
 	}
 	st.DomainKey = make([]byte, sdblob.DomainKeyLen)
@@ -354,5 +389,6 @@ func (s *Service) ActivateDev(ctx context.Context, v tenancy.Vault) error {
 		return err
 	}
 	s.active.Store(p, true)
+	s.activated(ctx, v)
 	return nil
 }

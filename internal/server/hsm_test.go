@@ -43,7 +43,16 @@ func softHSMToken(t *testing.T, extra ...string) []string {
 	}
 	pin := filepath.Join(dir, "pin")
 	os.WriteFile(pin, []byte("4321\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, "so-pin"), []byte("8765\n"), 0o600)
 	return []string{"--pkcs11-library", softhsmLib, "--pkcs11-token-label", "coffer", "--pkcs11-pin-file", pin}
+}
+
+// softHSMTokenSO is softHSMToken with the tokens' security officer PIN configured
+// (pkcs11-so-pin-file): pools' keys are then wrapped by their security domain.
+func softHSMTokenSO(t *testing.T, extra ...string) []string {
+	t.Helper()
+	flags := softHSMToken(t, extra...)
+	return append(flags, "--pkcs11-so-pin-file", filepath.Join(filepath.Dir(flags[len(flags)-1]), "so-pin"))
 }
 
 // TestHSMKeysLiveInTheToken: with a PKCS#11 token configured, an RSA-HSM key created through

@@ -121,6 +121,7 @@ func (s *Server) ident() (*identity, error) {
 		keySvc.RequireHSMInPools()
 	}
 	keySvc.SealPoolBackupsWith(s.sd.BackupKey)
+	keySvc.WrapPoolKeysWith(s.poolWrapKey)
 	secretSvc := secrets.NewService(s.barrier, s.now, secretsBackupKey)
 	cur := &identity{signer: signer, attestSigner: attestSigner, idp: svc, audit: log, keys: keySvc, secrets: secretSvc,
 		certs: certificates.NewService(s.barrier, keySvc, secretSvc, s.now, certsBackupKey, s.log)}

@@ -9,6 +9,8 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -38,14 +40,7 @@ func TestHSMKeyBytesNeverLeave(t *testing.T) {
 		t.Fatal(err)
 	}
 	var answers [][]byte
-	keep := func(v any, err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := json.Marshal(v)
-		answers = append(answers, b)
-	}
+	keep := keeper(t, &answers)
 	r1, err := c.ImportKey(ctx, "leak-rsa", azkeys.ImportKeyParameters{Key: &azkeys.JSONWebKey{Kty: to.Ptr(azkeys.KeyTypeRSA), T: blob}}, nil)
 	keep(r1, err)
 	aesKey := make([]byte, 32)
@@ -72,6 +67,17 @@ func TestHSMKeyBytesNeverLeave(t *testing.T) {
 	if _, err := c.ImportKey(ctx, "control-soft", azkeys.ImportKeyParameters{Key: jwk}, nil); err != nil {
 		t.Fatal(err)
 	}
+	secrets := map[string][]byte{"RSA d": target.D.Bytes(), "RSA p": target.Primes[0].Bytes(), "RSA q": target.Primes[1].Bytes(), "AES key": aesKey, "PKCS#8": pk8[len(pk8)-64:]}
+	wantNoLeak(t, ts, soft, secrets, answers)
+}
+
+// wantNoLeak checks that no encoding of secrets appears in the storage file, the audit
+// log, the decrypted records, any managed HSM full backup file, or answers. control is a
+// software key imported with known material: its private exponent must be found among the
+// decrypted records, or the search would prove nothing.
+func wantNoLeak(t *testing.T, ts *testServer, control *rsa.PrivateKey, secrets map[string][]byte, answers [][]byte) {
+	t.Helper()
+	ctx := context.Background()
 	var records []byte
 	opts := storage.ListOptions{}
 	for {
@@ -91,12 +97,21 @@ func TestHSMKeyBytesNeverLeave(t *testing.T) {
 		}
 		opts.After = page.Next
 	}
-	if !bytes.Contains(records, soft.D.Bytes()[:24]) {
+	if !bytes.Contains(records, control.D.Bytes()[:24]) {
 		t.Fatal("control: the software key's material is not found among the decrypted records; the search below would prove nothing")
 	}
 
-	secrets := map[string][]byte{"RSA d": target.D.Bytes(), "RSA p": target.Primes[0].Bytes(), "RSA q": target.Primes[1].Bytes(), "AES key": aesKey, "PKCS#8": pk8[len(pk8)-64:]}
 	files := map[string][]byte{}
+	_ = filepath.WalkDir(filepath.Join(ts.cfg.DataDir, "hsm-backups"), func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("read %s: %v", path, err)
+			}
+			files[path] = b
+		}
+		return nil
+	})
 	for _, name := range []string{"coffer.db", AuditFile} {
 		b, err := os.ReadFile(filepath.Join(ts.cfg.DataDir, name))
 		if err != nil {
@@ -106,7 +121,7 @@ func TestHSMKeyBytesNeverLeave(t *testing.T) {
 	}
 	files["decrypted records"] = records
 	for i, a := range answers {
-		files["response "+string(rune('1'+i))] = a
+		files[fmt.Sprintf("response %d", i+1)] = a
 	}
 	for what, secret := range secrets {
 		forms := [][]byte{secret, []byte(hex.EncodeToString(secret)), []byte(base64.StdEncoding.EncodeToString(secret)), []byte(base64.RawURLEncoding.EncodeToString(secret))}
@@ -121,6 +136,19 @@ func TestHSMKeyBytesNeverLeave(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// keeper returns a function that fails the test on err and otherwise appends v, as JSON,
+// to answers (the responses wantNoLeak searches).
+func keeper(t *testing.T, answers *[][]byte) func(v any, err error) {
+	return func(v any, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(v)
+		*answers = append(*answers, b)
 	}
 }
 

@@ -23,8 +23,16 @@ func (s *Server) tokenConfig(label string) (pkcs11.Config, error) {
 	if err != nil {
 		return pkcs11.Config{}, fmt.Errorf("setting \"pkcs11-pin-file\": %w", err)
 	}
-	return pkcs11.Config{Library: s.cfg.PKCS11Library, TokenLabel: label,
-		PIN: strings.TrimSpace(string(pin)), Sessions: int(s.cfg.PKCS11Sessions)}, nil
+	cfg := pkcs11.Config{Library: s.cfg.PKCS11Library, TokenLabel: label,
+		PIN: strings.TrimSpace(string(pin)), Sessions: int(s.cfg.PKCS11Sessions)}
+	if s.cfg.PKCS11SOPINFile != "" {
+		so, err := os.ReadFile(s.cfg.PKCS11SOPINFile)
+		if err != nil {
+			return pkcs11.Config{}, fmt.Errorf("setting \"pkcs11-so-pin-file\": %w", err)
+		}
+		cfg.SOPIN = strings.TrimSpace(string(so))
+	}
+	return cfg, nil
 }
 
 // openPoolTokens opens the token of every pool of pkcs11-pool-tokens into s.poolTokens;

@@ -29,27 +29,17 @@ import (
 // "ec:<hex CKA_EC_POINT>" of the public object with its CKA_ID) and the number of secret keys.
 func tokenObjects(t *testing.T, label string) (fingerprints []string, secrets int) {
 	t.Helper()
-	c, slot := softHSMSlot(t, label)
-	defer c.Destroy() // dlclose only: the server still holds the library (no C_Finalize here)
-	s, err := c.OpenSession(slot, p11.CKF_SERIAL_SESSION)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.CloseSession(s)
-	// Login state is per token and process: the server's login is shared (never log out here).
-	if err := c.Login(s, p11.CKU_USER, "4321"); err != nil && !strings.Contains(err.Error(), "CKR_USER_ALREADY_LOGGED_IN") {
-		t.Fatal(err)
-	}
+	inToken(t, label, func(c *p11.Ctx, s p11.SessionHandle) {
+		fingerprints, secrets = listKeyObjects(t, label, c, s)
+	})
+	return fingerprints, secrets
+}
+
+// listKeyObjects is tokenObjects in session s.
+func listKeyObjects(t *testing.T, label string, c *p11.Ctx, s p11.SessionHandle) (fingerprints []string, secrets int) {
+	t.Helper()
 	find := func(class uint, extra ...*p11.Attribute) []p11.ObjectHandle {
-		if err := c.FindObjectsInit(s, append([]*p11.Attribute{p11.NewAttribute(p11.CKA_CLASS, class)}, extra...)); err != nil {
-			t.Fatal(err)
-		}
-		defer c.FindObjectsFinal(s)
-		objs, _, err := c.FindObjects(s, 1000)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return objs
+		return findObjects(t, c, s, append([]*p11.Attribute{p11.NewAttribute(p11.CKA_CLASS, class)}, extra...)...)
 	}
 	attr := func(o p11.ObjectHandle, a uint) []byte {
 		v, err := c.GetAttributeValue(s, o, []*p11.Attribute{p11.NewAttribute(a, nil)})

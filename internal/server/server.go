@@ -142,6 +142,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	s.metrics = newMetrics(s.barrier.Sealed)
 	s.tenants = tenancy.New(s.barrier, s.now)
 	s.sd = secdomain.New(s.barrier, s.now)
+	s.sd.OnActivate(s.installPoolWrapKey)
 	s.hsmb = s.newHSMBackup()
 	// The attestation settings are files: a bad one stops the start, naming the setting,
 	// rather than failing the first attestation request.

@@ -103,7 +103,7 @@ func (p *Provider) generateAES(ctx context.Context, spec provider.KeySpec) (prov
 	if err != nil {
 		return nil, err
 	}
-	_, err = p.ctx.GenerateKey(s, []*p11.Mechanism{p11.NewMechanism(p11.CKM_AES_KEY_GEN, nil)}, extractableIf(aesTemplate(id, spec.Size/8), spec.Exportable))
+	_, err = p.ctx.GenerateKey(s, []*p11.Mechanism{p11.NewMechanism(p11.CKM_AES_KEY_GEN, nil)}, p.protect(aesTemplate(id, spec.Size/8), spec.Exportable, spec.SecurityDomain))
 	p.put(s, sessionBroken(err))
 	if err != nil {
 		return nil, hsmErr("generate key", err)

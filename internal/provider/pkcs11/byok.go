@@ -57,14 +57,14 @@ func (p *Provider) ImportTransfer(ctx context.Context, t provider.Transfer) (pro
 	}
 	switch t.Type {
 	case provider.RSAHSM:
-		targetT = privateTemplate(id, p11.CKK_RSA)
+		targetT = p.protect(privateTemplate(id, p11.CKK_RSA), false, t.SecurityDomain)
 	case provider.OctHSM:
 		// An AES key is a multiple of 8 bytes, so RFC 5649 adds no padding: its length is
 		// the wrapped length less the 8-byte integrity block (checkTransferred makes sure).
 		if !aesSizes[8*(len(t.Ciphertext)-kek.modulusLen()-8)] {
 			return nil, provider.ErrTransfer
 		}
-		targetT = aesTemplate(id, 0)
+		targetT = p.protect(aesTemplate(id, 0), false, t.SecurityDomain)
 	case provider.ECHSM:
 		c, ok := curves[t.Curve]
 		if !ok {
@@ -73,7 +73,7 @@ func (p *Provider) ImportTransfer(ctx context.Context, t provider.Transfer) (pro
 		if ecPub, err = transferPoint(c, t.X, t.Y); err != nil {
 			return nil, err
 		}
-		targetT = privateTemplate(id, p11.CKK_EC)
+		targetT = p.protect(privateTemplate(id, p11.CKK_EC), false, t.SecurityDomain)
 	default:
 		return nil, fmt.Errorf("%w: a transfer imports RSA-HSM, EC-HSM or oct-HSM keys", provider.ErrUnsupported)
 	}

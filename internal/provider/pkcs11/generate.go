@@ -92,7 +92,7 @@ func (p *Provider) Generate(ctx context.Context, spec provider.KeySpec) (provide
 			p11.NewAttribute(p11.CKA_ENCRYPT, true),
 			p11.NewAttribute(p11.CKA_WRAP, true),
 		)
-		privT = extractableIf(privateTemplate(id, p11.CKK_RSA), spec.Exportable)
+		privT = p.protect(privateTemplate(id, p11.CKK_RSA), spec.Exportable, spec.SecurityDomain)
 	} else {
 		c = curves[spec.Curve]
 		mech = p11.CKM_EC_KEY_PAIR_GEN
@@ -104,7 +104,7 @@ func (p *Provider) Generate(ctx context.Context, spec provider.KeySpec) (provide
 			p11.NewAttribute(p11.CKA_KEY_TYPE, p11.CKK_EC),
 			p11.NewAttribute(p11.CKA_EC_PARAMS, params),
 		)
-		privT = extractableIf(privateTemplate(id, p11.CKK_EC), spec.Exportable)
+		privT = p.protect(privateTemplate(id, p11.CKK_EC), spec.Exportable, spec.SecurityDomain)
 	}
 
 	s, err := p.get(ctx)

@@ -70,6 +70,11 @@ type Config struct {
 	PIN string
 	// Sessions is the size of the session pool; 0 means DefaultSessions.
 	Sessions int
+	// SOPIN is the token's security officer PIN, optional: only the SO can mark a key
+	// CKA_TRUSTED, which security-domain wrapping keys need (sdwrap.go). Without it keys of
+	// managed HSM pools stay non-extractable and backups carry only their handles. Like
+	// the PIN it is never written in an error.
+	SOPIN string
 }
 
 // session is one pool entry; ok is false when the session was dropped after a failure and
@@ -85,6 +90,7 @@ type Provider struct {
 	ctx   *p11.Ctx
 	slot  uint
 	pin   string
+	sopin string // "" without a security officer PIN (sdwrap.go)
 	label string // the token's label, recorded in every handle (token.go)
 	pool  chan session
 	size  int
@@ -99,6 +105,11 @@ type Provider struct {
 	kwp bool
 	// objects caches key object handles (handles.go).
 	objects objectCache
+	// soMu serialises security officer logins (asSO); domainKeys holds the hex CKA_IDs of
+	// the security-domain wrapping keys checked in this token since Open (sdwrap.go).
+	soMu       sync.Mutex
+	soRefused  bool // the token refused the SO PIN: asSO does not try it again
+	domainKeys sync.Map
 }
 
 var _ provider.Provider = (*Provider)(nil)
@@ -126,7 +137,7 @@ func Open(cfg Config) (*Provider, error) {
 	if c == nil {
 		return nil, fmt.Errorf("pkcs11: cannot load the PKCS#11 library %q", cfg.Library)
 	}
-	p := &Provider{ctx: c, pin: cfg.PIN, label: cfg.TokenLabel, size: n, pool: make(chan session, n), done: make(chan struct{}), owned: true}
+	p := &Provider{ctx: c, pin: cfg.PIN, sopin: cfg.SOPIN, label: cfg.TokenLabel, size: n, pool: make(chan session, n), done: make(chan struct{}), owned: true}
 	if err := c.Initialize(); err != nil {
 		if !isRV(err, p11.CKR_CRYPTOKI_ALREADY_INITIALIZED) {
 			c.Destroy()
@@ -335,10 +346,15 @@ func (*Provider) Import(ctx context.Context, _ *provider.JWK) (provider.Key, err
 
 // findKey returns the private key object with CKA_ID id, or ok false if there is none.
 func (p *Provider) findKey(s p11.SessionHandle, class uint, id []byte) (p11.ObjectHandle, bool, error) {
-	tmpl := []*p11.Attribute{
+	return p.findOne(s, []*p11.Attribute{
 		p11.NewAttribute(p11.CKA_CLASS, class),
 		p11.NewAttribute(p11.CKA_ID, id),
-	}
+	})
+}
+
+// findOne returns the one object matching tmpl, or ok false if there is none; more than one
+// is ErrHSM (CKA_IDs are unique).
+func (p *Provider) findOne(s p11.SessionHandle, tmpl []*p11.Attribute) (p11.ObjectHandle, bool, error) {
 	if err := p.ctx.FindObjectsInit(s, tmpl); err != nil {
 		return 0, false, hsmErr("find object", err)
 	}

@@ -20,9 +20,12 @@ import (
 
 const softhsmLib = "/usr/lib/softhsm/libsofthsm2.so"
 
+// testSOPIN is the security officer PIN of newToken's tokens.
+const testSOPIN = "5678"
+
 // newToken creates a fresh SoftHSM2 token in a temporary directory and opens a Provider on
-// it; it skips the test when SoftHSM2 is not installed.
-func newToken(tb testing.TB) *Provider {
+// it (its Config changed by opts); it skips the test when SoftHSM2 is not installed.
+func newToken(tb testing.TB, opts ...func(*Config)) *Provider {
 	tb.Helper()
 	if _, err := os.Stat(softhsmLib); err != nil {
 		tb.Skipf("SoftHSM2 is not installed (%s missing): apt-get install softhsm2 opensc to run the pkcs11 tests", softhsmLib)
@@ -42,11 +45,15 @@ func newToken(tb testing.TB) *Provider {
 		tb.Fatal(err)
 	}
 	tb.Setenv("SOFTHSM2_CONF", conf)
-	out, err := exec.Command(util, "--init-token", "--free", "--label", "coffer-test", "--pin", "1234", "--so-pin", "5678").CombinedOutput()
+	out, err := exec.Command(util, "--init-token", "--free", "--label", "coffer-test", "--pin", "1234", "--so-pin", testSOPIN).CombinedOutput()
 	if err != nil {
 		tb.Fatalf("softhsm2-util --init-token: %v\n%s", err, out)
 	}
-	p, err := Open(Config{Library: softhsmLib, TokenLabel: "coffer-test", PIN: "1234"})
+	cfg := Config{Library: softhsmLib, TokenLabel: "coffer-test", PIN: "1234"}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	p, err := Open(cfg)
 	if err != nil {
 		tb.Fatalf("Open: %v", err)
 	}

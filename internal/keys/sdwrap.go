@@ -1,0 +1,138 @@
+package keys
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"strings"
+
+	"github.com/coffer-kms/coffer/internal/provider"
+	"github.com/coffer-kms/coffer/internal/tenancy"
+)
+
+// Key material in managed HSM pools' backups (docs/HSM.md, FORMAT.md "Key backup blobs").
+// A pool's backup carries, beside each HSM version's handle, the key itself wrapped inside
+// its token by the pool's security-domain wrapping key (provider.DomainWrapper); a restore
+// into a pool holding the same domain unwraps it into that pool's token as a new object, so
+// the backup no longer depends on the token it was made in. Versions the provider cannot
+// wrap (keys made before their token had a security officer PIN: not extractable) keep
+// only their handle and restore as before, into an installation reaching that token.
+
+// PoolWrapKey installs, if it is not there yet, the security-domain wrapping key of a pool
+// in the pool's key store and returns its id (the server derives it from the pool's domain
+// key, internal/secdomain). A store that cannot hold one answers an error wrapping
+// provider.ErrUnsupported.
+type PoolWrapKey func(ctx context.Context, pool tenancy.Vault) ([]byte, error)
+
+// WrapPoolKeysWith makes pools' key backups carry their HSM keys wrapped under the pool's
+// security domain, and their restores unwrap them into the target pool's token. Call it
+// before the service is used.
+func (s *Service) WrapPoolKeysWith(f PoolWrapKey) { s.poolWrapKey = f }
+
+// backupBodyWrapped is the body version of blobs whose versions carry wrapped keys.
+const backupBodyWrapped = 2
+
+// wrappedKey is one version's key wrapped under the pool's security-domain wrapping key.
+type wrappedKey struct {
+	KeyID string `json:"kid"` // hex id of the wrapping key (secdomain.TokenWrapKey)
+	Alg   string `json:"alg"` // CKM_AES_KEY_WRAP_PAD
+	Value []byte `json:"value"`
+}
+
+// domainWrapper is the provider as a DomainWrapper, for pools when WrapPoolKeysWith is set.
+func (s *Service) domainWrapper(sc scope) (provider.DomainWrapper, bool) {
+	dw, ok := s.prov.(provider.DomainWrapper)
+	return dw, ok && s.poolWrapKey != nil && sc.pool()
+}
+
+// isHSM reports whether kty is an HSM key type (its key lives in a token).
+func isHSM(kty provider.KeyType) bool { return strings.HasSuffix(string(kty), "-HSM") }
+
+// wrapVersions adds to body the HSM versions wrapped under the pool's security domain. A
+// version that cannot be wrapped (provider.ErrNotExportable, ErrUnsupported) keeps only
+// its handle; a store that cannot hold the wrapping key leaves the body as it is.
+func (s *Service) wrapVersions(ctx context.Context, sc scope, body *backupBody) error {
+	dw, ok := s.domainWrapper(sc)
+	if !ok {
+		return nil
+	}
+	var id []byte
+	for _, ver := range body.Versions {
+		if !isHSM(ver.Kty) {
+			continue
+		}
+		if id == nil {
+			var err error
+			if id, err = s.poolWrapKey(ctx, sc.vault); errors.Is(err, provider.ErrUnsupported) {
+				return nil
+			} else if err != nil {
+				return provErr("back up key", err)
+			}
+		}
+		w, err := dw.WrapForDomain(ctx, ver.Handle, id)
+		if errors.Is(err, provider.ErrNotExportable) || errors.Is(err, provider.ErrUnsupported) {
+			continue
+		}
+		if err != nil {
+			return provErr("back up key", err)
+		}
+		if body.Wrapped == nil {
+			body.Wrapped = map[string]*wrappedKey{}
+		}
+		body.Wrapped[ver.Version] = &wrappedKey{KeyID: hex.EncodeToString(id), Alg: w.Alg, Value: w.Value}
+	}
+	if len(body.Wrapped) > 0 {
+		body.V = backupBodyWrapped
+	}
+	return nil
+}
+
+// restoreVersion makes the key of one version of a blob usable in sc: a wrapped key is
+// unwrapped into the pool's store as a new key (recorded in body.made), anything else is
+// loaded from its handle. A store that cannot hold the wrapping key falls back to the
+// handle. Refusals of the blob's content are errCorruptBlob; an unavailable store passes.
+func (s *Service) restoreVersion(ctx context.Context, sc scope, body *backupBody, ver *versionRecord, id *[]byte) (provider.Key, error) {
+	w := body.Wrapped[ver.Version]
+	dw, ok := s.domainWrapper(sc)
+	if w != nil && ok && *id == nil {
+		got, err := s.poolWrapKey(ctx, sc.vault)
+		switch {
+		case errors.Is(err, provider.ErrUnsupported):
+			ok = false
+		case err != nil:
+			return nil, provErr("restore key", err)
+		default:
+			*id = got
+		}
+	}
+	if w == nil || !ok || *id == nil {
+		key, err := s.prov.Load(ctx, ver.Handle)
+		if err != nil {
+			return nil, errCorruptBlob
+		}
+		return key, nil
+	}
+	if w.KeyID != hex.EncodeToString(*id) {
+		return nil, errCorruptBlob
+	}
+	key, err := dw.UnwrapForDomain(ctx, sc.store(), *id, ver.Handle, provider.DomainWrapped{Alg: w.Alg, Value: w.Value})
+	if errors.Is(err, provider.ErrUnavailable) {
+		return nil, provErr("restore key", err)
+	}
+	if err != nil {
+		return nil, errCorruptBlob
+	}
+	h := key.Handle()
+	body.made = append(body.made, h)
+	ver.Handle = append([]byte(nil), h...)
+	return key, nil
+}
+
+// undoRestore destroys the keys a failed restore made in the key store (best effort: a
+// failure leaves an orphan object, never a record).
+func (s *Service) undoRestore(ctx context.Context, body *backupBody) {
+	for _, h := range body.made {
+		_ = s.prov.Destroy(context.WithoutCancel(ctx), h)
+	}
+	body.made = nil
+}
