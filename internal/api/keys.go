@@ -135,6 +135,12 @@ func writePage[T any](w http.ResponseWriter, r *http.Request, c *Call, p keys.Pa
 		if o.MaxResults > 0 {
 			q.Set("maxresults", strconv.Itoa(o.MaxResults))
 		}
+		// The next page is the same query: keep the options that select what is listed.
+		for _, k := range []string{"$filter", "includePending"} {
+			if v := r.URL.Query().Get(k); v != "" {
+				q.Set(k, v)
+			}
+		}
 		s := c.StoreURL + wirePath(r) + "?" + q.Encode()
 		next = &s
 	}
