@@ -127,10 +127,14 @@ func queryValues(raw, name string) []string {
 	return out
 }
 
-// supportedVersions are the api-versions Coffer answers; the newest is named in errors.
+// supportedVersions are the api-versions Coffer answers; the newest stable one is named in
+// errors. 2026-01-01-preview is what the current preview SDKs send on every request
+// (azkeys v1.6.0-beta.1; azadmin's rbac and backup clients at the source's head): it is
+// accepted on the routes Coffer has, which answer as in 2026-04-01; the operations that
+// preview adds (securewrapkey, secureunwrapkey, /ekm) stay 404. No other preview is.
 var supportedVersions = map[string]bool{
 	"7.0": true, "7.1": true, "7.2": true, "7.3": true, "7.4": true, "7.5": true, "7.6": true,
-	"2025-07-01": true, "2026-04-01": true,
+	"2025-07-01": true, "2026-01-01-preview": true, "2026-04-01": true,
 }
 
 const latestVersion = "2026-04-01"

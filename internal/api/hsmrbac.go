@@ -3,12 +3,15 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"regexp"
 	"slices"
 	"strings"
 
 	"github.com/coffer-kms/coffer/internal/authz"
+	"github.com/coffer-kms/coffer/internal/keys"
+	"github.com/coffer-kms/coffer/internal/records"
 	"github.com/coffer-kms/coffer/internal/tenancy"
 )
 
@@ -18,14 +21,20 @@ import (
 // assignments (tenancy), at the pool's scope or one key's, so the data plane's decisions
 // honour them as soon as they are written. Each route needs the Managed HSM data action
 // (microsoft.keyvault/managedHsm/roleAssignments/write/action, ...) at the request's scope.
+//
+// Azure's Managed HSM object limits hold (Key Vault service limits, "Resource type: Managed
+// HSM"): 50 role assignments at HSM scope ("/" and "/keys" count together), 10 at each
+// key's scope and 50 custom role definitions per pool. They are checked in the transaction
+// that writes, so concurrent requests cannot overshoot; over a limit is 400 and nothing is
+// written. Assignments made through Coffer's own /v1 API are counted but not capped.
 
 // RBACStore is what the Managed HSM RBAC endpoints need from the tenancy store.
 type RBACStore interface {
-	CreateRoleAssignment(ctx context.Context, a authz.Assignment) (authz.Assignment, error)
+	CreateRoleAssignmentIf(ctx context.Context, a authz.Assignment, check func(existing []authz.Assignment) error) (authz.Assignment, error)
 	DeleteRoleAssignment(ctx context.Context, tenantID, id string) (authz.Assignment, error)
 	RoleAssignments(ctx context.Context, tenantID string) ([]authz.Assignment, error)
 	RoleDefinitions(ctx context.Context, tenantID string) ([]authz.RoleDefinition, error)
-	PutRoleDefinition(ctx context.Context, tenantID string, r authz.RoleDefinition) (authz.RoleDefinition, bool, error)
+	PutRoleDefinition(ctx context.Context, tenantID string, r authz.RoleDefinition, onCreate func(existing []authz.RoleDefinition) error) (authz.RoleDefinition, bool, error)
 	DeleteRoleDefinition(ctx context.Context, tenantID, id string) (authz.RoleDefinition, error)
 	Principal(ctx context.Context, tenantID, objectID string) (tenancy.Principal, error)
 }
@@ -40,6 +49,10 @@ const (
 	definitionsPath = "/providers/Microsoft.Authorization/roleDefinitions"
 	// roleDefPrefix is how Managed HSM names a role definition in roleDefinitionId and id.
 	roleDefPrefix = "Microsoft.KeyVault/providers/Microsoft.Authorization/roleDefinitions/"
+
+	maxHSMScopeAssignments = 50 // at "/" and "/keys" together
+	maxKeyScopeAssignments = 10 // at each "/keys/{name}"
+	maxCustomRoles         = 50 // custom role definitions assignable in the pool
 )
 
 var (
@@ -150,6 +163,21 @@ func (h *HSMRBAC) poolAssignments(ctx context.Context, c *Call) ([]authz.Assignm
 	return as, wires, nil
 }
 
+// covers reports whether local scope outer is inner or above it: "/" covers every scope,
+// "/keys" itself and every key's, a key's scope only itself.
+func covers(outer, inner string) bool {
+	switch {
+	case outer == "/" || outer == inner:
+		return true
+	case outer == "/keys":
+		return strings.HasPrefix(inner, "/keys/")
+	}
+	return false
+}
+
+// listAssignments lists as the spec says: without a filter the assignments at, above or
+// below the scope; atScope() those at or above it; principalId eq '<id>' that principal's
+// at, above or below it.
 func (h *HSMRBAC) listAssignments(w http.ResponseWriter, r *http.Request, c *Call) error {
 	sc, err := requestScope(r, c)
 	if err != nil {
@@ -170,16 +198,41 @@ func (h *HSMRBAC) listAssignments(w http.ResponseWriter, r *http.Request, c *Cal
 	}
 	out := []assignmentJSON{}
 	for i, a := range as {
+		above, below := covers(wires[i], sc.wire), covers(sc.wire, wires[i])
 		switch {
-		case filter == "atScope()" && wires[i] != sc.wire,
-			principal != "" && !strings.EqualFold(a.PrincipalID, principal),
-			strings.HasPrefix(sc.wire, "/keys/") && wires[i] != sc.wire:
+		case filter == "atScope()" && !above,
+			!above && !below,
+			principal != "" && !strings.EqualFold(a.PrincipalID, principal):
 			continue
 		}
 		out = append(out, assignmentOut(a, wires[i]))
 	}
-	WriteJSON(w, http.StatusOK, map[string]any{"value": out})
-	return nil
+	return writeRBACPage(w, r, c, out, func(a assignmentJSON) string { return a.Name })
+}
+
+// writeRBACPage answers one page of an RBAC listing: the items after $skiptoken in the
+// order of their names (GUIDs), at most records.MaxResults of them, with a nextLink that
+// repeats the request's $filter. The spec gives these listings no maxresults.
+func writeRBACPage[T any](w http.ResponseWriter, r *http.Request, c *Call, items []T, name func(T) string) error {
+	skip := r.URL.Query().Get("$skiptoken")
+	if skip != "" && !guidRE.MatchString(skip) {
+		return Errorf(http.StatusBadRequest, "BadParameter", "$skiptoken is invalid: pass the nextLink of the previous page unchanged")
+	}
+	skip = strings.ToLower(skip)
+	slices.SortFunc(items, func(a, b T) int { return strings.Compare(name(a), name(b)) })
+	if skip != "" {
+		i, found := slices.BinarySearchFunc(items, skip, func(it T, s string) int { return strings.Compare(name(it), s) })
+		if found {
+			i++
+		}
+		items = items[i:]
+	}
+	next := ""
+	if len(items) > records.MaxResults {
+		items = items[:records.MaxResults]
+		next = name(items[len(items)-1])
+	}
+	return writePage(w, r, c, keys.Page[T]{Value: items, NextToken: next}, keys.ListOptions{})
 }
 
 // findAssignment returns the pool's assignment named by {id} at the request's scope.
@@ -250,7 +303,9 @@ func (h *HSMRBAC) putAssignment(w http.ResponseWriter, r *http.Request, c *Call)
 		return err
 	}
 	a := authz.Assignment{ID: id, PrincipalID: principal, TenantID: c.Store.TenantID, RoleDefinitionID: role.ID, Scope: sc.rbac, HSMScope: sc.wire}
-	got, err := h.Store.CreateRoleAssignment(ctx, a)
+	got, err := h.Store.CreateRoleAssignmentIf(ctx, a, func(existing []authz.Assignment) error {
+		return assignmentLimit(existing, StoreScope(c.Store), sc.wire)
+	})
 	switch {
 	case errors.Is(err, tenancy.ErrExists):
 		if old, wire, ferr := h.findAssignment(r, c); ferr == nil && old.PrincipalID == a.PrincipalID && strings.EqualFold(old.RoleDefinitionID, a.RoleDefinitionID) {
@@ -264,6 +319,29 @@ func (h *HSMRBAC) putAssignment(w http.ResponseWriter, r *http.Request, c *Call)
 		return err
 	}
 	WriteJSON(w, http.StatusCreated, assignmentOut(got, sc.wire))
+	return nil
+}
+
+// assignmentLimit refuses one more assignment at local scope wire if the pool has Azure's
+// maximum there already.
+func assignmentLimit(existing []authz.Assignment, pool, wire string) error {
+	hsmWide := func(w string) bool { return w == "/" || w == "/keys" }
+	limit, n := maxKeyScopeAssignments, 0
+	if hsmWide(wire) {
+		limit = maxHSMScopeAssignments
+	}
+	for _, a := range existing {
+		if w := wireScope(a, pool); w != "" && (strings.EqualFold(w, wire) || hsmWide(w) && hsmWide(wire)) {
+			n++
+		}
+	}
+	if n >= limit {
+		what := "at HSM scope (/ and /keys)"
+		if !hsmWide(wire) {
+			what = "at the scope of key " + strings.TrimPrefix(wire, "/keys/")
+		}
+		return Errorf(http.StatusBadRequest, "RoleAssignmentLimitExceeded", fmt.Sprintf("No more role assignments can be created: a managed HSM allows %d %s and this one has %d. Delete one first, or assign at another scope.", limit, what, n))
+	}
 	return nil
 }
 
@@ -305,14 +383,19 @@ func (h *HSMRBAC) poolRoles(ctx context.Context, c *Call) ([]authz.RoleDefinitio
 		return nil, err
 	}
 	for _, r := range custom {
-		if slices.ContainsFunc(r.AssignableScopes, func(s string) bool {
-			sc, err := authz.ParseScope(s)
-			return err == nil && sc.Contains(pool)
-		}) {
+		if assignableIn(r, pool) {
 			out = append(out, r)
 		}
 	}
 	return out, nil
+}
+
+// assignableIn reports whether custom role r can be assigned in pool.
+func assignableIn(r authz.RoleDefinition, pool authz.Scope) bool {
+	return slices.ContainsFunc(r.AssignableScopes, func(s string) bool {
+		sc, err := authz.ParseScope(s)
+		return err == nil && sc.Contains(pool)
+	})
 }
 
 func (h *HSMRBAC) poolRole(ctx context.Context, c *Call, id string) (authz.RoleDefinition, error) {

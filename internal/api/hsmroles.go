@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -87,8 +88,7 @@ func (h *HSMRBAC) listDefinitions(w http.ResponseWriter, r *http.Request, c *Cal
 			out = append(out, definitionOut(role, StoreScope(c.Store)))
 		}
 	}
-	WriteJSON(w, http.StatusOK, map[string]any{"value": out})
-	return nil
+	return writeRBACPage(w, r, c, out, func(d definitionJSON) string { return d.Name })
 }
 
 // pathRole is the pool's role definition named by {id}.
@@ -155,7 +155,22 @@ func (h *HSMRBAC) putDefinition(w http.ResponseWriter, r *http.Request, c *Call)
 		}
 		def.Permissions = append(def.Permissions, authz.Permission{Actions: pm.Actions, NotActions: pm.NotActions, DataActions: pm.DataActions, NotDataActions: pm.NotDataActions})
 	}
-	got, _, err := h.Store.PutRoleDefinition(r.Context(), c.Store.TenantID, def)
+	poolScope, err := authz.ParseScope(pool)
+	if err != nil {
+		return err
+	}
+	got, _, err := h.Store.PutRoleDefinition(r.Context(), c.Store.TenantID, def, func(existing []authz.RoleDefinition) error {
+		n := 0
+		for _, e := range existing {
+			if assignableIn(e, poolScope) {
+				n++
+			}
+		}
+		if n >= maxCustomRoles {
+			return Errorf(http.StatusBadRequest, "RoleDefinitionLimitExceeded", fmt.Sprintf("No more custom role definitions can be created: a managed HSM allows %d and this one has %d. Delete an unused one first.", maxCustomRoles, n))
+		}
+		return nil
+	})
 	switch {
 	case errors.Is(err, tenancy.ErrExists):
 		return Errorf(http.StatusConflict, "Conflict", "the role definition name is taken")

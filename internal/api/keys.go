@@ -131,9 +131,16 @@ func listOptions(r *http.Request) (keys.ListOptions, error) {
 func writePage[T any](w http.ResponseWriter, r *http.Request, c *Call, p keys.Page[T], o keys.ListOptions) error {
 	var next *string
 	if p.NextToken != "" {
-		q := url.Values{"api-version": {r.URL.Query().Get("api-version")}, "$skiptoken": {p.NextToken}}
+		in := r.URL.Query()
+		q := url.Values{"api-version": {in.Get("api-version")}, "$skiptoken": {p.NextToken}}
 		if o.MaxResults > 0 {
 			q.Set("maxresults", strconv.Itoa(o.MaxResults))
+		}
+		// The next page is the same query: keep the options that select what is listed.
+		for _, k := range []string{"$filter", "includePending"} {
+			if v := in.Get(k); v != "" {
+				q.Set(k, v)
+			}
 		}
 		s := c.StoreURL + wirePath(r) + "?" + q.Encode()
 		next = &s

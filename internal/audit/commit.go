@@ -89,6 +89,7 @@ func (l *Log) run() {
 			}
 			return
 		}
+		l.maybeRotate()
 	}
 }
 

@@ -54,6 +54,11 @@
 // the last checkpoint whose signature verifies; an edit before it is found by Verify
 // (`coffer audit verify`), which always reads the whole log.
 //
+// Rotation (Options.MaxFileBytes, rotate.go): a full file is closed with a checkpoint and
+// renamed to <path>.000001, .000002, …; the new file at path continues the chain. The files
+// are one log: VerifyFiles checks them together (OrderFiles puts them in order), Verify
+// with VerifyOptions.Continue one alone, and Log.OpenFiles reads them all for Query.
+//
 // A torn final line (a crash in the middle of a write) is not tampering: Open removes it and
 // appends a "recovery" record saying how many bytes were removed; Verify reports it in
 // Report.TornBytes. Only the final line can be torn; any other unparsable line is an error.

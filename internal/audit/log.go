@@ -52,6 +52,14 @@ type Options struct {
 	// every unseal). Tampering before that checkpoint is then found by Verify (`coffer
 	// audit verify`) only, not by Open. Ignored with Continue.
 	VerifyFromCheckpoint bool
+	// MaxFileBytes, if positive, rotates the file once it holds at least this many bytes of
+	// records: it is closed with a checkpoint, renamed to RotatedName(path, n) and a new file
+	// continues the chain at path (rotate.go). Zero never rotates. Ignored by writer sinks.
+	MaxFileBytes int64
+	// OnRotate, if set, is called by the writer goroutine after each rotation with the
+	// rotated file's name, or with the error that kept the file from rotating (the log then
+	// goes on in the same file and tries again later). It must not call the Log.
+	OnRotate func(rotated string, err error)
 	// SyncInterval, if positive, lets Append return once its record is written to the file
 	// (in the operating system's cache: it survives the process being killed) and syncs the
 	// file to disk at most SyncInterval later, like Vault's file audit device; a power loss
@@ -106,6 +114,14 @@ type Log struct {
 	unsynced  bool
 	syncErr   error
 
+	// Rotation (rotate.go): writer goroutine only, except filesMu, which the writer holds
+	// while it renames and replaces the file and OpenFiles while it opens the files.
+	maxBytes      int64
+	onRotate      func(string, error)
+	rotated       int   // n of the newest rotated file
+	rotateRetryAt int64 // after a failed rotation: the size at which to try again
+	filesMu       sync.Mutex
+
 	failures atomic.Uint64
 	syncs    atomic.Uint64 // successful write+fsync rounds (group commits), for benchmarks
 }
@@ -120,6 +136,9 @@ func newLog(opts Options) (*Log, error) {
 	}
 	if opts.SyncInterval < 0 || opts.LazySyncInterval < 0 {
 		return nil, errors.New("audit: Options.SyncInterval and LazySyncInterval must not be negative")
+	}
+	if opts.MaxFileBytes < 0 {
+		return nil, errors.New("audit: Options.MaxFileBytes must not be negative")
 	}
 	if opts.CheckpointEvery < 0 {
 		return nil, errors.New("audit: Options.CheckpointEvery must not be negative")
@@ -149,6 +168,8 @@ func newLog(opts Options) (*Log, error) {
 		syncFile:  syncFile,
 		syncEvery: opts.SyncInterval,
 		lazyEvery: opts.LazySyncInterval,
+		maxBytes:  opts.MaxFileBytes,
+		onRotate:  opts.OnRotate,
 		wake:      make(chan struct{}, 1),
 		stopped:   make(chan struct{}),
 	}
@@ -271,9 +292,25 @@ func Open(path string, opts Options) (*Log, error) {
 			return fail(err)
 		}
 	}
+	rotated, err := RotatedFiles(path)
+	if err != nil {
+		return fail(err)
+	}
+	if len(rotated) > 0 {
+		l.rotated = rotatedIndex(rotated[len(rotated)-1])
+	}
 	if last == nil {
-		if err := l.startFresh(opts); err != nil {
+		// An empty file after a rotation continues the newest rotated file's chain.
+		h, since, ok, err := newestRotatedHead(path, opts.Signer.Public(), opts.LogID)
+		switch {
+		case err != nil:
 			return fail(err)
+		case ok && opts.Continue == nil:
+			l.logID, l.seq, l.head, l.since = h.LogID, h.Seq, h.Hash, since
+		default:
+			if err := l.startFresh(opts); err != nil {
+				return fail(err)
+			}
 		}
 		if err := syncDir(filepath.Dir(path)); err != nil {
 			return fail(err)

@@ -1,13 +1,17 @@
 package audit
 
 import (
+	"bytes"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -106,5 +110,164 @@ func TestOptionsValidation(t *testing.T) {
 				t.Errorf("NewWriterSink = nil; want an error")
 			}
 		})
+	}
+}
+
+// rotatingLog opens a log at path that rotates past max bytes and collects OnRotate's calls.
+func rotatingLog(t *testing.T, path string, key crypto.Signer, max int64) (*Log, *[]string) {
+	t.Helper()
+	var mu sync.Mutex
+	var rotated []string
+	opts := testOptions(key, "log-a", 1000)
+	opts.MaxFileBytes = max
+	opts.OnRotate = func(name string, err error) {
+		if err != nil {
+			t.Errorf("rotation failed: %v", err)
+			return
+		}
+		mu.Lock()
+		rotated = append(rotated, name)
+		mu.Unlock()
+	}
+	l, err := Open(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, &rotated
+}
+
+// logFiles is the rotated files of the log at path and then path.
+func logFiles(t *testing.T, path string) []string {
+	t.Helper()
+	rotated, err := RotatedFiles(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(rotated, path)
+}
+
+// TestMaxFileBytesRotates writes past the limit from concurrent appenders: the log rotates
+// at record boundaries into files that each end with a signed checkpoint, the files verify
+// as one log (together, and each alone from the previous file's head), reopening continues
+// the chain, OpenFiles reads every record, and tampering in a rotated file is found there.
+func TestMaxFileBytesRotates(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "audit.log")
+	key := newSigner(t)
+	const max = 8 << 10
+	l, rotated := rotatingLog(t, path, key, max)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 50 {
+				if err := l.Append(testEvent(g*100 + i)); err != nil {
+					t.Errorf("Append = %v", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	rc, err := l.OpenFiles()
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := Query(rc, Filter{Tenant: "tenant-a", Limit: 1000})
+	rc.Close()
+	if err != nil || len(recs) != 200 {
+		t.Errorf("Query over OpenFiles = %d records, %v; want all 200 events", len(recs), err)
+	}
+	head := l.Head()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	files := logFiles(t, path)
+	if len(files) < 6 || !slices.Equal(*rotated, files[:len(files)-1]) {
+		t.Fatalf("files = %v, OnRotate reported %v; want at least 5 rotated files, all reported", files, *rotated)
+	}
+	var prev *Head
+	for _, f := range files {
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := readLines(t, f)
+		last := parseLine(t, lines[len(lines)-1])
+		if f != path && (fi.Size() < max || fi.Size() > max+4<<10 || last.Kind != KindCheckpoint) {
+			t.Errorf("%s: %d bytes ending in a %s record; want %d bytes or a record more, ending in a checkpoint", f, fi.Size(), last.Kind, max)
+		}
+		rep, err := verifyFile(t, f, key.Public(), VerifyOptions{Continue: prev})
+		if err != nil {
+			t.Errorf("Verify(%s alone, Continue %v) = %v", f, prev, err)
+		}
+		prev = &Head{LogID: rep.LogID, Seq: rep.LastSeq, Hash: rep.HeadHash}
+	}
+	shuffled := append([]string{path}, files[:len(files)-1]...)
+	slices.Reverse(shuffled[1:])
+	if ordered, err := OrderFiles(shuffled); err != nil || !slices.Equal(ordered, files) {
+		t.Errorf("OrderFiles(%v) = %v, %v; want %v", shuffled, ordered, err, files)
+	}
+	rep, err := VerifyFiles(files, key.Public(), VerifyOptions{ExpectHead: &Checkpoint{Seq: head.Seq, HeadHash: head.Hash}})
+	if err != nil || rep.LastSeq < head.Seq || rep.Records != int(rep.LastSeq) {
+		t.Errorf("VerifyFiles = %+v, %v; want every record from seq 1 through the head %d", rep, err, head.Seq)
+	}
+
+	// Reopen: the chain and the numbering of rotated files go on.
+	l, rotated = rotatingLog(t, path, key, max)
+	for i := range 30 {
+		if err := l.Append(testEvent(1000 + i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	files = logFiles(t, path)
+	if len(*rotated) == 0 || (*rotated)[0] != RotatedName(path, len(shuffled)) {
+		t.Errorf("after reopening, rotated %v; want to go on with %s", *rotated, RotatedName(path, len(shuffled)))
+	}
+	if _, err := VerifyFiles(files, key.Public(), VerifyOptions{}); err != nil {
+		t.Errorf("VerifyFiles after reopening = %v", err)
+	}
+
+	// Tampering in a rotated file, and a rotated file removed.
+	victim := files[2]
+	orig, err := os.ReadFile(victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(victim, bytes.Replace(orig, []byte(`"status":200`), []byte(`"status":201`), 1), 0o600)
+	if _, err := VerifyFiles(files, key.Public(), VerifyOptions{}); err == nil || asVerifyError(t, err).Kind != BadHash || asVerifyError(t, err).File != victim {
+		t.Errorf("VerifyFiles with an edited record in %s = %v; want %s there", victim, err, BadHash)
+	}
+	os.WriteFile(victim, orig, 0o600)
+	without := slices.Delete(slices.Clone(files), 2, 3)
+	if _, err := VerifyFiles(without, key.Public(), VerifyOptions{}); err == nil || asVerifyError(t, err).Kind != BadGap || asVerifyError(t, err).File != files[3] {
+		t.Errorf("VerifyFiles without %s = %v; want %s in %s", victim, err, BadGap, files[3])
+	}
+}
+
+// TestOpenAfterRotationCrash: a crash between renaming the full file and creating the new
+// one leaves no file at path; Open continues the newest rotated file's chain instead of
+// starting a new log at seq 1.
+func TestOpenAfterRotationCrash(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "audit.log")
+	key := newSigner(t)
+	writeLog(t, path, testOptions(key, "log-a", 1000), 3) // seq 1–3, checkpoint 4
+	if err := os.Rename(path, RotatedName(path, 1)); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Open(path, testOptions(key, "log-a", 1000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := l.Head(); h.Seq != 4 {
+		t.Errorf("Head after the crash = %+v; want seq 4, the rotated file's checkpoint", h)
+	}
+	if err := l.Append(testEvent(9)); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	if rep, err := VerifyFiles(logFiles(t, path), key.Public(), VerifyOptions{}); err != nil || rep.LastSeq != 6 {
+		t.Errorf("VerifyFiles = %+v, %v; want seq 1–6", rep, err)
 	}
 }

@@ -2,12 +2,17 @@ package audit
 
 import (
 	"bytes"
+	"cmp"
 	"crypto"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"math"
+	"os"
+	"slices"
 	"time"
 )
 
@@ -62,11 +67,17 @@ type VerifyError struct {
 	Kind string
 	// Msg describes the problem.
 	Msg string
+	// File is the file Line is in (VerifyFiles); "" for Verify.
+	File string
 }
 
 // Error implements error.
 func (e *VerifyError) Error() string {
-	return fmt.Sprintf("audit: line %d, seq %d: %s: %s", e.Line, e.Seq, e.Kind, e.Msg)
+	where := ""
+	if e.File != "" {
+		where = e.File + ": "
+	}
+	return fmt.Sprintf("audit: %sline %d, seq %d: %s: %s", where, e.Line, e.Seq, e.Kind, e.Msg)
 }
 
 // VerifyOptions tunes Verify.
@@ -110,19 +121,10 @@ type Report struct {
 // is a *VerifyError naming the first bad record, or a read error; the report then covers the
 // records before it.
 func Verify(r io.Reader, pub crypto.PublicKey, opts VerifyOptions) (Report, error) {
-	if err := checkPublicKey(pub); err != nil {
+	c, err := verifyChain(pub, opts)
+	if err != nil {
 		return Report{}, err
 	}
-	c := newChain(pub, opts.LogID)
-	c.trackDup = true
-	if opts.Continue != nil {
-		c.continueFrom(*opts.Continue)
-	}
-	if exp := opts.ExpectHead; exp != nil && len(exp.Signature) > 0 && !verifySig(pub, exp) {
-		return c.report(), &VerifyError{Seq: c.signedThrough + 1, Line: 0, Kind: BadExpectHead,
-			Msg: "the expected checkpoint's signature does not verify under this key"}
-	}
-	c.expect = opts.ExpectHead
 	lr := newLineReader(r)
 	_, verr := c.readAll(lr)
 	if err := lr.failure(); err != nil {
@@ -131,11 +133,104 @@ func Verify(r io.Reader, pub crypto.PublicKey, opts VerifyOptions) (Report, erro
 	if verr != nil {
 		return c.report(), verr
 	}
-	if exp := c.expect; exp != nil && c.seq < exp.Seq {
-		return c.report(), &VerifyError{Seq: c.seq + 1, Line: lr.no + 1, Kind: BadTruncated,
-			Msg: fmt.Sprintf("log ends at seq %d but the expected checkpoint covers seq %d: records were cut off", c.seq, exp.Seq)}
+	return c.report(), c.checkEnd(lr.no)
+}
+
+// VerifyFiles verifies the files of one log as Verify verifies their concatenation: the
+// rotated files oldest first, then the current file (OrderFiles sorts them). Only the last
+// file may end in a torn line; errors name the file and the line in it.
+func VerifyFiles(paths []string, pub crypto.PublicKey, opts VerifyOptions) (Report, error) {
+	if len(paths) == 0 {
+		return Report{}, errors.New("audit: no files to verify")
+	}
+	c, err := verifyChain(pub, opts)
+	if err != nil {
+		return Report{}, err
+	}
+	lines := 0
+	for i, path := range paths {
+		f, err := os.Open(path)
+		if err != nil {
+			return c.report(), fmt.Errorf("audit: %w", err)
+		}
+		lr := newLineReader(f)
+		_, verr := c.readAll(lr)
+		ferr := lr.failure()
+		f.Close()
+		switch {
+		case ferr != nil:
+			return c.report(), fmt.Errorf("audit: read %s: %w", path, ferr)
+		case verr != nil:
+			verr.File = path
+			return c.report(), verr
+		case c.torn != nil && i < len(paths)-1:
+			return c.report(), &VerifyError{Seq: c.seq + 1, Line: c.torn.no, Kind: BadSyntax, File: path,
+				Msg: "a file followed by another one ends in an incomplete line: it was cut, or the files are out of order"}
+		}
+		lines = lr.no
+	}
+	if err := c.checkEnd(lines); err != nil {
+		err.(*VerifyError).File = paths[len(paths)-1]
+		return c.report(), err
 	}
 	return c.report(), nil
+}
+
+// OrderFiles returns paths sorted by the seq of their first record, so that the files of a
+// rotated log, named in any order (a shell glob puts the current file first), are in log
+// order; files without a record go last.
+func OrderFiles(paths []string) ([]string, error) {
+	seqs := make(map[string]uint64, len(paths))
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			return nil, fmt.Errorf("audit: %w", err)
+		}
+		lr := newLineReader(f)
+		seq := uint64(math.MaxUint64)
+		if l := lr.next(); l != nil && !l.nul {
+			if seq = peekSeq(l); seq == 0 {
+				seq = math.MaxUint64
+			}
+		}
+		err = lr.failure()
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("audit: read %s: %w", p, err)
+		}
+		seqs[p] = seq
+	}
+	out := slices.Clone(paths)
+	slices.SortStableFunc(out, func(a, b string) int { return cmp.Compare(seqs[a], seqs[b]) })
+	return out, nil
+}
+
+// verifyChain is the chain Verify and VerifyFiles start with.
+func verifyChain(pub crypto.PublicKey, opts VerifyOptions) (*chain, error) {
+	if err := checkPublicKey(pub); err != nil {
+		return nil, err
+	}
+	c := newChain(pub, opts.LogID)
+	c.trackDup = true
+	if opts.Continue != nil {
+		c.continueFrom(*opts.Continue)
+	}
+	if exp := opts.ExpectHead; exp != nil && len(exp.Signature) > 0 && !verifySig(pub, exp) {
+		return nil, &VerifyError{Seq: c.signedThrough + 1, Line: 0, Kind: BadExpectHead,
+			Msg: "the expected checkpoint's signature does not verify under this key"}
+	}
+	c.expect = opts.ExpectHead
+	return c, nil
+}
+
+// checkEnd reports a log that ends before the expected checkpoint; lines is the number of
+// lines of the (last) file.
+func (c *chain) checkEnd(lines int) error {
+	if exp := c.expect; exp != nil && c.seq < exp.Seq {
+		return &VerifyError{Seq: c.seq + 1, Line: lines + 1, Kind: BadTruncated,
+			Msg: fmt.Sprintf("log ends at seq %d but the expected checkpoint covers seq %d: records were cut off", c.seq, exp.Seq)}
+	}
+	return nil
 }
 
 // chain is the verifier's state, shared by Verify and Open.

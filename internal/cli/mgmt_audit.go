@@ -101,17 +101,23 @@ func newAuditCmd() *cobra.Command {
 		},
 	}
 
-	var keyFile, expectHead string
+	var keyFile, expectHead, continueFrom string
 	verify := &cobra.Command{
-		Use:   "verify FILE --public-key-file F [--expect-head SEQ:HASH]",
-		Short: "Verify an audit log file offline: hash chain, checkpoint signatures, truncation",
-		Long: `Verify an audit log file offline (no server needed): every record's hash and chain link,
+		Use:   "verify FILE... --public-key-file F [--expect-head SEQ:HASH] [--continue SEQ:HASH]",
+		Short: "Verify audit log files offline: hash chain, checkpoint signatures, truncation",
+		Long: `Verify an audit log offline (no server needed): every record's hash and chain link,
 and every checkpoint's signature under the public key (coffer audit public-key). With
 --expect-head SEQ:HASH, a head noted earlier, the log must reach that record unchanged.
 
-Exits non-zero naming the first bad record if the file was edited, reordered, cut or forged.
-Records after the last checkpoint are reported as unsigned: compare them with an exported head.`,
-		Args: cobra.ExactArgs(1),
+A rotated log is several files (audit.log.000001, audit.log.000002, …, then audit.log):
+name them all, in any order (coffer audit verify DIR/audit.log*), and they are verified as
+one chain, in the order of their first records. If the oldest files were removed, give
+--continue SEQ:HASH, the head of the last removed file (printed when it was verified).
+
+Exits non-zero naming the file and first bad record if a file was edited, reordered, cut,
+removed or forged. Records after the last checkpoint are reported as unsigned: compare them
+with an exported head.`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if keyFile == "" {
 				return errors.New("give --public-key-file (the PEM from `coffer audit public-key`)")
@@ -122,28 +128,38 @@ Records after the last checkpoint are reported as unsigned: compare them with an
 			}
 			var opts audit.VerifyOptions
 			if expectHead != "" {
-				seq, hash, ok := strings.Cut(expectHead, ":")
-				n, err := strconv.ParseUint(seq, 10, 64)
-				if !ok || err != nil || n == 0 || len(hash) != 64 {
-					return fmt.Errorf("--expect-head %q: want SEQ:HASH, e.g. 42:%s", expectHead, strings.Repeat("ab", 32))
+				n, hash, err := parseHead("--expect-head", expectHead)
+				if err != nil {
+					return err
 				}
-				opts.ExpectHead = &audit.Checkpoint{Seq: n, HeadHash: strings.ToLower(hash)}
+				opts.ExpectHead = &audit.Checkpoint{Seq: n, HeadHash: hash}
 			}
-			file, err := os.Open(args[0])
+			if continueFrom != "" {
+				n, hash, err := parseHead("--continue", continueFrom)
+				if err != nil {
+					return err
+				}
+				opts.Continue = &audit.Head{Seq: n, Hash: hash}
+			}
+			files, err := audit.OrderFiles(args)
 			if err != nil {
 				return err
 			}
-			defer file.Close()
-			rep, err := audit.Verify(file, pub, opts)
+			name := strings.Join(files, ", ")
+			rep, err := audit.VerifyFiles(files, pub, opts)
 			var verr *audit.VerifyError
 			if errors.As(err, &verr) {
-				return fmt.Errorf("%s: verification FAILED at seq %d (line %d): %s: %s; the %d records before it verify", args[0], verr.Seq, verr.Line, verr.Kind, verr.Msg, rep.Records)
+				return fmt.Errorf("%s: verification FAILED at seq %d (line %d): %s: %s; the %d records before it verify", verr.File, verr.Seq, verr.Line, verr.Kind, verr.Msg, rep.Records)
 			}
 			if err != nil {
-				return fmt.Errorf("%s: %w", args[0], err)
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			first := uint64(1)
+			if opts.Continue != nil {
+				first = opts.Continue.Seq + 1
 			}
 			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "%s: OK\n  log %s: %d records (%d checkpoints), seq 1-%d\n  head: %d:%s\n", args[0], rep.LogID, rep.Records, rep.Checkpoints, rep.LastSeq, rep.LastSeq, rep.HeadHash)
+			fmt.Fprintf(w, "%s: OK\n  log %s: %d records (%d checkpoints), seq %d-%d\n  head: %d:%s\n", name, rep.LogID, rep.Records, rep.Checkpoints, first, rep.LastSeq, rep.LastSeq, rep.HeadHash)
 			if rep.UnsignedTail > 0 {
 				fmt.Fprintf(w, "  %d records after the last checkpoint (seq %d) are not signed yet\n", rep.UnsignedTail, rep.LastCheckpointSeq)
 			}
@@ -155,9 +171,20 @@ Records after the last checkpoint are reported as unsigned: compare them with an
 	}
 	verify.Flags().StringVar(&keyFile, "public-key-file", "", "PEM public key that signs the checkpoints")
 	verify.Flags().StringVar(&expectHead, "expect-head", "", "SEQ:HASH of a record noted earlier (coffer audit public-key prints the current one)")
+	verify.Flags().StringVar(&continueFrom, "continue", "", "SEQ:HASH of the last record before the first file given, when older rotated files were removed")
 
 	cmd.AddCommand(query, publicKey, verify)
 	return cmd
+}
+
+// parseHead reads a flag's SEQ:HASH.
+func parseHead(flag, v string) (uint64, string, error) {
+	seq, hash, ok := strings.Cut(v, ":")
+	n, err := strconv.ParseUint(seq, 10, 64)
+	if !ok || err != nil || n == 0 || len(hash) != 64 {
+		return 0, "", fmt.Errorf("%s %q: want SEQ:HASH, e.g. 42:%s", flag, v, strings.Repeat("ab", 32))
+	}
+	return n, strings.ToLower(hash), nil
 }
 
 // readPublicKey reads a PEM "PUBLIC KEY" (PKIX) file.

@@ -10,6 +10,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -56,9 +57,11 @@ type Config struct {
 	// nothing stored (reads and the key operations sign, verify, encrypt, decrypt, wrapKey,
 	// unwrapKey).
 	AuditReadSyncInterval time.Duration
-	PKCS11Library         string
-	PKCS11Token           string
-	PKCS11PINFile         string
+	// AuditMaxSize rotates the audit log file once it holds this many bytes (0: never).
+	AuditMaxSize  int64
+	PKCS11Library string
+	PKCS11Token   string
+	PKCS11PINFile string
 	// PKCS11SOPINFile holds the tokens' security officer PIN (optional): with it the keys
 	// of managed HSM pools leave their token only wrapped by the pool's security domain
 	// (docs/HSM.md).
@@ -116,6 +119,24 @@ func dur(p func(c *Config) *time.Duration) func(*Config, string) error {
 	}
 }
 
+// byteSize parses a size in bytes: a whole number with an optional KiB, MiB or GiB suffix.
+func byteSize(p func(c *Config) *int64) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		num, mult := v, int64(1)
+		for suffix, m := range map[string]int64{"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30} {
+			if n, ok := strings.CutSuffix(v, suffix); ok {
+				num, mult = strings.TrimSpace(n), m
+			}
+		}
+		n, err := strconv.ParseInt(num, 10, 64)
+		if err != nil || n < 0 || n > math.MaxInt64/mult {
+			return fmt.Errorf("%q is not a size (bytes, or a whole number of KiB, MiB or GiB, e.g. 256MiB)", v)
+		}
+		*p(c) = n * mult
+		return nil
+	}
+}
+
 var settings = []setting{
 	{"dev", kindBool, "false", "development mode: creates the data directory, a development CA and server certificate, initialises and unseals itself. NOT FOR PRODUCTION", func(c *Config, v string) error {
 		b, err := strconv.ParseBool(v)
@@ -166,6 +187,7 @@ var settings = []setting{
 	}},
 	{"audit-read-sync-interval", kindDuration, "10ms", "how long the audit record of a request that changes nothing stored (a read, or sign, verify, encrypt, decrypt, wrapKey, unwrapKey) may wait for its sync to disk: the response still waits until the record is written to the file, which survives a killed process, and a failed write or sync fails requests as always; a power loss can lose that much of the read records. 0 syncs them before the response like every other record (records of requests that change state are always synced first, unless audit-sync-interval is set)", dur(func(c *Config) *time.Duration { return &c.AuditReadSyncInterval })},
 	{"audit-sync-interval", kindDuration, "0s", "0 (default): every data-plane response waits until its audit record is synced to disk; a positive duration (at most 1s) returns once the record is written to the file, which survives a killed process, and syncs within that time, so a power loss can lose that much of the log (Vault's file audit device never syncs); a failed sync stops all requests", dur(func(c *Config) *time.Duration { return &c.AuditSyncInterval })},
+	{"audit-max-size", kindString, "256MiB", "size at which the audit log file is rotated: it is closed with a signed checkpoint, renamed audit.log.000001, .000002, … and a new audit.log continues the hash chain (0: never rotate; otherwise at least 64KiB); rotated files are kept, delete or archive them yourself", byteSize(func(c *Config) *int64 { return &c.AuditMaxSize })},
 	{"pkcs11-library", kindString, "", "PKCS#11 module of the HSM that holds managed HSM pools' keys (e.g. /usr/lib/softhsm/libsofthsm2.so); without it pools use software keys", str(func(c *Config) *string { return &c.PKCS11Library })},
 	{"pkcs11-token-label", kindString, "", "label of the PKCS#11 token to use", str(func(c *Config) *string { return &c.PKCS11Token })},
 	{"pkcs11-pin-file", kindString, "", "file holding the token's user PIN (the PIN is never a setting itself)", str(func(c *Config) *string { return &c.PKCS11PINFile })},
@@ -396,6 +418,9 @@ func (c *Config) Validate() error {
 	}
 	if c.AuditReadSyncInterval < 0 || c.AuditReadSyncInterval > time.Second {
 		bad("audit-read-sync-interval", "must be from 0 to 1s, got %s", c.AuditReadSyncInterval)
+	}
+	if c.AuditMaxSize != 0 && c.AuditMaxSize < 64<<10 {
+		bad("audit-max-size", "must be 0 (never rotate) or at least 64KiB, got %d bytes", c.AuditMaxSize)
 	}
 	if c.TokenKeyMaxAge < 2*time.Hour {
 		bad("token-key-rotation", "must be at least 2h (tokens live 1h), got %s", c.TokenKeyMaxAge)

@@ -154,3 +154,36 @@ func TestSealSetting(t *testing.T) {
 		})
 	}
 }
+
+func TestAuditMaxSize(t *testing.T) {
+	tests := []struct {
+		name  string
+		args  []string
+		env   map[string]string
+		want  int64
+		fails string // substring of the Load or Validate error
+	}{
+		{"ok/default-256MiB", []string{"--dev"}, nil, 256 << 20, ""},
+		{"ok/never", []string{"--dev", "--audit-max-size", "0"}, nil, 0, ""},
+		{"ok/GiB", []string{"--dev", "--audit-max-size", "2GiB"}, nil, 2 << 30, ""},
+		{"ok/bytes-from-env", []string{"--dev"}, map[string]string{"COFFER_AUDIT_MAX_SIZE": "1048576"}, 1 << 20, ""},
+		{"fail/unit", []string{"--dev", "--audit-max-size", "10MB"}, nil, 0, "not a size"},
+		{"fail/negative", []string{"--dev", "--audit-max-size", "-1"}, nil, 0, "not a size"},
+		{"fail/overflow", []string{"--dev", "--audit-max-size", "9000000000GiB"}, nil, 0, "not a size"},
+		{"fail/too-small", []string{"--dev", "--audit-max-size", "4KiB"}, nil, 0, "at least 64KiB"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := load(t, tt.args, tt.env)
+			if err == nil {
+				err = c.Validate()
+			}
+			switch {
+			case tt.fails == "" && (err != nil || c.AuditMaxSize != tt.want):
+				t.Errorf("audit-max-size = %v, %v; want %d", c, err, tt.want)
+			case tt.fails != "" && (err == nil || !strings.Contains(err.Error(), "audit-max-size") || !strings.Contains(err.Error(), tt.fails)):
+				t.Errorf("error = %v; want one naming audit-max-size and %q", err, tt.fails)
+			}
+		})
+	}
+}

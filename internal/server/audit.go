@@ -67,6 +67,14 @@ func (s *Server) openAudit(ctx context.Context) (*audit.Log, error) {
 	opts.VerifyFromCheckpoint = true
 	opts.SyncInterval = s.cfg.AuditSyncInterval
 	opts.LazySyncInterval = s.cfg.AuditReadSyncInterval
+	opts.MaxFileBytes = s.cfg.AuditMaxSize
+	opts.OnRotate = func(rotated string, err error) {
+		if err != nil {
+			s.log.Error("audit log rotation failed; the log goes on in the same file and tries again after another MiB", "err", err)
+			return
+		}
+		s.log.Info("audit log rotated", "rotated", rotated, "max-size", s.cfg.AuditMaxSize)
+	}
 	return audit.Open(filepath.Join(s.cfg.DataDir, AuditFile), opts)
 }
 

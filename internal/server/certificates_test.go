@@ -866,3 +866,26 @@ func TestBadAttestationFilesStopTheStart(t *testing.T) {
 		}
 	}
 }
+
+// TestCertificateListKeepsIncludePending pages through an includePending listing one item
+// a page: every nextLink keeps includePending, so the later pages still list pending
+// certificates.
+func TestCertificateListKeepsIncludePending(t *testing.T) {
+	ts := startDev(t)
+	ctx := context.Background()
+	c := certsClient(t, ts)
+	for _, name := range []string{"pending1", "pending2", "pending3"} {
+		pol := selfPolicy("application/x-pkcs12", true)
+		pol.IssuerParameters.Name = to.Ptr("Unknown")
+		if _, err := c.CreateCertificate(ctx, name, azcertificates.CreateCertificateParameters{CertificatePolicy: pol}, nil); err != nil {
+			t.Fatalf("CreateCertificate(%s) = %v", name, err)
+		}
+	}
+	dev := ts.Dev.Credentials
+	hc := loopbackClient(t, ts.caFile)
+	_, tok := rawToken(t, ts, hc, dev.TenantID, dev.ClientID, dev.ClientSecret, ts.resources().Base())
+	items, pages, next := pageAll(t, hc, tok, dev.VaultURL+"certificates?api-version=7.6&maxresults=1&includePending=true")
+	if len(items) != 3 || pages != 3 || !strings.Contains(next, "includePending=true") {
+		t.Errorf("includePending listing, one a page = %d items in %d pages (first nextLink %q); want 3 in 3", len(items), pages, next)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
@@ -20,11 +21,13 @@ import (
 )
 
 // mhsmRBAC sends Managed HSM RBAC requests exactly as the azadmin rbac client builds them
-// (sdk/security/keyvault/azadmin/rbac/client.go): the path is
+// (sdk/security/keyvault/azadmin/rbac/client.go at the source's head): the path is
 // runtime.JoinPaths(hsmURL, "/{scope}/providers/Microsoft.Authorization/...") with the
-// scope inserted verbatim ("/", "/keys", "/keys/k1"), bodies are {"properties":{...}}, and
-// success is 201 for PUT, 200 otherwise. The azadmin module itself is not on the module
-// proxy this machine reaches ("This module version is not available"), hence this stand-in.
+// scope inserted verbatim ("/", "/keys", "/keys/k1"), api-version 2026-01-01-preview,
+// bodies are {"properties":{...}}, success is 201 for PUT, 200 otherwise, and its pagers
+// follow nextLink with runtime.FetcherForNextLink. The azadmin module itself is not on the
+// module proxy this machine reaches (its version list is 404, every version 403 "This
+// module version is not available"), hence this stand-in.
 type mhsmRBAC struct {
 	t     *testing.T
 	hc    *http.Client
@@ -47,7 +50,7 @@ func (c mhsmRBAC) do(method, scope, path string, body any) (int, map[string]any)
 	if strings.Contains(u, "?") {
 		sep = "&"
 	}
-	req, err := http.NewRequest(method, u+sep+"api-version=7.6", r)
+	req, err := http.NewRequest(method, u+sep+"api-version="+azadminAPIVersion, r)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -65,6 +68,68 @@ func (c mhsmRBAC) do(method, scope, path string, body any) (int, map[string]any)
 	var m map[string]any
 	_ = json.Unmarshal(raw, &m)
 	return resp.StatusCode, m
+}
+
+// azadminAPIVersion is the api-version azadmin's rbac client sends.
+const azadminAPIVersion = "2026-01-01-preview"
+
+// list pages through a roleAssignments or roleDefinitions listing as azadmin's pagers do
+// and returns every item's name, the number of pages and the first page's nextLink.
+func (c mhsmRBAC) list(scope, what, filter string) (names []string, pages int, firstNext string) {
+	c.t.Helper()
+	q := url.Values{"api-version": {azadminAPIVersion}}
+	if filter != "" {
+		q.Set("$filter", filter)
+	}
+	items, pages, firstNext := pageAll(c.t, c.hc, c.token, runtime.JoinPaths(c.base, "/"+scope+"/providers/Microsoft.Authorization/"+what)+"?"+q.Encode())
+	for _, it := range items {
+		n, _ := it["name"].(string)
+		names = append(names, n)
+	}
+	return names, pages, firstNext
+}
+
+// pageAll reads a Key Vault listing from first on, following nextLink the way the SDKs'
+// pagers do (runtime.FetcherForNextLink over an azcore pipeline), and returns every item,
+// the number of pages and the first page's nextLink.
+func pageAll(t *testing.T, hc *http.Client, token, first string) (items []map[string]any, pages int, firstNext string) {
+	t.Helper()
+	pl := runtime.NewPipeline("coffer-test", "v0.0.0", runtime.PipelineOptions{PerCall: []policy.Policy{bearerPolicy(token)}},
+		&policy.ClientOptions{Transport: hc, Retry: policy.RetryOptions{MaxRetries: -1}})
+	firstReq := func(ctx context.Context) (*policy.Request, error) {
+		return runtime.NewRequest(ctx, http.MethodGet, first)
+	}
+	next := ""
+	for {
+		resp, err := runtime.FetcherForNextLink(context.Background(), pl, next, firstReq, nil)
+		if err != nil {
+			t.Fatalf("list %s, page %d: %v", first, pages+1, err)
+		}
+		var page struct {
+			Value    []map[string]any
+			NextLink *string
+		}
+		if err := runtime.UnmarshalAsJSON(resp, &page); err != nil {
+			t.Fatal(err)
+		}
+		pages++
+		items = append(items, page.Value...)
+		if page.NextLink == nil || *page.NextLink == "" {
+			return items, pages, firstNext
+		}
+		if pages == 1 {
+			firstNext = *page.NextLink
+		}
+		next = *page.NextLink
+	}
+}
+
+// bearerPolicy sets a fixed bearer token on every request.
+type bearerPolicy string
+
+func (b bearerPolicy) Do(req *policy.Request) (*http.Response, error) {
+	req.Raw().Header.Set("Authorization", "Bearer "+string(b))
+	return req.Next()
 }
 
 func (c mhsmRBAC) assign(scope, name, roleID, principal string) (int, map[string]any) {

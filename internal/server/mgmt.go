@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"sync"
 
 	"github.com/coffer-kms/coffer/internal/api"
@@ -113,12 +112,13 @@ func (a mgmtAudit) Append(ctx context.Context, ev audit.Event) error {
 	return id.record(ev)
 }
 
+// Open reads the whole log: the rotated files, oldest first, then the current one.
 func (a mgmtAudit) Open(ctx context.Context) (io.ReadCloser, error) {
 	id, err := a.s.ident()
 	if err != nil {
 		return nil, err
 	}
-	return os.Open(id.audit.Path())
+	return id.audit.OpenFiles()
 }
 
 func (a mgmtAudit) PublicKey(ctx context.Context) (crypto.PublicKey, audit.Head, error) {

@@ -40,6 +40,14 @@ func (s *Store) Generation() uint64 { return s.gen.Load() }
 // (built-in and the tenant's custom roles) exactly as the authorizer will. An empty ID gets a
 // fresh UUID.
 func (s *Store) CreateRoleAssignment(ctx context.Context, a authz.Assignment) (authz.Assignment, error) {
+	return s.CreateRoleAssignmentIf(ctx, a, nil)
+}
+
+// CreateRoleAssignmentIf is CreateRoleAssignment with a condition: check (if not nil) sees
+// the tenant's assignments in the same transaction, before a is added, and its error is
+// returned as is with nothing written. It is how a caller enforces a count limit that
+// concurrent creates cannot overshoot; check must be pure (a transaction may be retried). An ID that is taken is ErrExists before check runs.
+func (s *Store) CreateRoleAssignmentIf(ctx context.Context, a authz.Assignment, check func(existing []authz.Assignment) error) (authz.Assignment, error) {
 	if a.ID == "" {
 		a.ID = NewUUID()
 	}
@@ -62,6 +70,15 @@ func (s *Store) CreateRoleAssignment(ctx context.Context, a authz.Assignment) (a
 		}
 		if _, err := authz.NewSnapshot(roles, []authz.Assignment{a}); err != nil {
 			return fmt.Errorf("%w: %v", ErrInvalidName, err)
+		}
+		if check != nil {
+			existing, err := assignmentsIn(ctx, tx, a.TenantID)
+			if err != nil {
+				return err
+			}
+			if err := check(existing); err != nil {
+				return err
+			}
 		}
 		return putJSON(ctx, tx, assignmentKey(a.TenantID, a.ID), a)
 	})

@@ -16,7 +16,10 @@ var ErrInUse = errors.New("in use")
 // PutRoleDefinition creates or replaces the custom role r.ID of tenantID (Managed HSM's
 // createOrUpdate). A replaced role must still admit every assignment that uses it; the
 // check is the authorizer's own (authz.NewSnapshot over the tenant's roles and assignments).
-func (s *Store) PutRoleDefinition(ctx context.Context, tenantID string, r authz.RoleDefinition) (authz.RoleDefinition, bool, error) {
+// When the role is new, onCreate (if not nil) sees the tenant's custom roles in the same
+// transaction, before r is added, and its error is returned as is with nothing written (a
+// count limit; onCreate must be pure); replacing a role does not call it.
+func (s *Store) PutRoleDefinition(ctx context.Context, tenantID string, r authz.RoleDefinition, onCreate func(existing []authz.RoleDefinition) error) (authz.RoleDefinition, bool, error) {
 	if !IsUUID(r.ID) {
 		return r, false, fmt.Errorf("%w: role definition name %q must be a lower-case UUID", ErrInvalidName, r.ID)
 	}
@@ -44,6 +47,11 @@ func (s *Store) PutRoleDefinition(ctx context.Context, tenantID string, r authz.
 		roles, err := roleDefs(ctx, tx, tenantID)
 		if err != nil {
 			return err
+		}
+		if created && onCreate != nil {
+			if err := onCreate(roles); err != nil {
+				return err
+			}
 		}
 		roles = replaceRole(roles, r)
 		assignments, err := assignmentsIn(ctx, tx, tenantID)
