@@ -77,6 +77,7 @@ YAML file named by --config; flags override environment variables, which overrid
 				return fmt.Errorf("invalid configuration:\n%w", err)
 			}
 			hardenProcess()
+			tuneGC()
 			if path := os.Getenv("COFFER_CPUPROFILE"); path != "" {
 				stopProfile, err := startCPUProfile(path)
 				if err != nil {
