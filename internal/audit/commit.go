@@ -16,7 +16,7 @@ const (
 type request struct {
 	kind string
 	ev   Event
-	// evJSON, if set, is json.Marshal(&ev), done by the caller so that the writer goroutine,
+	// evJSON, if set, is json.Marshal(&ev) (appendEventJSON), done by the caller so that the writer goroutine,
 	// which every waiting request queues behind, does not run the JSON encoder.
 	evJSON []byte
 	lazy   bool        // AppendLazy: may return before the sync

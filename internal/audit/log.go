@@ -5,7 +5,6 @@ import (
 	"crypto"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -398,12 +397,7 @@ func (l *Log) appendEvent(ev Event, lazy bool) error {
 		l.failures.Add(1)
 		return err
 	}
-	evJSON, err := json.Marshal(&ev)
-	if err != nil {
-		l.failures.Add(1)
-		return fmt.Errorf("audit: encode record: %w", err)
-	}
-	return l.submit(&request{kind: KindEvent, ev: ev, evJSON: evJSON, lazy: lazy})
+	return l.submit(&request{kind: KindEvent, ev: ev, evJSON: appendEventJSON(nil, &ev), lazy: lazy})
 }
 
 // Checkpoint appends a signed checkpoint of the current head now and returns it, for the
