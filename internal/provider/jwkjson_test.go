@@ -318,3 +318,28 @@ func alnumRuns(b []byte, n int) []string {
 	}
 	return runs
 }
+
+// TestB64JSONEncoding: B64 encodes as an unpadded base64url JSON string — empty and nil
+// as "" — alone, in a struct and with omitempty, and decodes back.
+func TestB64JSONEncoding(t *testing.T) {
+	type s struct {
+		A B64 `json:"a"`
+		B B64 `json:"b,omitempty"`
+		C B64 `json:"c"`
+	}
+	v := s{A: B64{0xfb, 0xff, 0x01}, C: nil}
+	out, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"a":"-_8B","c":""}`; string(out) != want {
+		t.Fatalf("Marshal = %s; want %s", out, want)
+	}
+	var back s
+	if err := json.Unmarshal(out, &back); err != nil || !bytes.Equal(back.A, v.A) {
+		t.Fatalf("Unmarshal = %x, %v", back.A, err)
+	}
+	if got, _ := json.Marshal(B64("\x00\x01\x02\x03")); string(got) != `"AAECAw"` {
+		t.Errorf("Marshal alone = %s", got)
+	}
+}
