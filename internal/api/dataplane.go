@@ -127,6 +127,14 @@ func queryValues(raw, name string) []string {
 	return out
 }
 
+// queryValue is r.URL.Query().Get(name) through queryValues.
+func queryValue(r *http.Request, name string) string {
+	if v := queryValues(r.URL.RawQuery, name); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
 // supportedVersions are the api-versions Coffer answers; the newest stable one is named in
 // errors. 2026-01-01-preview is what the current preview SDKs send on every request
 // (azkeys v1.6.0-beta.1; azadmin's rbac and backup clients at the source's head): it is

@@ -82,10 +82,11 @@ func (s *Secrets) set(w http.ResponseWriter, r *http.Request, c *Call, svc *secr
 var outContentTypes = map[string]bool{"": true, "application/x-pkcs12": true, "application/x-pem-file": true}
 
 func (s *Secrets) get(w http.ResponseWriter, r *http.Request, c *Call, svc *secrets.Service) error {
-	if !outContentTypes[r.URL.Query().Get("outContentType")] {
+	out := queryValue(r, "outContentType")
+	if !outContentTypes[out] {
 		return Errorf(http.StatusBadRequest, "BadParameter", "outContentType must be application/x-pkcs12 or application/x-pem-file")
 	}
-	b, err := svc.GetAs(r.Context(), c.Store, c.StoreURL, r.PathValue("name"), r.PathValue("version"), r.URL.Query().Get("outContentType"))
+	b, err := svc.GetAs(r.Context(), c.Store, c.StoreURL, r.PathValue("name"), r.PathValue("version"), out)
 	return respondSecrets(w, b, err)
 }
 

@@ -29,16 +29,22 @@ func newTokenCache(max int) *tokenCache {
 }
 
 func cacheKey(raw, tenantID, resource string) [32]byte {
-	h := sha256.New()
-	h.Write([]byte(raw))
-	h.Write([]byte{0})
-	h.Write([]byte(tenantID))
-	h.Write([]byte{0})
-	h.Write([]byte(resource))
-	var k [32]byte
-	h.Sum(k[:0])
+	bp := keyBufs.Get().(*[]byte)
+	b := append((*bp)[:0], raw...)
+	b = append(b, 0)
+	b = append(b, tenantID...)
+	b = append(b, 0)
+	b = append(b, resource...)
+	k := sha256.Sum256(b)
+	clear(b) // it held a bearer token
+	*bp = b[:0]
+	keyBufs.Put(bp)
 	return k
 }
+
+// keyBufs are cacheKey's scratch buffers: hashing through hash.Hash copied the token to the
+// heap on every request.
+var keyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
 
 func (c *tokenCache) get(k [32]byte, now time.Time) (api.Caller, bool) {
 	c.mu.Lock()
