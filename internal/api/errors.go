@@ -88,9 +88,12 @@ func Resolve(err error, mappings ...Mapping) *Error {
 	return ErrInternal
 }
 
+// jsonContentType is the Content-Type of every JSON answer, one shared slice.
+var jsonContentType = []string{"application/json; charset=utf-8"}
+
 // WriteJSON writes v as a JSON response with status.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header()["Content-Type"] = jsonContentType // shared: len == cap, never written into
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	_ = enc.Encode(v)
