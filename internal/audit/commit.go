@@ -12,12 +12,13 @@ const (
 	kindTick  = "tick"  // CheckpointInterval elapsed
 )
 
-// request is one caller waiting for the writer goroutine.
+// request is one caller waiting for its record to be committed.
 type request struct {
 	kind string
 	ev   Event
-	// evJSON, if set, is json.Marshal(&ev) (appendEventJSON), done by the caller so that the writer goroutine,
-	// which every waiting request queues behind, does not run the JSON encoder.
+	// evJSON, if set, is json.Marshal(&ev) (appendEventJSON), done by the caller before it
+	// queues, so that a committer, which every waiting request queues behind, does not run
+	// the JSON encoder.
 	evJSON []byte
 	lazy   bool        // AppendLazy: may return before the sync
 	cp     *Checkpoint // out: the checkpoint written for a KindCheckpoint request
@@ -25,7 +26,12 @@ type request struct {
 	done   chan struct{} // closed when the request is durable or failed; nil for ticks
 }
 
-// submit queues r for the writer goroutine and waits for it.
+// submit queues r and returns once it is committed (group commit, leader and followers):
+// the caller that gets the commit slot takes everything queued, writes it with one write
+// and one sync, and releases those callers; callers that queue meanwhile wait, and the
+// next one to get the slot takes them all together. A lone caller therefore commits its
+// own record on its own goroutine, with no hand-off to another goroutine and back (that
+// hand-off was a large part of an audited read's cost, BENCHMARKS.md).
 func (l *Log) submit(r *request) error {
 	r.done = make(chan struct{})
 	l.mu.Lock()
@@ -36,12 +42,34 @@ func (l *Log) submit(r *request) error {
 	}
 	l.queue = append(l.queue, r)
 	l.mu.Unlock()
-	l.signal()
-	<-r.done
-	return r.err
+	for {
+		select {
+		case <-r.done:
+			return r.err
+		case l.commitSlot <- struct{}{}:
+			l.drain()
+			<-l.commitSlot
+		}
+	}
 }
 
-// signal wakes the writer goroutine if it is idle.
+// drain commits everything queued; the caller holds the commit slot.
+func (l *Log) drain() {
+	l.mu.Lock()
+	batch := l.queue
+	l.queue = nil
+	l.mu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	l.commit(batch)
+	l.maybeRotate()
+	if l.unsynced {
+		l.signal() // the background goroutine schedules the deferred sync
+	}
+}
+
+// signal tells the background goroutine that written records wait for a deferred sync.
 func (l *Log) signal() {
 	select {
 	case l.wake <- struct{}{}:
@@ -49,9 +77,18 @@ func (l *Log) signal() {
 	}
 }
 
-// run is the writer goroutine: it takes everything queued, writes it with one write and one
-// fsync, and releases the callers (group commit). Callers that queue while it writes wait
-// for the next round, which takes them all together.
+// withSlot runs f holding the commit slot, unless the log is closing (the background
+// goroutine's work: timed checkpoints and deferred syncs).
+func (l *Log) withSlot(f func()) {
+	l.commitSlot <- struct{}{}
+	defer func() { <-l.commitSlot }()
+	if !l.stopping {
+		f()
+	}
+}
+
+// run is the background goroutine: checkpoints every CheckpointInterval and the deferred
+// syncs of SyncInterval and LazySyncInterval. Records are committed by their callers.
 func (l *Log) run() {
 	defer close(l.stopped)
 	var tick <-chan time.Time
@@ -62,34 +99,22 @@ func (l *Log) run() {
 	}
 	var syncDue <-chan time.Time // armed while written records wait for a deferred sync
 	for {
-		if l.unsynced && syncDue == nil {
-			syncDue = time.After(l.deferFor())
-		}
-		var batch []*request
 		select {
+		case <-l.quit:
+			return
 		case <-l.wake:
-			l.mu.Lock()
-			batch, l.queue = l.queue, nil
-			l.mu.Unlock()
+			if syncDue == nil {
+				syncDue = time.After(l.deferFor())
+			}
 		case <-tick:
-			batch = []*request{{kind: kindTick}}
+			l.withSlot(func() {
+				l.commit([]*request{{kind: kindTick}})
+				l.maybeRotate()
+			})
 		case <-syncDue:
 			syncDue = nil
-			l.deferredSync()
-			continue
+			l.withSlot(l.deferredSync)
 		}
-		if len(batch) == 0 {
-			continue
-		}
-		l.commit(batch)
-		if batch[len(batch)-1].kind == kindClose { // Close queues last and nothing after
-			l.deferredSync()
-			if l.syncErr != nil && batch[len(batch)-1].err == nil {
-				batch[len(batch)-1].err = l.syncErr
-			}
-			return
-		}
-		l.maybeRotate()
 	}
 }
 

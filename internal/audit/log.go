@@ -55,7 +55,7 @@ type Options struct {
 	// records: it is closed with a checkpoint, renamed to RotatedName(path, n) and a new file
 	// continues the chain at path (rotate.go). Zero never rotates. Ignored by writer sinks.
 	MaxFileBytes int64
-	// OnRotate, if set, is called by the writer goroutine after each rotation with the
+	// OnRotate, if set, is called by the committer (holding the commit slot) after each rotation with the
 	// rotated file's name, or with the error that kept the file from rotating (the log then
 	// goes on in the same file and tries again later). It must not call the Log.
 	OnRotate func(rotated string, err error)
@@ -88,11 +88,17 @@ type Log struct {
 	mu      sync.Mutex // guards queue and closed
 	queue   []*request
 	closed  bool
-	wake    chan struct{}
-	stopped chan struct{}
+	wake    chan struct{} // a deferred sync is due (run)
+	quit    chan struct{} // Close: stop run
+	stopped chan struct{} // run has returned
 
-	// Chain state: written only by the writer goroutine (and by Open before it starts),
-	// under stateMu so Head can read it.
+	// commitSlot (capacity 1) is held by whoever commits, syncs or rotates: a caller
+	// leading a group commit (submit), the background goroutine, or Close. Everything
+	// below is touched only by its holder (and by Open before the log is shared), and the
+	// chain state also under stateMu so Head can read it. stopping is set by Close.
+	commitSlot chan struct{}
+	stopping   bool
+
 	stateMu   sync.Mutex
 	seq       uint64
 	head      string // hash of record seq (genesis before seq 1)
@@ -107,13 +113,13 @@ type Log struct {
 	// (fsync). Tests replace it to make syncs fail.
 	syncFile func(f *os.File, dataOnly bool) error
 	// syncEvery is Options.SyncInterval; unsynced says records were written since the last
-	// sync, syncErr is the sticky error of a failed deferred sync (writer goroutine only).
+	// sync, syncErr is the sticky error of a failed deferred sync (commit slot holder only).
 	syncEvery time.Duration
 	lazyEvery time.Duration // Options.LazySyncInterval
 	unsynced  bool
 	syncErr   error
 
-	// Rotation (rotate.go): writer goroutine only, except filesMu, which the writer holds
+	// Rotation (rotate.go): commit slot holder only, except filesMu, which the holder keeps
 	// while it renames and replaces the file and OpenFiles while it opens the files.
 	maxBytes      int64
 	onRotate      func(string, error)
@@ -159,18 +165,20 @@ func newLog(opts Options) (*Log, error) {
 		}
 	}
 	l := &Log{
-		signer:    opts.Signer,
-		hmacKey:   append([]byte(nil), opts.HMACKey...),
-		every:     opts.CheckpointEvery,
-		interval:  opts.CheckpointInterval,
-		clock:     opts.Clock,
-		syncFile:  syncFile,
-		syncEvery: opts.SyncInterval,
-		lazyEvery: opts.LazySyncInterval,
-		maxBytes:  opts.MaxFileBytes,
-		onRotate:  opts.OnRotate,
-		wake:      make(chan struct{}, 1),
-		stopped:   make(chan struct{}),
+		signer:     opts.Signer,
+		hmacKey:    append([]byte(nil), opts.HMACKey...),
+		every:      opts.CheckpointEvery,
+		interval:   opts.CheckpointInterval,
+		clock:      opts.Clock,
+		syncFile:   syncFile,
+		syncEvery:  opts.SyncInterval,
+		lazyEvery:  opts.LazySyncInterval,
+		maxBytes:   opts.MaxFileBytes,
+		onRotate:   opts.OnRotate,
+		wake:       make(chan struct{}, 1),
+		quit:       make(chan struct{}),
+		stopped:    make(chan struct{}),
+		commitSlot: make(chan struct{}, 1),
 	}
 	if l.every == 0 {
 		l.every = DefaultCheckpointEvery
@@ -413,19 +421,29 @@ func (l *Log) Checkpoint() (Checkpoint, error) {
 // Close writes a final checkpoint if any record followed the last one, stops the writer and
 // closes the file (not the writer of a sink). Appends after Close fail with ErrClosed.
 func (l *Log) Close() error {
-	r := &request{kind: kindClose, done: make(chan struct{})}
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
 		return ErrClosed
 	}
-	l.closed = true
-	l.queue = append(l.queue, r)
+	l.closed = true // nothing queues after this
 	l.mu.Unlock()
-	l.signal()
-	<-r.done
+	l.commitSlot <- struct{}{}
+	l.mu.Lock()
+	batch := append(l.queue, &request{kind: kindClose})
+	l.queue = nil
+	l.mu.Unlock()
+	l.commit(batch) // what is still queued, then the final checkpoint
+	l.deferredSync()
+	last := batch[len(batch)-1]
+	if l.syncErr != nil && last.err == nil {
+		last.err = l.syncErr
+	}
+	l.stopping = true
+	<-l.commitSlot
+	close(l.quit)
 	<-l.stopped
-	err := r.err
+	err := last.err
 	if l.file != nil {
 		if terr := l.trimPadding(); err == nil && terr != nil {
 			err = fmt.Errorf("audit: close: remove padding: %w", terr)

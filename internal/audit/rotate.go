@@ -13,7 +13,7 @@ import (
 )
 
 // Rotation (Options.MaxFileBytes). When a commit leaves the file at or past the limit, the
-// writer goroutine, before it takes the next batch (so at a record boundary), appends a
+// committer, after a batch (so at a record boundary), appends a
 // checkpoint if any record follows the last one, makes the file durable without its
 // padding, renames it to RotatedName(path, n) (n = 1, 2, … in rotation order) and starts a
 // new, empty file at path. The chain does not restart: the new file's first record
@@ -75,7 +75,7 @@ func rotatedIndex(name string) int {
 	return n
 }
 
-// maybeRotate rotates the file if it has reached Options.MaxFileBytes (writer goroutine).
+// maybeRotate rotates the file if it has reached Options.MaxFileBytes (commit slot holder).
 // A failed rotation leaves the log writing to the same file, which loses nothing; it is
 // reported to Options.OnRotate and tried again once the file has grown by PreallocBytes.
 func (l *Log) maybeRotate() {
