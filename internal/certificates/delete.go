@@ -13,11 +13,7 @@ import (
 // (DeleteCertificate). The name stays reserved until it is recovered or purged; RunDue
 // purges it after the vault's retention.
 func (s *Service) Delete(ctx context.Context, v tenancy.Vault, base, name string) (DeletedCertificateBundle, error) {
-	sc, err := newScope(v, base)
-	if err != nil {
-		return DeletedCertificateBundle{}, err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return DeletedCertificateBundle{}, err
 	}
@@ -57,11 +53,7 @@ func (s *Service) Delete(ctx context.Context, v tenancy.Vault, base, name string
 
 // GetDeleted returns a soft-deleted certificate (GetDeletedCertificate).
 func (s *Service) GetDeleted(ctx context.Context, v tenancy.Vault, base, name string) (DeletedCertificateBundle, error) {
-	sc, err := newScope(v, base)
-	if err != nil {
-		return DeletedCertificateBundle{}, err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return DeletedCertificateBundle{}, err
 	}
@@ -84,11 +76,7 @@ func (s *Service) ListDeleted(ctx context.Context, v tenancy.Vault, base string,
 // Recover restores a soft-deleted certificate with its versions, key and secret
 // (RecoverDeletedCertificate).
 func (s *Service) Recover(ctx context.Context, v tenancy.Vault, base, name string) (CertificateBundle, error) {
-	sc, err := newScope(v, base)
-	if err != nil {
-		return CertificateBundle{}, err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return CertificateBundle{}, err
 	}
@@ -123,11 +111,7 @@ func (s *Service) Recover(ctx context.Context, v tenancy.Vault, base, name strin
 // provider destroys) and its secret (PurgeDeletedCertificate). Purge protection refuses it
 // until the scheduled purge date.
 func (s *Service) Purge(ctx context.Context, v tenancy.Vault, base, name string) error {
-	sc, err := newScope(v, base)
-	if err != nil {
-		return err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return err
 	}

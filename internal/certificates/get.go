@@ -12,11 +12,7 @@ import (
 
 // Get returns a certificate version (GetCertificate); version "" is the latest.
 func (s *Service) Get(ctx context.Context, v tenancy.Vault, base, name, version string) (CertificateBundle, error) {
-	sc, err := newScope(v, base)
-	if err != nil {
-		return CertificateBundle{}, err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return CertificateBundle{}, err
 	}
@@ -37,11 +33,7 @@ func (s *Service) Get(ctx context.Context, v tenancy.Vault, base, name, version 
 // Update changes a version's enabled flag and tags, and the certificate's policy
 // (UpdateCertificate). The key and secret versions follow the enabled flag.
 func (s *Service) Update(ctx context.Context, v tenancy.Vault, base, name, version string, p UpdateParams) (CertificateBundle, error) {
-	sc, err := newScope(v, base)
-	if err != nil {
-		return CertificateBundle{}, err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return CertificateBundle{}, err
 	}
@@ -103,11 +95,7 @@ func (s *Service) Update(ctx context.Context, v tenancy.Vault, base, name, versi
 // GetPolicy returns a certificate's policy (GetCertificatePolicy), also while its first
 // version is still pending.
 func (s *Service) GetPolicy(ctx context.Context, v tenancy.Vault, base, name string) (Policy, error) {
-	sc, err := newScope(v, base)
-	if err != nil {
-		return Policy{}, err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return Policy{}, err
 	}
@@ -133,11 +121,7 @@ func (s *Service) latestEnabled(ctx context.Context, sc scope, lc string, meta *
 // UpdatePolicy replaces the sections of the policy the update carries
 // (UpdateCertificatePolicy); the next version (renewal) is made under the new policy.
 func (s *Service) UpdatePolicy(ctx context.Context, v tenancy.Vault, base, name string, upd Policy) (Policy, error) {
-	sc, err := newScope(v, base)
-	if err != nil {
-		return Policy{}, err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return Policy{}, err
 	}
@@ -217,11 +201,7 @@ func (s *Service) List(ctx context.Context, v tenancy.Vault, base string, opts L
 
 // ListVersions returns one page of a certificate's versions (GetCertificateVersions).
 func (s *Service) ListVersions(ctx context.Context, v tenancy.Vault, base, name string, opts ListOptions) (Page[CertificateItem], error) {
-	sc, err := newScope(v, base)
-	if err != nil {
-		return Page[CertificateItem]{}, err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return Page[CertificateItem]{}, err
 	}
@@ -236,11 +216,7 @@ func (s *Service) ListVersions(ctx context.Context, v tenancy.Vault, base, name 
 
 // GetOperation returns the certificate's operation (GetCertificateOperation).
 func (s *Service) GetOperation(ctx context.Context, v tenancy.Vault, base, name string) (Operation, error) {
-	sc, err := newScope(v, base)
-	if err != nil {
-		return Operation{}, err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return Operation{}, err
 	}
@@ -280,11 +256,7 @@ func (s *Service) DeleteOperation(ctx context.Context, v tenancy.Vault, base, na
 
 // changeOperation applies change to a certificate's operation in one transaction.
 func (s *Service) changeOperation(ctx context.Context, v tenancy.Vault, base, name string, change func(*certRecord) error, remove bool) (Operation, error) {
-	sc, err := newScope(v, base)
-	if err != nil {
-		return Operation{}, err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return Operation{}, err
 	}

@@ -132,11 +132,7 @@ func (s *Service) UpdateIssuer(ctx context.Context, v tenancy.Vault, base, name 
 }
 
 func (s *Service) writeIssuer(ctx context.Context, v tenancy.Vault, base, name string, in Issuer, set bool) (Issuer, error) {
-	sc, err := newScope(v, base)
-	if err != nil {
-		return Issuer{}, err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return Issuer{}, err
 	}

@@ -87,6 +87,16 @@ func newScope(v tenancy.Vault, base string) (scope, error) {
 	return scope{vault: v, prefix: "tenants/" + v.TenantID + "/vaults/" + v.Name + "/", base: strings.TrimRight(base, "/")}, nil
 }
 
+// target is newScope and checkName together: the vault's scope and the lower-cased name.
+func target(v tenancy.Vault, base, name string) (scope, string, error) {
+	sc, err := newScope(v, base)
+	if err != nil {
+		return scope{}, "", err
+	}
+	lc, err := checkName(name)
+	return sc, lc, err
+}
+
 // A vault's certificate records, under its prefix (<name> lower-cased):
 //
 //	certs/<name>/meta                 certRecord: display name, latest version, policy,

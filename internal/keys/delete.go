@@ -18,11 +18,7 @@ func isNotFound(err error) bool { return errors.Is(err, ErrKeyNotFound) }
 // reserved until it is recovered or purged; it is purged by the scheduler after the
 // vault's retention (fixed now: a later change of the vault's retention does not move it).
 func (s *Service) Delete(ctx context.Context, v tenancy.Vault, base, name string) (DeletedKeyBundle, error) {
-	sc, err := newScope(v, base)
-	if err != nil {
-		return DeletedKeyBundle{}, err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return DeletedKeyBundle{}, err
 	}
@@ -69,11 +65,7 @@ func softDelete(ctx context.Context, tx storage.Tx, sc scope, lc, name string, n
 // GetDeleted returns a soft-deleted key (GetDeletedKey); a key that is not deleted is
 // ErrKeyNotFound.
 func (s *Service) GetDeleted(ctx context.Context, v tenancy.Vault, base, name string) (DeletedKeyBundle, error) {
-	sc, err := newScope(v, base)
-	if err != nil {
-		return DeletedKeyBundle{}, err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return DeletedKeyBundle{}, err
 	}
@@ -97,11 +89,7 @@ func (s *Service) ListDeleted(ctx context.Context, v tenancy.Vault, base string,
 // its latest version. Its rotation schedule resumes (an overdue rotation runs at the next
 // RunDue).
 func (s *Service) Recover(ctx context.Context, v tenancy.Vault, base, name string) (KeyBundle, error) {
-	sc, err := newScope(v, base)
-	if err != nil {
-		return KeyBundle{}, err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return KeyBundle{}, err
 	}
@@ -144,11 +132,7 @@ func recoverKey(ctx context.Context, tx storage.Tx, sc scope, lc, name string, m
 // refused with ErrPurgeProtected until the scheduled purge date, when the scheduler purges
 // the key itself.
 func (s *Service) Purge(ctx context.Context, v tenancy.Vault, base, name string) error {
-	sc, err := newScope(v, base)
-	if err != nil {
-		return err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return err
 	}

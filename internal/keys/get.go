@@ -28,11 +28,7 @@ func (s *Service) Get(ctx context.Context, v tenancy.Vault, base, name, version 
 // tags and the release policy. exportable cannot change, exp must stay after nbf, and an
 // immutable release policy cannot change at all.
 func (s *Service) Update(ctx context.Context, v tenancy.Vault, base, name, version string, p UpdateParams) (KeyBundle, error) {
-	sc, err := newScope(v, base)
-	if err != nil {
-		return KeyBundle{}, err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return KeyBundle{}, err
 	}
@@ -148,11 +144,7 @@ func (s *Service) List(ctx context.Context, v tenancy.Vault, base string, opts L
 // ListVersions returns one page of a key's versions (GetKeyVersions), each with its
 // versioned kid, in no particular order.
 func (s *Service) ListVersions(ctx context.Context, v tenancy.Vault, base, name string, opts ListOptions) (Page[KeyItem], error) {
-	sc, err := newScope(v, base)
-	if err != nil {
-		return Page[KeyItem]{}, err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return Page[KeyItem]{}, err
 	}

@@ -95,6 +95,16 @@ func newScope(v tenancy.Vault, base string) (scope, error) {
 	}, nil
 }
 
+// target is newScope and checkName together: the vault's scope and the lower-cased name.
+func target(v tenancy.Vault, base, name string) (scope, string, error) {
+	sc, err := newScope(v, base)
+	if err != nil {
+		return scope{}, "", err
+	}
+	lc, err := checkName(name)
+	return sc, lc, err
+}
+
 // A vault's key records, under its prefix (<name> is the lower-cased key name):
 //
 //	keys/<name>/meta                 keyRecord: display name, latest version, deletion, rotation policy

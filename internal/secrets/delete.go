@@ -14,11 +14,7 @@ import (
 // purged; it is purged by RunDue after the vault's retention (fixed now: a later change of
 // the vault's retention does not move it).
 func (s *Service) Delete(ctx context.Context, v tenancy.Vault, base, name string) (DeletedSecretBundle, error) {
-	sc, err := newScope(v, base)
-	if err != nil {
-		return DeletedSecretBundle{}, err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return DeletedSecretBundle{}, err
 	}
@@ -65,11 +61,7 @@ func softDelete(ctx context.Context, tx storage.Tx, sc scope, lc, name string, n
 // GetDeleted returns a soft-deleted secret's latest version without its value
 // (GetDeletedSecret); a secret that is not deleted is ErrSecretNotFound.
 func (s *Service) GetDeleted(ctx context.Context, v tenancy.Vault, base, name string) (DeletedSecretBundle, error) {
-	sc, err := newScope(v, base)
-	if err != nil {
-		return DeletedSecretBundle{}, err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return DeletedSecretBundle{}, err
 	}
@@ -92,11 +84,7 @@ func (s *Service) ListDeleted(ctx context.Context, v tenancy.Vault, base string,
 // Recover restores a soft-deleted secret with all its versions (RecoverDeletedSecret) and
 // returns its latest version without the value (reading it needs Get).
 func (s *Service) Recover(ctx context.Context, v tenancy.Vault, base, name string) (SecretBundle, error) {
-	sc, err := newScope(v, base)
-	if err != nil {
-		return SecretBundle{}, err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return SecretBundle{}, err
 	}
@@ -138,11 +126,7 @@ func recoverSecret(ctx context.Context, tx storage.Tx, sc scope, lc, name string
 // While the vault has purge protection it is refused with ErrPurgeProtected until the
 // scheduled purge date, when RunDue purges the secret itself.
 func (s *Service) Purge(ctx context.Context, v tenancy.Vault, base, name string) error {
-	sc, err := newScope(v, base)
-	if err != nil {
-		return err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return err
 	}

@@ -85,11 +85,7 @@ func (s *Service) GetAs(ctx context.Context, v tenancy.Vault, base, name, versio
 // contentType; version "" is the latest. exp must stay after nbf. The answer has no value.
 // A disabled version can be updated (that is how it is enabled again).
 func (s *Service) Update(ctx context.Context, v tenancy.Vault, base, name, version string, p UpdateParams) (SecretBundle, error) {
-	sc, err := newScope(v, base)
-	if err != nil {
-		return SecretBundle{}, err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return SecretBundle{}, err
 	}
@@ -182,11 +178,7 @@ func (s *Service) List(ctx context.Context, v tenancy.Vault, base string, opts L
 // ListVersions returns one page of a secret's versions (GetSecretVersions), each with its
 // versioned id and no value, in no particular order.
 func (s *Service) ListVersions(ctx context.Context, v tenancy.Vault, base, name string, opts ListOptions) (Page[SecretItem], error) {
-	sc, err := newScope(v, base)
-	if err != nil {
-		return Page[SecretItem]{}, err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return Page[SecretItem]{}, err
 	}

@@ -69,6 +69,16 @@ func newScope(v tenancy.Vault, base string) (scope, error) {
 	}, nil
 }
 
+// target is newScope and checkName together: the vault's scope and the lower-cased name.
+func target(v tenancy.Vault, base, name string) (scope, string, error) {
+	sc, err := newScope(v, base)
+	if err != nil {
+		return scope{}, "", err
+	}
+	lc, err := checkName(name)
+	return sc, lc, err
+}
+
 // A vault's secret records, under its prefix (<name> is the lower-cased secret name):
 //
 //	secrets/<name>/meta                 secretRecord: display name, latest version, deletion
