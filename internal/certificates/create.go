@@ -263,11 +263,7 @@ func (s *Service) issue(ctx context.Context, sc scope, p *Policy, key crypto.Sig
 // is completed; with Unknown the operation stays inProgress and carries a CSR to be signed
 // elsewhere and merged.
 func (s *Service) Create(ctx context.Context, v tenancy.Vault, base, name string, p CreateParams) (Operation, error) {
-	sc, err := newScope(v, base)
-	if err != nil {
-		return Operation{}, err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return Operation{}, err
 	}
@@ -411,11 +407,7 @@ func (s *Service) issueDraft(ctx context.Context, sc scope, p *Policy, d *newVer
 // Merge completes an Unknown-issuer operation with the certificate an outside CA signed
 // for its CSR (MergeCertificate); x5c is the certificate, optionally followed by its chain.
 func (s *Service) Merge(ctx context.Context, v tenancy.Vault, base, name string, p MergeParams) (CertificateBundle, error) {
-	sc, err := newScope(v, base)
-	if err != nil {
-		return CertificateBundle{}, err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return CertificateBundle{}, err
 	}
@@ -476,11 +468,7 @@ func (s *Service) Merge(ctx context.Context, v tenancy.Vault, base, name string,
 // (ImportCertificate). Without a policy, one is derived from the certificate; with one, its
 // key properties must fit the imported key and its content type the content.
 func (s *Service) Import(ctx context.Context, v tenancy.Vault, base, name string, p ImportParams) (CertificateBundle, error) {
-	sc, err := newScope(v, base)
-	if err != nil {
-		return CertificateBundle{}, err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return CertificateBundle{}, err
 	}

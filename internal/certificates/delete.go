@@ -13,11 +13,7 @@ import (
 // (DeleteCertificate). The name stays reserved until it is recovered or purged; RunDue
 // purges it after the vault's retention.
 func (s *Service) Delete(ctx context.Context, v tenancy.Vault, base, name string) (DeletedCertificateBundle, error) {
-	sc, err := newScope(v, base)
-	if err != nil {
-		return DeletedCertificateBundle{}, err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return DeletedCertificateBundle{}, err
 	}
@@ -32,7 +28,10 @@ func (s *Service) Delete(ctx context.Context, v tenancy.Vault, base, name string
 		if err != nil {
 			return err
 		}
-		meta.Deleted = &deletion{Date: now.Unix(), PurgeDate: now.AddDate(0, 0, sc.retention()).Unix()}
+		entry := scheduleEntry{TenantID: sc.vault.TenantID, Vault: sc.vault.Name, Name: lc}
+		if err := sc.certs().SoftDelete(ctx, tx, lc, meta, now, sc.retention(), entry); err != nil {
+			return err
+		}
 		meta.Pending = nil
 		if err := s.keys.DeleteManaged(ctx, tx, sc.vault, meta.Name); err != nil {
 			return err
@@ -40,16 +39,7 @@ func (s *Service) Delete(ctx context.Context, v tenancy.Vault, base, name string
 		if err := s.secrets.DeleteManaged(ctx, tx, sc.vault, meta.Name); err != nil {
 			return err
 		}
-		if err := tx.Delete(ctx, sc.liveIndex()+lc); err != nil {
-			return err
-		}
-		if err := tx.Put(ctx, sc.deletedIndex()+lc, nil); err != nil {
-			return err
-		}
 		if err := scheduleRenewal(ctx, tx, sc, lc, meta, latest); err != nil { // drops it
-			return err
-		}
-		if err := schedulePurge(ctx, tx, sc, lc, meta); err != nil {
 			return err
 		}
 		if err := records.Put(ctx, tx, sc.metaPath(lc), meta); err != nil {
@@ -61,33 +51,13 @@ func (s *Service) Delete(ctx context.Context, v tenancy.Vault, base, name string
 	return out, err
 }
 
-// readDeleted reads a soft-deleted certificate and its latest version.
-func readDeleted(ctx context.Context, r storage.Reader, sc scope, lc, name string) (*certRecord, *versionRecord, error) {
-	meta, err := readCert(ctx, r, sc, lc, name)
-	if isNotFound(err) || (err == nil && meta.Deleted == nil) {
-		return nil, nil, deletedNotFound(name)
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	latest, err := readVersion(ctx, r, sc, lc, meta, "")
-	if err != nil {
-		return nil, nil, err
-	}
-	return meta, latest, nil
-}
-
 // GetDeleted returns a soft-deleted certificate (GetDeletedCertificate).
 func (s *Service) GetDeleted(ctx context.Context, v tenancy.Vault, base, name string) (DeletedCertificateBundle, error) {
-	sc, err := newScope(v, base)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return DeletedCertificateBundle{}, err
 	}
-	lc, err := checkName(name)
-	if err != nil {
-		return DeletedCertificateBundle{}, err
-	}
-	meta, latest, err := readDeleted(ctx, s.store, sc, lc, name)
+	meta, latest, err := sc.certs().ReadDeleted(ctx, s.store, lc, name)
 	if err != nil {
 		return DeletedCertificateBundle{}, err
 	}
@@ -100,62 +70,29 @@ func (s *Service) ListDeleted(ctx context.Context, v tenancy.Vault, base string,
 	if err != nil {
 		return Page[DeletedCertificateItem]{}, err
 	}
-	names, next, err := s.pageNames(ctx, sc.deletedIndex(), opts, validLC)
-	if err != nil {
-		return Page[DeletedCertificateItem]{}, err
-	}
-	out := Page[DeletedCertificateItem]{Value: make([]DeletedCertificateItem, 0, len(names)), NextToken: next}
-	for _, lc := range names {
-		meta, latest, err := readDeleted(ctx, s.store, sc, lc, lc)
-		if isNotFound(err) {
-			continue
-		}
-		if err != nil {
-			return Page[DeletedCertificateItem]{}, err
-		}
-		b := sc.deletedBundle(meta, latest)
-		out.Value = append(out.Value, DeletedCertificateItem{
-			CertificateItem: sc.item(meta, latest, false),
-			RecoveryID:      b.RecoveryID, ScheduledPurgeDate: b.ScheduledPurgeDate, DeletedDate: b.DeletedDate,
-		})
-	}
-	return out, nil
+	return page(records.ListDeleted(ctx, s.store, sc.certs(), opts.MaxResults, opts.SkipToken, sc.deletedItem))
 }
 
 // Recover restores a soft-deleted certificate with its versions, key and secret
 // (RecoverDeletedCertificate).
 func (s *Service) Recover(ctx context.Context, v tenancy.Vault, base, name string) (CertificateBundle, error) {
-	sc, err := newScope(v, base)
-	if err != nil {
-		return CertificateBundle{}, err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return CertificateBundle{}, err
 	}
 	var out CertificateBundle
 	err = s.store.Txn(ctx, func(tx storage.Tx) error {
-		meta, latest, err := readDeleted(ctx, tx, sc, lc, name)
+		meta, latest, err := sc.certs().ReadDeleted(ctx, tx, lc, name)
 		if err != nil {
 			return err
 		}
-		meta.Deleted = nil
-		if meta.PurgeIndex != "" {
-			if err := tx.Delete(ctx, meta.PurgeIndex); err != nil {
-				return err
-			}
-			meta.PurgeIndex = ""
+		if err := sc.certs().Recover(ctx, tx, lc, meta); err != nil {
+			return err
 		}
 		if err := s.keys.RecoverManaged(ctx, tx, sc.vault, meta.Name); err != nil {
 			return err
 		}
 		if err := s.secrets.RecoverManaged(ctx, tx, sc.vault, meta.Name); err != nil {
-			return err
-		}
-		if err := tx.Delete(ctx, sc.deletedIndex()+lc); err != nil {
-			return err
-		}
-		if err := tx.Put(ctx, sc.liveIndex()+lc, nil); err != nil {
 			return err
 		}
 		if err := scheduleRenewal(ctx, tx, sc, lc, meta, latest); err != nil {
@@ -174,11 +111,7 @@ func (s *Service) Recover(ctx context.Context, v tenancy.Vault, base, name strin
 // provider destroys) and its secret (PurgeDeletedCertificate). Purge protection refuses it
 // until the scheduled purge date.
 func (s *Service) Purge(ctx context.Context, v tenancy.Vault, base, name string) error {
-	sc, err := newScope(v, base)
-	if err != nil {
-		return err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return err
 	}
@@ -202,19 +135,10 @@ func (s *Service) Purge(ctx context.Context, v tenancy.Vault, base, name string)
 		if err := s.secrets.PurgeManaged(ctx, tx, sc.vault, meta.Name); err != nil {
 			return err
 		}
-		return removeCert(ctx, tx, sc, lc, meta)
+		return sc.certs().Remove(ctx, tx, lc, meta, meta.RenewIndex)
 	})
 	if err != nil {
 		return err
 	}
 	return destroy(ctx)
-}
-
-// removeCert deletes every record of a certificate.
-func removeCert(ctx context.Context, tx storage.Tx, sc scope, lc string, meta *certRecord) error {
-	versions, err := records.ListAll(ctx, tx, sc.versionsPrefix(lc))
-	if err != nil {
-		return err
-	}
-	return records.DeleteAll(ctx, tx, append(versions, meta.PurgeIndex, meta.RenewIndex, sc.liveIndex()+lc, sc.deletedIndex()+lc, sc.metaPath(lc))...)
 }

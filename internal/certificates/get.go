@@ -12,11 +12,7 @@ import (
 
 // Get returns a certificate version (GetCertificate); version "" is the latest.
 func (s *Service) Get(ctx context.Context, v tenancy.Vault, base, name, version string) (CertificateBundle, error) {
-	sc, err := newScope(v, base)
-	if err != nil {
-		return CertificateBundle{}, err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return CertificateBundle{}, err
 	}
@@ -37,11 +33,7 @@ func (s *Service) Get(ctx context.Context, v tenancy.Vault, base, name, version 
 // Update changes a version's enabled flag and tags, and the certificate's policy
 // (UpdateCertificate). The key and secret versions follow the enabled flag.
 func (s *Service) Update(ctx context.Context, v tenancy.Vault, base, name, version string, p UpdateParams) (CertificateBundle, error) {
-	sc, err := newScope(v, base)
-	if err != nil {
-		return CertificateBundle{}, err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return CertificateBundle{}, err
 	}
@@ -103,11 +95,7 @@ func (s *Service) Update(ctx context.Context, v tenancy.Vault, base, name, versi
 // GetPolicy returns a certificate's policy (GetCertificatePolicy), also while its first
 // version is still pending.
 func (s *Service) GetPolicy(ctx context.Context, v tenancy.Vault, base, name string) (Policy, error) {
-	sc, err := newScope(v, base)
-	if err != nil {
-		return Policy{}, err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return Policy{}, err
 	}
@@ -133,11 +121,7 @@ func (s *Service) latestEnabled(ctx context.Context, sc scope, lc string, meta *
 // UpdatePolicy replaces the sections of the policy the update carries
 // (UpdateCertificatePolicy); the next version (renewal) is made under the new policy.
 func (s *Service) UpdatePolicy(ctx context.Context, v tenancy.Vault, base, name string, upd Policy) (Policy, error) {
-	sc, err := newScope(v, base)
-	if err != nil {
-		return Policy{}, err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return Policy{}, err
 	}
@@ -176,13 +160,15 @@ func (s *Service) UpdatePolicy(ctx context.Context, v tenancy.Vault, base, name 
 	return out, err
 }
 
-// pageNames lists one page of the names under an index.
-func (s *Service) pageNames(ctx context.Context, prefix string, opts ListOptions, valid func(string) bool) ([]string, string, error) {
-	names, next, err := records.PageNames(ctx, s.store, prefix, opts.MaxResults, opts.SkipToken, valid)
+// page makes a listing's items a Page, reporting a bad listing request as BadParameter.
+func page[T any](items []T, next string, err error) (Page[T], error) {
 	if errors.Is(err, records.ErrPage) {
-		return nil, "", badParam("%s.", records.PageMessage(err))
+		return Page[T]{}, badParam("%s.", records.PageMessage(err))
 	}
-	return names, next, err
+	if err != nil {
+		return Page[T]{}, err
+	}
+	return Page[T]{Value: items, NextToken: next}, nil
 }
 
 // List returns one page of the vault's certificates (GetCertificates), each as its latest
@@ -193,41 +179,29 @@ func (s *Service) List(ctx context.Context, v tenancy.Vault, base string, opts L
 	if err != nil {
 		return Page[CertificateItem]{}, err
 	}
-	names, next, err := s.pageNames(ctx, sc.liveIndex(), opts, validLC)
-	if err != nil {
-		return Page[CertificateItem]{}, err
-	}
-	out := Page[CertificateItem]{Value: make([]CertificateItem, 0, len(names)), NextToken: next}
-	for _, lc := range names {
+	return page(records.PageItems(ctx, s.store, sc.liveIndex(), opts.MaxResults, opts.SkipToken, records.ValidName, func(lc string) (CertificateItem, bool, error) {
 		meta, err := readCert(ctx, s.store, sc, lc, lc)
 		if isNotFound(err) || (err == nil && meta.Deleted != nil) {
-			continue
+			return CertificateItem{}, false, nil
 		}
 		if err != nil {
-			return Page[CertificateItem]{}, err
+			return CertificateItem{}, false, err
 		}
 		if meta.Latest == "" {
-			if opts.IncludePending {
-				out.Value = append(out.Value, CertificateItem{ID: sc.id(meta.Name, ""), Attributes: Attributes{Enabled: boolp(meta.Pending != nil && meta.Pending.Enabled)}})
-			}
-			continue
+			pending := CertificateItem{ID: sc.id(meta.Name, ""), Attributes: Attributes{Enabled: boolp(meta.Pending != nil && meta.Pending.Enabled)}}
+			return pending, opts.IncludePending, nil
 		}
 		ver, err := readVersion(ctx, s.store, sc, lc, meta, "")
 		if err != nil {
-			return Page[CertificateItem]{}, err
+			return CertificateItem{}, false, err
 		}
-		out.Value = append(out.Value, sc.item(meta, ver, false))
-	}
-	return out, nil
+		return sc.item(meta, ver, false), true, nil
+	}))
 }
 
 // ListVersions returns one page of a certificate's versions (GetCertificateVersions).
 func (s *Service) ListVersions(ctx context.Context, v tenancy.Vault, base, name string, opts ListOptions) (Page[CertificateItem], error) {
-	sc, err := newScope(v, base)
-	if err != nil {
-		return Page[CertificateItem]{}, err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return Page[CertificateItem]{}, err
 	}
@@ -235,31 +209,14 @@ func (s *Service) ListVersions(ctx context.Context, v tenancy.Vault, base, name 
 	if err != nil {
 		return Page[CertificateItem]{}, err
 	}
-	versions, next, err := s.pageNames(ctx, sc.versionsPrefix(lc), opts, validVersion)
-	if err != nil {
-		return Page[CertificateItem]{}, err
-	}
-	out := Page[CertificateItem]{Value: make([]CertificateItem, 0, len(versions)), NextToken: next}
-	for _, id := range versions {
-		ver, err := readVersion(ctx, s.store, sc, lc, meta, id)
-		if isNotFound(err) {
-			continue
-		}
-		if err != nil {
-			return Page[CertificateItem]{}, err
-		}
-		out.Value = append(out.Value, sc.item(meta, ver, true))
-	}
-	return out, nil
+	return page(records.ListVersions(ctx, s.store, sc.certs(), lc, opts.MaxResults, opts.SkipToken, func(ver *versionRecord) CertificateItem {
+		return sc.item(meta, ver, true)
+	}))
 }
 
 // GetOperation returns the certificate's operation (GetCertificateOperation).
 func (s *Service) GetOperation(ctx context.Context, v tenancy.Vault, base, name string) (Operation, error) {
-	sc, err := newScope(v, base)
-	if err != nil {
-		return Operation{}, err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return Operation{}, err
 	}
@@ -299,11 +256,7 @@ func (s *Service) DeleteOperation(ctx context.Context, v tenancy.Vault, base, na
 
 // changeOperation applies change to a certificate's operation in one transaction.
 func (s *Service) changeOperation(ctx context.Context, v tenancy.Vault, base, name string, change func(*certRecord) error, remove bool) (Operation, error) {
-	sc, err := newScope(v, base)
-	if err != nil {
-		return Operation{}, err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return Operation{}, err
 	}

@@ -132,11 +132,7 @@ func (s *Service) UpdateIssuer(ctx context.Context, v tenancy.Vault, base, name 
 }
 
 func (s *Service) writeIssuer(ctx context.Context, v tenancy.Vault, base, name string, in Issuer, set bool) (Issuer, error) {
-	sc, err := newScope(v, base)
-	if err != nil {
-		return Issuer{}, err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return Issuer{}, err
 	}
@@ -204,22 +200,16 @@ func (s *Service) ListIssuers(ctx context.Context, v tenancy.Vault, base string,
 	if err != nil {
 		return Page[IssuerItem]{}, err
 	}
-	names, next, err := s.pageNames(ctx, sc.issuersPrefix(), opts, validLC)
-	if err != nil {
-		return Page[IssuerItem]{}, err
-	}
-	out := Page[IssuerItem]{Value: make([]IssuerItem, 0, len(names)), NextToken: next}
-	for _, lc := range names {
+	return page(records.PageItems(ctx, s.store, sc.issuersPrefix(), opts.MaxResults, opts.SkipToken, records.ValidName, func(lc string) (IssuerItem, bool, error) {
 		rec, err := readIssuer(ctx, s.store, sc, lc)
 		if errors.Is(err, ErrIssuerNotFound) {
-			continue
+			return IssuerItem{}, false, nil
 		}
 		if err != nil {
-			return Page[IssuerItem]{}, err
+			return IssuerItem{}, false, err
 		}
-		out.Value = append(out.Value, IssuerItem{ID: sc.issuer(rec).ID, Provider: rec.Provider})
-	}
-	return out, nil
+		return IssuerItem{ID: sc.issuer(rec).ID, Provider: rec.Provider}, true, nil
+	}))
 }
 
 // SetContacts replaces the vault's certificate contacts (SetCertificateContacts).

@@ -39,21 +39,6 @@ func scheduleKey(prefix string, due int64, sc scope, lc string) string {
 	return records.ScheduleKey(prefix, due, sc.vault.TenantID+"/vaults/"+sc.vault.Name+"/"+lc)
 }
 
-// schedulePurge writes the purge entry of a certificate just deleted.
-func schedulePurge(ctx context.Context, tx storage.Tx, sc scope, lc string, meta *certRecord) error {
-	if meta.PurgeIndex != "" {
-		if err := tx.Delete(ctx, meta.PurgeIndex); err != nil {
-			return err
-		}
-	}
-	key := scheduleKey(purgePrefix, meta.Deleted.PurgeDate, sc, lc)
-	if err := records.Put(ctx, tx, key, scheduleEntry{TenantID: sc.vault.TenantID, Vault: sc.vault.Name, Name: lc}); err != nil {
-		return err
-	}
-	meta.PurgeIndex = key
-	return nil
-}
-
 // nextAction is the lifetime action of the policy due next for the latest version, if any:
 // AutoRenew, or EmailContacts unless already recorded for this version.
 func nextAction(meta *certRecord, latest *versionRecord) (string, int64, bool) {
@@ -122,7 +107,7 @@ func (s *Service) RunDue(ctx context.Context, now time.Time) (renewed, notified,
 			if err != nil || meta.Deleted == nil || meta.PurgeIndex != key || meta.Deleted.PurgeDate > now.Unix() {
 				return errStale
 			}
-			return removeCert(ctx, tx, sc, e.Name, meta)
+			return sc.certs().Remove(ctx, tx, e.Name, meta, meta.RenewIndex)
 		})
 		switch {
 		case errors.Is(err, errStale):
@@ -248,15 +233,5 @@ func (s *Service) Events(ctx context.Context, v tenancy.Vault) ([]Event, error) 
 
 // dropIfUnowned removes an index entry unless the certificate's record still names it.
 func (s *Service) dropIfUnowned(ctx context.Context, sc scope, lc, key string) error {
-	return s.store.Txn(ctx, func(tx storage.Tx) error {
-		var meta certRecord
-		found, err := records.Get(ctx, tx, sc.metaPath(lc), &meta)
-		if err != nil {
-			return err
-		}
-		if found && (meta.RenewIndex == key || meta.PurgeIndex == key) {
-			return nil
-		}
-		return tx.Delete(ctx, key)
-	})
+	return sc.certs().DropUnowned(ctx, s.store, lc, key, func(m *certRecord) bool { return m.RenewIndex == key || m.PurgeIndex == key })
 }

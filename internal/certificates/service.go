@@ -65,7 +65,6 @@ func checkVersion(version string) (string, error) {
 	return v, nil
 }
 
-func validLC(s string) bool      { return names.Object(s) && strings.ToLower(s) == s }
 func validVersion(s string) bool { return names.Version(s) }
 
 // scope is one vault's namespace and the URL its identifiers start with.
@@ -88,6 +87,16 @@ func newScope(v tenancy.Vault, base string) (scope, error) {
 	return scope{vault: v, prefix: "tenants/" + v.TenantID + "/vaults/" + v.Name + "/", base: strings.TrimRight(base, "/")}, nil
 }
 
+// target is newScope and checkName together: the vault's scope and the lower-cased name.
+func target(v tenancy.Vault, base, name string) (scope, string, error) {
+	sc, err := newScope(v, base)
+	if err != nil {
+		return scope{}, "", err
+	}
+	lc, err := checkName(name)
+	return sc, lc, err
+}
+
 // A vault's certificate records, under its prefix (<name> lower-cased):
 //
 //	certs/<name>/meta                 certRecord: display name, latest version, policy,
@@ -100,12 +109,28 @@ func newScope(v tenancy.Vault, base string) (scope, error) {
 //	certevents/<time>-<random>        Event
 //
 // The version records hold private keys: this layout is only ever stored through the
-// barrier.
-func (sc scope) metaPath(lc string) string         { return sc.prefix + "certs/" + lc + "/meta" }
-func (sc scope) versionsPrefix(lc string) string   { return sc.prefix + "certs/" + lc + "/versions/" }
-func (sc scope) versionPath(lc, ver string) string { return sc.versionsPrefix(lc) + ver }
-func (sc scope) liveIndex() string                 { return sc.prefix + "certindex/live/" }
-func (sc scope) deletedIndex() string              { return sc.prefix + "certindex/deleted/" }
+// barrier. records.Objects holds the lifecycle code certificates share with keys and
+// secrets.
+var certKind = records.Kind[certRecord, versionRecord]{
+	Object: "certs/", Index: "certindex/", PurgePrefix: purgePrefix,
+	Head: func(m *certRecord) records.Head {
+		return records.Head{Name: &m.Name, Latest: &m.Latest, Deleted: &m.Deleted, PurgeIndex: &m.PurgeIndex}
+	},
+	Usable:     func(v *versionRecord) bool { return len(v.Chain) > 0 },
+	NotFound:   notFound,
+	NotDeleted: func(name string, _ bool) error { return deletedNotFound(name) },
+}
+
+// certs are the vault's certificate records.
+func (sc scope) certs() records.Objects[certRecord, versionRecord] {
+	return records.Objects[certRecord, versionRecord]{Kind: &certKind, Prefix: sc.prefix}
+}
+
+func (sc scope) metaPath(lc string) string         { return sc.certs().MetaPath(lc) }
+func (sc scope) versionsPrefix(lc string) string   { return sc.certs().VersionsPrefix(lc) }
+func (sc scope) versionPath(lc, ver string) string { return sc.certs().VersionPath(lc, ver) }
+func (sc scope) liveIndex() string                 { return sc.certs().LiveIndex() }
+func (sc scope) deletedIndex() string              { return sc.certs().DeletedIndex() }
 func (sc scope) contactsPath() string              { return sc.prefix + "certcontacts" }
 func (sc scope) issuersPrefix() string             { return sc.prefix + "certissuers/" }
 func (sc scope) eventsPrefix() string              { return sc.prefix + "certevents/" }
@@ -127,21 +152,16 @@ type certRecord struct {
 	Name   string `json:"name"`
 	Latest string `json:"latest,omitempty"` // "" while only a CSR is pending
 	// Policy is the current policy (normalised, without id); PolicyCreated/Updated date it.
-	Policy        *Policy        `json:"policy"`
-	PolicyCreated int64          `json:"policyCreated"`
-	PolicyUpdated int64          `json:"policyUpdated"`
-	Pending       *pendingRecord `json:"pending,omitempty"`
-	Deleted       *deletion      `json:"deleted,omitempty"`
+	Policy        *Policy           `json:"policy"`
+	PolicyCreated int64             `json:"policyCreated"`
+	PolicyUpdated int64             `json:"policyUpdated"`
+	Pending       *pendingRecord    `json:"pending,omitempty"`
+	Deleted       *records.Deletion `json:"deleted,omitempty"`
 	// PurgeIndex and RenewIndex are the scheduler entries written for this certificate;
 	// Notified is the latest version an EmailContacts notice was recorded for.
 	PurgeIndex string `json:"purgeIndex,omitempty"`
 	RenewIndex string `json:"renewIndex,omitempty"`
 	Notified   string `json:"notified,omitempty"`
-}
-
-type deletion struct {
-	Date      int64 `json:"date"`
-	PurgeDate int64 `json:"purgeDate"`
 }
 
 // versionRecord is one certificate version. Key is the PKCS#8 private key (kept for
@@ -242,6 +262,12 @@ func (sc scope) item(meta *certRecord, ver *versionRecord, withVersion bool) Cer
 	return CertificateItem{ID: sc.id(meta.Name, v), Attributes: sc.attributes(ver), Tags: attrs.CopyTags(ver.Tags), X5T: pki.Thumbprint(ver.Chain[0])}
 }
 
+// deletedItem renders the latest version of a deleted certificate as a listing entry.
+func (sc scope) deletedItem(meta *certRecord, ver *versionRecord) DeletedCertificateItem {
+	b := sc.deletedBundle(meta, ver)
+	return DeletedCertificateItem{CertificateItem: sc.item(meta, ver, false), RecoveryID: b.RecoveryID, ScheduledPurgeDate: b.ScheduledPurgeDate, DeletedDate: b.DeletedDate}
+}
+
 // operation renders a pending record.
 func (sc scope) operation(meta *certRecord) Operation {
 	p := meta.Pending
@@ -262,43 +288,17 @@ func (sc scope) operation(meta *certRecord) Operation {
 
 // readCert reads a certificate's record, deleted or not; ErrNotFound if there is none.
 func readCert(ctx context.Context, r storage.Reader, sc scope, lc, name string) (*certRecord, error) {
-	var meta certRecord
-	found, err := records.Get(ctx, r, sc.metaPath(lc), &meta)
-	if err != nil {
-		return nil, err
-	}
-	if !found {
-		return nil, notFound(name, "")
-	}
-	return &meta, nil
+	return sc.certs().Read(ctx, r, lc, name)
 }
 
 // readLive reads a certificate that is not deleted and has at least one version.
 func readLive(ctx context.Context, r storage.Reader, sc scope, lc, name string) (*certRecord, error) {
-	meta, err := readCert(ctx, r, sc, lc, name)
-	if err != nil {
-		return nil, err
-	}
-	if meta.Deleted != nil || meta.Latest == "" {
-		return nil, notFound(name, "")
-	}
-	return meta, nil
+	return sc.certs().ReadLive(ctx, r, lc, name)
 }
 
 // readVersion reads one version ("" is the latest).
 func readVersion(ctx context.Context, r storage.Reader, sc scope, lc string, meta *certRecord, version string) (*versionRecord, error) {
-	if version == "" {
-		version = meta.Latest
-	}
-	var ver versionRecord
-	found, err := records.Get(ctx, r, sc.versionPath(lc, version), &ver)
-	if err != nil {
-		return nil, err
-	}
-	if !found || len(ver.Chain) == 0 {
-		return nil, notFound(meta.Name, version)
-	}
-	return &ver, nil
+	return sc.certs().ReadVersion(ctx, r, lc, meta, version)
 }
 
 func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }

@@ -63,11 +63,7 @@ func (s *Service) Backup(ctx context.Context, v tenancy.Vault, name string) (Bac
 	if err != nil {
 		return BackupResult{}, err
 	}
-	sc, err := newScope(v, "")
-	if err != nil {
-		return BackupResult{}, err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, "", name)
 	if err != nil {
 		return BackupResult{}, err
 	}

@@ -185,11 +185,7 @@ func (s *Service) Create(ctx context.Context, v tenancy.Vault, base, name string
 // (ImportKey), or a BYOK transfer blob in key_hsm (byok.go). The provider validates the key
 // material; only its public part is kept outside the provider's handle. A deleted name is refused with ErrDeletedButRecoverable.
 func (s *Service) Import(ctx context.Context, v tenancy.Vault, base, name string, p ImportParams) (KeyBundle, error) {
-	sc, err := newScope(v, base)
-	if err != nil {
-		return KeyBundle{}, err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return KeyBundle{}, err
 	}

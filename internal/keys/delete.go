@@ -18,11 +18,7 @@ func isNotFound(err error) bool { return errors.Is(err, ErrKeyNotFound) }
 // reserved until it is recovered or purged; it is purged by the scheduler after the
 // vault's retention (fixed now: a later change of the vault's retention does not move it).
 func (s *Service) Delete(ctx context.Context, v tenancy.Vault, base, name string) (DeletedKeyBundle, error) {
-	sc, err := newScope(v, base)
-	if err != nil {
-		return DeletedKeyBundle{}, err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return DeletedKeyBundle{}, err
 	}
@@ -53,17 +49,11 @@ func softDelete(ctx context.Context, tx storage.Tx, sc scope, lc, name string, n
 	if err != nil {
 		return nil, nil, err
 	}
-	meta.Deleted = &deletion{Date: now.Unix(), PurgeDate: now.AddDate(0, 0, sc.retention()).Unix()}
-	if err := tx.Delete(ctx, sc.liveIndex()+lc); err != nil {
-		return nil, nil, err
-	}
-	if err := tx.Put(ctx, sc.deletedIndex()+lc, nil); err != nil {
+	entry := scheduleEntry{TenantID: sc.vault.TenantID, Kind: sc.vault.Kind, Vault: sc.vault.Name, Name: lc}
+	if err := sc.keys().SoftDelete(ctx, tx, lc, meta, now, sc.retention(), entry); err != nil {
 		return nil, nil, err
 	}
 	if err := reschedule(ctx, tx, sc, lc, meta, latest); err != nil { // drops the rotation
-		return nil, nil, err
-	}
-	if err := schedulePurge(ctx, tx, sc, lc, meta); err != nil {
 		return nil, nil, err
 	}
 	if err := records.Put(ctx, tx, sc.metaPath(lc), meta); err != nil {
@@ -72,34 +62,14 @@ func softDelete(ctx context.Context, tx storage.Tx, sc scope, lc, name string, n
 	return meta, latest, nil
 }
 
-// readDeleted reads a soft-deleted key and its latest version.
-func readDeleted(ctx context.Context, r storage.Reader, sc scope, lc, name string) (*keyRecord, *versionRecord, error) {
-	meta, err := readKey(ctx, r, sc, lc, name)
-	if err != nil {
-		return nil, nil, err
-	}
-	if meta.Deleted == nil {
-		return nil, nil, fmt.Errorf("%w: deleted key %s was not found in this key vault", ErrKeyNotFound, name)
-	}
-	latest, err := readVersion(ctx, r, sc, lc, meta, "")
-	if err != nil {
-		return nil, nil, err
-	}
-	return meta, latest, nil
-}
-
 // GetDeleted returns a soft-deleted key (GetDeletedKey); a key that is not deleted is
 // ErrKeyNotFound.
 func (s *Service) GetDeleted(ctx context.Context, v tenancy.Vault, base, name string) (DeletedKeyBundle, error) {
-	sc, err := newScope(v, base)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return DeletedKeyBundle{}, err
 	}
-	lc, err := checkName(name)
-	if err != nil {
-		return DeletedKeyBundle{}, err
-	}
-	meta, latest, err := readDeleted(ctx, s.store, sc, lc, name)
+	meta, latest, err := sc.keys().ReadDeleted(ctx, s.store, lc, name)
 	if err != nil {
 		return DeletedKeyBundle{}, err
 	}
@@ -112,39 +82,14 @@ func (s *Service) ListDeleted(ctx context.Context, v tenancy.Vault, base string,
 	if err != nil {
 		return Page[DeletedKeyItem]{}, err
 	}
-	names, next, err := s.pageKeys(ctx, sc.deletedIndex(), opts, validLC)
-	if err != nil {
-		return Page[DeletedKeyItem]{}, err
-	}
-	out := Page[DeletedKeyItem]{Value: make([]DeletedKeyItem, 0, len(names)), NextToken: next}
-	for _, lc := range names {
-		meta, latest, err := readDeleted(ctx, s.store, sc, lc, lc)
-		if err != nil {
-			if isNotFound(err) {
-				continue // recovered or purged since the index was read
-			}
-			return Page[DeletedKeyItem]{}, err
-		}
-		b := sc.deletedBundle(meta, latest)
-		out.Value = append(out.Value, DeletedKeyItem{
-			KeyItem:            sc.item(meta, latest, false),
-			RecoveryID:         b.RecoveryID,
-			ScheduledPurgeDate: b.ScheduledPurgeDate,
-			DeletedDate:        b.DeletedDate,
-		})
-	}
-	return out, nil
+	return page(records.ListDeleted(ctx, s.store, sc.keys(), opts.MaxResults, opts.SkipToken, sc.deletedItem))
 }
 
 // Recover restores a soft-deleted key with all its versions (RecoverDeletedKey) and returns
 // its latest version. Its rotation schedule resumes (an overdue rotation runs at the next
 // RunDue).
 func (s *Service) Recover(ctx context.Context, v tenancy.Vault, base, name string) (KeyBundle, error) {
-	sc, err := newScope(v, base)
-	if err != nil {
-		return KeyBundle{}, err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return KeyBundle{}, err
 	}
@@ -163,24 +108,14 @@ func (s *Service) Recover(ctx context.Context, v tenancy.Vault, base, name strin
 // recoverKey makes a deleted key live again in tx. Only a certificate's own recovery
 // (managed true) may recover a certificate-backed key.
 func recoverKey(ctx context.Context, tx storage.Tx, sc scope, lc, name string, managed bool) (*keyRecord, *versionRecord, error) {
-	meta, latest, err := readDeleted(ctx, tx, sc, lc, name)
+	meta, latest, err := sc.keys().ReadDeleted(ctx, tx, lc, name)
 	if err != nil {
 		return nil, nil, err
 	}
 	if meta.Managed && !managed {
 		return nil, nil, managedRefused("recover", meta.Name)
 	}
-	meta.Deleted = nil
-	if meta.PurgeIndex != "" {
-		if err := tx.Delete(ctx, meta.PurgeIndex); err != nil {
-			return nil, nil, err
-		}
-		meta.PurgeIndex = ""
-	}
-	if err := tx.Delete(ctx, sc.deletedIndex()+lc); err != nil {
-		return nil, nil, err
-	}
-	if err := tx.Put(ctx, sc.liveIndex()+lc, nil); err != nil {
+	if err := sc.keys().Recover(ctx, tx, lc, meta); err != nil {
 		return nil, nil, err
 	}
 	if err := reschedule(ctx, tx, sc, lc, meta, latest); err != nil {
@@ -197,11 +132,7 @@ func recoverKey(ctx context.Context, tx storage.Tx, sc scope, lc, name string, m
 // refused with ErrPurgeProtected until the scheduled purge date, when the scheduler purges
 // the key itself.
 func (s *Service) Purge(ctx context.Context, v tenancy.Vault, base, name string) error {
-	sc, err := newScope(v, base)
-	if err != nil {
-		return err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return err
 	}
@@ -266,20 +197,15 @@ func (s *Service) destroy(ctx context.Context, handles [][]byte) error {
 
 // removeKey deletes every record of a key and returns the provider handles of its versions.
 func removeKey(ctx context.Context, tx storage.Tx, sc scope, lc string, meta *keyRecord) ([][]byte, error) {
-	versions, err := records.ListAll(ctx, tx, sc.versionsPrefix(lc))
+	versions, err := records.ReadAll[versionRecord](ctx, tx, sc.versionsPrefix(lc))
 	if err != nil {
 		return nil, err
 	}
 	var handles [][]byte
-	for _, key := range versions {
-		var ver versionRecord
-		found, err := records.Get(ctx, tx, key, &ver)
-		if err != nil {
-			return nil, err
-		}
-		if found && len(ver.Handle) > 0 {
+	for _, ver := range versions {
+		if len(ver.Handle) > 0 {
 			handles = append(handles, ver.Handle)
 		}
 	}
-	return handles, records.DeleteAll(ctx, tx, append(versions, meta.RotateIndex, meta.PurgeIndex, sc.liveIndex()+lc, sc.deletedIndex()+lc, sc.metaPath(lc))...)
+	return handles, sc.keys().Remove(ctx, tx, lc, meta, meta.RotateIndex)
 }

@@ -3,7 +3,6 @@ package keys
 import (
 	"context"
 	"errors"
-	"strings"
 
 	"github.com/coffer-kms/coffer/internal/names"
 	"github.com/coffer-kms/coffer/internal/records"
@@ -29,11 +28,7 @@ func (s *Service) Get(ctx context.Context, v tenancy.Vault, base, name, version 
 // tags and the release policy. exportable cannot change, exp must stay after nbf, and an
 // immutable release policy cannot change at all.
 func (s *Service) Update(ctx context.Context, v tenancy.Vault, base, name, version string, p UpdateParams) (KeyBundle, error) {
-	sc, err := newScope(v, base)
-	if err != nil {
-		return KeyBundle{}, err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return KeyBundle{}, err
 	}
@@ -120,19 +115,16 @@ func (s *Service) Update(ctx context.Context, v tenancy.Vault, base, name, versi
 	return out, err
 }
 
-// pageKeys lists one page of the keys under prefix and returns their suffixes. A skip token
-// is a suffix that valid must accept; the returned token is the last suffix of a page that
-// has a successor, or "".
-func (s *Service) pageKeys(ctx context.Context, prefix string, opts ListOptions, valid func(string) bool) ([]string, string, error) {
-	names, next, err := records.PageNames(ctx, s.store, prefix, opts.MaxResults, opts.SkipToken, valid)
+// page makes a listing's items a Page, reporting a bad listing request as BadParameter.
+func page[T any](items []T, next string, err error) (Page[T], error) {
 	if errors.Is(err, records.ErrPage) {
-		return nil, "", badParam("%s", records.PageMessage(err))
+		return Page[T]{}, badParam("%s", records.PageMessage(err))
 	}
-	return names, next, err
+	if err != nil {
+		return Page[T]{}, err
+	}
+	return Page[T]{Value: items, NextToken: next}, nil
 }
-
-// validLC accepts a lower-cased key name.
-func validLC(s string) bool { return names.Object(s) && strings.ToLower(s) == s }
 
 // validVersion accepts a version id.
 func validVersion(s string) bool { return names.Version(s) }
@@ -144,36 +136,15 @@ func (s *Service) List(ctx context.Context, v tenancy.Vault, base string, opts L
 	if err != nil {
 		return Page[KeyItem]{}, err
 	}
-	names, next, err := s.pageKeys(ctx, sc.liveIndex(), opts, validLC)
-	if err != nil {
-		return Page[KeyItem]{}, err
-	}
-	out := Page[KeyItem]{Value: make([]KeyItem, 0, len(names)), NextToken: next}
-	for _, lc := range names {
-		meta, err := readLive(ctx, s.store, sc, lc, lc)
-		if err != nil {
-			if isNotFound(err) {
-				continue // deleted or purged since the index was read
-			}
-			return Page[KeyItem]{}, err
-		}
-		ver, err := readVersion(ctx, s.store, sc, lc, meta, "")
-		if err != nil {
-			return Page[KeyItem]{}, err
-		}
-		out.Value = append(out.Value, sc.item(meta, ver, false))
-	}
-	return out, nil
+	return page(records.ListLive(ctx, s.store, sc.keys(), opts.MaxResults, opts.SkipToken, func(meta *keyRecord, ver *versionRecord) KeyItem {
+		return sc.item(meta, ver, false)
+	}))
 }
 
 // ListVersions returns one page of a key's versions (GetKeyVersions), each with its
 // versioned kid, in no particular order.
 func (s *Service) ListVersions(ctx context.Context, v tenancy.Vault, base, name string, opts ListOptions) (Page[KeyItem], error) {
-	sc, err := newScope(v, base)
-	if err != nil {
-		return Page[KeyItem]{}, err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return Page[KeyItem]{}, err
 	}
@@ -181,20 +152,7 @@ func (s *Service) ListVersions(ctx context.Context, v tenancy.Vault, base, name 
 	if err != nil {
 		return Page[KeyItem]{}, err
 	}
-	versions, next, err := s.pageKeys(ctx, sc.versionsPrefix(lc), opts, validVersion)
-	if err != nil {
-		return Page[KeyItem]{}, err
-	}
-	out := Page[KeyItem]{Value: make([]KeyItem, 0, len(versions)), NextToken: next}
-	for _, id := range versions {
-		ver, err := readVersion(ctx, s.store, sc, lc, meta, id)
-		if err != nil {
-			if isNotFound(err) {
-				continue
-			}
-			return Page[KeyItem]{}, err
-		}
-		out.Value = append(out.Value, sc.item(meta, ver, true))
-	}
-	return out, nil
+	return page(records.ListVersions(ctx, s.store, sc.keys(), lc, opts.MaxResults, opts.SkipToken, func(ver *versionRecord) KeyItem {
+		return sc.item(meta, ver, true)
+	}))
 }

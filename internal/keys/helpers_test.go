@@ -6,8 +6,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/json"
-	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/coffer-kms/coffer/internal/provider"
 	"github.com/coffer-kms/coffer/internal/provider/soft"
+	"github.com/coffer-kms/coffer/internal/records/recordstest"
 	"github.com/coffer-kms/coffer/internal/storage"
 	"github.com/coffer-kms/coffer/internal/storage/mem"
 	"github.com/coffer-kms/coffer/internal/tenancy"
@@ -28,29 +27,10 @@ const (
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // fakeClock is a settable clock.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type fakeClock = recordstest.Clock
 
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-	return c.t
-}
-
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
+// wantErr checks that err wraps want (nil: no error); mustJSON marshals v.
+var wantErr, mustJSON = recordstest.WantErr, recordstest.MustJSON
 
 // countingProvider wraps the software provider and counts what reaches key material.
 type countingProvider struct {
@@ -165,7 +145,7 @@ func newFixture(t *testing.T) *fixture {
 		ctx:   context.Background(),
 		store: mem.New(),
 		prov:  &countingProvider{Provider: soft.New()},
-		clk:   &fakeClock{t: t0},
+		clk:   recordstest.NewClock(t0),
 		bkey:  bkey,
 		v:     vault(tenantA, "vault1", 90, false),
 		base:  "https://vault1.coffer.test:8443",
@@ -202,27 +182,6 @@ func digest(msg string) []byte {
 }
 
 func ptr[T any](v T) *T { return &v }
-
-// wantErr checks that err wraps want (nil: no error).
-func wantErr(t *testing.T, what string, err, want error) {
-	t.Helper()
-	switch {
-	case want == nil && err != nil:
-		t.Errorf("%s = %v; want no error", what, err)
-	case want != nil && !errors.Is(err, want):
-		t.Errorf("%s = %v; want %v", what, err, want)
-	}
-}
-
-// mustJSON marshals v.
-func mustJSON(t *testing.T, v any) string {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatalf("json.Marshal(%T) = %v", v, err)
-	}
-	return string(b)
-}
 
 var rsaKey = CreateParams{Kty: provider.RSA}
 var ecKey = CreateParams{Kty: provider.EC}

@@ -72,11 +72,7 @@ func (s *Service) PrepareManaged(ctx context.Context, v tenancy.Vault, base, nam
 
 // managedTarget checks where a managed key version goes.
 func managedTarget(v tenancy.Vault, base, name, version string) (scope, string, error) {
-	sc, err := newScope(v, base)
-	if err != nil {
-		return scope{}, "", err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return scope{}, "", err
 	}
@@ -174,11 +170,7 @@ func (s *Service) PurgeManaged(ctx context.Context, tx storage.Tx, v tenancy.Vau
 // managedMeta reads the record of a certificate's key (deleted or live as asked) and
 // refuses a key that is not managed: a certificate never touches a plain key.
 func (s *Service) managedMeta(ctx context.Context, r storage.Reader, v tenancy.Vault, name string, deleted bool) (scope, string, *keyRecord, error) {
-	sc, err := newScope(v, "")
-	if err != nil {
-		return scope{}, "", nil, err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, "", name)
 	if err != nil {
 		return scope{}, "", nil, err
 	}

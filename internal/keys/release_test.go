@@ -18,6 +18,7 @@ import (
 	"github.com/coffer-kms/coffer/internal/byok"
 	"github.com/coffer-kms/coffer/internal/provider"
 	"github.com/coffer-kms/coffer/internal/provider/soft"
+	"github.com/coffer-kms/coffer/internal/records/recordstest"
 	"github.com/coffer-kms/coffer/internal/storage/mem"
 )
 
@@ -54,7 +55,7 @@ func runtimeJWK(k *rsa.PrivateKey, ops ...string) map[string]any {
 }
 
 func TestRelease(t *testing.T) {
-	clk := &fakeClock{t: t0}
+	clk := recordstest.NewClock(t0)
 	svc := NewService(mem.New(), soft.New(), clk.Now, make([]byte, 32))
 	ctx, v, base := context.Background(), vault(tenantA, "vault1", 90, false), "https://vault1.coffer.test:8443"
 	tee, err := rsa.GenerateKey(rand.Reader, 2048)

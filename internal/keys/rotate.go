@@ -118,11 +118,7 @@ func (s *Service) GetRotationPolicy(ctx context.Context, v tenancy.Vault, base, 
 // UpdateRotationPolicy validates and sets a key's rotation policy (UpdateKeyRotationPolicy)
 // and reschedules its automatic rotation. See CheckRotationPolicy for the rules.
 func (s *Service) UpdateRotationPolicy(ctx context.Context, v tenancy.Vault, base, name string, p KeyRotationPolicy) (KeyRotationPolicy, error) {
-	sc, err := newScope(v, base)
-	if err != nil {
-		return KeyRotationPolicy{}, err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return KeyRotationPolicy{}, err
 	}

@@ -66,22 +66,6 @@ func reschedule(ctx context.Context, tx storage.Tx, sc scope, lc string, meta *k
 	return nil
 }
 
-// schedulePurge writes the purge entry of a key just deleted. The caller writes meta.
-func schedulePurge(ctx context.Context, tx storage.Tx, sc scope, lc string, meta *keyRecord) error {
-	if meta.PurgeIndex != "" {
-		if err := tx.Delete(ctx, meta.PurgeIndex); err != nil {
-			return err
-		}
-	}
-	key := scheduleKey(purgePrefix, meta.Deleted.PurgeDate, sc, lc)
-	entry := scheduleEntry{TenantID: sc.vault.TenantID, Kind: sc.vault.Kind, Vault: sc.vault.Name, Name: lc}
-	if err := records.Put(ctx, tx, key, entry); err != nil {
-		return err
-	}
-	meta.PurgeIndex = key
-	return nil
-}
-
 // RunDue performs every automatic action due at now, across all vaults: it purges the
 // soft-deleted keys whose scheduled purge date has passed (purge protection does not stop
 // this system purge) and rotates the keys whose rotation policy's Rotate trigger has fired
@@ -100,7 +84,7 @@ func (s *Service) RunDue(ctx context.Context, now time.Time) (rotated, purged in
 		err = s.purge(ctx, sc, e.Name, e.Name, now, true, key)
 		switch {
 		case errors.Is(err, errStale):
-			return s.dropIfUnowned(ctx, sc, e.Name, key, func(m *keyRecord) string { return m.PurgeIndex })
+			return sc.keys().DropUnowned(ctx, s.store, e.Name, key, func(m *keyRecord) bool { return m.PurgeIndex == key })
 		case err != nil:
 			errs = append(errs, fmt.Errorf("purge %s/%s/%s: %w", e.TenantID, e.Vault, e.Name, err))
 		default:
@@ -119,7 +103,7 @@ func (s *Service) RunDue(ctx context.Context, now time.Time) (rotated, purged in
 		ok, err := s.rotateDue(ctx, sc, e, key, now)
 		switch {
 		case errors.Is(err, errStale):
-			return s.dropIfUnowned(ctx, sc, e.Name, key, func(m *keyRecord) string { return m.RotateIndex })
+			return sc.keys().DropUnowned(ctx, s.store, e.Name, key, func(m *keyRecord) bool { return m.RotateIndex == key })
 		case err != nil:
 			errs = append(errs, fmt.Errorf("rotate %s/%s/%s: %w", e.TenantID, e.Vault, e.Name, err))
 		case ok:
@@ -131,21 +115,6 @@ func (s *Service) RunDue(ctx context.Context, now time.Time) (rotated, purged in
 		errs = append(errs, err)
 	}
 	return rotated, purged, errors.Join(errs...)
-}
-
-// dropIfUnowned removes an index entry unless the key's record still names it.
-func (s *Service) dropIfUnowned(ctx context.Context, sc scope, lc, key string, owned func(*keyRecord) string) error {
-	return s.store.Txn(ctx, func(tx storage.Tx) error {
-		var meta keyRecord
-		found, err := records.Get(ctx, tx, sc.metaPath(lc), &meta)
-		if err != nil {
-			return err
-		}
-		if found && owned(&meta) == key {
-			return nil
-		}
-		return tx.Delete(ctx, key)
-	})
 }
 
 // rotateDue performs one scheduled rotation. It reports errStale if the key changed since

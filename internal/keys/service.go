@@ -95,6 +95,16 @@ func newScope(v tenancy.Vault, base string) (scope, error) {
 	}, nil
 }
 
+// target is newScope and checkName together: the vault's scope and the lower-cased name.
+func target(v tenancy.Vault, base, name string) (scope, string, error) {
+	sc, err := newScope(v, base)
+	if err != nil {
+		return scope{}, "", err
+	}
+	lc, err := checkName(name)
+	return sc, lc, err
+}
+
 // A vault's key records, under its prefix (<name> is the lower-cased key name):
 //
 //	keys/<name>/meta                 keyRecord: display name, latest version, deletion, rotation policy
@@ -102,12 +112,32 @@ func newScope(v tenancy.Vault, base string) (scope, error) {
 //	keyindex/live/<name>             empty: the key is live (List pages over these)
 //	keyindex/deleted/<name>          empty: the key is soft-deleted (ListDeleted pages over these)
 //
-// Every change to a key rewrites its records and index entries in one transaction.
-func (sc scope) metaPath(lc string) string         { return sc.prefix + "keys/" + lc + "/meta" }
-func (sc scope) versionsPrefix(lc string) string   { return sc.prefix + "keys/" + lc + "/versions/" }
-func (sc scope) versionPath(lc, ver string) string { return sc.versionsPrefix(lc) + ver }
-func (sc scope) liveIndex() string                 { return sc.prefix + "keyindex/live/" }
-func (sc scope) deletedIndex() string              { return sc.prefix + "keyindex/deleted/" }
+// Every change to a key rewrites its records and index entries in one transaction;
+// records.Objects holds the lifecycle code keys share with secrets and certificates.
+var keyKind = records.Kind[keyRecord, versionRecord]{
+	Object: "keys/", Index: "keyindex/", PurgePrefix: purgePrefix,
+	Head: func(m *keyRecord) records.Head {
+		return records.Head{Name: &m.Name, Latest: &m.Latest, Deleted: &m.Deleted, PurgeIndex: &m.PurgeIndex}
+	},
+	NotFound: notFound,
+	NotDeleted: func(name string, exists bool) error {
+		if !exists {
+			return notFound(name, "")
+		}
+		return fmt.Errorf("%w: deleted key %s was not found in this key vault", ErrKeyNotFound, name)
+	},
+}
+
+// keys are the vault's key records.
+func (sc scope) keys() records.Objects[keyRecord, versionRecord] {
+	return records.Objects[keyRecord, versionRecord]{Kind: &keyKind, Prefix: sc.prefix}
+}
+
+func (sc scope) metaPath(lc string) string         { return sc.keys().MetaPath(lc) }
+func (sc scope) versionsPrefix(lc string) string   { return sc.keys().VersionsPrefix(lc) }
+func (sc scope) versionPath(lc, ver string) string { return sc.keys().VersionPath(lc, ver) }
+func (sc scope) liveIndex() string                 { return sc.keys().LiveIndex() }
+func (sc scope) deletedIndex() string              { return sc.keys().DeletedIndex() }
 
 // kid is a version's key identifier; with version "" it is the versionless identifier.
 func (sc scope) kid(name, version string) string {
@@ -125,9 +155,9 @@ func (sc scope) recoveryLevel() string { return records.RecoveryLevel(sc.vault) 
 
 // keyRecord is the per-name record at keys/<name>/meta.
 type keyRecord struct {
-	Name    string    `json:"name"`   // display casing
-	Latest  string    `json:"latest"` // current version
-	Deleted *deletion `json:"deleted,omitempty"`
+	Name    string            `json:"name"`   // display casing
+	Latest  string            `json:"latest"` // current version
+	Deleted *records.Deletion `json:"deleted,omitempty"`
 	// Policy is the rotation policy, without its id.
 	Policy *KeyRotationPolicy `json:"policy,omitempty"`
 	// RotateIndex and PurgeIndex are the scheduler index entries written for this key.
@@ -136,12 +166,6 @@ type keyRecord struct {
 	// Managed marks the key of a certificate: only the certificates service changes it
 	// (managed.go); every other change is refused with ErrManaged.
 	Managed bool `json:"managed,omitempty"`
-}
-
-// deletion records a soft delete.
-type deletion struct {
-	Date      int64 `json:"date"`
-	PurgeDate int64 `json:"purgeDate"`
 }
 
 // versionRecord is one key version at keys/<name>/versions/<version>. Handle is the
@@ -250,6 +274,12 @@ func (sc scope) item(meta *keyRecord, ver *versionRecord, withVersion bool) KeyI
 	return KeyItem{KID: sc.kid(meta.Name, v), Attributes: sc.attributes(ver), Tags: copyTags(ver.Tags), Managed: meta.Managed}
 }
 
+// deletedItem renders the latest version of a deleted key as a listing entry.
+func (sc scope) deletedItem(meta *keyRecord, ver *versionRecord) DeletedKeyItem {
+	b := sc.deletedBundle(meta, ver)
+	return DeletedKeyItem{KeyItem: sc.item(meta, ver, false), RecoveryID: b.RecoveryID, ScheduledPurgeDate: b.ScheduledPurgeDate, DeletedDate: b.DeletedDate}
+}
+
 // notFound is the ErrKeyNotFound for a name (and version).
 func notFound(name, version string) error {
 	id := name
@@ -264,45 +294,19 @@ func deletedConflict(name string) error {
 	return fmt.Errorf("%w: key %s is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the key can only be recovered or purged", ErrDeletedButRecoverable, name)
 }
 
-// readKey reads a key's record; it returns ErrKeyNotFound if there is none.
+// readKey reads a key's record, deleted or not; it returns ErrKeyNotFound if there is none.
 func readKey(ctx context.Context, r storage.Reader, sc scope, lc, name string) (*keyRecord, error) {
-	var meta keyRecord
-	found, err := records.Get(ctx, r, sc.metaPath(lc), &meta)
-	if err != nil {
-		return nil, err
-	}
-	if !found {
-		return nil, notFound(name, "")
-	}
-	return &meta, nil
+	return sc.keys().Read(ctx, r, lc, name)
 }
 
 // readLive reads a key that is not deleted.
 func readLive(ctx context.Context, r storage.Reader, sc scope, lc, name string) (*keyRecord, error) {
-	meta, err := readKey(ctx, r, sc, lc, name)
-	if err != nil {
-		return nil, err
-	}
-	if meta.Deleted != nil {
-		return nil, notFound(name, "")
-	}
-	return meta, nil
+	return sc.keys().ReadLive(ctx, r, lc, name)
 }
 
 // readVersion reads one version of a key ("" is the latest).
 func readVersion(ctx context.Context, r storage.Reader, sc scope, lc string, meta *keyRecord, version string) (*versionRecord, error) {
-	if version == "" {
-		version = meta.Latest
-	}
-	var ver versionRecord
-	found, err := records.Get(ctx, r, sc.versionPath(lc, version), &ver)
-	if err != nil {
-		return nil, err
-	}
-	if !found {
-		return nil, notFound(meta.Name, version)
-	}
-	return &ver, nil
+	return sc.keys().ReadVersion(ctx, r, lc, meta, version)
 }
 
 // resolve validates name and version and reads a live key's version.

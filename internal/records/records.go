@@ -1,8 +1,10 @@
 // Package records holds the storage plumbing shared by the versioned objects of a vault
 // (keys, secrets, certificates): JSON records, whole-prefix listings, version ids, soft-delete
-// retention and recovery levels, the due-time schedule index, and sealed backup blobs. The
-// records these helpers read and write carry key material and secret values, so the store
-// they are given is always the barrier.
+// retention and recovery levels, the due-time schedule index, sealed backup blobs, and
+// Objects (objects.go), the record layout and lifecycle the three kinds share (read, list,
+// soft delete, recover, remove). It imports none of those kinds. The records these helpers
+// read and write carry key material and secret values, so the store they are given is always
+// the barrier.
 package records
 
 import (

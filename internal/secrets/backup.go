@@ -94,11 +94,7 @@ func (s *Service) Backup(ctx context.Context, v tenancy.Vault, base, name string
 	if s.backup == nil {
 		return BackupResult{}, errNoBackupKey
 	}
-	sc, err := newScope(v, base)
-	if err != nil {
-		return BackupResult{}, err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return BackupResult{}, err
 	}

@@ -14,11 +14,7 @@ import (
 // purged; it is purged by RunDue after the vault's retention (fixed now: a later change of
 // the vault's retention does not move it).
 func (s *Service) Delete(ctx context.Context, v tenancy.Vault, base, name string) (DeletedSecretBundle, error) {
-	sc, err := newScope(v, base)
-	if err != nil {
-		return DeletedSecretBundle{}, err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return DeletedSecretBundle{}, err
 	}
@@ -52,14 +48,8 @@ func softDelete(ctx context.Context, tx storage.Tx, sc scope, lc, name string, n
 	if err != nil {
 		return nil, nil, err
 	}
-	meta.Deleted = &deletion{Date: now.Unix(), PurgeDate: now.AddDate(0, 0, sc.retention()).Unix()}
-	if err := tx.Delete(ctx, sc.liveIndex()+lc); err != nil {
-		return nil, nil, err
-	}
-	if err := tx.Put(ctx, sc.deletedIndex()+lc, nil); err != nil {
-		return nil, nil, err
-	}
-	if err := schedulePurge(ctx, tx, sc, lc, meta); err != nil {
+	entry := scheduleEntry{TenantID: sc.vault.TenantID, Vault: sc.vault.Name, Name: lc}
+	if err := sc.secrets().SoftDelete(ctx, tx, lc, meta, now, sc.retention(), entry); err != nil {
 		return nil, nil, err
 	}
 	if err := records.Put(ctx, tx, sc.metaPath(lc), meta); err != nil {
@@ -68,37 +58,14 @@ func softDelete(ctx context.Context, tx storage.Tx, sc scope, lc, name string, n
 	return meta, latest, nil
 }
 
-// readDeleted reads a soft-deleted secret and its latest version.
-func readDeleted(ctx context.Context, r storage.Reader, sc scope, lc, name string) (*secretRecord, *versionRecord, error) {
-	meta, err := readSecret(ctx, r, sc, lc, name)
-	if isNotFound(err) {
-		return nil, nil, deletedNotFound(name)
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	if meta.Deleted == nil {
-		return nil, nil, deletedNotFound(name)
-	}
-	latest, err := readVersion(ctx, r, sc, lc, meta, "")
-	if err != nil {
-		return nil, nil, err
-	}
-	return meta, latest, nil
-}
-
 // GetDeleted returns a soft-deleted secret's latest version without its value
 // (GetDeletedSecret); a secret that is not deleted is ErrSecretNotFound.
 func (s *Service) GetDeleted(ctx context.Context, v tenancy.Vault, base, name string) (DeletedSecretBundle, error) {
-	sc, err := newScope(v, base)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return DeletedSecretBundle{}, err
 	}
-	lc, err := checkName(name)
-	if err != nil {
-		return DeletedSecretBundle{}, err
-	}
-	meta, latest, err := readDeleted(ctx, s.store, sc, lc, name)
+	meta, latest, err := sc.secrets().ReadDeleted(ctx, s.store, lc, name)
 	if err != nil {
 		return DeletedSecretBundle{}, err
 	}
@@ -111,38 +78,13 @@ func (s *Service) ListDeleted(ctx context.Context, v tenancy.Vault, base string,
 	if err != nil {
 		return Page[DeletedSecretItem]{}, err
 	}
-	names, next, err := s.pageKeys(ctx, sc.deletedIndex(), opts, validLC)
-	if err != nil {
-		return Page[DeletedSecretItem]{}, err
-	}
-	out := Page[DeletedSecretItem]{Value: make([]DeletedSecretItem, 0, len(names)), NextToken: next}
-	for _, lc := range names {
-		meta, latest, err := readDeleted(ctx, s.store, sc, lc, lc)
-		if err != nil {
-			if isNotFound(err) {
-				continue // recovered or purged since the index was read
-			}
-			return Page[DeletedSecretItem]{}, err
-		}
-		b := sc.deletedBundle(meta, latest)
-		out.Value = append(out.Value, DeletedSecretItem{
-			SecretItem:         sc.item(meta, latest, false),
-			RecoveryID:         b.RecoveryID,
-			ScheduledPurgeDate: b.ScheduledPurgeDate,
-			DeletedDate:        b.DeletedDate,
-		})
-	}
-	return out, nil
+	return page(records.ListDeleted(ctx, s.store, sc.secrets(), opts.MaxResults, opts.SkipToken, sc.deletedItem))
 }
 
 // Recover restores a soft-deleted secret with all its versions (RecoverDeletedSecret) and
 // returns its latest version without the value (reading it needs Get).
 func (s *Service) Recover(ctx context.Context, v tenancy.Vault, base, name string) (SecretBundle, error) {
-	sc, err := newScope(v, base)
-	if err != nil {
-		return SecretBundle{}, err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return SecretBundle{}, err
 	}
@@ -164,24 +106,14 @@ func (s *Service) Recover(ctx context.Context, v tenancy.Vault, base, name strin
 // recoverSecret makes a deleted secret live again in tx. Only a certificate's own recovery
 // (managed true) may recover a certificate-backed secret.
 func recoverSecret(ctx context.Context, tx storage.Tx, sc scope, lc, name string, managed bool) (*secretRecord, *versionRecord, error) {
-	meta, latest, err := readDeleted(ctx, tx, sc, lc, name)
+	meta, latest, err := sc.secrets().ReadDeleted(ctx, tx, lc, name)
 	if err != nil {
 		return nil, nil, err
 	}
 	if meta.Managed && !managed {
 		return nil, nil, managedRefused("recover", meta.Name)
 	}
-	meta.Deleted = nil
-	if meta.PurgeIndex != "" {
-		if err := tx.Delete(ctx, meta.PurgeIndex); err != nil {
-			return nil, nil, err
-		}
-		meta.PurgeIndex = ""
-	}
-	if err := tx.Delete(ctx, sc.deletedIndex()+lc); err != nil {
-		return nil, nil, err
-	}
-	if err := tx.Put(ctx, sc.liveIndex()+lc, nil); err != nil {
+	if err := sc.secrets().Recover(ctx, tx, lc, meta); err != nil {
 		return nil, nil, err
 	}
 	if err := records.Put(ctx, tx, sc.metaPath(lc), meta); err != nil {
@@ -194,11 +126,7 @@ func recoverSecret(ctx context.Context, tx storage.Tx, sc scope, lc, name string
 // While the vault has purge protection it is refused with ErrPurgeProtected until the
 // scheduled purge date, when RunDue purges the secret itself.
 func (s *Service) Purge(ctx context.Context, v tenancy.Vault, base, name string) error {
-	sc, err := newScope(v, base)
-	if err != nil {
-		return err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return err
 	}
@@ -237,14 +165,5 @@ func purgeSecret(ctx context.Context, tx storage.Tx, sc scope, lc, name string, 
 		return errorf(ErrPurgeProtected, "Operation \"purge\" is not allowed because purge protection is enabled for this vault. Secret %s will be purged automatically at %s, at the end of its retention period.",
 			meta.Name, time.Unix(meta.Deleted.PurgeDate, 0).UTC().Format(time.RFC3339))
 	}
-	return removeSecret(ctx, tx, sc, lc, meta)
-}
-
-// removeSecret deletes every record of a secret.
-func removeSecret(ctx context.Context, tx storage.Tx, sc scope, lc string, meta *secretRecord) error {
-	versions, err := records.ListAll(ctx, tx, sc.versionsPrefix(lc))
-	if err != nil {
-		return err
-	}
-	return records.DeleteAll(ctx, tx, append(versions, meta.PurgeIndex, sc.liveIndex()+lc, sc.deletedIndex()+lc, sc.metaPath(lc))...)
+	return sc.secrets().Remove(ctx, tx, lc, meta)
 }

@@ -85,11 +85,7 @@ func (s *Service) GetAs(ctx context.Context, v tenancy.Vault, base, name, versio
 // contentType; version "" is the latest. exp must stay after nbf. The answer has no value.
 // A disabled version can be updated (that is how it is enabled again).
 func (s *Service) Update(ctx context.Context, v tenancy.Vault, base, name, version string, p UpdateParams) (SecretBundle, error) {
-	sc, err := newScope(v, base)
-	if err != nil {
-		return SecretBundle{}, err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return SecretBundle{}, err
 	}
@@ -156,15 +152,15 @@ func (s *Service) Update(ctx context.Context, v tenancy.Vault, base, name, versi
 	return out, nil
 }
 
-// pageKeys lists one page of the keys under prefix and returns their suffixes. A skip token
-// is a suffix that valid must accept; the returned token is the last suffix of a page that
-// has a successor, or "".
-func (s *Service) pageKeys(ctx context.Context, prefix string, opts ListOptions, valid func(string) bool) ([]string, string, error) {
-	names, next, err := records.PageNames(ctx, s.store, prefix, opts.MaxResults, opts.SkipToken, valid)
+// page makes a listing's items a Page, reporting a bad listing request as BadParameter.
+func page[T any](items []T, next string, err error) (Page[T], error) {
 	if errors.Is(err, records.ErrPage) {
-		return nil, "", badParam("%s.", records.PageMessage(err))
+		return Page[T]{}, badParam("%s.", records.PageMessage(err))
 	}
-	return names, next, err
+	if err != nil {
+		return Page[T]{}, err
+	}
+	return Page[T]{Value: items, NextToken: next}, nil
 }
 
 // List returns one page of the vault's secrets (GetSecrets), each as its latest version with
@@ -174,36 +170,15 @@ func (s *Service) List(ctx context.Context, v tenancy.Vault, base string, opts L
 	if err != nil {
 		return Page[SecretItem]{}, err
 	}
-	names, next, err := s.pageKeys(ctx, sc.liveIndex(), opts, validLC)
-	if err != nil {
-		return Page[SecretItem]{}, err
-	}
-	out := Page[SecretItem]{Value: make([]SecretItem, 0, len(names)), NextToken: next}
-	for _, lc := range names {
-		meta, err := readLive(ctx, s.store, sc, lc, lc)
-		if err != nil {
-			if isNotFound(err) {
-				continue // deleted or purged since the index was read
-			}
-			return Page[SecretItem]{}, err
-		}
-		ver, err := readVersion(ctx, s.store, sc, lc, meta, "")
-		if err != nil {
-			return Page[SecretItem]{}, err
-		}
-		out.Value = append(out.Value, sc.item(meta, ver, false))
-	}
-	return out, nil
+	return page(records.ListLive(ctx, s.store, sc.secrets(), opts.MaxResults, opts.SkipToken, func(meta *secretRecord, ver *versionRecord) SecretItem {
+		return sc.item(meta, ver, false)
+	}))
 }
 
 // ListVersions returns one page of a secret's versions (GetSecretVersions), each with its
 // versioned id and no value, in no particular order.
 func (s *Service) ListVersions(ctx context.Context, v tenancy.Vault, base, name string, opts ListOptions) (Page[SecretItem], error) {
-	sc, err := newScope(v, base)
-	if err != nil {
-		return Page[SecretItem]{}, err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return Page[SecretItem]{}, err
 	}
@@ -211,20 +186,7 @@ func (s *Service) ListVersions(ctx context.Context, v tenancy.Vault, base, name 
 	if err != nil {
 		return Page[SecretItem]{}, err
 	}
-	versions, next, err := s.pageKeys(ctx, sc.versionsPrefix(lc), opts, validVersion)
-	if err != nil {
-		return Page[SecretItem]{}, err
-	}
-	out := Page[SecretItem]{Value: make([]SecretItem, 0, len(versions)), NextToken: next}
-	for _, id := range versions {
-		ver, err := readVersion(ctx, s.store, sc, lc, meta, id)
-		if err != nil {
-			if isNotFound(err) {
-				continue
-			}
-			return Page[SecretItem]{}, err
-		}
-		out.Value = append(out.Value, sc.item(meta, ver, true))
-	}
-	return out, nil
+	return page(records.ListVersions(ctx, s.store, sc.secrets(), lc, opts.MaxResults, opts.SkipToken, func(ver *versionRecord) SecretItem {
+		return sc.item(meta, ver, true)
+	}))
 }

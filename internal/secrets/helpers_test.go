@@ -3,13 +3,11 @@ package secrets
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
-	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/coffer-kms/coffer/internal/records/recordstest"
 	"github.com/coffer-kms/coffer/internal/storage"
 	"github.com/coffer-kms/coffer/internal/storage/mem"
 	"github.com/coffer-kms/coffer/internal/tenancy"
@@ -23,23 +21,10 @@ const (
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // fakeClock is a settable clock.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type fakeClock = recordstest.Clock
 
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-	return c.t
-}
+// wantErr checks that err wraps want (nil: no error); mustJSON marshals v.
+var wantErr, mustJSON = recordstest.WantErr, recordstest.MustJSON
 
 // fixture is a Service over a fresh mem store and a fake clock.
 type fixture struct {
@@ -59,7 +44,7 @@ func newFixture(t *testing.T) *fixture {
 		t:     t,
 		ctx:   context.Background(),
 		store: mem.New(),
-		clk:   &fakeClock{t: t0},
+		clk:   recordstest.NewClock(t0),
 		bkey:  randomKey(t),
 		v:     vault(tenantA, "vault1", 90, false),
 		base:  "https://vault1.coffer.test:8443",
@@ -105,27 +90,6 @@ func (f *fixture) setIn(v tenancy.Vault, name string, p SetParams) SecretBundle 
 func versionOf(id string) string {
 	i := strings.LastIndex(id, "/")
 	return id[i+1:]
-}
-
-// wantErr checks that err wraps want (nil: no error).
-func wantErr(t *testing.T, what string, err, want error) {
-	t.Helper()
-	switch {
-	case want == nil && err != nil:
-		t.Errorf("%s = %v; want no error", what, err)
-	case want != nil && !errors.Is(err, want):
-		t.Errorf("%s = %v; want %v", what, err, want)
-	}
-}
-
-// mustJSON marshals v.
-func mustJSON(t *testing.T, v any) string {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatalf("json.Marshal(%T) = %v", v, err)
-	}
-	return string(b)
 }
 
 // dump returns every key and value of the store.

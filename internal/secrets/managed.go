@@ -35,11 +35,7 @@ type ManagedVersion struct {
 // name must be free or already a managed secret: a plain secret of that name is
 // ErrConflict, a deleted one ErrDeletedButRecoverable.
 func (s *Service) PutManaged(ctx context.Context, tx storage.Tx, v tenancy.Vault, name string, mv ManagedVersion) error {
-	sc, err := newScope(v, "")
-	if err != nil {
-		return err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, "", name)
 	if err != nil {
 		return err
 	}
@@ -131,11 +127,7 @@ func (s *Service) PurgeManaged(ctx context.Context, tx storage.Tx, v tenancy.Vau
 // managedMeta reads the record of a certificate's secret (deleted or live as asked) and
 // refuses a secret that is not managed: a certificate never touches a plain secret.
 func managedMeta(ctx context.Context, r storage.Reader, v tenancy.Vault, name string, deleted bool) (scope, string, *secretRecord, error) {
-	sc, err := newScope(v, "")
-	if err != nil {
-		return scope{}, "", nil, err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, "", name)
 	if err != nil {
 		return scope{}, "", nil, err
 	}

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/coffer-kms/coffer/internal/records"
-	"github.com/coffer-kms/coffer/internal/storage"
 	"github.com/coffer-kms/coffer/internal/tenancy"
 )
 
@@ -34,26 +33,6 @@ type scheduleEntry struct {
 	Name     string `json:"name"` // lower-cased
 }
 
-// scheduleKey is the index key of a due time for a secret.
-func scheduleKey(prefix string, due int64, sc scope, lc string) string {
-	return records.ScheduleKey(prefix, due, sc.vault.TenantID+"/vaults/"+sc.vault.Name+"/"+lc)
-}
-
-// schedulePurge writes the purge entry of a secret just deleted. The caller writes meta.
-func schedulePurge(ctx context.Context, tx storage.Tx, sc scope, lc string, meta *secretRecord) error {
-	if meta.PurgeIndex != "" {
-		if err := tx.Delete(ctx, meta.PurgeIndex); err != nil {
-			return err
-		}
-	}
-	key := scheduleKey(purgePrefix, meta.Deleted.PurgeDate, sc, lc)
-	if err := records.Put(ctx, tx, key, scheduleEntry{TenantID: sc.vault.TenantID, Vault: sc.vault.Name, Name: lc}); err != nil {
-		return err
-	}
-	meta.PurgeIndex = key
-	return nil
-}
-
 // RunDue purges, across all vaults, the soft-deleted secrets whose scheduled purge date is at
 // or before now (purge protection does not stop this system purge). It reads only the due
 // entries of its index. A failure on one secret does not stop the others; the errors are
@@ -77,27 +56,12 @@ func (s *Service) RunDue(ctx context.Context, now time.Time) (purged int, err er
 // purgeDue performs one scheduled purge; a stale entry is dropped.
 func (s *Service) purgeDue(ctx context.Context, key string, e scheduleEntry, now time.Time) (bool, error) {
 	sc, err := newScope(tenancy.Vault{TenantID: e.TenantID, Kind: tenancy.KindVault, Name: e.Vault}, "")
-	if err != nil || !validLC(e.Name) {
+	if err != nil || !records.ValidName(e.Name) {
 		return false, s.store.Delete(ctx, key) // names no valid secret: unusable
 	}
 	err = s.purge(ctx, sc, e.Name, e.Name, now, true, key)
 	if errors.Is(err, errStale) {
-		return false, s.dropIfUnowned(ctx, sc, e.Name, key)
+		return false, sc.secrets().DropUnowned(ctx, s.store, e.Name, key, func(m *secretRecord) bool { return m.PurgeIndex == key })
 	}
 	return err == nil, err
-}
-
-// dropIfUnowned removes an index entry unless the secret's record still names it.
-func (s *Service) dropIfUnowned(ctx context.Context, sc scope, lc, key string) error {
-	return s.store.Txn(ctx, func(tx storage.Tx) error {
-		var meta secretRecord
-		found, err := records.Get(ctx, tx, sc.metaPath(lc), &meta)
-		if err != nil {
-			return err
-		}
-		if found && meta.PurgeIndex == key {
-			return nil
-		}
-		return tx.Delete(ctx, key)
-	})
 }

@@ -69,6 +69,16 @@ func newScope(v tenancy.Vault, base string) (scope, error) {
 	}, nil
 }
 
+// target is newScope and checkName together: the vault's scope and the lower-cased name.
+func target(v tenancy.Vault, base, name string) (scope, string, error) {
+	sc, err := newScope(v, base)
+	if err != nil {
+		return scope{}, "", err
+	}
+	lc, err := checkName(name)
+	return sc, lc, err
+}
+
 // A vault's secret records, under its prefix (<name> is the lower-cased secret name):
 //
 //	secrets/<name>/meta                 secretRecord: display name, latest version, deletion
@@ -78,12 +88,27 @@ func newScope(v tenancy.Vault, base string) (scope, error) {
 //
 // Every change to a secret rewrites its records and index entries in one transaction. The
 // version records hold the values, so this layout must only ever be stored through the
-// barrier.
-func (sc scope) metaPath(lc string) string         { return sc.prefix + "secrets/" + lc + "/meta" }
-func (sc scope) versionsPrefix(lc string) string   { return sc.prefix + "secrets/" + lc + "/versions/" }
-func (sc scope) versionPath(lc, ver string) string { return sc.versionsPrefix(lc) + ver }
-func (sc scope) liveIndex() string                 { return sc.prefix + "secretindex/live/" }
-func (sc scope) deletedIndex() string              { return sc.prefix + "secretindex/deleted/" }
+// barrier. records.Objects holds the lifecycle code secrets share with keys and
+// certificates.
+var secretKind = records.Kind[secretRecord, versionRecord]{
+	Object: "secrets/", Index: "secretindex/", PurgePrefix: purgePrefix,
+	Head: func(m *secretRecord) records.Head {
+		return records.Head{Name: &m.Name, Latest: &m.Latest, Deleted: &m.Deleted, PurgeIndex: &m.PurgeIndex}
+	},
+	NotFound:   notFound,
+	NotDeleted: func(name string, _ bool) error { return deletedNotFound(name) },
+}
+
+// secrets are the vault's secret records.
+func (sc scope) secrets() records.Objects[secretRecord, versionRecord] {
+	return records.Objects[secretRecord, versionRecord]{Kind: &secretKind, Prefix: sc.prefix}
+}
+
+func (sc scope) metaPath(lc string) string         { return sc.secrets().MetaPath(lc) }
+func (sc scope) versionsPrefix(lc string) string   { return sc.secrets().VersionsPrefix(lc) }
+func (sc scope) versionPath(lc, ver string) string { return sc.secrets().VersionPath(lc, ver) }
+func (sc scope) liveIndex() string                 { return sc.secrets().LiveIndex() }
+func (sc scope) deletedIndex() string              { return sc.secrets().DeletedIndex() }
 
 // id is a version's secret identifier; with version "" it is the versionless identifier.
 func (sc scope) id(name, version string) string {
@@ -101,20 +126,14 @@ func (sc scope) recoveryLevel() string { return records.RecoveryLevel(sc.vault) 
 
 // secretRecord is the per-name record at secrets/<name>/meta.
 type secretRecord struct {
-	Name    string    `json:"name"`   // display casing
-	Latest  string    `json:"latest"` // current version
-	Deleted *deletion `json:"deleted,omitempty"`
+	Name    string            `json:"name"`   // display casing
+	Latest  string            `json:"latest"` // current version
+	Deleted *records.Deletion `json:"deleted,omitempty"`
 	// PurgeIndex is the scheduler index entry written for this secret's deletion.
 	PurgeIndex string `json:"purgeIndex,omitempty"`
 	// Managed marks the secret of a certificate: only the certificates service changes it
 	// (managed.go); every other change is refused with ErrManaged.
 	Managed bool `json:"managed,omitempty"`
-}
-
-// deletion records a soft delete.
-type deletion struct {
-	Date      int64 `json:"date"`
-	PurgeDate int64 `json:"purgeDate"`
 }
 
 // versionRecord is one secret version at secrets/<name>/versions/<version>. Value is the
@@ -207,17 +226,10 @@ func (sc scope) item(meta *secretRecord, ver *versionRecord, withVersion bool) S
 	}
 }
 
-// readSecret reads a secret's record; it returns ErrSecretNotFound if there is none.
+// readSecret reads a secret's record, deleted or not; it returns ErrSecretNotFound if there
+// is none.
 func readSecret(ctx context.Context, r storage.Reader, sc scope, lc, name string) (*secretRecord, error) {
-	var meta secretRecord
-	found, err := records.Get(ctx, r, sc.metaPath(lc), &meta)
-	if err != nil {
-		return nil, err
-	}
-	if !found {
-		return nil, notFound(name, "")
-	}
-	return &meta, nil
+	return sc.secrets().Read(ctx, r, lc, name)
 }
 
 // cloneSecretRecord copies m and everything it points to.
@@ -240,30 +252,18 @@ func cloneVersionRecord(v *versionRecord) *versionRecord {
 
 // readLive reads a secret that is not deleted.
 func readLive(ctx context.Context, r storage.Reader, sc scope, lc, name string) (*secretRecord, error) {
-	meta, err := readSecret(ctx, r, sc, lc, name)
-	if err != nil {
-		return nil, err
-	}
-	if meta.Deleted != nil {
-		return nil, notFound(name, "")
-	}
-	return meta, nil
+	return sc.secrets().ReadLive(ctx, r, lc, name)
 }
 
 // readVersion reads one version of a secret ("" is the latest).
 func readVersion(ctx context.Context, r storage.Reader, sc scope, lc string, meta *secretRecord, version string) (*versionRecord, error) {
-	if version == "" {
-		version = meta.Latest
-	}
-	var ver versionRecord
-	found, err := records.Get(ctx, r, sc.versionPath(lc, version), &ver)
-	if err != nil {
-		return nil, err
-	}
-	if !found {
-		return nil, notFound(meta.Name, version)
-	}
-	return &ver, nil
+	return sc.secrets().ReadVersion(ctx, r, lc, meta, version)
+}
+
+// deletedItem renders the latest version of a deleted secret as a listing entry.
+func (sc scope) deletedItem(meta *secretRecord, ver *versionRecord) DeletedSecretItem {
+	b := sc.deletedBundle(meta, ver)
+	return DeletedSecretItem{SecretItem: sc.item(meta, ver, false), RecoveryID: b.RecoveryID, ScheduledPurgeDate: b.ScheduledPurgeDate, DeletedDate: b.DeletedDate}
 }
 
 // isNotFound reports whether err is an ErrSecretNotFound.

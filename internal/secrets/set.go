@@ -12,11 +12,7 @@ import (
 // (SetSecret), and returns the new version with its value. The version is enabled unless the
 // attributes say otherwise. A soft-deleted name is refused with ErrDeletedButRecoverable.
 func (s *Service) Set(ctx context.Context, v tenancy.Vault, base, name string, p SetParams) (SecretBundle, error) {
-	sc, err := newScope(v, base)
-	if err != nil {
-		return SecretBundle{}, err
-	}
-	lc, err := checkName(name)
+	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return SecretBundle{}, err
 	}

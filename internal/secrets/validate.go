@@ -78,9 +78,6 @@ func checkWindow(nbf, exp *int64) error {
 	return nil
 }
 
-// validLC accepts a lower-cased secret name (a page token of List and ListDeleted).
-func validLC(s string) bool { return names.Object(s) && strings.ToLower(s) == s }
-
 // validVersion accepts a version id (a page token of ListVersions).
 func validVersion(s string) bool { return names.Version(s) }
 

@@ -1,10 +1,68 @@
-// Package recordstest holds test helpers for the records that records.Decoded caches.
+// Package recordstest holds test helpers shared by the packages built on records (keys,
+// secrets, certificates): a settable clock, error and JSON checks, and the deep-clone check
+// of the records that records.Decoded caches.
 package recordstest
 
 import (
+	"encoding/json"
+	"errors"
 	"reflect"
+	"sync"
 	"testing"
+	"time"
 )
+
+// Clock is a settable clock for a service's clock parameter (pass its Now).
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewClock returns a Clock that reads t.
+func NewClock(t time.Time) *Clock { return &Clock{t: t} }
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Advance moves the clock on by d and returns the new time.
+func (c *Clock) Advance(d time.Duration) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+	return c.t
+}
+
+// Set sets the clock to t.
+func (c *Clock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = t
+}
+
+// WantErr checks that err wraps want (nil: no error); what names the call.
+func WantErr(t *testing.T, what string, err, want error) {
+	t.Helper()
+	switch {
+	case want == nil && err != nil:
+		t.Errorf("%s = %v; want no error", what, err)
+	case want != nil && !errors.Is(err, want):
+		t.Errorf("%s = %v; want %v", what, err, want)
+	}
+}
+
+// MustJSON marshals v or fails t.
+func MustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatalf("json.Marshal(%T) = %v", v, err)
+	}
+	return string(b)
+}
 
 // CheckDeepClone fills every field of a T, clones it and fails t if the clone differs or
 // shares any pointer, slice or map with the original: a field added to T later without a
