@@ -11,6 +11,7 @@ var (
 	objectRE  = regexp.MustCompile(`^[0-9a-zA-Z-]{1,127}$`)
 	versionRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
 	segmentRE = regexp.MustCompile(`^[0-9a-zA-Z][0-9a-zA-Z._-]{0,63}$`)
+	storeRE   = regexp.MustCompile(`^[a-zA-Z]([0-9a-zA-Z-]{0,22}[0-9a-zA-Z])?$`)
 )
 
 var cases = []string{
@@ -19,7 +20,7 @@ var cases = []string{
 	strings.Repeat("b", 127), strings.Repeat("b", 128),
 	"0123456789abcdef0123456789abcdef", "0123456789ABCDEF0123456789abcdef",
 	"0123456789abcdef0123456789abcde", "0123456789abcdef0123456789abcdefa", "g123456789abcdef0123456789abcdef",
-	".lead", "_lead", "-lead", "00000000-0000-4000-8000-00000000c0ff", "t.e_n-a9",
+	".lead", "_lead", "-lead", "v", "v1", "1v", "v-", "v-1", "dev", strings.Repeat("v", 24), strings.Repeat("v", 25), "a--b", "00000000-0000-4000-8000-00000000c0ff", "t.e_n-a9",
 }
 
 func check(t *testing.T, s string) {
@@ -29,6 +30,9 @@ func check(t *testing.T, s string) {
 	}
 	if got, want := Version(s), versionRE.MatchString(s); got != want {
 		t.Errorf("Version(%q) = %v; the expression says %v", s, got, want)
+	}
+	if got, want := Store(s), storeRE.MatchString(s); got != want {
+		t.Errorf("Store(%q) = %v; the expression says %v", s, got, want)
 	}
 	if got, want := Segment(s), segmentRE.MatchString(s); got != want {
 		t.Errorf("Segment(%q) = %v; the expression says %v", s, got, want)

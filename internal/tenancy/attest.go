@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/coffer-kms/coffer/internal/names"
 	"github.com/coffer-kms/coffer/internal/storage"
 )
 
@@ -31,7 +32,7 @@ func tenantAttestKey(tenantID, name string) string {
 // policy if the tenant already owns it. created reports which. A name another tenant owns is
 // ErrExists.
 func (s *Store) PutAttestationProvider(ctx context.Context, tenantID, name string, policy json.RawMessage) (p AttestationProvider, created bool, err error) {
-	if !vaultName.MatchString(name) {
+	if !names.Store(name) {
 		return p, false, fmt.Errorf("%w: attestation provider name %q must be 1-24 letters, digits and '-', start with a letter and not end with '-'", ErrInvalidName, name)
 	}
 	now := s.now().UTC()
@@ -64,7 +65,7 @@ func (s *Store) PutAttestationProvider(ctx context.Context, tenantID, name strin
 // providers by host name; callers confine management reads to the owner).
 func (s *Store) AttestationProvider(ctx context.Context, name string) (AttestationProvider, error) {
 	var p AttestationProvider
-	if !vaultName.MatchString(name) {
+	if !names.Store(name) {
 		return p, ErrNotFound
 	}
 	err := getJSON(ctx, s.db, attestKey(name), &p)

@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/coffer-kms/coffer/internal/names"
 	"github.com/coffer-kms/coffer/internal/storage"
 )
 
@@ -42,7 +43,6 @@ const (
 )
 
 var (
-	vaultName  = regexp.MustCompile(`^[a-zA-Z]([0-9a-zA-Z-]{0,22}[0-9a-zA-Z])?$`)
 	tenantName = regexp.MustCompile(`^[0-9a-zA-Z][0-9a-zA-Z ._-]{0,63}$`)
 	uuidRE     = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
 )
@@ -223,7 +223,7 @@ func (s *Store) CreateVault(ctx context.Context, tenantID string, kind Kind, nam
 	if kind != KindVault && kind != KindManagedHSM {
 		return Vault{}, fmt.Errorf("%w: kind %q is not vault or managedHsm", ErrInvalidName, kind)
 	}
-	if !vaultName.MatchString(name) || normalize(name) == "managedhsm" {
+	if !names.Store(name) || normalize(name) == "managedhsm" {
 		return Vault{}, fmt.Errorf("%w: %s name %q must be 1-24 letters, digits and '-', start with a letter, not end with '-', and not be \"managedhsm\"", ErrInvalidName, kind, name)
 	}
 	if opts.SoftDeleteRetention == 0 {
@@ -255,7 +255,7 @@ func (s *Store) CreateVault(ctx context.Context, tenantID string, kind Kind, nam
 // drop the entry from s.vaults).
 func (s *Store) Vault(ctx context.Context, kind Kind, name string) (Vault, error) {
 	var v Vault
-	if !vaultName.MatchString(name) {
+	if !names.Store(name) {
 		return v, ErrNotFound
 	}
 	key := vaultKey(kind, name)
