@@ -227,3 +227,56 @@ func TestBackupBlobRules(t *testing.T) {
 		t.Errorf("restore of a truncated blob = %v", err)
 	}
 }
+
+// failingMeta fails reads of certificate meta records inside transactions while fail is
+// set: a storage failure, not a missing record (reads outside transactions work, so only
+// the error path of the scheduler's own read is exercised).
+type failingMeta struct {
+	storage.Backend
+	fail bool
+}
+
+var errStorageDown = errors.New("storage is down")
+
+func (f *failingMeta) Txn(ctx context.Context, fn func(storage.Tx) error) error {
+	return f.Backend.Txn(ctx, func(tx storage.Tx) error { return fn(&failingMetaTx{Tx: tx, f: f}) })
+}
+
+type failingMetaTx struct {
+	storage.Tx
+	f *failingMeta
+}
+
+func (t *failingMetaTx) Get(ctx context.Context, key string) ([]byte, error) {
+	if t.f.fail && strings.Contains(key, "/certs/") && strings.HasSuffix(key, "/meta") {
+		return nil, errStorageDown
+	}
+	return t.Tx.Get(ctx, key)
+}
+
+// TestRunDueKeepsEntriesOnStorageFailure: when the scheduler cannot read a certificate
+// because storage fails, it reports the error and keeps the due purge for the next run,
+// instead of dropping it as stale; once storage works, the purge happens.
+func TestRunDueKeepsEntriesOnStorageFailure(t *testing.T) {
+	e := newEnv(t)
+	fs := &failingMeta{Backend: e.store}
+	clock := func() time.Time { return e.now }
+	bk := bytes.Repeat([]byte{7}, 32)
+	e.certs = NewService(fs, e.keys, e.secrets, clock, bk, nil)
+	ctx := context.Background()
+	if _, err := e.certs.Create(ctx, e.vault, base, "c1", CreateParams{Policy: ecPolicy(true)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.certs.Delete(ctx, e.vault, base, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	later := e.now.AddDate(0, 0, 100)
+	fs.fail = true
+	if _, _, purged, err := e.certs.RunDue(ctx, later); !errors.Is(err, errStorageDown) || purged != 0 {
+		t.Fatalf("RunDue with storage down = purged %d, %v; want 0 and the storage error", purged, err)
+	}
+	fs.fail = false
+	if _, _, purged, err := e.certs.RunDue(ctx, later); err != nil || purged != 1 {
+		t.Fatalf("RunDue after storage recovered = purged %d, %v; want 1 (the entry was kept)", purged, err)
+	}
+}

@@ -104,6 +104,9 @@ func (s *Service) RunDue(ctx context.Context, now time.Time) (renewed, notified,
 		}
 		err = s.store.Txn(ctx, func(tx storage.Tx) error {
 			meta, err := readCert(ctx, tx, sc, e.Name, e.Name)
+			if err != nil && !isNotFound(err) {
+				return err // a storage failure is not a stale entry: keep it for the next run
+			}
 			if err != nil || meta.Deleted == nil || meta.PurgeIndex != key || meta.Deleted.PurgeDate > now.Unix() {
 				return errStale
 			}
@@ -149,6 +152,9 @@ func (s *Service) RunDue(ctx context.Context, now time.Time) (renewed, notified,
 // runAction performs one due lifetime action.
 func (s *Service) runAction(ctx context.Context, sc scope, e scheduleEntry, key string, now time.Time) (string, error) {
 	meta, err := readLive(ctx, s.store, sc, e.Name, e.Name)
+	if err != nil && !isNotFound(err) {
+		return "", err
+	}
 	if err != nil || meta.RenewIndex != key || meta.Latest != e.Version {
 		return "", errStale
 	}
@@ -185,6 +191,9 @@ func (s *Service) runAction(ctx context.Context, sc scope, e scheduleEntry, key 
 func (s *Service) notify(ctx context.Context, sc scope, e scheduleEntry, key string, latest *versionRecord, now time.Time) error {
 	return s.store.Txn(ctx, func(tx storage.Tx) error {
 		meta, err := readLive(ctx, tx, sc, e.Name, e.Name)
+		if err != nil && !isNotFound(err) {
+			return err
+		}
 		if err != nil || meta.RenewIndex != key || meta.Latest != e.Version {
 			return errStale
 		}
