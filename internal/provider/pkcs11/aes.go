@@ -134,7 +134,7 @@ func (p *Provider) checkAESObject(s p11.SessionHandle, id []byte, bits int) (p11
 		return 0, err
 	}
 	if !ok {
-		return 0, fmt.Errorf("%w: the key of this handle is not in the token (destroyed, or another token)", provider.ErrInvalidKey)
+		return 0, errObjectGone
 	}
 	attrs, err := p.ctx.GetAttributeValue(s, obj, []*p11.Attribute{
 		p11.NewAttribute(p11.CKA_KEY_TYPE, nil),

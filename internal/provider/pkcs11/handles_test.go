@@ -2,7 +2,6 @@ package pkcs11
 
 import (
 	"context"
-	"errors"
 	"testing"
 
 	p11 "github.com/miekg/pkcs11"
@@ -12,7 +11,8 @@ import (
 
 // TestObjectCacheSeesExternalDestroy: the key object handle is cached after the first
 // operation, and when another provider (another Coffer node, an administrator) destroys
-// the key, the stale handle is not used: the next operation fails as for any missing key.
+// the key, the stale handle is not used: the next operation fails as for any missing key
+// (provider.ErrKeyGone).
 func TestObjectCacheSeesExternalDestroy(t *testing.T) {
 	p := newToken(t)
 	ctx := context.Background()
@@ -38,8 +38,8 @@ func TestObjectCacheSeesExternalDestroy(t *testing.T) {
 	if err := other.Destroy(ctx, k.Handle()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := k.Sign(ctx, provider.AlgES256, make([]byte, 32)); !errors.Is(err, ErrHSM) {
-		t.Errorf("Sign after another provider destroyed the key = %v; want ErrHSM (the key is gone)", err)
+	if _, err := k.Sign(ctx, provider.AlgES256, make([]byte, 32)); !goneNotHSM(err) {
+		t.Errorf("Sign after another provider destroyed the key = %v; want ErrKeyGone (the key is gone, the token is not)", err)
 	}
 	if _, ok := p.objects.m.Load(cacheKey(p11.CKO_PRIVATE_KEY, doc.ID)); ok {
 		t.Error("the stale handle is still cached")

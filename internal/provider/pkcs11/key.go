@@ -3,6 +3,7 @@ package pkcs11
 import (
 	"context"
 	"crypto"
+	"errors"
 	"fmt"
 
 	p11 "github.com/miekg/pkcs11"
@@ -119,9 +120,10 @@ func (k *Key) UnwrapKey(ctx context.Context, p provider.EncryptParams) ([]byte, 
 }
 
 // decryptErr is the error of a failed decryption: ErrHSM (503) when the token, session or
-// login is gone (tokenGone), else exactly provider.ErrDecrypt.
+// login is gone (tokenGone), errObjectGone when the key's object is (found before the
+// ciphertext reaches the token, so no oracle), else exactly provider.ErrDecrypt.
 func decryptErr(err error) error {
-	if tokenGone(err) {
+	if tokenGone(err) || errors.Is(err, provider.ErrKeyGone) {
 		return err
 	}
 	return provider.ErrDecrypt
