@@ -71,7 +71,10 @@ func TestHSMThroughputRatio(t *testing.T) {
 	hc := loopbackClient(t, ts.caFile)
 	hc.Transport.(*http.Transport).MaxIdleConnsPerHost = 64
 	_, tok := rawToken(t, ts, hc, dev.TenantID, dev.ClientID, dev.ClientSecret, "https://managedhsm.localhost:"+ts.resources().port)
-	const workers = 8
+	workers := 8
+	if n, _ := strconv.Atoi(os.Getenv("COFFER_HSM_RATIO_WORKERS")); n > 0 {
+		workers = n
+	}
 	for _, sp := range specs {
 		name := "bench-" + strings.ToLower(string(sp.kty))
 		params := azkeys.CreateKeyParameters{Kty: to.Ptr(sp.kty)}

@@ -306,18 +306,24 @@ func (k *aesKey) run(ctx context.Context,
 	initFn func(p11.SessionHandle, []*p11.Mechanism, p11.ObjectHandle) error,
 	opFn func(p11.SessionHandle, []byte) ([]byte, error),
 	mech *p11.Mechanism, in []byte) ([]byte, error) {
-	s, obj, err := k.session(ctx)
+	s, err := k.p.get(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if err := initFn(s, []*p11.Mechanism{mech}, obj); err != nil {
-		k.p.put(s, sessionBroken(err))
-		return nil, hsmErr("init", err)
-	}
-	out, err := opFn(s, in)
+	var out []byte
+	err = k.p.useObject(s, p11.CKO_SECRET_KEY, k.id, func(obj p11.ObjectHandle) error {
+		if err := initFn(s, []*p11.Mechanism{mech}, obj); err != nil {
+			return hsmErr("init", err)
+		}
+		var err error
+		if out, err = opFn(s, in); err != nil {
+			return hsmErr("crypt", err)
+		}
+		return nil
+	})
 	k.p.put(s, sessionBroken(err))
 	if err != nil {
-		return nil, hsmErr("crypt", err)
+		return nil, err
 	}
 	if out == nil {
 		out = []byte{}

@@ -89,7 +89,7 @@ type session struct {
 // Provider is the PKCS#11 provider: one initialized library, one token logged in as user,
 // and a bounded pool of sessions. It is safe for concurrent use.
 type Provider struct {
-	ctx   *p11.Ctx
+	ctx   lib // the module; its handle-changing calls move handleEpoch (epoch.go)
 	slot  uint
 	pin   string
 	sopin string // "" without a security officer PIN (sdwrap.go)
@@ -139,7 +139,7 @@ func Open(cfg Config) (*Provider, error) {
 	if c == nil {
 		return nil, fmt.Errorf("pkcs11: cannot load the PKCS#11 library %q", cfg.Library)
 	}
-	p := &Provider{ctx: c, pin: cfg.PIN, sopin: cfg.SOPIN, label: cfg.TokenLabel, size: n, pool: make(chan session, n), done: make(chan struct{}), owned: true}
+	p := &Provider{ctx: lib{c}, pin: cfg.PIN, sopin: cfg.SOPIN, label: cfg.TokenLabel, size: n, pool: make(chan session, n), done: make(chan struct{}), owned: true}
 	if err := c.Initialize(); err != nil {
 		if !isRV(err, p11.CKR_CRYPTOKI_ALREADY_INITIALIZED) {
 			c.Destroy()
@@ -388,6 +388,7 @@ func (p *Provider) keyObject(s p11.SessionHandle, class uint, id []byte) (p11.Ob
 	if obj, ok := p.objects.get(p, s, class, id); ok {
 		return obj, nil
 	}
+	epoch := handleEpoch.Load()
 	obj, ok, err := p.findKey(s, class, id)
 	if err != nil {
 		return 0, err
@@ -395,7 +396,9 @@ func (p *Provider) keyObject(s p11.SessionHandle, class uint, id []byte) (p11.Ob
 	if !ok {
 		return 0, errObjectGone
 	}
-	p.objects.put(class, id, obj)
+	// Recorded at the epoch before the search (which moves it, epoch.go): the next
+	// useObject checks the handle once more rather than trust a later epoch.
+	p.objects.put(class, id, obj, epoch)
 	return obj, nil
 }
 
