@@ -11,6 +11,9 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 	p11 "github.com/miekg/pkcs11"
+
+	"github.com/coffer-kms/coffer/internal/authz"
+	"github.com/coffer-kms/coffer/internal/tenancy"
 )
 
 // TestHandleOnlyRestoreIntoAnotherPool: without a security officer PIN a pool's HSM keys
@@ -65,6 +68,38 @@ func TestHandleOnlyRestoreIntoAnotherPool(t *testing.T) {
 		_, err = ha.RestoreKey(ctx, azkeys.RestoreKeyParameters{KeyBackup: b.Value}, nil)
 		wantRefused(t, "restore of purged "+name+" into ha", err, "no longer in the token")
 	}
+}
+
+// TestHandleOnlyRestoreIntoAnotherVault: a vault's HSM keys are never extractable, so the
+// same holds between vaults of a tenant: the backup does not restore into another vault
+// while the original names the object, and nothing is written there.
+func TestHandleOnlyRestoreIntoAnotherVault(t *testing.T) {
+	ts := startDev(t, softHSMToken(t)...)
+	ctx := context.Background()
+	c := ts.Dev.Credentials
+	if _, err := ts.tenants.CreateVault(ctx, c.TenantID, tenancy.KindVault, "hv2", tenancy.VaultOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	a := authz.Assignment{PrincipalID: c.ObjectID, TenantID: c.TenantID, RoleDefinitionID: mustRole("Key Vault Administrator"), Scope: "/tenants/" + c.TenantID + "/vaults/hv2"}
+	if _, err := ts.tenants.CreateRoleAssignment(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	src := keysClient(t, ts)
+	dst := azkeysClient(t, ts, "https://hv2.localhost:"+ts.resources().port+"/")
+	k, err := src.CreateKey(ctx, "vk", azkeys.CreateKeyParameters{Kty: to.Ptr(azkeys.KeyTypeECHSM)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := src.BackupKey(ctx, "vk", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = dst.RestoreKey(ctx, azkeys.RestoreKeyParameters{KeyBackup: b.Value}, nil)
+	wantRefused(t, "restore of a vault's HSM key into another vault", err, "still belongs to a key of this tenant")
+	if _, err := dst.GetKey(ctx, "vk", "", nil); err == nil {
+		t.Error("vk exists in hv2 after a refused restore")
+	}
+	signsWith(t, src, "vk", k.Key)
 }
 
 // TestHSMKeyObjectGone: a key whose token object was destroyed behind Coffer's back (an
