@@ -17,10 +17,10 @@ import (
 // destroying a key invalidates our handle but cannot give its number to an object of ours.
 //
 // So every call of this process's library that can free, hand out or renumber handles
-// goes through lib, which bumps handleEpoch before and after it. A handle checked to name
-// its key (class and CKA_ID, objectCache.check) at epoch e is used without a new check
-// while the epoch is still e; if the epoch moved while an operation ran, the handle is
-// checked again afterwards and the result is thrown away unless it still names the key
+// goes through lib, which bumps handleEpoch before and after it. An operation with a
+// handle seen to name its key (class and CKA_ID, objectCache.check) at epoch e, during
+// which the epoch stayed e, used that key; otherwise the handle is checked after the
+// operation, whose result is thrown away unless the handle still names the key
 // (useObject). The epoch is process-wide, like the library's handle space, which every
 // Provider of the process shares (one loaded module). A library user outside this package
 // in the same process (none in Coffer) would bypass it.

@@ -2,6 +2,7 @@ package pkcs11
 
 import (
 	"bytes"
+	"errors"
 	"sync"
 
 	p11 "github.com/miekg/pkcs11"
@@ -12,10 +13,10 @@ import (
 // (C_FindObjectsInit/C_FindObjects/C_FindObjectsFinal) was ~40% of the CPU of HSM key
 // operations. Object handles are valid in every session of the application. Each entry
 // records the handle epoch (epoch.go) at which the handle was last seen to name its key:
-// keyObject checks it on every use with one C_GetAttributeValue (class and CKA_ID), as
-// the operations that create objects need; useObject, for sign, decrypt and AES
-// encryption, checks it only when the epoch has moved since (which was 28-31% of the
-// CPU of those operations on SoftHSM2 when done on every use).
+// keyObject checks it before every use with one C_GetAttributeValue (class and CKA_ID),
+// for the operations that create objects themselves; useObject, for sign, decrypt and
+// AES encryption, checks it only after an operation during or before which the epoch
+// moved (the check on every use was 28-31% of the CPU of those operations on SoftHSM2).
 type objectCache struct {
 	m sync.Map // objectKey → cachedObject
 }
@@ -100,50 +101,54 @@ func handleGone(err error) bool {
 	return isRV(err, p11.CKR_OBJECT_HANDLE_INVALID) || isRV(err, p11.CKR_KEY_HANDLE_INVALID)
 }
 
-// useObject runs op on the key object of class and id in session s. The cached handle is
-// used without a token round trip while the handle epoch has not moved since it was seen
-// to name the key; otherwise it is checked first (or searched for, errObjectGone if the
-// key is not in the token). If the epoch moved while op ran, the handle is checked again
-// after it, and op's result stands only if the handle still names the key (so it named
-// the key throughout: a handle can name another object only after its own object is
-// destroyed, which no new key with the same CKA_ID and class undoes); else op runs once
-// more on a fresh search. A handle the token reports invalid (the key was destroyed by
-// another application) is searched for again, once. op must have no effect on the token
-// beyond its result (sign, decrypt, encrypt).
+// useObject runs op on the key object of class and id in session s, with the cached
+// handle (searched for, and errObjectGone if the key is not in the token, when none is
+// cached). If the handle epoch is the one at which the handle was last seen to name the
+// key, and is still that after op, nothing could have given the handle to another object
+// meanwhile and op's result stands with no token round trip. Otherwise the handle is
+// checked after op (one C_GetAttributeValue): if it names the key now it named the key
+// throughout, since a handle leaves its object only when the object is destroyed and no
+// object is ever made again with a destroyed key's CKA_ID (random, 16 bytes); if not, op's
+// result is thrown away and op runs once more on a fresh search. A handle the token
+// reports invalid (another application destroyed the key) is searched for again, once.
+// op must have no effect on the token beyond its result (sign, decrypt, encrypt).
 func (p *Provider) useObject(s p11.SessionHandle, class uint, id []byte, op func(obj p11.ObjectHandle) error) error {
 	for attempt := 0; ; attempt++ {
 		epoch := handleEpoch.Load()
-		var obj p11.ObjectHandle
-		if e, ok := p.objects.lookup(class, id); ok && e.epoch == epoch {
-			obj = e.obj
-		} else {
-			var err error
-			if obj, err = p.keyObject(s, class, id); err != nil {
+		e, ok := p.objects.lookup(class, id)
+		if !ok {
+			obj, found, err := p.findKey(s, class, id)
+			if err != nil {
 				return err
 			}
-		}
-		err := op(obj)
-		if attempt > 0 {
-			if err == nil && handleEpoch.Load() != epoch && !p.objects.check(p, s, class, id, obj) {
-				return hsmErr("use key", errHandleMoved)
+			if !found {
+				return errObjectGone
 			}
-			return err
+			e = cachedObject{obj: obj, epoch: epoch}
+			p.objects.put(class, id, obj, epoch)
 		}
-		if err != nil && handleGone(err) {
+		err := op(e.obj)
+		if attempt == 0 && err != nil && handleGone(err) {
 			p.objects.forget(class, id)
 			continue
 		}
-		if handleEpoch.Load() != epoch && !p.objects.check(p, s, class, id, obj) {
-			continue
+		if e.epoch == epoch && handleEpoch.Load() == epoch {
+			return err
 		}
-		return err
+		now := handleEpoch.Load()
+		if p.objects.check(p, s, class, id, e.obj) {
+			p.objects.put(class, id, e.obj, now)
+			return err
+		}
+		if attempt > 0 {
+			if err == nil {
+				err = hsmErr("use key", errHandleMoved)
+			}
+			return err
+		}
 	}
 }
 
 // errHandleMoved: a key's object handle named another object after an operation twice in
 // a row (objects created and destroyed concurrently); the operation's result is not used.
-var errHandleMoved = errorString("the key's object handle changed during the operation")
-
-type errorString string
-
-func (e errorString) Error() string { return string(e) }
+var errHandleMoved = errors.New("the key's object handle changed during the operation")

@@ -83,8 +83,9 @@ func TestObjectCacheSeesDestroyByAnotherProcess(t *testing.T) {
 }
 
 // TestObjectCacheChecksOldEpochs: a cached handle recorded at an earlier handle epoch is
-// checked before use. Here it names another key (as a reused handle number would): the
-// operation does not use it, finds the right object, and signs with the right key.
+// not trusted. Here it names another key (as a reused handle number would): the result
+// made with it is thrown away, the right object is found, and the signature returned is
+// the right key's.
 func TestObjectCacheChecksOldEpochs(t *testing.T) {
 	p := newToken(t)
 	ctx := context.Background()
