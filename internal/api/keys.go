@@ -303,6 +303,7 @@ var keyErrors = []struct {
 	{keys.ErrKeyExpired, http.StatusForbidden, "Forbidden", "KeyExpired"},
 	{keys.ErrForbiddenOp, http.StatusForbidden, "Forbidden", "KeyOperationForbidden"},
 	{keys.ErrManaged, http.StatusForbidden, "Forbidden", ""},
+	{keys.ErrKeyMaterialGone, http.StatusNotFound, "KeyNotFound", "KeyMaterialNotFound"},
 	{keys.ErrKeyTypeNotSupported, http.StatusBadRequest, "BadParameter", "KeyTypeNotSupported"},
 	{keys.ErrBadParameter, http.StatusBadRequest, "BadParameter", ""},
 }

@@ -48,6 +48,8 @@ type backupBody struct {
 	Wrapped map[string]*wrappedKey `json:"sdWrapped,omitempty"`
 	// made are the handles of keys a restore made in the key store (undoRestore).
 	made [][]byte
+	// byRef are the HSM versions a restore takes by their handle alone (sharedByRef).
+	byRef []string
 }
 
 // errNoBackupKey is returned by Backup and Restore when the service has no usable key.
@@ -231,6 +233,9 @@ func checkFree(ctx context.Context, r storage.Reader, sc scope, lc string) error
 func restoreTx(ctx context.Context, tx storage.Tx, sc scope, body *backupBody) (KeyBundle, error) {
 	lc, _ := checkName(body.Name)
 	if err := checkFree(ctx, tx, sc, lc); err != nil {
+		return KeyBundle{}, err
+	}
+	if err := sharedByRef(ctx, tx, sc, body); err != nil {
 		return KeyBundle{}, err
 	}
 	meta := keyRecord{Name: body.Name, Latest: body.Latest, Policy: body.Policy}

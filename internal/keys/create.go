@@ -15,6 +15,9 @@ import (
 // provErr wraps a provider error with the operation. Errors of the provider's invalid-input
 // classes also wrap ErrBadParameter; anything else (a token failure, say) stays internal.
 func provErr(op string, err error) error {
+	if errors.Is(err, provider.ErrKeyGone) {
+		return fmt.Errorf("%w: %s: %s", ErrKeyMaterialGone, op, keyGoneHint)
+	}
 	for _, e := range []error{provider.ErrUnsupported, provider.ErrInvalidParameter, provider.ErrWrongKeyType, provider.ErrDecrypt, provider.ErrInvalidKey} {
 		if errors.Is(err, e) {
 			return fmt.Errorf("%w: %s: %w", ErrBadParameter, op, err)

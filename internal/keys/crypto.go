@@ -2,6 +2,7 @@ package keys
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -55,9 +56,18 @@ func (s *Service) prepare(ctx context.Context, v tenancy.Vault, base, name, vers
 	}
 	key, err := s.load(ctx, ver.Handle)
 	if err != nil {
-		return nil, "", fmt.Errorf("load key %s/%s: %w", meta.Name, ver.Version, err)
+		return nil, "", loadErr(meta.Name, ver.Version, err)
 	}
 	return key, sc.kid(meta.Name, ver.Version), nil
+}
+
+// loadErr is the error of a version whose key the provider cannot load: ErrKeyMaterialGone
+// when its key store no longer holds it, else the provider's error (503 or internal).
+func loadErr(name, version string, err error) error {
+	if errors.Is(err, provider.ErrKeyGone) {
+		return fmt.Errorf("%w: key %s version %s: %s", ErrKeyMaterialGone, name, version, keyGoneHint)
+	}
+	return fmt.Errorf("load key %s/%s: %w", name, version, err)
 }
 
 // Sign signs a digest with a key version (sign); version "" is the latest.

@@ -23,6 +23,7 @@ import (
 //	ErrKeyExpired             403   Forbidden      KeyExpired (Coffer's; Azure's is not documented)
 //	ErrForbiddenOp            403   Forbidden      KeyOperationForbidden
 //	ErrManaged                403   Forbidden      (none)
+//	ErrKeyMaterialGone        404   KeyNotFound    KeyMaterialNotFound (Coffer's)
 //
 // Errors of the provider's invalid-input classes (provider.ErrUnsupported,
 // ErrInvalidParameter, ErrWrongKeyType, ErrDecrypt, ErrInvalidKey) are returned wrapped in
@@ -53,7 +54,14 @@ var (
 	// ErrManaged: the key belongs to a certificate, which alone changes it (new versions,
 	// updates, delete, recover, purge, backup go through the certificate).
 	ErrManaged = errors.New("the key is managed by a certificate")
+	// ErrKeyMaterialGone: the key version's record exists but its HSM token no longer
+	// holds the key (provider.ErrKeyGone: the object was destroyed outside the key's own
+	// purge). Not a 5xx: the HSM answered, and retrying cannot bring the key back.
+	ErrKeyMaterialGone = errors.New("the key material is no longer in its HSM token")
 )
+
+// keyGoneHint is what to do about ErrKeyMaterialGone.
+const keyGoneHint = "its token object was destroyed outside this key's own purge (by the token's administrator, or by purging a key that shared the object); restore the key from a backup that carries its wrapped key material, or delete and purge it"
 
 // managedRefused is the ErrManaged for an operation on a certificate's key.
 func managedRefused(op, name string) error {

@@ -141,7 +141,7 @@ func (r *Releaser) Release(ctx context.Context, v tenancy.Vault, base, name, ver
 	}
 	key, err := s.load(ctx, ver.Handle)
 	if err != nil {
-		return ReleaseResult{}, "", fmt.Errorf("load key %s/%s: %w", meta.Name, ver.Version, err)
+		return ReleaseResult{}, "", loadErr(meta.Name, ver.Version, err)
 	}
 	exp, ok := key.(provider.Exporter)
 	if !ok {

@@ -1,12 +1,17 @@
 package keys
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/coffer-kms/coffer/internal/provider"
+	"github.com/coffer-kms/coffer/internal/records"
+	"github.com/coffer-kms/coffer/internal/storage"
 	"github.com/coffer-kms/coffer/internal/tenancy"
 )
 
@@ -107,8 +112,16 @@ func (s *Service) restoreVersion(ctx context.Context, sc scope, body *backupBody
 	}
 	if w == nil || !ok || *id == nil {
 		key, err := s.prov.Load(ctx, ver.Handle)
-		if err != nil {
+		switch {
+		case errors.Is(err, provider.ErrUnavailable):
+			return nil, provErr("restore key", err)
+		case errors.Is(err, provider.ErrKeyGone):
+			return nil, badParam("key %s version %s: %s", body.Name, ver.Version, byRefGone)
+		case err != nil:
 			return nil, errCorruptBlob
+		}
+		if isHSM(ver.Kty) {
+			body.byRef = append(body.byRef, ver.Version)
 		}
 		return key, nil
 	}
@@ -126,6 +139,61 @@ func (s *Service) restoreVersion(ctx context.Context, sc scope, body *backupBody
 	body.made = append(body.made, h)
 	ver.Handle = append([]byte(nil), h...)
 	return key, nil
+}
+
+// Restores by reference. A version restored from its handle alone (no wrapped key: a
+// vault's HSM key, or a pool's made before its token had a security officer PIN) does not
+// get a key of its own: its record would name the same token object as the key it was
+// backed up from, and purging either key would destroy the other's key material. So such
+// a restore is refused while any key of the tenant (live or deleted, in any vault or pool)
+// still names that object (sharedByRef), and once the object is gone there is nothing to
+// restore (byRefGone). What remains possible is the recovery it is for: bringing back a
+// key whose record was lost while its token object was kept.
+const (
+	byRefGone = "the backup holds only a reference to the key's HSM token object, not the key (the key cannot leave its token: " +
+		"a vault's HSM key, or a managed HSM pool's key made before its token had a security officer PIN), and that object " +
+		"is no longer in the token; this backup cannot be restored"
+	byRefShared = "the backup holds only a reference to the key's HSM token object, not the key (the key cannot leave its token: " +
+		"a vault's HSM key, or a managed HSM pool's key made before its token had a security officer PIN), and that object " +
+		"still belongs to a key of this tenant (live or deleted); restoring it here would make two keys share one key, and " +
+		"purging either would destroy the other's: keep using the original"
+)
+
+// sharedByRef refuses a restore (ErrBadParameter) when a version body restores by
+// reference names a token object that a key of the tenant already names. It reads every
+// key version record of the tenant; it runs in the restore's transaction, so two restores
+// of one backup cannot both pass.
+func sharedByRef(ctx context.Context, r storage.Reader, sc scope, body *backupBody) error {
+	if len(body.byRef) == 0 {
+		return nil
+	}
+	mine := map[string][]byte{}
+	for _, ver := range body.Versions {
+		if slices.Contains(body.byRef, ver.Version) {
+			mine[ver.Version] = ver.Handle
+		}
+	}
+	paths, err := records.ListAll(ctx, r, "tenants/"+sc.vault.TenantID+"/")
+	if err != nil {
+		return err
+	}
+	for _, path := range paths {
+		// tenants/<tenant>/<vaults|managedhsms>/<vault>/keys/<name>/versions/<version>
+		parts := strings.Split(path, "/")
+		if len(parts) != 8 || parts[4] != "keys" || parts[6] != "versions" {
+			continue
+		}
+		var other versionRecord
+		if found, err := records.Get(ctx, r, path, &other); err != nil || !found {
+			return errors.Join(err, fmt.Errorf("record %s vanished", path))
+		}
+		for version, h := range mine {
+			if bytes.Equal(other.Handle, h) {
+				return badParam("key %s version %s: %s", body.Name, version, byRefShared)
+			}
+		}
+	}
+	return nil
 }
 
 // undoRestore destroys the keys a failed restore made in the key store (best effort: a

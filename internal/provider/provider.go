@@ -58,6 +58,10 @@ var (
 	// ErrUnavailable: the key store behind the provider (an HSM token) failed or is gone
 	// (503); a provider never falls back to another key store.
 	ErrUnavailable = errors.New("the key store is unavailable")
+	// ErrKeyGone: the key store answers but no longer holds the key a handle refers to (its
+	// token object was destroyed outside the key's own purge). Retrying cannot help, so it
+	// is not ErrUnavailable; the keys domain reports it as a 404 naming the key version.
+	ErrKeyGone = errors.New("the key material is no longer in its key store")
 )
 
 // KeySpec describes a key to generate.

@@ -254,8 +254,11 @@ func TestPoolKeyBytesNeverLeave(t *testing.T) {
 }
 
 // TestSecurityDomainOldBackupsStillRestore: a pool key made and backed up before the token
-// had an SO PIN (not extractable, handle-only backup) still backs up and restores, by its
-// handle, into a pool of the same domain on the same token once the SO PIN is configured.
+// had an SO PIN (not extractable, handle-only backup) still backs up once the SO PIN is
+// configured, and still only by its handle; neither backup restores into another pool of
+// the same domain on the same token (400 BadParameter saying the key cannot leave its
+// token: the two pools would share one object, TestHandleOnlyRestoreIntoAnotherPool), and
+// the key keeps signing in its own pool.
 func TestSecurityDomainOldBackupsStillRestore(t *testing.T) {
 	flags := softHSMTokenSO(t)
 	dir := t.TempDir()
@@ -286,11 +289,16 @@ func TestSecurityDomainOldBackupsStillRestore(t *testing.T) {
 	port := ts.resources().port
 	oa = azkeysClient(t, ts, "https://oa.managedhsm.localhost:"+port+"/")
 	ob := azkeysClient(t, ts, "https://ob.managedhsm.localhost:"+port+"/")
-	if _, err := oa.BackupKey(ctx, "old", nil); err != nil {
+	again, err := oa.BackupKey(ctx, "old", nil)
+	if err != nil {
 		t.Fatalf("BackupKey of a key made before the SO PIN = %v", err)
 	}
-	if _, err := ob.RestoreKey(ctx, azkeys.RestoreKeyParameters{KeyBackup: old.Value}, nil); err != nil {
-		t.Fatalf("RestoreKey(backup made before) = %v", err)
+	for name, b := range map[string][]byte{"made before": old.Value, "made after": again.Value} {
+		_, err := ob.RestoreKey(ctx, azkeys.RestoreKeyParameters{KeyBackup: b}, nil)
+		wantRefused(t, "RestoreKey(backup "+name+" the SO PIN) into another pool", err, "the key cannot leave its token")
 	}
-	signsWith(t, ob, "old", k.Key)
+	if _, err := ob.GetKey(ctx, "old", "", nil); err == nil {
+		t.Error("the refused restores wrote a key into ob")
+	}
+	signsWith(t, oa, "old", k.Key)
 }

@@ -154,7 +154,9 @@ func custodianKeys(t *testing.T, n int) []*rsa.PrivateKey {
 func TestSecurityDomainRestoreIntoNewPool(t *testing.T) {
 	t.Run("software", func(t *testing.T) { testSecurityDomainRestore(t, startDev(t), azkeys.KeyTypeRSA) })
 	t.Run("softhsm", func(t *testing.T) {
-		flags := softHSMToken(t)
+		// With an SO PIN the backup carries the key wrapped by the domain (a handle-only
+		// backup does not restore into another pool: TestHandleOnlyRestoreIntoAnotherPool).
+		flags := softHSMTokenSO(t)
 		testSecurityDomainRestore(t, startDev(t, flags...), azkeys.KeyTypeRSAHSM)
 	})
 }

@@ -134,7 +134,7 @@ func (p *Provider) checkAESObject(s p11.SessionHandle, id []byte, bits int) (p11
 		return 0, err
 	}
 	if !ok {
-		return 0, fmt.Errorf("%w: the key of this handle is not in the token (destroyed, or another token)", provider.ErrInvalidKey)
+		return 0, errObjectGone
 	}
 	attrs, err := p.ctx.GetAttributeValue(s, obj, []*p11.Attribute{
 		p11.NewAttribute(p11.CKA_KEY_TYPE, nil),
@@ -306,18 +306,24 @@ func (k *aesKey) run(ctx context.Context,
 	initFn func(p11.SessionHandle, []*p11.Mechanism, p11.ObjectHandle) error,
 	opFn func(p11.SessionHandle, []byte) ([]byte, error),
 	mech *p11.Mechanism, in []byte) ([]byte, error) {
-	s, obj, err := k.session(ctx)
+	s, err := k.p.get(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if err := initFn(s, []*p11.Mechanism{mech}, obj); err != nil {
-		k.p.put(s, sessionBroken(err))
-		return nil, hsmErr("init", err)
-	}
-	out, err := opFn(s, in)
+	var out []byte
+	err = k.p.useObject(s, p11.CKO_SECRET_KEY, k.id, func(obj p11.ObjectHandle) error {
+		if err := initFn(s, []*p11.Mechanism{mech}, obj); err != nil {
+			return hsmErr("init", err)
+		}
+		var err error
+		if out, err = opFn(s, in); err != nil {
+			return hsmErr("crypt", err)
+		}
+		return nil
+	})
 	k.p.put(s, sessionBroken(err))
 	if err != nil {
-		return nil, hsmErr("crypt", err)
+		return nil, err
 	}
 	if out == nil {
 		out = []byte{}

@@ -3,6 +3,7 @@ package pkcs11
 import (
 	"context"
 	"crypto"
+	"errors"
 	"fmt"
 
 	p11 "github.com/miekg/pkcs11"
@@ -29,13 +30,6 @@ func newKey(p *Provider, pub *publicKey, id []byte) *Key { return newKeyOf(p, pu
 func newKeyOf(p *Provider, pub *publicKey, id []byte, exportable bool) *Key {
 	pub.noOAEP256 = !p.oaep256
 	return &Key{publicKey: pub, p: p, id: append([]byte(nil), id...), handle: p.stamp(marshalHandle(pub, id, exportable)), exportable: exportable}
-}
-
-// object finds the private key object by CKA_ID for each operation: object handles are
-// not stable across a token's session losses (SoftHSM renumbers them once every session
-// is closed), CKA_ID is.
-func (k *Key) object(s p11.SessionHandle) (p11.ObjectHandle, error) {
-	return k.p.keyObject(s, p11.CKO_PRIVATE_KEY, k.id)
 }
 
 // Handle returns a copy of the handle (handle.go): CKA_ID and public key, no private material.
@@ -80,19 +74,20 @@ func (k *Key) Sign(ctx context.Context, alg string, digest []byte) ([]byte, erro
 	if err != nil {
 		return nil, err
 	}
-	obj, err := k.object(s)
-	if err != nil {
-		k.p.put(s, sessionBroken(err))
-		return nil, err
-	}
-	if err := k.p.ctx.SignInit(s, []*p11.Mechanism{mech}, obj); err != nil {
-		k.p.put(s, sessionBroken(err))
-		return nil, hsmErr("sign", err)
-	}
-	sig, err := k.p.ctx.Sign(s, data)
+	var sig []byte
+	err = k.p.useObject(s, p11.CKO_PRIVATE_KEY, k.id, func(obj p11.ObjectHandle) error {
+		if err := k.p.ctx.SignInit(s, []*p11.Mechanism{mech}, obj); err != nil {
+			return hsmErr("sign", err)
+		}
+		var err error
+		if sig, err = k.p.ctx.Sign(s, data); err != nil {
+			return hsmErr("sign", err)
+		}
+		return nil
+	})
 	k.p.put(s, sessionBroken(err))
 	if err != nil {
-		return nil, hsmErr("sign", err)
+		return nil, err
 	}
 	if len(sig) != k.sigLen() {
 		return nil, fmt.Errorf("pkcs11: the token returned a %d-byte signature, want %d: %w", len(sig), k.sigLen(), ErrHSM)
@@ -119,9 +114,10 @@ func (k *Key) UnwrapKey(ctx context.Context, p provider.EncryptParams) ([]byte, 
 }
 
 // decryptErr is the error of a failed decryption: ErrHSM (503) when the token, session or
-// login is gone (tokenGone), else exactly provider.ErrDecrypt.
+// login is gone (tokenGone), errObjectGone when the key's object is (found before the
+// ciphertext reaches the token, so no oracle), else exactly provider.ErrDecrypt.
 func decryptErr(err error) error {
-	if tokenGone(err) {
+	if tokenGone(err) || errors.Is(err, provider.ErrKeyGone) {
 		return err
 	}
 	return provider.ErrDecrypt
@@ -148,19 +144,20 @@ func (k *Key) decrypt(ctx context.Context, p provider.EncryptParams) ([]byte, er
 		}
 		return nil, err // no session: ErrHSM, before the ciphertext reached the token
 	}
-	obj, err := k.object(s)
-	if err != nil {
-		k.p.put(s, sessionBroken(err))
-		return nil, decryptErr(err)
-	}
-	if err := k.p.ctx.DecryptInit(s, []*p11.Mechanism{mech}, obj); err != nil {
-		k.p.put(s, sessionBroken(err))
-		return nil, decryptErr(hsmErr("decrypt init", err))
-	}
-	out, err := k.p.ctx.Decrypt(s, p.Value)
+	var out []byte
+	err = k.p.useObject(s, p11.CKO_PRIVATE_KEY, k.id, func(obj p11.ObjectHandle) error {
+		if err := k.p.ctx.DecryptInit(s, []*p11.Mechanism{mech}, obj); err != nil {
+			return hsmErr("decrypt init", err)
+		}
+		var err error
+		if out, err = k.p.ctx.Decrypt(s, p.Value); err != nil {
+			return hsmErr("decrypt", err)
+		}
+		return nil
+	})
 	k.p.put(s, sessionBroken(err))
 	if err != nil {
-		return nil, decryptErr(hsmErr("decrypt", err))
+		return nil, decryptErr(err)
 	}
 	if out == nil {
 		out = []byte{}

@@ -17,7 +17,9 @@
 // a token, session or login that is gone (tokenGone), which no ciphertext can cause; that
 // and every other token failure wraps ErrHSM, whose text is the generic "HSM operation
 // failed" (H2: the api layer answers 503 and shows no CKR_* text; the pkcs11.Error with
-// the return value stays in the chain for logs).
+// the return value stays in the chain for logs). A key whose object is not in the token
+// (destroyed behind Coffer's back) is provider.ErrKeyGone in every operation, Decrypt
+// included: that is found before any input reaches the token, and is no outage.
 //
 // This package must not import net/http, a storage backend or another Coffer package than
 // provider and keywrap (the RFC 5649 reference its token probe compares with).
@@ -87,7 +89,7 @@ type session struct {
 // Provider is the PKCS#11 provider: one initialized library, one token logged in as user,
 // and a bounded pool of sessions. It is safe for concurrent use.
 type Provider struct {
-	ctx   *p11.Ctx
+	ctx   lib // the module; its handle-changing calls move handleEpoch (epoch.go)
 	slot  uint
 	pin   string
 	sopin string // "" without a security officer PIN (sdwrap.go)
@@ -137,7 +139,7 @@ func Open(cfg Config) (*Provider, error) {
 	if c == nil {
 		return nil, fmt.Errorf("pkcs11: cannot load the PKCS#11 library %q", cfg.Library)
 	}
-	p := &Provider{ctx: c, pin: cfg.PIN, sopin: cfg.SOPIN, label: cfg.TokenLabel, size: n, pool: make(chan session, n), done: make(chan struct{}), owned: true}
+	p := &Provider{ctx: lib{c}, pin: cfg.PIN, sopin: cfg.SOPIN, label: cfg.TokenLabel, size: n, pool: make(chan session, n), done: make(chan struct{}), owned: true}
 	if err := c.Initialize(); err != nil {
 		if !isRV(err, p11.CKR_CRYPTOKI_ALREADY_INITIALIZED) {
 			c.Destroy()
@@ -375,25 +377,34 @@ func (p *Provider) findOne(s p11.SessionHandle, tmpl []*p11.Attribute) (p11.Obje
 	}
 }
 
-// keyObject finds the key object of class with CKA_ID id; a key that is gone is ErrHSM.
+// errObjectGone is the error of a key whose object is not in the token: it wraps
+// provider.ErrKeyGone (the domain's 404) and provider.ErrInvalidKey (what Load has always
+// reported for it), never ErrHSM: the token answered, and retrying cannot bring it back.
+var errObjectGone = fmt.Errorf("pkcs11: the key's object is not in the token (destroyed outside Coffer, or by the purge of a key that shared it): %w: %w", provider.ErrKeyGone, provider.ErrInvalidKey)
+
+// keyObject finds the key object of class with CKA_ID id; a key that is gone is
+// errObjectGone.
 func (p *Provider) keyObject(s p11.SessionHandle, class uint, id []byte) (p11.ObjectHandle, error) {
 	if obj, ok := p.objects.get(p, s, class, id); ok {
 		return obj, nil
 	}
+	epoch := handleEpoch.Load()
 	obj, ok, err := p.findKey(s, class, id)
 	if err != nil {
 		return 0, err
 	}
 	if !ok {
-		return 0, fmt.Errorf("pkcs11: the key is no longer in the token: %w", ErrHSM)
+		return 0, errObjectGone
 	}
-	p.objects.put(class, id, obj)
+	// Recorded at the epoch before the search (which moves it, epoch.go): the next
+	// useObject checks the handle once more rather than trust a later epoch.
+	p.objects.put(class, id, obj, epoch)
 	return obj, nil
 }
 
 // Load parses the handle and finds the private key object by its CKA_ID. A malformed
-// handle, or one whose object is not in the token (destroyed, other token), gives
-// provider.ErrInvalidKey; token failures give ErrHSM.
+// handle gives provider.ErrInvalidKey, one whose object is not in the token
+// errObjectGone (provider.ErrKeyGone and ErrInvalidKey); token failures give ErrHSM.
 func (p *Provider) Load(ctx context.Context, handle []byte) (provider.Key, error) {
 	doc, pub, err := p.ownHandle(handle)
 	if err != nil {
@@ -461,7 +472,7 @@ func (p *Provider) checkObject(s p11.SessionHandle, id []byte, pub *publicKey) (
 		return 0, err
 	}
 	if !ok {
-		return 0, fmt.Errorf("%w: the key of this handle is not in the token (destroyed, or another token)", provider.ErrInvalidKey)
+		return 0, errObjectGone
 	}
 	if !pub.isRSA() {
 		return obj, nil
