@@ -23,13 +23,7 @@ func TestSyncIntervalDefersSyncs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var dataSyncs atomic.Int64
-	l.syncFile = func(f *os.File, dataOnly bool) error {
-		if dataOnly {
-			dataSyncs.Add(1)
-		}
-		return syncFile(f, dataOnly)
-	}
+	dataSyncs := countDataSyncs(l)
 	// 200 appends spread over ~10 sync intervals: one data sync per interval at most, not
 	// one per append.
 	const n = 200
@@ -112,13 +106,7 @@ func TestLazySyncOnlyForLazyAppends(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var dataSyncs atomic.Int64
-			l.syncFile = func(f *os.File, dataOnly bool) error {
-				if dataOnly {
-					dataSyncs.Add(1)
-				}
-				return syncFile(f, dataOnly)
-			}
+			dataSyncs := countDataSyncs(l)
 			for i := range 20 {
 				if err := l.AppendLazy(testEvent(i)); err != nil {
 					t.Fatal(err)
@@ -170,13 +158,7 @@ func TestLazySyncFollows(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	var dataSyncs atomic.Int64
-	l.syncFile = func(f *os.File, dataOnly bool) error {
-		if dataOnly {
-			dataSyncs.Add(1)
-		}
-		return syncFile(f, dataOnly)
-	}
+	dataSyncs := countDataSyncs(l)
 	if err := l.AppendLazy(testEvent(1)); err != nil {
 		t.Fatal(err)
 	}
@@ -187,4 +169,16 @@ func TestLazySyncFollows(t *testing.T) {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
+}
+
+// countDataSyncs counts l's data syncs (fdatasync) from now on.
+func countDataSyncs(l *Log) *atomic.Int64 {
+	var n atomic.Int64
+	l.syncFile = func(f *os.File, dataOnly bool) error {
+		if dataOnly {
+			n.Add(1)
+		}
+		return syncFile(f, dataOnly)
+	}
+	return &n
 }

@@ -228,12 +228,11 @@ func TestBackupBlobRules(t *testing.T) {
 	}
 }
 
-// failingMeta fails reads of certificate meta records inside transactions while fail is
-// set: a storage failure, not a missing record (reads outside transactions work, so only
-// the error path of the scheduler's own read is exercised).
+// failingMeta fails the next fail reads of certificate meta records inside transactions: a
+// transient storage failure, not a missing record (reads outside transactions work).
 type failingMeta struct {
 	storage.Backend
-	fail bool
+	fail int
 }
 
 var errStorageDown = errors.New("storage is down")
@@ -248,15 +247,17 @@ type failingMetaTx struct {
 }
 
 func (t *failingMetaTx) Get(ctx context.Context, key string) ([]byte, error) {
-	if t.f.fail && strings.Contains(key, "/certs/") && strings.HasSuffix(key, "/meta") {
+	if t.f.fail > 0 && strings.Contains(key, "/certs/") && strings.HasSuffix(key, "/meta") {
+		t.f.fail--
 		return nil, errStorageDown
 	}
 	return t.Tx.Get(ctx, key)
 }
 
-// TestRunDueKeepsEntriesOnStorageFailure: when the scheduler cannot read a certificate
-// because storage fails, it reports the error and keeps the due purge for the next run,
-// instead of dropping it as stale; once storage works, the purge happens.
+// TestRunDueKeepsEntriesOnStorageFailure: when the scheduler's read of a due certificate
+// fails once (a transient storage failure), it reports the error and keeps the due purge
+// for the next run, instead of taking the entry for a stale one (which swallowed the
+// error); once storage works, the purge happens.
 func TestRunDueKeepsEntriesOnStorageFailure(t *testing.T) {
 	e := newEnv(t)
 	fs := &failingMeta{Backend: e.store}
@@ -271,11 +272,10 @@ func TestRunDueKeepsEntriesOnStorageFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	later := e.now.AddDate(0, 0, 100)
-	fs.fail = true
+	fs.fail = 1
 	if _, _, purged, err := e.certs.RunDue(ctx, later); !errors.Is(err, errStorageDown) || purged != 0 {
 		t.Fatalf("RunDue with storage down = purged %d, %v; want 0 and the storage error", purged, err)
 	}
-	fs.fail = false
 	if _, _, purged, err := e.certs.RunDue(ctx, later); err != nil || purged != 1 {
 		t.Fatalf("RunDue after storage recovered = purged %d, %v; want 1 (the entry was kept)", purged, err)
 	}
