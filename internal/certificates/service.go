@@ -130,7 +130,6 @@ func (sc scope) metaPath(lc string) string         { return sc.certs().MetaPath(
 func (sc scope) versionsPrefix(lc string) string   { return sc.certs().VersionsPrefix(lc) }
 func (sc scope) versionPath(lc, ver string) string { return sc.certs().VersionPath(lc, ver) }
 func (sc scope) liveIndex() string                 { return sc.certs().LiveIndex() }
-func (sc scope) deletedIndex() string              { return sc.certs().DeletedIndex() }
 func (sc scope) contactsPath() string              { return sc.prefix + "certcontacts" }
 func (sc scope) issuersPrefix() string             { return sc.prefix + "certissuers/" }
 func (sc scope) eventsPrefix() string              { return sc.prefix + "certevents/" }

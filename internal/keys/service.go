@@ -137,7 +137,6 @@ func (sc scope) metaPath(lc string) string         { return sc.keys().MetaPath(l
 func (sc scope) versionsPrefix(lc string) string   { return sc.keys().VersionsPrefix(lc) }
 func (sc scope) versionPath(lc, ver string) string { return sc.keys().VersionPath(lc, ver) }
 func (sc scope) liveIndex() string                 { return sc.keys().LiveIndex() }
-func (sc scope) deletedIndex() string              { return sc.keys().DeletedIndex() }
 
 // kid is a version's key identifier; with version "" it is the versionless identifier.
 func (sc scope) kid(name, version string) string {

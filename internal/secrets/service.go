@@ -108,7 +108,6 @@ func (sc scope) metaPath(lc string) string         { return sc.secrets().MetaPat
 func (sc scope) versionsPrefix(lc string) string   { return sc.secrets().VersionsPrefix(lc) }
 func (sc scope) versionPath(lc, ver string) string { return sc.secrets().VersionPath(lc, ver) }
 func (sc scope) liveIndex() string                 { return sc.secrets().LiveIndex() }
-func (sc scope) deletedIndex() string              { return sc.secrets().DeletedIndex() }
 
 // id is a version's secret identifier; with version "" it is the versionless identifier.
 func (sc scope) id(name, version string) string {
