@@ -187,3 +187,34 @@ func TestAuditMaxSize(t *testing.T) {
 		})
 	}
 }
+
+// TestAuditReadSyncInterval: reads' audit records are synced within 10ms by default; 0 syncs
+// them before the response; more than 1s or a negative value is refused, naming the setting.
+func TestAuditReadSyncInterval(t *testing.T) {
+	tests := []struct {
+		name  string
+		args  []string
+		want  time.Duration
+		fails bool
+	}{
+		{"default-10ms", []string{"--dev"}, 10 * time.Millisecond, false},
+		{"zero", []string{"--dev", "--audit-read-sync-interval", "0"}, 0, false},
+		{"one-second", []string{"--dev", "--audit-read-sync-interval", "1s"}, time.Second, false},
+		{"too-long", []string{"--dev", "--audit-read-sync-interval", "2s"}, 0, true},
+		{"negative", []string{"--dev", "--audit-read-sync-interval", "-1ms"}, 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := load(t, tt.args, nil)
+			if err == nil {
+				err = c.Validate()
+			}
+			switch {
+			case !tt.fails && (err != nil || c.AuditReadSyncInterval != tt.want):
+				t.Errorf("audit-read-sync-interval = %v, %v; want %v", c.AuditReadSyncInterval, err, tt.want)
+			case tt.fails && (err == nil || !strings.Contains(err.Error(), "audit-read-sync-interval")):
+				t.Errorf("error = %v; want one naming audit-read-sync-interval", err)
+			}
+		})
+	}
+}
