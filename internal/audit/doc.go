@@ -33,8 +33,9 @@
 //
 // # Imports
 //
-// This package imports only the Go standard library. It must never import net/http or any
-// other Coffer package: the api layer builds Events, the server wires a Log.
+// This package imports only the Go standard library and internal/jsonenc (itself standard
+// library only). It must never import net/http or any other Coffer package: the api layer
+// builds Events, the server wires a Log.
 //
 // # Threat model
 //
