@@ -95,6 +95,12 @@ var jsonContentType = []string{"application/json; charset=utf-8"}
 func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header()["Content-Type"] = jsonContentType // shared: len == cap, never written into
 	w.WriteHeader(status)
+	if bw, ok := w.(*BufferedWriter); ok {
+		if body, ok := appendFastJSON(bw.body, v); ok {
+			bw.body = body
+			return
+		}
+	}
 	enc := json.NewEncoder(w)
 	_ = enc.Encode(v)
 }
