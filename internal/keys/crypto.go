@@ -47,7 +47,7 @@ func (s *Service) prepare(ctx context.Context, v tenancy.Vault, base, name, vers
 	if err != nil {
 		return nil, "", err
 	}
-	meta, ver, err := s.resolve(ctx, sc, name, version)
+	meta, ver, err := s.resolveShared(ctx, sc, name, version) // read only, below
 	if err != nil {
 		return nil, "", err
 	}

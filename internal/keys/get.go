@@ -17,11 +17,11 @@ func (s *Service) Get(ctx context.Context, v tenancy.Vault, base, name, version 
 	if err != nil {
 		return KeyBundle{}, err
 	}
-	meta, ver, err := s.resolve(ctx, sc, name, version)
+	meta, ver, err := s.resolveShared(ctx, sc, name, version)
 	if err != nil {
 		return KeyBundle{}, err
 	}
-	return sc.bundle(meta, ver), nil
+	return sc.bundle(meta, ver), nil // bundle copies: nothing it returns aliases the records
 }
 
 // Update changes the mutable fields of a version (UpdateKey): enabled, nbf, exp, key_ops,

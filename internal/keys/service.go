@@ -310,6 +310,16 @@ func readVersion(ctx context.Context, r storage.Reader, sc scope, lc string, met
 
 // resolve validates name and version and reads a live key's version.
 func (s *Service) resolve(ctx context.Context, sc scope, name, version string) (*keyRecord, *versionRecord, error) {
+	return s.resolveAs(ctx, sc, name, version, false)
+}
+
+// resolveShared is resolve for callers that only read the records (records.GetShared):
+// a GET that renders them into a fresh bundle, an operation that loads the key.
+func (s *Service) resolveShared(ctx context.Context, sc scope, name, version string) (*keyRecord, *versionRecord, error) {
+	return s.resolveAs(ctx, sc, name, version, true)
+}
+
+func (s *Service) resolveAs(ctx context.Context, sc scope, name, version string, shared bool) (*keyRecord, *versionRecord, error) {
 	lc, err := checkName(name)
 	if err != nil {
 		return nil, nil, err
@@ -317,11 +327,11 @@ func (s *Service) resolve(ctx context.Context, sc scope, name, version string) (
 	if version, err = checkVersion(version); err != nil {
 		return nil, nil, err
 	}
-	meta, err := s.readLiveCached(ctx, sc, lc, name)
+	meta, err := s.readLiveCached(ctx, sc, lc, name, shared)
 	if err != nil {
 		return nil, nil, err
 	}
-	ver, err := s.readVersionCached(ctx, sc, lc, meta, version)
+	ver, err := s.readVersionCached(ctx, sc, lc, meta, version, shared)
 	if err != nil {
 		return nil, nil, err
 	}

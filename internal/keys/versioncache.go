@@ -11,11 +11,15 @@ import (
 // readVersionCached is readVersion through s.versions (records.Decoded): decoding a version
 // record (base64 of the handle and the public JWK) was ~15% of a key read's server CPU.
 // The cache holds what the loaded-key cache already holds (the handle).
-func (s *Service) readVersionCached(ctx context.Context, sc scope, lc string, meta *keyRecord, version string) (*versionRecord, error) {
+func (s *Service) readVersionCached(ctx context.Context, sc scope, lc string, meta *keyRecord, version string, shared bool) (*versionRecord, error) {
 	if version == "" {
 		version = meta.Latest
 	}
-	ver, found, err := s.versions.Get(ctx, s.store, sc.versionPath(lc, version))
+	get := s.versions.Get
+	if shared {
+		get = s.versions.GetShared
+	}
+	ver, found, err := get(ctx, s.store, sc.versionPath(lc, version))
 	if err != nil {
 		return nil, err
 	}
@@ -26,8 +30,12 @@ func (s *Service) readVersionCached(ctx context.Context, sc scope, lc string, me
 }
 
 // readLiveCached is readLive through s.metas (records.Decoded).
-func (s *Service) readLiveCached(ctx context.Context, sc scope, lc, name string) (*keyRecord, error) {
-	meta, found, err := s.metas.Get(ctx, s.store, sc.metaPath(lc))
+func (s *Service) readLiveCached(ctx context.Context, sc scope, lc, name string, shared bool) (*keyRecord, error) {
+	get := s.metas.Get
+	if shared {
+		get = s.metas.GetShared
+	}
+	meta, found, err := get(ctx, s.store, sc.metaPath(lc))
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package keys
 
 import (
+	"reflect"
 	"testing"
 
 	"github.com/coffer-kms/coffer/internal/provider"
@@ -43,6 +44,38 @@ func TestVersionCacheFollowsWrites(t *testing.T) {
 	}
 	if got.Tags["b"] != "2" || got.Tags["a"] != "" || *got.Attributes.Enabled {
 		t.Errorf("Get after Update = tags %v, enabled %v; want only b=2, disabled", got.Tags, *got.Attributes.Enabled)
+	}
+}
+
+// TestGetBundleSharesNothing: Get reads the cached records without copying them
+// (resolveShared), so the bundle it renders must own all its memory: a caller that changes
+// every part of one answer changes nothing in the next.
+func TestGetBundleSharesNothing(t *testing.T) {
+	f := newFixture(t)
+	f.mustCreate(f.v, "k", CreateParams{Kty: provider.EC, Tags: map[string]string{"a": "1"}})
+	want, err := f.svc.Get(f.ctx, f.v, f.base, "k", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // the second Get is a cache hit
+		b, err := f.svc.Get(f.ctx, f.v, f.base, "k", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(b, want) {
+			t.Fatalf("Get = %+v; want %+v", b, want)
+		}
+		b.Key.X[0] ^= 0xff
+		b.Key.Y[0] ^= 0xff
+		b.Key.KeyOps[0] = "changed"
+		b.Tags["a"] = "changed"
+		*b.Attributes.Enabled = false
+		*b.Attributes.Created = 1
+		*b.Attributes.Updated = 1
+		*b.Attributes.RecoverableDays = 1
+	}
+	if b, err := f.svc.Get(f.ctx, f.v, f.base, "k", ""); err != nil || !reflect.DeepEqual(b, want) {
+		t.Fatalf("Get after a caller changed its answers = %+v, %v; want %+v", b, err, want)
 	}
 }
 

@@ -40,6 +40,19 @@ func NewDecoded[T any](max int, clone func(*T) *T) *Decoded[T] {
 
 // Get reads and decodes the record at key, like Get; found is false if there is none.
 func (d *Decoded[T]) Get(ctx context.Context, r storage.Reader, key string) (rec *T, found bool, err error) {
+	return d.get(ctx, r, key, true)
+}
+
+// GetShared is Get without the copy on a cache hit: the record it returns may be the
+// cache's own, shared with every other reader, so the caller must only read it — never
+// change it or anything it points to, nor hand it on to code that might. It is for reads
+// that render the record into a fresh value straight away (a key's GET, ~5 allocations
+// fewer).
+func (d *Decoded[T]) GetShared(ctx context.Context, r storage.Reader, key string) (rec *T, found bool, err error) {
+	return d.get(ctx, r, key, false)
+}
+
+func (d *Decoded[T]) get(ctx context.Context, r storage.Reader, key string, clone bool) (rec *T, found bool, err error) {
 	b, err := r.Get(ctx, key)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, false, nil
@@ -52,6 +65,9 @@ func (d *Decoded[T]) Get(ctx context.Context, r storage.Reader, key string) (rec
 	d.mu.Unlock()
 	if ok && bytes.Equal(hit.raw, b) {
 		clear(b)
+		if !clone {
+			return hit.rec, true, nil
+		}
 		return d.clone(hit.rec), true, nil
 	}
 	rec = new(T)

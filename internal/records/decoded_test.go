@@ -70,3 +70,31 @@ func TestDecodedFollowsWritesAndCopies(t *testing.T) {
 		t.Error("a damaged record decoded without error")
 	}
 }
+
+// GetShared hands out the cache's own record on a hit (no copy), and still follows writes.
+func TestDecodedGetShared(t *testing.T) {
+	ctx := context.Background()
+	st := mem.New()
+	d := NewDecoded(4, cloneRec)
+	if err := st.Txn(ctx, func(tx storage.Tx) error { return Put(ctx, tx, "a", rec{Name: "one"}) }); err != nil {
+		t.Fatal(err)
+	}
+	first, _, err := d.GetShared(ctx, st, "a") // a miss: decoded for this caller
+	if err != nil {
+		t.Fatal(err)
+	}
+	hit1, _, _ := d.GetShared(ctx, st, "a")
+	hit2, _, _ := d.GetShared(ctx, st, "a")
+	if hit1 != hit2 || hit1 == first || hit1.Name != "one" {
+		t.Fatalf("GetShared hits = %p, %p (first %p), name %q; want one shared record named one", hit1, hit2, first, hit1.Name)
+	}
+	if copied, _, _ := d.Get(ctx, st, "a"); copied == hit1 {
+		t.Fatal("Get returned the shared record; want a copy")
+	}
+	if err := st.Txn(ctx, func(tx storage.Tx) error { return Put(ctx, tx, "a", rec{Name: "two"}) }); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := d.GetShared(ctx, st, "a"); got.Name != "two" {
+		t.Fatalf("GetShared after a write = %q; want two", got.Name)
+	}
+}

@@ -10,7 +10,9 @@ import (
 	"github.com/coffer-kms/coffer/internal/tenancy"
 )
 
-// resolve validates name and version and reads a live secret's version.
+// resolve validates name and version and reads a live secret's version. The records may be
+// the caches' own (records.GetShared): the caller reads them and renders a fresh bundle
+// (bundle copies the tags; the strings are immutable), never changes them.
 func (s *Service) resolve(ctx context.Context, sc scope, name, version string) (*secretRecord, *versionRecord, error) {
 	lc, err := checkName(name)
 	if err != nil {
@@ -19,7 +21,7 @@ func (s *Service) resolve(ctx context.Context, sc scope, name, version string) (
 	if version, err = checkVersion(version); err != nil {
 		return nil, nil, err
 	}
-	meta, found, err := s.metas.Get(ctx, s.store, sc.metaPath(lc))
+	meta, found, err := s.metas.GetShared(ctx, s.store, sc.metaPath(lc))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -29,7 +31,7 @@ func (s *Service) resolve(ctx context.Context, sc scope, name, version string) (
 	if version == "" {
 		version = meta.Latest
 	}
-	ver, found, err := s.versions.Get(ctx, s.store, sc.versionPath(lc, version))
+	ver, found, err := s.versions.GetShared(ctx, s.store, sc.versionPath(lc, version))
 	if err != nil {
 		return nil, nil, err
 	}
