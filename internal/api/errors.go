@@ -107,21 +107,7 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 
 // DecodeJSON reads one JSON object from r's body (already size-capped by the server) into v,
 // rejecting unknown fields and trailing data. Errors are *Error BadParameter (or 413).
-func DecodeJSON(r *http.Request, v any) error {
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return ErrRequestTooLarge
-		}
-		return Errorf(http.StatusBadRequest, "BadParameter", "the request body is not a valid JSON object of the expected shape: "+jsonProblem(err))
-	}
-	if dec.More() {
-		return Errorf(http.StatusBadRequest, "BadParameter", "the request body has data after the JSON object")
-	}
-	return nil
-}
+func DecodeJSON(r *http.Request, v any) error { return decodeJSONFrom(r.Body, v) }
 
 // jsonProblem describes a decode error without echoing request content.
 func jsonProblem(err error) string {

@@ -249,7 +249,7 @@ func (k *Keys) putPolicy(w http.ResponseWriter, r *http.Request, c *Call, svc *k
 
 func (k *Keys) sign(w http.ResponseWriter, r *http.Request, c *Call, svc *keys.Service) error {
 	var p keys.SignParams
-	if err := DecodeJSON(r, &p); err != nil {
+	if err := decodeSign(r, &p); err != nil {
 		return err
 	}
 	out, err := svc.Sign(r.Context(), c.Store, c.StoreURL, r.PathValue("name"), r.PathValue("version"), p)
@@ -258,7 +258,7 @@ func (k *Keys) sign(w http.ResponseWriter, r *http.Request, c *Call, svc *keys.S
 
 func (k *Keys) verify(w http.ResponseWriter, r *http.Request, c *Call, svc *keys.Service) error {
 	var p keys.VerifyParams
-	if err := DecodeJSON(r, &p); err != nil {
+	if err := decodeVerify(r, &p); err != nil {
 		return err
 	}
 	out, err := svc.Verify(r.Context(), c.Store, c.StoreURL, r.PathValue("name"), r.PathValue("version"), p)
@@ -270,7 +270,7 @@ type cryptFn func(*keys.Service, context.Context, tenancy.Vault, string, string,
 func (k *Keys) crypt(fn cryptFn) keysHandler {
 	return func(w http.ResponseWriter, r *http.Request, c *Call, svc *keys.Service) error {
 		var p keys.OperationParams
-		if err := DecodeJSON(r, &p); err != nil {
+		if err := decodeOperation(r, &p); err != nil {
 			return err
 		}
 		out, err := fn(svc, r.Context(), c.Store, c.StoreURL, r.PathValue("name"), r.PathValue("version"), p)

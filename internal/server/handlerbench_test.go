@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/coffer-kms/coffer/internal/keys"
@@ -42,14 +43,22 @@ func BenchmarkDataPlaneHandler(b *testing.B) {
 	dp := *s.data
 	dp.Audit = nil
 	h := s.metricsByPattern(dp.Handler(s.dataRoutes(), nil))
-	for _, path := range []string{"/keys/bench", "/secrets/bench"} {
+	signBody := `{"alg":"ES256","value":"n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg"}`
+	for _, c := range []struct{ method, path, body string }{
+		{"GET", "/keys/bench", ""},
+		{"GET", "/secrets/bench", ""},
+		{"POST", "/keys/bench/sign", signBody}, // includes a ~35 µs ECDSA signature
+	} {
+		path := c.path
 		b.Run(path[1:], func(b *testing.B) {
-			req := httptest.NewRequest("GET", "https://"+host+path+"?api-version=7.6", nil)
+			req := httptest.NewRequest(c.method, "https://"+host+path+"?api-version=7.6", nil)
 			req.Host = host
 			req.Header.Set("Authorization", "Bearer "+tok)
+			req.Header.Set("Content-Type", "application/json")
 			b.ReportAllocs()
 			for b.Loop() {
 				r := req.Clone(ctx)
+				r.Body = io.NopCloser(strings.NewReader(c.body))
 				w := httptest.NewRecorder()
 				h.ServeHTTP(w, r)
 				if w.Code != 200 {
