@@ -32,10 +32,13 @@ type chain struct {
 
 	torn    *line // a torn final line, if any
 	goodLen int64 // byte length of the good records
+
+	span fileSpan // times of the good records read (Open: of the file, for the writer)
+	seg  fileSpan // times of the good records since the last checkpoint record
 }
 
 func newChain(pub crypto.PublicKey, logID string) *chain {
-	return &chain{pub: pub, logID: logID}
+	return &chain{pub: pub, logID: logID, span: fileSpan{known: true}}
 }
 
 // continueFrom starts the chain after a trusted head.
@@ -226,6 +229,15 @@ func (c *chain) add(l *line) (*Record, *VerifyError) {
 				"checkpoint at seq %d is not signed by the checkpoint key: it, or a record it covers since the last good checkpoint (seq %d–%d), was forged or re-chained",
 				rec.Seq, c.signedThrough+1, rec.Seq)
 		}
+		if sp := cp.Span; sp != nil {
+			seg := c.seg
+			seg.add(cp.Time)
+			if sp.From.After(sp.To) || seg.from.Before(sp.From) || seg.to.After(sp.To) {
+				return &rec, bad(next, BadCheckpointSpan,
+					"checkpoint at seq %d says its file's records are from %s to %s, but the records since the previous checkpoint are from %s to %s",
+					rec.Seq, sp.From.Format(time.RFC3339Nano), sp.To.Format(time.RFC3339Nano), seg.from.Format(time.RFC3339Nano), seg.to.Format(time.RFC3339Nano))
+			}
+		}
 	default:
 		return &rec, bad(next, BadKind, "unknown record kind %q", rec.Kind)
 	}
@@ -243,8 +255,11 @@ func (c *chain) add(l *line) (*Record, *VerifyError) {
 
 	c.seq, c.head = rec.Seq, rec.Hash
 	c.goodLen = l.off + l.size
+	c.span.add(rec.Time)
+	c.seg.add(rec.Time)
 	c.rep.Records++
 	if rec.Kind == KindCheckpoint {
+		c.seg = fileSpan{}
 		c.rep.Checkpoints++
 		c.rep.LastCheckpointSeq = rec.Seq
 		c.signedThrough = rec.Seq

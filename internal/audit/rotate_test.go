@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func TestRotationContinuesChain(t *testing.T) {
@@ -167,7 +168,7 @@ func TestMaxFileBytesRotates(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	rc, err := l.OpenFiles()
+	rc, err := l.OpenFiles(time.Time{}, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}

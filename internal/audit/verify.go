@@ -47,6 +47,9 @@ const (
 	BadExpectHead = "expect-head"
 	// BadTruncated: the log ends before VerifyOptions.ExpectHead.Seq.
 	BadTruncated = "truncated"
+	// BadCheckpointSpan: a checkpoint's Span leaves out the time of a record it must cover
+	// (one since the previous checkpoint, or its own): the writer that signed it is faulty.
+	BadCheckpointSpan = "checkpoint-span"
 )
 
 // VerifyError names the first problem Verify found.
