@@ -169,7 +169,7 @@ func (l *Log) commit(batch []*request) {
 	}
 
 	buf := l.buf[:0]
-	seq, head, since := l.seq, l.head, l.since
+	seq, head, since, span := l.seq, l.head, l.since, l.span
 	now := l.clock().UTC()
 	autoFailed := 0
 	add := func(kind string, ev Event, evJSON []byte, cp *Checkpoint) error {
@@ -184,6 +184,7 @@ func (l *Log) commit(batch []*request) {
 			return fmt.Errorf("audit: encode record: %w", err)
 		}
 		seq, head = r.Seq, r.Hash
+		span.add(ev.Time)
 		if kind == KindCheckpoint {
 			since = 0
 		} else {
@@ -192,7 +193,8 @@ func (l *Log) commit(batch []*request) {
 		return nil
 	}
 	checkpoint := func() (*Checkpoint, error) {
-		cp := &Checkpoint{LogID: l.logID, Seq: seq, HeadHash: head, Time: now}
+		span.add(now) // the checkpoint record's own time
+		cp := &Checkpoint{LogID: l.logID, Seq: seq, HeadHash: head, Time: now, Span: span.span()}
 		if err := sign(l.signer, cp); err != nil {
 			return nil, err
 		}
@@ -251,6 +253,7 @@ func (l *Log) commit(batch []*request) {
 		l.stateMu.Lock()
 		l.seq, l.head, l.since = seq, head, since
 		l.stateMu.Unlock()
+		l.span = span
 	}
 	l.failures.Add(uint64(failed))
 }

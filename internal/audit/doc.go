@@ -19,7 +19,15 @@
 // caller keeps outside the log: every Options.CheckpointEvery records, every
 // Options.CheckpointInterval, on Close and on demand) or "recovery" (written by Open after it
 // removed a torn final line). The checkpoint at seq n covers record n-1: its signature is
-// over (log id, n-1, hash of record n-1, time), see Checkpoint.
+// over (log id, n-1, hash of record n-1, time), see Checkpoint. A checkpoint may carry a
+// span, the earliest and latest time of its file's records through its own; its signature
+// then covers the span too (Checkpoint.SignedMessage, v2), and Verify checks that the span
+// holds the times of the records since the previous checkpoint. The writer adds one whenever
+// it has seen the whole file, so each rotated file's closing checkpoint bounds the file and
+// Log.OpenFiles leaves out, unread, the rotated files a query's time range misses. (Record
+// times are the callers' request times, not in log order, hence a span rather than the
+// first and last record's times.) Files from before spans verify as they did; a verifier
+// from before spans takes a checkpoint with one for an edited record.
 //
 // # Failure rule: no unaudited operation
 //
@@ -58,7 +66,7 @@
 // Rotation (Options.MaxFileBytes, rotate.go): a full file is closed with a checkpoint and
 // renamed to <path>.000001, .000002, …; the new file at path continues the chain. The files
 // are one log: VerifyFiles checks them together (OrderFiles puts them in order), Verify
-// with VerifyOptions.Continue one alone, and Log.OpenFiles reads them all for Query.
+// with VerifyOptions.Continue one alone, and Log.OpenFiles reads those a Query may need.
 //
 // A torn final line (a crash in the middle of a write) is not tampering: Open removes it and
 // appends a "recovery" record saying how many bytes were removed; Verify reports it in

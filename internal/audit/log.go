@@ -101,12 +101,13 @@ type Log struct {
 
 	stateMu   sync.Mutex
 	seq       uint64
-	head      string // hash of record seq (genesis before seq 1)
-	since     int    // records since the last checkpoint record
-	size      int64  // length of the file's good records
-	alloc     int64  // length of the file: size plus zero padding written ahead (prealloc.go)
-	dirty     bool   // the file may hold bytes past size (a failed truncate)
-	partialNL bool   // writer sink: a write failed part-way, start the next on a new line
+	head      string   // hash of record seq (genesis before seq 1)
+	since     int      // records since the last checkpoint record
+	span      fileSpan // times of the current file's records (Checkpoint.Span)
+	size      int64    // length of the file's good records
+	alloc     int64    // length of the file: size plus zero padding written ahead (prealloc.go)
+	dirty     bool     // the file may hold bytes past size (a failed truncate)
+	partialNL bool     // writer sink: a write failed part-way, start the next on a new line
 	buf       []byte
 
 	// syncFile makes the file durable: the data only (fdatasync) or with its metadata
@@ -186,6 +187,7 @@ func newLog(opts Options) (*Log, error) {
 	if l.clock == nil {
 		l.clock = time.Now
 	}
+	l.span.known = true // a new file or sink: every record goes through the writer
 	return l, nil
 }
 
@@ -269,6 +271,7 @@ func Open(path string, opts Options) (*Log, error) {
 		if ok {
 			start = off
 			c.continueFrom(Head{LogID: rec.LogID, Seq: rec.Seq - 1, Hash: rec.Prev})
+			c.span.startAt(rec.Checkpoint) // the records before it are not read
 		}
 	}
 	lr := newLineReader(io.NewSectionReader(f, start, fi.Size()-start))
@@ -325,6 +328,7 @@ func Open(path string, opts Options) (*Log, error) {
 	} else {
 		l.logID, l.seq, l.head = c.logID, c.seq, c.head
 		l.since = int(c.seq - c.signedThrough)
+		l.span = c.span
 	}
 	l.size, l.alloc = c.goodLen, c.goodLen
 	go l.run()

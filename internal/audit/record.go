@@ -55,16 +55,39 @@ type Checkpoint struct {
 	HeadHash string `json:"head"`
 	// Time is when the checkpoint was made.
 	Time time.Time `json:"time"`
+	// Span, when set, bounds the Time of every record of the file the checkpoint is in, from
+	// the file's first record through the checkpoint record itself. The writer sets it
+	// whenever it has seen all of them (not in a file begun by a version without spans), so
+	// the closing checkpoint of a rotated file bounds the whole file and Log.OpenFiles can
+	// leave out files a query's time range misses. It is signed with the rest.
+	Span *Span `json:"span,omitempty"`
 	// Signature is over SignedMessage, by the Options.Signer key: Ed25519 over the message,
 	// or ECDSA (ASN.1) over its SHA-256.
 	Signature []byte `json:"sig"`
 }
 
+// Span is the earliest and latest Time of a run of records.
+type Span struct {
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
+}
+
+// Misses reports whether no time in s is in [since, until) (a zero bound is open).
+func (s Span) Misses(since, until time.Time) bool {
+	return !since.IsZero() && s.To.Before(since) || !until.IsZero() && !s.From.Before(until)
+}
+
 // SignedMessage returns the bytes a checkpoint signature covers:
-// "coffer-audit-checkpoint-v1\n" ‖ log ‖ "\n" ‖ decimal seq ‖ "\n" ‖ head ‖ "\n" ‖ RFC 3339 time (UTC).
+// "coffer-audit-checkpoint-v1\n" ‖ log ‖ "\n" ‖ decimal seq ‖ "\n" ‖ head ‖ "\n" ‖ RFC 3339 time (UTC),
+// or for a checkpoint with a Span "coffer-audit-checkpoint-v2\n" ‖ the same fields ‖ "\n" ‖
+// span from ‖ "\n" ‖ span to (RFC 3339, UTC).
 func (c *Checkpoint) SignedMessage() []byte {
 	var b bytes.Buffer
-	b.WriteString("coffer-audit-checkpoint-v1\n")
+	if c.Span == nil {
+		b.WriteString("coffer-audit-checkpoint-v1\n")
+	} else {
+		b.WriteString("coffer-audit-checkpoint-v2\n")
+	}
 	b.WriteString(c.LogID)
 	b.WriteByte('\n')
 	b.WriteString(strconv.FormatUint(c.Seq, 10))
@@ -72,7 +95,49 @@ func (c *Checkpoint) SignedMessage() []byte {
 	b.WriteString(c.HeadHash)
 	b.WriteByte('\n')
 	b.WriteString(c.Time.UTC().Format(time.RFC3339Nano))
+	if c.Span != nil {
+		b.WriteByte('\n')
+		b.WriteString(c.Span.From.UTC().Format(time.RFC3339Nano))
+		b.WriteByte('\n')
+		b.WriteString(c.Span.To.UTC().Format(time.RFC3339Nano))
+	}
 	return b.Bytes()
+}
+
+// fileSpan accumulates the Span of a file's records as a writer or reader goes through
+// them. known is false when records it has not seen may precede (a file continued from a
+// checkpoint without a span): it then claims no span.
+type fileSpan struct {
+	known, any bool
+	from, to   time.Time
+}
+
+// add widens the span to t.
+func (f *fileSpan) add(t time.Time) {
+	if !f.any || t.Before(f.from) {
+		f.from = t
+	}
+	if !f.any || t.After(f.to) {
+		f.to = t
+	}
+	f.any = true
+}
+
+// span is the span to put in a checkpoint: nil unless known.
+func (f *fileSpan) span() *Span {
+	if !f.known || !f.any {
+		return nil
+	}
+	return &Span{From: f.from, To: f.to}
+}
+
+// startAt makes f the span a checkpoint's record states, to be widened by the records after
+// it: unknown if the checkpoint has none.
+func (f *fileSpan) startAt(cp *Checkpoint) {
+	*f = fileSpan{}
+	if cp != nil && cp.Span != nil {
+		*f = fileSpan{known: true, any: true, from: cp.Span.From, to: cp.Span.To}
+	}
 }
 
 // Head is the end of a log's chain: the sequence number and hash of its last record. Pass a

@@ -37,6 +37,10 @@ func TestFormatVector(t *testing.T) {
 	if got, want := string(cp.SignedMessage()), "coffer-audit-checkpoint-v1\nlog-a\n7\nab\n2026-11-26T12:00:00.000000005Z"; got != want {
 		t.Errorf("SignedMessage = %q; want %q", got, want)
 	}
+	cp.Span = &Span{From: time.Date(2026, 11, 26, 11, 0, 0, 0, time.UTC), To: cp.Time}
+	if got, want := string(cp.SignedMessage()), "coffer-audit-checkpoint-v2\nlog-a\n7\nab\n2026-11-26T12:00:00.000000005Z\n2026-11-26T11:00:00Z\n2026-11-26T12:00:00.000000005Z"; got != want {
+		t.Errorf("SignedMessage with a span = %q; want %q", got, want)
+	}
 }
 
 // TestEncodeEventLineMatchesEncodeLine: the writer's fast path for events encoded by the

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Rotation (Options.MaxFileBytes). When a commit leaves the file at or past the limit, the
@@ -141,15 +142,21 @@ func (l *Log) rotate() (string, error) {
 	old := l.file
 	l.file, l.w = f, f
 	l.size, l.alloc, l.dirty = 0, 0, false
+	l.span = fileSpan{known: true}
 	l.rotated, l.rotateRetryAt = n, 0
 	old.Close()
 	return name, nil
 }
 
-// OpenFiles opens every file of the log, the rotated ones oldest first and then the current
-// one, and returns them as one stream (for Query). Rotation waits while the files are
-// opened, so none is missed or read twice; the stream reads what the files hold then.
-func (l *Log) OpenFiles() (io.ReadCloser, error) {
+// OpenFiles opens the files of the log that may hold records with a Time in [since, until)
+// (a zero bound is open: zero both, every file), the rotated ones oldest first and then the
+// current one, and returns them as one stream (for Query with the same bounds). A rotated
+// file is left out, unread, when its closing checkpoint carries a Span that misses the range
+// (closingSpan: its last line, a checkpoint of this log whose signature verifies); one
+// without (written before spans, or damaged) is read, as is the current file. Rotation waits
+// while the files are opened, so none is missed or read twice; the stream reads what the
+// files hold then.
+func (l *Log) OpenFiles(since, until time.Time) (io.ReadCloser, error) {
 	l.filesMu.Lock()
 	defer l.filesMu.Unlock()
 	if l.file == nil {
@@ -160,15 +167,30 @@ func (l *Log) OpenFiles() (io.ReadCloser, error) {
 		return nil, err
 	}
 	var fs multiFile
-	for _, name := range append(names, l.path) {
+	for i, name := range append(names, l.path) {
 		f, err := os.Open(name)
 		if err != nil {
 			fs.Close()
 			return nil, fmt.Errorf("audit: %w", err)
 		}
+		if i < len(names) && (!since.IsZero() || !until.IsZero()) && l.misses(f, since, until) {
+			f.Close()
+			continue
+		}
 		fs = append(fs, f)
 	}
 	return fs, nil
+}
+
+// misses reports whether the rotated file f holds no record with a Time in [since, until),
+// by its closing checkpoint's span.
+func (l *Log) misses(f *os.File, since, until time.Time) bool {
+	fi, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	s, ok := closingSpan(f, fi.Size(), l.signer.Public(), l.logID)
+	return ok && s.Misses(since, until)
 }
 
 // multiFile reads files one after the other.

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func TestRotationContinuesChain(t *testing.T) {
@@ -167,7 +168,7 @@ func TestMaxFileBytesRotates(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	rc, err := l.OpenFiles()
+	rc, err := l.OpenFiles(time.Time{}, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,10 +192,15 @@ func TestMaxFileBytesRotates(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		lines := readLines(t, f)
-		last := parseLine(t, lines[len(lines)-1])
-		if f != path && (fi.Size() < max || fi.Size() > max+4<<10 || last.Kind != KindCheckpoint) {
-			t.Errorf("%s: %d bytes ending in a %s record; want %d bytes or a record more, ending in a checkpoint", f, fi.Size(), last.Kind, max)
+		// The current file is empty if the last append filled the one before it.
+		if lines := readLines(t, f); f != path {
+			last := Record{Kind: "no"}
+			if len(lines) > 0 {
+				last = parseLine(t, lines[len(lines)-1])
+			}
+			if fi.Size() < max || fi.Size() > max+4<<10 || last.Kind != KindCheckpoint {
+				t.Errorf("%s: %d bytes ending in a %s record; want %d bytes or a record more, ending in a checkpoint", f, fi.Size(), last.Kind, max)
+			}
 		}
 		rep, err := verifyFile(t, f, key.Public(), VerifyOptions{Continue: prev})
 		if err != nil {

@@ -63,3 +63,30 @@ func verifiedCheckpoint(b []byte, pub crypto.PublicKey, logID string) (*Record, 
 	}
 	return &r, true
 }
+
+// closingSpan returns the Span of the last line of a rotated file if that line is a
+// checkpoint record of log logID that verifies on its own (as lastCheckpoint's do: its
+// signature, which covers the span, under pub) and carries one. A rotated file ends with
+// its closing checkpoint, whose span covers every record of the file.
+func closingSpan(f io.ReaderAt, size int64, pub crypto.PublicKey, logID string) (Span, bool) {
+	for _, window := range []int64{4 << 10, MaxLineBytes + 1} {
+		start := max(size-window, 0)
+		buf := make([]byte, size-start)
+		if _, err := f.ReadAt(buf, start); err != nil && err != io.EOF {
+			return Span{}, false
+		}
+		if len(buf) == 0 || buf[len(buf)-1] != '\n' {
+			return Span{}, false // empty, or not ending in a complete line
+		}
+		begin := bytes.LastIndexByte(buf[:len(buf)-1], '\n') + 1
+		if begin == 0 && start > 0 {
+			continue // the window cuts the line
+		}
+		rec, ok := verifiedCheckpoint(buf[begin:len(buf)-1], pub, logID)
+		if !ok || rec.Checkpoint.Span == nil {
+			return Span{}, false
+		}
+		return *rec.Checkpoint.Span, true
+	}
+	return Span{}, false
+}

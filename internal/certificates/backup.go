@@ -202,7 +202,7 @@ func (s *Service) Restore(ctx context.Context, v tenancy.Vault, base string, blo
 		existing, err := readCert(ctx, tx, sc, lc, body.Name)
 		switch {
 		case err == nil && existing.Deleted != nil:
-			return deletedConflict(existing.Name)
+			return lifecycle.Deleted(existing.Name)
 		case err == nil:
 			return errorf(ErrConflict, "Certificate %s already exists in this vault; delete and purge it, or restore into another vault.", existing.Name)
 		case !isNotFound(err):

@@ -157,7 +157,7 @@ func (s *Service) commitVersion(ctx context.Context, sc scope, lc, name string, 
 		case err != nil:
 			return err
 		case m.Deleted != nil:
-			return deletedConflict(m.Name)
+			return lifecycle.Deleted(m.Name)
 		default:
 			meta = m
 		}
@@ -280,7 +280,7 @@ func (s *Service) Create(ctx context.Context, v tenancy.Vault, base, name string
 		return Operation{}, err
 	}
 	if meta != nil && meta.Deleted != nil {
-		return Operation{}, deletedConflict(meta.Name)
+		return Operation{}, lifecycle.Deleted(meta.Name)
 	}
 	if meta != nil && meta.Pending != nil && meta.Pending.Status == statusInProgress {
 		return Operation{}, errorf(ErrConflict, "Certificate %s has an operation in progress: merge, cancel or delete it first.", meta.Name)
@@ -312,7 +312,7 @@ func (s *Service) Create(ctx context.Context, v tenancy.Vault, base, name string
 			case err != nil:
 				return err
 			case m.Deleted != nil:
-				return deletedConflict(m.Name)
+				return lifecycle.Deleted(m.Name)
 			case m.Pending != nil && m.Pending.Status == statusInProgress:
 				return errorf(ErrConflict, "Certificate %s has an operation in progress: merge, cancel or delete it first.", m.Name)
 			}
@@ -433,7 +433,7 @@ func (s *Service) Merge(ctx context.Context, v tenancy.Vault, base, name string,
 		return CertificateBundle{}, err
 	}
 	if meta.Deleted != nil {
-		return CertificateBundle{}, deletedConflict(meta.Name)
+		return CertificateBundle{}, lifecycle.Deleted(meta.Name)
 	}
 	if meta.Pending == nil || meta.Pending.Status != statusInProgress || len(meta.Pending.Key) == 0 {
 		return CertificateBundle{}, noOperation(meta.Name)

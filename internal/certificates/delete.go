@@ -82,7 +82,7 @@ func (s *Service) Recover(ctx context.Context, v tenancy.Vault, base, name strin
 	}
 	var out CertificateBundle
 	err = s.store.Txn(ctx, func(tx storage.Tx) error {
-		meta, latest, err := sc.certs().ReadDeleted(ctx, tx, lc, name)
+		meta, latest, err := sc.certs().ReadRecoverable(ctx, tx, lc, name)
 		if err != nil {
 			return err
 		}
@@ -120,7 +120,7 @@ func (s *Service) Purge(ctx context.Context, v tenancy.Vault, base, name string)
 	err = s.store.Txn(ctx, func(tx storage.Tx) error {
 		meta, err := readCert(ctx, tx, sc, lc, name)
 		if isNotFound(err) || (err == nil && meta.Deleted == nil) {
-			return deletedNotFound(name)
+			return lifecycle.NotDeleted(name)
 		}
 		if err != nil {
 			return err

@@ -2,7 +2,8 @@ package certificates
 
 import (
 	"errors"
-	"fmt"
+
+	"github.com/coffer-kms/coffer/internal/records"
 )
 
 // Errors. Every error a Service method returns for a client mistake or a refused operation
@@ -31,41 +32,16 @@ var (
 	ErrDisabled              = errors.New("certificate is disabled")
 )
 
-// kvError is a domain error whose message is exactly what the client is told.
-type kvError struct {
-	kind error
-	msg  string
-}
-
-func (e *kvError) Error() string { return e.msg }
-func (e *kvError) Unwrap() error { return e.kind }
-
-// errorf returns a kvError of kind with a formatted message.
+// errorf returns an error of kind whose message is exactly what the client is told.
 func errorf(kind error, format string, args ...any) error {
-	return &kvError{kind: kind, msg: fmt.Sprintf(format, args...)}
+	return records.Errorf(kind, format, args...)
 }
 
 // badParam returns an ErrBadParameter with a message.
 func badParam(format string, args ...any) error { return errorf(ErrBadParameter, format, args...) }
 
-// notFound is the ErrNotFound for a name (and version), in Key Vault's words.
-func notFound(name, version string) error {
-	id := name
-	if version != "" {
-		id += "/" + version
-	}
-	return errorf(ErrNotFound, "A certificate with (name/id) %s was not found in this key vault. If you recently deleted this certificate you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182", id)
-}
-
-// deletedNotFound is the ErrNotFound for a name that is not soft-deleted.
-func deletedNotFound(name string) error {
-	return errorf(ErrNotFound, "Deleted Certificate not found: %s", name)
-}
-
-// deletedConflict is the ErrDeletedButRecoverable for a name.
-func deletedConflict(name string) error {
-	return errorf(ErrDeletedButRecoverable, "Certificate %s is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the certificate can only be recovered or purged.", name)
-}
+// lifecycle words certificates' not-found and deleted-name refusals as Key Vault does.
+var lifecycle = records.Lifecycle{Noun: "certificate", NotFound: ErrNotFound, Conflict: ErrDeletedButRecoverable}
 
 // noOperation is the ErrOperationNotFound for a name.
 func noOperation(name string) error {

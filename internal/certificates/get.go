@@ -104,7 +104,7 @@ func (s *Service) GetPolicy(ctx context.Context, v tenancy.Vault, base, name str
 		return Policy{}, err
 	}
 	if meta.Deleted != nil {
-		return Policy{}, notFound(name, "")
+		return Policy{}, lifecycle.Missing(name, "")
 	}
 	return *sc.policy(meta, s.latestEnabled(ctx, sc, lc, meta)), nil
 }
@@ -133,7 +133,7 @@ func (s *Service) UpdatePolicy(ctx context.Context, v tenancy.Vault, base, name 
 			return err
 		}
 		if meta.Deleted != nil {
-			return notFound(name, "")
+			return lifecycle.Missing(name, "")
 		}
 		np, err := mergePolicy(meta.Policy, &upd)
 		if err != nil {
@@ -163,7 +163,7 @@ func (s *Service) UpdatePolicy(ctx context.Context, v tenancy.Vault, base, name 
 // page makes a listing's items a Page, reporting a bad listing request as BadParameter.
 func page[T any](items []T, next string, err error) (Page[T], error) {
 	if errors.Is(err, records.ErrPage) {
-		return Page[T]{}, badParam("%s.", records.PageMessage(err))
+		return Page[T]{}, badParam("%s", records.PageMessage(err))
 	}
 	if err != nil {
 		return Page[T]{}, err

@@ -117,8 +117,8 @@ var certKind = records.Kind[certRecord, versionRecord]{
 		return records.Head{Name: &m.Name, Latest: &m.Latest, Deleted: &m.Deleted, PurgeIndex: &m.PurgeIndex}
 	},
 	Usable:     func(v *versionRecord) bool { return len(v.Chain) > 0 },
-	NotFound:   notFound,
-	NotDeleted: func(name string, _ bool) error { return deletedNotFound(name) },
+	NotFound:   lifecycle.Missing,
+	NotDeleted: lifecycle.NotDeleted,
 }
 
 // certs are the vault's certificate records.

@@ -56,7 +56,7 @@ type backupBody struct {
 var errNoBackupKey = errors.New("keys: backup and restore are unavailable: the server has no 32-byte backup key")
 
 // errCorruptBlob is the one answer to every unusable backup blob.
-var errCorruptBlob = fmt.Errorf("%w: the backup blob is corrupt, truncated, or was made by another tenant or installation", ErrBadParameter)
+var errCorruptBlob = badParam("the backup blob is corrupt, truncated, or was made by another tenant or installation")
 
 // Backup returns a sealed blob holding every version of a key (BackupKey). A deleted key is
 // ErrKeyNotFound.
@@ -117,7 +117,7 @@ func (s *Service) openBackup(sealer *records.Sealer, sc scope, blob []byte) (*ba
 		return nil, errCorruptBlob
 	}
 	if body.Provider != s.prov.Name() {
-		return nil, fmt.Errorf("%w: the backup was made with the %q crypto provider, this server uses %q", ErrBadParameter, body.Provider, s.prov.Name())
+		return nil, badParam("the backup was made with the %q crypto provider, this server uses %q", body.Provider, s.prov.Name())
 	}
 	if !names.Object(body.Name) || len(body.Versions) == 0 || len(body.Versions) > maxBackupVersions {
 		return nil, errCorruptBlob
@@ -221,10 +221,10 @@ func checkFree(ctx context.Context, r storage.Reader, sc scope, lc string) error
 		return err
 	}
 	if found && existing.Deleted != nil {
-		return deletedConflict(existing.Name)
+		return lifecycle.Deleted(existing.Name)
 	}
 	if found {
-		return fmt.Errorf("%w: key %s already exists in this vault; delete and purge it, or restore into another vault", ErrConflict, existing.Name)
+		return errorf(ErrConflict, "Key %s already exists in this vault; delete and purge it, or restore into another vault.", existing.Name)
 	}
 	return nil
 }

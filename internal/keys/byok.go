@@ -6,7 +6,6 @@ import (
 	"crypto"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strings"
 
 	"github.com/coffer-kms/coffer/internal/provider"
@@ -98,7 +97,7 @@ func checkKEKUpdate(ver *versionRecord, ops []string) error {
 func (s *Service) importTransfer(ctx context.Context, sc scope, jwk *provider.JWK) (provider.Key, error) {
 	imp, ok := s.prov.(provider.TransferImporter)
 	if !ok || !s.hsmPools {
-		return nil, fmt.Errorf("%w: Invalid kty value: %.20s (BYOK imports need a PKCS#11 token configured)", ErrKeyTypeNotSupported, jwk.Kty)
+		return nil, errorf(ErrKeyTypeNotSupported, "Invalid kty value: %.20s (BYOK imports need a PKCS#11 token configured)", jwk.Kty)
 	}
 	if len(jwk.N)+len(jwk.E) > 0 || jwk.Private() || jwk.Kty != provider.ECHSM && len(jwk.X)+len(jwk.Y) > 0 {
 		return nil, badParam("a key with key_hsm carries no other key material (an EC-HSM key only its public x and y)")

@@ -239,7 +239,7 @@ func (s *Service) precheck(ctx context.Context, sc scope, lc, name string, d dra
 		return err
 	}
 	if found && meta.Deleted != nil {
-		return deletedConflict(name)
+		return lifecycle.Deleted(name)
 	}
 	if d.exportable && d.policy == nil {
 		if !found {
@@ -286,9 +286,9 @@ func (s *Service) commit(ctx context.Context, sc scope, lc, name string, rec *ve
 		}
 		switch {
 		case found && meta.Deleted != nil && mode == commitNew:
-			return deletedConflict(name)
+			return lifecycle.Deleted(name)
 		case (!found || meta.Deleted != nil) && mode == commitRotate:
-			return notFound(name, "")
+			return lifecycle.Missing(name, "")
 		case expect.latest != "" && (meta.Latest != expect.latest || meta.RotateIndex != expect.index):
 			return errStale
 		case found && meta.Managed:

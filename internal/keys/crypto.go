@@ -24,18 +24,18 @@ func producesNew(op string) bool {
 // with Key Vault's wording.
 func permit(op string, enabled bool, nbf, exp *int64, keyOps []string, now time.Time) error {
 	if !enabled {
-		return fmt.Errorf("%w: Operation %s is not allowed on a disabled key.", ErrKeyDisabled, op)
+		return errorf(ErrKeyDisabled, "Operation %s is not allowed on a disabled key.", op)
 	}
 	if producesNew(op) {
 		if nbf != nil && now.Unix() < *nbf {
-			return fmt.Errorf("%w: Operation %s is not allowed before the key's activation date (nbf %s).", ErrKeyNotYetValid, op, time.Unix(*nbf, 0).UTC().Format(time.RFC3339))
+			return errorf(ErrKeyNotYetValid, "Operation %s is not allowed before the key's activation date (nbf %s).", op, time.Unix(*nbf, 0).UTC().Format(time.RFC3339))
 		}
 		if exp != nil && now.Unix() >= *exp {
-			return fmt.Errorf("%w: Operation %s is not allowed on an expired key (exp %s).", ErrKeyExpired, op, time.Unix(*exp, 0).UTC().Format(time.RFC3339))
+			return errorf(ErrKeyExpired, "Operation %s is not allowed on an expired key (exp %s).", op, time.Unix(*exp, 0).UTC().Format(time.RFC3339))
 		}
 	}
 	if !contains(keyOps, op) {
-		return fmt.Errorf("%w: Operation %s is not permitted on this key.", ErrForbiddenOp, op)
+		return errorf(ErrForbiddenOp, "Operation %s is not permitted on this key.", op)
 	}
 	return nil
 }

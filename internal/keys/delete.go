@@ -108,7 +108,7 @@ func (s *Service) Recover(ctx context.Context, v tenancy.Vault, base, name strin
 // recoverKey makes a deleted key live again in tx. Only a certificate's own recovery
 // (managed true) may recover a certificate-backed key.
 func recoverKey(ctx context.Context, tx storage.Tx, sc scope, lc, name string, managed bool) (*keyRecord, *versionRecord, error) {
-	meta, latest, err := sc.keys().ReadDeleted(ctx, tx, lc, name)
+	meta, latest, err := sc.keys().ReadRecoverable(ctx, tx, lc, name)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -164,18 +164,21 @@ func purgeKey(ctx context.Context, tx storage.Tx, sc scope, lc, name string, now
 	if system && (isNotFound(err) || (err == nil && (meta.Deleted == nil || meta.PurgeIndex != index || meta.Deleted.PurgeDate > now.Unix()))) {
 		return nil, errStale
 	}
+	if isNotFound(err) {
+		return nil, lifecycle.NotDeleted(name)
+	}
 	if err != nil {
 		return nil, err
 	}
 	if meta.Deleted == nil {
-		return nil, fmt.Errorf("%w: deleted key %s was not found in this key vault", ErrKeyNotFound, name)
+		return nil, lifecycle.NotDeleted(name)
 	}
 	if meta.Managed && !managed && !system {
 		return nil, managedRefused("purge", meta.Name)
 	}
 	if !system && sc.vault.PurgeProtection && now.Unix() < meta.Deleted.PurgeDate {
-		return nil, fmt.Errorf("%w: Operation \"purge\" is not allowed because purge protection is enabled for this vault. The key will be purged automatically at %s, at the end of its retention period.",
-			ErrPurgeProtected, time.Unix(meta.Deleted.PurgeDate, 0).UTC().Format(time.RFC3339))
+		return nil, errorf(ErrPurgeProtected, "Operation \"purge\" is not allowed because purge protection is enabled for this vault. Key %s will be purged automatically at %s, at the end of its retention period.",
+			meta.Name, time.Unix(meta.Deleted.PurgeDate, 0).UTC().Format(time.RFC3339))
 	}
 	return removeKey(ctx, tx, sc, lc, meta)
 }

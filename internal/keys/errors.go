@@ -3,12 +3,15 @@ package keys
 import (
 	"errors"
 	"fmt"
+
+	"github.com/coffer-kms/coffer/internal/records"
 )
 
 // Errors. Every error a Service method returns for a client mistake or a refused operation
 // wraps exactly one of these (ErrKeyDisabled, ErrKeyNotYetValid and ErrKeyExpired also wrap
 // ErrForbiddenOp); anything else is an internal failure (storage, provider) that the api
-// layer reports as 500 without its text. Messages never carry key material.
+// layer reports as 500 without its text. Messages never carry key material; those built
+// with errorf are exactly what the client is told.
 //
 // The api layer maps them with one table (check the more specific errors first):
 //
@@ -63,12 +66,23 @@ var (
 // keyGoneHint is what to do about ErrKeyMaterialGone.
 const keyGoneHint = "its token object was destroyed outside this key's own purge (by the token's administrator, or by purging a key that shared the object); restore the key from a backup that carries its wrapped key material, or delete and purge it"
 
+// errorf returns an error of kind whose message is exactly what the client is told (Key
+// Vault's wording where known), as secrets' and certificates' errors are. Errors built with
+// fmt.Errorf("%w: ...") instead show the sentinel's text first, which suits only Coffer's
+// own messages (ErrKeyMaterialGone, a release denial, a provider's refusal).
+func errorf(kind error, format string, args ...any) error {
+	return records.Errorf(kind, format, args...)
+}
+
 // managedRefused is the ErrManaged for an operation on a certificate's key.
 func managedRefused(op, name string) error {
-	return fmt.Errorf("%w: Operation %s is not allowed on key %s because it backs certificate %s; use the certificate operations instead", ErrManaged, op, name, name)
+	return errorf(ErrManaged, "Operation %s is not allowed on key %s because it backs certificate %s; use the certificate operations instead.", op, name, name)
 }
 
 // badParam returns an ErrBadParameter with a message.
 func badParam(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrBadParameter, fmt.Sprintf(format, args...))
+	return errorf(ErrBadParameter, format, args...)
 }
+
+// lifecycle words keys' not-found and deleted-name refusals as Key Vault does.
+var lifecycle = records.Lifecycle{Noun: "key", NotFound: ErrKeyNotFound, Conflict: ErrDeletedButRecoverable}

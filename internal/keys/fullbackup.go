@@ -82,7 +82,7 @@ func (s *Service) RestoreAll(ctx context.Context, v tenancy.Vault, base string, 
 		bodies = append(bodies, body)
 		lc, _ := checkName(body.Name)
 		if seen[lc] {
-			return nil, fmt.Errorf("%w: the backup holds key %s twice", ErrBadParameter, body.Name)
+			return nil, badParam("the backup holds key %s twice", body.Name)
 		}
 		seen[lc] = true
 	}

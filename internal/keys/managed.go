@@ -100,9 +100,9 @@ func (s *Service) CommitManaged(ctx context.Context, tx storage.Tx, p *PreparedK
 	}
 	switch {
 	case found && meta.Deleted != nil:
-		return deletedConflict(meta.Name)
+		return lifecycle.Deleted(meta.Name)
 	case found && !meta.Managed:
-		return fmt.Errorf("%w: a key named %s already exists in this vault; a certificate needs its name free for its own key", ErrConflict, meta.Name)
+		return errorf(ErrConflict, "A key named %s already exists in this vault; a certificate needs its name free for its own key.", meta.Name)
 	case !found:
 		meta = keyRecord{Name: p.name, Managed: true}
 	}

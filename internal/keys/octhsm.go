@@ -22,7 +22,7 @@ func (s *Service) checkSymmetric(sc scope, kty provider.KeyType) error {
 		return nil
 	}
 	if !s.hsmPools || (kty == provider.Oct && sc.vault.Kind != tenancy.KindManagedHSM) {
-		return fmt.Errorf("%w: Invalid kty value: %.20s (symmetric keys live only in an HSM: use oct-HSM with a PKCS#11 token configured)", ErrKeyTypeNotSupported, kty)
+		return errorf(ErrKeyTypeNotSupported, "Invalid kty value: %.20s (symmetric keys live only in an HSM: use oct-HSM with a PKCS#11 token configured)", kty)
 	}
 	return nil
 }

@@ -119,13 +119,8 @@ var keyKind = records.Kind[keyRecord, versionRecord]{
 	Head: func(m *keyRecord) records.Head {
 		return records.Head{Name: &m.Name, Latest: &m.Latest, Deleted: &m.Deleted, PurgeIndex: &m.PurgeIndex}
 	},
-	NotFound: notFound,
-	NotDeleted: func(name string, exists bool) error {
-		if !exists {
-			return notFound(name, "")
-		}
-		return fmt.Errorf("%w: deleted key %s was not found in this key vault", ErrKeyNotFound, name)
-	},
+	NotFound:   lifecycle.Missing,
+	NotDeleted: lifecycle.NotDeleted,
 }
 
 // keys are the vault's key records.
@@ -277,20 +272,6 @@ func (sc scope) item(meta *keyRecord, ver *versionRecord, withVersion bool) KeyI
 func (sc scope) deletedItem(meta *keyRecord, ver *versionRecord) DeletedKeyItem {
 	b := sc.deletedBundle(meta, ver)
 	return DeletedKeyItem{KeyItem: sc.item(meta, ver, false), RecoveryID: b.RecoveryID, ScheduledPurgeDate: b.ScheduledPurgeDate, DeletedDate: b.DeletedDate}
-}
-
-// notFound is the ErrKeyNotFound for a name (and version).
-func notFound(name, version string) error {
-	id := name
-	if version != "" {
-		id += "/" + version
-	}
-	return fmt.Errorf("%w: a key with (name/id) %s was not found in this key vault; if you recently deleted it you may be able to recover it", ErrKeyNotFound, id)
-}
-
-// deletedConflict is the ErrDeletedButRecoverable for a name.
-func deletedConflict(name string) error {
-	return fmt.Errorf("%w: key %s is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the key can only be recovered or purged", ErrDeletedButRecoverable, name)
 }
 
 // readKey reads a key's record, deleted or not; it returns ErrKeyNotFound if there is none.

@@ -24,7 +24,7 @@ func (s *Service) readVersionCached(ctx context.Context, sc scope, lc string, me
 		return nil, err
 	}
 	if !found {
-		return nil, notFound(meta.Name, version)
+		return nil, lifecycle.Missing(meta.Name, version)
 	}
 	return ver, nil
 }
@@ -40,7 +40,7 @@ func (s *Service) readLiveCached(ctx context.Context, sc scope, lc, name string,
 		return nil, err
 	}
 	if !found || meta.Deleted != nil {
-		return nil, notFound(name, "")
+		return nil, lifecycle.Missing(name, "")
 	}
 	return meta, nil
 }

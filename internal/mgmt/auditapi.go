@@ -43,7 +43,7 @@ func (s *Service) queryAudit(w http.ResponseWriter, r *http.Request, c *Call) er
 		}
 		f.Limit = n
 	}
-	rc, err := s.cfg.Audit.Open(r.Context())
+	rc, err := s.cfg.Audit.Open(r.Context(), f.Since, f.Until)
 	if err != nil {
 		return err
 	}

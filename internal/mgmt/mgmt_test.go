@@ -95,7 +95,7 @@ func (f *fakeAudit) Append(_ context.Context, ev audit.Event) error {
 	return nil
 }
 
-func (f *fakeAudit) Open(context.Context) (io.ReadCloser, error) {
+func (f *fakeAudit) Open(context.Context, time.Time, time.Time) (io.ReadCloser, error) {
 	return io.NopCloser(strings.NewReader("")), nil
 }
 

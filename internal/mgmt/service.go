@@ -76,9 +76,10 @@ type Identity interface {
 type AuditTrail interface {
 	// Append records one event durably; if it fails the request must not succeed.
 	Append(ctx context.Context, ev audit.Event) error
-	// Open returns the whole log for reading (audit.Query): every rotated file, oldest
-	// first, then the current one.
-	Open(ctx context.Context) (io.ReadCloser, error)
+	// Open returns the log for reading (audit.Query) with records from since (inclusive) to
+	// until (exclusive), a zero bound being open: every rotated file that may hold such
+	// records (audit.Log.OpenFiles), oldest first, then the current one.
+	Open(ctx context.Context, since, until time.Time) (io.ReadCloser, error)
 	// PublicKey returns the key that verifies the log's checkpoints and the log's current head.
 	PublicKey(ctx context.Context) (crypto.PublicKey, audit.Head, error)
 }

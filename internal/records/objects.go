@@ -46,9 +46,9 @@ type Kind[M, V any] struct {
 	Usable func(*V) bool
 	// NotFound is the kind's error for a name (and version) with no live object.
 	NotFound func(name, version string) error
-	// NotDeleted is its error for a name with no soft-deleted object; exists says whether
-	// the name has a live one.
-	NotDeleted func(name string, exists bool) error
+	// NotDeleted is its error for a get or purge of a deleted object under a name with no
+	// soft-deleted object (Key Vault's "Deleted Key not found: <name>"), live or not.
+	NotDeleted func(name string) error
 }
 
 // Objects is a kind's records in one vault. Prefix is the vault's:
@@ -135,14 +135,25 @@ func (o Objects[M, V]) ReadVersion(ctx context.Context, r storage.Reader, lc str
 	return ver, nil
 }
 
-// ReadDeleted reads a soft-deleted object and its latest version.
+// ReadDeleted reads a soft-deleted object and its latest version; a name that is not
+// soft-deleted is NotDeleted.
 func (o Objects[M, V]) ReadDeleted(ctx context.Context, r storage.Reader, lc, name string) (*M, *V, error) {
+	return o.readDeleted(ctx, r, lc, name, o.NotDeleted)
+}
+
+// ReadRecoverable is ReadDeleted for a recover, which Key Vault refuses for a name that is
+// not soft-deleted with NotFound (the message of a get of a missing object), not NotDeleted.
+func (o Objects[M, V]) ReadRecoverable(ctx context.Context, r storage.Reader, lc, name string) (*M, *V, error) {
+	return o.readDeleted(ctx, r, lc, name, func(name string) error { return o.NotFound(name, "") })
+}
+
+func (o Objects[M, V]) readDeleted(ctx context.Context, r storage.Reader, lc, name string, notDeleted func(string) error) (*M, *V, error) {
 	meta, found, err := o.get(ctx, r, lc)
 	if err != nil {
 		return nil, nil, err
 	}
 	if !found || *o.Head(meta).Deleted == nil {
-		return nil, nil, o.NotDeleted(name, found)
+		return nil, nil, notDeleted(name)
 	}
 	latest, err := o.ReadVersion(ctx, r, lc, meta, "")
 	if err != nil {

@@ -38,8 +38,8 @@ var testKind = Kind[testMeta, testVersion]{
 	NotFound: func(name, version string) error {
 		return fmt.Errorf("%w: %s/%s", errTestNotFound, name, version)
 	},
-	NotDeleted: func(name string, exists bool) error {
-		return fmt.Errorf("%w: deleted %s (exists %v)", errTestNotFound, name, exists)
+	NotDeleted: func(name string) error {
+		return fmt.Errorf("%w: deleted %s", errTestNotFound, name)
 	},
 }
 
@@ -134,8 +134,11 @@ func TestObjectsLifecycle(t *testing.T) {
 	if _, err := f.o.ReadLive(f.ctx, f.st, "a", "A"); err != nil {
 		t.Fatalf("ReadLive(live) = %v", err)
 	}
-	if _, _, err := f.o.ReadDeleted(f.ctx, f.st, "a", "A"); !errors.Is(err, errTestNotFound) || !strings.Contains(err.Error(), "exists true") {
-		t.Errorf("ReadDeleted(live) = %v; want NotDeleted with exists true", err)
+	if _, _, err := f.o.ReadDeleted(f.ctx, f.st, "a", "A"); !errors.Is(err, errTestNotFound) || !strings.Contains(err.Error(), "deleted A") {
+		t.Errorf("ReadDeleted(live) = %v; want NotDeleted", err)
+	}
+	if _, _, err := f.o.ReadRecoverable(f.ctx, f.st, "a", "A"); !errors.Is(err, errTestNotFound) || !strings.Contains(err.Error(), "A/") {
+		t.Errorf("ReadRecoverable(live) = %v; want NotFound", err)
 	}
 
 	meta := f.del("a", now)
@@ -204,8 +207,11 @@ func TestObjectsNotFound(t *testing.T) {
 	if _, err := f.o.Read(f.ctx, f.st, "b", "B"); !errors.Is(err, errTestNotFound) || !strings.Contains(err.Error(), "B/") {
 		t.Errorf("Read(missing) = %v; want NotFound(B, \"\")", err)
 	}
-	if _, _, err := f.o.ReadDeleted(f.ctx, f.st, "b", "B"); !errors.Is(err, errTestNotFound) || !strings.Contains(err.Error(), "exists false") {
-		t.Errorf("ReadDeleted(missing) = %v; want NotDeleted with exists false", err)
+	if _, _, err := f.o.ReadDeleted(f.ctx, f.st, "b", "B"); !errors.Is(err, errTestNotFound) || !strings.Contains(err.Error(), "deleted B") {
+		t.Errorf("ReadDeleted(missing) = %v; want NotDeleted", err)
+	}
+	if _, _, err := f.o.ReadRecoverable(f.ctx, f.st, "b", "B"); !errors.Is(err, errTestNotFound) || !strings.Contains(err.Error(), "B/") {
+		t.Errorf("ReadRecoverable(missing) = %v; want NotFound(B, \"\")", err)
 	}
 	meta, err := f.o.ReadLive(f.ctx, f.st, "a", "A")
 	if err != nil {

@@ -257,15 +257,16 @@ func PageNames(ctx context.Context, r storage.Reader, prefix string, maxResults 
 		limit = MaxResults
 	}
 	if limit < 1 || limit > MaxResults {
-		return nil, "", fmt.Errorf("%w: maxresults %d is outside 1-%d", ErrPage, maxResults, MaxResults)
+		return nil, "", fmt.Errorf("%w: maxresults %d is outside 1-%d.", ErrPage, maxResults, MaxResults)
 	}
 	if skipToken != "" && !valid(skipToken) {
-		return nil, "", fmt.Errorf("%w: $skiptoken is invalid: pass the nextLink of the previous page unchanged", ErrPage)
+		return nil, "", fmt.Errorf("%w: $skiptoken is invalid: pass the nextLink of the previous page unchanged.", ErrPage)
 	}
 	return storage.PageSuffixes(ctx, r, prefix, limit, skipToken, valid)
 }
 
-// PageMessage is the client's message of an ErrPage (without the sentinel's prefix).
+// PageMessage is the client's message of an ErrPage (without the sentinel's prefix), the
+// same for keys, secrets and certificates.
 func PageMessage(err error) string {
 	return strings.TrimPrefix(err.Error(), ErrPage.Error()+": ")
 }

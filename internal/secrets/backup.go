@@ -191,7 +191,7 @@ func (s *Service) Restore(ctx context.Context, v tenancy.Vault, base string, blo
 			return err
 		}
 		if found && existing.Deleted != nil {
-			return deletedConflict(existing.Name)
+			return lifecycle.Deleted(existing.Name)
 		}
 		if found {
 			return errorf(ErrConflict, "Secret %s already exists in this vault: delete and purge it, or restore into another vault.", existing.Name)

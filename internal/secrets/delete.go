@@ -106,7 +106,7 @@ func (s *Service) Recover(ctx context.Context, v tenancy.Vault, base, name strin
 // recoverSecret makes a deleted secret live again in tx. Only a certificate's own recovery
 // (managed true) may recover a certificate-backed secret.
 func recoverSecret(ctx context.Context, tx storage.Tx, sc scope, lc, name string, managed bool) (*secretRecord, *versionRecord, error) {
-	meta, latest, err := sc.secrets().ReadDeleted(ctx, tx, lc, name)
+	meta, latest, err := sc.secrets().ReadRecoverable(ctx, tx, lc, name)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -150,13 +150,13 @@ func purgeSecret(ctx context.Context, tx storage.Tx, sc scope, lc, name string, 
 		return errStale
 	}
 	if isNotFound(err) {
-		return deletedNotFound(name)
+		return lifecycle.NotDeleted(name)
 	}
 	if err != nil {
 		return err
 	}
 	if meta.Deleted == nil {
-		return deletedNotFound(name)
+		return lifecycle.NotDeleted(name)
 	}
 	if meta.Managed && !managed && !system {
 		return managedRefused("purge", meta.Name)

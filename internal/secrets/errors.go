@@ -2,7 +2,8 @@ package secrets
 
 import (
 	"errors"
-	"fmt"
+
+	"github.com/coffer-kms/coffer/internal/records"
 )
 
 // Errors. Every error a Service method returns for a client mistake or a refused operation
@@ -45,20 +46,10 @@ func managedRefused(op, name string) error {
 	return errorf(ErrManaged, "Operation %s is not allowed on secret %s because it backs certificate %s; use the certificate operations instead.", op, name, name)
 }
 
-// kvError is a domain error whose message is exactly what the client is told (Key Vault's
-// wording where known) and which wraps one of the sentinels above.
-type kvError struct {
-	kind error
-	msg  string
-}
-
-func (e *kvError) Error() string { return e.msg }
-func (e *kvError) Unwrap() error { return e.kind }
-
-// errorf returns a kvError of kind with a formatted message. Callers never pass a secret
-// value among args.
+// errorf returns an error of kind whose message is exactly what the client is told (Key
+// Vault's wording where known). Callers never pass a secret value among args.
 func errorf(kind error, format string, args ...any) error {
-	return &kvError{kind: kind, msg: fmt.Sprintf(format, args...)}
+	return records.Errorf(kind, format, args...)
 }
 
 // badParam returns an ErrBadParameter with a message.
@@ -66,24 +57,8 @@ func badParam(format string, args ...any) error {
 	return errorf(ErrBadParameter, format, args...)
 }
 
-// notFound is the ErrSecretNotFound for a name (and version), in Key Vault's words.
-func notFound(name, version string) error {
-	id := name
-	if version != "" {
-		id += "/" + version
-	}
-	return errorf(ErrSecretNotFound, "A secret with (name/id) %s was not found in this key vault. If you recently deleted this secret you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182", id)
-}
-
-// deletedNotFound is the ErrSecretNotFound for a name that is not soft-deleted.
-func deletedNotFound(name string) error {
-	return errorf(ErrSecretNotFound, "Deleted Secret not found: %s", name)
-}
-
-// deletedConflict is the ErrDeletedButRecoverable for a name, in Key Vault's words.
-func deletedConflict(name string) error {
-	return errorf(ErrDeletedButRecoverable, "Secret %s is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the secret can only be recovered or purged.", name)
-}
+// lifecycle words secrets' not-found and deleted-name refusals as Key Vault does.
+var lifecycle = records.Lifecycle{Noun: "secret", NotFound: ErrSecretNotFound, Conflict: ErrDeletedButRecoverable}
 
 // disabled is the ErrSecretDisabled for an operation, in Key Vault's words.
 func disabled(op string) error {

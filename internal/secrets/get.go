@@ -26,7 +26,7 @@ func (s *Service) resolve(ctx context.Context, sc scope, name, version string) (
 		return nil, nil, err
 	}
 	if !found || meta.Deleted != nil {
-		return nil, nil, notFound(name, "")
+		return nil, nil, lifecycle.Missing(name, "")
 	}
 	if version == "" {
 		version = meta.Latest
@@ -36,7 +36,7 @@ func (s *Service) resolve(ctx context.Context, sc scope, name, version string) (
 		return nil, nil, err
 	}
 	if !found {
-		return nil, nil, notFound(meta.Name, version)
+		return nil, nil, lifecycle.Missing(meta.Name, version)
 	}
 	return meta, ver, nil
 }
@@ -157,7 +157,7 @@ func (s *Service) Update(ctx context.Context, v tenancy.Vault, base, name, versi
 // page makes a listing's items a Page, reporting a bad listing request as BadParameter.
 func page[T any](items []T, next string, err error) (Page[T], error) {
 	if errors.Is(err, records.ErrPage) {
-		return Page[T]{}, badParam("%s.", records.PageMessage(err))
+		return Page[T]{}, badParam("%s", records.PageMessage(err))
 	}
 	if err != nil {
 		return Page[T]{}, err

@@ -49,7 +49,7 @@ func (s *Service) PutManaged(ctx context.Context, tx storage.Tx, v tenancy.Vault
 	}
 	switch {
 	case found && meta.Deleted != nil:
-		return deletedConflict(meta.Name)
+		return lifecycle.Deleted(meta.Name)
 	case found && !meta.Managed:
 		return errorf(ErrConflict, "A secret named %s already exists in this vault; a certificate needs its name free for its own secret.", meta.Name)
 	case !found:

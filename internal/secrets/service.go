@@ -95,8 +95,8 @@ var secretKind = records.Kind[secretRecord, versionRecord]{
 	Head: func(m *secretRecord) records.Head {
 		return records.Head{Name: &m.Name, Latest: &m.Latest, Deleted: &m.Deleted, PurgeIndex: &m.PurgeIndex}
 	},
-	NotFound:   notFound,
-	NotDeleted: func(name string, _ bool) error { return deletedNotFound(name) },
+	NotFound:   lifecycle.Missing,
+	NotDeleted: lifecycle.NotDeleted,
 }
 
 // secrets are the vault's secret records.

@@ -55,7 +55,7 @@ func (s *Service) Set(ctx context.Context, v tenancy.Vault, base, name string, p
 			return err
 		}
 		if found && meta.Deleted != nil {
-			return deletedConflict(meta.Name)
+			return lifecycle.Deleted(meta.Name)
 		}
 		if found && meta.Managed {
 			return managedRefused("set", meta.Name)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/coffer-kms/coffer/internal/api"
 	"github.com/coffer-kms/coffer/internal/audit"
@@ -112,13 +113,14 @@ func (a mgmtAudit) Append(ctx context.Context, ev audit.Event) error {
 	return id.record(ev)
 }
 
-// Open reads the whole log: the rotated files, oldest first, then the current one.
-func (a mgmtAudit) Open(ctx context.Context) (io.ReadCloser, error) {
+// Open reads the log's files that may hold records from since to until: the rotated ones,
+// oldest first, then the current one.
+func (a mgmtAudit) Open(ctx context.Context, since, until time.Time) (io.ReadCloser, error) {
 	id, err := a.s.ident()
 	if err != nil {
 		return nil, err
 	}
-	return id.audit.OpenFiles()
+	return id.audit.OpenFiles(since, until)
 }
 
 func (a mgmtAudit) PublicKey(ctx context.Context) (crypto.PublicKey, audit.Head, error) {
