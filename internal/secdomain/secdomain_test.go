@@ -308,7 +308,9 @@ func TestUploadRefusesBadRestoreBlob(t *testing.T) {
 		{"fail/oversized", strings.Repeat("a", 64<<10+1)},
 		{"fail/v1-empty", `{"format":"coffer-sd-upload/1"}`},
 		{"fail/the-security-domain-itself", file},
-		{"fail/wrapped-key-changed", edit(func(rb map[string]map[string]any) { rb["WrappedKey"]["enc_key"] = flip(rb["WrappedKey"]["enc_key"].(string)) })},
+		{"fail/wrapped-key-changed", edit(func(rb map[string]map[string]any) {
+			rb["WrappedKey"]["enc_key"] = flip(rb["WrappedKey"]["enc_key"].(string))
+		})},
 		{"fail/datum-changed", edit(func(rb map[string]map[string]any) {
 			d := rb["EncData"]["data"].([]any)[0].(map[string]any)
 			d["compact_jwe"] = flip(d["compact_jwe"].(string))
