@@ -199,17 +199,6 @@ func (b *Blob) MAC(domainKey []byte) ([]byte, error) {
 	return m.Sum(nil), nil
 }
 
-// Sign sets the blob's check value under domainKey and returns the blob's JSON text.
-func (b *Blob) Sign(domainKey []byte) (string, error) {
-	mac, err := b.MAC(domainKey)
-	if err != nil {
-		return "", err
-	}
-	b.Check = b64.EncodeToString(mac)
-	out, err := json.Marshal(b)
-	return string(out), err
-}
-
 // Verify reports whether domainKey is the key the blob was made with (constant time).
 func (b *Blob) Verify(domainKey []byte) bool {
 	want, err := b64.DecodeString(b.Check)
