@@ -2,14 +2,10 @@ package server
 
 import (
 	"context"
-	"crypto"
-	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -110,13 +106,5 @@ func TestAzureCLIRestoreBlob(t *testing.T) {
 	if _, err := dst.RestoreKey(ctx, azkeys.RestoreKeyParameters{KeyBackup: backup.Value}, nil); err != nil {
 		t.Fatalf("RestoreKey into the pool az restored = %v", err)
 	}
-	digest := sha256.Sum256([]byte("restored by az"))
-	sig, err := dst.Sign(ctx, "k", "", azkeys.SignParameters{Algorithm: to.Ptr(azkeys.SignatureAlgorithmPS256), Value: digest[:]}, nil)
-	if err != nil {
-		t.Fatalf("Sign = %v", err)
-	}
-	pub := &rsa.PublicKey{N: new(big.Int).SetBytes(k.Key.N), E: int(new(big.Int).SetBytes(k.Key.E).Int64())}
-	if err := rsa.VerifyPSS(pub, crypto.SHA256, digest[:], sig.Result, nil); err != nil {
-		t.Errorf("signature does not verify with the original key: %v", err)
-	}
+	signsAs(t, dst, "k", k.Key)
 }

@@ -180,6 +180,21 @@ func (c *sdCaller) upload(t *testing.T, pool, file string, holders ...*rsa.Priva
 	return status, out
 }
 
+// signsAs checks that the key name of client signs (PS256) under the public key want: a
+// key restored into another pool is the original key.
+func signsAs(t *testing.T, client *azkeys.Client, name string, want *azkeys.JSONWebKey) {
+	t.Helper()
+	digest := sha256.Sum256([]byte("restored"))
+	sig, err := client.Sign(context.Background(), name, "", azkeys.SignParameters{Algorithm: to.Ptr(azkeys.SignatureAlgorithmPS256), Value: digest[:]}, nil)
+	if err != nil {
+		t.Fatalf("Sign in the restored pool = %v", err)
+	}
+	pub := &rsa.PublicKey{N: new(big.Int).SetBytes(want.N), E: int(new(big.Int).SetBytes(want.E).Int64())}
+	if err := rsa.VerifyPSS(pub, crypto.SHA256, digest[:], sig.Result, nil); err != nil {
+		t.Errorf("the restored key's signature does not verify with the original public key: %v", err)
+	}
+}
+
 func custodianKeys(t *testing.T, n int) []*rsa.PrivateKey {
 	t.Helper()
 	var out []*rsa.PrivateKey
@@ -252,15 +267,7 @@ func testSecurityDomainRestore(t *testing.T, ts *testServer, kty azkeys.KeyType)
 	if _, err := poolB.RestoreKey(ctx, azkeys.RestoreKeyParameters{KeyBackup: backup.Value}, nil); err != nil {
 		t.Fatalf("RestoreKey into the pool with the same domain = %v", err)
 	}
-	digest := sha256.Sum256([]byte("same domain"))
-	sig, err := poolB.Sign(ctx, "k", "", azkeys.SignParameters{Algorithm: to.Ptr(azkeys.SignatureAlgorithmPS256), Value: digest[:]}, nil)
-	if err != nil {
-		t.Fatalf("Sign in the restored pool = %v", err)
-	}
-	pub := &rsa.PublicKey{N: new(big.Int).SetBytes(k.Key.N), E: int(new(big.Int).SetBytes(k.Key.E).Int64())}
-	if err := rsa.VerifyPSS(pub, crypto.SHA256, digest[:], sig.Result, nil); err != nil {
-		t.Errorf("the restored key's signature does not verify with the original public key: %v", err)
-	}
+	signsAs(t, poolB, "k", k.Key)
 
 	// Pool C has a domain of its own: the backup is refused there.
 	c.download(t, "sdc", 2, holders...)
