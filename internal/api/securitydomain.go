@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -113,7 +114,13 @@ func (h *SecurityDomain) transferKey(w http.ResponseWriter, r *http.Request, c *
 	if err != nil {
 		return SecurityDomainError(err)
 	}
-	WriteJSON(w, http.StatusOK, map[string]any{"key_format": "jwk", "transfer_key": k})
+	// Key Vault sends the JWK as JSON text inside the string transfer_key: the Azure CLI
+	// (init-recovery) and SDKs parse that string again, and take x5c[0] as the exchange key.
+	jwk, err := json.Marshal(k)
+	if err != nil {
+		return err
+	}
+	WriteJSON(w, http.StatusOK, map[string]any{"key_format": "jwk", "transfer_key": string(jwk)})
 	return nil
 }
 
@@ -129,7 +136,7 @@ func (h *SecurityDomain) upload(w http.ResponseWriter, r *http.Request, c *Call)
 		return err
 	}
 	if req.Value == nil {
-		return Errorf(http.StatusBadRequest, "BadParameter", "value is required: the security domain upload made by `coffer hsm sd upload`")
+		return Errorf(http.StatusBadRequest, "BadParameter", "value is required: the restore blob of `az keyvault security-domain restore-blob` or `coffer hsm sd upload`")
 	}
 	if err := svc.Upload(r.Context(), c.Store, *req.Value); err != nil {
 		return SecurityDomainError(err)

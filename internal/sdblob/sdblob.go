@@ -1,19 +1,22 @@
-// Package sdblob owns the wire format of a managed HSM pool's security domain: the custodian
-// keys a download names (SecurityDomainJsonWebKey), the security-domain blob a download returns
-// (the pool's domain key split with Shamir, one share encrypted to each custodian), and the
-// upload a quorum of custodians sends to a new pool (the blob plus their decrypted shares,
-// re-encrypted to the pool's transfer key). It also holds the client side of the exchange —
-// decrypting a share with a custodian's private key and wrapping shares to a transfer key —
-// so that `coffer hsm sd` needs no server code. docs/FORMAT.md copies the format.
+// Package sdblob owns Coffer's side of the wire format of a managed HSM pool's security
+// domain: the custodian keys a download names (SecurityDomainJsonWebKey), the pool's transfer
+// key, and what a security domain carries (Domain, domain.go). Since version 2 the security
+// domain is the Azure CLI's format (internal/azsd), the domain one of its data; this file
+// keeps version 1 readable: Coffer's own blob (the domain key split with Shamir, one share
+// encrypted to each custodian, coffer-sd/1) and the upload a quorum made from it
+// (coffer-sd-upload/1), with the client side of that exchange (DecryptShare, BuildUpload)
+// so that `coffer hsm sd upload` still restores blobs downloaded before version 2.
+// docs/FORMAT.md copies both formats.
 //
 // This package imports only the Go standard library: no storage, no net/http, no Shamir
 // arithmetic (splitting and combining happen on the server, internal/secdomain).
 //
 // Threat model: blobs and uploads arrive from the network and are parsed strictly (size cap,
-// unknown fields refused, strict unpadded base64url). The blob's integrity is a MAC under a key
-// derived from the domain key, so only a holder of the domain key (a quorum) can check or forge
-// it; a tampered blob is refused once the shares are combined. Shares are only ever in the
-// clear in the memory of a custodian's machine and of the server that combines them.
+// unknown fields refused, strict unpadded base64url). The version 1 blob's integrity is a MAC
+// under a key derived from the domain key, so only a holder of the domain key (a quorum) can
+// check or forge it; a tampered blob is refused once the shares are combined. Shares are only
+// ever in the clear in the memory of a custodian's machine and of the server that combines
+// them.
 package sdblob
 
 import (
@@ -194,17 +197,6 @@ func (b *Blob) MAC(domainKey []byte) ([]byte, error) {
 	m := hmac.New(sha256.New, k)
 	m.Write(msg)
 	return m.Sum(nil), nil
-}
-
-// Sign sets the blob's check value under domainKey and returns the blob's JSON text.
-func (b *Blob) Sign(domainKey []byte) (string, error) {
-	mac, err := b.MAC(domainKey)
-	if err != nil {
-		return "", err
-	}
-	b.Check = b64.EncodeToString(mac)
-	out, err := json.Marshal(b)
-	return string(out), err
 }
 
 // Verify reports whether domainKey is the key the blob was made with (constant time).

@@ -1,7 +1,9 @@
 // Package secdomain owns the security domain of managed HSM pools: activation, download
-// (the pool's domain key split with Shamir among custodian RSA keys), the transfer key a new
-// pool publishes, and upload (a quorum of shares restores the domain into a new pool). The
-// blob and upload formats are in internal/sdblob; docs/FORMAT.md describes both and the state
+// (the pool's domain under a master key split with Shamir among custodian RSA keys), the
+// transfer key a new pool publishes, and upload (a quorum's restore blob brings the domain
+// into a new pool). The security domain is in the Azure CLI's format (internal/azsd) and
+// carries the domain as internal/sdblob's Domain; uploads of Coffer's first format
+// (sdblob's coffer-sd/1) are still read. docs/FORMAT.md describes the formats and the state
 // record.
 //
 // A pool is inactive until its domain is downloaded (or uploaded): the server refuses key
@@ -20,11 +22,15 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 	"sync"
 	"time"
 
+	"github.com/coffer-kms/coffer/internal/azsd"
 	"github.com/coffer-kms/coffer/internal/records"
 	"github.com/coffer-kms/coffer/internal/sdblob"
 	"github.com/coffer-kms/coffer/internal/shamir"
@@ -55,14 +61,17 @@ type OpStatus struct {
 
 // state is the pool's record at tenants/<tenant>/managedhsms/<pool>/securitydomain.
 type state struct {
-	DomainID    string    `json:"domainId,omitempty"`
-	DomainKey   []byte    `json:"domainKey,omitempty"` // 32 bytes; only ever stored through the barrier
-	Required    int       `json:"required,omitempty"`  // quorum of the last download or upload
-	Activated   int64     `json:"activated,omitempty"`
-	ActivatedBy string    `json:"activatedBy,omitempty"` // download, upload or dev
-	TransferKey []byte    `json:"transferKey,omitempty"` // PKCS #8 RSA key, while inactive
-	Download    *OpStatus `json:"download,omitempty"`
-	Upload      *OpStatus `json:"upload,omitempty"`
+	DomainID    string `json:"domainId,omitempty"`
+	DomainKey   []byte `json:"domainKey,omitempty"` // 32 bytes; only ever stored through the barrier
+	Required    int    `json:"required,omitempty"`  // quorum of the last download or upload
+	Activated   int64  `json:"activated,omitempty"`
+	ActivatedBy string `json:"activatedBy,omitempty"` // download, upload or dev
+	TransferKey []byte `json:"transferKey,omitempty"` // PKCS #8 RSA key, while inactive
+	// TransferCert is the transfer key's self-signed certificate (DER), while inactive: the
+	// Azure CLI reads the exchange key as a certificate and names it by its SHA-256.
+	TransferCert []byte    `json:"transferCert,omitempty"`
+	Download     *OpStatus `json:"download,omitempty"`
+	Upload       *OpStatus `json:"upload,omitempty"`
 }
 
 func (st *state) active() bool { return len(st.DomainKey) == sdblob.DomainKeyLen }
@@ -182,9 +191,11 @@ func bad(format string, a ...any) error {
 }
 
 // Download activates the pool on its first call (a fresh random domain key) and returns the
-// security domain: the domain key split into one share per custodian key, any required of
-// which rebuild it, each encrypted to its key. A later download of an active pool splits the
-// same domain key again for the keys given (as Key Vault allows re-downloading).
+// security domain in the Azure CLI's format (internal/azsd): the domain (sdblob.Domain) under
+// a fresh master key split into one share per custodian key, any required of which rebuild
+// it, each encrypted to its key and named by the SHA-256 of its certificate. A later
+// download of an active pool splits the same domain again for the keys given (as Key Vault
+// allows re-downloading); each download's shares combine only with its own.
 func (s *Service) Download(ctx context.Context, v tenancy.Vault, certs []sdblob.JWK, required int) (string, error) {
 	if len(certs) < sdblob.MinCustodians || len(certs) > sdblob.MaxCustodians {
 		return "", bad("%d certificates given: the security domain needs 3 to 10 RSA public keys", len(certs))
@@ -192,7 +203,7 @@ func (s *Service) Download(ctx context.Context, v tenancy.Vault, certs []sdblob.
 	if required < sdblob.MinQuorum || required > len(certs) {
 		return "", bad("required (the quorum) is %d: it must be from 2 to the number of certificates (%d)", required, len(certs))
 	}
-	pubs := make([]*rsa.PublicKey, len(certs))
+	custodians := make([]azsd.Custodian, len(certs))
 	seen := map[string]bool{}
 	for i, c := range certs {
 		pub, err := c.PublicKey()
@@ -202,11 +213,15 @@ func (s *Service) Download(ctx context.Context, v tenancy.Vault, certs []sdblob.
 		if len(c.Kid) > sdblob.MaxKidLen {
 			return "", bad("certificates[%d]: kid is longer than %d bytes", i, sdblob.MaxKidLen)
 		}
+		x5t, err := c.CertThumbprint()
+		if err != nil {
+			return "", bad("certificates[%d]: %v", i, err)
+		}
 		tp := sdblob.Thumbprint(pub)
 		if seen[tp] {
 			return "", bad("certificates[%d] repeats a key: every custodian needs a key of their own", i)
 		}
-		seen[tp], pubs[i] = true, pub
+		seen[tp], custodians[i] = true, azsd.Custodian{Key: pub, X5tS256: x5t}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -221,26 +236,15 @@ func (s *Service) Download(ctx context.Context, v tenancy.Vault, certs []sdblob.
 			return "", err
 		}
 		st.DomainID, st.Activated, st.ActivatedBy = tenancy.NewUUID(), s.now().Unix(), "download"
-		st.TransferKey = nil
+		st.TransferKey, st.TransferCert = nil, nil
 	}
-	shares, err := shamir.Split(st.DomainKey, len(certs), required)
+	d := sdblob.Domain{ID: st.DomainID, Key: st.DomainKey, Required: required}
+	plain, err := d.Marshal()
 	if err != nil {
 		return "", err
 	}
-	defer func() {
-		for _, sh := range shares {
-			clear(sh)
-		}
-	}()
-	b := sdblob.Blob{Format: sdblob.Format, DomainID: st.DomainID, Required: required}
-	for i, pub := range pubs {
-		ct, err := sdblob.EncryptShare(pub, shares[i], sdblob.ShareLabel(st.DomainID))
-		if err != nil {
-			return "", err
-		}
-		b.Shares = append(b.Shares, sdblob.EncShare{Thumbprint: sdblob.Thumbprint(pub), Kid: certs[i].Kid, Alg: sdblob.ShareAlg, Value: ct})
-	}
-	text, err := b.Sign(st.DomainKey)
+	text, err := azsd.Make([]azsd.Secret{{Tag: sdblob.DomainTag, Plaintext: plain}}, custodians, required)
+	clear(plain)
 	if err != nil {
 		return "", err
 	}
@@ -273,55 +277,130 @@ func (s *Service) UploadStatus(ctx context.Context, v tenancy.Vault) (OpStatus, 
 	return *st.Upload, nil
 }
 
-// TransferKey returns the public transfer key of an inactive pool, making it on first use.
-// Custodians wrap their decrypted shares to it for Upload.
+// TransferKey returns the public transfer (exchange) key of an inactive pool, with its
+// self-signed certificate in x5c, making both on first use. A quorum of custodians wraps
+// the security domain to it for Upload (`az keyvault security-domain restore-blob
+// --sd-exchange-key` takes the certificate).
 func (s *Service) TransferKey(ctx context.Context, v tenancy.Vault) (sdblob.JWK, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	priv, err := s.transferKey(ctx, v, true)
+	priv, cert, err := s.transferKey(ctx, v, true)
 	if err != nil {
 		return sdblob.JWK{}, err
 	}
-	return sdblob.PublicJWK(&priv.PublicKey), nil
+	return sdblob.TransferJWK(&priv.PublicKey, cert), nil
 }
 
-// transferKey loads (or, with create, makes) the pool's transfer key. s.mu must be held.
-func (s *Service) transferKey(ctx context.Context, v tenancy.Vault, create bool) (*rsa.PrivateKey, error) {
+// transferKey loads (or, with create, makes) the pool's transfer key and its certificate; a
+// key kept from before certificates gets one when create is set. s.mu must be held.
+func (s *Service) transferKey(ctx context.Context, v tenancy.Vault, create bool) (*rsa.PrivateKey, []byte, error) {
 	p, st, err := s.read(ctx, v)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer clear(st.DomainKey)
 	if st.active() {
-		return nil, ErrActivated
+		return nil, nil, ErrActivated
 	}
-	if len(st.TransferKey) > 0 {
+	var priv *rsa.PrivateKey
+	switch {
+	case len(st.TransferKey) > 0:
 		k, err := x509.ParsePKCS8PrivateKey(st.TransferKey)
 		clear(st.TransferKey)
 		if err != nil {
-			return nil, fmt.Errorf("security domain transfer key: %w", err)
+			return nil, nil, fmt.Errorf("security domain transfer key: %w", err)
 		}
-		return k.(*rsa.PrivateKey), nil
+		priv = k.(*rsa.PrivateKey)
+		if len(st.TransferCert) > 0 || !create {
+			return priv, st.TransferCert, nil
+		}
+	case !create:
+		return nil, nil, bad("this pool has no transfer key yet: get it (GET /securitydomain/upload) and wrap the security domain to it")
+	default:
+		if priv, err = rsa.GenerateKey(rand.Reader, s.TransferKeyBits); err != nil {
+			return nil, nil, err
+		}
 	}
-	if !create {
-		return nil, bad("this pool has no transfer key yet: get it (GET /securitydomain/upload) and wrap the shares to it")
+	if st.TransferCert, err = s.transferCert(v, priv); err != nil {
+		return nil, nil, err
 	}
-	priv, err := rsa.GenerateKey(rand.Reader, s.TransferKeyBits)
+	if st.TransferKey, err = x509.MarshalPKCS8PrivateKey(priv); err != nil {
+		return nil, nil, err
+	}
+	defer clear(st.TransferKey)
+	return priv, st.TransferCert, s.write(ctx, p, &st)
+}
+
+// transferCert makes the self-signed certificate of a pool's transfer key. Nothing checks
+// its validity period (the Azure CLI only encrypts to its key and hashes it); ten years
+// outlast any transfer.
+func (s *Service) transferCert(v tenancy.Vault, priv *rsa.PrivateKey) ([]byte, error) {
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 	if err != nil {
 		return nil, err
 	}
-	if st.TransferKey, err = x509.MarshalPKCS8PrivateKey(priv); err != nil {
-		return nil, err
+	now := s.now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial.Add(serial, big.NewInt(1)),
+		Subject:               pkix.Name{CommonName: "Coffer security domain exchange key: " + v.Name},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.AddDate(10, 0, 0),
+		KeyUsage:              x509.KeyUsageKeyEncipherment,
+		BasicConstraintsValid: true,
 	}
-	defer clear(st.TransferKey)
-	return priv, s.write(ctx, p, &st)
+	return x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
 }
 
-// Upload restores a security domain into an inactive pool from an upload (sdblob.Upload):
-// the shares are decrypted with the pool's transfer key and combined; unless they rebuild
-// the domain key the blob was made with (its MAC), nothing changes. Fewer shares than the
-// blob's quorum are refused before any decryption.
+// Upload restores a security domain into an inactive pool. text is a restore blob of the
+// Azure CLI's format (what `az keyvault security-domain restore-blob` writes and `az
+// keyvault security-domain upload` sends), made from a download of a pool and wrapped to
+// this pool's transfer key; or, for security domains downloaded before that format, an
+// upload of format coffer-sd-upload/1 (uploadV1). Unless the blob opens with the transfer
+// key and holds a Coffer domain, nothing changes.
 func (s *Service) Upload(ctx context.Context, v tenancy.Vault, text string) error {
+	var peek struct {
+		Format *string `json:"format"`
+	}
+	if json.Unmarshal([]byte(text), &peek) == nil && peek.Format != nil {
+		return s.uploadV1(ctx, v, text)
+	}
+	rb, err := azsd.ParseRestoreBlob([]byte(text))
+	if err != nil {
+		return bad("%v: value must be the restore blob of `az keyvault security-domain restore-blob` or `coffer hsm sd upload`", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	priv, cert, err := s.transferKey(ctx, v, false)
+	if err != nil {
+		return err
+	}
+	if len(cert) == 0 {
+		return bad("this pool's transfer key has no certificate yet: get the exchange key again (GET /securitydomain/upload) and make the restore blob for it")
+	}
+	secrets, err := azsd.Open(rb, priv, cert)
+	defer azsd.ClearSecrets(secrets)
+	switch {
+	case errors.Is(err, azsd.ErrExchangeKey):
+		return bad("the restore blob is wrapped to another exchange key: get this pool's (GET /securitydomain/upload) and make the restore blob again")
+	case err != nil:
+		return bad("the restore blob does not open with this pool's exchange key: it was changed, or not made for this pool")
+	}
+	if len(secrets) != 1 || secrets[0].Tag != sdblob.DomainTag {
+		return bad("the restore blob holds no Coffer security domain (one datum tagged %q)", sdblob.DomainTag)
+	}
+	d, err := sdblob.ParseDomain(secrets[0].Plaintext)
+	if err != nil {
+		return bad("%v", err)
+	}
+	defer clear(d.Key)
+	return s.restored(ctx, v, d)
+}
+
+// uploadV1 restores a security domain of format coffer-sd/1 from an upload
+// (sdblob.Upload): the shares are decrypted with the pool's transfer key and combined;
+// unless they rebuild the domain key the blob was made with (its MAC), nothing changes.
+// Fewer shares than the blob's quorum are refused before any decryption.
+func (s *Service) uploadV1(ctx context.Context, v tenancy.Vault, text string) error {
 	u, b, err := sdblob.ParseUpload(text)
 	if err != nil {
 		return bad("%v", err)
@@ -331,7 +410,7 @@ func (s *Service) Upload(ctx context.Context, v tenancy.Vault, text string) erro
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	priv, err := s.transferKey(ctx, v, false)
+	priv, _, err := s.transferKey(ctx, v, false)
 	if err != nil {
 		return err
 	}
@@ -347,6 +426,12 @@ func (s *Service) Upload(ctx context.Context, v tenancy.Vault, text string) erro
 	if err != nil || len(dk) != sdblob.DomainKeyLen || !b.Verify(dk) {
 		return bad("the shares do not rebuild this security domain: they are not a quorum of its shares, or the security domain was changed")
 	}
+	return s.restored(ctx, v, &sdblob.Domain{ID: b.DomainID, Key: dk, Required: b.Required})
+}
+
+// restored activates the inactive pool v with the domain d of an upload and drops its
+// transfer key. s.mu must be held.
+func (s *Service) restored(ctx context.Context, v tenancy.Vault, d *sdblob.Domain) error {
 	p, st, err := s.read(ctx, v)
 	if err != nil {
 		return err
@@ -355,7 +440,7 @@ func (s *Service) Upload(ctx context.Context, v tenancy.Vault, text string) erro
 		clear(st.DomainKey)
 		return ErrActivated
 	}
-	st = state{DomainID: b.DomainID, DomainKey: dk, Required: b.Required, Activated: s.now().Unix(), ActivatedBy: "upload",
+	st = state{DomainID: d.ID, DomainKey: d.Key, Required: d.Required, Activated: s.now().Unix(), ActivatedBy: "upload",
 		Download: st.Download, Upload: &OpStatus{Status: StatusSuccess, Details: "the security domain was restored; the pool is active"}}
 	if err := s.write(ctx, p, &st); err != nil {
 		return err
@@ -384,7 +469,7 @@ func (s *Service) ActivateDev(ctx context.Context, v tenancy.Vault) error {
 	if _, err := rand.Read(st.DomainKey); err != nil {
 		return err
 	}
-	st.DomainID, st.Activated, st.ActivatedBy, st.TransferKey = tenancy.NewUUID(), s.now().Unix(), "dev", nil
+	st.DomainID, st.Activated, st.ActivatedBy, st.TransferKey, st.TransferCert = tenancy.NewUUID(), s.now().Unix(), "dev", nil, nil
 	if err := s.write(ctx, p, &st); err != nil {
 		return err
 	}

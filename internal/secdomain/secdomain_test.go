@@ -5,13 +5,18 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"math/big"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/coffer-kms/coffer/internal/azsd"
 	"github.com/coffer-kms/coffer/internal/sdblob"
 	"github.com/coffer-kms/coffer/internal/storage/mem"
 	"github.com/coffer-kms/coffer/internal/tenancy"
@@ -20,28 +25,44 @@ import (
 var (
 	custodianOnce sync.Once
 	custodians    []*rsa.PrivateKey
+	custodianCert = map[*rsa.PrivateKey][]byte{}
 )
 
-// testCustodians are four RSA-2048 custodian keys, made once per test binary.
+// testCustodians are four RSA-2048 custodian keys with self-signed certificates, made once
+// per test binary.
 func testCustodians(t *testing.T) []*rsa.PrivateKey {
 	t.Helper()
 	custodianOnce.Do(func() {
-		for range 4 {
+		for i := range 4 {
 			k, err := rsa.GenerateKey(rand.Reader, 2048)
 			if err != nil {
 				panic(err)
 			}
 			custodians = append(custodians, k)
+			custodianCert[k] = selfSigned(k, i)
 		}
 	})
 	return custodians
 }
 
+func selfSigned(k *rsa.PrivateKey, i int) []byte {
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(int64(i + 1)), Subject: pkix.Name{CommonName: "custodian"}, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		panic(err)
+	}
+	return der
+}
+
+// jwks are the custodian keys as a download names them: n/e and the certificate.
 func jwks(keys ...*rsa.PrivateKey) []sdblob.JWK {
 	var out []sdblob.JWK
 	for _, k := range keys {
 		j := sdblob.PublicJWK(&k.PublicKey)
 		j.Kid = ""
+		if der := custodianCert[k]; der != nil {
+			j.X5c = []string{base64.StdEncoding.EncodeToString(der)}
+		}
 		out = append(out, j)
 	}
 	return out
@@ -57,34 +78,44 @@ func newService() *Service {
 	return s
 }
 
-// restore runs the custodians' side of an upload into p with the shares of holders.
-func restore(t *testing.T, s *Service, p tenancy.Vault, blob string, holders ...*rsa.PrivateKey) error {
+// exchangeCert is p's transfer key certificate, as a custodian reads it from TransferKey.
+func exchangeCert(t *testing.T, s *Service, p tenancy.Vault) *x509.Certificate {
 	t.Helper()
 	tk, err := s.TransferKey(context.Background(), p)
 	if err != nil {
 		t.Fatalf("TransferKey = %v", err)
 	}
-	pub, err := tk.PublicKey()
+	cert, err := tk.Certificate()
 	if err != nil {
-		t.Fatalf("transfer key: %v", err)
+		t.Fatalf("transfer key certificate: %v", err)
 	}
-	b, err := sdblob.ParseBlob(blob)
+	return cert
+}
+
+// restoreBlob is what `az keyvault security-domain restore-blob` makes of file for p with
+// the keys of holders (azsd.Restore); err is the tool's refusal.
+func restoreBlob(t *testing.T, s *Service, p tenancy.Vault, file string, holders ...*rsa.PrivateKey) (string, error) {
+	t.Helper()
+	f, err := azsd.ParseFile([]byte(file))
 	if err != nil {
-		t.Fatalf("ParseBlob = %v", err)
+		t.Fatalf("ParseFile = %v", err)
 	}
-	var shares [][]byte
+	var hs []azsd.Holder
 	for _, h := range holders {
-		sh, err := sdblob.DecryptShare(b, h)
-		if err != nil {
-			t.Fatalf("DecryptShare = %v", err)
-		}
-		shares = append(shares, sh)
+		hs = append(hs, azsd.Holder{Key: h})
 	}
-	up, err := sdblob.BuildUpload(blob, pub, shares)
+	return azsd.Restore(f, hs, exchangeCert(t, s, p))
+}
+
+// restore runs the custodians' side of an upload into p with the keys of holders and
+// uploads the result: the error is the tool's or the pool's.
+func restore(t *testing.T, s *Service, p tenancy.Vault, file string, holders ...*rsa.PrivateKey) error {
+	t.Helper()
+	rb, err := restoreBlob(t, s, p, file, holders...)
 	if err != nil {
-		t.Fatalf("BuildUpload = %v", err)
+		return err
 	}
-	return s.Upload(context.Background(), p, up)
+	return s.Upload(context.Background(), p, rb)
 }
 
 func TestDownloadThenRestoreWithQuorum(t *testing.T) {
@@ -113,13 +144,16 @@ func TestDownloadThenRestoreWithQuorum(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// One share is not a quorum: refused, the pool stays inactive.
-	if err := restore(t, s, b, blob, c[1]); !errors.Is(err, ErrBadParameter) {
-		t.Fatalf("Upload(1 share) = %v; want ErrBadParameter", err)
+	// One share is not a quorum: the restore refuses, the pool stays inactive.
+	if err := restore(t, s, b, blob, c[1]); !errors.Is(err, azsd.ErrInvalid) {
+		t.Fatalf("restore(1 share) = %v; want azsd.ErrInvalid", err)
 	}
-	// Two copies of the same share are not a quorum either.
-	if err := restore(t, s, b, blob, c[1], c[1]); !errors.Is(err, ErrBadParameter) {
-		t.Fatalf("Upload(same share twice) = %v; want ErrBadParameter", err)
+	// Two copies of the same share are not a quorum either; nor is a key of no share.
+	if err := restore(t, s, b, blob, c[1], c[1]); !errors.Is(err, azsd.ErrInvalid) {
+		t.Fatalf("restore(same share twice) = %v; want azsd.ErrInvalid", err)
+	}
+	if err := restore(t, s, b, blob, c[1], c[3]); !errors.Is(err, azsd.ErrInvalid) {
+		t.Fatalf("restore(a share and a stranger) = %v; want azsd.ErrInvalid", err)
 	}
 	if ok, _ := s.Active(ctx, b); ok {
 		t.Fatal("pool b active after failed uploads")
@@ -167,7 +201,13 @@ func TestDownloadRefusesBadInput(t *testing.T) {
 	padded := jwks(c[0], c[1], c[2])
 	padded[0].E = "AQAB=="
 	noKey := jwks(c[0], c[1], c[2])
-	noKey[0].N, noKey[0].E = "", ""
+	noKey[0].N, noKey[0].E, noKey[0].X5c = "", "", nil
+	noCert := jwks(c[0], c[1], c[2])
+	noCert[1].X5c = nil
+	badX5t := jwks(c[0], c[1], c[2])
+	badX5t[2].X5tS256 = "47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU"
+	otherCert := jwks(c[0], c[1], c[2])
+	otherCert[0].X5c = jwks(c[3])[0].X5c
 	badX5c := jwks(c[0], c[1], c[2])
 	badX5c[0].X5c = []string{"bm90IGEgY2VydA=="}
 	small, _ := rsa.GenerateKey(rand.Reader, 1024)
@@ -187,6 +227,9 @@ func TestDownloadRefusesBadInput(t *testing.T) {
 		{"fail/bad-base64", badN, 2},
 		{"fail/padded-base64", padded, 2},
 		{"fail/no-key", noKey, 2},
+		{"fail/no-certificate", noCert, 2},
+		{"fail/x5t-not-the-certificate", badX5t, 2},
+		{"fail/certificate-of-another-key", otherCert, 2},
 		{"fail/bad-x5c", badX5c, 2},
 		{"fail/rsa-1024", jwks(c[0], c[1], small), 2},
 		{"fail/long-kid", longKid, 2},
@@ -202,50 +245,177 @@ func TestDownloadRefusesBadInput(t *testing.T) {
 	}
 }
 
-func TestUploadRefusesTamperedBlob(t *testing.T) {
+// TestUploadRefusesBadRestoreBlob: a restore blob that was changed, is wrapped to another
+// exchange key, or holds no Coffer domain is refused, and the pool stays inactive.
+func TestUploadRefusesBadRestoreBlob(t *testing.T) {
 	ctx := context.Background()
 	s := newService()
 	c := testCustodians(t)
-	blob, err := s.Download(ctx, pool("a"), jwks(c[0], c[1], c[2]), 2)
+	b := pool("b")
+	file, err := s.Download(ctx, pool("a"), jwks(c[0], c[1], c[2]), 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var b sdblob.Blob
-	json.Unmarshal([]byte(blob), &b)
-	// A changed quorum: the shares are right, but the MAC covers the quorum.
-	b.Required = 3
-	raised, _ := json.Marshal(b)
-	if err := restore(t, s, pool("b"), string(raised), c[0], c[1], c[2]); !errors.Is(err, ErrBadParameter) {
-		t.Errorf("Upload(quorum changed) = %v; want ErrBadParameter", err)
-	}
-	// A flipped bit in the check value.
-	json.Unmarshal([]byte(blob), &b)
-	mac, _ := base64.RawURLEncoding.DecodeString(b.Check)
-	mac[0] ^= 1
-	b.Check = base64.RawURLEncoding.EncodeToString(mac)
-	flipped, _ := json.Marshal(b)
-	if err := restore(t, s, pool("b"), string(flipped), c[0], c[1]); !errors.Is(err, ErrBadParameter) {
-		t.Errorf("Upload(check flipped) = %v; want ErrBadParameter", err)
-	}
-	if ok, _ := s.Active(ctx, pool("b")); ok {
-		t.Fatal("pool b active after tampered uploads")
-	}
-	// Garbage and oversized uploads.
-	for _, text := range []string{"", "{}", `{"format":"coffer-sd-upload/1"}`, strings.Repeat("a", sdblob.MaxLen+1)} {
-		if err := s.Upload(ctx, pool("b"), text); !errors.Is(err, ErrBadParameter) {
-			t.Errorf("Upload(%.20q) = %v; want ErrBadParameter", text, err)
-		}
-	}
-	// Shares wrapped to another key than the pool's transfer key.
-	other, _ := rsa.GenerateKey(rand.Reader, 2048)
-	bb, _ := sdblob.ParseBlob(blob)
-	s0, _ := sdblob.DecryptShare(bb, c[0])
-	s1, _ := sdblob.DecryptShare(bb, c[1])
-	up, _ := sdblob.BuildUpload(blob, &other.PublicKey, [][]byte{s0, s1})
-	if _, err := s.TransferKey(ctx, pool("b")); err != nil {
+	good, err := restoreBlob(t, s, b, file, c[0], c[1])
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Upload(ctx, pool("b"), up); !errors.Is(err, ErrBadParameter) {
-		t.Errorf("Upload(wrong transfer key) = %v; want ErrBadParameter", err)
+	edit := func(mod func(rb map[string]map[string]any)) string {
+		var rb map[string]map[string]any
+		json.Unmarshal([]byte(good), &rb)
+		mod(rb)
+		out, _ := json.Marshal(rb)
+		return string(out)
 	}
+	flip := func(s string) string {
+		b := []byte(s)
+		i := strings.LastIndexByte(s, '.') - 5
+		if b[i] == 'A' {
+			b[i] = 'B'
+		} else {
+			b[i] = 'A'
+		}
+		return string(b)
+	}
+	// Data that are not a Coffer domain, under a valid wrapping: made as a custodian could.
+	custodiansOf := func(keys ...*rsa.PrivateKey) []azsd.Custodian {
+		var out []azsd.Custodian
+		for _, k := range keys {
+			out = append(out, azsd.Custodian{Key: &k.PublicKey, X5tS256: azsd.CertThumbprint(custodianCert[k])})
+		}
+		return out
+	}
+	foreign := func(secrets ...azsd.Secret) string {
+		f, err := azsd.Make(secrets, custodiansOf(c[0], c[1], c[2]), 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rb, err := restoreBlob(t, s, b, f, c[0], c[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rb
+	}
+	otherPool := pool("other")
+	wrongExchange, err := restoreBlob(t, s, otherPool, file, c[0], c[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, text string }{
+		{"fail/empty", ""},
+		{"fail/empty-object", "{}"},
+		{"fail/garbage", "garbage"},
+		{"fail/oversized", strings.Repeat("a", 64<<10+1)},
+		{"fail/v1-empty", `{"format":"coffer-sd-upload/1"}`},
+		{"fail/the-security-domain-itself", file},
+		{"fail/wrapped-key-changed", edit(func(rb map[string]map[string]any) {
+			rb["WrappedKey"]["enc_key"] = flip(rb["WrappedKey"]["enc_key"].(string))
+		})},
+		{"fail/datum-changed", edit(func(rb map[string]map[string]any) {
+			d := rb["EncData"]["data"].([]any)[0].(map[string]any)
+			d["compact_jwe"] = flip(d["compact_jwe"].(string))
+		})},
+		{"fail/tag-changed", edit(func(rb map[string]map[string]any) {
+			rb["EncData"]["data"].([]any)[0].(map[string]any)["tag"] = "coffer-sd/3"
+		})},
+		{"fail/kdf-changed", edit(func(rb map[string]map[string]any) { rb["EncData"]["kdf"] = "hkdf" })},
+		{"fail/unknown-member", edit(func(rb map[string]map[string]any) { rb["WrappedKey"]["extra"] = "x" })},
+		{"fail/another-exchange-key", wrongExchange},
+		{"fail/exchange-thumbprint-swapped", edit(func(rb map[string]map[string]any) {
+			var o map[string]map[string]any
+			json.Unmarshal([]byte(wrongExchange), &o)
+			rb["WrappedKey"]["x5t_256"] = o["WrappedKey"]["x5t_256"]
+		})},
+		{"fail/not-a-domain", foreign(azsd.Secret{Tag: sdblob.DomainTag, Plaintext: []byte("garbage")})},
+		{"fail/domain-key-short", foreign(azsd.Secret{Tag: sdblob.DomainTag, Plaintext: []byte(`{"domain_id":"9ea0af3a-29bf-44cb-bda9-2f27c2783100","domain_key":"AAAA","required":2}`)})},
+		{"fail/other-tag", foreign(azsd.Secret{Tag: "mhsm-domain", Plaintext: []byte("x")})},
+		{"fail/extra-datum", foreign(azsd.Secret{Tag: "mhsm-domain", Plaintext: []byte("x")}, azsd.Secret{Tag: sdblob.DomainTag, Plaintext: []byte("x")})},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := s.Upload(ctx, b, tc.text)
+			if !errors.Is(err, ErrBadParameter) {
+				t.Errorf("Upload = %v; want ErrBadParameter", err)
+			}
+			if err != nil && strings.Contains(err.Error(), "{") {
+				t.Errorf("Upload error %q quotes input", err)
+			}
+		})
+	}
+	if ok, _ := s.Active(ctx, b); ok {
+		t.Fatal("pool b active after refused uploads")
+	}
+	// The good one still works: nothing above consumed the transfer key.
+	if err := s.Upload(ctx, b, good); err != nil {
+		t.Fatalf("Upload(good) = %v", err)
+	}
+	ka, _ := s.BackupKey(ctx, pool("a"))
+	kb, _ := s.BackupKey(ctx, b)
+	if !bytes.Equal(ka, kb) {
+		t.Error("pool b's domain is not pool a's")
+	}
+	// Uploading again into the now active pool: ErrActivated.
+	if err := s.Upload(ctx, b, good); !errors.Is(err, ErrActivated) {
+		t.Errorf("Upload(active pool) = %v; want ErrActivated", err)
+	}
+}
+
+// TestUploadBeforeTransferKey: a pool that never published a transfer key takes no upload.
+func TestUploadBeforeTransferKey(t *testing.T) {
+	ctx := context.Background()
+	s := newService()
+	c := testCustodians(t)
+	file, _ := s.Download(ctx, pool("a"), jwks(c[0], c[1], c[2]), 2)
+	other := newService() // the same custodians restore for another installation's pool
+	rb, err := restoreBlob(t, other, pool("b"), file, c[0], c[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Upload(ctx, pool("b"), rb); !errors.Is(err, ErrBadParameter) {
+		t.Errorf("Upload(no transfer key) = %v; want ErrBadParameter", err)
+	}
+}
+
+// TestTransferKeyWithoutCertificate: a transfer key made before certificates (state without
+// transferCert) gets one on the next GET, the same key, and then takes a restore blob.
+func TestTransferKeyWithoutCertificate(t *testing.T) {
+	ctx := context.Background()
+	s := newService()
+	c := testCustodians(t)
+	b := pool("b")
+	file, _ := s.Download(ctx, pool("a"), jwks(c[0], c[1], c[2]), 2)
+	tk, err := s.TransferKey(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, st, _ := s.read(ctx, b)
+	st.TransferCert = nil
+	if err := s.write(ctx, p, &st); err != nil {
+		t.Fatal(err)
+	}
+	// A restore blob for the key's new certificate, before the pool stored it: refused.
+	f, _ := azsd.ParseFile([]byte(file))
+	priv, _ := s.transferKeyForTest(ctx, b)
+	der, _ := s.transferCert(b, priv)
+	cert, _ := x509.ParseCertificate(der)
+	early, err := azsd.Restore(f, []azsd.Holder{{Key: c[0]}, {Key: c[1]}}, cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Upload(ctx, b, early); !errors.Is(err, ErrBadParameter) {
+		t.Errorf("Upload(before the certificate exists) = %v; want ErrBadParameter", err)
+	}
+	tk2, err := s.TransferKey(ctx, b)
+	if err != nil || tk2.N != tk.N || len(tk2.X5c) != 1 {
+		t.Fatalf("TransferKey after the upgrade = %+v, %v; want the same key with a certificate", tk2, err)
+	}
+	if err := restore(t, s, b, file, c[2], c[0]); err != nil {
+		t.Fatalf("restore = %v", err)
+	}
+}
+
+func (s *Service) transferKeyForTest(ctx context.Context, v tenancy.Vault) (*rsa.PrivateKey, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k, _, err := s.transferKey(ctx, v, false)
+	return k, err
 }

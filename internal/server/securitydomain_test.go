@@ -7,17 +7,23 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"math/big"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 
 	"github.com/coffer-kms/coffer/internal/authz"
+	"github.com/coffer-kms/coffer/internal/azsd"
 	"github.com/coffer-kms/coffer/internal/sdblob"
 	"github.com/coffer-kms/coffer/internal/tenancy"
 )
@@ -82,12 +88,38 @@ func errCode(m map[string]any) string {
 	return code
 }
 
+// custodianJWK is k as `az keyvault security-domain download` names it: n/e and its
+// self-signed certificate (custodianCert).
+func custodianJWK(t *testing.T, k *rsa.PrivateKey) sdblob.JWK {
+	t.Helper()
+	j := sdblob.PublicJWK(&k.PublicKey)
+	j.X5c = []string{base64.StdEncoding.EncodeToString(custodianCert(t, k))}
+	return j
+}
+
+var custodianCerts sync.Map // *rsa.PrivateKey → DER
+
+// custodianCert is a self-signed certificate of k, made once per key.
+func custodianCert(t *testing.T, k *rsa.PrivateKey) []byte {
+	t.Helper()
+	if der, ok := custodianCerts.Load(k); ok {
+		return der.([]byte)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "custodian"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	custodianCerts.Store(k, der)
+	return der
+}
+
 // download downloads pool's security domain for custodians with quorum required.
 func (c *sdCaller) download(t *testing.T, pool string, required int, custodians ...*rsa.PrivateKey) string {
 	t.Helper()
 	var certs []sdblob.JWK
 	for _, k := range custodians {
-		certs = append(certs, sdblob.PublicJWK(&k.PublicKey))
+		certs = append(certs, custodianJWK(t, k))
 	}
 	status, out, h := c.call(t, "POST", pool, "/securitydomain/download", map[string]any{"certificates": certs, "required": required})
 	blob, _ := out["value"].(string)
@@ -100,38 +132,67 @@ func (c *sdCaller) download(t *testing.T, pool string, required int, custodians 
 	return blob
 }
 
-// upload restores blob into pool with the shares of holders, as `coffer hsm sd upload` does.
-func (c *sdCaller) upload(t *testing.T, pool, blob string, holders ...*rsa.PrivateKey) (int, map[string]any) {
+// exchangeCert fetches pool's transfer key (GET /securitydomain/upload) and returns its
+// certificate, the exchange key of `az keyvault security-domain restore-blob`.
+func (c *sdCaller) exchangeCert(t *testing.T, pool string) *x509.Certificate {
 	t.Helper()
 	status, out, _ := c.call(t, "GET", pool, "/securitydomain/upload", nil)
-	if status != 200 || out["key_format"] != "jwk" {
-		t.Fatalf("transfer key = %d %v", status, out)
+	text, _ := out["transfer_key"].(string)
+	if status != 200 || out["key_format"] != "jwk" || text == "" {
+		t.Fatalf("transfer key = %d %v; want 200 with the JWK as JSON text", status, out)
 	}
-	raw, _ := json.Marshal(out["transfer_key"])
 	var tk sdblob.JWK
-	json.Unmarshal(raw, &tk)
-	pub, err := tk.PublicKey()
+	if err := json.Unmarshal([]byte(text), &tk); err != nil {
+		t.Fatalf("transfer_key: %v", err)
+	}
+	cert, err := tk.Certificate()
 	if err != nil {
 		t.Fatalf("transfer key: %v", err)
 	}
-	b, err := sdblob.ParseBlob(blob)
+	return cert
+}
+
+// restoreBlob is what a quorum of holders makes of file for pool (the Azure CLI's
+// restore-blob, azsd.Restore); err is its refusal.
+func (c *sdCaller) restoreBlob(t *testing.T, pool, file string, holders ...*rsa.PrivateKey) (string, error) {
+	t.Helper()
+	f, err := azsd.ParseFile([]byte(file))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var shares [][]byte
+	var hs []azsd.Holder
 	for _, h := range holders {
-		s, err := sdblob.DecryptShare(b, h)
-		if err != nil {
-			t.Fatal(err)
-		}
-		shares = append(shares, s)
+		hs = append(hs, azsd.Holder{Key: h, X5tS256: azsd.CertThumbprint(custodianCert(t, h))})
 	}
-	up, err := sdblob.BuildUpload(blob, pub, shares)
+	return azsd.Restore(f, hs, c.exchangeCert(t, pool))
+}
+
+// upload restores file into pool with the keys of holders, as `az keyvault security-domain
+// upload` does: restore-blob, then POST /securitydomain/upload. When the restore itself
+// refuses (too few holders) it answers 0.
+func (c *sdCaller) upload(t *testing.T, pool, file string, holders ...*rsa.PrivateKey) (int, map[string]any) {
+	t.Helper()
+	rb, err := c.restoreBlob(t, pool, file, holders...)
 	if err != nil {
-		t.Fatal(err)
+		return 0, map[string]any{"restore-blob": err.Error()}
 	}
-	status, out, _ = c.call(t, "POST", pool, "/securitydomain/upload", map[string]string{"value": up})
+	status, out, _ := c.call(t, "POST", pool, "/securitydomain/upload", map[string]string{"value": rb})
 	return status, out
+}
+
+// signsAs checks that the key name of client signs (PS256) under the public key want: a
+// key restored into another pool is the original key.
+func signsAs(t *testing.T, client *azkeys.Client, name string, want *azkeys.JSONWebKey) {
+	t.Helper()
+	digest := sha256.Sum256([]byte("restored"))
+	sig, err := client.Sign(context.Background(), name, "", azkeys.SignParameters{Algorithm: to.Ptr(azkeys.SignatureAlgorithmPS256), Value: digest[:]}, nil)
+	if err != nil {
+		t.Fatalf("Sign in the restored pool = %v", err)
+	}
+	pub := &rsa.PublicKey{N: new(big.Int).SetBytes(want.N), E: int(new(big.Int).SetBytes(want.E).Int64())}
+	if err := rsa.VerifyPSS(pub, crypto.SHA256, digest[:], sig.Result, nil); err != nil {
+		t.Errorf("the restored key's signature does not verify with the original public key: %v", err)
+	}
 }
 
 func custodianKeys(t *testing.T, n int) []*rsa.PrivateKey {
@@ -187,9 +248,9 @@ func testSecurityDomainRestore(t *testing.T, ts *testServer, kty azkeys.KeyType)
 		t.Fatalf("BackupKey = %v", err)
 	}
 
-	// Pool B: one share is not a quorum.
-	if status, out := c.upload(t, "sdb", blob, holders[1]); status != 400 || errCode(out) != "BadParameter" {
-		t.Fatalf("upload with 1 share = %d %v; want 400 BadParameter", status, out)
+	// Pool B: one share is not a quorum (restore-blob refuses it).
+	if status, out := c.upload(t, "sdb", blob, holders[1]); status != 0 {
+		t.Fatalf("upload with 1 share = %d %v; want a refusal of the restore", status, out)
 	}
 	_, err = poolB.RestoreKey(ctx, azkeys.RestoreKeyParameters{KeyBackup: backup.Value}, nil)
 	wantCode(t, err, 403, "Forbidden")
@@ -206,15 +267,7 @@ func testSecurityDomainRestore(t *testing.T, ts *testServer, kty azkeys.KeyType)
 	if _, err := poolB.RestoreKey(ctx, azkeys.RestoreKeyParameters{KeyBackup: backup.Value}, nil); err != nil {
 		t.Fatalf("RestoreKey into the pool with the same domain = %v", err)
 	}
-	digest := sha256.Sum256([]byte("same domain"))
-	sig, err := poolB.Sign(ctx, "k", "", azkeys.SignParameters{Algorithm: to.Ptr(azkeys.SignatureAlgorithmPS256), Value: digest[:]}, nil)
-	if err != nil {
-		t.Fatalf("Sign in the restored pool = %v", err)
-	}
-	pub := &rsa.PublicKey{N: new(big.Int).SetBytes(k.Key.N), E: int(new(big.Int).SetBytes(k.Key.E).Int64())}
-	if err := rsa.VerifyPSS(pub, crypto.SHA256, digest[:], sig.Result, nil); err != nil {
-		t.Errorf("the restored key's signature does not verify with the original public key: %v", err)
-	}
+	signsAs(t, poolB, "k", k.Key)
 
 	// Pool C has a domain of its own: the backup is refused there.
 	c.download(t, "sdc", 2, holders...)
@@ -226,16 +279,26 @@ func testSecurityDomainRestore(t *testing.T, ts *testServer, kty azkeys.KeyType)
 // Vault's shape and leaves the pool inactive.
 func TestSecurityDomainRefusesBadInput(t *testing.T) {
 	ts := startDev(t)
-	c := sdPools(t, ts, "sdbad", "sdsrc")
+	c := sdPools(t, ts, "sdbad", "sdsrc", "sdother")
 	ks := custodianKeys(t, 4)
-	jwk := func(k *rsa.PrivateKey) sdblob.JWK { return sdblob.PublicJWK(&k.PublicKey) }
+	jwk := func(k *rsa.PrivateKey) sdblob.JWK { return custodianJWK(t, k) }
 	badN := jwk(ks[2])
 	badN.N = "not base64!"
+	noCert := jwk(ks[2])
+	noCert.X5c = nil
 	blob := c.download(t, "sdsrc", 2, ks[0], ks[1], ks[2])
-	var tampered sdblob.Blob
-	json.Unmarshal([]byte(blob), &tampered)
-	tampered.Shares[2].Kid = "changed"
-	swapped, _ := json.Marshal(tampered)
+	good, err := c.restoreBlob(t, "sdbad", blob, ks[0], ks[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rb azsd.RestoreBlob
+	json.Unmarshal([]byte(good), &rb)
+	rb.EncData.Data[0].CompactJWE = rb.EncData.Data[0].CompactJWE[:len(rb.EncData.Data[0].CompactJWE)-2] + "AA"
+	tampered, _ := json.Marshal(rb)
+	wrongPool, err := c.restoreBlob(t, "sdother", blob, ks[0], ks[1])
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	for _, tc := range []struct {
 		name   string
@@ -246,11 +309,15 @@ func TestSecurityDomainRefusesBadInput(t *testing.T) {
 		{"fail/two-keys", "/securitydomain/download", map[string]any{"certificates": []sdblob.JWK{jwk(ks[0]), jwk(ks[1])}, "required": 2}, 400},
 		{"fail/quorum-above-keys", "/securitydomain/download", map[string]any{"certificates": []sdblob.JWK{jwk(ks[0]), jwk(ks[1]), jwk(ks[2])}, "required": 4}, 400},
 		{"fail/malformed-jwk", "/securitydomain/download", map[string]any{"certificates": []sdblob.JWK{jwk(ks[0]), jwk(ks[1]), badN}, "required": 2}, 400},
+		{"fail/no-certificate", "/securitydomain/download", map[string]any{"certificates": []sdblob.JWK{jwk(ks[0]), jwk(ks[1]), noCert}, "required": 2}, 400},
 		{"fail/unknown-field", "/securitydomain/download", map[string]any{"certificates": []sdblob.JWK{jwk(ks[0]), jwk(ks[1]), jwk(ks[2])}, "quorum": 2}, 400},
 		{"fail/not-json", "/securitydomain/download", []byte("{"), 400},
 		{"fail/oversized", "/securitydomain/download", []byte(`{"certificates":[{"kty":"RSA","kid":"` + strings.Repeat("a", 200<<10) + `"}]}`), 413},
 		{"fail/upload-no-value", "/securitydomain/upload", map[string]any{}, 400},
 		{"fail/upload-garbage", "/securitydomain/upload", map[string]any{"value": "garbage"}, 400},
+		{"fail/upload-tampered", "/securitydomain/upload", map[string]any{"value": string(tampered)}, 400},
+		{"fail/upload-other-exchange-key", "/securitydomain/upload", map[string]any{"value": wrongPool}, 400},
+		{"fail/upload-the-download", "/securitydomain/upload", map[string]any{"value": blob}, 400},
 		{"fail/upload-oversized", "/securitydomain/upload", []byte(`{"value":"` + strings.Repeat("a", 300<<10) + `"}`), 413},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -260,14 +327,13 @@ func TestSecurityDomainRefusesBadInput(t *testing.T) {
 			}
 		})
 	}
-	// A tampered blob (a field the MAC covers changed) fails even with a quorum.
-	if status, out := c.upload(t, "sdbad", string(swapped), ks[0], ks[1]); status != 400 || errCode(out) != "BadParameter" {
-		t.Errorf("upload of a tampered blob = %d %v; want 400", status, out)
-	}
-	// Nothing changed: the pool is still inactive.
-	_, err := azkeysClient(t, ts, "https://sdbad.managedhsm.localhost:"+ts.resources().port+"/").CreateKey(context.Background(), "k", azkeys.CreateKeyParameters{Kty: to.Ptr(azkeys.KeyTypeRSA)}, nil)
+	// Nothing changed: the pool is still inactive, and the good restore blob still works.
+	_, err = azkeysClient(t, ts, "https://sdbad.managedhsm.localhost:"+ts.resources().port+"/").CreateKey(context.Background(), "k", azkeys.CreateKeyParameters{Kty: to.Ptr(azkeys.KeyTypeRSA)}, nil)
 	wantCode(t, err, 403, "Forbidden")
 	if ok, _ := ts.sd.Active(context.Background(), tenancy.Vault{Kind: tenancy.KindManagedHSM, TenantID: ts.Dev.Credentials.TenantID, Name: "sdbad"}); ok {
 		t.Error("sdbad is active")
+	}
+	if status, out, _ := c.call(t, "POST", "sdbad", "/securitydomain/upload", map[string]any{"value": good}); status != 202 {
+		t.Errorf("upload of the good restore blob after the refusals = %d %v; want 202", status, out)
 	}
 }
