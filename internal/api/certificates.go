@@ -9,6 +9,7 @@ import (
 	"github.com/coffer-kms/coffer/internal/authz"
 	"github.com/coffer-kms/coffer/internal/certificates"
 	"github.com/coffer-kms/coffer/internal/keys"
+	"github.com/coffer-kms/coffer/internal/provider"
 	"github.com/coffer-kms/coffer/internal/secrets"
 	"github.com/coffer-kms/coffer/internal/tenancy"
 )
@@ -381,7 +382,9 @@ func mapCertsError(err error) error {
 			return &Error{Status: e.status, Code: e.code, Inner: e.inner, Message: publicMessage(err)}
 		}
 	}
-	if errors.Is(err, keys.ErrBadParameter) || errors.Is(err, keys.ErrConflict) {
+	// The managed key's refusals, and its HSM's: a key whose token object is gone (a reused
+	// or pending HSM key), a token that is unavailable (503).
+	if errors.Is(err, keys.ErrBadParameter) || errors.Is(err, keys.ErrConflict) || errors.Is(err, keys.ErrKeyMaterialGone) || errors.Is(err, provider.ErrUnavailable) {
 		return mapKeysError(err)
 	}
 	if errors.Is(err, secrets.ErrBadParameter) || errors.Is(err, secrets.ErrConflict) {

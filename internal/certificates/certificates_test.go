@@ -81,8 +81,6 @@ func TestPolicyDefaultsAndRejects(t *testing.T) {
 		"unknown action":       {X509Props: &X509Props{Subject: "CN=x"}, LifetimeActions: []LifetimeAction{{Trigger: Trigger{LifetimePercentage: intPtr(80)}, Action: Action{ActionType: "Explode"}}}},
 		"issuer name pattern":  {Issuer: &IssuerParams{Name: "no_underscores"}, X509Props: &X509Props{Subject: "CN=x"}},
 		"exportable hsm key":   {KeyProps: &KeyProps{Kty: "RSA-HSM", Exportable: boolp(true)}, X509Props: &X509Props{Subject: "CN=x"}},
-		"hsm key + reuse":      {KeyProps: &KeyProps{Kty: "EC-HSM", ReuseKey: boolp(true)}, X509Props: &X509Props{Subject: "CN=x"}},
-		"hsm key + Unknown":    {KeyProps: &KeyProps{Kty: "RSA-HSM"}, Issuer: &IssuerParams{Name: "Unknown"}, X509Props: &X509Props{Subject: "CN=x"}},
 		"ec size/curve differ": {KeyProps: &KeyProps{Kty: "EC", Crv: "P-384", KeySize: intPtr(256)}, X509Props: &X509Props{Subject: "CN=x"}},
 	}
 	for name, p := range bad {
@@ -201,9 +199,9 @@ func TestNoKeyMaterialOutsideTheSecret(t *testing.T) {
 	}
 }
 
-// TestBackupBlobRules: a tampered blob and a blob of another tenant restore nothing.
-func TestBackupBlobRules(t *testing.T) {
-	e := newEnv(t)
+// backedUp creates certificate "b" and returns its backup.
+func backedUp(t *testing.T, e *env) BackupResult {
+	t.Helper()
 	ctx := context.Background()
 	if _, err := e.certs.Create(ctx, e.vault, base, "b", CreateParams{Policy: ecPolicy(true)}); err != nil {
 		t.Fatal(err)
@@ -212,6 +210,14 @@ func TestBackupBlobRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return bk
+}
+
+// TestBackupBlobRules: a tampered blob and a blob of another tenant restore nothing.
+func TestBackupBlobRules(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	bk := backedUp(t, e)
 	other := tenancy.Vault{TenantID: "t2", Kind: tenancy.KindVault, Name: "v2"}
 	if _, err := e.certs.Restore(ctx, other, base, bk.Value); !errors.Is(err, ErrBadParameter) {
 		t.Errorf("restore into another tenant = %v; want ErrBadParameter", err)
@@ -278,5 +284,72 @@ func TestRunDueKeepsEntriesOnStorageFailure(t *testing.T) {
 	}
 	if _, _, purged, err := e.certs.RunDue(ctx, later); err != nil || purged != 1 {
 		t.Fatalf("RunDue after storage recovered = purged %d, %v; want 1 (the entry was kept)", purged, err)
+	}
+}
+
+// TestBackupBodyVersions: a body must say which versions have HSM keys: a version without a
+// private key in a body without "v":2, a "v":2 body without the HSM key's backup, an
+// unknown body version or a leaf position outside the chain are refused as corrupt, and
+// nothing is restored.
+func TestBackupBodyVersions(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	bk := backedUp(t, e)
+	aad := []byte(backupAAD + e.vault.TenantID)
+	plain, err := e.certs.backup.Open(bk.Value, aad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := tenancy.Vault{TenantID: e.vault.TenantID, Kind: tenancy.KindVault, Name: "v2"}
+	for name, change := range map[string]func(*backupBody){
+		"ok/as made":         func(*backupBody) {},
+		"fail/no key, v1":    func(b *backupBody) { b.Versions[0].Key = nil },
+		"fail/v2, no hsmKey": func(b *backupBody) { b.V = backupBodyHSM },
+		"fail/v3":            func(b *backupBody) { b.V = 3 },
+		"fail/leafAt":        func(b *backupBody) { b.Versions[0].LeafAt = len(b.Versions[0].Chain) },
+	} {
+		var body backupBody
+		if err := json.Unmarshal(plain, &body); err != nil {
+			t.Fatal(err)
+		}
+		change(&body)
+		b, _ := json.Marshal(body)
+		blob, err := e.certs.backup.Seal(b, aad)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = e.certs.Restore(ctx, other, base, blob)
+		if strings.HasPrefix(name, "ok/") {
+			if err != nil {
+				t.Errorf("%s: Restore = %v", name, err)
+			}
+			if _, err := e.certs.Delete(ctx, other, base, "b"); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.certs.Purge(ctx, other, base, "b"); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if !errors.Is(err, ErrBadParameter) {
+			t.Errorf("%s: Restore = %v; want ErrBadParameter", name, err)
+		}
+		if _, err := e.certs.Get(ctx, other, base, "b", ""); !errors.Is(err, ErrNotFound) {
+			t.Errorf("%s: a refused restore left a certificate: %v", name, err)
+		}
+	}
+}
+
+// TestHSMPoliciesNormalize: HSM key policies may reuse keys and use the Unknown issuer
+// (the key is made in the HSM, the CSR signed there); they still cannot be exportable.
+func TestHSMPoliciesNormalize(t *testing.T) {
+	for name, p := range map[string]*Policy{
+		"hsm key + reuse":   {KeyProps: &KeyProps{Kty: "EC-HSM", ReuseKey: boolp(true)}, X509Props: &X509Props{Subject: "CN=x"}},
+		"hsm key + Unknown": {KeyProps: &KeyProps{Kty: "RSA-HSM"}, Issuer: &IssuerParams{Name: "Unknown"}, X509Props: &X509Props{Subject: "CN=x"}},
+	} {
+		got, err := normalizePolicy(p)
+		if err != nil || *got.KeyProps.Exportable {
+			t.Errorf("%s: normalizePolicy = %v; want accepted, not exportable", name, err)
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/coffer-kms/coffer/internal/attrs"
@@ -100,6 +101,9 @@ type newVersionDraft struct {
 	chain    []*x509.Certificate
 	enabled  bool
 	tags     map[string]string
+	// preserve is preserveCertOrder; leafAt is where the leaf was in the chain as given.
+	preserve bool
+	leafAt   int
 }
 
 // commitVersion stores a new certificate version with its managed key and secret in one
@@ -134,7 +138,7 @@ func (s *Service) commitVersion(ctx context.Context, sc scope, lc, name string, 
 			return CertificateBundle{}, err
 		}
 	}
-	value, err := pki.Encode(contentType, contentKey, d.chain)
+	value, err := pki.EncodeAt(contentType, contentKey, d.chain, d.leafAt)
 	if err != nil {
 		s.keys.DiscardManaged(ctx, prepared)
 		return CertificateBundle{}, fmt.Errorf("certificates: encode the certificate content: %w", err)
@@ -145,7 +149,7 @@ func (s *Service) commitVersion(ctx context.Context, sc scope, lc, name string, 
 		chain[i] = c.Raw
 	}
 	ver := versionRecord{
-		Version: d.version, Chain: chain, Key: pkcs8, ContentType: contentType,
+		Version: d.version, Chain: chain, Key: pkcs8, ContentType: contentType, PreserveOrder: d.preserve, LeafAt: d.leafAt,
 		Enabled: d.enabled, NotBefore: nbf, Expires: exp, Created: now, Updated: now, Tags: attrs.CopyTags(d.tags),
 	}
 	var out CertificateBundle
@@ -289,43 +293,14 @@ func (s *Service) Create(ctx context.Context, v tenancy.Vault, base, name string
 	if err != nil {
 		return Operation{}, err
 	}
-	key := d.key
-	pending := &pendingRecord{RequestID: records.NewVersion(), Issuer: *policy.Issuer, Enabled: enabled, Tags: attrs.CopyTags(p.Tags)}
+	d.preserve = p.PreserveCertOrder != nil && *p.PreserveCertOrder
+	pending := &pendingRecord{RequestID: records.NewVersion(), Issuer: *policy.Issuer, Enabled: enabled, Tags: attrs.CopyTags(p.Tags), PreserveOrder: d.preserve}
 	now := s.clock().Unix()
 	if policy.Issuer.Name == IssuerUnknown {
-		csr, err := pki.CSR(profile(policy), key)
+		out, err := s.startCSR(ctx, sc, lc, name, policy, &d, pending)
 		if err != nil {
-			return Operation{}, badParam("The CSR cannot be built from the policy: %s", err.Error())
+			s.keys.DiscardManaged(ctx, d.prepared)
 		}
-		pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
-		if err != nil {
-			return Operation{}, fmt.Errorf("certificates: encode the private key: %w", err)
-		}
-		defer clear(pkcs8)
-		pending.Status, pending.StatusDetails, pending.CSR, pending.Key = statusInProgress, "Pending certificate created. Please Perform Merge to complete the request.", csr, pkcs8
-		var out Operation
-		err = s.store.Txn(ctx, func(tx storage.Tx) error {
-			m, err := readCert(ctx, tx, sc, lc, name)
-			switch {
-			case isNotFound(err):
-				m = &certRecord{Name: name, PolicyCreated: now}
-			case err != nil:
-				return err
-			case m.Deleted != nil:
-				return lifecycle.Deleted(m.Name)
-			case m.Pending != nil && m.Pending.Status == statusInProgress:
-				return errorf(ErrConflict, "Certificate %s has an operation in progress: merge, cancel or delete it first.", m.Name)
-			}
-			m.Policy, m.PolicyUpdated, m.Pending = policy, now, pending
-			if err := tx.Put(ctx, sc.liveIndex()+lc, nil); err != nil {
-				return err
-			}
-			if err := records.Put(ctx, tx, sc.metaPath(lc), m); err != nil {
-				return err
-			}
-			out = sc.operation(m)
-			return nil
-		})
 		return out, err
 	}
 	if err := s.issueDraft(ctx, sc, policy, &d); err != nil {
@@ -348,48 +323,70 @@ func (s *Service) Create(ctx context.Context, v tenancy.Vault, base, name string
 	return sc.operation(meta2), nil
 }
 
+// startCSR stores the pending operation of an Unknown-issuer request for d's key: its CSR
+// and the key (PKCS#8, or the handle of the HSM key) until the merge.
+func (s *Service) startCSR(ctx context.Context, sc scope, lc, name string, policy *Policy, d *newVersionDraft, pending *pendingRecord) (Operation, error) {
+	csr, err := pki.CSR(profile(policy), d.key)
+	if err != nil {
+		return Operation{}, badParam("The CSR cannot be built from the policy: %s", err.Error())
+	}
+	if d.prepared != nil {
+		pending.KeyHandle, pending.KeyReused = d.prepared.Handle(), d.prepared.ReusedFrom()
+	} else {
+		pkcs8, err := x509.MarshalPKCS8PrivateKey(d.key)
+		if err != nil {
+			return Operation{}, fmt.Errorf("certificates: encode the private key: %w", err)
+		}
+		defer clear(pkcs8)
+		pending.Key = pkcs8
+	}
+	pending.Status, pending.StatusDetails, pending.CSR = statusInProgress, "Pending certificate created. Please Perform Merge to complete the request.", csr
+	now := s.clock().Unix()
+	var out Operation
+	err = s.store.Txn(ctx, func(tx storage.Tx) error {
+		m, err := readCert(ctx, tx, sc, lc, name)
+		switch {
+		case isNotFound(err):
+			m = &certRecord{Name: name, PolicyCreated: now}
+		case err != nil:
+			return err
+		case m.Deleted != nil:
+			return lifecycle.Deleted(m.Name)
+		case m.Pending != nil && m.Pending.Status == statusInProgress:
+			return errorf(ErrConflict, "Certificate %s has an operation in progress: merge, cancel or delete it first.", m.Name)
+		}
+		m.Policy, m.PolicyUpdated, m.Pending = policy, now, pending
+		if err := tx.Put(ctx, sc.liveIndex()+lc, nil); err != nil {
+			return err
+		}
+		if err := records.Put(ctx, tx, sc.metaPath(lc), m); err != nil {
+			return err
+		}
+		out = sc.operation(m)
+		return nil
+	})
+	return out, err
+}
+
 // draftFor starts a new version: its id and key — the latest version's when the policy
-// reuses keys and it fits the policy, a new one otherwise; HSM key types are generated in the
-// provider (and sign through it), software keys here.
+// reuses keys and it fits the policy (reuseKey), a new one otherwise; HSM key types are
+// generated in the provider (and sign through it), software keys here.
 func (s *Service) draftFor(ctx context.Context, sc scope, lc, name string, meta *certRecord, p *Policy, enabled bool, tags map[string]string) (newVersionDraft, error) {
 	d := newVersionDraft{version: records.NewVersion(), enabled: enabled, tags: tags}
-	kp := p.KeyProps
-	if strings.HasSuffix(kp.Kty, "-HSM") {
-		spec := provider.KeySpec{Type: provider.KeyType(kp.Kty), Curve: provider.Curve(kp.Crv)}
-		if kp.KeySize != nil && kp.Crv == "" {
-			spec.Size = *kp.KeySize
-		}
-		ku, err := pki.KeyUsageBits(p.X509Props.KeyUsage)
-		if err != nil {
-			return d, badParam("key_usage: %s", err.Error())
-		}
-		if d.prepared, err = s.keys.PrepareManagedGenerate(ctx, sc.vault, sc.base, name, keys.ManagedKey{Version: d.version, KeyOps: keyOpsFor(ku), Enabled: enabled}, spec); err != nil {
-			return d, err
-		}
-		if d.key, err = d.prepared.Signer(ctx); err != nil {
-			s.keys.DiscardManaged(ctx, d.prepared)
-			return d, err
-		}
-		return d, nil
-	}
-	if *kp.ReuseKey && meta != nil && meta.Latest != "" {
+	if *p.KeyProps.ReuseKey && meta != nil && meta.Latest != "" {
 		ver, err := readVersion(ctx, s.store, sc, lc, meta, "")
 		if err != nil {
 			return d, err
 		}
-		if len(ver.Key) > 0 {
-			key, err := parseKey(ver.Key)
-			if err != nil {
-				return d, err
-			}
-			if keyMatchesPolicy(key, kp) {
-				d.key = key
-				return d, nil
-			}
+		if ok, err := s.reuseKey(ctx, sc, name, p, ver, &d); err != nil || ok {
+			return d, err
 		}
 	}
+	if isHSM(p.KeyProps) {
+		return d, s.generateHSM(ctx, sc, name, p, &d)
+	}
 	var err error
-	d.key, err = generateKey(kp)
+	d.key, err = generateKey(p.KeyProps)
 	return d, err
 }
 
@@ -420,13 +417,13 @@ func (s *Service) Merge(ctx context.Context, v tenancy.Vault, base, name string,
 	if err := checkTags(p.Tags); err != nil {
 		return CertificateBundle{}, err
 	}
-	chain := make([]*x509.Certificate, 0, len(p.X5C))
+	given := make([]*x509.Certificate, 0, len(p.X5C))
 	for i, der := range p.X5C {
 		c, err := x509.ParseCertificate(der)
 		if err != nil {
 			return CertificateBundle{}, badParam("x5c[%d] is not a DER X.509 certificate.", i)
 		}
-		chain = append(chain, c)
+		given = append(given, c)
 	}
 	meta, err := readCert(ctx, s.store, sc, lc, name)
 	if err != nil {
@@ -435,33 +432,41 @@ func (s *Service) Merge(ctx context.Context, v tenancy.Vault, base, name string,
 	if meta.Deleted != nil {
 		return CertificateBundle{}, lifecycle.Deleted(meta.Name)
 	}
-	if meta.Pending == nil || meta.Pending.Status != statusInProgress || len(meta.Pending.Key) == 0 {
+	pending := meta.Pending
+	if pending == nil || pending.Status != statusInProgress || (len(pending.Key) == 0 && len(pending.KeyHandle) == 0) {
 		return CertificateBundle{}, noOperation(meta.Name)
 	}
-	key, err := parseKey(meta.Pending.Key)
-	if err != nil {
-		return CertificateBundle{}, err
-	}
-	if !samePublic(chain[0].PublicKey, key.Public()) {
-		return CertificateBundle{}, badParam("The certificate in x5c[0] does not match the key of the pending request.")
-	}
-	enabled := meta.Pending.Enabled
+	enabled := pending.Enabled
 	if p.Attributes != nil && p.Attributes.Enabled != nil {
 		enabled = *p.Attributes.Enabled
 	}
-	tags := meta.Pending.Tags
+	d := newVersionDraft{version: records.NewVersion(), enabled: enabled, tags: pending.Tags, preserve: pending.PreserveOrder}
 	if p.Tags != nil {
-		tags = p.Tags
+		d.tags = p.Tags
 	}
-	requestID := meta.Pending.RequestID
-	return s.commitVersion(ctx, sc, lc, name, newVersionDraft{version: records.NewVersion(), key: key, chain: chain, enabled: enabled, tags: tags},
-		meta.Policy.SecretProps.ContentType, *meta.Policy.KeyProps.Exportable, func(m *certRecord) (*certRecord, error) {
-			if m == nil || m.Pending == nil || m.Pending.RequestID != requestID || m.Pending.Status != statusInProgress {
-				return nil, noOperation(name)
-			}
-			m.Pending.Status, m.Pending.StatusDetails, m.Pending.Target, m.Pending.Key = statusCompleted, "", sc.id(m.Name, ""), nil
-			return m, nil
-		})
+	if d.key, d.prepared, err = s.pendingKey(ctx, sc, name, pending, d.version, enabled); err != nil {
+		return CertificateBundle{}, err
+	}
+	leafAt := slices.IndexFunc(given, func(c *x509.Certificate) bool { return samePublic(c.PublicKey, d.key.Public()) })
+	if leafAt < 0 {
+		return CertificateBundle{}, badParam("No certificate in x5c is for the key of the pending request: merge the certificate the CA signed for its CSR.")
+	}
+	d.chain = pki.LeafFirst(given, leafAt)
+	if d.preserve {
+		d.leafAt = leafAt
+	}
+	if d.prepared != nil {
+		d.prepared.SetKeyOps(keyOpsFor(d.chain[0].KeyUsage))
+	}
+	requestID := pending.RequestID
+	return s.commitVersion(ctx, sc, lc, name, d, meta.Policy.SecretProps.ContentType, *meta.Policy.KeyProps.Exportable, func(m *certRecord) (*certRecord, error) {
+		if m == nil || m.Pending == nil || m.Pending.RequestID != requestID || m.Pending.Status != statusInProgress {
+			return nil, noOperation(name)
+		}
+		m.Pending.Status, m.Pending.StatusDetails, m.Pending.Target = statusCompleted, "", sc.id(m.Name, "")
+		m.Pending.Key, m.Pending.KeyHandle, m.Pending.KeyReused = nil, nil, ""
+		return m, nil
+	})
 }
 
 // Import stores a certificate with its private key from PFX or PEM content
@@ -478,7 +483,7 @@ func (s *Service) Import(ctx context.Context, v tenancy.Vault, base, name string
 	if err := checkTags(p.Tags); err != nil {
 		return CertificateBundle{}, err
 	}
-	priv, chain, contentType, err := pki.Decode(*p.Value, p.Password)
+	priv, chain, leafAt, contentType, err := pki.DecodeAt(*p.Value, p.Password)
 	if err != nil {
 		return CertificateBundle{}, badParam("The certificate content cannot be imported: %s", err.Error())
 	}
@@ -506,7 +511,11 @@ func (s *Service) Import(ctx context.Context, v tenancy.Vault, base, name string
 	}
 	enabled := p.Attributes == nil || p.Attributes.Enabled == nil || *p.Attributes.Enabled
 	now := s.clock().Unix()
-	return s.commitVersion(ctx, sc, lc, name, newVersionDraft{version: records.NewVersion(), key: key, chain: chain, enabled: enabled, tags: p.Tags},
+	d := newVersionDraft{version: records.NewVersion(), key: key, chain: chain, enabled: enabled, tags: p.Tags}
+	if p.PreserveCertOrder != nil && *p.PreserveCertOrder {
+		d.preserve, d.leafAt = true, leafAt
+	}
+	return s.commitVersion(ctx, sc, lc, name, d,
 		contentType, *policy.KeyProps.Exportable, func(m *certRecord) (*certRecord, error) {
 			if m == nil {
 				m = &certRecord{Name: name, PolicyCreated: now}

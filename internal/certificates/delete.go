@@ -19,6 +19,7 @@ func (s *Service) Delete(ctx context.Context, v tenancy.Vault, base, name string
 	}
 	now := s.clock()
 	var out DeletedCertificateBundle
+	var dropped []byte
 	err = s.store.Txn(ctx, func(tx storage.Tx) error {
 		meta, err := readLive(ctx, tx, sc, lc, name)
 		if err != nil {
@@ -32,6 +33,7 @@ func (s *Service) Delete(ctx context.Context, v tenancy.Vault, base, name string
 		if err := sc.certs().SoftDelete(ctx, tx, lc, meta, now, sc.retention(), entry); err != nil {
 			return err
 		}
+		dropped = dropPendingKey(meta.Pending)
 		meta.Pending = nil
 		if err := s.keys.DeleteManaged(ctx, tx, sc.vault, meta.Name); err != nil {
 			return err
@@ -48,6 +50,9 @@ func (s *Service) Delete(ctx context.Context, v tenancy.Vault, base, name string
 		out = sc.deletedBundle(meta, latest)
 		return nil
 	})
+	if err == nil {
+		s.discardPending(ctx, sc, name, dropped)
+	}
 	return out, err
 }
 

@@ -234,7 +234,8 @@ func (s *Service) GetOperation(ctx context.Context, v tenancy.Vault, base, name 
 }
 
 // UpdateOperation requests cancellation of an operation in progress
-// (UpdateCertificateOperation): it becomes cancelled and its CSR key is dropped.
+// (UpdateCertificateOperation): it becomes cancelled and its CSR key is dropped (an HSM
+// key made for it is destroyed in the token).
 func (s *Service) UpdateOperation(ctx context.Context, v tenancy.Vault, base, name string, p OperationUpdate) (Operation, error) {
 	if p.CancellationRequested == nil {
 		return Operation{}, badParam("cancellation_requested is missing.")
@@ -242,26 +243,29 @@ func (s *Service) UpdateOperation(ctx context.Context, v tenancy.Vault, base, na
 	return s.changeOperation(ctx, v, base, name, func(meta *certRecord) error {
 		if *p.CancellationRequested && meta.Pending.Status == statusInProgress {
 			meta.Pending.Cancel = true
-			meta.Pending.Status, meta.Pending.StatusDetails, meta.Pending.Key = statusCancelled, "The operation was cancelled.", nil
+			meta.Pending.Status, meta.Pending.StatusDetails = statusCancelled, "The operation was cancelled."
 		}
 		return nil
 	}, false)
 }
 
 // DeleteOperation removes the operation (DeleteCertificateOperation) and returns it; a
-// certificate that had no version yet disappears with it.
+// certificate that had no version yet disappears with it, and so does its CSR key.
 func (s *Service) DeleteOperation(ctx context.Context, v tenancy.Vault, base, name string) (Operation, error) {
 	return s.changeOperation(ctx, v, base, name, func(meta *certRecord) error { return nil }, true)
 }
 
-// changeOperation applies change to a certificate's operation in one transaction.
+// changeOperation applies change to a certificate's operation in one transaction. An
+// operation that is no longer in progress afterwards (or removed) loses its CSR key.
 func (s *Service) changeOperation(ctx context.Context, v tenancy.Vault, base, name string, change func(*certRecord) error, remove bool) (Operation, error) {
 	sc, lc, err := target(v, base, name)
 	if err != nil {
 		return Operation{}, err
 	}
 	var out Operation
+	var dropped []byte
 	err = s.store.Txn(ctx, func(tx storage.Tx) error {
+		dropped = nil
 		meta, err := readCert(ctx, tx, sc, lc, name)
 		if isNotFound(err) {
 			return noOperation(name)
@@ -275,6 +279,9 @@ func (s *Service) changeOperation(ctx context.Context, v tenancy.Vault, base, na
 		if err := change(meta); err != nil {
 			return err
 		}
+		if remove || meta.Pending.Status != statusInProgress {
+			dropped = dropPendingKey(meta.Pending)
+		}
 		out = sc.operation(meta)
 		if remove {
 			meta.Pending = nil
@@ -287,5 +294,8 @@ func (s *Service) changeOperation(ctx context.Context, v tenancy.Vault, base, na
 		}
 		return records.Put(ctx, tx, sc.metaPath(lc), meta)
 	})
+	if err == nil {
+		s.discardPending(ctx, sc, name, dropped)
+	}
 	return out, err
 }

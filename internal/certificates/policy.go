@@ -123,15 +123,8 @@ func normalizePolicy(in *Policy) (*Policy, error) {
 	if kp.ReuseKey == nil {
 		kp.ReuseKey = boolp(false)
 	}
-	if hsm {
-		switch {
-		case *kp.Exportable:
-			return nil, badParam("A certificate with an HSM key (%s) cannot be exportable: its private key never leaves the HSM.", kp.Kty)
-		case *kp.ReuseKey:
-			return nil, badParam("reuse_key is not supported with HSM keys yet: each version gets a new key in the HSM.")
-		case p.Issuer.Name == IssuerUnknown:
-			return nil, badParam("The Unknown issuer (CSR and merge) is not supported with HSM keys yet: use Self or a TenantCA issuer.")
-		}
+	if hsm && *kp.Exportable {
+		return nil, badParam("A certificate with an HSM key (%s) cannot be exportable: its private key never leaves the HSM.", kp.Kty)
 	}
 
 	if p.SecretProps == nil || p.SecretProps.ContentType == "" {

@@ -174,6 +174,7 @@ func (s *Service) runAction(ctx context.Context, sc scope, e scheduleEntry, key 
 	if err != nil {
 		return action, err
 	}
+	d.preserve = latest.PreserveOrder
 	if err := s.issueDraft(ctx, sc, policy, &d); err != nil {
 		return action, err
 	}

@@ -163,23 +163,31 @@ type certRecord struct {
 	Notified   string `json:"notified,omitempty"`
 }
 
-// versionRecord is one certificate version. Key is the PKCS#8 private key (kept for
-// reuse_key renewals and backups); the record must only be stored through the barrier.
+// versionRecord is one certificate version. Key is the PKCS#8 private key of a software
+// key (kept for reuse_key renewals and backups; empty for an HSM key, which only the
+// managed key version refers to); the record must only be stored through the barrier.
+// PreserveOrder is the preserveCertOrder the version was made with; then LeafAt is the
+// position the leaf had in the chain as given (the others keep their order in Chain).
 type versionRecord struct {
-	Version     string            `json:"version"`
-	Chain       [][]byte          `json:"chain"` // DER, leaf first
-	Key         []byte            `json:"key"`
-	ContentType string            `json:"contentType"`
-	Enabled     bool              `json:"enabled"`
-	NotBefore   int64             `json:"nbf"`
-	Expires     int64             `json:"exp"`
-	Created     int64             `json:"created"`
-	Updated     int64             `json:"updated"`
-	Tags        map[string]string `json:"tags,omitempty"`
+	Version       string            `json:"version"`
+	Chain         [][]byte          `json:"chain"` // DER, leaf first
+	Key           []byte            `json:"key"`
+	PreserveOrder bool              `json:"preserveCertOrder,omitempty"`
+	LeafAt        int               `json:"leafAt,omitempty"`
+	ContentType   string            `json:"contentType"`
+	Enabled       bool              `json:"enabled"`
+	NotBefore     int64             `json:"nbf"`
+	Expires       int64             `json:"exp"`
+	Created       int64             `json:"created"`
+	Updated       int64             `json:"updated"`
+	Tags          map[string]string `json:"tags,omitempty"`
 }
 
 // pendingRecord is a certificate operation. For the Unknown issuer it holds the CSR's
-// private key (PKCS#8) until the signed certificate is merged.
+// private key until the signed certificate is merged: a software key as PKCS#8 (Key), an
+// HSM key by its provider handle (KeyHandle), which names a token object; KeyReused is the
+// version whose object that is when the policy reuses keys (the object is then that
+// version's, never destroyed with the operation).
 type pendingRecord struct {
 	RequestID     string            `json:"requestId"`
 	Status        string            `json:"status"`
@@ -188,6 +196,9 @@ type pendingRecord struct {
 	Issuer        IssuerParams      `json:"issuer"`
 	CSR           []byte            `json:"csr,omitempty"`
 	Key           []byte            `json:"key,omitempty"`
+	KeyHandle     []byte            `json:"keyHandle,omitempty"`
+	KeyReused     string            `json:"keyReused,omitempty"`
+	PreserveOrder bool              `json:"preserveCertOrder,omitempty"`
 	Cancel        bool              `json:"cancel,omitempty"`
 	Target        string            `json:"target,omitempty"`
 	Enabled       bool              `json:"enabled"`
@@ -239,6 +250,7 @@ func (sc scope) bundle(meta *certRecord, ver *versionRecord) CertificateBundle {
 		ContentType: ver.ContentType,
 		Attributes:  sc.attributes(ver),
 		Tags:        attrs.CopyTags(ver.Tags),
+		Preserve:    ver.PreserveOrder,
 	}
 }
 
@@ -281,6 +293,7 @@ func (sc scope) operation(meta *certRecord) Operation {
 		Error:                 p.Error,
 		Target:                p.Target,
 		RequestID:             p.RequestID,
+		Preserve:              p.PreserveOrder,
 	}
 	return op
 }

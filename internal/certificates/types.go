@@ -16,6 +16,8 @@ type CertificateBundle struct {
 	ContentType string            `json:"contentType,omitempty"`
 	Attributes  Attributes        `json:"attributes"`
 	Tags        map[string]string `json:"tags,omitempty"`
+	// Preserve is preserveCertOrder: the chain in the secret keeps the order it was given in.
+	Preserve bool `json:"preserveCertOrder,omitempty"`
 }
 
 // Attributes are a certificate version's attributes (CertificateAttributes). NotBefore and
@@ -136,6 +138,8 @@ type Operation struct {
 	Error                 *OpError      `json:"error,omitempty"`
 	Target                string        `json:"target,omitempty"`
 	RequestID             string        `json:"request_id,omitempty"`
+	// Preserve is the preserveCertOrder of the create: a merged chain keeps its order.
+	Preserve bool `json:"preserveCertOrder,omitempty"`
 }
 
 // OpError is the error of a failed operation.
@@ -149,19 +153,22 @@ type CreateParams struct {
 	Policy     *Policy           `json:"policy,omitempty"`
 	Attributes *Attributes       `json:"attributes,omitempty"`
 	Tags       map[string]string `json:"tags,omitempty"`
-	// PreserveCertOrder is accepted and ignored: chains are always stored leaf first.
+	// PreserveCertOrder keeps the order of the chain given at the merge (Unknown issuer) in
+	// the certificate's secret; without it the leaf comes first.
 	PreserveCertOrder *bool `json:"preserveCertOrder,omitempty"`
 }
 
 // ImportParams are the inputs of Import (CertificateImportParameters). Value is base64 PFX
 // or PEM text; Password opens a PFX.
 type ImportParams struct {
-	Value             *string           `json:"value"`
-	Password          string            `json:"pwd,omitempty"`
-	Policy            *Policy           `json:"policy,omitempty"`
-	Attributes        *Attributes       `json:"attributes,omitempty"`
-	Tags              map[string]string `json:"tags,omitempty"`
-	PreserveCertOrder *bool             `json:"preserveCertOrder,omitempty"`
+	Value      *string           `json:"value"`
+	Password   string            `json:"pwd,omitempty"`
+	Policy     *Policy           `json:"policy,omitempty"`
+	Attributes *Attributes       `json:"attributes,omitempty"`
+	Tags       map[string]string `json:"tags,omitempty"`
+	// PreserveCertOrder keeps the order of the imported chain in the certificate's secret;
+	// without it the leaf (the certificate of the private key) comes first.
+	PreserveCertOrder *bool `json:"preserveCertOrder,omitempty"`
 }
 
 // MergeParams are the inputs of Merge (CertificateMergeParameters): the signed certificate

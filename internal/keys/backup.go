@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"github.com/coffer-kms/coffer/internal/names"
+	"github.com/coffer-kms/coffer/internal/provider"
 	"github.com/coffer-kms/coffer/internal/records"
 	"github.com/coffer-kms/coffer/internal/storage"
 	"github.com/coffer-kms/coffer/internal/tenancy"
@@ -48,8 +49,13 @@ type backupBody struct {
 	Wrapped map[string]*wrappedKey `json:"sdWrapped,omitempty"`
 	// made are the handles of keys a restore made in the key store (undoRestore).
 	made [][]byte
+	// unwrapped are the keys a restore made, by the handle the blob gave them.
+	unwrapped map[string]provider.Key
 	// byRef are the HSM versions a restore takes by their handle alone (sharedByRef).
 	byRef []string
+	// managed marks the key of a certificate (certkeys.go), wrapped in a vault by the
+	// tenant's certificate wrapping key.
+	managed bool
 }
 
 // errNoBackupKey is returned by Backup and Restore when the service has no usable key.
@@ -116,34 +122,42 @@ func (s *Service) openBackup(sealer *records.Sealer, sc scope, blob []byte) (*ba
 	if err := dec.Decode(&body); err != nil || dec.More() {
 		return nil, errCorruptBlob
 	}
+	if err := s.checkBody(sc, &body); err != nil {
+		return nil, err
+	}
+	return &body, nil
+}
+
+// checkBody validates an opened backup body for a restore into sc.
+func (s *Service) checkBody(sc scope, body *backupBody) error {
 	if body.Provider != s.prov.Name() {
-		return nil, badParam("the backup was made with the %q crypto provider, this server uses %q", body.Provider, s.prov.Name())
+		return badParam("the backup was made with the %q crypto provider, this server uses %q", body.Provider, s.prov.Name())
 	}
 	if !names.Object(body.Name) || len(body.Versions) == 0 || len(body.Versions) > maxBackupVersions {
-		return nil, errCorruptBlob
+		return errCorruptBlob
 	}
 	if body.V != 0 && body.V != backupBodyWrapped || body.V == 0 && body.Wrapped != nil {
-		return nil, errCorruptBlob
+		return errCorruptBlob
 	}
 	seen := map[string]bool{}
 	for _, ver := range body.Versions {
 		if !validVersion(ver.Version) || seen[ver.Version] || len(ver.Handle) == 0 {
-			return nil, errCorruptBlob
+			return errCorruptBlob
 		}
 		if err := checkKty(sc, ver.Kty); err != nil {
-			return nil, err
+			return err
 		}
 		seen[ver.Version] = true
 	}
 	if !seen[body.Latest] {
-		return nil, errCorruptBlob
+		return errCorruptBlob
 	}
 	for ver, w := range body.Wrapped {
 		if !seen[ver] || w == nil || len(w.Value) == 0 {
-			return nil, errCorruptBlob
+			return errCorruptBlob
 		}
 	}
-	return &body, nil
+	return nil
 }
 
 // Restore restores a key with all its versions from a Backup blob into the vault

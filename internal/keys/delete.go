@@ -198,15 +198,18 @@ func (s *Service) destroy(ctx context.Context, handles [][]byte) error {
 	return nil
 }
 
-// removeKey deletes every record of a key and returns the provider handles of its versions.
+// removeKey deletes every record of a key and returns the provider handles of its versions,
+// each once (versions of a certificate renewed with reuse_key share one).
 func removeKey(ctx context.Context, tx storage.Tx, sc scope, lc string, meta *keyRecord) ([][]byte, error) {
 	versions, err := records.ReadAll[versionRecord](ctx, tx, sc.versionsPrefix(lc))
 	if err != nil {
 		return nil, err
 	}
 	var handles [][]byte
+	seen := map[string]bool{}
 	for _, ver := range versions {
-		if len(ver.Handle) > 0 {
+		if len(ver.Handle) > 0 && !seen[string(ver.Handle)] {
+			seen[string(ver.Handle)] = true
 			handles = append(handles, ver.Handle)
 		}
 	}

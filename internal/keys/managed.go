@@ -39,6 +39,12 @@ type PreparedKey struct {
 	name string
 	rec  *versionRecord
 	key  provider.Key
+	// keep: DiscardManaged leaves the material alone, which this key does not own (a
+	// reused object, a pending CSR's key, a restore's: certkeys.go).
+	keep bool
+	// reusedFrom is the version of the same key whose token object this version shares
+	// (reuse_key); CommitManaged checks that version still names it.
+	reusedFrom string
 }
 
 // KID is the key identifier the version will have, relative to the vault URL
@@ -82,9 +88,10 @@ func managedTarget(v tenancy.Vault, base, name, version string) (scope, string, 
 	return sc, lc, nil
 }
 
-// DiscardManaged destroys the material of a prepared key whose transaction failed.
+// DiscardManaged destroys the material of a prepared key whose transaction failed, unless
+// the key shares material it does not own (a reused version's object, a pending CSR's key).
 func (s *Service) DiscardManaged(ctx context.Context, p *PreparedKey) {
-	if p != nil {
+	if p != nil && !p.keep {
 		_ = s.prov.Destroy(ctx, p.rec.Handle)
 	}
 }
@@ -105,6 +112,9 @@ func (s *Service) CommitManaged(ctx context.Context, tx storage.Tx, p *PreparedK
 		return errorf(ErrConflict, "A key named %s already exists in this vault; a certificate needs its name free for its own key.", meta.Name)
 	case !found:
 		meta = keyRecord{Name: p.name, Managed: true}
+	}
+	if err := checkReused(ctx, tx, p, found); err != nil {
+		return err
 	}
 	if err := records.Put(ctx, tx, p.sc.versionPath(p.lc, p.rec.Version), p.rec); err != nil {
 		return err

@@ -44,10 +44,21 @@ type wrappedKey struct {
 	Value []byte `json:"value"`
 }
 
-// domainWrapper is the provider as a DomainWrapper, for pools when WrapPoolKeysWith is set.
-func (s *Service) domainWrapper(sc scope) (provider.DomainWrapper, bool) {
+// domainWrapper is the provider as a DomainWrapper and the function that installs the
+// wrapping key body's versions go under: a pool's security-domain key (WrapPoolKeysWith),
+// or for the key of a vault's certificate the tenant's certificate wrapping key
+// (WrapCertificateKeysWith, certkeys.go). ok is false when there is none: a vault's plain
+// key, a software provider, a setter not called.
+func (s *Service) domainWrapper(sc scope, body *backupBody) (provider.DomainWrapper, PoolWrapKey, bool) {
 	dw, ok := s.prov.(provider.DomainWrapper)
-	return dw, ok && s.poolWrapKey != nil && sc.pool()
+	wk := s.poolWrapKey
+	if !sc.pool() {
+		wk = nil
+		if body.managed {
+			wk = s.certWrapKey
+		}
+	}
+	return dw, wk, ok && wk != nil
 }
 
 // isHSM reports whether kty is an HSM key type (its key lives in a token).
@@ -57,18 +68,27 @@ func isHSM(kty provider.KeyType) bool { return strings.HasSuffix(string(kty), "-
 // version that cannot be wrapped (provider.ErrNotExportable, ErrUnsupported) keeps only
 // its handle; a store that cannot hold the wrapping key leaves the body as it is.
 func (s *Service) wrapVersions(ctx context.Context, sc scope, body *backupBody) error {
-	dw, ok := s.domainWrapper(sc)
+	dw, wrapKey, ok := s.domainWrapper(sc, body)
 	if !ok {
 		return nil
 	}
 	var id []byte
+	// Versions of a certificate renewed with reuse_key share one token object: it is
+	// wrapped once, and the restore unwraps it once (restoreVersion).
+	done := map[string]*wrappedKey{}
 	for _, ver := range body.Versions {
 		if !isHSM(ver.Kty) {
 			continue
 		}
+		if w, ok := done[string(ver.Handle)]; ok {
+			if w != nil {
+				body.Wrapped[ver.Version] = w
+			}
+			continue
+		}
 		if id == nil {
 			var err error
-			if id, err = s.poolWrapKey(ctx, sc.vault); errors.Is(err, provider.ErrUnsupported) {
+			if id, err = wrapKey(ctx, sc.vault); errors.Is(err, provider.ErrUnsupported) {
 				return nil
 			} else if err != nil {
 				return provErr("back up key", err)
@@ -76,6 +96,7 @@ func (s *Service) wrapVersions(ctx context.Context, sc scope, body *backupBody) 
 		}
 		w, err := dw.WrapForDomain(ctx, ver.Handle, id)
 		if errors.Is(err, provider.ErrNotExportable) || errors.Is(err, provider.ErrUnsupported) {
+			done[string(ver.Handle)] = nil
 			continue
 		}
 		if err != nil {
@@ -85,6 +106,7 @@ func (s *Service) wrapVersions(ctx context.Context, sc scope, body *backupBody) 
 			body.Wrapped = map[string]*wrappedKey{}
 		}
 		body.Wrapped[ver.Version] = &wrappedKey{KeyID: hex.EncodeToString(id), Alg: w.Alg, Value: w.Value}
+		done[string(ver.Handle)] = body.Wrapped[ver.Version]
 	}
 	if len(body.Wrapped) > 0 {
 		body.V = backupBodyWrapped
@@ -95,12 +117,18 @@ func (s *Service) wrapVersions(ctx context.Context, sc scope, body *backupBody) 
 // restoreVersion makes the key of one version of a blob usable in sc: a wrapped key is
 // unwrapped into the pool's store as a new key (recorded in body.made), anything else is
 // loaded from its handle. A store that cannot hold the wrapping key falls back to the
-// handle. Refusals of the blob's content are errCorruptBlob; an unavailable store passes.
+// handle. Versions that shared one object (a certificate's reuse_key) share the one
+// object unwrapped for them. Refusals of the blob's content are errCorruptBlob; an
+// unavailable store passes.
 func (s *Service) restoreVersion(ctx context.Context, sc scope, body *backupBody, ver *versionRecord, id *[]byte) (provider.Key, error) {
 	w := body.Wrapped[ver.Version]
-	dw, ok := s.domainWrapper(sc)
+	if key, ok := body.unwrapped[string(ver.Handle)]; ok && w != nil {
+		ver.Handle = append([]byte(nil), key.Handle()...)
+		return key, nil
+	}
+	dw, wrapKey, ok := s.domainWrapper(sc, body)
 	if w != nil && ok && *id == nil {
-		got, err := s.poolWrapKey(ctx, sc.vault)
+		got, err := wrapKey(ctx, sc.vault)
 		switch {
 		case errors.Is(err, provider.ErrUnsupported):
 			ok = false
@@ -137,6 +165,10 @@ func (s *Service) restoreVersion(ctx context.Context, sc scope, body *backupBody
 	}
 	h := key.Handle()
 	body.made = append(body.made, h)
+	if body.unwrapped == nil {
+		body.unwrapped = map[string]provider.Key{}
+	}
+	body.unwrapped[string(ver.Handle)] = key
 	ver.Handle = append([]byte(nil), h...)
 	return key, nil
 }

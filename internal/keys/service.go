@@ -31,6 +31,9 @@ type Service struct {
 	poolBackupKey PoolBackupKey
 	// poolWrapKey, if set, wraps pools' HSM keys into their backups (sdwrap.go).
 	poolWrapKey PoolWrapKey
+	// certWrapKey, if set, wraps the HSM keys of vaults' certificates into certificate
+	// backups (certkeys.go).
+	certWrapKey PoolWrapKey
 }
 
 // NewService returns a Service. clock is the time source (nil means time.Now); backupKey is

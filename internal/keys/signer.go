@@ -29,7 +29,9 @@ func (s *Service) PrepareManagedGenerate(ctx context.Context, v tenancy.Vault, b
 	if err := checkKty(sc, spec.Type); err != nil {
 		return nil, err
 	}
-	spec.Store, spec.SecurityDomain = sc.store(), sc.pool()
+	// A vault's certificate keys may leave the token wrapped by the tenant's certificate
+	// wrapping key, for certificate backups (certkeys.go), as a pool's keys by its domain's.
+	spec.Store, spec.SecurityDomain = sc.store(), sc.pool() || s.certWrapKey != nil
 	key, err := s.prov.Generate(ctx, spec)
 	if err != nil {
 		return nil, provErr("create the certificate's key", err)

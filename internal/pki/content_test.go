@@ -131,6 +131,53 @@ func TestDecodeOrdersChainByKey(t *testing.T) {
 	}
 }
 
+// TestDecodeAtEncodeAtKeepOrder: DecodeAt reports where the leaf was among the given
+// certificates, and EncodeAt writes them back in that order (PEM, and PKCS#12 without a
+// key); a PKCS#12 with a key starts with the leaf. InOrder undoes LeafFirst.
+func TestDecodeAtEncodeAtKeepOrder(t *testing.T) {
+	key := ecKey(t, elliptic.P256())
+	leaf, ca, _ := testChain(t, key)
+	other := issue(t, caProfile(), ecKey(t, elliptic.P256()), nil, nil)
+	der, _ := x509.MarshalPKCS8PrivateKey(key)
+	given := []*x509.Certificate{ca, leaf, other}
+	text := pemText(t, "CERTIFICATE", ca.Raw) + pemText(t, "PRIVATE KEY", der) + pemText(t, "CERTIFICATE", leaf.Raw) + pemText(t, "CERTIFICATE", other.Raw)
+	_, chain, leafAt, ct, err := DecodeAt(text, "")
+	if err != nil || ct != ContentTypePEM || leafAt != 1 || !chain[0].Equal(leaf) {
+		t.Fatalf("DecodeAt = leaf at %d, %v; want 1, leaf first", leafAt, err)
+	}
+	same := func(what string, got []*x509.Certificate) {
+		t.Helper()
+		if len(got) != len(given) {
+			t.Fatalf("%s: %d certificates; want %d", what, len(got), len(given))
+		}
+		for i := range given {
+			if !got[i].Equal(given[i]) {
+				t.Errorf("%s: certificate %d out of order", what, i)
+			}
+		}
+	}
+	pemOut, err := EncodeAt(ContentTypePEM, nil, chain, leafAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same("EncodeAt(PEM)", decodedCerts(t, ContentTypePEM, pemOut))
+	pfxOut, err := EncodeAt(ContentTypePKCS12, nil, chain, leafAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same("EncodeAt(PKCS#12 without key)", decodedCerts(t, ContentTypePKCS12, pfxOut))
+	withKey, err := EncodeAt(ContentTypePKCS12, key, chain, leafAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, got, at, _, err := DecodeAt(withKey, ""); err != nil || at != 0 || !got[0].Equal(leaf) {
+		t.Errorf("EncodeAt(PKCS#12 with key): leaf at %d, %v; want first", at, err)
+	}
+	for i := range given {
+		same("InOrder(LeafFirst)", InOrder(LeafFirst(given, i), i))
+	}
+}
+
 func pemText(t testing.TB, typ string, der []byte) string {
 	t.Helper()
 	return string(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}))

@@ -42,36 +42,45 @@ var (
 // ErrNoPrivateKey, ErrUnsupportedKey, ErrEncryptedKey or ErrTooLarge; none carries key
 // bytes.
 func Decode(value string, password string) (key crypto.PrivateKey, chain []*x509.Certificate, contentType string, err error) {
+	key, chain, _, contentType, err = DecodeAt(value, password)
+	return key, chain, contentType, err
+}
+
+// DecodeAt is Decode that also reports the position leafAt the leaf had among the
+// certificates as given (PEM blocks, or PFX certificate bags, in their order), so that
+// EncodeAt can write them in that order again (preserveCertOrder).
+func DecodeAt(value string, password string) (key crypto.PrivateKey, chain []*x509.Certificate, leafAt int, contentType string, err error) {
 	// Base64 of MaxContent bytes with line breaks stays well below twice its size.
 	if len(value) > 2*MaxContent {
-		return nil, nil, "", ErrTooLarge
+		return nil, nil, 0, "", ErrTooLarge
 	}
 	text := strings.TrimSpace(value)
+	contentType = ContentTypePEM
 	if !strings.HasPrefix(text, "-----BEGIN") && !strings.Contains(text, "\n-----BEGIN") {
 		raw, err := decodeBase64(text)
 		if err != nil {
-			return nil, nil, "", err
+			return nil, nil, 0, "", err
 		}
 		if len(raw) > MaxContent {
-			return nil, nil, "", ErrTooLarge
+			return nil, nil, 0, "", ErrTooLarge
 		}
 		if !bytes.HasPrefix(bytes.TrimSpace(raw), []byte("-----BEGIN")) {
-			key, chain, err = decodePFX(raw, password)
+			key, chain, leafAt, err = decodePFX(raw, password)
 			if err != nil {
-				return nil, nil, "", err
+				return nil, nil, 0, "", err
 			}
-			return key, chain, ContentTypePKCS12, nil
+			return key, chain, leafAt, ContentTypePKCS12, nil
 		}
 		text = string(raw)
 	}
 	if len(text) > MaxContent {
-		return nil, nil, "", ErrTooLarge
+		return nil, nil, 0, "", ErrTooLarge
 	}
-	key, chain, err = decodePEM(text)
+	key, chain, leafAt, err = decodePEM(text)
 	if err != nil {
-		return nil, nil, "", err
+		return nil, nil, 0, "", err
 	}
-	return key, chain, ContentTypePEM, nil
+	return key, chain, leafAt, contentType, nil
 }
 
 func decodeBase64(s string) ([]byte, error) {
@@ -92,27 +101,28 @@ func decodeBase64(s string) ([]byte, error) {
 	return nil, fmt.Errorf("%w: the value is neither PEM text nor base64", ErrCorrupt)
 }
 
-func decodePFX(raw []byte, password string) (crypto.PrivateKey, []*x509.Certificate, error) {
+func decodePFX(raw []byte, password string) (crypto.PrivateKey, []*x509.Certificate, int, error) {
 	if err := checkIterations(raw, 0); err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
 	key, leaf, cas, err := pkcs12.DecodeChain(raw, password)
 	if err != nil {
 		// go-pkcs12 reports these two with plain errors.New values.
 		switch {
 		case errors.Is(err, pkcs12.ErrIncorrectPassword):
-			return nil, nil, ErrWrongPassword
+			return nil, nil, 0, ErrWrongPassword
 		case err.Error() == "pkcs12: private key missing":
-			return nil, nil, ErrNoPrivateKey
+			return nil, nil, 0, ErrNoPrivateKey
 		case err.Error() == "pkcs12: certificate missing":
-			return nil, nil, ErrNoCertificate
+			return nil, nil, 0, ErrNoCertificate
 		}
-		return nil, nil, fmt.Errorf("%w: PFX: %v", ErrCorrupt, err)
+		return nil, nil, 0, fmt.Errorf("%w: PFX: %v", ErrCorrupt, err)
 	}
+	// DecodeChain's certificate is the first certificate bag, cas the others in order.
 	return orderChain(key, append([]*x509.Certificate{leaf}, cas...))
 }
 
-func decodePEM(text string) (crypto.PrivateKey, []*x509.Certificate, error) {
+func decodePEM(text string) (crypto.PrivateKey, []*x509.Certificate, int, error) {
 	var (
 		key   crypto.PrivateKey
 		certs []*x509.Certificate
@@ -125,37 +135,37 @@ func decodePEM(text string) (crypto.PrivateKey, []*x509.Certificate, error) {
 			break
 		}
 		if b.Headers["Proc-Type"] != "" || b.Type == "ENCRYPTED PRIVATE KEY" {
-			return nil, nil, ErrEncryptedKey
+			return nil, nil, 0, ErrEncryptedKey
 		}
 		switch b.Type {
 		case "CERTIFICATE":
 			c, err := x509.ParseCertificate(b.Bytes)
 			if err != nil {
-				return nil, nil, fmt.Errorf("%w: PEM certificate %d: %v", ErrCorrupt, len(certs)+1, err)
+				return nil, nil, 0, fmt.Errorf("%w: PEM certificate %d: %v", ErrCorrupt, len(certs)+1, err)
 			}
 			certs = append(certs, c)
 		case "PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY":
 			if key != nil {
-				return nil, nil, fmt.Errorf("%w: more than one private key: import one key with its certificate chain", ErrCorrupt)
+				return nil, nil, 0, fmt.Errorf("%w: more than one private key: import one key with its certificate chain", ErrCorrupt)
 			}
 			k, err := parsePEMKey(b)
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, 0, err
 			}
 			key = k
 		case "EC PARAMETERS":
 		default:
-			return nil, nil, fmt.Errorf("%w: unexpected PEM block %q: only PRIVATE KEY, RSA PRIVATE KEY, EC PRIVATE KEY and CERTIFICATE blocks are read", ErrCorrupt, truncate(b.Type, 40))
+			return nil, nil, 0, fmt.Errorf("%w: unexpected PEM block %q: only PRIVATE KEY, RSA PRIVATE KEY, EC PRIVATE KEY and CERTIFICATE blocks are read", ErrCorrupt, truncate(b.Type, 40))
 		}
 	}
 	if key == nil && len(certs) == 0 {
-		return nil, nil, fmt.Errorf("%w: no PEM blocks found", ErrCorrupt)
+		return nil, nil, 0, fmt.Errorf("%w: no PEM blocks found", ErrCorrupt)
 	}
 	if len(certs) == 0 {
-		return nil, nil, ErrNoCertificate
+		return nil, nil, 0, ErrNoCertificate
 	}
 	if key == nil {
-		return nil, nil, ErrNoPrivateKey
+		return nil, nil, 0, ErrNoPrivateKey
 	}
 	return orderChain(key, certs)
 }
@@ -179,21 +189,38 @@ func parsePEMKey(b *pem.Block) (crypto.PrivateKey, error) {
 	return k, nil
 }
 
-// orderChain checks the key and moves the certificate it matches to the front.
-func orderChain(key crypto.PrivateKey, certs []*x509.Certificate) (crypto.PrivateKey, []*x509.Certificate, error) {
+// orderChain checks the key and moves the certificate it matches to the front; leafAt is
+// where that certificate was.
+func orderChain(key crypto.PrivateKey, certs []*x509.Certificate) (crypto.PrivateKey, []*x509.Certificate, int, error) {
 	if err := checkKey(key); err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
 	for i, c := range certs {
 		if checkKeyMatches(key, c) == nil {
-			out := make([]*x509.Certificate, 0, len(certs))
-			out = append(out, c)
-			out = append(out, certs[:i]...)
-			out = append(out, certs[i+1:]...)
-			return key, out, nil
+			return key, LeafFirst(certs, i), i, nil
 		}
 	}
-	return nil, nil, ErrKeyMismatch
+	return nil, nil, 0, ErrKeyMismatch
+}
+
+// LeafFirst returns certs with certs[leafAt] moved to the front, the others in order.
+func LeafFirst(certs []*x509.Certificate, leafAt int) []*x509.Certificate {
+	out := make([]*x509.Certificate, 0, len(certs))
+	out = append(out, certs[leafAt])
+	out = append(out, certs[:leafAt]...)
+	return append(out, certs[leafAt+1:]...)
+}
+
+// InOrder undoes LeafFirst: chain (leaf first) with the leaf put back at position leafAt.
+// A leafAt out of range leaves the leaf first.
+func InOrder(chain []*x509.Certificate, leafAt int) []*x509.Certificate {
+	if leafAt <= 0 || leafAt >= len(chain) {
+		return chain
+	}
+	out := make([]*x509.Certificate, 0, len(chain))
+	out = append(out, chain[1:leafAt+1]...)
+	out = append(out, chain[0])
+	return append(out, chain[leafAt+1:]...)
 }
 
 func truncate(s string, n int) string {

@@ -30,6 +30,14 @@ const (
 // without a key is written as go-pkcs12 writes trust stores: certificate bags marked as Java
 // trusted certificates, with the subject as friendly name.
 func Encode(contentType string, key crypto.PrivateKey, chain []*x509.Certificate) (string, error) {
+	return EncodeAt(contentType, key, chain, 0)
+}
+
+// EncodeAt is Encode writing the leaf (chain[0]) at position leafAt among the others, as
+// DecodeAt found it (preserveCertOrder): in PEM content and in a PFX without a key. A PFX
+// with a key always holds the key's certificate first, then the others in order (the
+// layout go-pkcs12 writes, whose localKeyId pairs the key with that certificate).
+func EncodeAt(contentType string, key crypto.PrivateKey, chain []*x509.Certificate, leafAt int) (string, error) {
 	if len(chain) == 0 {
 		return "", errors.New("encode certificate: the chain is empty: at least the leaf certificate is required")
 	}
@@ -43,7 +51,7 @@ func Encode(contentType string, key crypto.PrivateKey, chain []*x509.Certificate
 		var pfx []byte
 		var err error
 		if key == nil {
-			pfx, err = pkcs12.Modern.EncodeTrustStore(chain, "")
+			pfx, err = pkcs12.Modern.EncodeTrustStore(InOrder(chain, leafAt), "")
 		} else {
 			pfx, err = pkcs12.Modern.Encode(key, chain[0], chain[1:], "")
 		}
@@ -60,7 +68,7 @@ func Encode(contentType string, key crypto.PrivateKey, chain []*x509.Certificate
 			}
 			_ = pem.Encode(&buf, &pem.Block{Type: "PRIVATE KEY", Bytes: der})
 		}
-		for _, c := range chain {
+		for _, c := range InOrder(chain, leafAt) {
 			_ = pem.Encode(&buf, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
 		}
 		return buf.String(), nil

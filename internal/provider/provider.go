@@ -75,9 +75,10 @@ type KeySpec struct {
 	// (lower case), filled by the keys domain. Providers ignore it; the server's routing
 	// provider sends a pool's HSM keys to the pool's own PKCS#11 token by it.
 	Store string
-	// SecurityDomain marks a key of a managed HSM pool (set by the keys domain). A provider
-	// that is a DomainWrapper makes such a key wrappable only by a security-domain wrapping
-	// key; others ignore it.
+	// SecurityDomain marks a key of a managed HSM pool, or of a vault's certificate (set by
+	// the keys domain). A provider that is a DomainWrapper makes such a key wrappable only
+	// by a trusted wrapping key (a pool's security-domain key, a tenant's certificate
+	// wrapping key); others ignore it.
 	SecurityDomain bool
 }
 

@@ -76,14 +76,7 @@ func TestHandleOnlyRestoreIntoAnotherPool(t *testing.T) {
 func TestHandleOnlyRestoreIntoAnotherVault(t *testing.T) {
 	ts := startDev(t, softHSMToken(t)...)
 	ctx := context.Background()
-	c := ts.Dev.Credentials
-	if _, err := ts.tenants.CreateVault(ctx, c.TenantID, tenancy.KindVault, "hv2", tenancy.VaultOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	a := authz.Assignment{PrincipalID: c.ObjectID, TenantID: c.TenantID, RoleDefinitionID: mustRole("Key Vault Administrator"), Scope: "/tenants/" + c.TenantID + "/vaults/hv2"}
-	if _, err := ts.tenants.CreateRoleAssignment(ctx, a); err != nil {
-		t.Fatal(err)
-	}
+	devVault(t, ts, "hv2")
 	src := keysClient(t, ts)
 	dst := azkeysClient(t, ts, "https://hv2.localhost:"+ts.resources().port+"/")
 	k, err := src.CreateKey(ctx, "vk", azkeys.CreateKeyParameters{Kty: to.Ptr(azkeys.KeyTypeECHSM)}, nil)
@@ -100,6 +93,20 @@ func TestHandleOnlyRestoreIntoAnotherVault(t *testing.T) {
 		t.Error("vk exists in hv2 after a refused restore")
 	}
 	signsWith(t, src, "vk", k.Key)
+}
+
+// devVault makes another vault of the dev tenant, administered by the dev principal.
+func devVault(t *testing.T, ts *testServer, name string) {
+	t.Helper()
+	ctx := context.Background()
+	c := ts.Dev.Credentials
+	if _, err := ts.tenants.CreateVault(ctx, c.TenantID, tenancy.KindVault, name, tenancy.VaultOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	a := authz.Assignment{PrincipalID: c.ObjectID, TenantID: c.TenantID, RoleDefinitionID: mustRole("Key Vault Administrator"), Scope: "/tenants/" + c.TenantID + "/vaults/" + name}
+	if _, err := ts.tenants.CreateRoleAssignment(ctx, a); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestHSMKeyObjectGone: a key whose token object was destroyed behind Coffer's back (an

@@ -122,6 +122,7 @@ func (s *Server) ident() (*identity, error) {
 	}
 	keySvc.SealPoolBackupsWith(s.sd.BackupKey)
 	keySvc.WrapPoolKeysWith(s.poolWrapKey)
+	keySvc.WrapCertificateKeysWith(s.certWrapKey(certsBackupKey))
 	secretSvc := secrets.NewService(s.barrier, s.now, secretsBackupKey)
 	cur := &identity{signer: signer, attestSigner: attestSigner, idp: svc, audit: log, keys: keySvc, secrets: secretSvc,
 		certs: certificates.NewService(s.barrier, keySvc, secretSvc, s.now, certsBackupKey, s.log)}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/coffer-kms/coffer/internal/certificates"
+	"github.com/coffer-kms/coffer/internal/keys"
 	"github.com/coffer-kms/coffer/internal/provider"
 	"github.com/coffer-kms/coffer/internal/tenancy"
 )
@@ -22,19 +24,36 @@ var _ provider.DomainWrapper = keyProvider{}
 // poolWrapKey installs pool v's wrapping key in the pool's token if it is not there yet and
 // returns its id: keys.PoolWrapKey. Without an SO PIN it is provider.ErrUnsupported.
 func (s *Server) poolWrapKey(ctx context.Context, v tenancy.Vault) ([]byte, error) {
+	return s.installWrapKey(ctx, "managedhsms/"+strings.ToLower(v.Name), func() ([]byte, []byte, error) { return s.sd.TokenWrapKey(ctx, v) })
+}
+
+// installWrapKey installs the wrapping key derive gives (its id and value) in the token of
+// store, if it is not there yet, and returns its id.
+func (s *Server) installWrapKey(ctx context.Context, store string, derive func() (id, key []byte, err error)) ([]byte, error) {
 	dw, ok := s.provider.(provider.DomainWrapper)
 	if !ok {
 		return nil, provider.ErrUnsupported
 	}
-	id, key, err := s.sd.TokenWrapKey(ctx, v)
+	id, key, err := derive()
 	if err != nil {
 		return nil, err
 	}
 	defer clear(key)
-	if err := dw.InstallDomainKey(ctx, "managedhsms/"+strings.ToLower(v.Name), id, key); err != nil {
+	if err := dw.InstallDomainKey(ctx, store, id, key); err != nil {
 		return nil, err
 	}
 	return id, nil
+}
+
+// certWrapKey is keys.PoolWrapKey for the HSM keys of vaults' certificates: it installs
+// the tenant's certificate wrapping key (certificates.TokenWrapKey, derived from the
+// certificates backup key) in the vault's token if it is not there yet and returns its id.
+// Without an SO PIN it is provider.ErrUnsupported, and certificate backups carry handles
+// only.
+func (s *Server) certWrapKey(backupKey []byte) keys.PoolWrapKey {
+	return func(ctx context.Context, v tenancy.Vault) ([]byte, error) {
+		return s.installWrapKey(ctx, "vaults/"+strings.ToLower(v.Name), func() ([]byte, []byte, error) { return certificates.TokenWrapKey(backupKey, v.TenantID) })
+	}
 }
 
 // installPoolWrapKey is the security domain's activation hook: it installs the pool's
