@@ -9,6 +9,7 @@ import (
 	"reflect"
 
 	"github.com/coffer-kms/coffer/internal/keys"
+	"github.com/coffer-kms/coffer/internal/provider"
 )
 
 // The request bodies of key operations ({"alg":"ES256","value":"<base64url>"} and the
@@ -21,54 +22,40 @@ import (
 
 // decodeSign reads SignParams.
 func decodeSign(r *http.Request, p *keys.SignParams) error {
-	return decodeFlat(r, p, func(name string, q []byte) bool {
-		switch name {
-		case "alg":
-			p.Algorithm = string(q[1 : len(q)-1])
-		case "value":
-			return p.Value.UnmarshalJSON(q) == nil
-		default:
-			return false
-		}
-		return true
-	})
+	return decodeKeyOp(r, p, &p.Algorithm, b64Member{"value", &p.Value})
 }
 
 // decodeVerify reads VerifyParams.
 func decodeVerify(r *http.Request, p *keys.VerifyParams) error {
-	return decodeFlat(r, p, func(name string, q []byte) bool {
-		switch name {
-		case "alg":
-			p.Algorithm = string(q[1 : len(q)-1])
-		case "digest":
-			return p.Digest.UnmarshalJSON(q) == nil
-		case "value":
-			return p.Signature.UnmarshalJSON(q) == nil
-		default:
-			return false
-		}
-		return true
-	})
+	return decodeKeyOp(r, p, &p.Algorithm, b64Member{"digest", &p.Digest}, b64Member{"value", &p.Signature})
 }
 
 // decodeOperation reads the OperationParams of encrypt, decrypt, wrapKey and unwrapKey.
 func decodeOperation(r *http.Request, p *keys.OperationParams) error {
-	return decodeFlat(r, p, func(name string, q []byte) bool {
-		switch name {
-		case "alg":
-			p.Algorithm = string(q[1 : len(q)-1])
-		case "value":
-			return p.Value.UnmarshalJSON(q) == nil
-		case "iv":
-			return p.IV.UnmarshalJSON(q) == nil
-		case "aad":
-			return p.AAD.UnmarshalJSON(q) == nil
-		case "tag":
-			return p.Tag.UnmarshalJSON(q) == nil
-		default:
-			return false
+	return decodeKeyOp(r, p, &p.Algorithm, b64Member{"value", &p.Value}, b64Member{"iv", &p.IV},
+		b64Member{"aad", &p.AAD}, b64Member{"tag", &p.Tag})
+}
+
+// b64Member is a base64url member of a key operation's body and the field it fills.
+type b64Member struct {
+	name string
+	dst  *provider.B64
+}
+
+// decodeKeyOp reads a body of "alg" and base64url members into v (the struct that alg and
+// the members' fields belong to).
+func decodeKeyOp(r *http.Request, v any, alg *string, members ...b64Member) error {
+	return decodeFlat(r, v, func(name string, q []byte) bool {
+		if name == "alg" {
+			*alg = string(q[1 : len(q)-1])
+			return true
 		}
-		return true
+		for _, m := range members {
+			if m.name == name {
+				return m.dst.UnmarshalJSON(q) == nil
+			}
+		}
+		return false
 	})
 }
 
