@@ -44,6 +44,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -67,6 +68,7 @@ func main() {
 	opsFlag := flag.String("ops", "sign-ps256,sign-es256,decrypt-oaep256,wrap-oaep256,get-key,create-ec,get-secret,set-secret", "operations to run; the HSM ones, not run by default, are sign-ps256-hsm, sign-es256-hsm and encrypt-a256gcm-hsm (SoftHSM2)")
 	rounds := flag.Int("rounds", 3, "HSM operations: how many times the API row and the direct row alternate at each concurrency")
 	sessions := flag.Int("hsm-sessions", pkcs11.DefaultSessions, "HSM operations: PKCS#11 sessions of the server (--pkcs11-sessions) and of the direct provider")
+	cpuProfile := flag.String("cpuprofile", "", "write loadgen's own CPU profile to this file (with wrk, mostly the direct rows of HSM operations; COFFER_CPUPROFILE=file profiles the server)")
 	flag.Parse()
 	switch *driver {
 	case "go":
@@ -79,6 +81,17 @@ func main() {
 	default:
 		fmt.Fprintf(os.Stderr, "loadgen: -driver %q: want wrk or go\n", *driver)
 		os.Exit(2)
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen: -cpuprofile:", err)
+			os.Exit(2)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if *rounds < 1 {
 		fmt.Fprintln(os.Stderr, "loadgen: -rounds must be at least 1")
