@@ -5,8 +5,8 @@ import (
 	"crypto"
 	"crypto/rsa"
 	"crypto/sha256"
+	"errors"
 	"math/big"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -15,36 +15,26 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+
+	"github.com/coffer-kms/coffer/internal/provider/pkcs11/softhsm"
 )
 
-const softhsmLib = "/usr/lib/softhsm/libsofthsm2.so"
+const softhsmLib = softhsm.Library
 
 // softHSMToken makes a fresh SoftHSM2 token (label coffer, PIN in a file) and returns the
 // server flags that use it; it skips when SoftHSM2 is not installed. Each extra label makes
 // one more token with the same PIN in the same SOFTHSM2_CONF (for pkcs11-pool-tokens).
 func softHSMToken(t *testing.T, extra ...string) []string {
 	t.Helper()
-	if _, err := os.Stat(softhsmLib); err != nil {
-		t.Skipf("SoftHSM2 is not installed (%s): apt-get install softhsm2 opensc to run HSM tests", softhsmLib)
+	tok, err := softhsm.Init(t.TempDir(), "4321", "8765", append([]string{"coffer"}, extra...)...)
+	if errors.Is(err, softhsm.ErrNotInstalled) {
+		t.Skipf("%v; install opensc too to run the HSM tests", err)
 	}
-	util, err := exec.LookPath("softhsm2-util")
 	if err != nil {
-		t.Skip("softhsm2-util is not on PATH")
+		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	os.Mkdir(filepath.Join(dir, "tokens"), 0o700)
-	conf := filepath.Join(dir, "softhsm2.conf")
-	os.WriteFile(conf, []byte("directories.tokendir = "+filepath.Join(dir, "tokens")+"\nobjectstore.backend = file\nlog.level = ERROR\n"), 0o600)
-	t.Setenv("SOFTHSM2_CONF", conf)
-	for _, label := range append([]string{"coffer"}, extra...) {
-		if out, err := exec.Command(util, "--init-token", "--free", "--label", label, "--pin", "4321", "--so-pin", "8765").CombinedOutput(); err != nil {
-			t.Fatalf("softhsm2-util: %v\n%s", err, out)
-		}
-	}
-	pin := filepath.Join(dir, "pin")
-	os.WriteFile(pin, []byte("4321\n"), 0o600)
-	os.WriteFile(filepath.Join(dir, "so-pin"), []byte("8765\n"), 0o600)
-	return []string{"--pkcs11-library", softhsmLib, "--pkcs11-token-label", "coffer", "--pkcs11-pin-file", pin}
+	t.Setenv("SOFTHSM2_CONF", tok.Conf)
+	return []string{"--pkcs11-library", softhsmLib, "--pkcs11-token-label", "coffer", "--pkcs11-pin-file", tok.PINFile}
 }
 
 // softHSMTokenSO is softHSMToken with the tokens' security officer PIN configured

@@ -12,6 +12,13 @@
 //
 //	go build -tags coffer_bench_noaudit -o /tmp/coffer-noaudit ./cmd/coffer
 //	go run ./tools/loadgen -coffer /tmp/coffer -coffer-noaudit /tmp/coffer-noaudit
+//
+// The HSM operations (sign-ps256-hsm, sign-es256-hsm, encrypt-a256gcm-hsm; hsm.go) run on
+// keys of the dev managed HSM pool, in a SoftHSM2 token loadgen makes (apt-get install
+// softhsm2), against the same operation called directly on that token from this process:
+// the API and direct rows alternate -rounds times, and API ÷ direct is printed (issue 6):
+//
+//	go run ./tools/loadgen -coffer /tmp/coffer -ops sign-ps256-hsm,sign-es256-hsm,encrypt-a256gcm-hsm -concurrency 8,32
 package main
 
 import (
@@ -37,17 +44,18 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sort"
+	"runtime/pprof"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/coffer-kms/coffer/internal/provider/pkcs11"
 )
 
 type creds struct {
-	TenantID, ClientID, ClientSecret, AuthorityHost, VaultURL, CAFile string
+	TenantID, ClientID, ClientSecret, AuthorityHost, VaultURL, ManagedHSMURL, CAFile string
 }
 
 func main() {
@@ -57,7 +65,10 @@ func main() {
 	conc := flag.String("concurrency", "1,8,32,64", "comma-separated concurrency levels")
 	http1 := flag.Bool("http1", false, "use HTTP/1.1 (one TLS connection per concurrent caller) instead of HTTP/2 (one connection, a stream per request), to see what the protocol costs")
 	driver := flag.String("driver", "wrk", "load generator: wrk (Debian package wrk; HTTP/1.1, costs the least CPU per request) or go (this program's HTTP/2 client, or HTTP/1.1 with -http1)")
-	opsFlag := flag.String("ops", "sign-ps256,sign-es256,decrypt-oaep256,wrap-oaep256,get-key,create-ec,get-secret,set-secret", "operations to run")
+	opsFlag := flag.String("ops", "sign-ps256,sign-es256,decrypt-oaep256,wrap-oaep256,get-key,create-ec,get-secret,set-secret", "operations to run; the HSM ones, not run by default, are sign-ps256-hsm, sign-es256-hsm and encrypt-a256gcm-hsm (SoftHSM2)")
+	rounds := flag.Int("rounds", 3, "HSM operations: how many times the API row and the direct row alternate at each concurrency")
+	sessions := flag.Int("hsm-sessions", pkcs11.DefaultSessions, "HSM operations: PKCS#11 sessions of the server (--pkcs11-sessions) and of the direct provider")
+	cpuProfile := flag.String("cpuprofile", "", "write loadgen's own CPU profile to this file (with wrk, mostly the direct rows of HSM operations; COFFER_CPUPROFILE=file profiles the server)")
 	flag.Parse()
 	switch *driver {
 	case "go":
@@ -71,7 +82,22 @@ func main() {
 		fmt.Fprintf(os.Stderr, "loadgen: -driver %q: want wrk or go\n", *driver)
 		os.Exit(2)
 	}
-	if err := run(*bin, *noAudit, *http1, *dur, *conc, strings.Split(*opsFlag, ",")); err != nil {
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen: -cpuprofile:", err)
+			os.Exit(2)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if *rounds < 1 {
+		fmt.Fprintln(os.Stderr, "loadgen: -rounds must be at least 1")
+		os.Exit(2)
+	}
+	if err := run(*bin, *noAudit, *http1, *dur, *conc, strings.Split(*opsFlag, ","), *rounds, *sessions); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(1)
 	}
@@ -83,6 +109,7 @@ var useWrk bool
 // target is one running server, ready for load.
 type target struct {
 	k    *kv
+	pool *kv // the dev managed HSM pool, for the HSM operations; nil without them
 	pid  int
 	port string         // of the bare host, which serves the development vault
 	enc  map[string]any // an RSA-OAEP-256 ciphertext for decrypt
@@ -90,14 +117,19 @@ type target struct {
 }
 
 // start runs `coffer server --dev` from bin in a new data directory and creates the keys
-// and the secret the operations use.
-func start(bin string, http1 bool) (*target, error) {
+// and the secret the operations use; with h, the server uses h's token and the pool gets a
+// key for each HSM operation of ops.
+func start(bin string, http1 bool, h *hsm, ops []string) (*target, error) {
 	dir, err := os.MkdirTemp("", "coffer-load-")
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "server", "--dev", "--listen", "127.0.0.1:0", "--data-dir", dir, "--log-level", "error",
-		"--tenant-rate-limit", "0", "--tenant-max-concurrent", "0")
+	args := []string{"server", "--dev", "--listen", "127.0.0.1:0", "--data-dir", dir, "--log-level", "error",
+		"--tenant-rate-limit", "0", "--tenant-max-concurrent", "0"}
+	if h != nil {
+		args = append(args, h.serverFlags()...)
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
 	if err := cmd.Start(); err != nil {
 		os.RemoveAll(dir)
@@ -132,8 +164,8 @@ func start(bin string, http1 bool) (*target, error) {
 	if err != nil {
 		return fail(err)
 	}
-	t.k = &kv{hc: hc, base: vault, token: tok}
 	t.port = u.Port()
+	t.k = &kv{hc: hc, base: vault, token: tok, wrkBase: "https://localhost:" + t.port}
 	if _, err := t.k.call("POST", "/keys/bench-rsa/create", map[string]any{"kty": "RSA", "key_size": 2048}); err != nil {
 		return fail(fmt.Errorf("create RSA key: %w", err))
 	}
@@ -147,18 +179,67 @@ func start(bin string, http1 bool) (*target, error) {
 	if t.enc, err = t.k.call("POST", "/keys/bench-rsa/encrypt", map[string]any{"alg": "RSA-OAEP-256", "value": plain}); err != nil {
 		return fail(fmt.Errorf("encrypt: %w", err))
 	}
+	if h != nil {
+		if err := t.startPool(hc, c, ops); err != nil {
+			return fail(err)
+		}
+	}
 	return t, nil
 }
 
-func run(bin, noAuditBin string, http1 bool, dur time.Duration, concList string, ops []string) error {
-	on, err := start(bin, http1)
+// startPool gets a token for the dev managed HSM pool and creates there the key of each HSM
+// operation of ops, calling it once.
+func (t *target) startPool(hc *http.Client, c creds, ops []string) error {
+	tok, err := getToken(hc, c, "https://managedhsm.localhost:"+t.port)
+	if err != nil {
+		return fmt.Errorf("pool token: %w", err)
+	}
+	base := strings.TrimSuffix(c.ManagedHSMURL, "/")
+	// wrk cannot resolve the pool's host: it connects to 127.0.0.1 (wrkScript) and still sends
+	// the host as TLS server name and Host header, which the server requires to match.
+	t.pool = &kv{hc: hc, base: base, token: tok, wrkBase: base, wrkLoopback: true}
+	for _, op := range hsmOpsIn(ops) {
+		o := hsmOps[op]
+		if _, err := t.pool.call("POST", "/keys/"+o.key+"/create", o.create); err != nil {
+			return fmt.Errorf("create %s key: %w", op, err)
+		}
+		if err := t.pool.send(o.request()); err != nil {
+			return fmt.Errorf("%s: %w", op, err)
+		}
+	}
+	return nil
+}
+
+// store is the key store op runs against: the pool for HSM operations, else the vault.
+func (t *target) store(op string) *kv {
+	if _, ok := hsmOps[op]; ok {
+		return t.pool
+	}
+	return t.k
+}
+
+func run(bin, noAuditBin string, http1 bool, dur time.Duration, concList string, ops []string, rounds, sessions int) error {
+	var h *hsm
+	if len(hsmOpsIn(ops)) > 0 {
+		var err error
+		if h, err = newHSM(sessions); err != nil {
+			return err
+		}
+		defer h.close()
+	}
+	on, err := start(bin, http1, h, ops)
 	if err != nil {
 		return err
 	}
 	defer on.stop()
+	if h != nil {
+		if err := h.open(ops); err != nil {
+			return err
+		}
+	}
 	var off *target
 	if noAuditBin != "" {
-		if off, err = start(noAuditBin, http1); err != nil {
+		if off, err = start(noAuditBin, http1, h, ops); err != nil {
 			return fmt.Errorf("audit-off server: %w", err)
 		}
 		defer off.stop()
@@ -189,9 +270,17 @@ func run(bin, noAuditBin string, http1 bool, dur time.Duration, concList string,
 			return "PUT", fmt.Sprintf("/secrets/load-%d", n.Add(1)), map[string]any{"value": strings.Repeat("v", 64)}
 		},
 	}
+	for op, o := range hsmOps {
+		bodies[op] = func(*target) (string, string, any) { return o.request() }
+	}
 	rawCost := rawCosts()
 	fmt.Printf("| operation | concurrency | audit | ops/s | p50 ms | p99 ms | server CPU µs/op | loadgen CPU µs/op | raw crypto µs/op | CPU ÷ raw |\n|---|---|---|---|---|---|---|---|---|---|\n")
-	var cost []string
+	var cost, hsmLines []string
+	// rowDur is how long a row runs: wrk takes whole seconds, and a direct row runs as long.
+	rowDur := dur
+	if useWrk {
+		rowDur = wrkSeconds(dur)
+	}
 	for _, op := range ops {
 		body, ok := bodies[op]
 		if !ok {
@@ -207,9 +296,9 @@ func run(bin, noAuditBin string, http1 bool, dur time.Duration, concList string,
 				var res result
 				var err error
 				if useWrk {
-					res, err = loadWrk(t, op, body, conc, dur)
+					res, err = loadWrk(t, t.store(op), op, body, conc, dur)
 				} else {
-					res, err = load(t, body, conc, dur)
+					res, err = load(t, t.store(op), body, conc, dur)
 				}
 				if err != nil {
 					return res, fmt.Errorf("%s at %d (audit %s): %w", op, conc, audit, err)
@@ -222,19 +311,45 @@ func run(bin, noAuditBin string, http1 bool, dur time.Duration, concList string,
 				fmt.Printf("| %s | %d | %s | %.0f | %.2f | %.2f | %.1f | %.1f | %s | %s |\n", op, conc, audit, res.opsPerSec, res.p50, res.p99, res.cpuPerOp, res.clientPerOp, rawCell, ratio)
 				return res, nil
 			}
-			a, err := row(on, "on")
-			if err != nil {
-				return err
+			// rows runs the operation against the server(s): audit on, then off if given.
+			rows := func() (result, error) {
+				a, err := row(on, "on")
+				if err != nil || off == nil {
+					return a, err
+				}
+				b, err := row(off, "off")
+				if err != nil {
+					return a, err
+				}
+				cost = append(cost, fmt.Sprintf("| %s | %d | %.0f | %.0f | **%.2f** | %.1f | %.1f |", op, conc, a.opsPerSec, b.opsPerSec, a.opsPerSec/b.opsPerSec, a.cpuPerOp, b.cpuPerOp))
+				return a, nil
 			}
-			if off == nil {
+			if _, isHSM := hsmOps[op]; !isHSM {
+				if _, err := rows(); err != nil {
+					return err
+				}
 				continue
 			}
-			b, err := row(off, "off")
-			if err != nil {
-				return err
+			hr := hsmRounds{op: op, conc: conc}
+			for range rounds {
+				a, err := rows()
+				if err != nil {
+					return err
+				}
+				d, err := h.loadDirect(op, conc, rowDur)
+				if err != nil {
+					return err
+				}
+				// A direct row has no server: its CPU is this process's, in the loadgen column.
+				fmt.Printf("| %s | %d | direct | %.0f | %.2f | %.2f | | %.1f | | |\n", op, conc, d.opsPerSec, d.p50, d.p99, d.clientPerOp)
+				hr.api, hr.direct = append(hr.api, a), append(hr.direct, d)
 			}
-			cost = append(cost, fmt.Sprintf("| %s | %d | %.0f | %.0f | **%.2f** | %.1f | %.1f |", op, conc, a.opsPerSec, b.opsPerSec, a.opsPerSec/b.opsPerSec, a.cpuPerOp, b.cpuPerOp))
+			hsmLines = append(hsmLines, hr.line())
 		}
+	}
+	if len(hsmLines) > 0 {
+		fmt.Println(hsmTableHead)
+		fmt.Println(strings.Join(hsmLines, "\n"))
 	}
 	if len(cost) > 0 {
 		fmt.Printf("\nAudit cost, same run (throughput with audit ÷ without; the budget is ≥ 0.85):\n\n")
@@ -246,57 +361,17 @@ func run(bin, noAuditBin string, http1 bool, dur time.Duration, concList string,
 
 type result struct{ opsPerSec, p50, p99, cpuPerOp, clientPerOp float64 }
 
-func load(t *target, body func(*target) (string, string, any), conc int, dur time.Duration) (result, error) {
-	k, pid := t.k, t.pid
-	ctx, cancel := context.WithTimeout(context.Background(), dur)
-	defer cancel()
-	var mu sync.Mutex
-	var lat []time.Duration
-	var firstErr error
-	var wg sync.WaitGroup
-	cpu0, self0 := procCPU(pid), procCPU(os.Getpid())
-	start := time.Now()
-	for i := 0; i < conc; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var mine []time.Duration
-			for ctx.Err() == nil {
-				m, p, b := body(t)
-				t0 := time.Now()
-				if err := k.send(m, p, b); err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
-					}
-					mu.Unlock()
-					return
-				}
-				mine = append(mine, time.Since(t0))
-			}
-			mu.Lock()
-			lat = append(lat, mine...)
-			mu.Unlock()
-		}()
+func load(t *target, k *kv, body func(*target) (string, string, any), conc int, dur time.Duration) (result, error) {
+	cpu0, self0 := procCPU(t.pid), procCPU(os.Getpid())
+	lat, elapsed, err := drive(conc, dur, func() error {
+		m, p, b := body(t)
+		return k.send(m, p, b)
+	})
+	cpu, self := procCPU(t.pid)-cpu0, procCPU(os.Getpid())-self0
+	if err != nil {
+		return result{}, err
 	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	cpu, self := procCPU(pid)-cpu0, procCPU(os.Getpid())-self0
-	if firstErr != nil {
-		return result{}, firstErr
-	}
-	if len(lat) == 0 {
-		return result{}, fmt.Errorf("no operation completed")
-	}
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000 }
-	return result{
-		opsPerSec:   float64(len(lat)) / elapsed.Seconds(),
-		p50:         pct(0.50),
-		p99:         pct(0.99),
-		cpuPerOp:    cpu.Seconds() * 1e6 / float64(len(lat)),
-		clientPerOp: self.Seconds() * 1e6 / float64(len(lat)),
-	}, nil
+	return summarize(lat, elapsed, cpu, self)
 }
 
 // procCPU is the user+system CPU time of process pid (Linux /proc, clock ticks of 10 ms).
@@ -361,10 +436,15 @@ func threadCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// kv is a key store of the server and a bearer token for it.
 type kv struct {
 	hc    *http.Client
 	base  string
 	token string
+	// wrkBase is the URL wrk addresses the store by; with wrkLoopback wrk connects to
+	// 127.0.0.1 instead of resolving its host.
+	wrkBase     string
+	wrkLoopback bool
 }
 
 // do sends one request with the token; the caller closes the answer's body. Any status

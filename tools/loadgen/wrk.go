@@ -24,10 +24,14 @@ var uniquePaths = map[string]string{
 	"set-secret": "/secrets/load-%d-%d",
 }
 
-// wrkScript is the Lua script for one operation: method, body and headers, and for
-// uniquePaths a request function that numbers the paths.
-func wrkScript(op, method string, body any, token string) (string, error) {
+// wrkScript is the Lua script for one operation: method, body and headers, for uniquePaths
+// a request function that numbers the paths, and with loopback a resolver that connects to
+// 127.0.0.1 whatever the URL's host (which wrk still sends as TLS server name and Host).
+func wrkScript(op, method string, body any, token string, loopback bool) (string, error) {
 	var b strings.Builder
+	if loopback {
+		b.WriteString("function wrk.resolve(host, service) wrk.addrs = wrk.lookup(\"127.0.0.1\", service) end\n")
+	}
 	fmt.Fprintf(&b, "wrk.method = %q\n", method)
 	fmt.Fprintf(&b, "wrk.headers[\"Authorization\"] = %q\n", "Bearer "+token)
 	if body != nil {
@@ -57,10 +61,10 @@ var (
 	wrkPct      = regexp.MustCompile(`(?m)^\s*(50|99)(?:\.000)?%\s+([0-9.]+)(us|ms|s|m)\s*$`)
 )
 
-// loadWrk runs one row with wrk against the server's bare host (the development vault).
-func loadWrk(t *target, op string, body func(*target) (string, string, any), conc int, dur time.Duration) (result, error) {
+// loadWrk runs one row with wrk against the key store k of the server t.
+func loadWrk(t *target, k *kv, op string, body func(*target) (string, string, any), conc int, dur time.Duration) (result, error) {
 	method, path, b := body(t)
-	script, err := wrkScript(op, method, b, t.k.token)
+	script, err := wrkScript(op, method, b, k.token, k.wrkLoopback)
 	if err != nil {
 		return result{}, err
 	}
@@ -75,8 +79,8 @@ func loadWrk(t *target, op string, body func(*target) (string, string, any), con
 	}
 	f.Close()
 	threads := min(conc, 2)
-	url := "https://localhost:" + t.port + path + "?api-version=7.6"
-	cmd := exec.Command("wrk", "-t", strconv.Itoa(threads), "-c", strconv.Itoa(conc), "-d", fmt.Sprintf("%ds", max(1, int(dur.Seconds()))),
+	url := k.wrkBase + path + "?api-version=7.6"
+	cmd := exec.Command("wrk", "-t", strconv.Itoa(threads), "-c", strconv.Itoa(conc), "-d", fmt.Sprintf("%ds", int(wrkSeconds(dur).Seconds())),
 		"--latency", "--timeout", "10s", "-s", f.Name(), url)
 	cpu0 := procCPU(t.pid)
 	out, err := cmd.Output()
@@ -121,6 +125,11 @@ func parseWrk(out string, serverCPU, clientCPU time.Duration) (result, error) {
 		}
 	}
 	return res, nil
+}
+
+// wrkSeconds is how long wrk runs for dur: whole seconds, at least one.
+func wrkSeconds(dur time.Duration) time.Duration {
+	return time.Duration(max(1, int(dur.Seconds()))) * time.Second
 }
 
 // wrkDuration reads one of wrk's numbers with its unit.

@@ -7,18 +7,16 @@ import (
 	"crypto/sha256"
 	"errors"
 	"math/big"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 
 	p11 "github.com/miekg/pkcs11"
 
 	"github.com/coffer-kms/coffer/internal/provider"
+	"github.com/coffer-kms/coffer/internal/provider/pkcs11/softhsm"
 	"github.com/coffer-kms/coffer/internal/provider/providertest"
 )
 
-const softhsmLib = "/usr/lib/softhsm/libsofthsm2.so"
+const softhsmLib = softhsm.Library
 
 // testSOPIN is the security officer PIN of newToken's tokens.
 const testSOPIN = "5678"
@@ -27,28 +25,14 @@ const testSOPIN = "5678"
 // it (its Config changed by opts); it skips the test when SoftHSM2 is not installed.
 func newToken(tb testing.TB, opts ...func(*Config)) *Provider {
 	tb.Helper()
-	if _, err := os.Stat(softhsmLib); err != nil {
-		tb.Skipf("SoftHSM2 is not installed (%s missing): apt-get install softhsm2 opensc to run the pkcs11 tests", softhsmLib)
+	tok, err := softhsm.Init(tb.TempDir(), "1234", testSOPIN, "coffer-test")
+	if errors.Is(err, softhsm.ErrNotInstalled) {
+		tb.Skipf("%v; install opensc too to run the pkcs11 tests", err)
 	}
-	util, err := exec.LookPath("softhsm2-util")
 	if err != nil {
-		tb.Skip("softhsm2-util is not on PATH: apt-get install softhsm2 to run the pkcs11 tests")
-	}
-	dir := tb.TempDir()
-	tokens := filepath.Join(dir, "tokens")
-	if err := os.Mkdir(tokens, 0o700); err != nil {
 		tb.Fatal(err)
 	}
-	conf := filepath.Join(dir, "softhsm2.conf")
-	text := "directories.tokendir = " + tokens + "\nobjectstore.backend = file\nlog.level = ERROR\n"
-	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Setenv("SOFTHSM2_CONF", conf)
-	out, err := exec.Command(util, "--init-token", "--free", "--label", "coffer-test", "--pin", "1234", "--so-pin", testSOPIN).CombinedOutput()
-	if err != nil {
-		tb.Fatalf("softhsm2-util --init-token: %v\n%s", err, out)
-	}
+	tb.Setenv("SOFTHSM2_CONF", tok.Conf)
 	cfg := Config{Library: softhsmLib, TokenLabel: "coffer-test", PIN: "1234"}
 	for _, o := range opts {
 		o(&cfg)
