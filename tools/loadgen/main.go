@@ -286,12 +286,15 @@ func run(bin, noAuditBin string, http1 bool, dur time.Duration, concList string,
 		if !ok {
 			return fmt.Errorf("unknown operation %q", op)
 		}
-		raw, hasRaw := rawCost(op)
 		for _, cs := range strings.Split(concList, ",") {
 			conc, err := strconv.Atoi(strings.TrimSpace(cs))
 			if err != nil || conc < 1 {
 				return fmt.Errorf("bad concurrency %q", cs)
 			}
+			// The raw cost is measured again right before each concurrency's rows: measured
+			// once per operation it once read 1,305 µs for an RSA signature that cost ~990
+			// µs a minute later, which made every ratio of that operation meaningless.
+			raw, hasRaw := rawCost(op)
 			row := func(t *target, audit string) (result, error) {
 				var res result
 				var err error
@@ -391,7 +394,7 @@ func procCPU(pid int) time.Duration {
 // single-threaded, in CPU time of the measuring thread (µs/op; false if the operation has no
 // raw counterpart). CPU time, like the server's, not wall time: on a shared machine a
 // descheduled thread would otherwise inflate the raw cost (wall time once read 2,284 µs for
-// an RSA signature that costs ~1,200). Call it right before the operation's rows.
+// an RSA signature that costs ~1,200). Call it right before the rows it is compared with.
 func rawCosts() func(op string) (float64, bool) {
 	rk, _ := rsa.GenerateKey(rand.Reader, 2048)
 	ek, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
