@@ -11,6 +11,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+
+	"github.com/coffer-kms/coffer/internal/authz"
 )
 
 // Error is a client-visible failure: an HTTP status, a Key Vault error code and a message
@@ -70,11 +72,16 @@ func WriteError(w http.ResponseWriter, err error, mappings ...Mapping) *Error {
 	return e
 }
 
-// Resolve returns the *Error WriteError would render for err.
+// Resolve returns the *Error WriteError would render for err. A Managed HSM limit
+// (*authz.LimitError) is 400 with its own code and message, on every plane.
 func Resolve(err error, mappings ...Mapping) *Error {
 	var e *Error
 	if errors.As(err, &e) {
 		return e
+	}
+	var limit *authz.LimitError
+	if errors.As(err, &limit) {
+		return Errorf(http.StatusBadRequest, limit.Code, limit.Message)
 	}
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {

@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"regexp"
 	"slices"
@@ -22,11 +21,11 @@ import (
 // honour them as soon as they are written. Each route needs the Managed HSM data action
 // (microsoft.keyvault/managedHsm/roleAssignments/write/action, ...) at the request's scope.
 //
-// Azure's Managed HSM object limits hold (Key Vault service limits, "Resource type: Managed
-// HSM"): 50 role assignments at HSM scope ("/" and "/keys" count together), 10 at each
-// key's scope and 50 custom role definitions per pool. They are checked in the transaction
-// that writes, so concurrent requests cannot overshoot; over a limit is 400 and nothing is
-// written. Assignments made through Coffer's own /v1 API are counted but not capped.
+// Azure's Managed HSM object limits hold (authz.CheckHSMAssignmentLimit and
+// authz.CheckHSMRoleLimit, which the management API applies too): 50 role assignments at HSM
+// scope ("/" and "/keys" count together), 10 at each key's scope and 50 custom role
+// definitions per pool. They are checked in the transaction that writes, so concurrent
+// requests cannot overshoot; over a limit is 400 and nothing is written.
 
 // RBACStore is what the Managed HSM RBAC endpoints need from the tenancy store.
 type RBACStore interface {
@@ -49,10 +48,6 @@ const (
 	definitionsPath = "/providers/Microsoft.Authorization/roleDefinitions"
 	// roleDefPrefix is how Managed HSM names a role definition in roleDefinitionId and id.
 	roleDefPrefix = "Microsoft.KeyVault/providers/Microsoft.Authorization/roleDefinitions/"
-
-	maxHSMScopeAssignments = 50 // at "/" and "/keys" together
-	maxKeyScopeAssignments = 10 // at each "/keys/{name}"
-	maxCustomRoles         = 50 // custom role definitions assignable in the pool
 )
 
 var (
@@ -304,7 +299,7 @@ func (h *HSMRBAC) putAssignment(w http.ResponseWriter, r *http.Request, c *Call)
 	}
 	a := authz.Assignment{ID: id, PrincipalID: principal, TenantID: c.Store.TenantID, RoleDefinitionID: role.ID, Scope: sc.rbac, HSMScope: sc.wire}
 	got, err := h.Store.CreateRoleAssignmentIf(ctx, a, func(existing []authz.Assignment) error {
-		return assignmentLimit(existing, StoreScope(c.Store), sc.wire)
+		return authz.CheckHSMAssignmentLimit(existing, a.Scope)
 	})
 	switch {
 	case errors.Is(err, tenancy.ErrExists):
@@ -319,29 +314,6 @@ func (h *HSMRBAC) putAssignment(w http.ResponseWriter, r *http.Request, c *Call)
 		return err
 	}
 	WriteJSON(w, http.StatusCreated, assignmentOut(got, sc.wire))
-	return nil
-}
-
-// assignmentLimit refuses one more assignment at local scope wire if the pool has Azure's
-// maximum there already.
-func assignmentLimit(existing []authz.Assignment, pool, wire string) error {
-	hsmWide := func(w string) bool { return w == "/" || w == "/keys" }
-	limit, n := maxKeyScopeAssignments, 0
-	if hsmWide(wire) {
-		limit = maxHSMScopeAssignments
-	}
-	for _, a := range existing {
-		if w := wireScope(a, pool); w != "" && (strings.EqualFold(w, wire) || hsmWide(w) && hsmWide(wire)) {
-			n++
-		}
-	}
-	if n >= limit {
-		what := "at HSM scope (/ and /keys)"
-		if !hsmWide(wire) {
-			what = "at the scope of key " + strings.TrimPrefix(wire, "/keys/")
-		}
-		return Errorf(http.StatusBadRequest, "RoleAssignmentLimitExceeded", fmt.Sprintf("No more role assignments can be created: a managed HSM allows %d %s and this one has %d. Delete one first, or assign at another scope.", limit, what, n))
-	}
 	return nil
 }
 
@@ -383,19 +355,11 @@ func (h *HSMRBAC) poolRoles(ctx context.Context, c *Call) ([]authz.RoleDefinitio
 		return nil, err
 	}
 	for _, r := range custom {
-		if assignableIn(r, pool) {
+		if r.AssignableAt(pool) {
 			out = append(out, r)
 		}
 	}
 	return out, nil
-}
-
-// assignableIn reports whether custom role r can be assigned in pool.
-func assignableIn(r authz.RoleDefinition, pool authz.Scope) bool {
-	return slices.ContainsFunc(r.AssignableScopes, func(s string) bool {
-		sc, err := authz.ParseScope(s)
-		return err == nil && sc.Contains(pool)
-	})
 }
 
 func (h *HSMRBAC) poolRole(ctx context.Context, c *Call, id string) (authz.RoleDefinition, error) {

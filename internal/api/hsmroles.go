@@ -2,7 +2,6 @@ package api
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 
@@ -160,16 +159,7 @@ func (h *HSMRBAC) putDefinition(w http.ResponseWriter, r *http.Request, c *Call)
 		return err
 	}
 	got, _, err := h.Store.PutRoleDefinition(r.Context(), c.Store.TenantID, def, func(existing []authz.RoleDefinition) error {
-		n := 0
-		for _, e := range existing {
-			if assignableIn(e, poolScope) {
-				n++
-			}
-		}
-		if n >= maxCustomRoles {
-			return Errorf(http.StatusBadRequest, "RoleDefinitionLimitExceeded", fmt.Sprintf("No more custom role definitions can be created: a managed HSM allows %d and this one has %d. Delete an unused one first.", maxCustomRoles, n))
-		}
-		return nil
+		return authz.CheckHSMRoleLimit(existing, def, []authz.Scope{poolScope})
 	})
 	switch {
 	case errors.Is(err, tenancy.ErrExists):

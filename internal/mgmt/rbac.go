@@ -86,7 +86,9 @@ func (s *Service) checkScopeExists(ctx context.Context, tenantID string, sc auth
 
 // createAssignment stores a, keeping assignment ids unique across tenants (the snapshot is
 // built over all tenants and refuses duplicates), and undoes the write if the platform's
-// snapshot no longer builds with it.
+// snapshot no longer builds with it. At a managed HSM pool's scope or one of its keys',
+// Managed HSM's limits hold as on the pool's own RBAC API, checked in the transaction that
+// writes (400 RoleAssignmentLimitExceeded, nothing written).
 func (s *Service) createAssignment(ctx context.Context, a authz.Assignment) (authz.Assignment, error) {
 	s.rbacMu.Lock()
 	defer s.rbacMu.Unlock()
@@ -100,7 +102,10 @@ func (s *Service) createAssignment(ctx context.Context, a authz.Assignment) (aut
 	if inUse {
 		return a, api.Errorf(http.StatusConflict, "RoleAssignmentExists", "role assignment id "+a.ID+" is already in use: choose another UUID")
 	}
-	a, err = s.cfg.Store.CreateRoleAssignment(ctx, a)
+	scope := a.Scope
+	a, err = s.cfg.Store.CreateRoleAssignmentIf(ctx, a, func(existing []authz.Assignment) error {
+		return authz.CheckHSMAssignmentLimit(existing, scope)
+	})
 	if err != nil {
 		return a, err
 	}
@@ -275,6 +280,9 @@ const maxPatterns = 256
 
 // putRoleDefinition creates a custom role of the tenant. Its id must not be used by a
 // built-in role or by any tenant's custom role; changing a custom role is not supported yet.
+// A role assignable in one of the tenant's managed HSM pools (its assignable scopes include
+// the pool or the tenant) counts towards the pool's custom-role limit, checked in the
+// transaction that writes (400 RoleDefinitionLimitExceeded, nothing written).
 func (s *Service) putRoleDefinition(w http.ResponseWriter, r *http.Request, c *Call) error {
 	ctx := r.Context()
 	id := r.PathValue("id")
@@ -293,6 +301,9 @@ func (s *Service) putRoleDefinition(w http.ResponseWriter, r *http.Request, c *C
 	}
 	if len(req.Permissions) == 0 {
 		return badParameter("permissions must hold at least one block of actions or dataActions")
+	}
+	if len(req.AssignableScopes) == 0 {
+		req.AssignableScopes = []string{c.tenantScope()}
 	}
 	rd := authz.RoleDefinition{ID: id, Name: req.RoleName, Description: req.Description, Type: authz.RoleTypeCustom, AssignableScopes: req.AssignableScopes}
 	n := 0
@@ -315,7 +326,14 @@ func (s *Service) putRoleDefinition(w http.ResponseWriter, r *http.Request, c *C
 	if inUse {
 		return api.Errorf(http.StatusConflict, "RoleDefinitionExists", "role definition id "+id+" is already in use (changing a custom role is not supported yet): choose another UUID")
 	}
-	rd, err = s.cfg.Store.CreateRoleDefinition(ctx, c.TenantID, rd)
+	pools, err := s.poolScopes(ctx, c.TenantID)
+	if err != nil {
+		return err
+	}
+	want := rd
+	rd, err = s.cfg.Store.CreateRoleDefinitionIf(ctx, c.TenantID, rd, func(existing []authz.RoleDefinition) error {
+		return authz.CheckHSMRoleLimit(existing, want, pools)
+	})
 	if err != nil {
 		return err
 	}
@@ -339,4 +357,21 @@ func (s *Service) roleIDInUse(ctx context.Context, id string) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// poolScopes returns the scopes of tenantID's managed HSM pools.
+func (s *Service) poolScopes(ctx context.Context, tenantID string) ([]authz.Scope, error) {
+	vs, err := s.cfg.Store.Vaults(ctx, tenantID, tenancy.KindManagedHSM)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]authz.Scope, 0, len(vs))
+	for _, v := range vs {
+		sc, err := authz.ParseScope(api.StoreScope(v))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sc)
+	}
+	return out, nil
 }

@@ -113,6 +113,14 @@ func (s *Store) RoleAssignments(ctx context.Context, tenantID string) ([]authz.A
 
 // CreateRoleDefinition stores a custom role of tenantID (checked by authz).
 func (s *Store) CreateRoleDefinition(ctx context.Context, tenantID string, r authz.RoleDefinition) (authz.RoleDefinition, error) {
+	return s.CreateRoleDefinitionIf(ctx, tenantID, r, nil)
+}
+
+// CreateRoleDefinitionIf is CreateRoleDefinition with a condition, as CreateRoleAssignmentIf:
+// check (if not nil) sees the tenant's custom roles in the same transaction, before r is
+// added, and its error is returned as is with nothing written; check must be pure. An ID that
+// is taken is ErrExists before check runs.
+func (s *Store) CreateRoleDefinitionIf(ctx context.Context, tenantID string, r authz.RoleDefinition, check func(existing []authz.RoleDefinition) error) (authz.RoleDefinition, error) {
 	if r.ID == "" {
 		r.ID = NewUUID()
 	}
@@ -138,6 +146,11 @@ func (s *Store) CreateRoleDefinition(ctx context.Context, tenantID string, r aut
 		}
 		if _, err := authz.NewSnapshot(append(roles, r), nil); err != nil {
 			return fmt.Errorf("%w: %v", ErrInvalidName, err)
+		}
+		if check != nil {
+			if err := check(roles); err != nil {
+				return err
+			}
 		}
 		return putJSON(ctx, tx, roleDefKey(tenantID, r.ID), r)
 	})

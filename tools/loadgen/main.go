@@ -58,49 +58,79 @@ type creds struct {
 	TenantID, ClientID, ClientSecret, AuthorityHost, VaultURL, ManagedHSMURL, CAFile string
 }
 
-func main() {
-	bin := flag.String("coffer", "coffer", "path to the coffer binary")
-	noAudit := flag.String("coffer-noaudit", "", "optional: a coffer binary built with -tags coffer_bench_noaudit; every row then runs against it too, right after the audited server, and the audit cost is printed as a ratio of the same run")
-	dur := flag.Duration("duration", 3*time.Second, "how long each operation runs at each concurrency")
-	conc := flag.String("concurrency", "1,8,32,64", "comma-separated concurrency levels")
-	http1 := flag.Bool("http1", false, "use HTTP/1.1 (one TLS connection per concurrent caller) instead of HTTP/2 (one connection, a stream per request), to see what the protocol costs")
-	driver := flag.String("driver", "wrk", "load generator: wrk (Debian package wrk; HTTP/1.1, costs the least CPU per request) or go (this program's HTTP/2 client, or HTTP/1.1 with -http1)")
-	opsFlag := flag.String("ops", "sign-ps256,sign-es256,decrypt-oaep256,wrap-oaep256,get-key,create-ec,get-secret,set-secret", "operations to run; the HSM ones, not run by default, are sign-ps256-hsm, sign-es256-hsm and encrypt-a256gcm-hsm (SoftHSM2)")
-	rounds := flag.Int("rounds", 3, "HSM operations: how many times the API row and the direct row alternate at each concurrency")
-	sessions := flag.Int("hsm-sessions", pkcs11.DefaultSessions, "HSM operations: PKCS#11 sessions of the server (--pkcs11-sessions) and of the direct provider")
-	cpuProfile := flag.String("cpuprofile", "", "write loadgen's own CPU profile to this file (with wrk, mostly the direct rows of HSM operations; COFFER_CPUPROFILE=file profiles the server)")
-	flag.Parse()
+func main() { os.Exit(loadgen(os.Args[1:], os.Stderr)) }
+
+// loadgen runs the command with args and returns its exit status. It never exits itself:
+// os.Exit skips deferred calls, and the -cpuprofile file is complete only once the profile is
+// stopped, so main exits after loadgen has returned, whatever the outcome.
+func loadgen(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	bin := fs.String("coffer", "coffer", "path to the coffer binary")
+	noAudit := fs.String("coffer-noaudit", "", "optional: a coffer binary built with -tags coffer_bench_noaudit; every row then runs against it too, right after the audited server, and the audit cost is printed as a ratio of the same run")
+	dur := fs.Duration("duration", 3*time.Second, "how long each operation runs at each concurrency")
+	conc := fs.String("concurrency", "1,8,32,64", "comma-separated concurrency levels")
+	http1 := fs.Bool("http1", false, "use HTTP/1.1 (one TLS connection per concurrent caller) instead of HTTP/2 (one connection, a stream per request), to see what the protocol costs")
+	driver := fs.String("driver", "wrk", "load generator: wrk (Debian package wrk; HTTP/1.1, costs the least CPU per request) or go (this program's HTTP/2 client, or HTTP/1.1 with -http1)")
+	opsFlag := fs.String("ops", "sign-ps256,sign-es256,decrypt-oaep256,wrap-oaep256,get-key,create-ec,get-secret,set-secret", "operations to run; the HSM ones, not run by default, are sign-ps256-hsm, sign-es256-hsm and encrypt-a256gcm-hsm (SoftHSM2)")
+	rounds := fs.Int("rounds", 3, "HSM operations: how many times the API row and the direct row alternate at each concurrency")
+	sessions := fs.Int("hsm-sessions", pkcs11.DefaultSessions, "HSM operations: PKCS#11 sessions of the server (--pkcs11-sessions) and of the direct provider")
+	cpuProfile := fs.String("cpuprofile", "", "write loadgen's own CPU profile to this file (with wrk, mostly the direct rows of HSM operations; COFFER_CPUPROFILE=file profiles the server)")
+	if err := fs.Parse(args); err == flag.ErrHelp {
+		return 0
+	} else if err != nil {
+		return 2
+	}
 	switch *driver {
 	case "go":
 	case "wrk":
 		if _, err := exec.LookPath("wrk"); err != nil {
-			fmt.Fprintln(os.Stderr, "loadgen: -driver wrk needs wrk on the PATH: apt-get install wrk (or use -driver go)")
-			os.Exit(2)
+			fmt.Fprintln(stderr, "loadgen: -driver wrk needs wrk on the PATH: apt-get install wrk (or use -driver go)")
+			return 2
 		}
 		useWrk = true
 	default:
-		fmt.Fprintf(os.Stderr, "loadgen: -driver %q: want wrk or go\n", *driver)
-		os.Exit(2)
-	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err == nil {
-			err = pprof.StartCPUProfile(f)
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "loadgen: -cpuprofile:", err)
-			os.Exit(2)
-		}
-		defer pprof.StopCPUProfile()
+		fmt.Fprintf(stderr, "loadgen: -driver %q: want wrk or go\n", *driver)
+		return 2
 	}
 	if *rounds < 1 {
-		fmt.Fprintln(os.Stderr, "loadgen: -rounds must be at least 1")
-		os.Exit(2)
+		fmt.Fprintln(stderr, "loadgen: -rounds must be at least 1")
+		return 2
+	}
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "loadgen: -cpuprofile:", err)
+			return 2
+		}
+		defer func() {
+			if err := stop(); err != nil {
+				fmt.Fprintln(stderr, "loadgen: -cpuprofile:", err)
+			}
+		}()
 	}
 	if err := run(*bin, *noAudit, *http1, *dur, *conc, strings.Split(*opsFlag, ","), *rounds, *sessions); err != nil {
-		fmt.Fprintln(os.Stderr, "loadgen:", err)
-		os.Exit(1)
+		fmt.Fprintln(stderr, "loadgen:", err)
+		return 1
 	}
+	return 0
+}
+
+// startCPUProfile starts profiling this process into the file path; stop ends the profile,
+// which writes it, and closes the file.
+func startCPUProfile(path string) (stop func() error, err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		return f.Close()
+	}, nil
 }
 
 // useWrk selects the wrk driver (wrk.go) for the rows.
