@@ -37,6 +37,10 @@ type JWK struct {
 	// Exportable (never on the wire) asks Import for a key that secure key release may
 	// export (provider.Exporter); the keys domain sets it from the exportable attribute.
 	Exportable bool `json:"-"`
+	// SecurityDomain (never on the wire) marks, as KeySpec.SecurityDomain does, an imported
+	// key that a DomainWrapper provider makes wrappable by trusted wrapping keys only (a
+	// vault's certificate key; set by the keys domain).
+	SecurityDomain bool `json:"-"`
 }
 
 // B64 is bytes that travel as strict unpadded base64url (SECURITY-NOTES I6).

@@ -110,17 +110,7 @@ func (p *Provider) importTransfer(s p11.SessionHandle, t provider.Transfer, kek 
 	}
 	k := kek.modulusLen()
 	oaep := p11.NewMechanism(p11.CKM_RSA_PKCS_OAEP, p11.NewOAEPParams(ckmHash[t.Hash], mgf, p11.CKZ_DATA_SPECIFIED, nil))
-	eph, err := p.ctx.UnwrapKey(s, []*p11.Mechanism{oaep}, kekObj, t.Ciphertext[:k], []*p11.Attribute{
-		p11.NewAttribute(p11.CKA_CLASS, p11.CKO_SECRET_KEY),
-		p11.NewAttribute(p11.CKA_KEY_TYPE, p11.CKK_AES),
-		p11.NewAttribute(p11.CKA_TOKEN, false),
-		p11.NewAttribute(p11.CKA_PRIVATE, true),
-		p11.NewAttribute(p11.CKA_SENSITIVE, true),
-		p11.NewAttribute(p11.CKA_EXTRACTABLE, false),
-		p11.NewAttribute(p11.CKA_UNWRAP, true),
-		p11.NewAttribute(p11.CKA_ENCRYPT, false),
-		p11.NewAttribute(p11.CKA_DECRYPT, false),
-	})
+	eph, err := p.ctx.UnwrapKey(s, []*p11.Mechanism{oaep}, kekObj, t.Ciphertext[:k], ephemeralTemplate(nil))
 	if err != nil {
 		return nil, hsmErr("unwrap the ephemeral key", err)
 	}

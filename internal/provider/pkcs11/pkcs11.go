@@ -7,10 +7,12 @@
 // public-key operations and run in software (crypto/rsa, crypto/ecdsa) on the public key
 // from the handle.
 //
-// Not offered yet (provider.ErrUnsupported): Import (BYOK arrives with the key_hsm transfer
-// blob, F10), HMAC with oct-HSM keys, P-256K, RSNULL (H4: raw PKCS #1 v1.5
-// signing of caller-built input is never exposed) and, of course, CKM_RSA_X_509 (raw RSA),
-// which this package never uses.
+// Keys come into the token by BYOK (ImportTransfer: a key_hsm transfer blob unwrapped
+// inside the token, F10) and by Import of a private RSA or EC JWK, which is wrapped here
+// under a one-use AES key and unwrapped in the token (import.go). Not offered
+// (provider.ErrUnsupported): HMAC with oct-HSM keys, P-256K, plain AES keys by Import, RSNULL
+// (H4: raw PKCS #1 v1.5 signing of caller-built input is never exposed) and, of course,
+// CKM_RSA_X_509 (raw RSA), which this package never uses.
 //
 // Errors: token failures during Decrypt and UnwrapKey are exactly provider.ErrDecrypt
 // (no padding oracle, C1/C2), and during a BYOK import exactly provider.ErrTransfer, except
@@ -336,15 +338,6 @@ func (p *Provider) OffersOAEP256() bool { return p.oaep256 }
 
 // Name returns "pkcs11".
 func (*Provider) Name() string { return "pkcs11" }
-
-// Import is not offered yet: BYOK (key_hsm transfer blobs unwrapped inside the token, F10)
-// comes in a later issue, and plain private JWKs are never imported into the HSM here.
-func (*Provider) Import(ctx context.Context, _ *provider.JWK) (provider.Key, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	return nil, fmt.Errorf("%w: the pkcs11 provider does not import keys yet (BYOK comes later)", provider.ErrUnsupported)
-}
 
 // findKey returns the private key object with CKA_ID id, or ok false if there is none.
 func (p *Provider) findKey(s p11.SessionHandle, class uint, id []byte) (p11.ObjectHandle, bool, error) {

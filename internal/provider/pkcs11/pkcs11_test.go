@@ -101,12 +101,13 @@ func TestConformance(t *testing.T) {
 		Specs:          hsmSpecs(),
 		Unsupported:    unsupportedSpecs(),
 		Algorithms:     hsmAlgorithms(p),
-		NoImport:       true,
+		ImportKty:      func(k provider.KeyType) provider.KeyType { return k + "-HSM" },
 		DestroyRemoves: true,
 	})
 }
 
-// TestPlainSpecs: plain RSA and EC specs make the same token keys, reported as -HSM.
+// TestPlainSpecs: plain RSA and EC specs make the same token keys, reported as -HSM (and
+// plain RSA and EC JWKs import as such: TestImportIntoToken); AES keys are not imported.
 func TestPlainSpecs(t *testing.T) {
 	p := newToken(t)
 	ctx := context.Background()
@@ -122,8 +123,8 @@ func TestPlainSpecs(t *testing.T) {
 			t.Errorf("Generate(%v).Type() = %s; want %s", spec, k.Type(), want)
 		}
 	}
-	if _, err := p.Import(ctx, &provider.JWK{Kty: provider.RSA}); !errors.Is(err, provider.ErrUnsupported) {
-		t.Errorf("Import = %v; want ErrUnsupported", err)
+	if _, err := p.Import(ctx, &provider.JWK{Kty: provider.Oct, K: make([]byte, 32)}); !errors.Is(err, provider.ErrUnsupported) {
+		t.Errorf("Import(oct) = %v; want ErrUnsupported", err)
 	}
 }
 

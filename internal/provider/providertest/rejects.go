@@ -99,6 +99,11 @@ func (s *suite) rejectCases(t *testing.T) []rejectCase {
 	bad := []error{provider.ErrInvalidKey}
 	badOrUnsupported := []error{provider.ErrInvalidKey, provider.ErrUnsupported}
 	e1 := mod(r, func(j *provider.JWK) { j.E, j.D, j.DP, j.DQ = []byte{1}, []byte{1}, []byte{1}, []byte{1} })
+	// A provider without P-256K keys may refuse every P-256K JWK as unsupported.
+	badK1 := bad
+	if !s.offersCurve(provider.P256K) {
+		badK1 = badOrUnsupported
+	}
 	return []rejectCase{
 		{"rsa/1024-bits", RSAJWK(rsa1024, rsaKty), bad},
 		{"rsa/e-3", RSAJWKWithExponent(2048, 3, rsaKty), bad},
@@ -153,16 +158,16 @@ func (s *suite) rejectCases(t *testing.T) []rejectCase {
 		{"ec/crv-missing", mod(e, func(j *provider.JWK) { j.Crv = "" }), bad},
 		{"ec/crv-P-384-on-P-256-key", mod(e, func(j *provider.JWK) { j.Crv = provider.P384 }), bad},
 		{"ec/crv-P-256-on-P-384-key", mod(ecs[provider.P384], func(j *provider.JWK) { j.Crv = provider.P256 }), bad},
-		{"ec/P-256-point-as-P-256K", mod(e, func(j *provider.JWK) { j.Crv = provider.P256K }), bad},
+		{"ec/P-256-point-as-P-256K", mod(e, func(j *provider.JWK) { j.Crv = provider.P256K }), badK1},
 		{"ec/P-256K-point-as-P-256", mod(k1, func(j *provider.JWK) { j.Crv = provider.P256 }), bad},
 		{"ec/crv-P-192", mod(e, func(j *provider.JWK) { j.Crv = "P-192" }), badOrUnsupported},
 		{"ec/crv-secp256k1-spelling", mod(k1, func(j *provider.JWK) { j.Crv = "secp256k1" }), badOrUnsupported},
 		{"ec/with-n-e", mod(e, func(j *provider.JWK) { j.N, j.E = r.N, r.E }), bad},
 		{"ec/kty-rsa", mod(e, func(j *provider.JWK) { j.Kty = rsaKty }), bad},
-		{"ec/P-256K-off-curve", mod(k1, func(j *provider.JWK) { j.Y = fixed(new(big.Int).SetBytes(plus(j.Y, 1)), 32)[:32] }), bad},
-		{"ec/P-256K-d-n", mod(k1, func(j *provider.JWK) { j.D = fixed(secp256k1.Params().N, 32) }), bad},
-		{"ec/P-256K-d-zero", mod(k1, func(j *provider.JWK) { j.D = make([]byte, 32) }), bad},
-		{"ec/P-256K-d-of-another-key", mod(k1, func(j *provider.JWK) { j.D = bytesOf(0x01, 32) }), bad},
+		{"ec/P-256K-off-curve", mod(k1, func(j *provider.JWK) { j.Y = fixed(new(big.Int).SetBytes(plus(j.Y, 1)), 32)[:32] }), badK1},
+		{"ec/P-256K-d-n", mod(k1, func(j *provider.JWK) { j.D = fixed(secp256k1.Params().N, 32) }), badK1},
+		{"ec/P-256K-d-zero", mod(k1, func(j *provider.JWK) { j.D = make([]byte, 32) }), badK1},
+		{"ec/P-256K-d-of-another-key", mod(k1, func(j *provider.JWK) { j.D = bytesOf(0x01, 32) }), badK1},
 	}
 }
 
