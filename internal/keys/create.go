@@ -221,6 +221,10 @@ func (s *Service) Import(ctx context.Context, v tenancy.Vault, base, name string
 	var key provider.Key
 	if len(jwk.T) > 0 {
 		key, err = s.importTransfer(ctx, sc, &jwk)
+	} else if isHSM(jwk.Kty) {
+		// The token could take it (certificates' keys come in this way: PrepareManaged),
+		// but ImportKey keeps HSM keys to BYOK, as before; see docs/COMPAT.md.
+		return KeyBundle{}, badParam("a private JWK is not imported as an %s key: bring an HSM key with BYOK (key_hsm), or import it as a software key", jwk.Kty)
 	} else {
 		key, err = s.prov.Import(ctx, &jwk)
 	}

@@ -21,7 +21,8 @@ import (
 type ManagedKey struct {
 	// Version is the certificate version; the key version gets the same id.
 	Version string
-	// Key is the private JWK (RSA or EC); the provider validates it.
+	// Key is the private JWK (RSA or EC; RSA-HSM or EC-HSM puts it into the token); the
+	// provider validates it. PrepareManaged leaves it alone: the caller clears it.
 	Key *provider.JWK
 	// KeyOps are the operations the certificate's key usage allows (nil: all the key type
 	// supports).
@@ -51,7 +52,9 @@ type PreparedKey struct {
 // ("/keys/<name>/<version>").
 func (p *PreparedKey) KID() string { return "/keys/" + p.name + "/" + p.rec.Version }
 
-// PrepareManaged loads a certificate's private key into the provider.
+// PrepareManaged loads a certificate's private key into the provider: a software key, or
+// an HSM key imported into the token (the provider wraps it there; it never leaves in
+// clear).
 func (s *Service) PrepareManaged(ctx context.Context, v tenancy.Vault, base, name string, mk ManagedKey) (*PreparedKey, error) {
 	if mk.Key == nil {
 		return nil, errors.New("keys: a managed key needs a private key")
@@ -67,6 +70,10 @@ func (s *Service) PrepareManaged(ctx context.Context, v tenancy.Vault, base, nam
 	}
 	d := draft{ops: managedOps(jwk.Kty, mk.KeyOps), enabled: mk.Enabled, nbf: cloneI64(mk.NotBefore), exp: cloneI64(mk.Expires)}
 	jwk.KeyOps = d.ops
+	// An HSM key (a certificate imported under an RSA-HSM or EC-HSM policy) goes into the
+	// token protected as PrepareManagedGenerate's keys are, so certificate backups can carry
+	// it wrapped (certkeys.go).
+	jwk.SecurityDomain = isHSM(jwk.Kty) && (sc.pool() || s.certWrapKey != nil)
 	key, err := s.prov.Import(ctx, &jwk)
 	if err != nil {
 		return nil, provErr("import the certificate's key", err)
