@@ -351,13 +351,8 @@ func (s *Service) restoreVersion(ctx context.Context, sc scope, name string, ver
 	if err != nil {
 		return prepared{}, errCorruptBlob
 	}
-	jwk, err := provider.PrivateJWK(key)
-	if err != nil {
-		return prepared{}, errCorruptBlob
-	}
-	pk, err := s.keys.PrepareManaged(ctx, sc.vault, sc.base, name, keys.ManagedKey{
-		Version: ver.Version, Key: jwk, KeyOps: keyOpsFor(chain[0].KeyUsage), Enabled: ver.Enabled, NotBefore: i64(ver.NotBefore), Expires: i64(ver.Expires),
-	})
+	d := newVersionDraft{version: ver.Version, key: key, chain: chain, enabled: ver.Enabled}
+	pk, err := s.prepareKey(ctx, sc, name, d, "", i64(ver.NotBefore), i64(ver.Expires))
 	if err != nil {
 		return prepared{}, err
 	}

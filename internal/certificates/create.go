@@ -128,13 +128,7 @@ func (s *Service) commitVersion(ctx context.Context, sc scope, lc, name string, 
 		if exportable {
 			contentKey = d.key
 		}
-		jwk, err := provider.PrivateJWK(d.key)
-		if err != nil {
-			return CertificateBundle{}, badParam("The certificate's key cannot be stored: %s", err.Error())
-		}
-		if prepared, err = s.keys.PrepareManaged(ctx, sc.vault, sc.base, name, keys.ManagedKey{
-			Version: d.version, Key: jwk, KeyOps: keyOpsFor(leaf.KeyUsage), Enabled: d.enabled, NotBefore: i64(nbf), Expires: i64(exp),
-		}); err != nil {
+		if prepared, err = s.prepareKey(ctx, sc, name, d, "", i64(nbf), i64(exp)); err != nil {
 			return CertificateBundle{}, err
 		}
 	}
@@ -471,7 +465,9 @@ func (s *Service) Merge(ctx context.Context, v tenancy.Vault, base, name string,
 
 // Import stores a certificate with its private key from PFX or PEM content
 // (ImportCertificate). Without a policy, one is derived from the certificate; with one, its
-// key properties must fit the imported key and its content type the content.
+// key properties must fit the imported key and its content type the content, and missing
+// x509_props are the certificate's. An RSA-HSM or EC-HSM policy puts the key into the
+// vault's token (importHSM): the version is then an HSM version, its key never exportable.
 func (s *Service) Import(ctx context.Context, v tenancy.Vault, base, name string, p ImportParams) (CertificateBundle, error) {
 	sc, lc, err := target(v, base, name)
 	if err != nil {
@@ -493,11 +489,16 @@ func (s *Service) Import(ctx context.Context, v tenancy.Vault, base, name string
 	}
 	var policy *Policy
 	if p.Policy != nil {
-		if policy, err = normalizePolicy(p.Policy); err != nil {
-			return CertificateBundle{}, err
+		given := p.Policy
+		if given.X509Props == nil {
+			// A policy that names only the key and content type (as az keyvault certificate
+			// import --policy often does) takes the certificate's subject, names and usages.
+			g := *given
+			g.X509Props = policyFromCertificate(chain[0], contentType).X509Props
+			given = &g
 		}
-		if strings.HasSuffix(policy.KeyProps.Kty, "-HSM") {
-			return CertificateBundle{}, badParam("An imported certificate's key cannot go into the HSM this way: import it with a software key type, or bring the key with BYOK.")
+		if policy, err = normalizePolicy(given); err != nil {
+			return CertificateBundle{}, err
 		}
 		if !keyMatchesPolicy(key, policy.KeyProps) {
 			return CertificateBundle{}, badParam("The policy's key_props (%s) do not match the imported key.", policy.KeyProps.Kty)
@@ -511,9 +512,15 @@ func (s *Service) Import(ctx context.Context, v tenancy.Vault, base, name string
 	}
 	enabled := p.Attributes == nil || p.Attributes.Enabled == nil || *p.Attributes.Enabled
 	now := s.clock().Unix()
+	defer provider.WipePrivate(key)
 	d := newVersionDraft{version: records.NewVersion(), key: key, chain: chain, enabled: enabled, tags: p.Tags}
 	if p.PreserveCertOrder != nil && *p.PreserveCertOrder {
 		d.preserve, d.leafAt = true, leafAt
+	}
+	if isHSM(policy.KeyProps) {
+		if err := s.importHSM(ctx, sc, name, policy, &d); err != nil {
+			return CertificateBundle{}, err
+		}
 	}
 	return s.commitVersion(ctx, sc, lc, name, d,
 		contentType, *policy.KeyProps.Exportable, func(m *certRecord) (*certRecord, error) {

@@ -11,13 +11,46 @@ import (
 )
 
 // Certificates whose policy asks for an HSM key (RSA-HSM, EC-HSM). The key is made in the
-// PKCS#11 token by the keys service (keys.PrepareManagedGenerate) and never leaves it in
-// clear: the certificate version record holds no private key (versionRecord.Key is empty),
-// only the managed key version refers to the token object. It signs the self-signed
+// PKCS#11 token by the keys service (keys.PrepareManagedGenerate), or, for an imported
+// certificate, put there from the PFX or PEM content (keys.PrepareManaged with the HSM key
+// type: importHSM), and never leaves it in clear: the certificate version record holds no
+// private key (versionRecord.Key is empty), only the managed key version refers to the
+// token object. It signs the self-signed
 // certificate or the CSR through a crypto.Signer over the token. With reuse_key a new
 // version shares the latest version's object (keys.PrepareManagedReuse); for the Unknown
 // issuer the pending operation keeps the object's handle until the merge, and destroys the
 // object when it is cancelled or dropped (unless it was reused: then it is its version's).
+
+// prepareKey hands d's private key (d.key, a software key) to the keys service as the key
+// of version d.version: with kty "" as the software key it is, with kty RSA-HSM or EC-HSM
+// into the vault's token (the provider wraps it there, it never leaves in clear). The JWK
+// made for it is cleared afterwards; the key's operations follow the leaf's key usage.
+func (s *Service) prepareKey(ctx context.Context, sc scope, name string, d newVersionDraft, kty provider.KeyType, nbf, exp *int64) (*keys.PreparedKey, error) {
+	jwk, err := provider.PrivateJWK(d.key)
+	if err != nil {
+		return nil, badParam("The certificate's key cannot be stored: %s", err.Error())
+	}
+	defer jwk.Wipe()
+	if kty != "" {
+		jwk.Kty = kty
+	}
+	return s.keys.PrepareManaged(ctx, sc.vault, sc.base, name, keys.ManagedKey{
+		Version: d.version, Key: jwk, KeyOps: keyOpsFor(d.chain[0].KeyUsage), Enabled: d.enabled, NotBefore: nbf, Expires: exp,
+	})
+}
+
+// importHSM puts an imported certificate's private key (d.key, checked against the
+// certificate and the policy) into the vault's token as d's key, of the policy's HSM key
+// type: from then on the version is an HSM version like a generated one (no private key in
+// its record; reuse_key, backups and purge treat it the same).
+func (s *Service) importHSM(ctx context.Context, sc scope, name string, p *Policy, d *newVersionDraft) error {
+	prepared, err := s.prepareKey(ctx, sc, name, *d, provider.KeyType(p.KeyProps.Kty), nil, nil)
+	if err != nil {
+		return err
+	}
+	d.prepared = prepared
+	return nil
+}
 
 // isHSM reports whether a policy's key type is an HSM one.
 func isHSM(kp *KeyProps) bool { return strings.HasSuffix(kp.Kty, "-HSM") }
