@@ -4,11 +4,16 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
+	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -351,5 +356,49 @@ func TestHSMPoliciesNormalize(t *testing.T) {
 		if err != nil || *got.KeyProps.Exportable {
 			t.Errorf("%s: normalizePolicy = %v; want accepted, not exportable", name, err)
 		}
+	}
+}
+
+// selfSignedPEM is PEM text of a fresh P-256 key and a self-signed certificate for it.
+func selfSignedPEM(t *testing.T) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "imported.unit.test"}, DNSNames: []string{"imported.unit.test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(30 * 24 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk8, _ := x509.MarshalPKCS8PrivateKey(key)
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk8})) + string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+}
+
+// TestImportPolicyWithoutX509Props: an import policy that names only the key and the
+// content type takes the certificate's subject and names; with an HSM key type and no token
+// (the software provider) the import is refused and stores nothing.
+func TestImportPolicyWithoutX509Props(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	value := selfSignedPEM(t)
+	keyOnly := func(kty string) *Policy {
+		return &Policy{KeyProps: &KeyProps{Kty: kty, Crv: "P-256"}, SecretProps: &SecretProps{ContentType: "application/x-pem-file"}}
+	}
+	before := dump(t, e.store)
+	_, err := e.certs.Import(ctx, e.vault, base, "hsm", ImportParams{Value: &value, Policy: keyOnly("EC-HSM")})
+	if !errors.Is(err, keys.ErrBadParameter) {
+		t.Errorf("Import(EC-HSM) without a token = %v; want the keys service's ErrBadParameter (400)", err)
+	}
+	if after := dump(t, e.store); !equalDumps(before, after) {
+		t.Errorf("a refused import changed storage: %d records before, %d after", len(before), len(after))
+	}
+	b, err := e.certs.Import(ctx, e.vault, base, "soft", ImportParams{Value: &value, Policy: keyOnly("EC")})
+	if err != nil {
+		t.Fatalf("Import(key-only policy) = %v", err)
+	}
+	if xp := b.Policy.X509Props; xp.Subject != "CN=imported.unit.test" || xp.SANs == nil || len(xp.SANs.DNSNames) != 1 || b.Policy.KeyProps.Kty != "EC" {
+		t.Errorf("policy = %+v, %+v; want the certificate's subject and DNS name, kty EC", xp, b.Policy.KeyProps)
 	}
 }
