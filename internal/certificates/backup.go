@@ -267,7 +267,7 @@ func (s *Service) Restore(ctx context.Context, v tenancy.Vault, base string, blo
 			}
 			if err := s.secrets.PutManaged(ctx, tx, sc.vault, body.Name, secrets.ManagedVersion{
 				Version: ver.Version, Value: secrets.Value(preps[i].content), ContentType: ver.ContentType, KID: preps[i].key.KID(),
-				Enabled: ver.Enabled, NotBefore: i64(ver.NotBefore), Expires: i64(ver.Expires),
+				Enabled: ver.Enabled, NotBefore: i64(ver.NotBefore), Expires: i64(ver.Expires), LeafAt: ver.LeafAt,
 			}); err != nil {
 				return err
 			}

@@ -171,7 +171,7 @@ func (s *Service) commitVersion(ctx context.Context, sc scope, lc, name string, 
 		}
 		if err := s.secrets.PutManaged(ctx, tx, sc.vault, name, secrets.ManagedVersion{
 			Version: ver.Version, Value: secrets.Value(value), ContentType: contentType, KID: prepared.KID(),
-			Enabled: d.enabled, NotBefore: i64(nbf), Expires: i64(exp),
+			Enabled: d.enabled, NotBefore: i64(nbf), Expires: i64(exp), LeafAt: ver.LeafAt,
 		}); err != nil {
 			return err
 		}

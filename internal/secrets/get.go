@@ -47,34 +47,48 @@ func (s *Service) resolve(ctx context.Context, sc scope, name, version string) (
 // operation will work for not-yet-valid and expired secrets, outside the nbf / exp window".
 // A deleted secret is ErrSecretNotFound (GetDeleted reads it, without the value).
 func (s *Service) Get(ctx context.Context, v tenancy.Vault, base, name, version string) (SecretBundle, error) {
+	b, _, err := s.get(ctx, v, base, name, version)
+	return b, err
+}
+
+// get is Get that also returns the version's record (the caches' own: read it, never
+// change it).
+func (s *Service) get(ctx context.Context, v tenancy.Vault, base, name, version string) (SecretBundle, *versionRecord, error) {
 	sc, err := newScope(v, base)
 	if err != nil {
-		return SecretBundle{}, err
+		return SecretBundle{}, nil, err
 	}
 	meta, ver, err := s.resolve(ctx, sc, name, version)
 	if err != nil {
-		return SecretBundle{}, err
+		return SecretBundle{}, nil, err
 	}
 	if !ver.Enabled {
-		return SecretBundle{}, disabled("get")
+		return SecretBundle{}, nil, disabled("get")
 	}
-	return sc.bundle(meta, ver, true), nil
+	return sc.bundle(meta, ver, true), ver, nil
 }
 
 // GetAs is Get with Key Vault's outContentType: a certificate-backed secret stored as
 // PKCS#12 can be read as PEM (and the reverse). Other secrets, and an empty or equal content
 // type, are returned as stored. Converting needs the private key in the content, so the
-// secrets of non-exportable certificates are refused.
+// secrets of non-exportable certificates are refused. The certificates keep their order:
+// the leaf goes where the certificate's preserveCertOrder put it (the version's LeafAt,
+// which a PKCS#12 content with its key cannot hold: that always starts with the leaf), else
+// where the stored content has it; PKCS#12 output with the key still starts with the leaf
+// (pki.EncodeAt).
 func (s *Service) GetAs(ctx context.Context, v tenancy.Vault, base, name, version, outContentType string) (SecretBundle, error) {
-	b, err := s.Get(ctx, v, base, name, version)
+	b, ver, err := s.get(ctx, v, base, name, version)
 	if err != nil || outContentType == "" || !b.Managed || b.ContentType == outContentType || b.Value == nil {
 		return b, err
 	}
-	key, chain, _, err := pki.Decode(string(*b.Value), "")
+	key, chain, leafAt, _, err := pki.DecodeAt(string(*b.Value), "")
 	if err != nil {
 		return SecretBundle{}, badParam("The secret cannot be converted to %s: %s", outContentType, err.Error())
 	}
-	out, err := pki.Encode(outContentType, key, chain)
+	if ver.LeafAt > 0 && ver.LeafAt < len(chain) {
+		leafAt = ver.LeafAt
+	}
+	out, err := pki.EncodeAt(outContentType, key, chain, leafAt)
 	if err != nil {
 		return SecretBundle{}, badParam("The secret cannot be converted to %s: %s", outContentType, err.Error())
 	}

@@ -29,6 +29,9 @@ type ManagedVersion struct {
 	KID                string
 	Enabled            bool
 	NotBefore, Expires *int64
+	// LeafAt is where the leaf was in the chain as given when the certificate keeps that
+	// order (preserveCertOrder), 0 otherwise: outContentType conversions put it there again.
+	LeafAt int
 }
 
 // PutManaged stores a certificate's content as the latest version of its secret in tx. The
@@ -67,6 +70,7 @@ func (s *Service) PutManaged(ctx context.Context, tx storage.Tx, v tenancy.Vault
 		Updated:     now,
 		Managed:     true,
 		KID:         mv.KID,
+		LeafAt:      max(mv.LeafAt, 0),
 	}
 	if err := records.Put(ctx, tx, sc.versionPath(lc, rec.Version), &rec); err != nil {
 		return err

@@ -147,9 +147,12 @@ type versionRecord struct {
 	Created     int64             `json:"created"`
 	Updated     int64             `json:"updated"`
 	Tags        map[string]string `json:"tags,omitempty"`
-	// Managed and KID are set on the versions of certificate-backed secrets.
+	// Managed and KID are set on the versions of certificate-backed secrets; LeafAt, on
+	// those whose certificate keeps its chain's order (preserveCertOrder), is where the leaf
+	// goes among the certificates when the value is converted (GetAs).
 	Managed bool   `json:"managed,omitempty"`
 	KID     string `json:"kid,omitempty"`
+	LeafAt  int    `json:"leafAt,omitempty"`
 }
 
 func i64(v int64) *int64 { return &v }
