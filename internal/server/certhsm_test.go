@@ -22,6 +22,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azcertificates"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 	p11 "github.com/miekg/pkcs11"
 	pkcs12 "software.sslmate.com/src/go-pkcs12"
 
@@ -396,17 +397,7 @@ func TestCertificateBackupRestoreWithHSMKey(t *testing.T) {
 	}
 	backups := map[string][]byte{}
 	for name := range want {
-		b, err := c.BackupCertificate(ctx, name, nil)
-		if err != nil {
-			t.Fatalf("BackupCertificate(%s) = %v", name, err)
-		}
-		backups[name] = b.Value
-		if _, err := c.DeleteCertificate(ctx, name, nil); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.PurgeDeletedCertificate(ctx, name, nil); err != nil {
-			t.Fatal(err)
-		}
+		backups[name] = backupAndPurge(t, c, name)
 	}
 	if got := privateKeyObjects(t, n); got != 0 {
 		t.Fatalf("after the purge the token holds %d objects of the RSA key; want none", got)
@@ -538,6 +529,20 @@ func tenantCredential(t *testing.T, ts *testServer, tenantID, clientID, secret s
 	return cred, hc
 }
 
+// wantCerts checks that the PEM text value holds the certificates want, in that order.
+func wantCerts(t *testing.T, what, value string, want ...[]byte) {
+	t.Helper()
+	got := pemCerts(t, value)
+	if len(got) != len(want) {
+		t.Fatalf("%s holds %d certificates; want %d", what, len(got), len(want))
+	}
+	for i := range want {
+		if string(got[i]) != string(want[i]) {
+			t.Errorf("%s: certificate %d is not the expected one (order wrong)", what, i)
+		}
+	}
+}
+
 // pemCerts returns the CERTIFICATE blocks of a PEM secret value, in order.
 func pemCerts(t *testing.T, value string) [][]byte {
 	t.Helper()
@@ -583,15 +588,7 @@ func TestCertificatePreserveCertOrder(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := pemCerts(t, *sec.Value)
-		if len(got) != len(want) {
-			t.Fatalf("secret of %s holds %d certificates; want %d", name, len(got), len(want))
-		}
-		for i := range want {
-			if string(got[i]) != string(want[i]) {
-				t.Errorf("secret of %s: certificate %d is not the expected one (order wrong)", name, i)
-			}
-		}
+		wantCerts(t, "secret of "+name, *sec.Value, want...)
 	}
 	for _, preserve := range []bool{true, false} {
 		name := map[bool]string{true: "import-kept", false: "import-leaf-first"}[preserve]
@@ -620,17 +617,8 @@ func TestCertificatePreserveCertOrder(t *testing.T) {
 	}
 
 	// The merged order survives backup, purge and restore.
-	b, err := c.BackupCertificate(ctx, "merge-kept", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.DeleteCertificate(ctx, "merge-kept", nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.PurgeDeletedCertificate(ctx, "merge-kept", nil); err != nil {
-		t.Fatal(err)
-	}
-	restored, err := c.RestoreCertificate(ctx, azcertificates.RestoreCertificateParameters{CertificateBackup: b.Value}, nil)
+	b := backupAndPurge(t, c, "merge-kept")
+	restored, err := c.RestoreCertificate(ctx, azcertificates.RestoreCertificateParameters{CertificateBackup: b}, nil)
 	if err != nil || restored.PreserveCertOrder == nil || !*restored.PreserveCertOrder {
 		t.Fatalf("RestoreCertificate = %v; want preserveCertOrder kept", err)
 	}
@@ -647,16 +635,39 @@ func TestCertificatePreserveCertOrder(t *testing.T) {
 	if _, err := c.MergeCertificate(ctx, "merge-pfx", azcertificates.MergeCertificateParameters{X509Certificates: [][]byte{ca.cert.Raw, signed}}, nil); err != nil {
 		t.Fatal(err)
 	}
-	sec, err := sc.GetSecret(ctx, "merge-pfx", "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pfx, err := base64.StdEncoding.DecodeString(*sec.Value)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certs, err := pkcs12.DecodeTrustStore(pfx, "")
+	certs, err := pkcs12.DecodeTrustStore(secretPFX(t, sc, "merge-pfx", nil), "")
 	if err != nil || len(certs) != 2 || !certs[0].Equal(ca.cert) || string(certs[1].Raw) != string(signed) {
 		t.Errorf("PKCS#12 secret = %d certificates, %v; want the CA, then the leaf", len(certs), err)
 	}
+}
+
+// backupAndPurge backs a certificate up, deletes and purges it, and returns the backup.
+func backupAndPurge(t *testing.T, c *azcertificates.Client, name string) []byte {
+	t.Helper()
+	ctx := context.Background()
+	b, err := c.BackupCertificate(ctx, name, nil)
+	if err != nil {
+		t.Fatalf("BackupCertificate(%s) = %v", name, err)
+	}
+	if _, err := c.DeleteCertificate(ctx, name, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PurgeDeletedCertificate(ctx, name, nil); err != nil {
+		t.Fatalf("PurgeDeletedCertificate(%s) = %v", name, err)
+	}
+	return b.Value
+}
+
+// secretPFX reads a certificate's secret (as opts ask) and returns the PFX its value holds.
+func secretPFX(t *testing.T, sc *azsecrets.Client, name string, opts *azsecrets.GetSecretOptions) []byte {
+	t.Helper()
+	sec, err := sc.GetSecret(context.Background(), name, "", opts)
+	if err != nil {
+		t.Fatalf("GetSecret(%s) = %v", name, err)
+	}
+	pfx, err := base64.StdEncoding.DecodeString(*sec.Value)
+	if err != nil {
+		t.Fatalf("secret of %s is not base64: %v", name, err)
+	}
+	return pfx
 }

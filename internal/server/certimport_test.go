@@ -34,6 +34,22 @@ func importPolicy(contentType string, kp *azcertificates.KeyProperties) *azcerti
 	return &azcertificates.CertificatePolicy{KeyProperties: kp, SecretProperties: &azcertificates.SecretProperties{ContentType: to.Ptr(contentType)}}
 }
 
+// importCert imports a certificate under pol and returns it with its parsed leaf.
+func importCert(t *testing.T, c *azcertificates.Client, name, value, pwd string, pol *azcertificates.CertificatePolicy) (azcertificates.ImportCertificateResponse, *x509.Certificate) {
+	t.Helper()
+	imp, err := c.ImportCertificate(context.Background(), name, azcertificates.ImportCertificateParameters{
+		Base64EncodedCertificate: to.Ptr(value), Password: to.Ptr(pwd), CertificatePolicy: pol,
+	}, nil)
+	if err != nil {
+		t.Fatalf("ImportCertificate(%s, %s) = %v", name, *pol.KeyProperties.KeyType, err)
+	}
+	cert, err := x509.ParseCertificate(imp.CER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return imp, cert
+}
+
 // ecPEM is PEM text holding a fresh key on curve (PKCS #8) and a self-signed certificate
 // for it.
 func ecPEM(t *testing.T, curve elliptic.Curve) (string, *ecdsa.PrivateKey) {
@@ -104,14 +120,7 @@ func privateKeysProtected(t *testing.T) {
 // private key.
 func secretChainOnly(t *testing.T, ts *testServer, name string, cert *x509.Certificate) {
 	t.Helper()
-	sec, err := secretsClient(t, ts, ts.Dev.Credentials.VaultURL).GetSecret(context.Background(), name, "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pfx, err := base64.StdEncoding.DecodeString(*sec.Value)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pfx := secretPFX(t, secretsClient(t, ts, ts.Dev.Credentials.VaultURL), name, nil)
 	certs, err := pkcs12.DecodeTrustStore(pfx, "")
 	if err != nil || len(certs) != 1 || !certs[0].Equal(cert) {
 		t.Errorf("secret of %s = %d certificates, %v; want the certificate", name, len(certs), err)
@@ -201,15 +210,9 @@ func TestCertificateImportIntoHSMKey(t *testing.T) {
 	}
 
 	// The openssl PFX under RSA-HSM: the key is the token's.
-	imp, err := c.ImportCertificate(ctx, "pfx-hsm", azcertificates.ImportCertificateParameters{
-		Base64EncodedCertificate: to.Ptr(pfx), Password: to.Ptr("s3cret"), CertificatePolicy: importPolicy("application/x-pkcs12", rsaHSM),
-	}, nil)
-	if err != nil {
-		t.Fatalf("ImportCertificate(PFX, RSA-HSM) = %v", err)
-	}
-	cert, err := x509.ParseCertificate(imp.CER)
-	if err != nil || cert.Subject.CommonName != "imported.example.test" {
-		t.Fatalf("imported certificate = %v, %v", cert, err)
+	imp, cert := importCert(t, c, "pfx-hsm", pfx, "s3cret", importPolicy("application/x-pkcs12", rsaHSM))
+	if cert.Subject.CommonName != "imported.example.test" {
+		t.Fatalf("imported certificate is for %s", cert.Subject)
 	}
 	if kp := imp.Policy.KeyProperties; *kp.KeyType != azcertificates.KeyTypeRSAHSM || kp.Exportable == nil || *kp.Exportable {
 		t.Errorf("policy key_props = %s, exportable %v; want RSA-HSM, false", *kp.KeyType, kp.Exportable)
@@ -235,13 +238,7 @@ func TestCertificateImportIntoHSMKey(t *testing.T) {
 
 	// The PEM under EC-HSM.
 	before = privateKeyObjects(t, nil)
-	imp2, err := c.ImportCertificate(ctx, "pem-hsm", azcertificates.ImportCertificateParameters{
-		Base64EncodedCertificate: to.Ptr(ecPEMText), CertificatePolicy: importPolicy("application/x-pem-file", ecHSM),
-	}, nil)
-	if err != nil {
-		t.Fatalf("ImportCertificate(PEM, EC-HSM) = %v", err)
-	}
-	ecCert, _ := x509.ParseCertificate(imp2.CER)
+	_, ecCert := importCert(t, c, "pem-hsm", ecPEMText, "", importPolicy("application/x-pem-file", ecHSM))
 	if got := privateKeyObjects(t, nil); got != before+1 {
 		t.Errorf("the token holds %d private keys after the EC import; want %d", got, before+1)
 	}
@@ -299,14 +296,8 @@ func TestCertificateImportIntoHSMKeyBackup(t *testing.T) {
 	ctx := context.Background()
 	c := certsClient(t, ts)
 	kc := keysClient(t, ts)
-	imp, err := c.ImportCertificate(ctx, "imp-bk", azcertificates.ImportCertificateParameters{
-		Base64EncodedCertificate: to.Ptr(base64.StdEncoding.EncodeToString(opensslPFX(t, "s3cret"))), Password: to.Ptr("s3cret"),
-		CertificatePolicy: importPolicy("application/x-pkcs12", &azcertificates.KeyProperties{KeyType: to.Ptr(azcertificates.KeyTypeRSAHSM)}),
-	}, nil)
-	if err != nil {
-		t.Fatalf("ImportCertificate(RSA-HSM) = %v", err)
-	}
-	cert, _ := x509.ParseCertificate(imp.CER)
+	imp, cert := importCert(t, c, "imp-bk", base64.StdEncoding.EncodeToString(opensslPFX(t, "s3cret")), "s3cret",
+		importPolicy("application/x-pkcs12", &azcertificates.KeyProperties{KeyType: to.Ptr(azcertificates.KeyTypeRSAHSM)}))
 	n := modulus(t, cert)
 	inToken(t, "coffer", func(p *p11.Ctx, s p11.SessionHandle) {
 		objs := findObjects(t, p, s, p11.NewAttribute(p11.CKA_CLASS, p11.CKO_PRIVATE_KEY), p11.NewAttribute(p11.CKA_MODULUS, n.Bytes()))
@@ -331,20 +322,11 @@ func TestCertificateImportIntoHSMKeyBackup(t *testing.T) {
 			t.Errorf("C_WrapKey of the imported key with an untrusted AES key = %v; want CKR_KEY_NOT_WRAPPABLE", err)
 		}
 	})
-	b, err := c.BackupCertificate(ctx, "imp-bk", nil)
-	if err != nil {
-		t.Fatalf("BackupCertificate = %v", err)
-	}
-	if _, err := c.DeleteCertificate(ctx, "imp-bk", nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.PurgeDeletedCertificate(ctx, "imp-bk", nil); err != nil {
-		t.Fatal(err)
-	}
+	b := backupAndPurge(t, c, "imp-bk")
 	if got := privateKeyObjects(t, n); got != 0 {
 		t.Fatalf("after the purge the token holds %d objects of the imported key; want none", got)
 	}
-	restored, err := c.RestoreCertificate(ctx, azcertificates.RestoreCertificateParameters{CertificateBackup: b.Value}, nil)
+	restored, err := c.RestoreCertificate(ctx, azcertificates.RestoreCertificateParameters{CertificateBackup: b}, nil)
 	if err != nil || string(restored.CER) != string(imp.CER) {
 		t.Fatalf("RestoreCertificate = %v; want the imported certificate back", err)
 	}

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/pem"
 	"testing"
 
@@ -49,15 +48,7 @@ func TestOutContentTypeKeepsPreservedOrder(t *testing.T) {
 		if b, _ := pem.Decode([]byte(*sec.Value)); b == nil || b.Type != "PRIVATE KEY" {
 			t.Errorf("%s: the converted secret does not start with the private key", what)
 		}
-		got := pemCerts(t, *sec.Value)
-		if len(got) != len(want) {
-			t.Fatalf("%s: %d certificates; want %d", what, len(got), len(want))
-		}
-		for i := range want {
-			if string(got[i]) != string(want[i]) {
-				t.Errorf("%s: certificate %d is not the expected one (order lost)", what, i)
-			}
-		}
+		wantCerts(t, what, *sec.Value, want...)
 	}
 
 	kept := merge("pfx-kept", "application/x-pkcs12", true)
@@ -65,31 +56,15 @@ func TestOutContentTypeKeepsPreservedOrder(t *testing.T) {
 	leafFirst := merge("pfx-leaf-first", "application/x-pkcs12", false)
 	wantPEM("without preserveCertOrder", "pfx-leaf-first", leafFirst, ca.cert.Raw)
 
-	b, err := c.BackupCertificate(ctx, "pfx-kept", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.DeleteCertificate(ctx, "pfx-kept", nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.PurgeDeletedCertificate(ctx, "pfx-kept", nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.RestoreCertificate(ctx, azcertificates.RestoreCertificateParameters{CertificateBackup: b.Value}, nil); err != nil {
+	b := backupAndPurge(t, c, "pfx-kept")
+	if _, err := c.RestoreCertificate(ctx, azcertificates.RestoreCertificateParameters{CertificateBackup: b}, nil); err != nil {
 		t.Fatal(err)
 	}
 	wantPEM("restored with preserveCertOrder", "pfx-kept", ca.cert.Raw, kept)
 
 	// PEM kept in order, read as PKCS#12: the key's certificate first, then the CA.
 	pemKept := merge("pem-kept", "application/x-pem-file", true)
-	sec, err := sc.GetSecret(ctx, "pem-kept", "", &azsecrets.GetSecretOptions{OutContentType: to.Ptr(azsecrets.ContentTypePFX)})
-	if err != nil {
-		t.Fatalf("GetSecret(outContentType PKCS#12) = %v", err)
-	}
-	pfx, err := base64.StdEncoding.DecodeString(*sec.Value)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pfx := secretPFX(t, sc, "pem-kept", &azsecrets.GetSecretOptions{OutContentType: to.Ptr(azsecrets.ContentTypePFX)})
 	_, leaf, cas, err := pkcs12.DecodeChain(pfx, "")
 	if err != nil || string(leaf.Raw) != string(pemKept) || len(cas) != 1 || !cas[0].Equal(ca.cert) {
 		t.Errorf("PEM secret as PKCS#12 = %v; want the key with the leaf, then the CA", err)
