@@ -1,7 +1,7 @@
 // Package provider owns the crypto-provider boundary: every key operation of Coffer goes
 // through a Provider, so key material stays behind it. The software provider (soft) keeps
 // keys in process memory and hands the domain an opaque handle to store (sealed by the
-// barrier); the PKCS#11 provider (a later issue) keeps them in an HSM token and hands out
+// barrier); the PKCS#11 provider (pkcs11) keeps them in an HSM token and hands out
 // only object references. Callers never see private key material.
 //
 // Threat model: callers are trusted Coffer code, inputs are attacker-controlled request
@@ -70,7 +70,7 @@ type KeySpec struct {
 	Size           int   // RSA modulus bits (2048, 3072, 4096) or oct bits (128, 192, 256)
 	Curve          Curve // EC only
 	PublicExponent int   // RSA only; 0 means 65537
-	Exportable     bool  // for secure key release (a later issue)
+	Exportable     bool  // a key that secure key release may export (provider.Exporter)
 	// Store names where the key will live: "vaults/<vault>" or "managedhsms/<pool>"
 	// (lower case), filled by the keys domain. Providers ignore it; the server's routing
 	// provider sends a pool's HSM keys to the pool's own PKCS#11 token by it.
