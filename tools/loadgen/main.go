@@ -443,12 +443,17 @@ func rawCosts() func(op string) (float64, bool) {
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
 		f() // warm up
-		const n = 300
+		// At least 300 calls and 200 ms of CPU: the thread's CPU clock advances in
+		// scheduler ticks here, so 300 EC key generations (~5 ms) once read 2.7 µs each.
 		t0 := threadCPU()
-		for i := 0; i < n; i++ {
-			f()
+		n := 0
+		for n < 300 || threadCPU()-t0 < 200*time.Millisecond {
+			for range 100 {
+				f()
+			}
+			n += 100
 		}
-		return float64((threadCPU() - t0).Microseconds()) / n
+		return float64((threadCPU() - t0).Microseconds()) / float64(n)
 	}
 	return func(op string) (float64, bool) {
 		f, ok := ops[op]
