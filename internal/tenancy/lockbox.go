@@ -144,6 +144,15 @@ func (s *Store) DecideAccess(ctx context.Context, tenantID, id, approver string,
 		if _, err := authz.NewSnapshot(roles, []authz.Assignment{a}); err != nil {
 			return fmt.Errorf("%w: %v", ErrInvalidName, err)
 		}
+		// Inside a managed HSM pool the guest's assignment counts against Managed HSM's
+		// limits like any other (authz.LimitError; the request stays pending).
+		existing, err := assignmentsIn(ctx, tx, tenantID)
+		if err != nil {
+			return err
+		}
+		if err := authz.CheckHSMAssignmentLimit(existing, a.Scope); err != nil {
+			return err
+		}
 		if err := reserveID(ctx, tx, assignmentIDKey(a.ID), tenantID); err != nil {
 			return err
 		}

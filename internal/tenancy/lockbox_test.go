@@ -119,3 +119,40 @@ func TestLockboxLifecycle(t *testing.T) {
 		}
 	})
 }
+
+// An approval inside a managed HSM pool counts against Managed HSM's assignment limits: with
+// the pool's scope full, approving is refused with the limit error and changes nothing.
+func TestLockboxApprovalObeysHSMLimits(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+	s := New(mem.New(), func() time.Time { return now })
+	tn, _ := s.CreateTenant(ctx, "", "Contoso")
+	if _, err := s.CreateVault(ctx, tn.ID, KindManagedHSM, "pool1", VaultOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	admin, _, _ := s.CreateServicePrincipal(ctx, tn.ID, "admin")
+	user, _, _ := s.CreateServicePrincipal(ctx, tn.ID, "user")
+	role, _ := authz.RoleByName("Managed HSM Crypto User")
+	scope := "/tenants/" + tn.ID + "/managedHsms/pool1"
+	for i := range authz.MaxHSMScopeAssignments {
+		if _, err := s.CreateRoleAssignment(ctx, authz.Assignment{PrincipalID: user.ObjectID, TenantID: tn.ID, RoleDefinitionID: role.ID, Scope: scope}); err != nil {
+			t.Fatalf("assignment %d: %v", i, err)
+		}
+	}
+	before, _ := s.RoleAssignments(ctx, tn.ID)
+	ar, err := s.RequestAccess(ctx, tn.ID, scope, role.ID, time.Hour, "investigate incident INC-9", "operator")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var limit *authz.LimitError
+	if _, err := s.DecideAccess(ctx, tn.ID, ar.ID, admin.ObjectID, true); !errors.As(err, &limit) || limit.Code != authz.CodeRoleAssignmentLimit {
+		t.Fatalf("DecideAccess with the pool full = %v; want a %s LimitError", err, authz.CodeRoleAssignmentLimit)
+	}
+	got, err := s.AccessRequests(ctx, tn.ID)
+	if err != nil || len(got) != 1 || got[0].State != AccessPending || got[0].PrincipalID != "" {
+		t.Errorf("after the refusal the requests are %+v, %v; want one still pending, no guest", got, err)
+	}
+	if after, _ := s.RoleAssignments(ctx, tn.ID); len(after) != len(before) {
+		t.Errorf("the refusal changed the assignments: %d → %d", len(before), len(after))
+	}
+}
