@@ -341,6 +341,31 @@ func (s *Service) putRoleDefinition(w http.ResponseWriter, r *http.Request, c *C
 	return nil
 }
 
+// deleteRoleDefinition removes one of the tenant's custom roles that no assignment uses
+// (built-in roles cannot be deleted) and answers the role as it was.
+func (s *Service) deleteRoleDefinition(w http.ResponseWriter, r *http.Request, c *Call) error {
+	id := strings.ToLower(r.PathValue("id"))
+	if !tenancy.IsUUID(id) {
+		return badParameter("role definition id " + quoteShort(r.PathValue("id")) + " must be a UUID")
+	}
+	if _, ok := authz.RoleByID(id); ok {
+		return badParameter("role definition " + id + " is a built-in role and cannot be deleted")
+	}
+	s.rbacMu.Lock()
+	defer s.rbacMu.Unlock()
+	rd, err := s.cfg.Store.DeleteRoleDefinition(r.Context(), c.TenantID, id)
+	switch {
+	case errors.Is(err, tenancy.ErrNotFound):
+		return notFound("role definition", id)
+	case errors.Is(err, tenancy.ErrInUse):
+		return api.Errorf(http.StatusConflict, "RoleDefinitionHasAssignments", "role definition "+id+" is assigned: delete its role assignments first")
+	case err != nil:
+		return err
+	}
+	api.WriteJSON(w, http.StatusOK, roleDefinitionDTO(rd))
+	return nil
+}
+
 // roleIDInUse reports whether any tenant has a custom role with id.
 func (s *Service) roleIDInUse(ctx context.Context, id string) (bool, error) {
 	ts, err := s.cfg.Store.Tenants(ctx)

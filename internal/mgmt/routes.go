@@ -77,6 +77,7 @@ func (s *Service) Routes() []Route {
 		{Pattern: "GET /v1/tenants/{tenant}/roleAssignments", Operation: "RoleAssignmentList", Who: Tenant, Action: authz.RoleAssignmentsRead, Scope: ScopeTenant, Handle: s.listAssignments},
 		{Pattern: "GET /v1/tenants/{tenant}/roleDefinitions", Operation: "RoleDefinitionList", Who: Tenant, Action: authz.RoleDefinitionsRead, Scope: ScopeTenant, Handle: s.listRoleDefinitions},
 		{Pattern: "PUT /v1/tenants/{tenant}/roleDefinitions/{id}", Operation: "RoleDefinitionCreate", Who: Tenant, Action: authz.RoleDefinitionsWrite, Scope: ScopeTenant, Handle: s.putRoleDefinition},
+		{Pattern: "DELETE /v1/tenants/{tenant}/roleDefinitions/{id}", Operation: "RoleDefinitionDelete", Who: Tenant, Action: authz.RoleDefinitionsWrite, Scope: ScopeTenant, Handle: s.deleteRoleDefinition},
 
 		{Pattern: "GET /v1/tenants/{tenant}/audit", Operation: "AuditQuery", Who: Tenant, Action: authz.AuditRead, Scope: ScopeTenant, Handle: s.queryAudit},
 	}, append(append(lockboxRoutes(s), issuerRoutes(s)...), append(caRoutes(s), attestRoutes(s)...)...)...)

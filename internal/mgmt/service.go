@@ -36,6 +36,7 @@ type Store interface {
 	DeleteRoleAssignment(ctx context.Context, tenantID, id string) (authz.Assignment, error)
 	RoleAssignments(ctx context.Context, tenantID string) ([]authz.Assignment, error)
 	CreateRoleDefinitionIf(ctx context.Context, tenantID string, r authz.RoleDefinition, check func(existing []authz.RoleDefinition) error) (authz.RoleDefinition, error)
+	DeleteRoleDefinition(ctx context.Context, tenantID, id string) (authz.RoleDefinition, error)
 	RoleDefinitions(ctx context.Context, tenantID string) ([]authz.RoleDefinition, error)
 	Snapshot(ctx context.Context) (*authz.Snapshot, error)
 	RequestAccess(ctx context.Context, tenantID, scope, roleID string, d time.Duration, justification, requestedBy string) (tenancy.AccessRequest, error)

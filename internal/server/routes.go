@@ -85,6 +85,7 @@ func (s *Server) routes() []route {
 		{Pattern: "GET /v1/tenants/{tenant}/roleAssignments", Handle: s.manage},
 		{Pattern: "GET /v1/tenants/{tenant}/roleDefinitions", Handle: s.manage},
 		{Pattern: "PUT /v1/tenants/{tenant}/roleDefinitions/{id}", Handle: s.manage},
+		{Pattern: "DELETE /v1/tenants/{tenant}/roleDefinitions/{id}", Handle: s.manage},
 		{Pattern: "GET /v1/tenants/{tenant}/audit", Handle: s.manage},
 		{Pattern: "PUT /v1/tenants/{tenant}/attestationProviders/{name}", Handle: s.manage},
 		{Pattern: "GET /v1/tenants/{tenant}/attestationProviders/{name}", Handle: s.manage},
