@@ -33,7 +33,7 @@ func TestManagementRoleDefinitionDelete(t *testing.T) {
 	want := len(authz.BuiltInRoles()) + 1
 	for _, tc := range []struct {
 		name, path, token, code string
-		status                 int
+		status                  int
 	}{
 		{"assigned", A + "/roleDefinitions/" + roleID, tokA, "RoleDefinitionHasAssignments", 409},
 		{"another tenant's (its path)", A + "/roleDefinitions/" + roleID, tokB, "TenantNotFound", 404},
