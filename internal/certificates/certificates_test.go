@@ -401,4 +401,14 @@ func TestImportPolicyWithoutX509Props(t *testing.T) {
 	if xp := b.Policy.X509Props; xp.Subject != "CN=imported.unit.test" || xp.SANs == nil || len(xp.SANs.DNSNames) != 1 || b.Policy.KeyProps.Kty != "EC" {
 		t.Errorf("policy = %+v, %+v; want the certificate's subject and DNS name, kty EC", xp, b.Policy.KeyProps)
 	}
+	// A policy without an issuer makes the import's issuer Unknown (no AutoRenew that would
+	// replace it with a self-signed certificate), as an import without a policy does.
+	if b.Policy.Issuer == nil || b.Policy.Issuer.Name != IssuerUnknown || len(b.Policy.LifetimeActions) != 1 || b.Policy.LifetimeActions[0].Action.ActionType != ActionEmailContacts {
+		t.Errorf("imported policy issuer %+v, lifetime actions %+v; want Unknown and EmailContacts", b.Policy.Issuer, b.Policy.LifetimeActions)
+	}
+	self := keyOnly("EC")
+	self.Issuer = &IssuerParams{Name: IssuerSelf}
+	if b, err := e.certs.Import(ctx, e.vault, base, "self", ImportParams{Value: &value, Policy: self}); err != nil || b.Policy.Issuer.Name != IssuerSelf {
+		t.Errorf("Import(policy naming Self) = %v, issuer %+v; want the issuer kept", err, b.Policy.Issuer)
+	}
 }

@@ -497,6 +497,14 @@ func (s *Service) Import(ctx context.Context, v tenancy.Vault, base, name string
 			g.X509Props = policyFromCertificate(chain[0], contentType).X509Props
 			given = &g
 		}
+		if given.Issuer == nil || given.Issuer.Name == "" {
+			// An imported certificate comes from somewhere else: its issuer is Unknown (as
+			// without a policy), never Self, whose default AutoRenew would later replace
+			// a CA-signed certificate with a self-signed one.
+			g := *given
+			g.Issuer = &IssuerParams{Name: IssuerUnknown}
+			given = &g
+		}
 		if policy, err = normalizePolicy(given); err != nil {
 			return CertificateBundle{}, err
 		}
