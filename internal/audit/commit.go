@@ -70,8 +70,11 @@ func (l *Log) drain() {
 	}
 	l.commit(batch)
 	l.maybeRotate()
-	if l.unsynced {
-		l.signal() // the background goroutine schedules the deferred sync
+	if l.unsynced && !l.syncArmed {
+		// The background goroutine schedules the deferred sync. Waking it once per
+		// sync, not once per batch, saves a goroutine switch per audited read.
+		l.syncArmed = true
+		l.signal()
 	}
 }
 
@@ -136,6 +139,7 @@ func (l *Log) deferFor() time.Duration {
 // deferredSync makes the records written since the last sync durable (SyncInterval mode).
 // Its failure is sticky: the records' fate on disk is unknown, so the log fails closed.
 func (l *Log) deferredSync() {
+	l.syncArmed = false // batches written from now on wake the background goroutine again
 	if !l.unsynced || l.syncErr != nil || l.file == nil {
 		return
 	}

@@ -118,6 +118,10 @@ type Log struct {
 	syncEvery time.Duration
 	lazyEvery time.Duration // Options.LazySyncInterval
 	unsynced  bool
+	// syncArmed says the background goroutine has been told to schedule the deferred sync
+	// and has not run it yet: later batches need not wake it again. Guarded by the commit
+	// slot, like unsynced.
+	syncArmed bool
 	syncErr   error
 
 	// Rotation (rotate.go): commit slot holder only, except filesMu, which the holder keeps
