@@ -2,7 +2,6 @@ package certificates
 
 import (
 	"context"
-	"time"
 
 	"github.com/coffer-kms/coffer/internal/records"
 	"github.com/coffer-kms/coffer/internal/storage"
@@ -123,16 +122,9 @@ func (s *Service) Purge(ctx context.Context, v tenancy.Vault, base, name string)
 	now := s.clock()
 	var destroy func(context.Context) error
 	err = s.store.Txn(ctx, func(tx storage.Tx) error {
-		meta, err := readCert(ctx, tx, sc, lc, name)
-		if isNotFound(err) || (err == nil && meta.Deleted == nil) {
-			return lifecycle.NotDeleted(name)
-		}
+		meta, err := sc.certs().ReadPurgeable(ctx, tx, lc, name, now, "", sc.vault.PurgeProtection, nil)
 		if err != nil {
 			return err
-		}
-		if sc.vault.PurgeProtection && now.Unix() < meta.Deleted.PurgeDate {
-			return errorf(ErrPurgeProtected, "Operation \"purge\" is not allowed because purge protection is enabled for this vault. Certificate %s will be purged automatically at %s, at the end of its retention period.",
-				meta.Name, time.Unix(meta.Deleted.PurgeDate, 0).UTC().Format(time.RFC3339))
 		}
 		if destroy, err = s.keys.PurgeManaged(ctx, tx, sc.vault, meta.Name); err != nil {
 			return err

@@ -40,8 +40,8 @@ func errorf(kind error, format string, args ...any) error {
 // badParam returns an ErrBadParameter with a message.
 func badParam(format string, args ...any) error { return errorf(ErrBadParameter, format, args...) }
 
-// lifecycle words certificates' not-found and deleted-name refusals as Key Vault does.
-var lifecycle = records.Lifecycle{Noun: "certificate", NotFound: ErrNotFound, Conflict: ErrDeletedButRecoverable}
+// lifecycle words certificates' not-found, deleted-name and purge-protection refusals as Key Vault does.
+var lifecycle = records.Lifecycle{Noun: "certificate", NotFound: ErrNotFound, Conflict: ErrDeletedButRecoverable, Protected: ErrPurgeProtected}
 
 // noOperation is the ErrOperationNotFound for a name.
 func noOperation(name string) error {

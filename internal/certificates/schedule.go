@@ -103,17 +103,14 @@ func (s *Service) RunDue(ctx context.Context, now time.Time) (renewed, notified,
 			return s.store.Delete(ctx, key)
 		}
 		err = s.store.Txn(ctx, func(tx storage.Tx) error {
-			meta, err := readCert(ctx, tx, sc, e.Name, e.Name)
-			if err != nil && !isNotFound(err) {
-				return err // a storage failure is not a stale entry: keep it for the next run
-			}
-			if err != nil || meta.Deleted == nil || meta.PurgeIndex != key || meta.Deleted.PurgeDate > now.Unix() {
-				return errStale
+			meta, err := sc.certs().ReadPurgeable(ctx, tx, e.Name, e.Name, now, key, false, nil)
+			if err != nil {
+				return err
 			}
 			return sc.certs().Remove(ctx, tx, e.Name, meta, meta.RenewIndex)
 		})
 		switch {
-		case errors.Is(err, errStale):
+		case errors.Is(err, records.ErrStale):
 			return s.dropIfUnowned(ctx, sc, e.Name, key)
 		case err != nil:
 			errs = append(errs, fmt.Errorf("purge certificate %s/%s/%s: %w", e.TenantID, e.Vault, e.Name, err))

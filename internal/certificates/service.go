@@ -116,9 +116,10 @@ var certKind = records.Kind[certRecord, versionRecord]{
 	Head: func(m *certRecord) records.Head {
 		return records.Head{Name: &m.Name, Latest: &m.Latest, Deleted: &m.Deleted, PurgeIndex: &m.PurgeIndex}
 	},
-	Usable:     func(v *versionRecord) bool { return len(v.Chain) > 0 },
-	NotFound:   lifecycle.Missing,
-	NotDeleted: lifecycle.NotDeleted,
+	Usable:         func(v *versionRecord) bool { return len(v.Chain) > 0 },
+	NotFound:       lifecycle.Missing,
+	NotDeleted:     lifecycle.NotDeleted,
+	PurgeProtected: lifecycle.PurgeProtected,
 }
 
 // certs are the vault's certificate records.

@@ -136,18 +136,18 @@ func (s *Service) Purge(ctx context.Context, v tenancy.Vault, base, name string)
 	if err != nil {
 		return err
 	}
-	return s.purge(ctx, sc, lc, name, s.clock(), false, "")
+	return s.purge(ctx, sc, lc, name, s.clock(), "")
 }
 
 // purge removes a deleted key in one transaction and then destroys the provider material of
-// its versions. A user purge (system false) honours purge protection; the scheduler's
-// (system true) requires the scheduled date to have passed and index to still be the key's
-// purge entry, and reports errStale otherwise.
-func (s *Service) purge(ctx context.Context, sc scope, lc, name string, now time.Time, system bool, index string) error {
+// its versions. A user purge (index "") honours purge protection; the scheduler's (index:
+// the purge entry it runs) requires the scheduled date to have passed and index to still be
+// the key's purge entry, and reports records.ErrStale otherwise (records.ReadPurgeable).
+func (s *Service) purge(ctx context.Context, sc scope, lc, name string, now time.Time, index string) error {
 	var handles [][]byte
 	err := s.store.Txn(ctx, func(tx storage.Tx) error {
 		var err error
-		handles, err = purgeKey(ctx, tx, sc, lc, name, now, system, index, false)
+		handles, err = purgeKey(ctx, tx, sc, lc, name, now, index, false)
 		return err
 	})
 	if err != nil {
@@ -157,28 +157,17 @@ func (s *Service) purge(ctx context.Context, sc scope, lc, name string, now time
 }
 
 // purgeKey removes a deleted key's records in tx and returns the provider handles to
-// destroy once tx has committed. See purge for system and index; only a certificate's own
-// purge (managed true) may purge a certificate-backed key.
-func purgeKey(ctx context.Context, tx storage.Tx, sc scope, lc, name string, now time.Time, system bool, index string, managed bool) ([][]byte, error) {
-	meta, err := readKey(ctx, tx, sc, lc, name)
-	if system && (isNotFound(err) || (err == nil && (meta.Deleted == nil || meta.PurgeIndex != index || meta.Deleted.PurgeDate > now.Unix()))) {
-		return nil, errStale
-	}
-	if isNotFound(err) {
-		return nil, lifecycle.NotDeleted(name)
-	}
+// destroy once tx has committed. See purge for index; only a certificate's own purge
+// (managed true) may purge a certificate-backed key.
+func purgeKey(ctx context.Context, tx storage.Tx, sc scope, lc, name string, now time.Time, index string, managed bool) ([][]byte, error) {
+	meta, err := sc.keys().ReadPurgeable(ctx, tx, lc, name, now, index, sc.vault.PurgeProtection, func(m *keyRecord) error {
+		if m.Managed && !managed {
+			return managedRefused("purge", m.Name)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
-	}
-	if meta.Deleted == nil {
-		return nil, lifecycle.NotDeleted(name)
-	}
-	if meta.Managed && !managed && !system {
-		return nil, managedRefused("purge", meta.Name)
-	}
-	if !system && sc.vault.PurgeProtection && now.Unix() < meta.Deleted.PurgeDate {
-		return nil, errorf(ErrPurgeProtected, "Operation \"purge\" is not allowed because purge protection is enabled for this vault. Key %s will be purged automatically at %s, at the end of its retention period.",
-			meta.Name, time.Unix(meta.Deleted.PurgeDate, 0).UTC().Format(time.RFC3339))
 	}
 	return removeKey(ctx, tx, sc, lc, meta)
 }

@@ -84,5 +84,5 @@ func badParam(format string, args ...any) error {
 	return errorf(ErrBadParameter, format, args...)
 }
 
-// lifecycle words keys' not-found and deleted-name refusals as Key Vault does.
-var lifecycle = records.Lifecycle{Noun: "key", NotFound: ErrKeyNotFound, Conflict: ErrDeletedButRecoverable}
+// lifecycle words keys' not-found, deleted-name and purge-protection refusals as Key Vault does.
+var lifecycle = records.Lifecycle{Noun: "key", NotFound: ErrKeyNotFound, Conflict: ErrDeletedButRecoverable, Protected: ErrPurgeProtected}

@@ -81,9 +81,9 @@ func (s *Service) RunDue(ctx context.Context, now time.Time) (rotated, purged in
 		if err != nil {
 			return s.store.Delete(ctx, key) // names no valid vault: unusable
 		}
-		err = s.purge(ctx, sc, e.Name, e.Name, now, true, key)
+		err = s.purge(ctx, sc, e.Name, e.Name, now, key)
 		switch {
-		case errors.Is(err, errStale):
+		case errors.Is(err, records.ErrStale):
 			return sc.keys().DropUnowned(ctx, s.store, e.Name, key, func(m *keyRecord) bool { return m.PurgeIndex == key })
 		case err != nil:
 			errs = append(errs, fmt.Errorf("purge %s/%s/%s: %w", e.TenantID, e.Vault, e.Name, err))

@@ -122,8 +122,9 @@ var keyKind = records.Kind[keyRecord, versionRecord]{
 	Head: func(m *keyRecord) records.Head {
 		return records.Head{Name: &m.Name, Latest: &m.Latest, Deleted: &m.Deleted, PurgeIndex: &m.PurgeIndex}
 	},
-	NotFound:   lifecycle.Missing,
-	NotDeleted: lifecycle.NotDeleted,
+	NotFound:       lifecycle.Missing,
+	NotDeleted:     lifecycle.NotDeleted,
+	PurgeProtected: lifecycle.PurgeProtected,
 }
 
 // keys are the vault's key records.

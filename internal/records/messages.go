@@ -3,6 +3,7 @@ package records
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Message is a domain error of keys, secrets or certificates whose text is exactly what the
@@ -24,12 +25,14 @@ func Errorf(kind error, format string, args ...any) error {
 
 // Lifecycle words the lifecycle's refusals for one kind of object as Key Vault does: Noun is
 // how its messages name the kind ("key", "secret", "certificate"); the errors wrap NotFound
-// or Conflict, the kind's sentinels. Sources (docs/COMPAT.md): responses recorded in the
+// or Conflict (or Protected), the kind's sentinels. Sources (docs/COMPAT.md): responses recorded in the
 // Azure SDKs' tests (azure-sdk-for-js keyvault-keys and -secrets recordings, 2021–2022;
 // azure-sdk-for-cpp keyvault keys tests).
 type Lifecycle struct {
 	Noun               string
 	NotFound, Conflict error
+	// Protected is the kind's sentinel for a purge refused by purge protection.
+	Protected error
 }
 
 // Missing is the refusal for a name (and version) with no live object: a get, update or
@@ -52,6 +55,13 @@ func (l Lifecycle) NotDeleted(name string) error {
 // Deleted is the refusal to reuse the name of a soft-deleted object.
 func (l Lifecycle) Deleted(name string) error {
 	return Errorf(l.Conflict, "%s %s is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the %s can only be recovered or purged.", title(l.Noun), name, l.Noun)
+}
+
+// PurgeProtected is the refusal of a user purge of the deleted object name before its purge
+// date (unix seconds) while the vault has purge protection; the scheduler purges it then.
+func (l Lifecycle) PurgeProtected(name string, purgeDate int64) error {
+	return Errorf(l.Protected, "Operation \"purge\" is not allowed because purge protection is enabled for this vault. %s %s will be purged automatically at %s, at the end of its retention period.",
+		title(l.Noun), name, time.Unix(purgeDate, 0).UTC().Format(time.RFC3339))
 }
 
 // title upper-cases the first letter of an ASCII noun.

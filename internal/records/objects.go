@@ -2,6 +2,7 @@ package records
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
@@ -49,6 +50,9 @@ type Kind[M, V any] struct {
 	// NotDeleted is its error for a get or purge of a deleted object under a name with no
 	// soft-deleted object (Key Vault's "Deleted Key not found: <name>"), live or not.
 	NotDeleted func(name string) error
+	// PurgeProtected is its refusal of a user purge before the purge date (purgeDate, unix
+	// seconds) while the vault has purge protection.
+	PurgeProtected func(name string, purgeDate int64) error
 }
 
 // Objects is a kind's records in one vault. Prefix is the vault's:
@@ -213,6 +217,43 @@ func (o Objects[M, V]) Remove(ctx context.Context, tx storage.Tx, lc string, met
 		return err
 	}
 	return DeleteAll(ctx, tx, append(append(versions, entries...), *o.Head(meta).PurgeIndex, o.LiveIndex()+lc, o.DeletedIndex()+lc, o.MetaPath(lc))...)
+}
+
+// ErrStale is ReadPurgeable's answer to a scheduled purge that lost a race: the object was
+// recovered, purged or deleted again since the entry was written, or is not due yet. The
+// scheduler drops the entry (DropUnowned) and tells no client.
+var ErrStale = errors.New("records: the object changed since its purge was scheduled")
+
+// ReadPurgeable reads, in r, the record of a soft-deleted object that a purge at now may
+// remove; the caller removes it. A scheduled purge (index: the purge entry it runs) needs the
+// object to be deleted, to still own index and to be due, and is ErrStale otherwise; purge
+// protection does not stop it. A user purge (index "") of a name with no soft-deleted object
+// is NotDeleted; then refuse, if set, may refuse it with the kind's own error; then, while
+// the vault has purge protection (protected), it is PurgeProtected before the purge date.
+func (o Objects[M, V]) ReadPurgeable(ctx context.Context, r storage.Reader, lc, name string, now time.Time, index string, protected bool, refuse func(*M) error) (*M, error) {
+	meta, found, err := o.get(ctx, r, lc)
+	if err != nil {
+		return nil, err // a storage failure is not a stale entry: it is retried on the next run
+	}
+	h := o.Head(meta)
+	if index != "" {
+		if !found || *h.Deleted == nil || *h.PurgeIndex != index || (*h.Deleted).PurgeDate > now.Unix() {
+			return nil, ErrStale
+		}
+		return meta, nil
+	}
+	if !found || *h.Deleted == nil {
+		return nil, o.NotDeleted(name)
+	}
+	if refuse != nil {
+		if err := refuse(meta); err != nil {
+			return nil, err
+		}
+	}
+	if protected && now.Unix() < (*h.Deleted).PurgeDate {
+		return nil, o.PurgeProtected(*h.Name, (*h.Deleted).PurgeDate)
+	}
+	return meta, nil
 }
 
 // DropUnowned deletes the schedule entry key unless the object's record still owns it.

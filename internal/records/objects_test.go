@@ -27,7 +27,10 @@ type testVersion struct {
 	Broken  bool   `json:"broken,omitempty"`
 }
 
-var errTestNotFound = errors.New("not found")
+var (
+	errTestNotFound  = errors.New("not found")
+	errTestProtected = errors.New("purge protected")
+)
 
 var testKind = Kind[testMeta, testVersion]{
 	Object: "things/", Index: "thingindex/", PurgePrefix: "thingschedule/purge/",
@@ -40,6 +43,9 @@ var testKind = Kind[testMeta, testVersion]{
 	},
 	NotDeleted: func(name string) error {
 		return fmt.Errorf("%w: deleted %s", errTestNotFound, name)
+	},
+	PurgeProtected: func(name string, purgeDate int64) error {
+		return fmt.Errorf("%w: %s until %d", errTestProtected, name, purgeDate)
 	},
 }
 
@@ -300,5 +306,62 @@ func TestObjectsDropUnowned(t *testing.T) {
 		if _, err := f.st.Get(f.ctx, key); (err == nil) != want {
 			t.Errorf("entry %s kept = %v; want %v", key, err == nil, want)
 		}
+	}
+}
+
+// ReadPurgeable decides who may purge what: a scheduled purge only its own due entry of a
+// deleted object (stale otherwise, protection or not); a user purge only a deleted object,
+// after the kind's own refusal and, under purge protection, not before the purge date.
+func TestObjectsReadPurgeable(t *testing.T) {
+	f := newObjectsFixture(t)
+	deletedAt := time.Unix(1000, 0)
+	for _, lc := range []string{"a", "managed", "live"} {
+		f.create(lc, testVersion{Version: v1})
+	}
+	meta := f.del("a", deletedAt)
+	f.del("managed", deletedAt)
+	due := time.Unix(meta.Deleted.PurgeDate, 0)
+	early := due.Add(-time.Second)
+	errManaged := errors.New("managed")
+	refuse := func(m *testMeta) error {
+		if m.Name == "MANAGED" {
+			return errManaged
+		}
+		return nil
+	}
+	for _, tc := range []struct {
+		name, lc  string
+		now       time.Time
+		index     string
+		protected bool
+		want      error  // nil: the record is returned
+		wantText  string // in the error's text
+	}{
+		{name: "ok/scheduled-due", lc: "a", now: due, index: meta.PurgeIndex},
+		{name: "ok/scheduled-ignores-protection", lc: "a", now: due.Add(time.Hour), index: meta.PurgeIndex, protected: true},
+		{name: "ok/user-unprotected-early", lc: "a", now: early},
+		{name: "ok/user-protected-at-date", lc: "a", now: due, protected: true},
+		{name: "fail/scheduled-not-due", lc: "a", now: early, index: meta.PurgeIndex, want: ErrStale},
+		{name: "fail/scheduled-other-entry", lc: "a", now: due, index: "thingschedule/purge/other", want: ErrStale},
+		{name: "fail/scheduled-live", lc: "live", now: due, index: meta.PurgeIndex, want: ErrStale},
+		{name: "fail/scheduled-missing", lc: "gone", now: due, index: meta.PurgeIndex, want: ErrStale},
+		{name: "fail/user-live", lc: "live", now: due, want: errTestNotFound, wantText: "deleted LIVE-ASKED"},
+		{name: "fail/user-missing", lc: "gone", now: due, want: errTestNotFound, wantText: "deleted GONE-ASKED"},
+		{name: "fail/user-protected-early", lc: "a", now: early, protected: true, want: errTestProtected, wantText: fmt.Sprintf("A until %d", meta.Deleted.PurgeDate)},
+		{name: "fail/user-refused-before-protection", lc: "managed", now: early, protected: true, want: errManaged},
+		{name: "fail/user-refused", lc: "managed", now: due, want: errManaged},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := f.o.ReadPurgeable(f.ctx, f.st, tc.lc, strings.ToUpper(tc.lc)+"-ASKED", tc.now, tc.index, tc.protected, refuse)
+			if tc.want == nil {
+				if err != nil || got == nil || got.Name != strings.ToUpper(tc.lc) {
+					t.Errorf("ReadPurgeable(%q) = %+v, %v; want its record", tc.lc, got, err)
+				}
+				return
+			}
+			if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.wantText) {
+				t.Errorf("ReadPurgeable(%q) = %v; want %v with %q", tc.lc, err, tc.want, tc.wantText)
+			}
+		})
 	}
 }

@@ -88,3 +88,13 @@ func TestRecoveryLevel(t *testing.T) {
 		t.Error("Retention defaults wrong")
 	}
 }
+
+func TestLifecyclePurgeProtected(t *testing.T) {
+	errProtected := errors.New("purge protection is enabled")
+	l := Lifecycle{Noun: "secret", Protected: errProtected}
+	err := l.PurgeProtected("Db-Password", 1700000000)
+	want := `Operation "purge" is not allowed because purge protection is enabled for this vault. Secret Db-Password will be purged automatically at 2023-11-14T22:13:20Z, at the end of its retention period.`
+	if !errors.Is(err, errProtected) || err.Error() != want {
+		t.Errorf("PurgeProtected = %v; want %q wrapping %v", err, want, errProtected)
+	}
+}

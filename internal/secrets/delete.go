@@ -130,40 +130,30 @@ func (s *Service) Purge(ctx context.Context, v tenancy.Vault, base, name string)
 	if err != nil {
 		return err
 	}
-	return s.purge(ctx, sc, lc, name, s.clock(), false, "")
+	return s.purge(ctx, sc, lc, name, s.clock(), "")
 }
 
-// purge removes a deleted secret in one transaction. A user purge (system false) honours
-// purge protection; the scheduler's (system true) requires the scheduled date to have passed
-// and index to still be the secret's purge entry, and reports errStale otherwise.
-func (s *Service) purge(ctx context.Context, sc scope, lc, name string, now time.Time, system bool, index string) error {
+// purge removes a deleted secret in one transaction. A user purge (index "") honours purge
+// protection; the scheduler's (index: the purge entry it runs) requires the scheduled date
+// to have passed and index to still be the secret's purge entry, and reports
+// records.ErrStale otherwise (records.ReadPurgeable).
+func (s *Service) purge(ctx context.Context, sc scope, lc, name string, now time.Time, index string) error {
 	return s.store.Txn(ctx, func(tx storage.Tx) error {
-		return purgeSecret(ctx, tx, sc, lc, name, now, system, index, false)
+		return purgeSecret(ctx, tx, sc, lc, name, now, index, false)
 	})
 }
 
-// purgeSecret removes a deleted secret's records in tx. See purge for system and index;
-// only a certificate's own purge (managed true) may purge a certificate-backed secret.
-func purgeSecret(ctx context.Context, tx storage.Tx, sc scope, lc, name string, now time.Time, system bool, index string, managed bool) error {
-	meta, err := readSecret(ctx, tx, sc, lc, name)
-	if system && (isNotFound(err) || (err == nil && (meta.Deleted == nil || meta.PurgeIndex != index || meta.Deleted.PurgeDate > now.Unix()))) {
-		return errStale
-	}
-	if isNotFound(err) {
-		return lifecycle.NotDeleted(name)
-	}
+// purgeSecret removes a deleted secret's records in tx. See purge for index; only a
+// certificate's own purge (managed true) may purge a certificate-backed secret.
+func purgeSecret(ctx context.Context, tx storage.Tx, sc scope, lc, name string, now time.Time, index string, managed bool) error {
+	meta, err := sc.secrets().ReadPurgeable(ctx, tx, lc, name, now, index, sc.vault.PurgeProtection, func(m *secretRecord) error {
+		if m.Managed && !managed {
+			return managedRefused("purge", m.Name)
+		}
+		return nil
+	})
 	if err != nil {
 		return err
-	}
-	if meta.Deleted == nil {
-		return lifecycle.NotDeleted(name)
-	}
-	if meta.Managed && !managed && !system {
-		return managedRefused("purge", meta.Name)
-	}
-	if !system && sc.vault.PurgeProtection && now.Unix() < meta.Deleted.PurgeDate {
-		return errorf(ErrPurgeProtected, "Operation \"purge\" is not allowed because purge protection is enabled for this vault. Secret %s will be purged automatically at %s, at the end of its retention period.",
-			meta.Name, time.Unix(meta.Deleted.PurgeDate, 0).UTC().Format(time.RFC3339))
 	}
 	return sc.secrets().Remove(ctx, tx, lc, meta)
 }

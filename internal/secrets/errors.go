@@ -57,8 +57,8 @@ func badParam(format string, args ...any) error {
 	return errorf(ErrBadParameter, format, args...)
 }
 
-// lifecycle words secrets' not-found and deleted-name refusals as Key Vault does.
-var lifecycle = records.Lifecycle{Noun: "secret", NotFound: ErrSecretNotFound, Conflict: ErrDeletedButRecoverable}
+// lifecycle words secrets' not-found, deleted-name and purge-protection refusals as Key Vault does.
+var lifecycle = records.Lifecycle{Noun: "secret", NotFound: ErrSecretNotFound, Conflict: ErrDeletedButRecoverable, Protected: ErrPurgeProtected}
 
 // disabled is the ErrSecretDisabled for an operation, in Key Vault's words.
 func disabled(op string) error {

@@ -23,9 +23,6 @@ const (
 	purgePrefix    = schedulePrefix + "purge/"
 )
 
-// errStale is returned inside a transaction when a scheduled purge lost a race.
-var errStale = errors.New("secrets: the secret changed since its purge was scheduled")
-
 // scheduleEntry says which secret an index entry is for.
 type scheduleEntry struct {
 	TenantID string `json:"tenantId"`
@@ -59,8 +56,8 @@ func (s *Service) purgeDue(ctx context.Context, key string, e scheduleEntry, now
 	if err != nil || !records.ValidName(e.Name) {
 		return false, s.store.Delete(ctx, key) // names no valid secret: unusable
 	}
-	err = s.purge(ctx, sc, e.Name, e.Name, now, true, key)
-	if errors.Is(err, errStale) {
+	err = s.purge(ctx, sc, e.Name, e.Name, now, key)
+	if errors.Is(err, records.ErrStale) {
 		return false, sc.secrets().DropUnowned(ctx, s.store, e.Name, key, func(m *secretRecord) bool { return m.PurgeIndex == key })
 	}
 	return err == nil, err

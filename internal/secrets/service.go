@@ -95,8 +95,9 @@ var secretKind = records.Kind[secretRecord, versionRecord]{
 	Head: func(m *secretRecord) records.Head {
 		return records.Head{Name: &m.Name, Latest: &m.Latest, Deleted: &m.Deleted, PurgeIndex: &m.PurgeIndex}
 	},
-	NotFound:   lifecycle.Missing,
-	NotDeleted: lifecycle.NotDeleted,
+	NotFound:       lifecycle.Missing,
+	NotDeleted:     lifecycle.NotDeleted,
+	PurgeProtected: lifecycle.PurgeProtected,
 }
 
 // secrets are the vault's secret records.
