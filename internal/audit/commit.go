@@ -48,16 +48,22 @@ func (l *Log) submit(r *request) error {
 		case <-r.done:
 			return r.err
 		case l.commitSlot <- struct{}{}:
-			// Let the goroutines that are ready to run queue their records first, so this
+			// Under concurrent load (one of the last batches held more than one record),
+			// let the goroutines that are ready to run queue their records first, so this
 			// commit takes them too: on a busy two-core server a batch was ~1.4 records and
-			// a read paid 0.7 pwrites; with the yield it pays 0.17 (BENCHMARKS.md). When
-			// nothing else is runnable the yield returns at once.
-			runtime.Gosched()
+			// a read paid 0.7 pwrites; with the yield it pays ~0.2 (BENCHMARKS.md). A lone
+			// caller does not yield: it would only wake an idle processor to look for work.
+			if l.concurrent > 0 {
+				runtime.Gosched()
+			}
 			l.drain()
 			<-l.commitSlot
 		}
 	}
 }
+
+// yieldBatches is how many commits after a batch of several records still yield (submit).
+const yieldBatches = 8
 
 // drain commits everything queued; the caller holds the commit slot.
 func (l *Log) drain() {
@@ -67,6 +73,11 @@ func (l *Log) drain() {
 	l.mu.Unlock()
 	if len(batch) == 0 {
 		return
+	}
+	if len(batch) > 1 {
+		l.concurrent = yieldBatches
+	} else if l.concurrent > 0 {
+		l.concurrent--
 	}
 	l.commit(batch)
 	l.maybeRotate()

@@ -122,7 +122,11 @@ type Log struct {
 	// and has not run it yet: later batches need not wake it again. Guarded by the commit
 	// slot, like unsynced.
 	syncArmed bool
-	syncErr   error
+	// concurrent counts down the commits since the last batch of several records (from
+	// yieldBatches); while it is positive, submit yields before it drains. Commit slot
+	// holder only.
+	concurrent int
+	syncErr    error
 
 	// Rotation (rotate.go): commit slot holder only, except filesMu, which the holder keeps
 	// while it renames and replaces the file and OpenFiles while it opens the files.
