@@ -489,23 +489,19 @@ func (s *Service) Import(ctx context.Context, v tenancy.Vault, base, name string
 	}
 	var policy *Policy
 	if p.Policy != nil {
-		given := p.Policy
+		given := *p.Policy // a shallow copy: the defaults below replace whole sections
 		if given.X509Props == nil {
 			// A policy that names only the key and content type (as az keyvault certificate
 			// import --policy often does) takes the certificate's subject, names and usages.
-			g := *given
-			g.X509Props = policyFromCertificate(chain[0], contentType).X509Props
-			given = &g
+			given.X509Props = policyFromCertificate(chain[0], contentType).X509Props
 		}
 		if given.Issuer == nil || given.Issuer.Name == "" {
 			// An imported certificate comes from somewhere else: its issuer is Unknown (as
 			// without a policy), never Self, whose default AutoRenew would later replace
 			// a CA-signed certificate with a self-signed one.
-			g := *given
-			g.Issuer = &IssuerParams{Name: IssuerUnknown}
-			given = &g
+			given.Issuer = &IssuerParams{Name: IssuerUnknown}
 		}
-		if policy, err = normalizePolicy(given); err != nil {
+		if policy, err = normalizePolicy(&given); err != nil {
 			return CertificateBundle{}, err
 		}
 		if !keyMatchesPolicy(key, policy.KeyProps) {
