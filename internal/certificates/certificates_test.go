@@ -20,6 +20,7 @@ import (
 
 	"github.com/coffer-kms/coffer/internal/keys"
 	"github.com/coffer-kms/coffer/internal/provider/soft"
+	"github.com/coffer-kms/coffer/internal/records/recordstest"
 	"github.com/coffer-kms/coffer/internal/secrets"
 	"github.com/coffer-kms/coffer/internal/storage"
 	"github.com/coffer-kms/coffer/internal/storage/mem"
@@ -410,5 +411,44 @@ func TestImportPolicyWithoutX509Props(t *testing.T) {
 	self.Issuer = &IssuerParams{Name: IssuerSelf}
 	if b, err := e.certs.Import(ctx, e.vault, base, "self", ImportParams{Value: &value, Policy: self}); err != nil || b.Policy.Issuer.Name != IssuerSelf {
 		t.Errorf("Import(policy naming Self) = %v, issuer %+v; want the issuer kept", err, b.Policy.Issuer)
+	}
+}
+
+// TestRunDueGoesOnWhenADropFails: when dropping one stale entry fails, RunDue reports the
+// failure, keeps that entry for the next run, and still handles the entries after it.
+func TestRunDueGoesOnWhenADropFails(t *testing.T) {
+	e := newEnv(t)
+	fs := &recordstest.FailingDeletes{Backend: e.store, Prefix: schedulePrefix}
+	e.certs = NewService(fs, e.keys, e.secrets, func() time.Time { return e.now }, bytes.Repeat([]byte{7}, 32), nil)
+	ctx := context.Background()
+	sc, err := newScope(e.vault, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"ghost1", "ghost2"} {
+		for _, prefix := range []string{purgePrefix, renewPrefix} {
+			entry, _ := json.Marshal(scheduleEntry{TenantID: e.vault.TenantID, Vault: e.vault.Name, Name: name, Action: ActionAutoRenew})
+			if err := e.store.Put(ctx, scheduleKey(prefix, e.now.Unix(), sc, name), entry); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	left := func() int {
+		page, err := e.store.List(ctx, schedulePrefix, storage.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(page.Keys)
+	}
+	later := e.now.Add(time.Hour)
+	fs.Fail(1)
+	if _, _, _, err := e.certs.RunDue(ctx, later); !errors.Is(err, recordstest.ErrDeleteDown) {
+		t.Errorf("RunDue with a failing drop = %v; want the storage error", err)
+	}
+	if n := left(); n != 1 {
+		t.Errorf("%d schedule entries left after one failed drop; want 1 (the others were still handled)", n)
+	}
+	if _, _, _, err := e.certs.RunDue(ctx, later); err != nil || left() != 0 {
+		t.Errorf("RunDue after storage recovered = %v, %d entries left; want nil, 0", err, left())
 	}
 }

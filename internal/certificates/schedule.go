@@ -111,7 +111,9 @@ func (s *Service) RunDue(ctx context.Context, now time.Time) (renewed, notified,
 		})
 		switch {
 		case errors.Is(err, records.ErrStale):
-			return s.dropIfUnowned(ctx, sc, e.Name, key)
+			if err := s.dropIfUnowned(ctx, sc, e.Name, key); err != nil {
+				errs = append(errs, fmt.Errorf("drop stale purge entry of certificate %s/%s/%s: %w", e.TenantID, e.Vault, e.Name, err))
+			}
 		case err != nil:
 			errs = append(errs, fmt.Errorf("purge certificate %s/%s/%s: %w", e.TenantID, e.Vault, e.Name, err))
 		default:
@@ -130,7 +132,9 @@ func (s *Service) RunDue(ctx context.Context, now time.Time) (renewed, notified,
 		action, err := s.runAction(ctx, sc, e, key, now)
 		switch {
 		case errors.Is(err, errStale):
-			return s.dropIfUnowned(ctx, sc, e.Name, key)
+			if err := s.dropIfUnowned(ctx, sc, e.Name, key); err != nil {
+				errs = append(errs, fmt.Errorf("drop stale %s entry of certificate %s/%s/%s: %w", e.Action, e.TenantID, e.Vault, e.Name, err))
+			}
 		case err != nil:
 			errs = append(errs, fmt.Errorf("%s certificate %s/%s/%s: %w", e.Action, e.TenantID, e.Vault, e.Name, err))
 		case action == ActionAutoRenew:

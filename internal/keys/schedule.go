@@ -84,7 +84,10 @@ func (s *Service) RunDue(ctx context.Context, now time.Time) (rotated, purged in
 		err = s.purge(ctx, sc, e.Name, e.Name, now, key)
 		switch {
 		case errors.Is(err, records.ErrStale):
-			return sc.keys().DropUnowned(ctx, s.store, e.Name, key, func(m *keyRecord) bool { return m.PurgeIndex == key })
+			err = sc.keys().DropUnowned(ctx, s.store, e.Name, key, func(m *keyRecord) bool { return m.PurgeIndex == key })
+			if err != nil {
+				errs = append(errs, fmt.Errorf("drop stale purge entry of %s/%s/%s: %w", e.TenantID, e.Vault, e.Name, err))
+			}
 		case err != nil:
 			errs = append(errs, fmt.Errorf("purge %s/%s/%s: %w", e.TenantID, e.Vault, e.Name, err))
 		default:
@@ -103,7 +106,10 @@ func (s *Service) RunDue(ctx context.Context, now time.Time) (rotated, purged in
 		ok, err := s.rotateDue(ctx, sc, e, key, now)
 		switch {
 		case errors.Is(err, errStale):
-			return sc.keys().DropUnowned(ctx, s.store, e.Name, key, func(m *keyRecord) bool { return m.RotateIndex == key })
+			err = sc.keys().DropUnowned(ctx, s.store, e.Name, key, func(m *keyRecord) bool { return m.RotateIndex == key })
+			if err != nil {
+				errs = append(errs, fmt.Errorf("drop stale rotation entry of %s/%s/%s: %w", e.TenantID, e.Vault, e.Name, err))
+			}
 		case err != nil:
 			errs = append(errs, fmt.Errorf("rotate %s/%s/%s: %w", e.TenantID, e.Vault, e.Name, err))
 		case ok:

@@ -1,6 +1,7 @@
 package keys
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/coffer-kms/coffer/internal/provider"
 	"github.com/coffer-kms/coffer/internal/records"
+	"github.com/coffer-kms/coffer/internal/records/recordstest"
 )
 
 const day = 24 * time.Hour
@@ -263,5 +265,40 @@ func TestCommitLostRace(t *testing.T) {
 	}
 	if page, _ := f.svc.ListVersions(f.ctx, f.v, f.base, "race", ListOptions{}); len(page.Value) != 1 {
 		t.Errorf("versions after a lost race = %d; want 1", len(page.Value))
+	}
+}
+
+// TestRunDueGoesOnWhenADropFails: when dropping one stale entry fails, RunDue reports the
+// failure, keeps that entry for the next run, and still handles the entries after it.
+func TestRunDueGoesOnWhenADropFails(t *testing.T) {
+	f := newFixture(t)
+	fs := &recordstest.FailingDeletes{Backend: f.store, Prefix: schedulePrefix}
+	f.svc = NewService(fs, f.prov, f.clk.Now, f.bkey)
+	sc, _ := newScope(f.v, f.base)
+	for _, name := range []string{"ghost1", "ghost2"} {
+		e := mustJSON(t, scheduleEntry{TenantID: tenantA, Kind: f.v.Kind, Vault: f.v.Name, Name: name})
+		if err := f.store.Put(f.ctx, scheduleKey(purgePrefix, t0.Unix(), sc, name), []byte(e)); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.store.Put(f.ctx, scheduleKey(rotatePrefix, t0.Unix(), sc, name), []byte(e)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	left := func() int {
+		page, err := f.store.List(f.ctx, schedulePrefix, storageAll)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(page.Keys)
+	}
+	fs.Fail(1)
+	if _, _, err := f.svc.RunDue(f.ctx, t0.Add(day)); !errors.Is(err, recordstest.ErrDeleteDown) {
+		t.Errorf("RunDue with a failing drop = %v; want the storage error", err)
+	}
+	if n := left(); n != 1 {
+		t.Errorf("%d schedule entries left after one failed drop; want 1 (the others were still handled)", n)
+	}
+	if _, _, err := f.svc.RunDue(f.ctx, t0.Add(day)); err != nil || left() != 0 {
+		t.Errorf("RunDue after storage recovered = %v, %d entries left; want nil, 0", err, left())
 	}
 }

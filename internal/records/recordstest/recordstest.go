@@ -4,12 +4,16 @@
 package recordstest
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/coffer-kms/coffer/internal/storage"
 )
 
 // Clock is a settable clock for a service's clock parameter (pass its Now).
@@ -134,4 +138,46 @@ func shared(t *testing.T, path string, a, b reflect.Value) {
 			}
 		}
 	}
+}
+
+// ErrDeleteDown is the error FailingDeletes returns.
+var ErrDeleteDown = errors.New("storage refuses deletes")
+
+// FailingDeletes is a storage backend whose transactions fail the next n deletes of keys
+// under Prefix (set with Fail): a storage failure while a scheduler drops an index entry.
+type FailingDeletes struct {
+	storage.Backend
+	Prefix string
+	mu     sync.Mutex
+	n      int
+}
+
+// Fail makes the next n deletes under Prefix fail.
+func (f *FailingDeletes) Fail(n int) {
+	f.mu.Lock()
+	f.n = n
+	f.mu.Unlock()
+}
+
+// Txn runs fn in a transaction of the wrapped backend whose deletes may fail.
+func (f *FailingDeletes) Txn(ctx context.Context, fn func(storage.Tx) error) error {
+	return f.Backend.Txn(ctx, func(tx storage.Tx) error { return fn(failingDeletesTx{Tx: tx, f: f}) })
+}
+
+type failingDeletesTx struct {
+	storage.Tx
+	f *FailingDeletes
+}
+
+func (t failingDeletesTx) Delete(ctx context.Context, key string) error {
+	t.f.mu.Lock()
+	fail := t.f.n > 0 && strings.HasPrefix(key, t.f.Prefix)
+	if fail {
+		t.f.n--
+	}
+	t.f.mu.Unlock()
+	if fail {
+		return ErrDeleteDown
+	}
+	return t.Tx.Delete(ctx, key)
 }
