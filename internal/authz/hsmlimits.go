@@ -81,17 +81,34 @@ func CheckHSMRoleLimit(existing []RoleDefinition, r RoleDefinition, pools []Scop
 		if pool.kind != kindHSM || !r.AssignableAt(pool) {
 			continue
 		}
-		n := 0
-		for _, e := range existing {
-			if e.AssignableAt(pool) {
-				n++
-			}
-		}
-		if n >= MaxHSMCustomRoles {
+		if n := assignableIn(existing, pool); n >= MaxHSMCustomRoles {
 			return &LimitError{Code: CodeRoleDefinitionLimit, Message: fmt.Sprintf(
 				"No more custom role definitions can be created: a managed HSM allows %d assignable in it and pool %s has %d (custom roles assignable at the tenant count in every pool). Delete an unused one first, or make the role assignable only outside the pool.",
 				MaxHSMCustomRoles, pool.ManagedHSM(), n)}
 		}
 	}
 	return nil
+}
+
+// CheckHSMPoolRoles returns a *LimitError if existing (the tenant's custom roles) holds more
+// roles assignable in the new pool than a pool allows: custom roles assignable at the tenant
+// count in every pool, so such a pool would start over its limit.
+func CheckHSMPoolRoles(existing []RoleDefinition, pool Scope) error {
+	if n := assignableIn(existing, pool); n > MaxHSMCustomRoles {
+		return &LimitError{Code: CodeRoleDefinitionLimit, Message: fmt.Sprintf(
+			"Managed HSM pool %s cannot be created: a managed HSM allows %d custom roles assignable in it, and the tenant has %d assignable in every pool (assignable at the tenant). Delete unused custom roles, or make them assignable only at vaults, first.",
+			pool.ManagedHSM(), MaxHSMCustomRoles, n)}
+	}
+	return nil
+}
+
+// assignableIn counts the roles of existing assignable in pool.
+func assignableIn(existing []RoleDefinition, pool Scope) int {
+	n := 0
+	for _, e := range existing {
+		if e.AssignableAt(pool) {
+			n++
+		}
+	}
+	return n
 }

@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/coffer-kms/coffer/internal/authz"
 	"github.com/coffer-kms/coffer/internal/names"
 	"github.com/coffer-kms/coffer/internal/storage"
 )
@@ -240,12 +241,31 @@ func (s *Store) CreateVault(ctx context.Context, tenantID string, kind Kind, nam
 		if ok, err := exists(ctx, tx, vaultKey(kind, name)); err != nil || ok {
 			return errors.Join(err, fmt.Errorf("%s %s: %w", kind, name, ErrExists))
 		}
+		if kind == KindManagedHSM {
+			if err := checkPoolRoles(ctx, tx, tenantID, v.Name); err != nil {
+				return err
+			}
+		}
 		if err := putJSON(ctx, tx, vaultKey(kind, name), v); err != nil {
 			return err
 		}
 		return tx.Put(ctx, tenantVaultKey(tenantID, kind, name), nil)
 	})
 	return v, err
+}
+
+// checkPoolRoles refuses a new pool that would start over Managed HSM's custom role limit
+// (authz.CheckHSMPoolRoles), reading the tenant's roles in the creating transaction.
+func checkPoolRoles(ctx context.Context, tx storage.Tx, tenantID, pool string) error {
+	roles, err := roleDefs(ctx, tx, tenantID)
+	if err != nil {
+		return err
+	}
+	sc, err := authz.ParseScope("/tenants/" + tenantID + "/managedHsms/" + pool)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidName, err)
+	}
+	return authz.CheckHSMPoolRoles(roles, sc)
 }
 
 // Vault returns the vault (or pool) called name.

@@ -120,3 +120,39 @@ func TestRoleAssignmentIDsAreGlobal(t *testing.T) {
 		t.Errorf("id reuse after delete = %v", err)
 	}
 }
+
+// TestPoolRefusedOverCustomRoleLimit: custom roles assignable tenant-wide count in every pool
+// of the tenant, so a tenant holding more than a pool allows cannot create a pool (it would
+// start over its limit); at the limit it can, and a vault is never refused.
+func TestPoolRefusedOverCustomRoleLimit(t *testing.T) {
+	ctx := context.Background()
+	s := New(mem.New(), nil)
+	a, _ := s.CreateTenant(ctx, "", "A")
+	role := func(scope string) {
+		t.Helper()
+		r := authz.RoleDefinition{Name: "r-" + NewUUID(), AssignableScopes: []string{scope},
+			Permissions: []authz.Permission{{DataActions: []string{"Microsoft.KeyVault/managedHsm/keys/read/action"}}}}
+		if _, err := s.CreateRoleDefinitionIf(ctx, a.ID, r, func([]authz.RoleDefinition) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < authz.MaxHSMCustomRoles; i++ {
+		role("/tenants/" + a.ID)
+	}
+	role("/tenants/" + a.ID + "/vaults/elsewhere") // not assignable in a pool: does not count
+	if _, err := s.CreateVault(ctx, a.ID, KindManagedHSM, "pool1", VaultOptions{}); err != nil {
+		t.Fatalf("pool with %d tenant-wide custom roles = %v; want it created", authz.MaxHSMCustomRoles, err)
+	}
+	role("/tenants/" + a.ID)
+	_, err := s.CreateVault(ctx, a.ID, KindManagedHSM, "pool2", VaultOptions{})
+	var le *authz.LimitError
+	if !errors.As(err, &le) || le.Code != authz.CodeRoleDefinitionLimit || !strings.Contains(le.Message, "51") {
+		t.Fatalf("pool with %d tenant-wide custom roles = %v; want a RoleDefinitionLimitExceeded naming the count", authz.MaxHSMCustomRoles+1, err)
+	}
+	if _, err := s.Vault(ctx, KindManagedHSM, "pool2"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("the refused pool exists: %v", err)
+	}
+	if _, err := s.CreateVault(ctx, a.ID, KindVault, "vault2", VaultOptions{}); err != nil {
+		t.Errorf("vault with %d tenant-wide custom roles = %v; want it created", authz.MaxHSMCustomRoles+1, err)
+	}
+}
