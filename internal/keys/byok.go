@@ -102,8 +102,8 @@ func (s *Service) importTransfer(ctx context.Context, sc scope, jwk *provider.JW
 	if len(jwk.N)+len(jwk.E) > 0 || jwk.Private() || jwk.Kty != provider.ECHSM && len(jwk.X)+len(jwk.Y) > 0 {
 		return nil, badParam("a key with key_hsm carries no other key material (an EC-HSM key only its public x and y)")
 	}
-	if jwk.Kty == provider.ECHSM && (jwk.Crv == "" || len(jwk.X) == 0 || len(jwk.Y) == 0) {
-		return nil, badParam("an EC-HSM key with key_hsm needs crv and the public point x, y (the HSM cannot derive them from the transferred key)")
+	if jwk.Kty == provider.ECHSM && (jwk.Crv == "" || (len(jwk.X) == 0) != (len(jwk.Y) == 0)) {
+		return nil, badParam("an EC-HSM key with key_hsm needs crv, and either both coordinates x, y of its public point or neither")
 	}
 	blob, h, err := parseTransfer(jwk.T)
 	if err != nil {

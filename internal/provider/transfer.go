@@ -22,9 +22,9 @@ type Transfer struct {
 	// its curve for EC-HSM.
 	Type  KeyType
 	Curve Curve
-	// X and Y are the public point of an EC-HSM target (the request's JWK x and y): a
-	// token does not derive it from an unwrapped private key, so the provider checks that
-	// the key signs for this point and keeps it as the key's public part.
+	// X and Y are the public point of an EC-HSM target (the request's JWK x and y), or
+	// both empty: the provider then works the point out from the unwrapped key. Either way
+	// it checks that the key signs for the point and keeps it as the key's public part.
 	X, Y []byte
 	// SecurityDomain marks a target key of a managed HSM pool (see KeySpec.SecurityDomain).
 	SecurityDomain bool

@@ -30,10 +30,10 @@ var _ provider.TransferImporter = (*Provider)(nil)
 // have 2048, 3072 or 4096 bits and e = 65537 and pass a sign/verify consistency test; an
 // AES key must be 16, 24 or 32 bytes. A target that fails is destroyed. Every failure of
 // the ciphertext is exactly provider.ErrTransfer; a token that is gone (tokenGone) is ErrHSM.
-// An EC-HSM target (byokec.go) comes with its public point t.X, t.Y, which the token does
-// not derive from an unwrapped private key: the point must be on t.Curve (else
-// ErrInvalidParameter before the token is used), the unwrapped key must be on that curve
-// (else ErrTransfer) and must sign for that point (else ErrInvalidParameter).
+// An EC-HSM target (byokec.go) may come with its public point t.X, t.Y: the point must be
+// on t.Curve (else ErrInvalidParameter before the token is used). Without them the token
+// works the point out (transferredPoint). Either way the unwrapped key must be on t.Curve
+// (else ErrTransfer) and must sign for the point (else ErrInvalidParameter).
 func (p *Provider) ImportTransfer(ctx context.Context, t provider.Transfer) (provider.Key, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -70,8 +70,10 @@ func (p *Provider) ImportTransfer(ctx context.Context, t provider.Transfer) (pro
 		if !ok {
 			return nil, fmt.Errorf("%w: an EC-HSM transfer needs crv P-256, P-384 or P-521", provider.ErrInvalidParameter)
 		}
-		if ecPub, err = transferPoint(c, t.X, t.Y); err != nil {
-			return nil, err
+		if len(t.X)+len(t.Y) > 0 { // else importTransfer derives the point in the token
+			if ecPub, err = transferPoint(c, t.X, t.Y); err != nil {
+				return nil, err
+			}
 		}
 		targetT = p.protect(privateTemplate(id, p11.CKK_EC), false, t.SecurityDomain)
 	default:
@@ -113,6 +115,12 @@ func (p *Provider) importTransfer(s p11.SessionHandle, t provider.Transfer, kek 
 	eph, err := p.ctx.UnwrapKey(s, []*p11.Mechanism{oaep}, kekObj, t.Ciphertext[:k], ephemeralTemplate(nil))
 	if err != nil {
 		return nil, hsmErr("unwrap the ephemeral key", err)
+	}
+	if t.Type == provider.ECHSM && ecPub == nil {
+		if ecPub, err = p.transferredPoint(s, eph, t.Ciphertext[k:], curves[t.Curve]); err != nil {
+			_ = p.ctx.DestroyObject(s, eph)
+			return nil, err
+		}
 	}
 	target, err := p.ctx.UnwrapKey(s, []*p11.Mechanism{p11.NewMechanism(p11.CKM_AES_KEY_WRAP_PAD, nil)}, eph, t.Ciphertext[k:], targetT)
 	if derr := p.ctx.DestroyObject(s, eph); derr != nil && err == nil {

@@ -164,7 +164,7 @@ func TestImportTransfer(t *testing.T) {
 		"ec-kek":      {provider.Transfer{KEK: ec.Handle(), Hash: crypto.SHA1, Ciphertext: good, Type: provider.RSAHSM}, provider.ErrInvalidParameter},
 		"aes-kek":     {provider.Transfer{KEK: ak.Handle(), Hash: crypto.SHA1, Ciphertext: good, Type: provider.RSAHSM}, provider.ErrInvalidParameter},
 		"sha512":      {provider.Transfer{KEK: kk.Handle(), Hash: crypto.SHA512, Ciphertext: good, Type: provider.RSAHSM}, provider.ErrUnsupported},
-		"ec-target":   {provider.Transfer{KEK: kk.Handle(), Hash: crypto.SHA1, Ciphertext: good, Type: provider.ECHSM, Curve: provider.P256}, provider.ErrInvalidParameter},
+		"ec-target":   {provider.Transfer{KEK: kk.Handle(), Hash: crypto.SHA1, Ciphertext: good, Type: provider.ECHSM, Curve: provider.P256}, provider.ErrTransfer}, // an RSA key declared EC
 		"plain-type":  {provider.Transfer{KEK: kk.Handle(), Hash: crypto.SHA1, Ciphertext: good, Type: provider.RSA}, provider.ErrUnsupported},
 		"kek-handle":  {provider.Transfer{KEK: []byte(`{}`), Hash: crypto.SHA1, Ciphertext: good, Type: provider.RSAHSM}, provider.ErrInvalidParameter},
 		"destroyed":   {provider.Transfer{KEK: destroyedKEK(t, p), Hash: crypto.SHA1, Ciphertext: good, Type: provider.RSAHSM}, provider.ErrInvalidParameter},

@@ -3,8 +3,10 @@ package pkcs11
 import (
 	"bytes"
 	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/asn1"
+	"errors"
 	"fmt"
 	"math/big"
 
@@ -15,11 +17,12 @@ import (
 
 // EC-HSM targets of a BYOK transfer. After C_UnwrapKey of a PKCS #8 EC key, SoftHSM2 (and
 // the PKCS #11 EC private key object in general) holds CKA_EC_PARAMS and the private value
-// but no public point, so the import request carries the point (JWK x, y) and Coffer proves
-// it belongs to the unwrapped key: the token signs a random digest with CKM_ECDSA and
-// crypto/ecdsa verifies it against the point. The unwrap template names no CKA_EC_PARAMS
-// (PKCS #11 forbids it on C_UnwrapKey: the curve comes from the PKCS #8 key); the curve is
-// read back and compared with crv instead.
+// but no public point. An import request may carry the point (JWK x, y); Key Vault's own
+// BYOK request has only kty, crv and key_hsm, and then the token works the point out
+// (transferredPoint). Either way Coffer proves the point belongs to the unwrapped key: the
+// token signs a random digest with CKM_ECDSA and crypto/ecdsa verifies it against the point.
+// The unwrap template names no CKA_EC_PARAMS (PKCS #11 forbids it on C_UnwrapKey: the curve
+// comes from the PKCS #8 key); the curve is read back and compared with crv instead.
 
 // errPointMismatch is the answer when the unwrapped key does not sign for the request's x, y.
 var errPointMismatch = fmt.Errorf("%w: x and y are not the public key of the transferred EC key", provider.ErrInvalidParameter)
@@ -79,4 +82,72 @@ func (p *Provider) checkTransferredEC(s p11.SessionHandle, obj p11.ObjectHandle,
 		return nil, errPointMismatch
 	}
 	return newKey(p, want, id), nil
+}
+
+// transferredPoint works out the public point of the EC key that wrapped (the target half
+// of a transfer) holds, without the private value leaving the token. It unwraps wrapped with
+// eph into a session object that may also derive, and asks the token for
+// CKM_ECDH1_DERIVE (no KDF) of that key with the curve's base point G: the shared secret is
+// the x coordinate of d·G, the public point, which is not secret. Of the two points with that
+// x, the one a signature of the session key verifies under is the key's. The session object
+// and the derived secret are destroyed on every path; the token object the caller unwraps
+// next never has CKA_DERIVE.
+func (p *Provider) transferredPoint(s p11.SessionHandle, eph p11.ObjectHandle, wrapped []byte, c *curveInfo) (*publicKey, error) {
+	tmpl := []*p11.Attribute{
+		p11.NewAttribute(p11.CKA_CLASS, p11.CKO_PRIVATE_KEY),
+		p11.NewAttribute(p11.CKA_KEY_TYPE, p11.CKK_EC),
+		p11.NewAttribute(p11.CKA_TOKEN, false),
+		p11.NewAttribute(p11.CKA_PRIVATE, true),
+		p11.NewAttribute(p11.CKA_SENSITIVE, true),
+		p11.NewAttribute(p11.CKA_EXTRACTABLE, false),
+		p11.NewAttribute(p11.CKA_SIGN, true),
+		p11.NewAttribute(p11.CKA_DERIVE, true),
+	}
+	obj, err := p.ctx.UnwrapKey(s, []*p11.Mechanism{p11.NewMechanism(p11.CKM_AES_KEY_WRAP_PAD, nil)}, eph, wrapped, tmpl)
+	if err != nil {
+		return nil, hsmErr("unwrap the target key", err)
+	}
+	defer p.ctx.DestroyObject(s, obj)
+	params := c.nist.Params()
+	g := make([]byte, 1+2*c.size)
+	g[0] = 4
+	params.Gx.FillBytes(g[1 : 1+c.size])
+	params.Gy.FillBytes(g[1+c.size:])
+	secretT := []*p11.Attribute{
+		p11.NewAttribute(p11.CKA_CLASS, p11.CKO_SECRET_KEY),
+		p11.NewAttribute(p11.CKA_KEY_TYPE, p11.CKK_GENERIC_SECRET),
+		p11.NewAttribute(p11.CKA_TOKEN, false),
+		p11.NewAttribute(p11.CKA_SENSITIVE, false),
+		p11.NewAttribute(p11.CKA_EXTRACTABLE, true),
+		p11.NewAttribute(p11.CKA_VALUE_LEN, c.size),
+	}
+	mech := p11.NewMechanism(p11.CKM_ECDH1_DERIVE, p11.NewECDH1DeriveParams(p11.CKD_NULL, nil, g))
+	xObj, err := p.ctx.DeriveKey(s, []*p11.Mechanism{mech}, obj, secretT)
+	if err != nil {
+		return nil, hsmErr("derive the public point", err)
+	}
+	attrs, err := p.ctx.GetAttributeValue(s, xObj, []*p11.Attribute{p11.NewAttribute(p11.CKA_VALUE, nil)})
+	_ = p.ctx.DestroyObject(s, xObj)
+	if err != nil || len(attrs) != 1 || len(attrs[0].Value) != c.size {
+		return nil, errWeakImport
+	}
+	x := attrs[0].Value
+	var cands []*publicKey
+	for _, prefix := range []byte{2, 3} {
+		X, Y := elliptic.UnmarshalCompressed(c.nist, append([]byte{prefix}, x...))
+		if X == nil {
+			continue
+		}
+		if k, err := transferPoint(c, X.FillBytes(make([]byte, c.size)), Y.FillBytes(make([]byte, c.size))); err == nil {
+			cands = append(cands, k)
+		}
+	}
+	for _, k := range cands {
+		if _, err := p.checkTransferredEC(s, obj, nil, k); err == nil {
+			return k, nil
+		} else if !errors.Is(err, errPointMismatch) {
+			return nil, err
+		}
+	}
+	return nil, errWeakImport
 }
