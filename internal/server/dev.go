@@ -29,13 +29,16 @@ type DevInfo struct {
 }
 
 // devHosts are the names of the dev certificate: localhost and the loopback addresses, every
-// vault host (*.<suffix>) and every managed HSM pool host (*.managedhsm.<suffix>).
+// vault host (*.<suffix>), every managed HSM pool host (*.managedhsm.<suffix>), and the dev
+// vault's host by name. OpenSSL-based clients (curl, Python's ssl, the Azure CLI) match a
+// wildcard only with at least two labels after it, so "*.localhost" covers dev.localhost for
+// Go clients alone; other vaults under a one-label suffix need a two-label --dns-suffix there.
 func devHosts(suffix string) []string {
 	hosts := append(tlsutil.DefaultDevHosts(), "*.managedhsm.localhost", "*.attest.localhost")
 	if suffix != "localhost" {
 		hosts = append(hosts, suffix, "*."+suffix, "*.managedhsm."+suffix, "*.attest."+suffix)
 	}
-	return hosts
+	return append(hosts, devVaultName+"."+suffix)
 }
 
 // devBootstrap initialises the store with one share on first start, keeps the share and the

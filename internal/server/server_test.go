@@ -232,6 +232,17 @@ func TestPlainHTTPGetsNoData(t *testing.T) {
 	if s := ts.metricsText(t); strings.Contains(s, `route="GET /v1/sys/seal-status"`) {
 		t.Errorf("a handler ran for the plain-HTTP request: %s", grepLines(s, "seal-status"))
 	}
+	// No audit record either (N3); the same request over HTTPS leaves one, so the check can fail.
+	const rec = `"object_id":"/v1/sys/seal-status"`
+	if log := readAudit(t, ts); strings.Contains(log, rec) {
+		t.Errorf("the plain-HTTP request left an audit record: %s", grepLines(log, rec))
+	}
+	if status, _, _ := ts.do(t, "GET", "/v1/sys/seal-status", "", nil); status != 200 {
+		t.Fatalf("GET /v1/sys/seal-status over HTTPS = %d", status)
+	}
+	if log := readAudit(t, ts); !strings.Contains(log, rec) {
+		t.Errorf("the HTTPS request left no audit record %s; the plain-HTTP check above proves nothing", rec)
+	}
 }
 
 func (ts *testServer) metricsText(t *testing.T) string {

@@ -33,7 +33,7 @@ func tls12CipherSuites() []uint16 {
 
 // ServerConfig returns the tls.Config for every Coffer listener: TLS 1.2 minimum (Go
 // negotiates TLS 1.3 first when the client offers it), only ECDHE AEAD suites on TLS 1.2,
-// ALPN h2 then http/1.1, the certificate from opts.Reloader, and client-certificate
+// no session tickets (so no resumption), ALPN h2 then http/1.1, the certificate from opts.Reloader, and client-certificate
 // verification against opts.ClientCAFile when set. Errors name the CA file when it cannot
 // be read or holds no certificate.
 func ServerConfig(opts ServerOptions) (*tls.Config, error) {
@@ -45,6 +45,11 @@ func ServerConfig(opts ServerOptions) (*tls.Config, error) {
 		CipherSuites:   tls12CipherSuites(),
 		NextProtos:     []string{"h2", "http/1.1"},
 		GetCertificate: opts.Reloader.GetCertificate,
+		// No session tickets: Go's live 7 days under ticket keys it rotates daily, and a
+		// TLS 1.2 ticket carries the session's master secret, so one stolen ticket key would
+		// decrypt a week of resumed sessions (testssl TLS_session_ticket, F4). Clients keep
+		// their connections open, so full handshakes cost little.
+		SessionTicketsDisabled: true,
 	}
 	if opts.ClientCAFile != "" {
 		pool, err := loadCertPool(opts.ClientCAFile)

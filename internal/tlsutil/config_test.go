@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -80,6 +81,9 @@ func TestServerConfig(t *testing.T) {
 			}
 			if !slices.Equal(cfg.CipherSuites, want) {
 				t.Errorf("CipherSuites = %v; want exactly the ECDHE AEAD suites %v", cfg.CipherSuites, want)
+			}
+			if !cfg.SessionTicketsDisabled {
+				t.Error("SessionTicketsDisabled = false; want no session tickets")
 			}
 			if !slices.Equal(cfg.NextProtos, []string{"h2", "http/1.1"}) {
 				t.Errorf("NextProtos = %q; want [h2 http/1.1]", cfg.NextProtos)
@@ -280,6 +284,52 @@ func TestPlainHTTPRefused(t *testing.T) {
 			}
 			if n := ts.calls.Load() - before; n != 0 {
 				t.Errorf("handler ran %d times for a plain-HTTP request; want 0", n)
+			}
+		})
+	}
+}
+
+// countingCache is a client session cache that counts the tickets the server hands out.
+type countingCache struct {
+	tls.ClientSessionCache
+	puts atomic.Int64
+}
+
+func (c *countingCache) Put(key string, cs *tls.ClientSessionState) {
+	if cs != nil {
+		c.puts.Add(1)
+	}
+	c.ClientSessionCache.Put(key, cs)
+}
+
+// TestNoSessionResumption checks that the server issues no session tickets, on TLS 1.2 or
+// 1.3, so a second connection makes a full handshake. Go's tickets live 7 days under keys
+// rotated daily (testssl: TLS_session_ticket LOW, "PFS requires session ticket keys to be
+// rotated < daily"); a stolen ticket key would open every TLS 1.2 session resumed with it.
+func TestNoSessionResumption(t *testing.T) {
+	ca := newTestCA(t, "server CA")
+	certPEM, keyPEM := ca.issue(t, leafOpts{})
+	ts, _, _, _ := newServerWithPair(t, certPEM, keyPEM, "")
+	for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		t.Run(tls.VersionName(v), func(t *testing.T) {
+			cache := &countingCache{ClientSessionCache: tls.NewLRUClientSessionCache(4)}
+			cfg := &tls.Config{RootCAs: ca.pool(), MinVersion: v, MaxVersion: v, ClientSessionCache: cache}
+			for i := range 2 {
+				c, err := dial(ts.addr, cfg)
+				if err != nil {
+					t.Fatalf("handshake %d: %v", i+1, err)
+				}
+				// A TLS 1.3 ticket arrives after the handshake: read a response to see it.
+				if status, _ := get(t, c); status != http.StatusOK {
+					t.Fatalf("GET = %d", status)
+				}
+				if c.ConnectionState().DidResume {
+					t.Errorf("connection %d resumed a session; want a full handshake every time", i+1)
+				}
+				c.Close()
+			}
+			if n := cache.puts.Load(); n != 0 {
+				t.Errorf("server issued %d session tickets; want none", n)
 			}
 		})
 	}
