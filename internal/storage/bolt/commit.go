@@ -199,6 +199,9 @@ func (b *Backend) commit(batch []*request) (carry []*request) {
 	b.commits.Add(1)
 	if err != nil {
 		err = fmt.Errorf("bolt: commit to %s: %w", b.path, err)
+		if derr := b.dropCache(); derr != nil {
+			err = fmt.Errorf("%w (and %w)", err, derr)
+		}
 	}
 	for _, r := range live {
 		switch r.state {
