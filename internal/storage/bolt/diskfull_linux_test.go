@@ -12,6 +12,8 @@ import (
 
 	"go.etcd.io/bbolt"
 
+	"github.com/coffer-kms/coffer/internal/storage"
+
 	"github.com/coffer-kms/coffer/internal/testfs"
 )
 
@@ -83,8 +85,8 @@ func checkDB(t *testing.T, b *Backend, acked map[string][]byte) {
 	}
 }
 
-// TestCommitDiskFull fills a real tmpfs: the commit that does not fit fails with ENOSPC and
-// keeps nothing, reads keep working, and writes resume on the same Backend once space returns.
+// TestCommitDiskFull fills a real tmpfs: the commit that does not fit fails with ENOSPC,
+// reported as storage.ErrNoSpace, and keeps nothing, reads keep working, and writes resume on the same Backend once space returns.
 func TestCommitDiskFull(t *testing.T) {
 	dir := testfs.Tmpfs(t, "1m")
 	filler := filepath.Join(dir, "filler")
@@ -94,8 +96,8 @@ func TestCommitDiskFull(t *testing.T) {
 	defer func() { _ = b.Close() }()
 
 	acked, err := fillUntilFull(t, b, "k")
-	if !errors.Is(err, syscall.ENOSPC) {
-		t.Fatalf("Put on a full disk = %v; want an error wrapping ENOSPC", err)
+	if !errors.Is(err, syscall.ENOSPC) || !errors.Is(err, storage.ErrNoSpace) {
+		t.Fatalf("Put on a full disk = %v; want an error wrapping ENOSPC and storage.ErrNoSpace", err)
 	}
 	t.Logf("%d puts acknowledged before ENOSPC", len(acked))
 	checkDB(t, b, acked)
