@@ -380,7 +380,7 @@ func (d *DataPlane) wrap(rt Route, fallback *tenancy.Vault) http.Handler {
 				if d.LogError != nil {
 					d.LogError("audit write failed: refusing the request", "err", err)
 				}
-				WriteError(w, Errorf(http.StatusServiceUnavailable, "ServiceUnavailable", "the audit log cannot be written; the request was not completed"))
+				WriteError(w, Errorf(http.StatusServiceUnavailable, "ServiceUnavailable", "the audit log cannot be written, so the result is withheld; a write may have taken effect"))
 				return
 			}
 		}
