@@ -25,10 +25,13 @@ import (
 // the tmpfs (the audit log has room); "data-dir" puts the whole data directory there, then
 // fills the disk to the last byte: the audit log writes into the space it allocated ahead,
 // and once that is spent it fails closed, refusing reads and writes alike with a 503 until
-// space returns.
+// space returns. "thin-data-dir" puts the data directory on thin storage, where writes reach
+// the page cache and fdatasync fails (testfs.Thin), and restarts after a remount, which drops
+// the page cache as a power cut would.
 func TestDiskFull(t *testing.T) {
-	t.Run("store-alone", func(t *testing.T) { diskFull(t, false) })
-	t.Run("data-dir", func(t *testing.T) { diskFull(t, true) })
+	t.Run("store-alone", func(t *testing.T) { diskFull(t, "store-alone") })
+	t.Run("data-dir", func(t *testing.T) { diskFull(t, "data-dir") })
+	t.Run("thin-data-dir", func(t *testing.T) { diskFull(t, "thin") })
 }
 
 // fullVault is a client of the dev vault that remembers what it wrote.
@@ -77,7 +80,7 @@ func (v *fullVault) refusal(what, name string, status int, raw []byte) {
 		v.t.Fatalf("%s = %d %s; want Key Vault's error shape", what, status, raw)
 	}
 	if status != http.StatusServiceUnavailable || body.Error.Code != "ServiceUnavailable" {
-		v.t.Fatalf("%s on a full disk = %d %s; want 503 ServiceUnavailable", what, status, raw)
+		v.t.Fatalf("%s on a full disk = %d %s; want 503 ServiceUnavailable; server log:\n%s", what, status, raw, v.ts.logs.String())
 	}
 	v.refused[name] = body.Error.Message
 	v.counts[body.Error.Message]++
@@ -249,14 +252,21 @@ func fillRest(t *testing.T, path string) {
 	}
 }
 
-func diskFull(t *testing.T, wholeDataDir bool) {
-	disk := testfs.Tmpfs(t, "16m")
-	dataDir := disk
-	if !wholeDataDir {
-		dataDir = t.TempDir()
+func diskFull(t *testing.T, mode string) {
+	var disk, dataDir string // where the filler goes, where the server keeps its data
+	var thin *testfs.Thin
+	switch mode {
+	case "store-alone":
+		disk, dataDir = testfs.Tmpfs(t, "16m"), t.TempDir()
 		if err := os.Symlink(filepath.Join(disk, DBFile), filepath.Join(dataDir, DBFile)); err != nil {
 			t.Fatal(err)
 		}
+	case "data-dir":
+		disk = testfs.Tmpfs(t, "16m")
+		dataDir = disk
+	case "thin":
+		thin = testfs.NewThin(t, "24m", "64m")
+		disk, dataDir = thin.Backing, thin.Dir
 	}
 	cfg := loadConfig(t, "--dev", "--listen", "127.0.0.1:0", "--data-dir", dataDir)
 	ts := start(t, cfg, "")
@@ -290,7 +300,7 @@ func diskFull(t *testing.T, wholeDataDir bool) {
 
 	v.readAll() // reads work while the disk is full
 	var rest string
-	if wholeDataDir {
+	if mode == "data-dir" {
 		// The audit log shares the disk. It writes into space it allocated ahead
 		// (audit.PreallocBytes), so reads go on even when the disk is full to the last byte;
 		// once that is spent it fails closed and refuses every request until space returns.
@@ -338,6 +348,9 @@ func diskFull(t *testing.T, wholeDataDir bool) {
 
 	if err := ts.Shutdown(t.Context()); err != nil {
 		t.Fatalf("Shutdown = %v", err)
+	}
+	if thin != nil {
+		thin.Remount() // what reached the device, as after a power cut
 	}
 	v.ts = start(t, cfg, "")
 	dev := v.ts.Dev.Credentials
