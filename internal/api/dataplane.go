@@ -76,6 +76,10 @@ type DataPlane struct {
 	TenantSecret []byte
 	MaxBody      int64
 	Log          func(msg string, args ...any)
+	// LogError, if set, logs what the operator must act on: a request answered 5xx for a
+	// failure below the wire layer (a full disk; an internal error, whose cause the answer
+	// hides) and an audit record that could not be written.
+	LogError func(msg string, args ...any)
 	// Limits throttles each tenant's requests (nil: no limit).
 	Limits *Limiter
 }
@@ -274,13 +278,16 @@ func (d *DataPlane) wrap(rt Route, fallback *tenancy.Vault) http.Handler {
 		rec.Vault = name
 		fail := func(err error) {
 			e := WriteError(w, err)
+			if e.Status >= 500 && !errors.As(err, new(*Error)) && d.LogError != nil {
+				d.LogError("request failed", "operation", rt.Operation, "vault", rec.Vault, "status", e.Status, "err", err)
+			}
 			rec.Status, rec.Reason = e.Status, joinReason(e.Code, rec.Reason)
 			if rec.Result == "" {
 				rec.Result = "error"
 			}
 			if d.Audit != nil {
-				if aerr := d.Audit.Record(ctx, rec); aerr != nil && d.Log != nil {
-					d.Log("audit write failed after an error response", "err", aerr)
+				if aerr := d.Audit.Record(ctx, rec); aerr != nil && d.LogError != nil {
+					d.LogError("audit write failed after an error response", "err", aerr)
 				}
 			}
 		}
@@ -370,10 +377,10 @@ func (d *DataPlane) wrap(rt Route, fallback *tenancy.Vault) http.Handler {
 		rec.Status, rec.Result, rec.Reason = bw.Status(), "success", call.AuditReason
 		if d.Audit != nil {
 			if err := d.Audit.Record(ctx, rec); err != nil {
-				if d.Log != nil {
-					d.Log("audit write failed: refusing the request", "err", err)
+				if d.LogError != nil {
+					d.LogError("audit write failed: refusing the request", "err", err)
 				}
-				WriteError(w, Errorf(http.StatusServiceUnavailable, "ServiceUnavailable", "the audit log cannot be written; the request was not completed"))
+				WriteError(w, Errorf(http.StatusServiceUnavailable, "ServiceUnavailable", "the audit log cannot be written, so the result is withheld; a write may have taken effect"))
 				return
 			}
 		}

@@ -13,6 +13,7 @@ import (
 	"net/http"
 
 	"github.com/coffer-kms/coffer/internal/authz"
+	"github.com/coffer-kms/coffer/internal/storage"
 )
 
 // Error is a client-visible failure: an HTTP status, a Key Vault error code and a message
@@ -40,6 +41,9 @@ var (
 	ErrRequestTooLarge    = Errorf(http.StatusRequestEntityTooLarge, "RequestTooLarge", "the request body is larger than the server accepts")
 	ErrInternal           = Errorf(http.StatusInternalServerError, "InternalError", "the server failed to process the request; the failure is logged with this request's id")
 	ErrServiceUnavailable = Errorf(http.StatusServiceUnavailable, "ServiceUnavailable", "the service is temporarily unavailable; retry later")
+	// ErrStorageFull answers a write that failed because the server's disk is full: a
+	// condition of the server, not of the request, which a retry can outlive.
+	ErrStorageFull = Errorf(http.StatusServiceUnavailable, "ServiceUnavailable", "the server's storage is full: the write was not stored; retry after an operator has freed disk space")
 )
 
 // Mapping translates a domain error into an *Error, or returns nil if it does not know it.
@@ -73,7 +77,8 @@ func WriteError(w http.ResponseWriter, err error, mappings ...Mapping) *Error {
 }
 
 // Resolve returns the *Error WriteError would render for err. A Managed HSM limit
-// (*authz.LimitError) is 400 with its own code and message, on every plane.
+// (*authz.LimitError) is 400 with its own code and message, and a full disk
+// (storage.ErrNoSpace) is 503 ErrStorageFull, on every plane.
 func Resolve(err error, mappings ...Mapping) *Error {
 	var e *Error
 	if errors.As(err, &e) {
@@ -86,6 +91,9 @@ func Resolve(err error, mappings ...Mapping) *Error {
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
 		return ErrRequestTooLarge
+	}
+	if errors.Is(err, storage.ErrNoSpace) {
+		return ErrStorageFull
 	}
 	for _, m := range mappings {
 		if e := m(err); e != nil {

@@ -3,34 +3,23 @@ package audit
 import (
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/coffer-kms/coffer/internal/testfs"
 )
 
 // TestAppendDiskFull fills a real 64 KiB tmpfs with audit records: the Append that hits
 // ENOSPC must fail (so its request fails: no unaudited operation), be counted, leave no
 // partial record in the file, and appends must resume, on the same Log, once space returns.
 func TestAppendDiskFull(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("skipped: mounting a tiny tmpfs to fill needs root; the injectable-writer test (TestWriterSinkFailure) covers the failure path")
-	}
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("skipped: cannot mount a tmpfs here (%v: %s); the injectable-writer test covers the failure path", err, strings.TrimSpace(string(out)))
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-
+	// Without root or mount the injectable-writer test (TestWriterSinkFailure) covers the
+	// failure path.
+	dir := testfs.Tmpfs(t, "64k")
 	filler := filepath.Join(dir, "filler") // space to give back later
-	if err := os.WriteFile(filler, make([]byte, 16<<10), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testfs.Fill(t, filler, 16<<10)
 	key := newSigner(t)
 	path := filepath.Join(dir, "audit.log")
 	l, err := Open(path, testOptions(key, "log-a", 20))

@@ -159,8 +159,9 @@ func (s *Server) handler() http.Handler {
 		Stores: storeResolver{s}, Authn: authenticator{s}, Authz: authorizer{s}, Audit: s.auditor(),
 		Sealed: s.barrier.Sealed, Authority: s.resources().Base(), DNSSuffix: s.cfg.DNSSuffix,
 		TenantSecret: s.challengeSecret, MaxBody: s.cfg.RequestBodyLimit,
-		Log:    func(msg string, args ...any) { s.log.Info(msg, args...) },
-		Limits: api.NewLimiter(s.cfg.TenantRate, s.cfg.TenantBurst, int(s.cfg.TenantConcurrent)),
+		Log:      func(msg string, args ...any) { s.log.Info(msg, args...) },
+		LogError: func(msg string, args ...any) { s.log.Error(msg, args...) },
+		Limits:   api.NewLimiter(s.cfg.TenantRate, s.cfg.TenantBurst, int(s.cfg.TenantConcurrent)),
 	}
 	if benchNoAudit {
 		s.log.Warn("BENCHMARK BUILD: data-plane requests are not audited (built with -tags coffer_bench_noaudit)")

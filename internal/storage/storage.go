@@ -21,6 +21,11 @@ var ErrNotFound = errors.New("storage: not found")
 // ErrClosed is returned by every operation on a backend after Close.
 var ErrClosed = errors.New("storage: backend is closed")
 
+// ErrNoSpace is returned, wrapped with the cause, by a write that failed because the device
+// under the backend is full. The write kept nothing; reads go on working, and writes succeed
+// again once space is freed, without reopening the backend.
+var ErrNoSpace = errors.New("storage: no space left on the storage device")
+
 // ErrInvalidKey is returned for an empty key or one longer than MaxKeyLen.
 var ErrInvalidKey = errors.New("storage: invalid key")
 

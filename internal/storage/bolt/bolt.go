@@ -5,7 +5,8 @@
 // everything Coffer writes here has been sealed by the barrier, which detects tampering. This
 // package's duties are durability (no write is acknowledged before bbolt's commit has synced
 // it; NoSync is never set), atomicity (a failed commit, such as ENOSPC or EIO, leaves nothing
-// of its batch behind), and refusing loudly to open a file that is not a bbolt database or
+// of its batch behind; a full disk is reported as storage.ErrNoSpace, and writes resume on
+// the same Backend once space returns), and refusing loudly to open a file that is not a bbolt database or
 // that another process holds. Values are always copied out of the mmap, so callers never
 // alias pages that a later remap or commit may move.
 //

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"syscall"
 
 	"go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
@@ -198,7 +199,13 @@ func (b *Backend) commit(batch []*request) (carry []*request) {
 	})
 	b.commits.Add(1)
 	if err != nil {
+		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, berrors.ErrMaxSizeReached) {
+			err = fmt.Errorf("%w: %w", storage.ErrNoSpace, err)
+		}
 		err = fmt.Errorf("bolt: commit to %s: %w", b.path, err)
+		if derr := b.dropCache(); derr != nil {
+			err = fmt.Errorf("%w (and %w)", err, derr)
+		}
 	}
 	for _, r := range live {
 		switch r.state {

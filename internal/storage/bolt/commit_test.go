@@ -164,8 +164,8 @@ func TestCommitFailureFailsWholeBatch(t *testing.T) {
 	})
 	release()
 	for name, ch := range map[string]<-chan error{"Put(big)": tooBig, "Put(small)": small, "read-only Txn": reader} {
-		if err := <-ch; !errors.Is(err, berrors.ErrMaxSizeReached) {
-			t.Errorf("%s in a batch whose commit failed = %v; want ErrMaxSizeReached", name, err)
+		if err := <-ch; !errors.Is(err, berrors.ErrMaxSizeReached) || !errors.Is(err, storage.ErrNoSpace) {
+			t.Errorf("%s in a batch whose commit failed = %v; want ErrMaxSizeReached and storage.ErrNoSpace", name, err)
 		}
 	}
 	if err := <-txn; err != nil || calls != 2 {
