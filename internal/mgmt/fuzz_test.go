@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/coffer-kms/coffer/internal/api"
+	"github.com/coffer-kms/coffer/internal/tenancy"
 )
 
 // FuzzRequestBodies sends arbitrary bodies to every management route that reads one (but
@@ -76,6 +77,19 @@ func FuzzRequestBodies(f *testing.F) {
 					t.Fatalf("%s %s with %q = %d %s; want Key Vault's error shape", rt.method, rt.path, body, status, out)
 				}
 			}
+		}
+	})
+}
+
+// FuzzTokenTenant: the unverified tid read from a bearer token only picks the issuer the
+// token is validated against; whatever the header, it is a tenant UUID or nothing.
+func FuzzTokenTenant(f *testing.F) {
+	f.Add(fakeJWT("00000000-0000-4000-8000-000000000001", "n"))
+	f.Add("a.b.c")
+	f.Add("a.eyJ0aWQiOiIuLi9ldGMifQ.c")
+	f.Fuzz(func(t *testing.T, raw string) {
+		if tid, ok := tokenTenant(raw); ok != tenancy.IsUUID(tid) || !ok && tid != "" {
+			t.Fatalf("tokenTenant(%q) = %q, %v", raw, tid, ok)
 		}
 	})
 }
