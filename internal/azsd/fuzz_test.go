@@ -2,6 +2,7 @@ package azsd
 
 import (
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -75,4 +76,24 @@ func FuzzParseJWE(f *testing.F) {
 		}
 		_, _ = decryptDir(cek, s)
 	})
+}
+
+// TestJWERefusesNonCanonicalText: encoding/base64 skips CR and LF even in strict mode, so a
+// compact JWE with line breaks in a part decoded to the same bytes and decrypted: one JWE
+// had many texts. Only the base64url alphabet and the four dots are a compact JWE.
+func TestJWERefusesNonCanonicalText(t *testing.T) {
+	cek := make([]byte, cekLen)
+	c, err := encryptDir(cek, "kid", []byte("secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := decryptDir(cek, c); err != nil {
+		t.Fatalf("decryptDir(valid) = %v", err)
+	}
+	at := strings.LastIndexByte(c, '.') + 4
+	for _, ins := range []string{"\n", "\r\n", "\r", " ", "="} {
+		if _, err := decryptDir(cek, c[:at]+ins+c[at:]); err != errJWE {
+			t.Errorf("decryptDir(tag with %q inserted) = %v; want errJWE", ins, err)
+		}
+	}
 }
