@@ -55,6 +55,13 @@ func parseJWE(compact string) (*jwe, error) {
 	if len(parts) != 5 || len(compact) > maxLen {
 		return nil, errJWE
 	}
+	// encoding/base64 skips CR and LF even in strict mode: without this check one JWE would
+	// have many texts (line breaks anywhere) that all decrypt.
+	for i := 0; i < len(compact); i++ {
+		if c := compact[i]; !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return nil, errJWE
+		}
+	}
 	var j jwe
 	var err [5]error
 	var hdr []byte

@@ -38,7 +38,7 @@ type env struct {
 	now     time.Time
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	e := &env{store: mem.New(), vault: tenancy.Vault{TenantID: "t1", Kind: tenancy.KindVault, Name: "v1"}, now: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)}
 	clock := func() time.Time { return e.now }

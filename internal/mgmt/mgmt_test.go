@@ -105,12 +105,13 @@ func (f *fakeAudit) PublicKey(context.Context) (crypto.PublicKey, audit.Head, er
 
 type fixture struct {
 	srv   *httptest.Server
+	mux   *http.ServeMux
 	store *tenancy.Store
 	ids   *fakeIdentity
 	audit *fakeAudit
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	f := &fixture{store: tenancy.New(mem.New(), nil), ids: &fakeIdentity{tokens: map[string]api.Caller{}}, audit: &fakeAudit{}}
 	svc := New(Config{Store: f.store, Identity: f.ids, Authorizer: snapAuthorizer{f.store}, Audit: f.audit})
@@ -122,7 +123,7 @@ func newFixture(t *testing.T) *fixture {
 			}
 		})
 	}
-	f.srv = httptest.NewServer(mux)
+	f.mux, f.srv = mux, httptest.NewServer(mux)
 	t.Cleanup(f.srv.Close)
 	return f
 }

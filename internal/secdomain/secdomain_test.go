@@ -30,7 +30,7 @@ var (
 
 // testCustodians are four RSA-2048 custodian keys with self-signed certificates, made once
 // per test binary.
-func testCustodians(t *testing.T) []*rsa.PrivateKey {
+func testCustodians(t testing.TB) []*rsa.PrivateKey {
 	t.Helper()
 	custodianOnce.Do(func() {
 		for i := range 4 {
@@ -79,7 +79,7 @@ func newService() *Service {
 }
 
 // exchangeCert is p's transfer key certificate, as a custodian reads it from TransferKey.
-func exchangeCert(t *testing.T, s *Service, p tenancy.Vault) *x509.Certificate {
+func exchangeCert(t testing.TB, s *Service, p tenancy.Vault) *x509.Certificate {
 	t.Helper()
 	tk, err := s.TransferKey(context.Background(), p)
 	if err != nil {
@@ -94,7 +94,7 @@ func exchangeCert(t *testing.T, s *Service, p tenancy.Vault) *x509.Certificate {
 
 // restoreBlob is what `az keyvault security-domain restore-blob` makes of file for p with
 // the keys of holders (azsd.Restore); err is the tool's refusal.
-func restoreBlob(t *testing.T, s *Service, p tenancy.Vault, file string, holders ...*rsa.PrivateKey) (string, error) {
+func restoreBlob(t testing.TB, s *Service, p tenancy.Vault, file string, holders ...*rsa.PrivateKey) (string, error) {
 	t.Helper()
 	f, err := azsd.ParseFile([]byte(file))
 	if err != nil {

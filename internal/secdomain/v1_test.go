@@ -20,7 +20,7 @@ import (
 
 // v1Fixture is a security domain of format coffer-sd/1 made before the Azure format
 // (testdata/v1/README.md): the blob, its custodians' keys and its domain key.
-func v1Fixture(t *testing.T) (blob string, keys []*rsa.PrivateKey, domainKey []byte) {
+func v1Fixture(t testing.TB) (blob string, keys []*rsa.PrivateKey, domainKey []byte) {
 	t.Helper()
 	b, err := os.ReadFile("testdata/v1/security-domain.json")
 	if err != nil {
@@ -48,7 +48,7 @@ func v1Fixture(t *testing.T) (blob string, keys []*rsa.PrivateKey, domainKey []b
 
 // uploadV1 makes the coffer-sd-upload/1 body of blob with the shares of holders, as
 // `coffer hsm sd upload` does for such a blob, wrapped to the transfer key pub.
-func uploadV1(t *testing.T, blob string, pub *rsa.PublicKey, holders ...*rsa.PrivateKey) string {
+func uploadV1(t testing.TB, blob string, pub *rsa.PublicKey, holders ...*rsa.PrivateKey) string {
 	t.Helper()
 	b, err := sdblob.ParseBlob(blob)
 	if err != nil {
