@@ -113,10 +113,11 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // DecodeJSON reads one JSON object from r's body (already size-capped by the server) into v,
-// rejecting anything but one object, invalid UTF-8, unknown members, duplicate member names
-// and trailing data (jsonbody.go). Errors are *Error BadParameter (or 413).
+// rejecting a body not sent as application/json, anything but one object, invalid UTF-8,
+// unknown members, duplicate member names and trailing data (jsonbody.go). Errors are *Error
+// BadParameter (or 413).
 func DecodeJSON(r *http.Request, v any) error {
-	body, err := readBody(r)
+	body, err := readJSONBody(r)
 	if err != nil {
 		return err
 	}

@@ -58,7 +58,7 @@ func decodeKeyOp(r *http.Request, v any, alg *string, members ...b64Member) erro
 // decodeFlat reads the body and fills v (a pointer to a struct) through set when
 // parseFlat can; otherwise it zeroes v and decodes as DecodeJSON does.
 func decodeFlat(r *http.Request, v any, set func(name string, quoted []byte) bool) error {
-	body, err := readBody(r)
+	body, err := readJSONBody(r)
 	if err != nil {
 		return err
 	}

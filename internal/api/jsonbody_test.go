@@ -1,10 +1,60 @@
 package api
 
 import (
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 )
+
+// jsonRequest is a POST of body labelled application/json.
+func jsonRequest(body string) *http.Request {
+	r := httptest.NewRequest("POST", "/", strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	return r
+}
+
+// TestDecodeJSONContentType: a body is read as JSON only when it says it is JSON; an empty
+// body needs no label (it is refused for being empty, or taken as "no options").
+func TestDecodeJSONContentType(t *testing.T) {
+	var v struct {
+		Kty string `json:"kty"`
+	}
+	for _, tc := range []struct {
+		name string
+		ct   []string
+		body string
+		ok   bool
+	}{
+		{"ok/json", []string{"application/json"}, `{"kty":"EC"}`, true},
+		{"ok/charset", []string{"application/json; charset=utf-8"}, `{"kty":"EC"}`, true},
+		{"ok/charset-case", []string{"Application/JSON;charset=UTF-8"}, `{"kty":"EC"}`, true},
+		{"fail/missing", nil, `{"kty":"EC"}`, false},
+		{"fail/form", []string{"application/x-www-form-urlencoded"}, `{"kty":"EC"}`, false},
+		{"fail/text", []string{"text/plain"}, `{"kty":"EC"}`, false},
+		{"fail/utf-16", []string{"application/json; charset=utf-16"}, `{"kty":"EC"}`, false},
+		{"fail/two-headers", []string{"application/json", "text/plain"}, `{"kty":"EC"}`, false},
+		{"fail/list", []string{"application/json, text/plain"}, `{"kty":"EC"}`, false},
+		{"fail/json-suffix", []string{"application/jsonx"}, `{"kty":"EC"}`, false},
+		{"fail/empty-body-still-empty", nil, ``, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest("POST", "/", strings.NewReader(tc.body))
+			for _, ct := range tc.ct {
+				r.Header.Add("Content-Type", ct)
+			}
+			err := DecodeJSON(r, &v)
+			if (err == nil) != tc.ok {
+				t.Fatalf("DecodeJSON with Content-Type %q = %v; want ok=%v", tc.ct, err, tc.ok)
+			}
+			if err != nil {
+				if e := Resolve(err); e.Status != 400 || e.Code != "BadParameter" {
+					t.Errorf("DecodeJSON = %d %s; want 400 BadParameter", e.Status, e.Code)
+				}
+			}
+		})
+	}
+}
 
 // TestDecodeJSONStrict pins what DecodeJSON refuses beyond encoding/json: anything but one
 // object, invalid UTF-8, data after the object, and a member name twice in one object
@@ -53,7 +103,7 @@ func TestDecodeJSONStrict(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var v body
-			err := DecodeJSON(httptest.NewRequest("POST", "/", strings.NewReader(tc.body)), &v)
+			err := DecodeJSON(jsonRequest(tc.body), &v)
 			if (err == nil) != tc.ok {
 				t.Fatalf("DecodeJSON(%.80q) = %v; want ok=%v", tc.body, err, tc.ok)
 			}

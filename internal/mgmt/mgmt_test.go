@@ -130,6 +130,9 @@ func newFixture(t *testing.T) *fixture {
 func (f *fixture) call(t *testing.T, method, path, token, body string) (int, []byte) {
 	t.Helper()
 	req, _ := http.NewRequest(method, f.srv.URL+path, strings.NewReader(body))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
