@@ -91,6 +91,8 @@ func TestManagementBadInputs(t *testing.T) {
 
 		{"fail/role-id", "PUT", A + "/roleDefinitions/reader", tok, `{"roleName":"r","permissions":[{"actions":["Coffer/vaults/read"]}]}`, 400, "BadParameter"},
 		{"fail/role-no-permissions", "PUT", A + "/roleDefinitions/" + tenancy.NewUUID(), tok, `{"roleName":"r"}`, 400, "BadParameter"},
+		{"fail/role-empty-permission", "PUT", A + "/roleDefinitions/" + tenancy.NewUUID(), tok, `{"roleName":"r","permissions":[{}]}`, 400, "BadParameter"},
+		{"fail/role-exclusions-only", "PUT", A + "/roleDefinitions/" + tenancy.NewUUID(), tok, `{"roleName":"r","permissions":[{"actions":["Coffer/vaults/read"]},{"notActions":["Coffer/vaults/read"]}]}`, 400, "BadParameter"},
 		{"fail/role-bad-pattern", "PUT", A + "/roleDefinitions/" + tenancy.NewUUID(), tok, `{"roleName":"r","permissions":[{"actions":["Coffer/vaults/read!"]}]}`, 400, "BadParameter"},
 		{"fail/role-platform-scope", "PUT", A + "/roleDefinitions/" + tenancy.NewUUID(), tok, `{"roleName":"r","permissions":[{"actions":["Coffer/vaults/read"]}],"assignableScopes":["/"]}`, 400, "BadParameter"},
 		{"fail/role-builtin-name", "PUT", A + "/roleDefinitions/" + tenancy.NewUUID(), tok, `{"roleName":"Key Vault Reader","permissions":[{"actions":["Coffer/vaults/read"]}]}`, 400, "BadParameter"},
