@@ -412,3 +412,27 @@ func TestImportPolicyWithoutX509Props(t *testing.T) {
 		t.Errorf("Import(policy naming Self) = %v, issuer %+v; want the issuer kept", err, b.Policy.Issuer)
 	}
 }
+
+// TestControlCharactersRefused: no control character reaches a certificate subject or an
+// issuer's text (a NUL in a CN is the null-prefix attack); an issuer password stays opaque.
+func TestControlCharactersRefused(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	p := ecPolicy(false)
+	p.X509Props.Subject = "CN=www.bank.example\x00.evil.example"
+	if _, err := e.certs.Create(ctx, e.vault, base, "nul", CreateParams{Policy: p}); !errors.Is(err, ErrBadParameter) {
+		t.Errorf("Create with a NUL in the subject = %v; want ErrBadParameter", err)
+	}
+	for _, in := range []Issuer{
+		{Provider: "a\x00b"},
+		{Provider: "Test", Credentials: &IssuerCredentials{AccountID: "a\nb"}},
+		{Provider: "Test", OrgDetails: &OrgDetails{ID: "org\r"}},
+	} {
+		if _, err := e.certs.SetIssuer(ctx, e.vault, base, "iss", in); !errors.Is(err, ErrBadParameter) {
+			t.Errorf("SetIssuer(%+v) = %v; want ErrBadParameter", in, err)
+		}
+	}
+	if _, err := e.certs.SetIssuer(ctx, e.vault, base, "iss", Issuer{Provider: "Test", Credentials: &IssuerCredentials{Password: "p\tw"}}); err != nil {
+		t.Errorf("SetIssuer with a tab in the password = %v; want it taken as given", err)
+	}
+}
