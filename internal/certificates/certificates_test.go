@@ -436,3 +436,27 @@ func TestControlCharactersRefused(t *testing.T) {
 		t.Errorf("SetIssuer with a tab in the password = %v; want it taken as given", err)
 	}
 }
+
+// TestUpdatePolicyNeedsAnIssuer: a policy update naming an issuer the vault does not have is
+// refused, as a create is, rather than stored to fail at the next renewal.
+func TestUpdatePolicyNeedsAnIssuer(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	if _, err := e.certs.Create(ctx, e.vault, base, "c1", CreateParams{Policy: ecPolicy(false)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.certs.UpdatePolicy(ctx, e.vault, base, "c1", Policy{Issuer: &IssuerParams{Name: "nosuch"}}); !errors.Is(err, ErrIssuerNotFound) {
+		t.Errorf("UpdatePolicy(issuer nosuch) = %v; want ErrIssuerNotFound", err)
+	}
+	if p, err := e.certs.GetPolicy(ctx, e.vault, base, "c1"); err != nil || p.Issuer.Name != IssuerSelf {
+		t.Errorf("policy after the refused update = %+v, %v; want issuer Self", p.Issuer, err)
+	}
+	if _, err := e.certs.SetIssuer(ctx, e.vault, base, "acme", Issuer{Provider: "Test"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"acme", "Self"} {
+		if _, err := e.certs.UpdatePolicy(ctx, e.vault, base, "c1", Policy{Issuer: &IssuerParams{Name: n}}); err != nil {
+			t.Errorf("UpdatePolicy(issuer %s) = %v", n, err)
+		}
+	}
+}
