@@ -337,6 +337,13 @@ func (s *Service) putRoleDefinition(w http.ResponseWriter, r *http.Request, c *C
 	}
 	want := rd
 	rd, err = s.cfg.Store.CreateRoleDefinitionIf(ctx, c.TenantID, rd, func(existing []authz.RoleDefinition) error {
+		// Role names are unique in a tenant, as in an Azure directory: assignments and
+		// people pick roles by name.
+		for _, e := range existing {
+			if strings.EqualFold(strings.TrimSpace(e.Name), strings.TrimSpace(want.Name)) {
+				return api.Errorf(http.StatusConflict, "RoleDefinitionWithSameNameExists", "a custom role named "+quoteShort(want.Name)+" already exists in this tenant: choose another roleName")
+			}
+		}
 		return authz.CheckHSMRoleLimit(existing, want, pools)
 	})
 	if err != nil {
