@@ -229,6 +229,10 @@ func (d *DataPlane) Handler(routes []Route, fallback *tenancy.Vault) http.Handle
 		return ErrNotFound
 	}}, fallback))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if encodedSlash(r.URL) {
+			WriteError(w, Errorf(http.StatusBadRequest, "BadParameter", "the request path must not contain an encoded '/' (%2F): names and versions never hold one"))
+			return
+		}
 		p, ok := canonicalPath(r.URL.Path)
 		if !ok {
 			WriteError(w, Errorf(http.StatusBadRequest, "BadParameter", "the request path must not contain '.' or '..' segments"))
@@ -241,6 +245,17 @@ func (d *DataPlane) Handler(routes []Route, fallback *tenancy.Vault) http.Handle
 		r.URL.Path, r.URL.RawPath = p, ""
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// encodedSlash reports whether the path the client sent holds %2F. Routing reads the decoded
+// path, in which it would be a separator: GET /keys/k%2Fversions would list k's versions and
+// DELETE /certificates/c%2Fpending would delete c's pending operation, behind the back of
+// anything (a proxy's rule, an audit reader) that takes k%2Fversions for one name
+// (SECURITY-NOTES I1: "/" inside a name is a 400).
+func encodedSlash(u *url.URL) bool {
+	// RawPath is set only when the path had escapes its decoded form does not reproduce,
+	// which %2F always is.
+	return strings.Contains(u.RawPath, "%2F") || strings.Contains(u.RawPath, "%2f")
 }
 
 // canonicalPath collapses empty segments (the SDKs send /keys/{name}//sign for "latest

@@ -139,3 +139,42 @@ func TestAuditRecordReadOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestEncodedSlashRefused: %2F in a data-plane path is a 400 before routing, never a
+// separator: k%2Fversions is not k's version list (SECURITY-NOTES I1).
+func TestEncodedSlashRefused(t *testing.T) {
+	d := &DataPlane{
+		Stores: fakeStores{tenancy.Vault{Name: "v1", Kind: tenancy.KindVault, TenantID: "t1"}},
+		Authn:  fakeAuthn{}, Authz: fakeAuthz{},
+		Sealed: func() bool { return false }, Authority: "https://localhost", DNSSuffix: "localhost",
+		TenantSecret: []byte("0123456789abcdef"), MaxBody: 1 << 10,
+	}
+	ran := ""
+	ok := func(w http.ResponseWriter, r *http.Request, c *Call) error {
+		ran = r.Pattern
+		WriteJSON(w, 200, map[string]string{})
+		return nil
+	}
+	act := map[tenancy.Kind]string{tenancy.KindVault: "read"}
+	h := d.Handler([]Route{
+		{Pattern: "GET /keys/{name}", Operation: "KeyGet", Action: act, Handle: ok},
+		{Pattern: "GET /keys/{name}/versions", Operation: "KeyListVersions", Action: act, Handle: ok},
+		{Pattern: "GET /keys/{name}/{version}", Operation: "KeyGet", Action: act, Handle: ok},
+	}, nil)
+	for _, tc := range []struct {
+		path string
+		want int
+	}{
+		{"/keys/k", 200}, {"/keys/k/versions", 200}, {"/keys/k%2Dx", 200},
+		{"/keys/k%2Fversions", 400}, {"/keys/k%2fversions", 400}, {"/keys/k/v%2F", 400}, {"/keys/%2Fk", 400},
+	} {
+		ran = ""
+		r := httptest.NewRequest("GET", "https://v1.localhost"+tc.path+"?api-version=7.6", nil)
+		r.Header.Set("Authorization", "Bearer tok")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != tc.want || (tc.want == 400 && (ran != "" || !strings.Contains(w.Body.String(), "BadParameter"))) {
+			t.Errorf("GET %s = %d %s (handler %q); want %d", tc.path, w.Code, w.Body, ran, tc.want)
+		}
+	}
+}

@@ -121,8 +121,16 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // DecodeJSON reads one JSON object from r's body (already size-capped by the server) into v,
-// rejecting unknown fields and trailing data. Errors are *Error BadParameter (or 413).
-func DecodeJSON(r *http.Request, v any) error { return decodeJSONFrom(r.Body, v) }
+// rejecting a body not sent as application/json, anything but one object, invalid UTF-8,
+// unknown members, duplicate member names and trailing data (jsonbody.go). Errors are *Error
+// BadParameter (or 413).
+func DecodeJSON(r *http.Request, v any) error {
+	body, err := readJSONBody(r)
+	if err != nil {
+		return err
+	}
+	return decodeJSONBytes(body, v)
+}
 
 // jsonProblem describes a decode error without echoing request content.
 func jsonProblem(err error) string {

@@ -1,10 +1,6 @@
 package api
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
-	"io"
 	"net/http"
 	"reflect"
 
@@ -62,19 +58,15 @@ func decodeKeyOp(r *http.Request, v any, alg *string, members ...b64Member) erro
 // decodeFlat reads the body and fills v (a pointer to a struct) through set when
 // parseFlat can; otherwise it zeroes v and decodes as DecodeJSON does.
 func decodeFlat(r *http.Request, v any, set func(name string, quoted []byte) bool) error {
-	body, err := io.ReadAll(r.Body)
+	body, err := readJSONBody(r)
 	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return ErrRequestTooLarge
-		}
-		return Errorf(http.StatusBadRequest, "BadParameter", "the request body could not be read")
+		return err
 	}
 	if parseFlat(body, set) {
 		return nil
 	}
 	reflect.ValueOf(v).Elem().SetZero()
-	return decodeJSONFrom(bytes.NewReader(body), v)
+	return decodeJSONBytes(body, v)
 }
 
 // parseFlat parses b as a JSON object whose members have distinct names of lowercase
@@ -148,21 +140,4 @@ func skipSpace(b []byte, i int) int {
 		i++
 	}
 	return i
-}
-
-// decodeJSONFrom is DecodeJSON over any reader.
-func decodeJSONFrom(body io.Reader, v any) error {
-	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return ErrRequestTooLarge
-		}
-		return Errorf(http.StatusBadRequest, "BadParameter", "the request body is not a valid JSON object of the expected shape: "+jsonProblem(err))
-	}
-	if dec.More() {
-		return Errorf(http.StatusBadRequest, "BadParameter", "the request body has data after the JSON object")
-	}
-	return nil
 }

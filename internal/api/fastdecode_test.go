@@ -1,9 +1,7 @@
 package api
 
 import (
-	"net/http/httptest"
 	"reflect"
-	"strings"
 	"testing"
 
 	"github.com/coffer-kms/coffer/internal/keys"
@@ -20,19 +18,19 @@ func checkFlat(t *testing.T, body string) (fast bool) {
 		decode func(b string, v any) error
 	}{
 		{"sign", func() any { return new(keys.SignParams) }, func(b string, v any) error {
-			return decodeSign(httptest.NewRequest("POST", "/", strings.NewReader(b)), v.(*keys.SignParams))
+			return decodeSign(jsonRequest(b), v.(*keys.SignParams))
 		}},
 		{"verify", func() any { return new(keys.VerifyParams) }, func(b string, v any) error {
-			return decodeVerify(httptest.NewRequest("POST", "/", strings.NewReader(b)), v.(*keys.VerifyParams))
+			return decodeVerify(jsonRequest(b), v.(*keys.VerifyParams))
 		}},
 		{"operation", func() any { return new(keys.OperationParams) }, func(b string, v any) error {
-			return decodeOperation(httptest.NewRequest("POST", "/", strings.NewReader(b)), v.(*keys.OperationParams))
+			return decodeOperation(jsonRequest(b), v.(*keys.OperationParams))
 		}},
 	}
 	for _, c := range cases {
 		got, want := c.v(), c.v()
 		gerr := c.decode(body, got)
-		werr := DecodeJSON(httptest.NewRequest("POST", "/", strings.NewReader(body)), want)
+		werr := DecodeJSON(jsonRequest(body), want)
 		if (gerr == nil) != (werr == nil) || (gerr != nil && gerr.Error() != werr.Error()) {
 			t.Fatalf("%s %q: decoder error %v; encoding/json %v", c.name, body, gerr, werr)
 		}

@@ -56,6 +56,7 @@ func FuzzKeysRequestBodies(f *testing.F) {
 		for _, op := range ops {
 			rt := routes[op.pattern]
 			req := httptest.NewRequest("POST", "https://v1.localhost/x", bytes.NewReader([]byte(body)))
+			req.Header.Set("Content-Type", "application/json")
 			req.SetPathValue("name", op.name)
 			w := httptest.NewRecorder()
 			err := rt.Handle(w, req, call)
@@ -88,6 +89,7 @@ func FuzzSecretsRequestBodies(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body string) {
 		for _, pattern := range []string{"PUT /secrets/{name}", "PATCH /secrets/{name}", "POST /secrets/restore"} {
 			req := httptest.NewRequest("POST", "https://v1.localhost/x", bytes.NewReader([]byte(body)))
+			req.Header.Set("Content-Type", "application/json")
 			req.SetPathValue("name", "s1")
 			w := httptest.NewRecorder()
 			err := routes[pattern].Handle(w, req, call)
@@ -134,6 +136,7 @@ func FuzzCertificatesRequestBodies(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body string) {
 		for _, pattern := range patterns {
 			req := httptest.NewRequest("POST", "https://v1.localhost/x", bytes.NewReader([]byte(body)))
+			req.Header.Set("Content-Type", "application/json")
 			req.SetPathValue("name", "c1")
 			w := httptest.NewRecorder()
 			err := routes[pattern].Handle(w, req, call)

@@ -252,6 +252,9 @@ func (k *Keys) sign(w http.ResponseWriter, r *http.Request, c *Call, svc *keys.S
 	if err := decodeSign(r, &p); err != nil {
 		return err
 	}
+	if err := required("value", p.Value); err != nil {
+		return err
+	}
 	out, err := svc.Sign(r.Context(), c.Store, c.StoreURL, r.PathValue("name"), r.PathValue("version"), p)
 	return respond(w, out, err)
 }
@@ -259,6 +262,12 @@ func (k *Keys) sign(w http.ResponseWriter, r *http.Request, c *Call, svc *keys.S
 func (k *Keys) verify(w http.ResponseWriter, r *http.Request, c *Call, svc *keys.Service) error {
 	var p keys.VerifyParams
 	if err := decodeVerify(r, &p); err != nil {
+		return err
+	}
+	if err := required("digest", p.Digest); err != nil {
+		return err
+	}
+	if err := required("value", p.Signature); err != nil {
 		return err
 	}
 	out, err := svc.Verify(r.Context(), c.Store, c.StoreURL, r.PathValue("name"), r.PathValue("version"), p)
@@ -273,9 +282,23 @@ func (k *Keys) crypt(fn cryptFn) keysHandler {
 		if err := decodeOperation(r, &p); err != nil {
 			return err
 		}
+		if err := required("value", p.Value); err != nil {
+			return err
+		}
 		out, err := fn(svc, r.Context(), c.Store, c.StoreURL, r.PathValue("name"), r.PathValue("version"), p)
 		return respond(w, out, err)
 	}
+}
+
+// required refuses a key operation whose body lacks a member keys.json requires (value,
+// digest). A member that is there but empty ("") is the caller's value: an empty plaintext
+// encrypts. Without the check a missing value was an empty one, and {"alg":"A256GCM"} was
+// answered with a tag.
+func required(name string, v provider.B64) error {
+	if v == nil {
+		return Errorf(http.StatusBadRequest, "BadParameter", "The parameter "+name+" is required.")
+	}
+	return nil
 }
 
 func respond(w http.ResponseWriter, v any, err error) error {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -21,6 +22,23 @@ const (
 // MaxFieldLen is the longest value, in bytes, of any Event string field except Reason.
 // Longer values are refused rather than cut, so a record never silently loses text.
 const MaxFieldLen = 1024
+
+// Clip makes a string that came with a request (a path, a client id, a tenant segment) fit
+// an Event field: invalid UTF-8 becomes U+FFFD and a value longer than MaxFieldLen bytes is
+// cut on a rune boundary and ends with "…". Callers clip what a client controls, so that an
+// odd or over-long request is recorded rather than making its record, and with it the
+// request, fail; what the server itself derives is never clipped.
+func Clip(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= MaxFieldLen {
+		return s
+	}
+	cut := MaxFieldLen - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
 
 // MaxReasonLen is the longest Event.Reason, in bytes.
 const MaxReasonLen = 256

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // TestFormatVector pins format version 1 (see the package doc): the canonical JSON field
@@ -79,6 +80,24 @@ func TestEncodeEventLineMatchesEncodeLine(t *testing.T) {
 			got := encodeEventLine([]byte("kept"), &r2, evJSON, head)
 			if string(got) != "kept"+string(want) || r2.Hash != r1.Hash {
 				t.Errorf("encodeEventLine =\n%s\nwant\n%s", got[4:], want)
+			}
+		})
+	}
+}
+
+func TestClip(t *testing.T) {
+	long := strings.Repeat("é", MaxFieldLen) // 2 bytes each
+	for _, tc := range []struct{ name, in string }{
+		{"ok/short", "/keys/k"}, {"invalid-utf8", "/keys/\xc0\xaf"}, {"long", strings.Repeat("a", 5000)}, {"long-multibyte", long},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Clip(tc.in)
+			ev := Event{Operation: "Op", Result: ResultError, Time: time.Now(), ObjectID: got}
+			if err := ev.validate(); err != nil {
+				t.Errorf("Clip(%.40q) = %.40q, which an event refuses: %v", tc.in, got, err)
+			}
+			if len(tc.in) <= MaxFieldLen && utf8.ValidString(tc.in) && got != tc.in {
+				t.Errorf("Clip(%q) = %q; want it unchanged", tc.in, got)
 			}
 		})
 	}

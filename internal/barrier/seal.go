@@ -277,7 +277,8 @@ func checkShares(o InitOptions) error {
 // root key and the keyring, and unseals the barrier. With an auto-unseal seal the shares are
 // the recovery shares (ErrAutoUnseal if init made none). A malformed, corrupted, duplicate or
 // mismatched share is refused and changes nothing; shares that together do not open the root
-// key reset the progress.
+// key reset the progress. While unsealed, a well-formed share gets the status and a
+// malformed one is still refused.
 func (m *Manager) Unseal(ctx context.Context, share string) (Status, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -285,18 +286,26 @@ func (m *Manager) Unseal(ctx context.Context, share string) (Status, error) {
 	if err != nil {
 		return Status{Sealed: true}, err
 	}
+	// A malformed share is refused whatever the seal state (Vault does the same): only a
+	// well-formed share is answered with the status of a barrier that is already unsealed.
+	raw, err := shamir.DecodeShare(share)
 	if !m.barrier.Sealed() {
-		return m.statusLocked(ctx)
+		clear(raw)
+		st, serr := m.statusLocked(ctx)
+		if err != nil {
+			return st, fmt.Errorf("unseal: %w", err)
+		}
+		return st, serr
 	}
 	recordPath, aad := rootKeyPath, rootKeyAAD(cfgBytes)
 	if cfg.Type != SealTypeShamir {
 		if cfg.Threshold == 0 {
+			clear(raw)
 			st, _ := m.statusLocked(ctx)
 			return st, ErrAutoUnseal
 		}
 		recordPath, aad = recoveryKeyPath, recoveryAAD(cfgBytes)
 	}
-	raw, err := shamir.DecodeShare(share)
 	if err != nil {
 		st, _ := m.statusLocked(ctx)
 		return st, fmt.Errorf("unseal: %w", err)

@@ -136,6 +136,31 @@ func TestBadSharesChangeNothing(t *testing.T) {
 	})
 }
 
+// TestUnsealWhileUnsealed: an unsealed barrier answers a well-formed share with its status
+// (nothing happens twice) and still refuses a malformed one, as Vault does.
+func TestUnsealWhileUnsealed(t *testing.T) {
+	ctx := context.Background()
+	f := newSealFixture(t, 1, 1)
+	if _, err := f.m.Unseal(ctx, f.res.Shares[0]); err != nil || f.b.Sealed() {
+		t.Fatalf("Unseal = %v, sealed=%v", err, f.b.Sealed())
+	}
+	other := newSealFixture(t, 1, 1)
+	if st, err := f.m.Unseal(ctx, other.res.Shares[0]); err != nil || st.Sealed {
+		t.Errorf("Unseal(a well-formed share) while unsealed = %+v, %v; want the unsealed status", st, err)
+	}
+	corrupt := []byte(f.res.Shares[0])
+	corrupt[5] ^= 0x04
+	for _, s := range []string{"", "   ", "not a share", string(corrupt), "AAAA"} {
+		st, err := f.m.Unseal(ctx, s)
+		if err == nil {
+			t.Errorf("Unseal(%q) while unsealed = nil; want an error", s)
+		}
+		if st.Sealed || f.b.Sealed() {
+			t.Errorf("Unseal(%q) while unsealed sealed the barrier", s)
+		}
+	}
+}
+
 func TestDamagedSealRecordsRefuseToUnseal(t *testing.T) {
 	ctx := context.Background()
 	tests := []struct {

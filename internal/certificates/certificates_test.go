@@ -452,3 +452,51 @@ func TestRunDueGoesOnWhenADropFails(t *testing.T) {
 		t.Errorf("RunDue after storage recovered = %v, %d entries left; want nil, 0", err, left())
 	}
 }
+
+// TestControlCharactersRefused: no control character reaches a certificate subject or an
+// issuer's text (a NUL in a CN is the null-prefix attack); an issuer password stays opaque.
+func TestControlCharactersRefused(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	p := ecPolicy(false)
+	p.X509Props.Subject = "CN=www.bank.example\x00.evil.example"
+	if _, err := e.certs.Create(ctx, e.vault, base, "nul", CreateParams{Policy: p}); !errors.Is(err, ErrBadParameter) {
+		t.Errorf("Create with a NUL in the subject = %v; want ErrBadParameter", err)
+	}
+	for _, in := range []Issuer{
+		{Provider: "a\x00b"},
+		{Provider: "Test", Credentials: &IssuerCredentials{AccountID: "a\nb"}},
+		{Provider: "Test", OrgDetails: &OrgDetails{ID: "org\r"}},
+	} {
+		if _, err := e.certs.SetIssuer(ctx, e.vault, base, "iss", in); !errors.Is(err, ErrBadParameter) {
+			t.Errorf("SetIssuer(%+v) = %v; want ErrBadParameter", in, err)
+		}
+	}
+	if _, err := e.certs.SetIssuer(ctx, e.vault, base, "iss", Issuer{Provider: "Test", Credentials: &IssuerCredentials{Password: "p\tw"}}); err != nil {
+		t.Errorf("SetIssuer with a tab in the password = %v; want it taken as given", err)
+	}
+}
+
+// TestUpdatePolicyNeedsAnIssuer: a policy update naming an issuer the vault does not have is
+// refused, as a create is, rather than stored to fail at the next renewal.
+func TestUpdatePolicyNeedsAnIssuer(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	if _, err := e.certs.Create(ctx, e.vault, base, "c1", CreateParams{Policy: ecPolicy(false)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.certs.UpdatePolicy(ctx, e.vault, base, "c1", Policy{Issuer: &IssuerParams{Name: "nosuch"}}); !errors.Is(err, ErrIssuerNotFound) {
+		t.Errorf("UpdatePolicy(issuer nosuch) = %v; want ErrIssuerNotFound", err)
+	}
+	if p, err := e.certs.GetPolicy(ctx, e.vault, base, "c1"); err != nil || p.Issuer.Name != IssuerSelf {
+		t.Errorf("policy after the refused update = %+v, %v; want issuer Self", p.Issuer, err)
+	}
+	if _, err := e.certs.SetIssuer(ctx, e.vault, base, "acme", Issuer{Provider: "Test"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"acme", "Self"} {
+		if _, err := e.certs.UpdatePolicy(ctx, e.vault, base, "c1", Policy{Issuer: &IssuerParams{Name: n}}); err != nil {
+			t.Errorf("UpdatePolicy(issuer %s) = %v", n, err)
+		}
+	}
+}

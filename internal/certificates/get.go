@@ -119,7 +119,8 @@ func (s *Service) latestEnabled(ctx context.Context, sc scope, lc string, meta *
 }
 
 // UpdatePolicy replaces the sections of the policy the update carries
-// (UpdateCertificatePolicy); the next version (renewal) is made under the new policy.
+// (UpdateCertificatePolicy); the next version (renewal) is made under the new policy. An
+// issuer it names must exist in the vault (ErrIssuerNotFound), as at create.
 func (s *Service) UpdatePolicy(ctx context.Context, v tenancy.Vault, base, name string, upd Policy) (Policy, error) {
 	sc, lc, err := target(v, base, name)
 	if err != nil {
@@ -138,6 +139,12 @@ func (s *Service) UpdatePolicy(ctx context.Context, v tenancy.Vault, base, name 
 		np, err := mergePolicy(meta.Policy, &upd)
 		if err != nil {
 			return err
+		}
+		// A named issuer must exist, as at create: a policy naming none could never renew.
+		if n := np.Issuer.Name; n != IssuerSelf && n != IssuerUnknown {
+			if _, err := readIssuer(ctx, tx, sc, n); err != nil {
+				return err
+			}
 		}
 		meta.Policy, meta.PolicyUpdated = np, now
 		enabled := true

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/mail"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/coffer-kms/coffer/internal/records"
@@ -32,7 +33,21 @@ type issuerRecord struct {
 	Updated   int64       `json:"updated"`
 }
 
+// checkText bounds a text field an issuer or a contact carries and refuses control
+// characters in it (a NUL or a line break in a provider name is never meant, and would be
+// handed on to whatever reads it).
 func checkText(field, v string) error {
+	if err := checkLen(field, v); err != nil {
+		return err
+	}
+	if strings.ContainsFunc(v, unicode.IsControl) {
+		return badParam("%s must not contain control characters.", field)
+	}
+	return nil
+}
+
+// checkLen bounds a field whose content is opaque (a password).
+func checkLen(field, v string) error {
 	if utf8.RuneCountInString(v) > maxFieldChars {
 		return badParam("%s is longer than %d characters.", field, maxFieldChars)
 	}
@@ -89,7 +104,7 @@ func applyIssuer(rec *issuerRecord, in Issuer, set bool) error {
 		if err := checkText("credentials.account_id", c.AccountID); err != nil {
 			return err
 		}
-		if err := checkText("credentials.pwd", c.Password); err != nil {
+		if err := checkLen("credentials.pwd", c.Password); err != nil {
 			return err
 		}
 		rec.AccountID, rec.Password = c.AccountID, c.Password
@@ -100,8 +115,11 @@ func applyIssuer(rec *issuerRecord, in Issuer, set bool) error {
 		if len(o.AdminDetails) > maxAdmins {
 			return badParam("org_details has %d administrators: at most %d are accepted.", len(o.AdminDetails), maxAdmins)
 		}
+		if err := checkText("org_details.id", o.ID); err != nil { // checked with no administrator too
+			return err
+		}
 		for _, a := range o.AdminDetails {
-			for _, f := range []string{o.ID, a.FirstName, a.LastName, a.Email, a.Phone} {
+			for _, f := range []string{a.FirstName, a.LastName, a.Email, a.Phone} {
 				if err := checkText("org_details", f); err != nil {
 					return err
 				}

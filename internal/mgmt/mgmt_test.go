@@ -131,6 +131,9 @@ func newFixture(t testing.TB) *fixture {
 func (f *fixture) call(t *testing.T, method, path, token, body string) (int, []byte) {
 	t.Helper()
 	req, _ := http.NewRequest(method, f.srv.URL+path, strings.NewReader(body))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/coffer-kms/coffer/internal/api"
 	"github.com/coffer-kms/coffer/internal/audit"
@@ -251,17 +250,6 @@ func tokenTenant(raw string) (string, bool) {
 	return c.TenantID, true
 }
 
-// auditField makes a request-supplied string fit an audit field: valid UTF-8, at most
-// audit.MaxFieldLen bytes (cut on a rune boundary), so that a long or odd path can never
-// make the audit write, and with it the request, fail.
-func auditField(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	if len(s) <= audit.MaxFieldLen {
-		return s
-	}
-	cut := audit.MaxFieldLen - len("…")
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
-}
+// auditField makes a request-supplied string fit an audit field (audit.Clip), so that a
+// long or odd path can never make the audit write, and with it the request, fail.
+func auditField(s string) string { return audit.Clip(s) }

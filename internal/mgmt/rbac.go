@@ -308,6 +308,11 @@ func (s *Service) putRoleDefinition(w http.ResponseWriter, r *http.Request, c *C
 	rd := authz.RoleDefinition{ID: id, Name: req.RoleName, Description: req.Description, Type: authz.RoleTypeCustom, AssignableScopes: req.AssignableScopes}
 	n := 0
 	for _, p := range req.Permissions {
+		// A block of only exclusions (or nothing, [{}]) grants nothing: the same mistake as
+		// no block at all.
+		if len(p.Actions)+len(p.DataActions) == 0 {
+			return badParameter("permissions must hold at least one block of actions or dataActions: every block needs an action or a data action")
+		}
 		n += len(p.Actions) + len(p.NotActions) + len(p.DataActions) + len(p.NotDataActions)
 		rd.Permissions = append(rd.Permissions, authz.Permission{Actions: p.Actions, NotActions: p.NotActions, DataActions: p.DataActions, NotDataActions: p.NotDataActions})
 	}
@@ -332,6 +337,13 @@ func (s *Service) putRoleDefinition(w http.ResponseWriter, r *http.Request, c *C
 	}
 	want := rd
 	rd, err = s.cfg.Store.CreateRoleDefinitionIf(ctx, c.TenantID, rd, func(existing []authz.RoleDefinition) error {
+		// Role names are unique in a tenant, as in an Azure directory: assignments and
+		// people pick roles by name.
+		for _, e := range existing {
+			if strings.EqualFold(strings.TrimSpace(e.Name), strings.TrimSpace(want.Name)) {
+				return api.Errorf(http.StatusConflict, "RoleDefinitionWithSameNameExists", "a custom role named "+quoteShort(want.Name)+" already exists in this tenant: choose another roleName")
+			}
+		}
 		return authz.CheckHSMRoleLimit(existing, want, pools)
 	})
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode"
 )
 
 // attrType is one X.500 attribute type ParseSubject knows by name.
@@ -170,6 +171,10 @@ func parseAttr(typ, val string) (pkix.AttributeTypeAndValue, error) {
 		return pkix.AttributeTypeAndValue{}, fmt.Errorf("unknown attribute type %q: use CN, O, OU, C, L, ST, STREET, POSTALCODE, SERIALNUMBER, E, DC, UID, T, G, I, SN or a dotted OID", typ)
 	}
 	switch {
+	case strings.ContainsFunc(val, unicode.IsControl):
+		// A NUL in a CN is the null-prefix attack ("www.bank.example\x00.evil.example");
+		// no control character belongs in a name.
+		return pkix.AttributeTypeAndValue{}, fmt.Errorf("%s=%q: the value must not contain control characters", typ, val)
 	case a.oid.Equal(oidCountry) && !isCountry(val):
 		return pkix.AttributeTypeAndValue{}, fmt.Errorf("C=%q: the country must be a two-letter code such as US", val)
 	case a.ia5 && !isASCII(val):

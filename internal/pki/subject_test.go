@@ -66,6 +66,9 @@ func TestParseSubjectErrors(t *testing.T) {
 		{"fail/country-length", "C=USA", "two-letter"},
 		{"fail/email-non-ascii", "E=ü@example.com", "ASCII"},
 		{"fail/bad-oid", "1.x.3=a", `"1.x.3"`},
+		{"fail/nul", "CN=www.bank.example\x00.evil.example", "control characters"},
+		{"fail/newline", "CN=a, O=b\nc", "control characters"},
+		{"fail/quoted-del", "CN=\"a\x7fb\"", "control characters"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseSubject(tc.in)

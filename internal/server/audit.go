@@ -124,9 +124,11 @@ func (a auditor) Record(ctx context.Context, rec api.AuditRecord) error {
 	if err != nil {
 		return err
 	}
+	// The path (ObjectID) and the store name come from the request: clipped, so that a
+	// path of invalid UTF-8 or over 1 KiB is recorded rather than lost.
 	ev := audit.Event{
 		Time: rec.Time, CallerOID: rec.CallerOID, CallerAppID: rec.CallerApp, CallerTenant: rec.CallerTn,
-		Tenant: rec.Tenant, Vault: rec.Vault, Operation: rec.Operation, ObjectID: rec.ObjectID,
+		Tenant: rec.Tenant, Vault: audit.Clip(rec.Vault), Operation: rec.Operation, ObjectID: audit.Clip(rec.ObjectID),
 		Status: rec.Status, Result: rec.Result, ClientAddr: rec.ClientAddr, Reason: auditReason(rec.Reason),
 	}
 	if rec.ReadOnly {
@@ -145,6 +147,8 @@ func (s *Server) auditTokenRequest(ctx context.Context, r *http.Request, tenantI
 	if status >= 400 {
 		result = audit.ResultUnauthenticated
 	}
+	// The tenant and client id are the request's own: clipped (audit.Clip).
+	tenantID, appID = audit.Clip(tenantID), audit.Clip(appID)
 	if err := id.record(audit.Event{
 		Operation: "TokenIssue", Tenant: tenantID, CallerTenant: tenantID, CallerAppID: appID, CallerOID: objectID,
 		Status: status, Result: result, ClientAddr: r.RemoteAddr, Reason: reason,

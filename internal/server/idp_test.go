@@ -130,3 +130,37 @@ func TestTokenEndpointThrottlesGuessing(t *testing.T) {
 		t.Errorf("another client from the same address = %d; want 200", status)
 	}
 }
+
+// TestOddPathsAreAudited: a request whose path is over 1 KiB or not UTF-8 is refused with a
+// 4xx and still leaves its audit record; before, the record was refused (the field was too
+// long or not UTF-8), which made the discovery endpoints answer 503 and let such data-plane
+// and token requests go unrecorded.
+func TestOddPathsAreAudited(t *testing.T) {
+	ts := startDev(t)
+	hc := loopbackClient(t, ts.caFile)
+	c := ts.Dev.Credentials
+	base := ts.resources().Base()
+	_, tok := rawToken(t, ts, hc, c.TenantID, c.ClientID, c.ClientSecret, base)
+	long := strings.Repeat("t", 2000)
+	for _, u := range []string{
+		base + "/" + long + "/v2.0/.well-known/openid-configuration", base + "/%C0%AF/discovery/v2.0/keys",
+		strings.TrimSuffix(c.VaultURL, "/") + "/keys/%C0%AF?api-version=7.6", strings.TrimSuffix(c.VaultURL, "/") + "/keys/" + long + "?api-version=7.6",
+	} {
+		req, _ := http.NewRequest("GET", u, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode < 400 || resp.StatusCode > 499 {
+			t.Errorf("GET %.80s… = %d; want a 4xx", u, resp.StatusCode)
+		}
+	}
+	if status, _ := tokenPost(t, ts, hc, "%C0%AF", "grant_type=client_credentials"); status != 400 {
+		t.Errorf("token request for tenant %%C0%%AF = %d; want 400", status)
+	}
+	if l := ts.logs.String(); strings.Contains(l, "audit write failed") || strings.Contains(l, "audit record could not be written") {
+		t.Errorf("a record was refused:\n%s", grepLines(l, "audit"))
+	}
+}

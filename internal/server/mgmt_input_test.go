@@ -37,6 +37,7 @@ func TestManagementBadInputs(t *testing.T) {
 	var app mgmt.PrincipalCreated
 	ts.mjson(t, "POST", A+"/principals", tok, map[string]string{"displayName": "app"}, 201, &app)
 	P := A + "/principals/" + app.ObjectID
+	ts.mjson(t, "PUT", A+"/roleDefinitions/"+tenancy.NewUUID(), tok, map[string]any{"roleName": "Taken Role", "permissions": []map[string]any{{"actions": []string{"Coffer/vaults/read"}}}}, 201, nil)
 	huge := `{"name":"` + strings.Repeat("a", 2<<20) + `"}`
 	overCap := `{"displayName":"` + strings.Repeat("a", mgmt.MaxBody) + `"}`
 
@@ -91,9 +92,12 @@ func TestManagementBadInputs(t *testing.T) {
 
 		{"fail/role-id", "PUT", A + "/roleDefinitions/reader", tok, `{"roleName":"r","permissions":[{"actions":["Coffer/vaults/read"]}]}`, 400, "BadParameter"},
 		{"fail/role-no-permissions", "PUT", A + "/roleDefinitions/" + tenancy.NewUUID(), tok, `{"roleName":"r"}`, 400, "BadParameter"},
+		{"fail/role-empty-permission", "PUT", A + "/roleDefinitions/" + tenancy.NewUUID(), tok, `{"roleName":"r","permissions":[{}]}`, 400, "BadParameter"},
+		{"fail/role-exclusions-only", "PUT", A + "/roleDefinitions/" + tenancy.NewUUID(), tok, `{"roleName":"r","permissions":[{"actions":["Coffer/vaults/read"]},{"notActions":["Coffer/vaults/read"]}]}`, 400, "BadParameter"},
 		{"fail/role-bad-pattern", "PUT", A + "/roleDefinitions/" + tenancy.NewUUID(), tok, `{"roleName":"r","permissions":[{"actions":["Coffer/vaults/read!"]}]}`, 400, "BadParameter"},
 		{"fail/role-platform-scope", "PUT", A + "/roleDefinitions/" + tenancy.NewUUID(), tok, `{"roleName":"r","permissions":[{"actions":["Coffer/vaults/read"]}],"assignableScopes":["/"]}`, 400, "BadParameter"},
 		{"fail/role-builtin-name", "PUT", A + "/roleDefinitions/" + tenancy.NewUUID(), tok, `{"roleName":"Key Vault Reader","permissions":[{"actions":["Coffer/vaults/read"]}]}`, 400, "BadParameter"},
+		{"fail/role-name-taken", "PUT", A + "/roleDefinitions/" + tenancy.NewUUID(), tok, `{"roleName":" taken role ","permissions":[{"actions":["Coffer/vaults/read"]}]}`, 409, "RoleDefinitionWithSameNameExists"},
 		{"fail/role-no-name", "PUT", A + "/roleDefinitions/" + tenancy.NewUUID(), tok, `{"permissions":[{"actions":["Coffer/vaults/read"]}]}`, 400, "BadParameter"},
 
 		{"fail/audit-since", "GET", A + "/audit?since=yesterday", tok, nil, 400, "BadParameter"},

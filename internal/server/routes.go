@@ -277,7 +277,7 @@ func (s *Server) serveAudited(w http.ResponseWriter, r *http.Request, rt route) 
 	if err := rt.Handle(bw, r); err != nil {
 		s.writeError(bw, r, err)
 	}
-	rec := api.AuditRecord{Time: time.Now().UTC(), Operation: rt.Audit, ClientAddr: r.RemoteAddr, ObjectID: r.URL.Path, Status: bw.Status()}
+	rec := api.AuditRecord{Time: time.Now().UTC(), Operation: rt.Audit, ClientAddr: r.RemoteAddr, ObjectID: audit.Clip(r.URL.Path), Status: bw.Status()}
 	if s.barrier.Sealed() {
 		bw.Flush(w)
 		return
