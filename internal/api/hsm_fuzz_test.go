@@ -115,6 +115,7 @@ func FuzzHSMRequestBodies(f *testing.F) {
 	}
 	do := func(o op, body string) (int, []byte, error) {
 		req := httptest.NewRequest("POST", "https://"+o.pool.Name+".managedhsm.localhost"+o.path+"?api-version=7.6", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
 		for k, v := range o.values {
 			req.SetPathValue(k, v)
 		}

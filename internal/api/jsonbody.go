@@ -99,10 +99,14 @@ func decodeJSONBytes(body []byte, v any) error {
 }
 
 // duplicateMember reports whether an object in body — valid JSON — has two members whose
-// names are equal after case folding.
+// names are equal after case folding. The keys of a tags object are a map's, not fields:
+// encoding/json keeps them as they are, so "Env" and "env" are two tags and only an exact
+// repeat is a duplicate.
 func duplicateMember(body []byte) bool {
 	type frame struct {
 		obj, wantKey bool
+		exact        bool   // a map's keys (tags): compared as they are
+		key          string // the member whose value is being read
 		names        map[string]struct{}
 	}
 	var stack []frame
@@ -117,10 +121,12 @@ func duplicateMember(body []byte) bool {
 		if d, ok := tok.(json.Delim); ok {
 			switch d {
 			case '{', '[':
+				exact := false
 				if top >= 0 && stack[top].obj {
 					stack[top].wantKey = true // this value ends the member
+					exact = d == '{' && stack[top].key == foldedTags
 				}
-				stack = append(stack, frame{obj: d == '{', wantKey: d == '{'})
+				stack = append(stack, frame{obj: d == '{', wantKey: d == '{', exact: exact})
 			default:
 				stack = stack[:top]
 			}
@@ -135,7 +141,11 @@ func duplicateMember(body []byte) bool {
 			continue
 		}
 		f.wantKey = false
-		name := strings.Map(foldRune, tok.(string))
+		name := tok.(string)
+		if !f.exact {
+			name = strings.Map(foldRune, name)
+		}
+		f.key = name
 		if f.names == nil {
 			f.names = map[string]struct{}{}
 		}
@@ -145,6 +155,9 @@ func duplicateMember(body []byte) bool {
 		f.names[name] = struct{}{}
 	}
 }
+
+// foldedTags is "tags" case-folded, the member name of a map of tags.
+var foldedTags = strings.Map(foldRune, "tags")
 
 // foldRune maps r to the smallest rune of its case-folding orbit, so that two names map to
 // the same string exactly when encoding/json would match them to the same field.
