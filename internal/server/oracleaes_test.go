@@ -18,6 +18,7 @@ import (
 
 	"github.com/coffer-kms/coffer/internal/byok"
 	"github.com/coffer-kms/coffer/internal/keywrap"
+	"github.com/coffer-kms/coffer/internal/provider/malformed"
 )
 
 // aesVec is one Wycheproof AES vector (aes_cbc_pkcs5_test, aes_wrap_test, aes_kwp_test).
@@ -263,32 +264,6 @@ func syntheticCBC(t *testing.T, key, other []byte) []aesCase {
 	return out
 }
 
-// kwRaw is RFC 3394 wrapping with initial value iv over p (a multiple of 8 bytes), or the
-// single-block encryption of iv ‖ p that RFC 5649 uses for 8 bytes; it makes ciphertexts
-// whose unwrapped integrity value is whatever a class needs.
-func kwRaw(key []byte, iv [8]byte, p []byte) []byte {
-	b, _ := aes.NewCipher(key)
-	if len(p) == 8 {
-		out := append(iv[:], p...)
-		b.Encrypt(out, out)
-		return out
-	}
-	n := len(p) / 8
-	r := append([]byte(nil), p...)
-	a := iv
-	var buf [16]byte
-	for j := range 6 {
-		for i := 1; i <= n; i++ {
-			copy(buf[:8], a[:])
-			copy(buf[8:], r[8*(i-1):8*i])
-			b.Encrypt(buf[:], buf[:])
-			binary.BigEndian.PutUint64(a[:], binary.BigEndian.Uint64(buf[:8])^uint64(n*j+i))
-			copy(r[8*(i-1):], buf[8:])
-		}
-	}
-	return append(a[:], r...)
-}
-
 // wrapCases returns the classes KW and KWP share — valid wraps of each length in lens, a
 // flipped bit in each block, random values, one block less or more, another key's wrap, the
 // lengths in shapes — and the mode's own classes in extra.
@@ -329,8 +304,8 @@ func wrapCases(t *testing.T, wrap func(kek, p []byte) ([]byte, error), key, othe
 func syntheticKW(t *testing.T, key, other []byte) []aesCase {
 	kwp, _ := keywrap.WrapPad(key, randomBytes(24))
 	return wrapCases(t, keywrap.Wrap, key, other, []int{16, 24, 32}, []int{8, 16, 20, 23, 25, 39}, map[string][]byte{
-		"integrity:iv-a7":      kwRaw(key, [8]byte{0xa6, 0xa6, 0xa6, 0xa6, 0xa6, 0xa6, 0xa6, 0xa7}, randomBytes(32)),
-		"integrity:iv-zero":    kwRaw(key, [8]byte{}, randomBytes(32)),
+		"integrity:iv-a7":      malformed.KeyWrap(key, [8]byte{0xa6, 0xa6, 0xa6, 0xa6, 0xa6, 0xa6, 0xa6, 0xa7}, randomBytes(32)),
+		"integrity:iv-zero":    malformed.KeyWrap(key, [8]byte{}, randomBytes(32)),
 		"integrity:kwp-output": kwp,
 	})
 }
@@ -356,19 +331,19 @@ func syntheticKWP(t *testing.T, key, other []byte) []aesCase {
 	kw, _ := keywrap.Wrap(key, randomBytes(24))
 	return wrapCases(t, keywrap.WrapPad, key, other, []int{1, 7, 8, 9, 16, 17, 32}, []int{8, 12, 15, 17, 23}, map[string][]byte{
 		"integrity:kw-output":           kw,
-		"integrity:aiv-prefix":          kwRaw(key, kwpAIV(prefix^1, 20), padded(24, 20, false)),
-		"integrity:kw-iv":               kwRaw(key, kwpAIV(0xa6a6a6a6, 0xa6a6a6a6), padded(24, 24, false)),
-		"integrity:mli-too-large":       kwRaw(key, kwpAIV(prefix, 25), padded(24, 24, false)),
-		"integrity:mli-too-small":       kwRaw(key, kwpAIV(prefix, 16), padded(24, 16, false)),
-		"integrity:mli-zero":            kwRaw(key, kwpAIV(prefix, 0), padded(24, 0, false)),
-		"integrity:mli-2^31":            kwRaw(key, kwpAIV(prefix, 1<<31|20), padded(24, 20, false)),
-		"integrity:nonzero-padding":     kwRaw(key, kwpAIV(prefix, 20), padded(24, 20, true)),
-		"integrity:ok(mli-20)":          kwRaw(key, kwpAIV(prefix, 20), padded(24, 20, false)),
-		"integrity:1-block-aiv-prefix":  kwRaw(key, kwpAIV(prefix^0x100, 5), padded(8, 5, false)),
-		"integrity:1-block-mli-9":       kwRaw(key, kwpAIV(prefix, 9), padded(8, 8, false)),
-		"integrity:1-block-mli-0":       kwRaw(key, kwpAIV(prefix, 0), padded(8, 0, false)),
-		"integrity:1-block-nonzero-pad": kwRaw(key, kwpAIV(prefix, 5), padded(8, 5, true)),
-		"integrity:1-block-ok(mli-5)":   kwRaw(key, kwpAIV(prefix, 5), padded(8, 5, false)),
-		"integrity:2-block-as-1-block":  kwRaw(key, kwpAIV(prefix, 5), padded(16, 5, false))[:16],
+		"integrity:aiv-prefix":          malformed.KeyWrap(key, kwpAIV(prefix^1, 20), padded(24, 20, false)),
+		"integrity:kw-iv":               malformed.KeyWrap(key, kwpAIV(0xa6a6a6a6, 0xa6a6a6a6), padded(24, 24, false)),
+		"integrity:mli-too-large":       malformed.KeyWrap(key, kwpAIV(prefix, 25), padded(24, 24, false)),
+		"integrity:mli-too-small":       malformed.KeyWrap(key, kwpAIV(prefix, 16), padded(24, 16, false)),
+		"integrity:mli-zero":            malformed.KeyWrap(key, kwpAIV(prefix, 0), padded(24, 0, false)),
+		"integrity:mli-2^31":            malformed.KeyWrap(key, kwpAIV(prefix, 1<<31|20), padded(24, 20, false)),
+		"integrity:nonzero-padding":     malformed.KeyWrap(key, kwpAIV(prefix, 20), padded(24, 20, true)),
+		"integrity:ok(mli-20)":          malformed.KeyWrap(key, kwpAIV(prefix, 20), padded(24, 20, false)),
+		"integrity:1-block-aiv-prefix":  malformed.KeyWrap(key, kwpAIV(prefix^0x100, 5), padded(8, 5, false)),
+		"integrity:1-block-mli-9":       malformed.KeyWrap(key, kwpAIV(prefix, 9), padded(8, 8, false)),
+		"integrity:1-block-mli-0":       malformed.KeyWrap(key, kwpAIV(prefix, 0), padded(8, 0, false)),
+		"integrity:1-block-nonzero-pad": malformed.KeyWrap(key, kwpAIV(prefix, 5), padded(8, 5, true)),
+		"integrity:1-block-ok(mli-5)":   malformed.KeyWrap(key, kwpAIV(prefix, 5), padded(8, 5, false)),
+		"integrity:2-block-as-1-block":  malformed.KeyWrap(key, kwpAIV(prefix, 5), padded(16, 5, false))[:16],
 	})
 }

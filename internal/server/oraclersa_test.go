@@ -6,11 +6,9 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"hash"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -20,6 +18,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 
 	"github.com/coffer-kms/coffer/internal/byok"
+	"github.com/coffer-kms/coffer/internal/provider/malformed"
 )
 
 // wycheproofDir holds the RSA vector files (copied with their licence by the provider's tests).
@@ -220,12 +219,6 @@ func rsaEncrypt(t *testing.T, pub *rsa.PublicKey, alg string, msg []byte) []byte
 	return ct
 }
 
-// textbook is em^e mod n, the ciphertext whose decryption is exactly the block em.
-func textbook(pub *rsa.PublicKey, em []byte) []byte {
-	m := new(big.Int).SetBytes(em)
-	return new(big.Int).Exp(m, big.NewInt(int64(pub.E)), pub.N).FillBytes(make([]byte, pub.Size()))
-}
-
 // nonZero fills b with random non-zero bytes.
 func nonZero(t *testing.T, b []byte) []byte {
 	for i := range b {
@@ -249,46 +242,6 @@ func pkcs1Block(t *testing.T, k int, first, bt byte, psLen int, sep bool) []byte
 		nonZero(t, em[2+psLen:])
 	}
 	return em
-}
-
-// mgf1 is MGF1 with h (RFC 8017 B.2.1).
-func mgf1(h hash.Hash, seed []byte, n int) []byte {
-	var out []byte
-	var ctr [4]byte
-	for i := uint32(0); len(out) < n; i++ {
-		binary.BigEndian.PutUint32(ctr[:], i)
-		h.Reset()
-		h.Write(seed)
-		h.Write(ctr[:])
-		out = h.Sum(out)
-	}
-	return out[:n]
-}
-
-// oaepBlock is EME-OAEP encoding (RFC 8017 7.1.1) of msg with an empty label, with
-// mutate applied to Y and DB = lHash ‖ PS ‖ 01 ‖ M before masking.
-func oaepBlock(t *testing.T, h hash.Hash, k int, msg []byte, mutate func(y *byte, db []byte)) []byte {
-	hLen := h.Size()
-	h.Reset()
-	lHash := h.Sum(nil)
-	db := make([]byte, k-hLen-1)
-	copy(db, lHash)
-	db[len(db)-len(msg)-1] = 1
-	copy(db[len(db)-len(msg):], msg)
-	y := byte(0)
-	if mutate != nil {
-		mutate(&y, db)
-	}
-	seed := randomBytes(hLen)
-	xorInto(db, mgf1(h, seed, len(db)))
-	xorInto(seed, mgf1(h, db, hLen))
-	return append(append([]byte{y}, seed...), db...)
-}
-
-func xorInto(dst, mask []byte) {
-	for i := range dst {
-		dst[i] ^= mask[i]
-	}
 }
 
 // syntheticRSA returns the failure classes beyond Wycheproof for a key and algorithm, with
@@ -335,7 +288,7 @@ func syntheticRSA(t *testing.T, priv, other *rsa.PrivateKey, alg string) []rsaCa
 			"pad:empty-message":    pkcs1Block(t, k, 0, 2, k-3, true),
 			"pad:separator-at-k-2": pkcs1Block(t, k, 0, 2, k-4, true),
 		} {
-			add(class, textbook(pub, em))
+			add(class, malformed.Textbook(pub, em))
 		}
 		return out
 	}
@@ -356,7 +309,7 @@ func syntheticRSA(t *testing.T, priv, other *rsa.PrivateKey, alg string) []rsaCa
 		"pad:separator-last(ok)":  func(_ *byte, db []byte) { clear(db[hLen:]); db[len(db)-1] = 1 },
 		"pad:longest-message(ok)": func(_ *byte, db []byte) { clear(db[hLen:]); db[hLen] = 1; nonZero(t, db[hLen+1:]) },
 	} {
-		add(class, textbook(pub, oaepBlock(t, h, k, msg, mutate)))
+		add(class, malformed.Textbook(pub, malformed.OAEPBlock(h, k, msg, mutate)))
 	}
 	return out
 }
