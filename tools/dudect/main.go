@@ -15,7 +15,9 @@
 // tenancy.Store.VerifySecret for client secrets, barrier.Manager.CheckRootToken, ...), in
 // this process, on real components over in-memory storage. Timings are wall-clock
 // nanoseconds of one call; run on an idle machine, and read a single |t| ≥ 4.5 as "repeat
-// it" before reading it as a leak. This is a measurement tool, not a test: go test never
+// it" before reading it as a leak. The 4.5σ column is the smallest difference between the
+// classes' mean times that the run could have seen (4.5 standard errors of its most
+// sensitive test): a run with |t| < 4.5 rules out differences larger than that, no more. This is a measurement tool, not a test: go test never
 // runs it.
 package main
 
@@ -60,7 +62,7 @@ func main() {
 	}
 	runtime.LockOSThread()
 	fmt.Printf("dudect: %d measurements per target, batches of %d, %s, GOMAXPROCS %d, %s\n", *n, *batch, runtime.Version(), runtime.GOMAXPROCS(0), time.Now().UTC().Format(time.RFC3339))
-	fmt.Printf("%-16s %10s %9s %-12s %9s %12s %12s %8s\n", "target", "measured", "max |t|", "at", "t uncrop", "mean c0 ns", "mean c1 ns", "seconds")
+	fmt.Printf("%-16s %10s %9s %-12s %9s %12s %12s %10s %8s\n", "target", "measured", "max |t|", "at", "t uncrop", "mean c0 ns", "mean c1 ns", "4.5σ ns", "seconds")
 	failed := false
 	for _, t := range chosen {
 		var ts []float64
@@ -74,7 +76,7 @@ func main() {
 			if math.Abs(r.maxT) >= 4.5 {
 				verdict, failed = "  |t| ≥ 4.5", true
 			}
-			fmt.Printf("%-16s %10.0f %9.2f %-12s %9.2f %12.0f %12.0f %8.0f%s\n", t.name, r.measured, math.Abs(r.maxT), r.which, r.t0, r.mean[0], r.mean[1], secs, verdict)
+			fmt.Printf("%-16s %10.0f %9.2f %-12s %9.2f %12.0f %12.0f %10.1f %8.0f%s\n", t.name, r.measured, math.Abs(r.maxT), r.which, r.t0, r.mean[0], r.mean[1], r.resolution, secs, verdict)
 			ts = append(ts, math.Abs(r.maxT))
 		}
 		if len(ts) > 1 {

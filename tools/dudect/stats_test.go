@@ -82,7 +82,7 @@ func TestDudectBatches(t *testing.T) {
 	fill(5)
 	shifted.batch(times, classes, 10)
 	shifted.batch(times, classes, 10)
-	if r := shifted.result(); math.Abs(r.maxT) < 4.5 || r.tests < 2 {
+	if r := shifted.result(); math.Abs(r.maxT) < 4.5 || r.tests < 2 || r.resolution <= 0 || r.resolution > 5 {
 		t.Errorf("class 1 five units slower: max |t| = %v over %d tests; want ≥ 4.5", r.maxT, r.tests)
 	}
 }
