@@ -15,9 +15,9 @@
 // tenancy.Store.VerifySecret for client secrets, barrier.Manager.CheckRootToken, ...), in
 // this process, on real components over in-memory storage. Timings are wall-clock
 // nanoseconds of one call; run on an idle machine, and read a single |t| ≥ 4.5 as "repeat
-// it" before reading it as a leak. The 4.5σ column is the smallest difference between the
-// classes' mean times that the run could have seen (4.5 standard errors of its most
-// sensitive test): a run with |t| < 4.5 rules out differences larger than that, no more. This is a measurement tool, not a test: go test never
+// it" before reading it as a leak. The 4.5σ column is the difference between the classes'
+// mean call times that would have given the uncropped test |t| = 4.5; the cropped tests
+// see shifts of the bulk of the distribution that are smaller still. This is a measurement tool, not a test: go test never
 // runs it.
 package main
 

@@ -87,8 +87,8 @@ type result struct {
 	mean     [2]float64
 	measured float64
 	tests    int // tests with enough measurements
-	// resolution is the smallest class difference (ns) any reported first-order test would
-	// have shown with |t| = 4.5: 4.5 standard errors of the most sensitive test.
+	// resolution is the difference between the classes' mean times (ns) that would have
+	// given the uncropped test |t| = 4.5: 4.5 of its standard errors.
 	resolution float64
 }
 
@@ -100,11 +100,8 @@ func (d *dudect) result() result {
 			continue
 		}
 		r.tests++
-		if i <= numCrops {
-			se := math.Sqrt(w.m2[0]/(w.n[0]-1)/w.n[0] + w.m2[1]/(w.n[1]-1)/w.n[1])
-			if r.resolution == 0 || 4.5*se < r.resolution {
-				r.resolution = 4.5 * se
-			}
+		if i == 0 {
+			r.resolution = 4.5 * math.Sqrt(w.m2[0]/(w.n[0]-1)/w.n[0]+w.m2[1]/(w.n[1]-1)/w.n[1])
 		}
 		if t := w.t(); math.Abs(t) >= math.Abs(r.maxT) {
 			r.maxT, r.n = t, w.n[0]+w.n[1]

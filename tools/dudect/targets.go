@@ -32,11 +32,13 @@ import (
 // the mismatch at the end of the compared value (class 0) or anywhere (class 1), which an
 // early-exit comparison would tell apart.
 var targets = []target{
-	{"rsa1_5", "keys.Service.Decrypt RSA1_5, RSA-2048 soft key: valid (32-byte message) vs invalid padding (random; 01 first byte; block type 01; no separator; PS < 8 bytes)", rsaTarget(provider.AlgRSA15, false)},
-	{"rsa1_5-invalid", "keys.Service.Decrypt RSA1_5: invalid with 00 02 prefix (no separator; PS < 8 bytes) vs random invalid ciphertexts", rsaTarget(provider.AlgRSA15, true)},
-	{"rsa-oaep", "keys.Service.Decrypt RSA-OAEP (SHA-1): valid vs invalid (random; Y ≠ 0; lHash; no 01 separator)", rsaTarget(provider.AlgRSAOAEP, false)},
-	{"rsa-oaep-invalid", "keys.Service.Decrypt RSA-OAEP: invalid with Y = 0 (lHash; no separator) vs random invalid ciphertexts (Y ≠ 0 but 1/256)", rsaTarget(provider.AlgRSAOAEP, true)},
-	{"rsa-oaep-256", "keys.Service.Decrypt RSA-OAEP-256: valid vs invalid (as rsa-oaep)", rsaTarget(provider.AlgRSAOAEP256, false)},
+	{"rsa1_5", "keys.Service.Decrypt RSA1_5, RSA-2048 soft key: valid (32-byte message) vs invalid padding (random; 01 first byte; block type 01; no separator; PS < 8 bytes)", rsaTarget(provider.AlgRSA15, false, false)},
+	{"rsa1_5-invalid", "keys.Service.Decrypt RSA1_5: invalid with 00 02 prefix (no separator; PS < 8 bytes) vs random invalid ciphertexts", rsaTarget(provider.AlgRSA15, true, false)},
+	{"rsa-oaep", "keys.Service.Decrypt RSA-OAEP (SHA-1): valid vs invalid (random; Y ≠ 0; lHash; no 01 separator)", rsaTarget(provider.AlgRSAOAEP, false, false)},
+	{"rsa-oaep-invalid", "keys.Service.Decrypt RSA-OAEP: invalid with Y = 0 (lHash; no separator) vs random invalid ciphertexts (Y ≠ 0 but 1/256)", rsaTarget(provider.AlgRSAOAEP, true, false)},
+	{"rsa-oaep-256", "keys.Service.Decrypt RSA-OAEP-256: valid vs invalid (as rsa-oaep)", rsaTarget(provider.AlgRSAOAEP256, false, false)},
+	{"rsa1_5-provider", "soft provider Key.Decrypt RSA1_5 alone: valid vs invalid (as rsa1_5)", rsaTarget(provider.AlgRSA15, false, true)},
+	{"rsa-oaep-provider", "soft provider Key.Decrypt RSA-OAEP alone: valid vs invalid (as rsa-oaep)", rsaTarget(provider.AlgRSAOAEP, false, true)},
 	{"root-token", "barrier.Manager.CheckRootToken: the root token with its last character changed vs a random token", rootTokenTarget},
 	{"sd-check", "sdblob.Blob.Verify (hmac.Equal): the security domain's check value wrong in its last byte vs in its first byte", sdCheckTarget},
 	{"keywrap-kw", "keywrap.Unwrap (RFC 3394 integrity check): integrity value wrong in its last byte vs in its first byte", kwTarget(false)},
@@ -76,44 +78,57 @@ type call struct{ app, secret string }
 
 const poolSize = 2048
 
-// rsaFixture is a keys.Service over in-memory storage and the soft provider, with one
-// RSA-2048 key "k" in a vault: the path an API decrypt takes below HTTP.
+// rsaFixture decrypts with one RSA-2048 soft key: through keys.Service.Decrypt (what the
+// API handler calls, over in-memory storage), or (provider) through the soft provider's
+// Key.Decrypt alone, to tell the domain layer's share of a difference from the crypto's.
 type rsaFixture struct {
-	svc   *keys.Service
-	vault tenancy.Vault
-	base  string
-	pub   *rsa.PublicKey
+	pub     *rsa.PublicKey
+	decrypt func(ctx context.Context, alg string, ct []byte) error
 }
 
-func newRSAFixture(ctx context.Context) (*rsaFixture, error) {
+func newRSAFixture(ctx context.Context, providerOnly bool) (*rsaFixture, error) {
+	if providerOnly {
+		k, err := soft.New().Generate(ctx, provider.KeySpec{Type: provider.RSA, Size: 2048})
+		if err != nil {
+			return nil, err
+		}
+		pub, err := rsaPublic(k.Public())
+		return &rsaFixture{pub: pub, decrypt: func(ctx context.Context, alg string, ct []byte) error {
+			_, err := k.Decrypt(ctx, provider.EncryptParams{Algorithm: alg, Value: ct})
+			return err
+		}}, err
+	}
 	backup := make([]byte, 32)
 	if _, err := rand.Read(backup); err != nil {
 		return nil, err
 	}
-	f := &rsaFixture{
-		svc:   keys.NewService(mem.New(), soft.New(), time.Now, backup),
-		vault: tenancy.Vault{TenantID: tenancy.NewUUID(), Name: "dudect", Kind: tenancy.KindVault, SoftDeleteRetention: 7},
-		base:  "https://dudect.vault.coffer.test",
-	}
-	b, err := f.svc.Create(ctx, f.vault, f.base, "k", keys.CreateParams{Kty: provider.RSA, KeySize: 2048})
+	svc := keys.NewService(mem.New(), soft.New(), time.Now, backup)
+	vault := tenancy.Vault{TenantID: tenancy.NewUUID(), Name: "dudect", Kind: tenancy.KindVault, SoftDeleteRetention: 7}
+	const base = "https://dudect.vault.coffer.test"
+	b, err := svc.Create(ctx, vault, base, "k", keys.CreateParams{Kty: provider.RSA, KeySize: 2048})
 	if err != nil {
 		return nil, err
 	}
-	f.pub = &rsa.PublicKey{N: new(big.Int).SetBytes(b.Key.N), E: int(new(big.Int).SetBytes(b.Key.E).Int64())}
-	return f, nil
+	pub, err := rsaPublic(b.Key)
+	return &rsaFixture{pub: pub, decrypt: func(ctx context.Context, alg string, ct []byte) error {
+		_, err := svc.Decrypt(ctx, vault, base, "k", "", keys.OperationParams{Algorithm: alg, Value: ct})
+		return err
+	}}, err
 }
 
-func (f *rsaFixture) decrypt(ctx context.Context, alg string, ct []byte) error {
-	_, err := f.svc.Decrypt(ctx, f.vault, f.base, "k", "", keys.OperationParams{Algorithm: alg, Value: ct})
-	return err
+func rsaPublic(j *provider.JWK) (*rsa.PublicKey, error) {
+	if j == nil || len(j.N) == 0 {
+		return nil, errors.New("no RSA public key")
+	}
+	return &rsa.PublicKey{N: new(big.Int).SetBytes(j.N), E: int(new(big.Int).SetBytes(j.E).Int64())}, nil
 }
 
 // rsaTarget: class 0 valid ciphertexts and class 1 invalid ones, or (nearValid) class 0
 // invalid ciphertexts that pass the first checks and class 1 random ones. Every prepared
 // ciphertext is decrypted once to check it is in its class.
-func rsaTarget(alg string, nearValid bool) func(context.Context) (func(int) any, func(any), error) {
+func rsaTarget(alg string, nearValid, providerOnly bool) func(context.Context) (func(int) any, func(any), error) {
 	return func(ctx context.Context) (func(int) any, func(any), error) {
-		f, err := newRSAFixture(ctx)
+		f, err := newRSAFixture(ctx, providerOnly)
 		if err != nil {
 			return nil, nil, err
 		}
