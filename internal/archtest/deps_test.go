@@ -26,6 +26,7 @@ var rules = []rule{
 	{"internal/storage", []string{mod + "internal/"}, false, "storage is the bottom layer: it imports no other Coffer package (storagetest may import storage)"},
 	{"internal/shamir", []string{mod + "internal/", "net/http"}, true, "shamir is a leaf of pure arithmetic"},
 	{"internal/keywrap", []string{mod + "internal/", "net/http"}, true, "keywrap is a leaf: AES key-wrap modes over crypto/aes"},
+	{"internal/provider/malformed", []string{mod + "internal/", "net/http"}, true, "malformed is a leaf: test ciphertexts from the standard library only"},
 	{"internal/azsd", []string{mod + "internal/", "net/http"}, true, "azsd is a leaf: the Azure security-domain format, run by the server and by custodians' CLI"},
 	{"internal/byok", []string{"net/http", mod + "internal/server", mod + "internal/keys", mod + "internal/storage", mod + "internal/barrier"}, true, "byok builds blobs on the client: no server-side code"},
 	{"internal/barrier", []string{"net/http", mod + "internal/server", mod + "internal/api", mod + "internal/storage/bolt"}, true, "the barrier is domain code: no HTTP, no concrete backend"},

@@ -179,3 +179,37 @@ func TestCryptoRefusedBeforeProvider(t *testing.T) {
 		t.Errorf("Sign(future) after nbf = %v; want nil", err)
 	}
 }
+
+// TestFailedDecryptionCostsNoMoreThanASuccess: a decrypt or unwrap whose padding is bad
+// makes no more allocations than one that succeeds, so the domain layer adds no timing
+// difference of its own between the two (tools/dudect measured |t| ≈ 10 before: the
+// failure's error was formatted on every call). Allocations are counted, not timed.
+func TestFailedDecryptionCostsNoMoreThanASuccess(t *testing.T) {
+	f := newFixture(t)
+	f.mustCreate(f.v, "rsa", rsaKey)
+	for _, alg := range []string{provider.AlgRSA15, provider.AlgRSAOAEP, provider.AlgRSAOAEP256} {
+		ct, err := f.svc.Encrypt(f.ctx, f.v, f.base, "rsa", "", OperationParams{Algorithm: alg, Value: bytes.Repeat([]byte{7}, 32)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		bad := append([]byte(nil), ct.Value...)
+		bad[len(bad)/2] ^= 1
+		for name, op := range map[string]func(v []byte) (OperationResult, error){
+			"Decrypt": func(v []byte) (OperationResult, error) {
+				return f.svc.Decrypt(f.ctx, f.v, f.base, "rsa", "", OperationParams{Algorithm: alg, Value: v})
+			},
+			"UnwrapKey": func(v []byte) (OperationResult, error) {
+				return f.svc.UnwrapKey(f.ctx, f.v, f.base, "rsa", "", OperationParams{Algorithm: alg, Value: v})
+			},
+		} {
+			if _, err := op(bad); !errors.Is(err, provider.ErrDecrypt) || !errors.Is(err, ErrBadParameter) {
+				t.Fatalf("%s(%s, corrupted) = %v; want ErrDecrypt and ErrBadParameter", name, alg, err)
+			}
+			ok := testing.AllocsPerRun(20, func() { _, _ = op(ct.Value) })
+			failed := testing.AllocsPerRun(20, func() { _, _ = op(bad) })
+			if failed > ok {
+				t.Errorf("%s(%s): a failure makes %.0f allocations, a success %.0f; want no more", name, alg, failed, ok)
+			}
+		}
+	}
+}
