@@ -106,7 +106,7 @@ func duplicateMember(body []byte) bool {
 	type frame struct {
 		obj, wantKey bool
 		exact        bool   // a map's keys (tags): compared as they are
-		key          string // the member whose value is being read
+		member       string // the member whose value is being read
 		names        map[string]struct{}
 	}
 	var stack []frame
@@ -124,7 +124,7 @@ func duplicateMember(body []byte) bool {
 				exact := false
 				if top >= 0 && stack[top].obj {
 					stack[top].wantKey = true // this value ends the member
-					exact = d == '{' && stack[top].key == foldedTags
+					exact = d == '{' && stack[top].member == foldedTags
 				}
 				stack = append(stack, frame{obj: d == '{', wantKey: d == '{', exact: exact})
 			default:
@@ -145,7 +145,7 @@ func duplicateMember(body []byte) bool {
 		if !f.exact {
 			name = strings.Map(foldRune, name)
 		}
-		f.key = name
+		f.member = name
 		if f.names == nil {
 			f.names = map[string]struct{}{}
 		}
