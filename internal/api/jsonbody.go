@@ -124,7 +124,7 @@ func duplicateMember(body []byte) bool {
 				exact := false
 				if top >= 0 && stack[top].obj {
 					stack[top].wantKey = true // this value ends the member
-					exact = d == '{' && stack[top].member == foldedTags
+					exact = d == '{' && stack[top].member == foldedMapMember
 				}
 				stack = append(stack, frame{obj: d == '{', wantKey: d == '{', exact: exact})
 			default:
@@ -156,8 +156,8 @@ func duplicateMember(body []byte) bool {
 	}
 }
 
-// foldedTags is "tags" case-folded, the member name of a map of tags.
-var foldedTags = strings.Map(foldRune, "tags")
+// foldedMapMember is "tags" case-folded: the member whose object is a map (of tags).
+var foldedMapMember = strings.Map(foldRune, "tags")
 
 // foldRune maps r to the smallest rune of its case-folding orbit, so that two names map to
 // the same string exactly when encoding/json would match them to the same field.
