@@ -48,8 +48,9 @@ type AuditRecord struct {
 	CallerOID, CallerApp, CallerTn string
 	Status                         int
 	Result, Reason, ClientAddr     string
-	// ReadOnly says the request cannot change stored state (a GET, or a Route marked
-	// ReadOnly), so its record may be synced after the response (Auditor's choice).
+	// ReadOnly says the request cannot change stored state (a GET, a Route marked ReadOnly,
+	// or a request refused with 429 Throttled), so its record may be synced after the
+	// response (Auditor's choice).
 	ReadOnly bool
 }
 
@@ -352,6 +353,11 @@ func (d *DataPlane) wrap(rt Route, fallback *tenancy.Vault) http.Handler {
 		if throttled != nil {
 			e := throttled.write(w)
 			rec.Status, rec.Reason, rec.Result = e.Status, e.Code, "denied"
+			// A throttled request changed nothing, whatever its method: its record need not
+			// wait for a sync. Otherwise a tenant flooding writes above its quota would have
+			// every one of its 429s wait for an audit fsync, and every other tenant's
+			// request queue behind those syncs (BENCHMARKS.md, "Noisy neighbour").
+			rec.ReadOnly = true
 			if d.Audit != nil {
 				_ = d.Audit.Record(ctx, rec)
 			}

@@ -99,17 +99,23 @@ func TestAuditFailureFailsRequest(t *testing.T) {
 	}
 }
 
-// TestAuditRecordReadOnly: the record says ReadOnly for a GET and for a route marked
-// ReadOnly, never for another write, and among the keys routes only the six key
-// operations are marked.
-func TestAuditRecordReadOnly(t *testing.T) {
-	aud := &fakeAuditor{}
-	d := &DataPlane{
+// auditedPlane is a data plane over vault v1 of tenant t1 that admits every caller and
+// records to aud.
+func auditedPlane(aud *fakeAuditor) *DataPlane {
+	return &DataPlane{
 		Stores: fakeStores{tenancy.Vault{Name: "v1", Kind: tenancy.KindVault, TenantID: "t1"}},
 		Authn:  fakeAuthn{}, Authz: fakeAuthz{}, Audit: aud,
 		Sealed: func() bool { return false }, Authority: "https://localhost", DNSSuffix: "localhost",
 		TenantSecret: []byte("0123456789abcdef"), MaxBody: 1 << 10,
 	}
+}
+
+// TestAuditRecordReadOnly: the record says ReadOnly for a GET and for a route marked
+// ReadOnly, never for another write, and among the keys routes only the six key
+// operations are marked.
+func TestAuditRecordReadOnly(t *testing.T) {
+	aud := &fakeAuditor{}
+	d := auditedPlane(aud)
 	ok := func(w http.ResponseWriter, r *http.Request, c *Call) error { return nil }
 	act := map[tenancy.Kind]string{tenancy.KindVault: "a"}
 	h := d.Handler([]Route{
@@ -176,5 +182,30 @@ func TestEncodedSlashRefused(t *testing.T) {
 		if w.Code != tc.want || (tc.want == 400 && (ran != "" || !strings.Contains(w.Body.String(), "BadParameter"))) {
 			t.Errorf("GET %s = %d %s (handler %q); want %d", tc.path, w.Code, w.Body, ran, tc.want)
 		}
+	}
+}
+
+// TestThrottledRecordReadOnly: a write refused with 429 Throttled changed nothing, so its
+// record is ReadOnly (synced lazily): a tenant flooding writes above its quota must not make
+// every 429 wait for an audit sync that other tenants' requests queue behind.
+func TestThrottledRecordReadOnly(t *testing.T) {
+	aud := &fakeAuditor{}
+	d := auditedPlane(aud)
+	d.Limits = NewLimiter(1, 1, 0)
+	ok := func(w http.ResponseWriter, r *http.Request, c *Call) error { return nil }
+	h := d.Handler([]Route{{Pattern: "POST /keys/{name}/create", Operation: "KeyCreate", Action: map[tenancy.Kind]string{tenancy.KindVault: "a"}, Handle: ok}}, nil)
+	var codes []int
+	for range 2 {
+		r := httptest.NewRequest("POST", "https://v1.localhost/keys/k/create?api-version=7.6", strings.NewReader("{}"))
+		r.Header.Set("Authorization", "Bearer tok")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		codes = append(codes, w.Code)
+	}
+	if len(aud.recs) != 2 || codes[0] == 429 || codes[1] != 429 {
+		t.Fatalf("statuses %v, %d records; want the second create throttled, two records", codes, len(aud.recs))
+	}
+	if aud.recs[0].ReadOnly || !aud.recs[1].ReadOnly {
+		t.Errorf("ReadOnly of the admitted create = %v, of the throttled one = %v; want false, true", aud.recs[0].ReadOnly, aud.recs[1].ReadOnly)
 	}
 }

@@ -3,6 +3,7 @@ package audit
 import (
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"time"
 )
@@ -133,7 +134,7 @@ func (l *Log) run() {
 			})
 		case <-syncDue:
 			syncDue = nil
-			l.withSlot(l.deferredSync)
+			l.backgroundSync()
 		}
 	}
 }
@@ -147,9 +148,49 @@ func (l *Log) deferFor() time.Duration {
 	return l.lazyEvery
 }
 
-// deferredSync makes the records written since the last sync durable (SyncInterval mode).
-// Its failure is sticky: the records' fate on disk is unknown, so the log fails closed.
+// backgroundSync is run's deferred sync. It holds the commit slot only to see what there is
+// to sync, and syncs without it: appends go on meanwhile, since a lazy record waits for its
+// write, not for a sync. Holding the slot across the sync stalled every request of every
+// tenant for as long as one fdatasync took — up to 300 ms on this project's shared VM — and
+// a tenant above its quota made those stalls more frequent (BENCHMARKS.md, "Noisy
+// neighbour"). Records written while it syncs set unsynced again and get the next sync.
+func (l *Log) backgroundSync() {
+	var f *os.File
+	l.withSlot(func() {
+		l.syncArmed = false // batches written from now on wake the background goroutine again
+		l.adoptSyncErr()
+		if !l.unsynced || l.syncErr != nil || l.file == nil {
+			return
+		}
+		l.unsynced = false
+		f = l.file
+		l.syncMu.Lock() // taken before the slot is left: the file stays open until the sync ends
+	})
+	if f == nil {
+		return
+	}
+	defer l.syncMu.Unlock()
+	if err := l.syncFile(f, true); err != nil {
+		err = fmt.Errorf("audit: sync %s: %w; records written since the last sync may be lost, and the log refuses new records", l.path, err)
+		l.bgSyncErr.CompareAndSwap(nil, &err)
+	}
+}
+
+// adoptSyncErr makes a failed background sync's error sticky; commit slot holder only.
+func (l *Log) adoptSyncErr() {
+	if e := l.bgSyncErr.Load(); e != nil && l.syncErr == nil {
+		l.syncErr = *e
+	}
+}
+
+// deferredSync makes the records written since the last sync durable (SyncInterval mode),
+// after any background sync still running. The commit slot holder calls it before it
+// replaces or closes the file. Its failure is sticky: the records' fate on disk is unknown,
+// so the log fails closed.
 func (l *Log) deferredSync() {
+	l.syncMu.Lock() // wait for a background sync of the file
+	l.syncMu.Unlock()
+	l.adoptSyncErr()
 	l.syncArmed = false // batches written from now on wake the background goroutine again
 	if !l.unsynced || l.syncErr != nil || l.file == nil {
 		return
@@ -170,6 +211,7 @@ func (l *Log) commit(batch []*request) {
 			}
 		}
 	}()
+	l.adoptSyncErr()
 	if l.syncErr != nil {
 		for _, r := range batch {
 			r.err = l.syncErr

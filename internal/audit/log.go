@@ -93,7 +93,9 @@ type Log struct {
 	stopped chan struct{} // run has returned
 
 	// commitSlot (capacity 1) is held by whoever commits, syncs or rotates: a caller
-	// leading a group commit (submit), the background goroutine, or Close. Everything
+	// leading a group commit (submit), the background goroutine, or Close — except for the
+	// background goroutine's deferred sync itself, which runs outside it (backgroundSync,
+	// syncMu below). Everything
 	// below is touched only by its holder (and by Open before the log is shared), and the
 	// chain state also under stateMu so Head can read it. stopping is set by Close.
 	commitSlot chan struct{}
@@ -127,6 +129,12 @@ type Log struct {
 	// holder only.
 	concurrent int
 	syncErr    error
+	// syncMu is held by the background goroutine while its deferred sync runs outside the
+	// commit slot (backgroundSync); a commit slot holder that closes or replaces the file
+	// takes it first (deferredSync), so the file outlives the sync. bgSyncErr is that
+	// sync's failure, which the next commit slot holder makes sticky in syncErr.
+	syncMu    sync.Mutex
+	bgSyncErr atomic.Pointer[error]
 
 	// Rotation (rotate.go): commit slot holder only, except filesMu, which the holder keeps
 	// while it renames and replaces the file and OpenFiles while it opens the files.

@@ -193,3 +193,72 @@ func countDataSyncs(l *Log) *atomic.Int64 {
 	}
 	return &n
 }
+
+// TestDeferredSyncDoesNotBlockAppends: while the background goroutine's deferred sync waits
+// on a slow disk, lazy appends are still written and return (only a sync-waiting append
+// would wait); the file stays open until that sync ends, even across Close; and the closed
+// log holds every record.
+func TestDeferredSyncDoesNotBlockAppends(t *testing.T) {
+	key := newSigner(t)
+	path := filepath.Join(t.TempDir(), "audit.log")
+	opts := testOptions(key, "log-d", 50)
+	opts.LazySyncInterval = time.Millisecond
+	l, err := Open(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entered, release := make(chan struct{}), make(chan struct{})
+	var blocked atomic.Bool
+	syncAfter := make(chan error, 1)
+	l.syncFile = func(f *os.File, dataOnly bool) error {
+		if dataOnly && blocked.CompareAndSwap(false, true) { // the first deferred sync hangs
+			close(entered)
+			<-release
+			err := syncFile(f, dataOnly) // the file must still be open
+			syncAfter <- err
+			return err
+		}
+		return syncFile(f, dataOnly)
+	}
+	if err := l.AppendLazy(testEvent(0)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no deferred sync started")
+	}
+	done := make(chan error, 1)
+	go func() {
+		for i := 1; i <= 20; i++ {
+			if err := l.AppendLazy(testEvent(i)); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		close(release)
+		t.Fatal("lazy appends waited for the deferred sync of earlier records")
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- l.Close() }()
+	time.Sleep(20 * time.Millisecond) // let Close reach the sync it must wait for
+	close(release)
+	if err := <-syncAfter; err != nil {
+		t.Errorf("the deferred sync's file after Close began: %v; want it still open", err)
+	}
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	rep, err := verifyFile(t, path, key.Public(), VerifyOptions{})
+	if err != nil || rep.Records-rep.Checkpoints != 21 {
+		t.Fatalf("Verify = %+v, %v; want 21 events", rep, err)
+	}
+}

@@ -20,7 +20,6 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 
 	"github.com/coffer-kms/coffer/internal/authz"
-	"github.com/coffer-kms/coffer/internal/tenancy"
 )
 
 // rawToken gets a token from the built-in identity provider with a plain form post.
@@ -78,21 +77,8 @@ func TestDataPlaneAuthentication(t *testing.T) {
 	res := ts.resources()
 	hsmResource := "https://managedhsm.localhost:" + res.port
 
-	// Tenant B with its own pool and an administrator of it.
-	tb, err := ts.tenants.CreateTenant(ctx, "", "Tenant B")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ts.tenants.CreateVault(ctx, tb.ID, tenancy.KindManagedHSM, "bhsm", tenancy.VaultOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	pb, secretB, err := ts.tenants.CreateServicePrincipal(ctx, tb.ID, "b-app")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ts.tenants.CreateRoleAssignment(ctx, authz.Assignment{PrincipalID: pb.ObjectID, TenantID: tb.ID, RoleDefinitionID: mustRole("Managed HSM Crypto User"), Scope: "/tenants/" + tb.ID + "/managedHsms/bhsm"}); err != nil {
-		t.Fatal(err)
-	}
+	// Tenant B with its own pool and a principal of it that may use the pool.
+	tb, pb, secretB := tenantWithPool(t, ts, "bhsm")
 	// A principal of the dev tenant with no role at all.
 	nobody, secretN, _ := ts.tenants.CreateServicePrincipal(ctx, c.TenantID, "no-roles")
 

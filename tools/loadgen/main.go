@@ -19,6 +19,11 @@
 // the API and direct rows alternate -rounds times, and API ÷ direct is printed (issue 6):
 //
 //	go run ./tools/loadgen -coffer /tmp/coffer -ops sign-ps256-hsm,sign-es256-hsm,encrypt-a256gcm-hsm -concurrency 8,32
+//
+// With -noisy it measures instead tenant B's p99 latency alone and while tenant A sends at 10×
+// its quota (noisy.go, SECURITY-NOTES R1):
+//
+//	go run ./tools/loadgen -coffer /tmp/coffer -noisy -duration 10s -rounds 3
 package main
 
 import (
@@ -75,6 +80,12 @@ func loadgen(args []string, stderr io.Writer) int {
 	opsFlag := fs.String("ops", "sign-ps256,sign-es256,decrypt-oaep256,wrap-oaep256,get-key,create-ec,get-secret,set-secret", "operations to run; the HSM ones, not run by default, are sign-ps256-hsm, sign-es256-hsm and encrypt-a256gcm-hsm (SoftHSM2)")
 	rounds := fs.Int("rounds", 3, "HSM operations: how many times the API row and the direct row alternate at each concurrency")
 	sessions := fs.Int("hsm-sessions", pkcs11.DefaultSessions, "HSM operations: PKCS#11 sessions of the server (--pkcs11-sessions) and of the direct provider")
+	noisy := fs.Bool("noisy", false, "measure the noisy neighbour instead (noisy.go, BENCHMARKS.md \"Noisy neighbour\"): tenant B's p99 alone and while tenant A exceeds its quota, -rounds times, -duration per phase")
+	noisyQuota := fs.Int("noisy-quota", 200, "-noisy: the server's per-tenant rate limit and burst (--tenant-rate-limit, --tenant-burst)")
+	noisyFactor := fs.Float64("noisy-factor", 10, "-noisy: tenant A's request rate as a multiple of the quota (0: as fast as 256 callers go)")
+	noisyBRate := fs.Float64("noisy-b-rate", 0, "-noisy: tenant B's request rate (default: half the quota)")
+	noisyOp := fs.String("noisy-op", "get-secret", "-noisy: what tenant B does, get-secret or set-secret")
+	noisyAOp := fs.String("noisy-a-op", "", "-noisy: what tenant A does (default: the same as B)")
 	cpuProfile := fs.String("cpuprofile", "", "write loadgen's own CPU profile to this file (with wrk, mostly the direct rows of HSM operations; COFFER_CPUPROFILE=file profiles the server)")
 	if err := fs.Parse(args); err == flag.ErrHelp {
 		return 0
@@ -109,6 +120,14 @@ func loadgen(args []string, stderr io.Writer) int {
 			}
 		}()
 	}
+	if *noisy {
+		err := runNoisy(*bin, noisyConfig{quota: *noisyQuota, factor: *noisyFactor, bRate: *noisyBRate, op: *noisyOp, aOp: *noisyAOp, dur: *dur, rounds: *rounds, http1: *http1})
+		if err != nil {
+			fmt.Fprintln(stderr, "loadgen:", err)
+			return 1
+		}
+		return 0
+	}
 	if err := run(*bin, *noAudit, *http1, *dur, *conc, strings.Split(*opsFlag, ","), *rounds, *sessions); err != nil {
 		fmt.Fprintln(stderr, "loadgen:", err)
 		return 1
@@ -138,18 +157,20 @@ var useWrk bool
 
 // target is one running server, ready for load.
 type target struct {
-	k    *kv
-	pool *kv // the dev managed HSM pool, for the HSM operations; nil without them
-	pid  int
-	port string         // of the bare host, which serves the development vault
-	enc  map[string]any // an RSA-OAEP-256 ciphertext for decrypt
-	stop func()
+	k     *kv
+	pool  *kv // the dev managed HSM pool, for the HSM operations; nil without them
+	pid   int
+	dir   string         // the server's data directory
+	creds creds          // the dev tenant's credentials
+	port  string         // of the bare host, which serves the development vault
+	enc   map[string]any // an RSA-OAEP-256 ciphertext for decrypt
+	stop  func()
 }
 
 // start runs `coffer server --dev` from bin in a new data directory and creates the keys
 // and the secret the operations use; with h, the server uses h's token and the pool gets a
-// key for each HSM operation of ops.
-func start(bin string, http1 bool, h *hsm, ops []string) (*target, error) {
+// key for each HSM operation of ops. extra flags go last, so they override the defaults here.
+func start(bin string, http1 bool, h *hsm, ops []string, extra ...string) (*target, error) {
 	dir, err := os.MkdirTemp("", "coffer-load-")
 	if err != nil {
 		return nil, err
@@ -159,13 +180,14 @@ func start(bin string, http1 bool, h *hsm, ops []string) (*target, error) {
 	if h != nil {
 		args = append(args, h.serverFlags()...)
 	}
+	args = append(args, extra...)
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
 	if err := cmd.Start(); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	t := &target{pid: cmd.Process.Pid, stop: func() {
+	t := &target{pid: cmd.Process.Pid, dir: dir, stop: func() {
 		// SIGTERM first: the server drains and, with COFFER_CPUPROFILE set, writes its profile.
 		cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan struct{})
@@ -194,7 +216,7 @@ func start(bin string, http1 bool, h *hsm, ops []string) (*target, error) {
 	if err != nil {
 		return fail(err)
 	}
-	t.port = u.Port()
+	t.port, t.creds = u.Port(), c
 	t.k = &kv{hc: hc, base: vault, token: tok, wrkBase: "https://localhost:" + t.port}
 	if _, err := t.k.call("POST", "/keys/bench-rsa/create", map[string]any{"kty": "RSA", "key_size": 2048}); err != nil {
 		return fail(fmt.Errorf("create RSA key: %w", err))
@@ -485,9 +507,8 @@ type kv struct {
 	wrkLoopback bool
 }
 
-// do sends one request with the token; the caller closes the answer's body. Any status
-// but 200 is an error.
-func (k *kv) do(method, path string, body any) (*http.Response, error) {
+// request is one request to the store with the token and body as JSON (none if nil).
+func (k *kv) request(method, path string, body any) *http.Request {
 	var r io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -498,7 +519,13 @@ func (k *kv) do(method, path string, body any) (*http.Response, error) {
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := k.hc.Do(req)
+	return req
+}
+
+// do sends one request with the token; the caller closes the answer's body. Any status
+// but 200 is an error.
+func (k *kv) do(method, path string, body any) (*http.Response, error) {
+	resp, err := k.hc.Do(k.request(method, path, body))
 	if err != nil {
 		return nil, err
 	}
