@@ -293,6 +293,9 @@ func (d *DataPlane) wrap(rt Route, fallback *tenancy.Vault) http.Handler {
 		}
 		rec.Vault = name
 		fail := func(err error) {
+			if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+				err = ErrClientClosed // the client hung up mid-request: nothing failed here
+			}
 			e := WriteError(w, err)
 			if e.Status >= 500 && !errors.As(err, new(*Error)) && d.LogError != nil {
 				d.LogError("request failed", "operation", rt.Operation, "vault", rec.Vault, "status", e.Status, "err", err)

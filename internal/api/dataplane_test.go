@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -207,5 +208,39 @@ func TestThrottledRecordReadOnly(t *testing.T) {
 	}
 	if aud.recs[0].ReadOnly || !aud.recs[1].ReadOnly {
 		t.Errorf("ReadOnly of the admitted create = %v, of the throttled one = %v; want false, true", aud.recs[0].ReadOnly, aud.recs[1].ReadOnly)
+	}
+}
+
+// TestClientGoneIsNotAServerFailure: a request whose client hung up (its context canceled)
+// and whose handler therefore failed with context.Canceled is recorded as 499
+// ClientClosedRequest, and logs no server error; the same error on a live request is
+// still a logged 500.
+func TestClientGoneIsNotAServerFailure(t *testing.T) {
+	for _, gone := range []bool{true, false} {
+		aud := &fakeAuditor{}
+		d := auditedPlane(aud)
+		var logged []string
+		d.LogError = func(msg string, _ ...any) { logged = append(logged, msg) }
+		h := d.Handler([]Route{{Pattern: "POST /keys/{name}/create", Operation: "KeyCreate", Action: map[tenancy.Kind]string{tenancy.KindVault: "a"},
+			Handle: func(http.ResponseWriter, *http.Request, *Call) error {
+				return fmt.Errorf("read meta: %w", context.Canceled)
+			}}}, nil)
+		ctx, cancel := context.WithCancel(context.Background())
+		if gone {
+			cancel()
+		}
+		r := httptest.NewRequestWithContext(ctx, "POST", "https://v1.localhost/keys/k/create?api-version=7.6", strings.NewReader("{}"))
+		r.Header.Set("Authorization", "Bearer tok")
+		r.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		cancel()
+		want, wantLogs := 499, 0
+		if !gone {
+			want, wantLogs = 500, 1
+		}
+		if len(aud.recs) != 1 || aud.recs[0].Status != want || len(logged) != wantLogs {
+			t.Errorf("client gone %v: %d records (status %v), %d error logs %v; want status %d, %d logs", gone, len(aud.recs), aud.recs, len(logged), logged, want, wantLogs)
+		}
 	}
 }

@@ -41,6 +41,9 @@ var (
 	ErrRequestTooLarge    = Errorf(http.StatusRequestEntityTooLarge, "RequestTooLarge", "the request body is larger than the server accepts")
 	ErrInternal           = Errorf(http.StatusInternalServerError, "InternalError", "the server failed to process the request; the failure is logged with this request's id")
 	ErrServiceUnavailable = Errorf(http.StatusServiceUnavailable, "ServiceUnavailable", "the service is temporarily unavailable; retry later")
+	// ErrClientClosed is what a request whose client went away before it completed is
+	// recorded as (nginx's 499; nobody reads the answer): not a server failure.
+	ErrClientClosed = Errorf(499, "ClientClosedRequest", "the client closed the connection before the request completed")
 	// ErrStorageFull answers a write that failed because the server's disk is full: a
 	// condition of the server, not of the request, which a retry can outlive.
 	ErrStorageFull = Errorf(http.StatusServiceUnavailable, "ServiceUnavailable", "the server's storage is full: the write was not stored; retry after an operator has freed disk space")
