@@ -50,6 +50,8 @@ type Config struct {
 	SchedulerEvery          time.Duration
 	TokenKeyMaxAge          time.Duration
 	AuditStdout             bool
+	// DisableRSA15 refuses RSA1_5 encrypt, decrypt, wrapKey and unwrapKey (400).
+	DisableRSA15 bool
 	// AuditSyncInterval 0 syncs the audit log before every response; positive defers syncs
 	// by up to that long (records are written before the response either way).
 	AuditSyncInterval time.Duration
@@ -108,6 +110,17 @@ func str(p func(c *Config) *string) func(*Config, string) error {
 	return func(c *Config, v string) error { *p(c) = v; return nil }
 }
 
+func boolean(p func(c *Config) *bool) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", v)
+		}
+		*p(c) = b
+		return nil
+	}
+}
+
 func dur(p func(c *Config) *time.Duration) func(*Config, string) error {
 	return func(c *Config, v string) error {
 		d, err := time.ParseDuration(v)
@@ -138,14 +151,7 @@ func byteSize(p func(c *Config) *int64) func(*Config, string) error {
 }
 
 var settings = []setting{
-	{"dev", kindBool, "false", "development mode: creates the data directory, a development CA and server certificate, initialises and unseals itself. NOT FOR PRODUCTION", func(c *Config, v string) error {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return fmt.Errorf("%q is not true or false", v)
-		}
-		c.Dev = b
-		return nil
-	}},
+	{"dev", kindBool, "false", "development mode: creates the data directory, a development CA and server certificate, initialises and unseals itself. NOT FOR PRODUCTION", boolean(func(c *Config) *bool { return &c.Dev })},
 	{"listen", kindString, "127.0.0.1:8443", "address (host:port) of the HTTPS listener; there is no plain-HTTP listener", str(func(c *Config) *string { return &c.Listen })},
 	{"data-dir", kindString, "./coffer-data", "directory holding the database (coffer.db) and, in dev mode, the development CA and unseal share", str(func(c *Config) *string { return &c.DataDir })},
 	{"tls-cert-file", kindString, "", "PEM server certificate chain (required unless --dev); reloaded when the file changes or on SIGHUP", str(func(c *Config) *string { return &c.TLSCertFile })},
@@ -177,14 +183,8 @@ var settings = []setting{
 	}},
 	{"scheduler-interval", kindDuration, "1m", "how often due key rotations and purges of expired deleted objects run", dur(func(c *Config) *time.Duration { return &c.SchedulerEvery })},
 	{"token-key-rotation", kindDuration, "24h", "age at which the identity provider's token signing key is replaced (old public keys stay in the JWKS until their tokens expire)", dur(func(c *Config) *time.Duration { return &c.TokenKeyMaxAge })},
-	{"audit-stdout", kindBool, "false", "also write every audit record to standard output (a second, separately chained sink)", func(c *Config, v string) error {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return fmt.Errorf("%q is not true or false", v)
-		}
-		c.AuditStdout = b
-		return nil
-	}},
+	{"audit-stdout", kindBool, "false", "also write every audit record to standard output (a second, separately chained sink)", boolean(func(c *Config) *bool { return &c.AuditStdout })},
+	{"disable-rsa1_5", kindBool, "false", "refuse the RSA1_5 algorithm (PKCS #1 v1.5 encryption, the Bleichenbacher padding oracle) in encrypt, decrypt, wrapKey and unwrapKey with 400 BadParameter; Key Vault offers it, so it stays on unless set; RS256-style signatures are not affected", boolean(func(c *Config) *bool { return &c.DisableRSA15 })},
 	{"audit-read-sync-interval", kindDuration, "10ms", "how long the audit record of a request that changes nothing stored (a read, or sign, verify, encrypt, decrypt, wrapKey, unwrapKey) may wait for its sync to disk: the response still waits until the record is written to the file, which survives a killed process, and a failed write or sync fails requests as always; a power loss can lose that much of the read records. 0 syncs them before the response like every other record (records of requests that change state are always synced first, unless audit-sync-interval is set)", dur(func(c *Config) *time.Duration { return &c.AuditReadSyncInterval })},
 	{"audit-sync-interval", kindDuration, "0s", "0 (default): every data-plane response waits until its audit record is synced to disk; a positive duration (at most 1s) returns once the record is written to the file, which survives a killed process, and syncs within that time, so a power loss can lose that much of the log (Vault's file audit device never syncs); a failed sync stops all requests", dur(func(c *Config) *time.Duration { return &c.AuditSyncInterval })},
 	{"audit-max-size", kindString, "256MiB", "size at which the audit log file is rotated: it is closed with a signed checkpoint, renamed audit.log.000001, .000002, … and a new audit.log continues the hash chain (0: never rotate; otherwise at least 64KiB); rotated files are kept, delete or archive them yourself", byteSize(func(c *Config) *int64 { return &c.AuditMaxSize })},

@@ -97,6 +97,15 @@ func (s *Service) Verify(ctx context.Context, v tenancy.Vault, base, name, versi
 	return VerifyResult{Value: ok, KID: kid}, nil
 }
 
+// errRSA15Off answers RSA1_5 on a server that refuses it (DisableRSA15), before the key is
+// used: the same answer for every ciphertext.
+var errRSA15Off = badParam("the algorithm RSA1_5 is disabled on this server (its PKCS #1 v1.5 padding is the Bleichenbacher oracle): use RSA-OAEP-256")
+
+// DisableRSA15 makes encrypt, decrypt, wrapKey and unwrapKey refuse RSA1_5 with 400
+// BadParameter (the server's disable-rsa1_5 setting). Signatures are not affected: RS256 and
+// the like are PKCS #1 v1.5 signatures, not encryption.
+func (s *Service) DisableRSA15() { s.rsa15Off = true }
+
 // encParams converts the wire parameters for the provider.
 func encParams(p OperationParams) provider.EncryptParams {
 	return provider.EncryptParams{Algorithm: p.Algorithm, Value: p.Value, IV: p.IV, AAD: p.AAD, Tag: p.Tag}
@@ -107,6 +116,9 @@ func (s *Service) Encrypt(ctx context.Context, v tenancy.Vault, base, name, vers
 	key, kid, err := s.prepare(ctx, v, base, name, version, OpEncrypt)
 	if err != nil {
 		return OperationResult{}, err
+	}
+	if s.rsa15Off && p.Algorithm == provider.AlgRSA15 {
+		return OperationResult{}, errRSA15Off
 	}
 	r, err := key.Encrypt(ctx, encParams(p))
 	if err != nil {
@@ -132,6 +144,9 @@ func (s *Service) Decrypt(ctx context.Context, v tenancy.Vault, base, name, vers
 	if err != nil {
 		return OperationResult{}, err
 	}
+	if s.rsa15Off && p.Algorithm == provider.AlgRSA15 {
+		return OperationResult{}, errRSA15Off
+	}
 	pt, err := key.Decrypt(ctx, encParams(p))
 	if err == provider.ErrDecrypt {
 		return OperationResult{}, errDecryptFailed
@@ -148,6 +163,9 @@ func (s *Service) WrapKey(ctx context.Context, v tenancy.Vault, base, name, vers
 	if err != nil {
 		return OperationResult{}, err
 	}
+	if s.rsa15Off && p.Algorithm == provider.AlgRSA15 {
+		return OperationResult{}, errRSA15Off
+	}
 	r, err := key.WrapKey(ctx, encParams(p))
 	if err != nil {
 		return OperationResult{}, provErr("wrap key", err)
@@ -160,6 +178,9 @@ func (s *Service) UnwrapKey(ctx context.Context, v tenancy.Vault, base, name, ve
 	key, kid, err := s.prepare(ctx, v, base, name, version, OpUnwrapKey)
 	if err != nil {
 		return OperationResult{}, err
+	}
+	if s.rsa15Off && p.Algorithm == provider.AlgRSA15 {
+		return OperationResult{}, errRSA15Off
 	}
 	pt, err := key.UnwrapKey(ctx, encParams(p))
 	if err == provider.ErrDecrypt {

@@ -213,3 +213,53 @@ func TestFailedDecryptionCostsNoMoreThanASuccess(t *testing.T) {
 		}
 	}
 }
+
+// TestDisableRSA15: with DisableRSA15, encrypt, decrypt, wrapKey and unwrapKey refuse RSA1_5
+// with one BadParameter whatever the ciphertext, and nothing else changes: RSA-OAEP still
+// works, RS256 signatures still do, and a missing key is still KeyNotFound.
+func TestDisableRSA15(t *testing.T) {
+	f := newFixture(t)
+	f.mustCreate(f.v, "rsa", rsaKey)
+	plain := []byte("attack at dawn")
+	ct, err := f.svc.Encrypt(f.ctx, f.v, f.base, "rsa", "", OperationParams{Algorithm: provider.AlgRSA15, Value: plain})
+	if err != nil {
+		t.Fatalf("Encrypt(RSA1_5) before DisableRSA15 = %v", err)
+	}
+	f.svc.DisableRSA15()
+	p := OperationParams{Algorithm: provider.AlgRSA15, Value: ct.Value}
+	garbage := OperationParams{Algorithm: provider.AlgRSA15, Value: bytes.Repeat([]byte{1}, 256)}
+	for name, call := range map[string]func() error{
+		"encrypt": func() error {
+			_, err := f.svc.Encrypt(f.ctx, f.v, f.base, "rsa", "", OperationParams{Algorithm: provider.AlgRSA15, Value: plain})
+			return err
+		},
+		"decrypt":         func() error { _, err := f.svc.Decrypt(f.ctx, f.v, f.base, "rsa", "", p); return err },
+		"decrypt-garbage": func() error { _, err := f.svc.Decrypt(f.ctx, f.v, f.base, "rsa", "", garbage); return err },
+		"wrap": func() error {
+			_, err := f.svc.WrapKey(f.ctx, f.v, f.base, "rsa", "", OperationParams{Algorithm: provider.AlgRSA15, Value: plain})
+			return err
+		},
+		"unwrap":         func() error { _, err := f.svc.UnwrapKey(f.ctx, f.v, f.base, "rsa", "", p); return err },
+		"unwrap-garbage": func() error { _, err := f.svc.UnwrapKey(f.ctx, f.v, f.base, "rsa", "", garbage); return err },
+	} {
+		if err := call(); err != errRSA15Off {
+			t.Errorf("%s with RSA1_5 disabled = %v; want %v", name, err, errRSA15Off)
+		}
+	}
+	if !errors.Is(errRSA15Off, ErrBadParameter) {
+		t.Errorf("errRSA15Off = %v; want a BadParameter", errRSA15Off)
+	}
+	if _, err := f.svc.Decrypt(f.ctx, f.v, f.base, "missing", "", p); !errors.Is(err, ErrKeyNotFound) {
+		t.Errorf("Decrypt(missing key, RSA1_5) = %v; want KeyNotFound first", err)
+	}
+	oaep, err := f.svc.Encrypt(f.ctx, f.v, f.base, "rsa", "", OperationParams{Algorithm: provider.AlgRSAOAEP256, Value: plain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pt, err := f.svc.Decrypt(f.ctx, f.v, f.base, "rsa", "", OperationParams{Algorithm: provider.AlgRSAOAEP256, Value: oaep.Value}); err != nil || !bytes.Equal(pt.Value, plain) {
+		t.Errorf("RSA-OAEP-256 with RSA1_5 disabled = %v", err)
+	}
+	if _, err := f.svc.Sign(f.ctx, f.v, f.base, "rsa", "", SignParams{Algorithm: provider.AlgRS256, Value: digest("x")}); err != nil {
+		t.Errorf("RS256 sign with RSA1_5 disabled = %v", err)
+	}
+}

@@ -27,6 +27,8 @@ type Service struct {
 	metas    *records.Decoded[keyRecord]
 	// hsmPools: managed HSM pools hold HSM key types only (RequireHSMInPools).
 	hsmPools bool
+	// rsa15Off: RSA1_5 encrypt, decrypt, wrapKey and unwrapKey are refused (DisableRSA15).
+	rsa15Off bool
 	// poolBackupKey, if set, seals managed HSM pools' backups (poolbackup.go).
 	poolBackupKey PoolBackupKey
 	// poolWrapKey, if set, wraps pools' HSM keys into their backups (sdwrap.go).

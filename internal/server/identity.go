@@ -120,6 +120,9 @@ func (s *Server) ident() (*identity, error) {
 	if s.hsm != nil {
 		keySvc.RequireHSMInPools()
 	}
+	if s.cfg.DisableRSA15 {
+		keySvc.DisableRSA15()
+	}
 	keySvc.SealPoolBackupsWith(s.sd.BackupKey)
 	keySvc.WrapPoolKeysWith(s.poolWrapKey)
 	keySvc.WrapCertificateKeysWith(s.certWrapKey(certsBackupKey))

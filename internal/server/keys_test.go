@@ -223,3 +223,29 @@ func TestKeysThroughAzureSDK(t *testing.T) {
 		t.Errorf("unknown api-version = %d; want 400", resp.StatusCode)
 	}
 }
+
+// TestDisableRSA15Setting: with --disable-rsa1_5 the official client's RSA1_5 decrypt and
+// encrypt get 400 BadParameter naming the setting's reason, and RSA-OAEP-256 still works.
+func TestDisableRSA15Setting(t *testing.T) {
+	ts := startDev(t, "--disable-rsa1_5")
+	ctx := context.Background()
+	c := keysClient(t, ts)
+	if _, err := c.CreateKey(ctx, "k", azkeys.CreateKeyParameters{Kty: to.Ptr(azkeys.KeyTypeRSA)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	rsa15 := to.Ptr(azkeys.EncryptionAlgorithmRSA15)
+	_, err := c.Encrypt(ctx, "k", "", azkeys.KeyOperationParameters{Algorithm: rsa15, Value: []byte("x")}, nil)
+	wantCode(t, err, 400, "BadParameter")
+	_, err = c.Decrypt(ctx, "k", "", azkeys.KeyOperationParameters{Algorithm: rsa15, Value: make([]byte, 256)}, nil)
+	wantCode(t, err, 400, "BadParameter")
+	if !strings.Contains(err.Error(), "RSA1_5 is disabled") {
+		t.Errorf("Decrypt(RSA1_5) = %v; want the disabled-algorithm message", err)
+	}
+	ct, err := c.Encrypt(ctx, "k", "", azkeys.KeyOperationParameters{Algorithm: to.Ptr(azkeys.EncryptionAlgorithmRSAOAEP256), Value: []byte("x")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pt, err := c.Decrypt(ctx, "k", "", azkeys.KeyOperationParameters{Algorithm: to.Ptr(azkeys.EncryptionAlgorithmRSAOAEP256), Value: ct.Result}, nil); err != nil || string(pt.Result) != "x" {
+		t.Errorf("RSA-OAEP-256 with RSA1_5 disabled = %v", err)
+	}
+}

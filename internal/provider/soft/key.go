@@ -110,8 +110,10 @@ func (k *Key) Sign(_ context.Context, alg string, digest []byte) ([]byte, error)
 // a decryption failed at all is the oracle itself: it is visible to the caller by design of
 // Key Vault's API (Go deprecates DecryptPKCS1v15 for exactly this reason). The residual
 // risks are timing differences outside crypto/rsa (allocation of the result, the HTTP
-// layer) and the oracle's existence; mitigations live above the provider: RSA1_5 can be
-// disabled by policy, and failures are rate-limited and audited per key. Implicit
+// layer) and the oracle's existence; mitigations live above the provider: the server's
+// --disable-rsa1_5 refuses the algorithm (keys.Service.DisableRSA15), every call is
+// audited, and the tenant's rate limit bounds the queries (there is no per-key failure
+// alarm yet). tools/dudect measures the timing (docs/SECURITY.md). Implicit
 // rejection (returning random bytes instead of an error) would break Key Vault clients
 // that rely on the error, so it is not done here.
 func (k *Key) Decrypt(_ context.Context, p provider.EncryptParams) ([]byte, error) {
