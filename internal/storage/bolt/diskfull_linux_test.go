@@ -102,17 +102,7 @@ func TestCommitDiskFull(t *testing.T) {
 	t.Logf("%d puts acknowledged before ENOSPC", len(acked))
 	checkDB(t, b, acked)
 
-	if err := os.Remove(filler); err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	for i := range 100 {
-		k := fmt.Sprintf("after/%03d", i)
-		if err := b.Put(ctx, k, fullValue(i)); err != nil {
-			t.Fatalf("Put %s after space returned = %v; want success without reopening", k, err)
-		}
-		acked[k] = fullValue(i)
-	}
+	putsResume(t, b, filler, acked, 100)
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -144,17 +134,7 @@ func TestFailedSyncThenCommitsSurviveCacheDrop(t *testing.T) {
 		t.Fatalf("Put on full thin storage = %v; want an error wrapping ENOSPC or EIO", err)
 	}
 	t.Logf("%d puts acknowledged before the sync failed: %v", len(acked), err)
-	if err := os.Remove(filler); err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	for i := range 50 {
-		k := fmt.Sprintf("after/%03d", i)
-		if err := b.Put(ctx, k, fullValue(i)); err != nil {
-			t.Fatalf("Put %s after space returned = %v; want success without reopening", k, err)
-		}
-		acked[k] = fullValue(i)
-	}
+	putsResume(t, b, filler, acked, 50)
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +143,23 @@ func TestFailedSyncThenCommitsSurviveCacheDrop(t *testing.T) {
 	checkFile(t, path)
 	b = mustOpen(t, path)
 	checkDB(t, b, acked)
-	if err := b.Put(ctx, "after-remount", []byte("x")); err != nil {
+	if err := b.Put(context.Background(), "after-remount", []byte("x")); err != nil {
 		t.Errorf("Put after the remount = %v", err)
+	}
+}
+
+// putsResume frees the space filler takes and requires n more puts to succeed on the same
+// Backend, without reopening it; they join acked.
+func putsResume(t *testing.T, b *Backend, filler string, acked map[string][]byte, n int) {
+	t.Helper()
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		k := fmt.Sprintf("after/%03d", i)
+		if err := b.Put(context.Background(), k, fullValue(i)); err != nil {
+			t.Fatalf("Put %s after space returned = %v; want success without reopening", k, err)
+		}
+		acked[k] = fullValue(i)
 	}
 }
