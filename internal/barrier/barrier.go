@@ -6,8 +6,11 @@
 //
 // Threat model: the storage backend and anyone who can read or write it are untrusted. They
 // may read, flip bytes in, truncate, delete, copy or swap records; the barrier detects every
-// such change on read (never returns wrong plaintext) and names the record. It does not detect
-// rollback of a record to an older value sealed for the same path (see docs/FORMAT.md).
+// such change on read (never returns wrong plaintext) and names the record. A record rolled
+// back to an older value sealed for the same path, a deleted record, or a whole store
+// restored from an older copy, are detected by the store state (state.go): at unseal, by
+// Verify, and against a generation kept outside the store (GenerationAnchor); see
+// docs/FORMAT.md for what stays undetectable without that outside state.
 //
 // This package imports only internal/storage and internal/shamir of Coffer's packages; it must
 // never import net/http.
@@ -54,6 +57,8 @@ type Barrier struct {
 	closed bool
 
 	cache readCache // off unless EnableReadCache
+
+	gen uint64 // store generation last committed or found at unseal (guarded by mu)
 }
 
 var _ storage.Backend = (*Barrier)(nil)
@@ -86,6 +91,7 @@ func (b *Barrier) setKeyring(kr *keyring) *keyring {
 	defer b.mu.Unlock()
 	old := b.kr
 	b.kr = kr
+	b.gen = 0
 	b.cache.reset()
 	return old
 }
@@ -171,49 +177,44 @@ func listLogical(ctx context.Context, r storage.Reader, prefix string, opts stor
 	return p, nil
 }
 
-// Put seals value for key and stores it durably.
+// Put seals value for key and stores it durably, with the store state (state.go) in the
+// same transaction.
 func (b *Barrier) Put(ctx context.Context, key string, value []byte) error {
-	kr, err := b.keyring()
-	if err != nil {
-		return err
-	}
-	if err := checkKey(key); err != nil {
-		return err
-	}
-	rec, err := kr.seal(key, value)
-	if err != nil {
-		return err
-	}
-	defer b.cache.written(key)
-	return b.backend.Put(ctx, dataPrefix+key, rec)
+	return b.Txn(ctx, func(tx storage.Tx) error { return tx.Put(ctx, key, value) })
 }
 
 // Delete removes key durably.
 func (b *Barrier) Delete(ctx context.Context, key string) error {
-	if _, err := b.keyring(); err != nil {
-		return err
-	}
-	if err := checkKey(key); err != nil {
-		return err
-	}
-	defer b.cache.written(key)
-	return b.backend.Delete(ctx, dataPrefix+key)
+	return b.Txn(ctx, func(tx storage.Tx) error { return tx.Delete(ctx, key) })
 }
 
-// Txn runs fn in one atomic transaction of the underlying backend, sealing every write.
+// Txn runs fn in one atomic transaction of the underlying backend, sealing every write. A
+// transaction that writes also advances the store generation and updates the store hash, in
+// the same backend transaction.
 func (b *Barrier) Txn(ctx context.Context, fn func(tx storage.Tx) error) error {
 	kr, err := b.keyring()
 	if err != nil {
 		return err
 	}
 	var wrote []string
+	var gen uint64
 	defer func() { b.cache.written(wrote...) }()
-	return b.backend.Txn(ctx, func(tx storage.Tx) error {
+	err = b.backend.Txn(ctx, func(tx storage.Tx) error {
 		st := &sealedTx{tx: tx, kr: kr}
 		err := fn(st)
 		wrote = append(wrote, st.wrote...) // a retried transaction adds its keys again
-		return err
+		if err != nil || !st.loaded {
+			gen = 0
+			return err
+		}
+		st.state.gen++
+		gen = st.state.gen
+		return putState(ctx, tx, kr, st.state)
 	})
+	if err == nil && gen != 0 {
+		b.noteGeneration(gen)
+	}
+	return err
 }
 
 // Ping checks the underlying backend; it works while sealed too.
@@ -234,9 +235,11 @@ func (b *Barrier) Close() error {
 
 // sealedTx seals writes and opens reads inside a backend transaction.
 type sealedTx struct {
-	tx    storage.Tx
-	kr    *keyring
-	wrote []string // keys put or deleted, for the read cache
+	tx     storage.Tx
+	kr     *keyring
+	wrote  []string   // keys put or deleted, for the read cache
+	state  storeState // the store state as this transaction leaves it, once loaded
+	loaded bool       // state was read: the transaction writes
 }
 
 func (t *sealedTx) Get(ctx context.Context, key string) ([]byte, error) {
@@ -255,6 +258,9 @@ func (t *sealedTx) Put(ctx context.Context, key string, value []byte) error {
 	if err != nil {
 		return err
 	}
+	if err := t.track(ctx, key, rec); err != nil {
+		return err
+	}
 	t.wrote = append(t.wrote, key)
 	return t.tx.Put(ctx, dataPrefix+key, rec)
 }
@@ -263,6 +269,35 @@ func (t *sealedTx) Delete(ctx context.Context, key string) error {
 	if err := checkKey(key); err != nil {
 		return err
 	}
+	if err := t.track(ctx, key, nil); err != nil {
+		return err
+	}
 	t.wrote = append(t.wrote, key)
 	return t.tx.Delete(ctx, dataPrefix+key)
+}
+
+// track updates the transaction's store state for a write of rec (nil: delete) at key: the
+// record key holds now leaves the store hash, rec joins it.
+func (t *sealedTx) track(ctx context.Context, key string, rec []byte) error {
+	if !t.loaded {
+		st, found, err := loadState(ctx, t.tx, t.kr)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return fmt.Errorf("%w: the store state record %s is missing: it was deleted while Coffer ran; seal and unseal to check the store", ErrIntegrity, storeStatePath)
+		}
+		t.state, t.loaded = st, true
+	}
+	old, err := t.tx.Get(ctx, dataPrefix+key)
+	switch {
+	case err == nil:
+		t.state.remove(t.kr, key, old)
+	case !errors.Is(err, storage.ErrNotFound):
+		return err
+	}
+	if rec != nil {
+		t.state.add(t.kr, key, rec)
+	}
+	return nil
 }

@@ -22,6 +22,9 @@ type keyringDoc struct {
 	Version int    `json:"version"`
 	Active  uint32 `json:"active"`
 	Terms   []Term `json:"terms"`
+	// StoreState says the store keeps a store state record (state.go): its absence is then
+	// tampering, not a store written before store states. Older builds ignore the member.
+	StoreState bool `json:"storeState,omitempty"`
 }
 
 // keyring is the in-memory keyring: one AEAD per term, indexed by term (terms are numbered
@@ -30,6 +33,10 @@ type keyring struct {
 	active uint32
 	terms  []Term
 	aeads  []cipher.AEAD // aeads[term]; aeads[0] is nil
+	// hashKey keys the store hash (state.go); derived from term 1, so rotation keeps it.
+	hashKey []byte
+	// storeState mirrors keyringDoc.StoreState.
+	storeState bool
 }
 
 // aead returns the AEAD of term, or nil if the keyring does not have it.
@@ -42,7 +49,7 @@ func (kr *keyring) aead(term uint32) cipher.AEAD {
 
 // newKeyring returns a keyring with a single fresh term 1.
 func newKeyring(now time.Time) (*keyring, error) {
-	kr := &keyring{aeads: []cipher.AEAD{nil}}
+	kr := &keyring{aeads: []cipher.AEAD{nil}, storeState: true}
 	if err := kr.addTerm(now); err != nil {
 		return nil, err
 	}
@@ -63,13 +70,18 @@ func (kr *keyring) addTerm(now time.Time) error {
 	kr.terms = append(kr.terms, Term{ID: id, Key: key, Created: now.UTC()})
 	kr.aeads = append(kr.aeads, aead)
 	kr.active = id
+	if id == 1 {
+		if kr.hashKey, err = deriveHashKey(key); err != nil {
+			return fmt.Errorf("keyring: derive the store hash key: %w", err)
+		}
+	}
 	return nil
 }
 
 // rotated returns a copy of kr with one more term; kr itself is unchanged, so a failed
 // persist leaves the live keyring as it was.
 func (kr *keyring) rotated(now time.Time) (*keyring, error) {
-	next := &keyring{active: kr.active, terms: append([]Term(nil), kr.terms...), aeads: append([]cipher.AEAD(nil), kr.aeads...)}
+	next := &keyring{active: kr.active, terms: append([]Term(nil), kr.terms...), aeads: append([]cipher.AEAD(nil), kr.aeads...), hashKey: kr.hashKey, storeState: kr.storeState}
 	if err := next.addTerm(now); err != nil {
 		return nil, err
 	}
@@ -77,7 +89,7 @@ func (kr *keyring) rotated(now time.Time) (*keyring, error) {
 }
 
 func (kr *keyring) marshal() ([]byte, error) {
-	return json.Marshal(keyringDoc{Version: 1, Active: kr.active, Terms: kr.terms})
+	return json.Marshal(keyringDoc{Version: 1, Active: kr.active, Terms: kr.terms, StoreState: kr.storeState})
 }
 
 // parseKeyring checks and loads a decrypted keyring document.
@@ -92,7 +104,7 @@ func parseKeyring(b []byte) (*keyring, error) {
 	if len(doc.Terms) == 0 {
 		return nil, errors.New("keyring document has no terms")
 	}
-	kr := &keyring{active: doc.Active, terms: doc.Terms, aeads: []cipher.AEAD{nil}}
+	kr := &keyring{active: doc.Active, terms: doc.Terms, aeads: []cipher.AEAD{nil}, storeState: doc.StoreState}
 	for i, t := range doc.Terms {
 		if t.ID != uint32(i+1) {
 			return nil, fmt.Errorf("keyring document lists term %d where term %d belongs", t.ID, i+1)
@@ -106,6 +118,10 @@ func parseKeyring(b []byte) (*keyring, error) {
 	if doc.Active != uint32(len(doc.Terms)) {
 		return nil, fmt.Errorf("keyring document's active term %d is not its newest term %d", doc.Active, len(doc.Terms))
 	}
+	var err error
+	if kr.hashKey, err = deriveHashKey(doc.Terms[0].Key); err != nil {
+		return nil, fmt.Errorf("keyring: derive the store hash key: %w", err)
+	}
 	return kr, nil
 }
 
@@ -115,4 +131,5 @@ func (kr *keyring) wipe() {
 	for _, t := range kr.terms {
 		clear(t.Key)
 	}
+	clear(kr.hashKey)
 }

@@ -73,6 +73,8 @@ type Status struct {
 	Threshold   int    `json:"threshold,omitempty"`
 	Progress    int    `json:"progress"`
 	Term        uint32 `json:"term,omitempty"`
+	// Generation is the store generation (docs/FORMAT.md, "Store state"); 0 while sealed.
+	Generation uint64 `json:"generation,omitempty"`
 }
 
 // InitOptions configures an init: the unseal shares of the Shamir seal, or the recovery
@@ -95,9 +97,11 @@ type Manager struct {
 	wrapper RootKeyWrapper // nil for the Shamir seal
 	now     func() time.Time
 
-	mu      sync.Mutex
-	rootKey []byte   // set while unsealed
-	pending [][]byte // unseal shares entered so far
+	mu       sync.Mutex
+	rootKey  []byte   // set while unsealed
+	pending  [][]byte // unseal shares entered so far
+	checks   StoreChecks
+	anchored uint64 // the generation last recorded in checks.Anchor
 }
 
 // NewManager returns a Manager for a barrier over raw. wrapper is nil for the Shamir seal.
@@ -131,6 +135,7 @@ func (m *Manager) statusLocked(ctx context.Context) (Status, error) {
 		Threshold:   cfg.Threshold,
 		Progress:    len(m.pending),
 		Term:        m.barrier.ActiveTerm(),
+		Generation:  m.barrier.Generation(),
 	}, nil
 }
 
@@ -210,6 +215,10 @@ func (m *Manager) Init(ctx context.Context, opts InitOptions) (InitResult, error
 	if err != nil {
 		return InitResult{}, err
 	}
+	sealedState, err := kr.seal(storeStatePath, (&storeState{}).marshal())
+	if err != nil {
+		return InitResult{}, err
+	}
 
 	err = m.raw.Txn(ctx, func(tx storage.Tx) error {
 		if _, err := tx.Get(ctx, sealConfigPath); err == nil {
@@ -220,7 +229,7 @@ func (m *Manager) Init(ctx context.Context, opts InitOptions) (InitResult, error
 		for _, kv := range []struct {
 			k string
 			v []byte
-		}{{sealConfigPath, cfgBytes}, {rootKeyPath, wrapped}, {keyringPath, sealedKR}, {rootTokenPath, sealedToken}, {recoveryKeyPath, recoveryRecord}} {
+		}{{sealConfigPath, cfgBytes}, {rootKeyPath, wrapped}, {keyringPath, sealedKR}, {rootTokenPath, sealedToken}, {storeStatePath, sealedState}, {recoveryKeyPath, recoveryRecord}} {
 			if kv.v == nil {
 				continue
 			}
@@ -233,6 +242,13 @@ func (m *Manager) Init(ctx context.Context, opts InitOptions) (InitResult, error
 	if err != nil {
 		return InitResult{}, fmt.Errorf("init: %w", err)
 	}
+	// A new store starts at generation 0, whatever the anchor held for an earlier one.
+	if a := m.checks.Anchor; a != nil {
+		if err := a.StoreGeneration(ctx, 0); err != nil {
+			return InitResult{}, fmt.Errorf("init: reset the store generation in %s: %w", a.Describe(), err)
+		}
+	}
+	m.anchored = 0
 	if m.wrapper != nil {
 		m.rootKey = rootKey
 		m.barrier.setKeyring(kr)
@@ -397,8 +413,15 @@ func (m *Manager) unsealWithRootKey(ctx context.Context, rootKey []byte) error {
 		clear(rootKey)
 		return fmt.Errorf("unseal: keyring record %s is damaged: %v", keyringPath, err)
 	}
+	gen, err := m.checkStore(ctx, kr, rootKey)
+	if err != nil {
+		clear(rootKey)
+		kr.wipe()
+		return err
+	}
 	m.rootKey = rootKey
 	m.barrier.setKeyring(kr)
+	m.barrier.noteGeneration(gen)
 	return nil
 }
 
