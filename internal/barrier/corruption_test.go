@@ -19,7 +19,7 @@ import (
 // records sealed through the barrier into a real bbolt file. Each mutation is made by someone
 // who can write the file but holds no key; after it, no read may return a plaintext other than
 // the record's current one, and every mutation must be reported as an integrity failure: on
-// read (every class but rollback), by Verify (`coffer operator verify`), and when the store
+// read (every class but rollback), by Barrier.Verify, and when the store
 // is next unsealed (the store hash, state.go).
 
 // corruptionClass is one kind of mutation. mutate returns the physical writes that make it

@@ -181,11 +181,11 @@ func scan(ctx context.Context, r storage.Reader, kr *keyring) (scanResult, error
 // check compares a scan with the stored state and explains a mismatch.
 func (res scanResult) check(stored storeState) error {
 	if res.nDamage > 0 {
-		return fmt.Errorf("%w: %d records fail their integrity check (%s): they were modified, truncated or moved by someone without the keys; restore the store from a backup, or run `coffer operator verify` for the list",
+		return fmt.Errorf("%w: %d records fail their integrity check (%s): they were modified, truncated or moved by someone without the keys; restore the store from a backup (docs/OPERATOR.md, \"Store integrity\")",
 			ErrIntegrity, res.nDamage, quoteList(res.damaged, res.nDamage))
 	}
 	if !res.state.matches(stored) {
-		return fmt.Errorf("%w: the store's records do not match its store state (generation %d: %d records recorded, %d found): a record was rolled back to an older version of itself, deleted, or added outside Coffer; restore the whole store from a backup (docs/OPERATOR.md, \"Store integrity\")",
+		return fmt.Errorf("%w: the store's records do not match its store state (generation %d: %d records recorded, %d found): a record was rolled back to an older version of itself, deleted, or added outside Coffer; restore the whole store from a backup, or, to serve it as it is, start once with the setting \"accept-store-rollback\" (docs/OPERATOR.md, \"Store integrity\")",
 			ErrIntegrity, stored.gen, stored.count, res.state.count)
 	}
 	return nil

@@ -76,6 +76,10 @@ type Config struct {
 	// the PKCS#11 token labelled PKCS11SealKeyLabel: auto-unseal).
 	Seal               string
 	PKCS11SealKeyLabel string
+	// AcceptStoreRollback makes unseal serve a store whose records or generation fail the
+	// store checks (barrier.StoreChecks.AcceptStore): the operator's override after a
+	// restore they mean.
+	AcceptStoreRollback bool
 
 	// SKRTrustedAuthorities are external attestation services (issuer URLs) whose tokens
 	// secure key release accepts when a key's release policy names them.
@@ -202,6 +206,7 @@ var settings = []setting{
 		return nil
 	}},
 	{"seal", kindString, "shamir", "how the barrier root key is protected: shamir (unseal shares entered with `coffer operator unseal`) or pkcs11 (wrapped by an AES-256 key in the PKCS#11 token: the server unseals itself)", str(func(c *Config) *string { return &c.Seal })},
+	{"accept-store-rollback", kindBool, "false", "unseal a store that fails its rollback checks — records that do not match its store hash, or (with --seal pkcs11) a generation older than the one the token recorded — and serve it as it is: set it once, after restoring a backup on purpose, then remove it (docs/OPERATOR.md, \"Store integrity\")", boolean(func(c *Config) *bool { return &c.AcceptStoreRollback })},
 	{"pkcs11-seal-key-label", kindString, "coffer-seal", "CKA_LABEL of the token's AES-256 key that wraps the root key with --seal pkcs11 (`coffer operator init` creates it)", str(func(c *Config) *string { return &c.PKCS11SealKeyLabel })},
 	{"tenant-rate-limit", kindInt, "2000", "data-plane requests per second allowed per tenant (0: no limit); beyond it 429 Throttled with Retry-After", func(c *Config, v string) error {
 		n, err := strconv.ParseInt(v, 10, 64)

@@ -26,6 +26,7 @@ func (s *Server) runDue(ctx context.Context) {
 	if s.barrier.Sealed() {
 		return
 	}
+	s.anchorGeneration(ctx)
 	id, err := s.ident()
 	if err != nil {
 		return

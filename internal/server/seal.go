@@ -95,3 +95,25 @@ func (s *Server) withSealError(st barrier.Status) sealStatusBody {
 	}
 	return b
 }
+
+// storeChecks configures the barrier's store checks (docs/FORMAT.md, "Store state"): with
+// the PKCS#11 seal the store generation is also kept in a data object of the token, labelled
+// after the seal key, so that a store restored from an older copy refuses to unseal.
+func (s *Server) storeChecks() barrier.StoreChecks {
+	c := barrier.StoreChecks{AcceptStore: s.cfg.AcceptStoreRollback}
+	if s.cfg.Seal == "pkcs11" && s.hsm != nil {
+		c.Anchor = s.hsm.GenerationObject(s.cfg.PKCS11SealKeyLabel + "-generation")
+	}
+	if c.AcceptStore {
+		s.log.Warn("setting \"accept-store-rollback\" is on: the next unseal serves the store even if it was rolled back; remove the setting once it has unsealed")
+	}
+	return c
+}
+
+// anchorGeneration records the store generation outside the store (every scheduler round,
+// before sealing and at shutdown): a rollback is detected back to the last one recorded.
+func (s *Server) anchorGeneration(ctx context.Context) {
+	if err := s.manager.AnchorGeneration(ctx); err != nil {
+		s.log.Error("could not record the store generation outside the store; a rollback to a state after the last recorded one would go unnoticed", "err", err)
+	}
+}

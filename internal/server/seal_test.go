@@ -42,22 +42,7 @@ func setFlag(flags []string, name, value string) []string {
 // seal key, and a token that is gone, leave the server sealed with an error naming the
 // setting (no fallback), and the recovery shares then unseal it.
 func TestPKCS11AutoUnseal(t *testing.T) {
-	hsm := softHSMToken(t)
-	dir := t.TempDir()
-	files, err := tlsutil.EnsureDevCA(filepath.Join(dir, "tls"), nil, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	data := filepath.Join(dir, "data")
-	args := append([]string{"--listen", "127.0.0.1:0", "--data-dir", data, "--tls-cert-file", files.Cert, "--tls-key-file", files.Key,
-		"--seal", "pkcs11", "--pkcs11-seal-key-label", "unseal-test"}, hsm...)
-	stop := func(ts *testServer) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := ts.Shutdown(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	hsm, args, files, data, stop := pkcs11SealSetup(t, "unseal-test")
 
 	ts := start(t, loadConfig(t, args...), files.CACert)
 	if status, body, _ := ts.do(t, "GET", "/v1/sys/seal-status", "", nil); status != 200 || body["initialized"] != false {
@@ -121,6 +106,28 @@ func TestPKCS11AutoUnseal(t *testing.T) {
 			t.Error("the server log contains a recovery share")
 		}
 	}
+}
+
+// pkcs11SealSetup makes a SoftHSM2 token, a TLS certificate and the flags of a server
+// sealed by the token's key labelled label, and a stop that shuts a server down.
+func pkcs11SealSetup(t *testing.T, label string) (hsm, args []string, files tlsutil.DevFiles, data string, stop func(*testServer)) {
+	hsm = softHSMToken(t)
+	dir := t.TempDir()
+	files, err := tlsutil.EnsureDevCA(filepath.Join(dir, "tls"), nil, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = filepath.Join(dir, "data")
+	args = append([]string{"--listen", "127.0.0.1:0", "--data-dir", data, "--tls-cert-file", files.Cert, "--tls-key-file", files.Key,
+		"--seal", "pkcs11", "--pkcs11-seal-key-label", label}, hsm...)
+	stop = func(ts *testServer) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := ts.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return hsm, args, files, data, stop
 }
 
 // checkSealedBy checks that ts is sealed, not ready, and reports an auto-unseal error

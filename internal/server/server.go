@@ -160,6 +160,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		s.log.Info("HSM keys live in the PKCS#11 token", "token", s.cfg.PKCS11Token)
 	}
 	s.manager = barrier.NewManager(db, s.barrier, s.sealWrapper(hsmErr), s.now)
+	s.manager.SetStoreChecks(s.storeChecks())
 	s.provider = s.hsmProvider(soft.New())
 	s.idh.tokens = newTokenCache(100000)
 	s.challengeSecret = make([]byte, 32)
@@ -250,6 +251,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			s.http.Close()
 		}
 		s.dropIdentity()
+		s.anchorGeneration(ctx)
 		s.closeHSM()
 		if cerr := s.barrier.Close(); cerr != nil && !errors.Is(cerr, storage.ErrClosed) {
 			err = errors.Join(err, fmt.Errorf("close storage: %w", cerr))

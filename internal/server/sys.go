@@ -103,6 +103,7 @@ func (s *Server) seal(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		s.auditOperator(r, "SysSeal", http.StatusOK)
+		s.anchorGeneration(r.Context())
 		s.manager.Seal()
 		s.dropIdentity()
 		s.log.Warn("coffer sealed by operator")
