@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -225,7 +227,14 @@ func (c *corruptionStore) checkRead(t *testing.T, p string, tally *corruptionTal
 func TestCorruptionIsDetected(t *testing.T) {
 	const trials = 1000
 	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
+	if v := os.Getenv("COFFER_CORRUPTION_SEED"); v != "" { // to replay a failed run
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("COFFER_CORRUPTION_SEED=%q is not a number", v)
+		}
+		seed = n
+	}
+	t.Logf("seed %d (COFFER_CORRUPTION_SEED replays it)", seed)
 	rng := rand.New(rand.NewPCG(seed, seed>>7))
 	c := newCorruptionStore(t)
 	ctx := context.Background()

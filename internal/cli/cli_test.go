@@ -93,6 +93,17 @@ func TestOperatorLifecycleThroughCLI(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "term 2") {
 		t.Errorf("rotate = %d %q; want term 2", code, out)
 	}
+	if code, _, errOut := run(t, "", op("verify-store")...); code == 0 || !strings.Contains(errOut, "401") {
+		t.Errorf("verify-store without token = %d %q; want 401", code, errOut)
+	}
+	code, out, _ = run(t, "", append(op("verify-store"), "--token", token)...)
+	if code != 0 || !strings.Contains(out, "Store intact at generation") {
+		t.Errorf("verify-store = %d %q; want the store intact", code, out)
+	}
+	code, out, _ = run(t, "", op("status")...)
+	if code != 0 || !strings.Contains(out, "Generation:   ") {
+		t.Errorf("status = %d %q; want the store generation", code, out)
+	}
 	code, out, _ = run(t, "", append(op("seal"), "--token", token)...)
 	if code != 0 || !strings.Contains(out, "Sealed:       true") {
 		t.Errorf("seal = %d %q", code, out)

@@ -122,6 +122,8 @@ type sealStatus struct {
 	Threshold   int    `json:"threshold"`
 	Progress    int    `json:"progress"`
 	Term        uint32 `json:"term"`
+	Generation  uint64 `json:"generation"`
+	Error       string `json:"error"`
 }
 
 func printStatus(w io.Writer, st sealStatus) {
@@ -134,16 +136,28 @@ func printStatus(w io.Writer, st sealStatus) {
 		if st.Sealed {
 			fmt.Fprintf(w, "Progress:     %d/%d\n", st.Progress, st.Threshold)
 		} else {
-			fmt.Fprintf(w, "Keyring term: %d\n", st.Term)
+			fmt.Fprintf(w, "Keyring term: %d\nGeneration:   %d\n", st.Term, st.Generation)
 		}
 	}
+	if st.Error != "" {
+		fmt.Fprintf(w, "Error:        %s\n", st.Error)
+	}
+}
+
+// sys calls the operator API without a body and decodes its answer into out.
+func (f *clientFlags) sys(cmd *cobra.Command, method, path string, out any) error {
+	c, err := f.client()
+	if err != nil {
+		return err
+	}
+	return c.call(cmd.Context(), method, path, nil, out)
 }
 
 func newOperatorCmd() *cobra.Command {
 	var f clientFlags
 	cmd := &cobra.Command{
 		Use:   "operator",
-		Short: "Seal lifecycle of a Coffer server: init, unseal, seal, rotate, status",
+		Short: "Seal lifecycle of a Coffer server: init, unseal, seal, rotate, status, verify-store",
 	}
 	f.register(cmd)
 
@@ -221,12 +235,8 @@ func newOperatorCmd() *cobra.Command {
 		Short: "Show whether the server is initialised and sealed",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := f.client()
-			if err != nil {
-				return err
-			}
 			var st sealStatus
-			if err := c.call(cmd.Context(), "GET", "/v1/sys/seal-status", nil, &st); err != nil {
+			if err := f.sys(cmd, "GET", "/v1/sys/seal-status", &st); err != nil {
 				return err
 			}
 			printStatus(cmd.OutOrStdout(), st)
@@ -238,12 +248,8 @@ func newOperatorCmd() *cobra.Command {
 		Short: "Seal the server: it forgets its keys and serves no data until unsealed (needs the operator token)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := f.client()
-			if err != nil {
-				return err
-			}
 			var st sealStatus
-			if err := c.call(cmd.Context(), "POST", "/v1/sys/seal", nil, &st); err != nil {
+			if err := f.sys(cmd, "POST", "/v1/sys/seal", &st); err != nil {
 				return err
 			}
 			printStatus(cmd.OutOrStdout(), st)
@@ -255,20 +261,36 @@ func newOperatorCmd() *cobra.Command {
 		Short: "Add a keyring term: new records are sealed with it, older ones stay readable (needs the operator token)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := f.client()
-			if err != nil {
-				return err
-			}
 			var res struct {
 				Term uint32 `json:"term"`
 			}
-			if err := c.call(cmd.Context(), "POST", "/v1/sys/rotate", nil, &res); err != nil {
+			if err := f.sys(cmd, "POST", "/v1/sys/rotate", &res); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Keyring rotated: new records are sealed with term %d\n", res.Term)
 			return nil
 		},
 	}
-	cmd.AddCommand(initCmd, unsealCmd, statusCmd, sealCmd, rotateCmd)
+	verifyCmd := &cobra.Command{
+		Use:   "verify-store",
+		Short: "Check every stored record and the store hash: finds records modified, moved, deleted, added or rolled back to an older version (needs the operator token; writes wait for the scan)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var res struct {
+				Generation uint64 `json:"generation"`
+				Intact     bool   `json:"intact"`
+				Problem    string `json:"problem"`
+			}
+			if err := f.sys(cmd, "POST", "/v1/sys/verify-store", &res); err != nil {
+				return err
+			}
+			if !res.Intact {
+				return fmt.Errorf("the store is damaged: %s", res.Problem)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Store intact at generation %d: every record opens and the store hash matches\n", res.Generation)
+			return nil
+		},
+	}
+	cmd.AddCommand(initCmd, unsealCmd, statusCmd, sealCmd, rotateCmd, verifyCmd)
 	return cmd
 }
