@@ -91,7 +91,9 @@ func (b *Barrier) setKeyring(kr *keyring) *keyring {
 	defer b.mu.Unlock()
 	old := b.kr
 	b.kr = kr
-	b.gen = 0
+	if kr == nil {
+		b.gen = 0 // sealed: the next unseal finds the generation again
+	}
 	b.cache.reset()
 	return old
 }

@@ -128,6 +128,12 @@ func TestGenerationAdvancesWithEveryWrite(t *testing.T) {
 	if got := s.b.Generation(); got != g0+4 {
 		t.Errorf("generation after a read-only and a failed transaction = %d; want %d", got, g0+4)
 	}
+	if _, err := s.m.Rotate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.b.Generation(); got != g0+4 {
+		t.Errorf("generation after a keyring rotation = %d; want %d (unchanged)", got, g0+4)
+	}
 	if err := s.m.AnchorGeneration(ctx); err != nil || s.anchor.gen != g0+4 {
 		t.Errorf("AnchorGeneration = %v, anchor at %d; want %d", err, s.anchor.gen, g0+4)
 	}
