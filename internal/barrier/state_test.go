@@ -1,6 +1,7 @@
 package barrier
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -272,5 +273,38 @@ func TestStoreWithoutStateIsAdopted(t *testing.T) {
 	s.db.Delete(ctx, storeStatePath)
 	if err := s.unseal(ctx); !errors.Is(err, ErrIntegrity) {
 		t.Errorf("unseal after deleting the adopted state = %v; want ErrIntegrity", err)
+	}
+}
+
+// TestStoreStateVector pins the store state format and its hash (docs/FORMAT.md).
+func TestStoreStateVector(t *testing.T) {
+	key := make([]byte, 32)
+	for i := range key {
+		key[i] = byte(i)
+	}
+	hk, err := deriveHashKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr := &keyring{hashKey: hk}
+	st := storeState{gen: 7}
+	st.add(kr, "tenants/t1/secrets/s1", mustHex(t, recordVectorHex))
+	want := mustHex(t, storeStateVectorHex)
+	if got := st.marshal(); !bytes.Equal(got, want) {
+		t.Fatalf("store state = %x; want %x", got, want)
+	}
+	parsed, err := parseStoreState(want)
+	if err != nil || parsed != st {
+		t.Fatalf("parseStoreState(vector) = %+v, %v; want %+v", parsed, err, st)
+	}
+	// Taking the record out again gives the empty store's hash.
+	st.remove(kr, "tenants/t1/secrets/s1", mustHex(t, recordVectorHex))
+	if !st.matches(storeState{}) {
+		t.Errorf("after remove: count %d, hash %x; want the empty store", st.count, st.hash)
+	}
+	for _, bad := range [][]byte{want[:len(want)-1], append([]byte("x"), want[1:]...)} {
+		if _, err := parseStoreState(bad); !errors.Is(err, ErrIntegrity) {
+			t.Errorf("parseStoreState(%x) = %v; want ErrIntegrity", bad, err)
+		}
 	}
 }
