@@ -23,10 +23,11 @@ const PreallocBytes = 1 << 20
 
 var zeros [64 << 10]byte
 
-// writeDurable writes buf at the end of the good records and makes it durable (unless lazy
-// or in SyncInterval mode: then the sync is deferred, see run). It returns the number of
+// writeRecords writes buf at the end of the good records, into space that is allocated and
+// durable already (grow), so that a data sync (fdatasync) makes the records durable: commit
+// leaves that sync to its caller, outside the commit slot (finish). It returns the number of
 // bytes written, for the caller's cleanup on failure.
-func (l *Log) writeDurable(buf []byte, lazy bool) (int, error) {
+func (l *Log) writeRecords(buf []byte) (int, error) {
 	end := l.size + int64(len(buf))
 	inPlace := end <= l.alloc
 	if !inPlace {
@@ -36,36 +37,18 @@ func (l *Log) writeDurable(buf []byte, lazy bool) (int, error) {
 	if err == nil && n < len(buf) {
 		err = io.ErrShortWrite
 	}
-	if err != nil {
+	if err != nil || inPlace {
 		return n, err
 	}
-	if inPlace {
-		if l.syncEvery > 0 || lazy { // deferred: run syncs the file within deferFor (commit.go)
-			l.unsynced = true
-			return n, nil
-		}
-		return n, l.synced(l.syncFile(l.file, true))
-	}
 	// Growing failed (e.g. no room for the padding): a plain append with a full fsync, which
-	// makes the new length durable too.
+	// makes the new length durable too (the data sync that follows finds nothing to do).
 	if end > l.alloc {
 		l.alloc = end
 	}
-	return n, l.synced(l.syncFile(l.file, false))
+	return n, l.syncFile(l.file, false)
 }
 
-// synced notes that a successful sync made every written record durable, the deferred
-// ones before it included.
-func (l *Log) synced(err error) error {
-	if err == nil {
-		l.unsynced = false
-	}
-	return err
-}
-
-// grow extends the file with zeros to the first multiple of PreallocBytes at or after end
-// and makes them and the new length durable. On failure it cuts the file back to its length
-// before the call.
+// grow extends the file's zero padding to cover end and makes it durable (see PreallocBytes).
 func (l *Log) grow(end int64) error {
 	target := (end + PreallocBytes - 1) / PreallocBytes * PreallocBytes
 	err := func() error {
