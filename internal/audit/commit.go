@@ -90,6 +90,7 @@ func (l *Log) drain() *pending {
 	}
 	p := l.commit(batch)
 	l.maybeRotate()
+	l.maybeGrow()
 	if l.pendingSync() && !l.syncArmed {
 		// The background goroutine schedules the deferred sync. Waking it once per
 		// sync, not once per batch, saves a goroutine switch per audited read.
@@ -148,6 +149,7 @@ func (l *Log) run() {
 		case <-syncDue:
 			syncDue = nil
 			l.backgroundSync()
+
 		}
 	}
 }
@@ -283,7 +285,7 @@ func (l *Log) adoptSyncErr() {
 	if e == nil || l.syncErr != nil {
 		return
 	}
-	l.fileRef.Lock() // let the syncs still outside the slot end (they fail: bgSyncErr)
+	l.lockFile() // let the syncs still outside the slot end (they fail: bgSyncErr)
 	defer l.fileRef.Unlock()
 	synced := l.syncedGen.Load()
 	undo := slices.IndexFunc(l.unsynced, func(w unsyncedWrite) bool { return w.gen > synced })
@@ -309,7 +311,7 @@ func (l *Log) adoptSyncErr() {
 // outside the slot. The commit slot holder calls it before it replaces or closes the file.
 // Its failure is sticky: the records' fate on disk is unknown, so the log fails closed.
 func (l *Log) deferredSync() {
-	l.fileRef.Lock() // wait for the syncs outside the slot: the file outlives them
+	l.lockFile() // wait for the syncs outside the slot: the file outlives them
 	defer l.fileRef.Unlock()
 	l.adoptSyncErr()
 	l.syncArmed = false // batches written from now on wake the background goroutine again
@@ -350,6 +352,7 @@ func (l *Log) commit(batch []*request) (p *pending) {
 		return
 	}
 	if l.dirty {
+		l.collectGrow(true) // no zeros written after the cut
 		if err := l.file.Truncate(l.size); err != nil {
 			err = fmt.Errorf("audit: %s holds a failed write that cannot be removed: %w", l.path, err)
 			for _, r := range batch {

@@ -133,6 +133,10 @@ type Log struct {
 	syncMu    sync.Mutex
 	fileRef   sync.RWMutex
 	bgSyncErr atomic.Pointer[error]
+	// growing says a goroutine is extending the padding (maybeGrow), and grown is where it
+	// leaves the outcome for the commit slot holder (collectGrow).
+	growing bool
+	grown   chan grown
 	// syncArmed says the background goroutine has been told to schedule the deferred sync
 	// and has not run it yet: later batches need not wake it again. Commit slot only.
 	syncArmed bool
@@ -198,6 +202,7 @@ func newLog(opts Options) (*Log, error) {
 		maxBytes:   opts.MaxFileBytes,
 		onRotate:   opts.OnRotate,
 		wake:       make(chan struct{}, 1),
+		grown:      make(chan grown, 1),
 		quit:       make(chan struct{}),
 		stopped:    make(chan struct{}),
 		commitSlot: make(chan struct{}, 1),

@@ -29,6 +29,7 @@ var zeros [64 << 10]byte
 // bytes written, for the caller's cleanup on failure.
 func (l *Log) writeRecords(buf []byte) (int, error) {
 	end := l.size + int64(len(buf))
+	l.collectGrow(end > l.alloc) // the padding being written ahead may be needed now
 	inPlace := end <= l.alloc
 	if !inPlace {
 		inPlace = l.grow(end) == nil
@@ -89,4 +90,74 @@ func syncFile(f *os.File, dataOnly bool) error {
 		return datasync(f)
 	}
 	return f.Sync()
+}
+
+// grown is the outcome of a background extension of the padding of file f from from to to.
+type grown struct {
+	f        *os.File
+	from, to int64
+	err      error
+}
+
+// maybeGrow starts extending the padding once less than half of PreallocBytes is left, so
+// that commits seldom pay for writing and syncing a megabyte of zeros while they hold the
+// commit slot (1–5 ms here, a stall of every request's record). Commit slot holder only.
+func (l *Log) maybeGrow() {
+	if l.file == nil || l.growing || l.dirty || l.syncErr != nil || l.alloc-l.size >= PreallocBytes/2 {
+		return
+	}
+	l.growing = true
+	l.fileRef.RLock() // the file stays open until the extension ends
+	go l.growAhead(grown{f: l.file, from: l.alloc, to: l.alloc + PreallocBytes})
+}
+
+// growAhead writes zeros after the padding, where no record is written until the commit slot
+// holder has taken the outcome (collectGrow), and syncs them with the file's new length. It
+// runs on its own goroutine, needing neither the commit slot nor anything its holder may
+// wait for.
+func (l *Log) growAhead(g grown) {
+	for off := g.from; off < g.to && g.err == nil; off += int64(len(zeros)) {
+		_, g.err = g.f.WriteAt(zeros[:min(int64(len(zeros)), g.to-off)], off)
+	}
+	if g.err == nil {
+		g.err = l.syncFile(g.f, false)
+	}
+	l.grown <- g // before fileRef is released, so that its next writer finds it (lockFile)
+	l.fileRef.RUnlock()
+}
+
+// collectGrow takes the background extension's outcome, waiting for it if wait is set and
+// one is running. Commit slot holder only.
+func (l *Log) collectGrow(wait bool) {
+	if !l.growing {
+		return
+	}
+	var g grown
+	if wait {
+		g = <-l.grown
+	} else {
+		select {
+		case g = <-l.grown:
+		default:
+			return
+		}
+	}
+	l.growing = false
+	if g.f != l.file || g.from != l.alloc || l.dirty {
+		return // the file was replaced or cut back meanwhile: its padding is not ours to count
+	}
+	if g.err == nil {
+		l.alloc = g.to
+		return
+	}
+	if err := l.file.Truncate(l.alloc); err != nil {
+		l.dirty = true // the next commit cuts the file back to its records
+	}
+}
+
+// lockFile takes fileRef for writing — every sync and extension outside the commit slot has
+// ended — and takes a finished extension's outcome. Commit slot holder only.
+func (l *Log) lockFile() {
+	l.fileRef.Lock()
+	l.collectGrow(false)
 }
