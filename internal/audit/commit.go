@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"time"
 )
 
@@ -29,11 +30,16 @@ type request struct {
 }
 
 // submit queues r and returns once it is committed (group commit, leader and followers):
-// the caller that gets the commit slot takes everything queued, writes it with one write
-// and one sync, and releases those callers; callers that queue meanwhile wait, and the
-// next one to get the slot takes them all together. A lone caller therefore commits its
-// own record on its own goroutine, with no hand-off to another goroutine and back (that
-// hand-off was a large part of an audited read's cost, BENCHMARKS.md).
+// the caller that gets the commit slot takes everything queued, writes it with one write,
+// releases the slot, syncs, and then releases those callers; callers that queue meanwhile
+// wait, and the next one to get the slot takes them all together. A lone caller therefore
+// commits its own record on its own goroutine, with no hand-off to another goroutine and
+// back (that hand-off was a large part of an audited read's cost, BENCHMARKS.md).
+//
+// The sync runs outside the commit slot (syncWrites): while one batch waits for its
+// fdatasync, the next batch is written, and a lazy record (a read's) is written and returns
+// without waiting for anyone's sync. Holding the slot through the sync made every tenant's
+// reads queue behind one tenant's writes (BENCHMARKS.md, "Noisy neighbour").
 func (l *Log) submit(r *request) error {
 	r.done = make(chan struct{})
 	l.mu.Lock()
@@ -57,8 +63,9 @@ func (l *Log) submit(r *request) error {
 			if l.concurrent > 0 {
 				runtime.Gosched()
 			}
-			l.drain()
+			p := l.drain()
 			<-l.commitSlot
+			l.finish(p)
 		}
 	}
 }
@@ -66,28 +73,32 @@ func (l *Log) submit(r *request) error {
 // yieldBatches is how many commits after a batch of several records still yield (submit).
 const yieldBatches = 8
 
-// drain commits everything queued; the caller holds the commit slot.
-func (l *Log) drain() {
+// drain commits everything queued; the caller holds the commit slot, and passes what it
+// returns to finish once it has released the slot.
+func (l *Log) drain() *pending {
 	l.mu.Lock()
 	batch := l.queue
 	l.queue = nil
 	l.mu.Unlock()
 	if len(batch) == 0 {
-		return
+		return nil
 	}
 	if len(batch) > 1 {
 		l.concurrent = yieldBatches
 	} else if l.concurrent > 0 {
 		l.concurrent--
 	}
-	l.commit(batch)
+	p := l.commit(batch)
 	l.maybeRotate()
-	if l.unsynced && !l.syncArmed {
+	l.maybeGrow()
+	if l.pendingSync() && !l.syncArmed {
 		// The background goroutine schedules the deferred sync. Waking it once per
 		// sync, not once per batch, saves a goroutine switch per audited read.
 		l.syncArmed = true
 		l.signal()
 	}
+	l.hold(p)
+	return p
 }
 
 // signal tells the background goroutine that written records wait for a deferred sync.
@@ -128,13 +139,17 @@ func (l *Log) run() {
 				syncDue = time.After(l.deferFor())
 			}
 		case <-tick:
+			var p *pending
 			l.withSlot(func() {
-				l.commit([]*request{{kind: kindTick}})
+				p = l.commit([]*request{{kind: kindTick}})
 				l.maybeRotate()
+				l.hold(p)
 			})
+			l.finish(p)
 		case <-syncDue:
 			syncDue = nil
 			l.backgroundSync()
+
 		}
 	}
 }
@@ -149,62 +164,179 @@ func (l *Log) deferFor() time.Duration {
 }
 
 // backgroundSync is run's deferred sync. It holds the commit slot only to see what there is
-// to sync, and syncs without it: appends go on meanwhile, since a lazy record waits for its
-// write, not for a sync. Holding the slot across the sync stalled every request of every
-// tenant for as long as one fdatasync took — up to 300 ms on this project's shared VM — and
-// a tenant above its quota made those stalls more frequent (BENCHMARKS.md, "Noisy
-// neighbour"). Records written while it syncs set unsynced again and get the next sync.
+// to sync, and syncs without it (syncWrites): appends go on meanwhile, since a lazy record
+// waits for its write, not for a sync. Holding the slot across the sync stalled every request
+// of every tenant for as long as one fdatasync took — up to 300 ms on this project's shared
+// VM (BENCHMARKS.md, "Noisy neighbour"). Records written while it syncs get the next sync.
 func (l *Log) backgroundSync() {
-	var f *os.File
+	var p *pending
 	l.withSlot(func() {
 		l.syncArmed = false // batches written from now on wake the background goroutine again
 		l.adoptSyncErr()
-		if !l.unsynced || l.syncErr != nil || l.file == nil {
+		if !l.pendingSync() || l.syncErr != nil || l.file == nil {
 			return
 		}
-		l.unsynced = false
-		f = l.file
-		l.syncMu.Lock() // taken before the slot is left: the file stays open until the sync ends
+		p = &pending{gen: l.writeGen.Load()}
+		l.hold(p)
 	})
-	if f == nil {
+	l.finish(p)
+}
+
+// pending is a committed batch whose records are written and wait for a sync, which its
+// leader makes after it has released the commit slot (finish).
+type pending struct {
+	batch []*request
+	gen   uint64   // the batch's write: durable once syncedGen reaches it
+	f     *os.File // the file it was written to, held open by fileRef (hold)
+}
+
+// hold readies p for finish: it keeps the file open (fileRef) until the sync outside the
+// slot is done. Commit slot holder only; a nil p is no work.
+func (l *Log) hold(p *pending) {
+	if p == nil {
 		return
 	}
+	l.fileRef.RLock()
+	p.f = l.file
+}
+
+// finish makes p's records durable and then releases their callers. It runs after the
+// commit slot is released; a nil p is no work.
+func (l *Log) finish(p *pending) {
+	if p == nil {
+		return
+	}
+	err := l.syncWrites(p.f, p.gen)
+	l.fileRef.RUnlock()
+	if err != nil {
+		// Undo the unsynced writes before the callers learn of the failure, so that a
+		// failed append leaves the log as it was (adoptSyncErr).
+		l.commitSlot <- struct{}{}
+		l.adoptSyncErr()
+		<-l.commitSlot
+	}
+	p.resolve(l, err)
+}
+
+// resolve releases p's callers, failing those without an error of their own with err.
+func (p *pending) resolve(l *Log, err error) {
+	failed := 0
+	for _, r := range p.batch {
+		if err != nil && r.err == nil {
+			r.err, r.cp = err, nil
+			failed++
+		}
+		if r.done != nil {
+			close(r.done)
+		}
+	}
+	l.failures.Add(uint64(failed))
+}
+
+// syncWrites makes the writes up to gen durable, by a data sync of f unless a sync that
+// began after them has succeeded already. Syncs outside the commit slot run one at a time
+// (syncMu), and each covers every write made before it began, so batches that wrote while
+// one sync ran share the next (group commit of syncs). Once a sync has failed, the records
+// not known durable fail too: the log refuses them rather than acknowledging records that
+// a crash could lose with the failed ones before them.
+func (l *Log) syncWrites(f *os.File, gen uint64) error {
+	l.syncMu.Lock()
 	defer l.syncMu.Unlock()
+	if l.syncedGen.Load() >= gen {
+		return nil
+	}
+	if e := l.bgSyncErr.Load(); e != nil {
+		return *e
+	}
+	through := l.writeGen.Load() // every write up to it is in f (fileRef keeps f current)
 	if err := l.syncFile(f, true); err != nil {
 		err = fmt.Errorf("audit: sync %s: %w; records written since the last sync may be lost, and the log refuses new records", l.path, err)
 		l.bgSyncErr.CompareAndSwap(nil, &err)
+		return *l.bgSyncErr.Load()
 	}
+	l.syncedGen.Store(through)
+	return nil
 }
 
-// adoptSyncErr makes a failed background sync's error sticky; commit slot holder only.
+// pendingSync says records were written since the last successful sync.
+func (l *Log) pendingSync() bool {
+	return l.writeGen.Load() > l.syncedGen.Load()
+}
+
+// unsyncedWrite is the log's state before a write that no sync has covered yet: what a
+// failed sync rolls the log back to (adoptSyncErr).
+type unsyncedWrite struct {
+	gen   uint64
+	acked bool // a caller was released before the sync (AppendLazy, SyncInterval)
+	size  int64
+	seq   uint64
+	head  string
+	since int
+	span  fileSpan
+}
+
+// adoptSyncErr handles a failed sync outside the slot; commit slot holder only. If no caller
+// was told that one of the unsynced records was written, it cuts the file back to the last
+// synced record and rewinds the chain, so that appends resume once syncs work again, as
+// after a failed write. Otherwise those records may be lost while their callers went on, and
+// the error becomes sticky: the log refuses new records (fails closed).
 func (l *Log) adoptSyncErr() {
-	if e := l.bgSyncErr.Load(); e != nil && l.syncErr == nil {
-		l.syncErr = *e
-	}
-}
-
-// deferredSync makes the records written since the last sync durable (SyncInterval mode),
-// after any background sync still running. The commit slot holder calls it before it
-// replaces or closes the file. Its failure is sticky: the records' fate on disk is unknown,
-// so the log fails closed.
-func (l *Log) deferredSync() {
-	l.syncMu.Lock() // wait for a background sync of the file
-	l.syncMu.Unlock()
-	l.adoptSyncErr()
-	l.syncArmed = false // batches written from now on wake the background goroutine again
-	if !l.unsynced || l.syncErr != nil || l.file == nil {
+	e := l.bgSyncErr.Load()
+	if e == nil || l.syncErr != nil {
 		return
 	}
-	l.unsynced = false
-	if err := l.syncFile(l.file, true); err != nil {
-		l.syncErr = fmt.Errorf("audit: sync %s: %w; records written since the last sync may be lost, and the log refuses new records", l.path, err)
+	l.lockFile() // let the syncs still outside the slot end (they fail: bgSyncErr)
+	defer l.fileRef.Unlock()
+	synced := l.syncedGen.Load()
+	undo := slices.IndexFunc(l.unsynced, func(w unsyncedWrite) bool { return w.gen > synced })
+	if l.stopping || undo < 0 || slices.ContainsFunc(l.unsynced[undo:], func(w unsyncedWrite) bool { return w.acked }) {
+		l.syncErr = *e
+		return
 	}
+	w := l.unsynced[undo]
+	if err := l.file.Truncate(w.size); err != nil {
+		l.dirty = true // the next commit cuts the file back first
+	}
+	l.size, l.alloc = w.size, w.size
+	l.stateMu.Lock()
+	l.seq, l.head, l.since = w.seq, w.head, w.since
+	l.stateMu.Unlock()
+	l.span = w.span
+	l.unsynced = l.unsynced[:0]
+	l.syncedGen.Store(l.writeGen.Load()) // nothing written is waiting for a sync any more
+	l.bgSyncErr.Store(nil)
 }
 
-// commit encodes the batch after the current head, adding checkpoints where due, writes and
-// syncs it, and advances the head only if that succeeded.
-func (l *Log) commit(batch []*request) {
+// deferredSync makes every record written so far durable, after the syncs still running
+// outside the slot. The commit slot holder calls it before it replaces or closes the file.
+// Its failure is sticky: the records' fate on disk is unknown, so the log fails closed.
+func (l *Log) deferredSync() {
+	l.lockFile() // wait for the syncs outside the slot: the file outlives them
+	defer l.fileRef.Unlock()
+	l.adoptSyncErr()
+	l.syncArmed = false // batches written from now on wake the background goroutine again
+	if !l.pendingSync() || l.syncErr != nil || l.file == nil {
+		return
+	}
+	through := l.writeGen.Load()
+	if err := l.syncFile(l.file, true); err != nil {
+		err = fmt.Errorf("audit: sync %s: %w; records written since the last sync may be lost, and the log refuses new records", l.path, err)
+		l.syncErr = err
+		l.bgSyncErr.CompareAndSwap(nil, &err)
+		return
+	}
+	l.syncedGen.Store(through)
+}
+
+// commit encodes the batch after the current head, adding checkpoints where due, and writes
+// it; it advances the head only if that succeeded. It returns the batch as pending when its
+// records still need the sync that makes them durable (finish, after the commit slot is
+// released); otherwise it has released the batch's callers and returns nil.
+func (l *Log) commit(batch []*request) (p *pending) {
 	defer func() {
+		if p != nil {
+			return
+		}
 		for _, r := range batch {
 			if r.done != nil {
 				close(r.done)
@@ -220,6 +352,7 @@ func (l *Log) commit(batch []*request) {
 		return
 	}
 	if l.dirty {
+		l.collectGrow(true) // no zeros written after the cut
 		if err := l.file.Truncate(l.size); err != nil {
 			err = fmt.Errorf("audit: %s holds a failed write that cannot be removed: %w", l.path, err)
 			for _, r := range batch {
@@ -297,9 +430,10 @@ func (l *Log) commit(batch []*request) {
 	for _, r := range batch {
 		lazy = lazy && r.lazy
 	}
+	before := unsyncedWrite{size: l.size, seq: l.seq, head: l.head, since: l.since, span: l.span}
 	var werr error
 	if len(buf) > 0 {
-		werr = l.write(buf, lazy)
+		werr = l.write(buf)
 	}
 	failed := 0
 	for _, r := range batch {
@@ -319,16 +453,28 @@ func (l *Log) commit(batch []*request) {
 		l.span = span
 	}
 	l.failures.Add(uint64(failed))
+	if werr != nil || len(buf) == 0 || l.file == nil {
+		return nil
+	}
+	synced := l.syncedGen.Load()
+	l.unsynced = slices.DeleteFunc(l.unsynced, func(w unsyncedWrite) bool { return w.gen <= synced })
+	before.gen = l.writeGen.Add(1)
+	before.acked = lazy || l.syncEvery > 0 // deferred: run syncs the file within deferFor
+	l.unsynced = append(l.unsynced, before)
+	if before.acked {
+		return nil
+	}
+	return &pending{batch: batch, gen: before.gen}
 }
 
-// write makes buf durable after the good records (for a lazy batch: written, with the sync
-// deferred). On failure it truncates the file back to
-// its last good length, so the file and the in-memory head agree again.
-func (l *Log) write(buf []byte, lazy bool) error {
+// write writes buf after the good records (a file's sync follows: commit). On failure it
+// truncates the file back to its last good length, so the file and the in-memory head agree
+// again.
+func (l *Log) write(buf []byte) error {
 	if l.file == nil {
 		return l.writeSink(buf)
 	}
-	n, err := l.writeDurable(buf, lazy)
+	n, err := l.writeRecords(buf)
 	if err == nil {
 		l.size += int64(n)
 		return nil

@@ -32,12 +32,15 @@
 // # Failure rule: no unaudited operation
 //
 // Append returns only after the record is written and fsynced (group commit: one goroutine
-// writes and fsyncs every pending record at once, so concurrent callers share an fsync). If
-// Append returns an error the caller must fail its request before anything is done or
-// returned — an operation that cannot be audited does not happen (Vault's rule). Failures
-// are counted by Log.Failures for the audit_failures_total metric. After a failed write the
-// log truncates the file back to its last good length, so the chain on disk stays valid and
-// later appends continue it.
+// writes every pending record at once, then syncs outside the commit slot, so concurrent
+// callers share a write and a sync, and records are written while an earlier batch waits for
+// its sync). If Append returns an error the caller must fail its request before anything is
+// done or returned — an operation that cannot be audited does not happen (Vault's rule).
+// Failures are counted by Log.Failures for the audit_failures_total metric. After a failed
+// write, or a failed sync of records no caller was released for, the log truncates the file
+// back to its last good length, so the chain on disk stays valid and later appends continue
+// it; a failed sync of records a caller was released for (AppendLazy, SyncInterval) makes
+// the log refuse every later record.
 //
 // # Imports
 //

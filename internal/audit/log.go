@@ -92,12 +92,11 @@ type Log struct {
 	quit    chan struct{} // Close: stop run
 	stopped chan struct{} // run has returned
 
-	// commitSlot (capacity 1) is held by whoever commits, syncs or rotates: a caller
-	// leading a group commit (submit), the background goroutine, or Close — except for the
-	// background goroutine's deferred sync itself, which runs outside it (backgroundSync,
-	// syncMu below). Everything
-	// below is touched only by its holder (and by Open before the log is shared), and the
-	// chain state also under stateMu so Head can read it. stopping is set by Close.
+	// commitSlot (capacity 1) is held by whoever writes records, rotates or closes: a caller
+	// leading a group commit (submit), the background goroutine, or Close. Syncs run outside
+	// it (syncWrites). Everything below is touched only by its holder (and by Open before
+	// the log is shared), except where noted, and the chain state also under stateMu so
+	// Head can read it. stopping is set by Close.
 	commitSlot chan struct{}
 	stopping   bool
 
@@ -115,26 +114,36 @@ type Log struct {
 	// syncFile makes the file durable: the data only (fdatasync) or with its metadata
 	// (fsync). Tests replace it to make syncs fail.
 	syncFile func(f *os.File, dataOnly bool) error
-	// syncEvery is Options.SyncInterval; unsynced says records were written since the last
-	// sync, syncErr is the sticky error of a failed deferred sync (commit slot holder only).
+	// syncEvery is Options.SyncInterval; syncErr is the sticky error of a failed sync,
+	// which the commit slot holder adopts from bgSyncErr (adoptSyncErr).
 	syncEvery time.Duration
 	lazyEvery time.Duration // Options.LazySyncInterval
-	unsynced  bool
+	syncErr   error
+	// writeGen counts the writes of records to the file (written by the commit slot
+	// holder); syncedGen is the last write known durable (written under syncMu, or under
+	// fileRef's write lock). Records are unsynced while writeGen > syncedGen.
+	writeGen, syncedGen atomic.Uint64
+	// unsynced holds the state before each write not known durable (commit slot only).
+	unsynced []unsyncedWrite
+	// syncMu makes the syncs outside the commit slot one at a time (syncWrites), so each
+	// covers all the writes made while the one before it ran. fileRef is read-held by each
+	// of them for the file it syncs, from the commit slot holder's hold to finish; the
+	// holder that closes or replaces the file takes it for writing first (deferredSync), so
+	// the file outlives the syncs. bgSyncErr is the first failure of such a sync.
+	syncMu    sync.Mutex
+	fileRef   sync.RWMutex
+	bgSyncErr atomic.Pointer[error]
+	// growing says a goroutine is extending the padding (maybeGrow), and grown is where it
+	// leaves the outcome for the commit slot holder (collectGrow).
+	growing bool
+	grown   chan grown
 	// syncArmed says the background goroutine has been told to schedule the deferred sync
-	// and has not run it yet: later batches need not wake it again. Guarded by the commit
-	// slot, like unsynced.
+	// and has not run it yet: later batches need not wake it again. Commit slot only.
 	syncArmed bool
 	// concurrent counts down the commits since the last batch of several records (from
 	// yieldBatches); while it is positive, submit yields before it drains. Commit slot
 	// holder only.
 	concurrent int
-	syncErr    error
-	// syncMu is held by the background goroutine while its deferred sync runs outside the
-	// commit slot (backgroundSync); a commit slot holder that closes or replaces the file
-	// takes it first (deferredSync), so the file outlives the sync. bgSyncErr is that
-	// sync's failure, which the next commit slot holder makes sticky in syncErr.
-	syncMu    sync.Mutex
-	bgSyncErr atomic.Pointer[error]
 
 	// Rotation (rotate.go): commit slot holder only, except filesMu, which the holder keeps
 	// while it renames and replaces the file and OpenFiles while it opens the files.
@@ -193,6 +202,7 @@ func newLog(opts Options) (*Log, error) {
 		maxBytes:   opts.MaxFileBytes,
 		onRotate:   opts.OnRotate,
 		wake:       make(chan struct{}, 1),
+		grown:      make(chan grown, 1),
 		quit:       make(chan struct{}),
 		stopped:    make(chan struct{}),
 		commitSlot: make(chan struct{}, 1),
@@ -453,8 +463,11 @@ func (l *Log) Close() error {
 	batch := append(l.queue, &request{kind: kindClose})
 	l.queue = nil
 	l.mu.Unlock()
-	l.commit(batch) // what is still queued, then the final checkpoint
+	p := l.commit(batch) // what is still queued, then the final checkpoint
 	l.deferredSync()
+	if p != nil {
+		p.resolve(l, l.syncErr)
+	}
 	last := batch[len(batch)-1]
 	if l.syncErr != nil && last.err == nil {
 		last.err = l.syncErr
@@ -481,7 +494,8 @@ func (l *Log) Failures() uint64 {
 	return l.failures.Load()
 }
 
-// Head returns the log id, seq and hash of the last durable record.
+// Head returns the log id, seq and hash of the last record written (durable once its
+// Append has returned).
 func (l *Log) Head() Head {
 	l.stateMu.Lock()
 	defer l.stateMu.Unlock()

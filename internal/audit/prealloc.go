@@ -23,11 +23,13 @@ const PreallocBytes = 1 << 20
 
 var zeros [64 << 10]byte
 
-// writeDurable writes buf at the end of the good records and makes it durable (unless lazy
-// or in SyncInterval mode: then the sync is deferred, see run). It returns the number of
+// writeRecords writes buf at the end of the good records, into space that is allocated and
+// durable already (grow), so that a data sync (fdatasync) makes the records durable: commit
+// leaves that sync to its caller, outside the commit slot (finish). It returns the number of
 // bytes written, for the caller's cleanup on failure.
-func (l *Log) writeDurable(buf []byte, lazy bool) (int, error) {
+func (l *Log) writeRecords(buf []byte) (int, error) {
 	end := l.size + int64(len(buf))
+	l.collectGrow(end > l.alloc) // the padding being written ahead may be needed now
 	inPlace := end <= l.alloc
 	if !inPlace {
 		inPlace = l.grow(end) == nil
@@ -36,36 +38,18 @@ func (l *Log) writeDurable(buf []byte, lazy bool) (int, error) {
 	if err == nil && n < len(buf) {
 		err = io.ErrShortWrite
 	}
-	if err != nil {
+	if err != nil || inPlace {
 		return n, err
 	}
-	if inPlace {
-		if l.syncEvery > 0 || lazy { // deferred: run syncs the file within deferFor (commit.go)
-			l.unsynced = true
-			return n, nil
-		}
-		return n, l.synced(l.syncFile(l.file, true))
-	}
 	// Growing failed (e.g. no room for the padding): a plain append with a full fsync, which
-	// makes the new length durable too.
+	// makes the new length durable too (the data sync that follows finds nothing to do).
 	if end > l.alloc {
 		l.alloc = end
 	}
-	return n, l.synced(l.syncFile(l.file, false))
+	return n, l.syncFile(l.file, false)
 }
 
-// synced notes that a successful sync made every written record durable, the deferred
-// ones before it included.
-func (l *Log) synced(err error) error {
-	if err == nil {
-		l.unsynced = false
-	}
-	return err
-}
-
-// grow extends the file with zeros to the first multiple of PreallocBytes at or after end
-// and makes them and the new length durable. On failure it cuts the file back to its length
-// before the call.
+// grow extends the file's zero padding to cover end and makes it durable (see PreallocBytes).
 func (l *Log) grow(end int64) error {
 	target := (end + PreallocBytes - 1) / PreallocBytes * PreallocBytes
 	err := func() error {
@@ -106,4 +90,74 @@ func syncFile(f *os.File, dataOnly bool) error {
 		return datasync(f)
 	}
 	return f.Sync()
+}
+
+// grown is the outcome of a background extension of the padding of file f from from to to.
+type grown struct {
+	f        *os.File
+	from, to int64
+	err      error
+}
+
+// maybeGrow starts extending the padding once less than half of PreallocBytes is left, so
+// that commits seldom pay for writing and syncing a megabyte of zeros while they hold the
+// commit slot (1–5 ms here, a stall of every request's record). Commit slot holder only.
+func (l *Log) maybeGrow() {
+	if l.file == nil || l.growing || l.dirty || l.syncErr != nil || l.alloc-l.size >= PreallocBytes/2 {
+		return
+	}
+	l.growing = true
+	l.fileRef.RLock() // the file stays open until the extension ends
+	go l.growAhead(grown{f: l.file, from: l.alloc, to: l.alloc + PreallocBytes})
+}
+
+// growAhead writes zeros after the padding, where no record is written until the commit slot
+// holder has taken the outcome (collectGrow), and syncs them with the file's new length. It
+// runs on its own goroutine, needing neither the commit slot nor anything its holder may
+// wait for.
+func (l *Log) growAhead(g grown) {
+	for off := g.from; off < g.to && g.err == nil; off += int64(len(zeros)) {
+		_, g.err = g.f.WriteAt(zeros[:min(int64(len(zeros)), g.to-off)], off)
+	}
+	if g.err == nil {
+		g.err = l.syncFile(g.f, false)
+	}
+	l.grown <- g // before fileRef is released, so that its next writer finds it (lockFile)
+	l.fileRef.RUnlock()
+}
+
+// collectGrow takes the background extension's outcome, waiting for it if wait is set and
+// one is running. Commit slot holder only.
+func (l *Log) collectGrow(wait bool) {
+	if !l.growing {
+		return
+	}
+	var g grown
+	if wait {
+		g = <-l.grown
+	} else {
+		select {
+		case g = <-l.grown:
+		default:
+			return
+		}
+	}
+	l.growing = false
+	if g.f != l.file || g.from != l.alloc || l.dirty {
+		return // the file was replaced or cut back meanwhile: its padding is not ours to count
+	}
+	if g.err == nil {
+		l.alloc = g.to
+		return
+	}
+	if err := l.file.Truncate(l.alloc); err != nil {
+		l.dirty = true // the next commit cuts the file back to its records
+	}
+}
+
+// lockFile takes fileRef for writing — every sync and extension outside the commit slot has
+// ended — and takes a finished extension's outcome. Commit slot holder only.
+func (l *Log) lockFile() {
+	l.fileRef.Lock()
+	l.collectGrow(false)
 }

@@ -1,13 +1,16 @@
 package audit
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // TestPaddingWhileOpen: while a log is open its file holds zero padding after the records
@@ -189,4 +192,104 @@ func TestSyncFailureFailsAppend(t *testing.T) {
 		t.Errorf("%d acknowledged, %d failed appends; want some of each", nacked, nfailed)
 	}
 	t.Logf("%d acknowledged, %d failed appends", nacked, nfailed)
+}
+
+// TestPaddingGrowsAhead: the padding is extended before it runs out, by a goroutine that
+// writes and syncs the zeros outside the commit slot, so appends go on while it syncs (a
+// commit that extended it itself held every caller for a megabyte's write and fsync). When
+// that extension fails, the log extends the padding itself later and loses nothing; Close
+// leaves exactly the records.
+func TestPaddingGrowsAhead(t *testing.T) {
+	for _, fail := range []bool{false, true} {
+		t.Run(fmt.Sprintf("fail=%v", fail), func(t *testing.T) {
+			key := newSigner(t)
+			path := filepath.Join(t.TempDir(), "audit.log")
+			opts := testOptions(key, "log-g", 1000)
+			opts.LazySyncInterval = time.Hour
+			l, err := Open(path, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Append(testEvent(0)); err != nil { // the first megabyte of padding
+				t.Fatal(err)
+			}
+			entered, release := make(chan struct{}), make(chan struct{})
+			var first atomic.Bool
+			l.syncFile = func(f *os.File, dataOnly bool) error {
+				if !dataOnly && first.CompareAndSwap(false, true) { // the next extension's sync hangs
+					close(entered)
+					<-release
+					if fail {
+						return syscall.EIO
+					}
+				}
+				return syncFile(f, dataOnly)
+			}
+			n := 0
+			appendLazy := func() error {
+				n++
+				return l.AppendLazy(testEvent(n))
+			}
+			// Until less than half the first megabyte is left, then 200 records written
+			// into the padding while the extension's sync hangs.
+			written := make(chan error, 1)
+			go func() {
+				for !first.Load() {
+					if err := appendLazy(); err != nil || n > 1e5 {
+						written <- fmt.Errorf("append %d: %v (the padding was never extended?)", n, err)
+						return
+					}
+				}
+				<-entered
+				for range 200 {
+					if err := appendLazy(); err != nil {
+						written <- err
+						return
+					}
+				}
+				written <- nil
+			}()
+			select {
+			case err := <-written:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(10 * time.Second):
+				close(release)
+				t.Fatal("appends waited for the sync of the padding's extension")
+			}
+			at := n - 200
+			st, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Size() <= PreallocBytes {
+				t.Errorf("file is %d bytes while the extension's sync hangs; want the zeros written after the first %d", st.Size(), PreallocBytes)
+			}
+			close(release)
+			for range 4000 { // well past the first megabyte
+				if err := appendLazy(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := l.Append(testEvent(n + 1)); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			rep, err := verifyFile(t, path, key.Public(), VerifyOptions{})
+			if err != nil || rep.Records-rep.Checkpoints != n+2 || rep.TornBytes != 0 {
+				t.Fatalf("Verify = %+v, %v; want %d events and no torn bytes", rep, err, n+2)
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(b) <= PreallocBytes || b[len(b)-1] != '\n' || bytes.IndexByte(b, 0) >= 0 {
+				t.Errorf("closed log is %d bytes, last byte %q, NUL at %d; want only records, past the first megabyte", len(b), b[len(b)-1:], bytes.IndexByte(b, 0))
+			}
+			t.Logf("extension began after %d records; 200 written while its sync hung", at)
+		})
+	}
 }

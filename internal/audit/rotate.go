@@ -95,7 +95,9 @@ func (l *Log) maybeRotate() {
 
 // rotate moves the file aside and starts a new one; see the comment at the top of the file.
 func (l *Log) rotate() (string, error) {
-	l.commit([]*request{{kind: kindTick}}) // the checkpoint that ends the file
+	if p := l.commit([]*request{{kind: kindTick}}); p != nil { // the checkpoint that ends the file
+		defer p.resolve(l, nil) // no caller waits for it; deferredSync's failure is sticky
+	}
 	l.deferredSync()
 	switch {
 	case l.syncErr != nil:
