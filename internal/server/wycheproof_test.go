@@ -173,6 +173,8 @@ type wpKeys struct {
 	noCurve map[string]bool
 	// noOAEP256 is set where the keys do not offer RSA-OAEP-256 (SoftHSM2 2.6.1).
 	noOAEP256 bool
+	// stored counts the imports that were accepted.
+	stored int
 }
 
 // wpRun is the state of one file's run for one kind of key.
@@ -620,14 +622,22 @@ func wpSoftKeys(c *oracleClient) *wpKeys {
 
 // wpHSMKeys brings keys into the token through BYOK (CKM_RSA_AES_KEY_WRAP under kek).
 func wpHSMKeys(c *oracleClient, kek *rsa.PublicKey, kid string) *wpKeys {
+	k := &wpKeys{}
+	put := func(t *testing.T, name string, jwk map[string]any) answer {
+		a := c.do(t, "PUT", "/keys/"+name, map[string]any{"key": jwk})
+		if a.status == 200 {
+			k.stored++
+		}
+		return a
+	}
 	byokPut := func(t *testing.T, name, kty string, target []byte) answer {
 		blob, err := byok.Build(kek, kid, "CKM_RSA_AES_KEY_WRAP", target, "wycheproof")
 		if err != nil {
 			t.Fatal(err)
 		}
-		return c.do(t, "PUT", "/keys/"+name, map[string]any{"key": map[string]any{"kty": kty, "key_hsm": b64u(blob)}})
+		return put(t, name, map[string]any{"kty": kty, "key_hsm": b64u(blob)})
 	}
-	return &wpKeys{
+	*k = wpKeys{
 		name: "HSM",
 		rsa: func(t *testing.T, name string, _ json.RawMessage, pkcs8 []byte) answer {
 			return byokPut(t, name, string(azkeys.KeyTypeRSAHSM), pkcs8)
@@ -656,11 +666,12 @@ func wpHSMKeys(c *oracleClient, kek *rsa.PublicKey, kid string) *wpKeys {
 			if err != nil {
 				t.Fatal(err)
 			}
-			return c.do(t, "PUT", "/keys/"+name, map[string]any{"key": map[string]any{"kty": "EC-HSM", "crv": pub["crv"], "x": pub["x"], "y": pub["y"], "key_hsm": b64u(blob)}})
+			return put(t, name, map[string]any{"kty": "EC-HSM", "crv": pub["crv"], "x": pub["x"], "y": pub["y"], "key_hsm": b64u(blob)})
 		},
 		noCurve:   map[string]bool{"P-256K": true},
 		noOAEP256: true,
 	}
+	return k
 }
 
 var ecdhCurves = map[string]elliptic.Curve{"P-256": elliptic.P256(), "P-384": elliptic.P384(), "P-521": elliptic.P521()}
@@ -712,6 +723,16 @@ func TestWycheproofThroughHTTPS(t *testing.T) {
 	}
 	for _, k := range kinds {
 		t.Run(k.name, func(t *testing.T) { wpRunAll(t, c, k, cat, docs) })
+	}
+	if flags != nil {
+		// H1 over every key the run brought into the token (BYOK: RSA, multi-prime RSA,
+		// EC, AES) and the KEK generated there; a refused import leaves no object behind.
+		keys := tokenKeys(t, "coffer", "4321")
+		generated, unwrapped := checkTokenKeys(t, keys)
+		if hsm := kinds[len(kinds)-1]; unwrapped != hsm.stored {
+			t.Errorf("the token holds %d unwrapped keys; %d BYOK imports were accepted (a refused import left an object behind?)", unwrapped, hsm.stored)
+		}
+		t.Logf("token after the run: %d private/secret keys (%d generated, %d unwrapped), all sensitive, none extractable", len(keys), generated, unwrapped)
 	}
 }
 
