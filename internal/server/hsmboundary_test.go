@@ -340,10 +340,10 @@ func TestHSMStartFailures(t *testing.T) {
 	for name, c := range map[string]struct {
 		lib, label, pin, want string
 	}{
-		"wrong-pin":     {softhsmLib, "coffer", wrongPIN, "PIN"},
-		"no-library":    {"/nonexistent/libpkcs11.so", "coffer", pinFile, "/nonexistent/libpkcs11.so"},
-		"not-pkcs11":    {notPKCS11, "coffer", pinFile, notPKCS11},
-		"no-such-token": {softhsmLib, "no-such-token", pinFile, "no-such-token"},
+		"wrong-pin":     {softhsmLib, "coffer", wrongPIN, `setting "pkcs11-pin-file"`},
+		"no-library":    {"/nonexistent/libpkcs11.so", "coffer", pinFile, `setting "pkcs11-library": cannot read /nonexistent/libpkcs11.so`},
+		"not-pkcs11":    {notPKCS11, "coffer", pinFile, `setting "pkcs11-library" "` + notPKCS11},
+		"no-such-token": {softhsmLib, "no-such-token", pinFile, `setting "pkcs11-token-label" "no-such-token"`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			cfg := loadConfig(t, "--dev", "--listen", "127.0.0.1:0", "--data-dir", t.TempDir(),
