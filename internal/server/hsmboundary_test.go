@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -11,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -367,5 +369,52 @@ func TestHSMStartFailures(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestHSMSessionPoolBounded (H2, session exhaustion): with one PKCS #11 session for the
+// whole server, 24 concurrent operations on HSM keys queue for it and all succeed — an
+// exhausted pool is waited for, never bypassed in software and never a 5xx. (A token that
+// refuses to open a session answers 503: the second round of TestHSMOutageAnswers503, whose
+// sessions were all closed, reopens none.)
+func TestHSMSessionPoolBounded(t *testing.T) {
+	ts := startDev(t, append(softHSMToken(t), "--pkcs11-sessions", "1")...)
+	c := newOracleClient(t, ts)
+	for name, body := range map[string]map[string]any{"rsa": {"kty": "RSA-HSM", "key_size": 2048}, "ec": {"kty": "EC-HSM", "crv": "P-256"}, "aes": {"kty": "oct-HSM", "key_size": 256}} {
+		if a := c.do(t, "POST", "/keys/"+name+"/create", body); a.status != 200 {
+			t.Fatalf("create %s: %s", name, a)
+		}
+	}
+	digest := b64u(make([]byte, 32))
+	calls := []struct{ path, alg, value string }{
+		{"/keys/rsa/sign", "PS256", digest}, {"/keys/ec/sign", "ES256", digest}, {"/keys/aes/encrypt", "A256GCM", b64u([]byte("x"))},
+	}
+	const n = 24
+	errs := make(chan string, n)
+	for i := range n {
+		go func() {
+			cl := calls[i%len(calls)]
+			body, _ := json.Marshal(map[string]any{"alg": cl.alg, "value": cl.value})
+			req, _ := http.NewRequest("POST", c.url+cl.path+"?api-version=7.6", bytes.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+c.tok)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := c.hc.Do(req) // not c.do: t.Fatal belongs to the test's goroutine
+			if err != nil {
+				errs <- fmt.Sprintf("%s %s: %v", cl.path, cl.alg, err)
+				return
+			}
+			out, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				errs <- fmt.Sprintf("%s %s: %d %s", cl.path, cl.alg, resp.StatusCode, out)
+				return
+			}
+			errs <- ""
+		}()
+	}
+	for range n {
+		if e := <-errs; e != "" {
+			t.Error(e)
+		}
 	}
 }
