@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/big"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -23,6 +22,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 
 	"github.com/coffer-kms/coffer/internal/byok"
+	"github.com/coffer-kms/coffer/internal/provider/providertest"
 )
 
 // Wycheproof through the HTTPS API (SECURITY-NOTES §4 "Wycheproof"). Every one of the 62
@@ -44,40 +44,12 @@ import (
 // (soft.TestWycheproof). The signing vectors that do carry a private key (rsa_pkcs1_*_sig_gen)
 // run sign and verify here.
 
-// wpDoc is a Wycheproof vector file, with the members any file of the catalogue uses.
-type wpDoc struct {
-	Algorithm     string    `json:"algorithm"`
-	NumberOfTests int       `json:"numberOfTests"`
-	TestGroups    []wpGroup `json:"testGroups"`
-}
-
-type wpGroup struct {
-	KeySize         int             `json:"keySize"`
-	Sha             string          `json:"sha"`
-	MgfSha          string          `json:"mgfSha"`
-	IVSize          int             `json:"ivSize"`
-	TagSize         int             `json:"tagSize"`
-	PrivateKeyJwk   json.RawMessage `json:"privateKeyJwk"`
-	PrivateKeyPkcs8 string          `json:"privateKeyPkcs8"`
-	Tests           []wpCase        `json:"tests"`
-}
-
-type wpCase struct {
-	TcID    int             `json:"tcId"`
-	Comment string          `json:"comment"`
-	Flags   []string        `json:"flags"`
-	Result  string          `json:"result"`
-	Msg     string          `json:"msg"`
-	Ct      string          `json:"ct"`
-	Sig     string          `json:"sig"`
-	Label   string          `json:"label"`
-	Key     string          `json:"key"`
-	IV      string          `json:"iv"`
-	AAD     string          `json:"aad"`
-	Tag     string          `json:"tag"`
-	Public  json.RawMessage `json:"public"`
-	Private json.RawMessage `json:"private"`
-}
+// The vector file format (providertest.LoadWycheproof reads it).
+type (
+	wpDoc   = providertest.WycheproofFile
+	wpGroup = providertest.WycheproofGroup
+	wpCase  = providertest.WycheproofTest
+)
 
 // Where the repository keeps its copies (relative to this package); the files it does not
 // copy are those no Key Vault operation takes.
@@ -685,25 +657,10 @@ func wpHSMKeys(c *oracleClient, kek *rsa.PublicKey, kid string) *wpKeys {
 
 var ecdhCurves = map[string]elliptic.Curve{"P-256": elliptic.P256(), "P-384": elliptic.P384(), "P-521": elliptic.P521()}
 
-// wpLoad reads a copied vector file and checks its count.
+// wpLoad reads a copied vector file (its count checked).
 func wpLoad(t *testing.T, e wpEntry) *wpDoc {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(e.dir, e.file))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var f wpDoc
-	if err := json.Unmarshal(b, &f); err != nil {
-		t.Fatalf("%s: %v", e.file, err)
-	}
-	n := 0
-	for _, g := range f.TestGroups {
-		n += len(g.Tests)
-	}
-	if n != f.NumberOfTests {
-		t.Fatalf("%s: %d tests in the groups, numberOfTests says %d", e.file, n, f.NumberOfTests)
-	}
-	return &f
+	return providertest.LoadWycheproof(t, filepath.Join(e.dir, e.file))
 }
 
 // TestWycheproofThroughHTTPS runs the catalogue over HTTPS for software keys and, with
