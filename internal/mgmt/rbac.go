@@ -21,7 +21,8 @@ type assignmentPutRequest struct {
 
 // putAssignment creates a role assignment. The caller needs Coffer/roleAssignments/write at
 // the assignment's scope, which must lie in the tenant ("/" is refused: platform roles are
-// not assigned through a tenant).
+// not assigned through a tenant). A built-in Managed HSM role is assignable only in a pool and
+// a Key Vault role only at the tenant or in a vault (authz.CheckBuiltInScope).
 func (s *Service) putAssignment(w http.ResponseWriter, r *http.Request, c *Call) error {
 	ctx := r.Context()
 	id := r.PathValue("id")
@@ -52,6 +53,11 @@ func (s *Service) putAssignment(w http.ResponseWriter, r *http.Request, c *Call)
 		return badParameter("principalId " + quoteShort(req.PrincipalID) + " is not a principal of this tenant")
 	} else if err != nil {
 		return err
+	}
+	if role, ok := authz.RoleByID(req.RoleDefinitionID); ok {
+		if err := authz.CheckBuiltInScope(role, sc); err != nil {
+			return badParameter(strings.TrimPrefix(err.Error(), authz.ErrScopeNotAllowed.Error()+": "))
+		}
 	}
 	want := authz.Assignment{ID: id, PrincipalID: req.PrincipalID, TenantID: c.TenantID, RoleDefinitionID: req.RoleDefinitionID, Scope: sc.String()}
 	if old, ok, err := s.assignment(ctx, c, id); err != nil {
