@@ -360,11 +360,16 @@ func (s *Service) putRoleDefinition(w http.ResponseWriter, r *http.Request, c *C
 }
 
 // deleteRoleDefinition removes one of the tenant's custom roles that no assignment uses
-// (built-in roles cannot be deleted) and answers the role as it was.
+// (built-in roles cannot be deleted) and answers the role as it was. The id must match
+// exactly as stored, lower case (as PUT requires), like GET and DELETE of role assignments:
+// another spelling names no role (404), so it cannot delete one.
 func (s *Service) deleteRoleDefinition(w http.ResponseWriter, r *http.Request, c *Call) error {
-	id := strings.ToLower(r.PathValue("id"))
+	id := r.PathValue("id")
+	if !tenancy.IsUUID(strings.ToLower(id)) {
+		return badParameter("role definition id " + quoteShort(id) + " must be a UUID")
+	}
 	if !tenancy.IsUUID(id) {
-		return badParameter("role definition id " + quoteShort(r.PathValue("id")) + " must be a UUID")
+		return api.Errorf(http.StatusNotFound, "NotFound", "role definition "+id+" was not found in this tenant: role definition ids are lower case")
 	}
 	if _, ok := authz.RoleByID(id); ok {
 		return badParameter("role definition " + id + " is a built-in role and cannot be deleted")
