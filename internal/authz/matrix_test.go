@@ -272,40 +272,30 @@ func TestBuiltInRoleMatrix(t *testing.T) {
 		"vault-named-h1": mustScope(t, "/tenants/t1/vaults/h1"),
 	}
 	var rows, allows, deviations int
-	for i, r := range roles {
-		exp, ok := docAllowed[r.Name]
-		if !ok {
-			t.Errorf("role %q has no row in the expectation table", r.Name)
-			continue
+	forEachPublished(t, roles, func(i int, r RoleDefinition, a Action, want bool) {
+		var own string
+		var others []string
+		switch {
+		case strings.HasPrefix(string(a), vaultPrefix):
+			own, others = "vault", []string{"sibling-vault", "foreign-vault", "hsm"}
+		case strings.HasPrefix(string(a), hsmPrefix):
+			own, others = "hsm", []string{"sibling-hsm", "foreign-hsm", "vault-named-h1"}
+		default:
+			t.Fatalf("data action %q has neither prefix", a)
 		}
-		for _, a := range AllDataActions() {
-			var own string
-			var others []string
-			var want bool
-			switch {
-			case strings.HasPrefix(string(a), vaultPrefix):
-				own, others = "vault", []string{"sibling-vault", "foreign-vault", "hsm"}
-				want = slices.Contains(exp.vault, strings.TrimPrefix(string(a), vaultPrefix))
-			case strings.HasPrefix(string(a), hsmPrefix):
-				own, others = "hsm", []string{"sibling-hsm", "foreign-hsm", "vault-named-h1"}
-				want = slices.Contains(exp.hsm, strings.TrimPrefix(string(a), hsmPrefix))
-			default:
-				t.Fatalf("data action %q has neither prefix", a)
+		for _, where := range append([]string{own}, others...) {
+			w := want && where == own
+			d := snap.Decide(Request{PrincipalID: fmt.Sprintf("p%02d", i), PrincipalTenant: tenant, Action: a, Scope: scopes[where], Now: testNow})
+			rows++
+			if d.Allowed {
+				allows++
 			}
-			for _, where := range append([]string{own}, others...) {
-				w := want && where == own
-				d := snap.Decide(Request{PrincipalID: fmt.Sprintf("p%02d", i), PrincipalTenant: tenant, Action: a, Scope: scopes[where], Now: testNow})
-				rows++
-				if d.Allowed {
-					allows++
-				}
-				if d.Allowed != w {
-					deviations++
-					t.Errorf("%s × %s at %s: Allowed = %v (%s); want %v", r.Name, a, where, d.Allowed, d.Reason, w)
-				}
+			if d.Allowed != w {
+				deviations++
+				t.Errorf("%s × %s at %s: Allowed = %v (%s); want %v", r.Name, a, where, d.Allowed, d.Reason, w)
 			}
 		}
-	}
+	})
 	// Every action listed as allowed must exist, or a typo would only ever expect a deny.
 	for name, exp := range docAllowed {
 		for _, a := range exp.vault {
@@ -454,6 +444,36 @@ func TestBuiltInRoleMatrixScopes(t *testing.T) {
 			t.Errorf("%s × %s at %s: Allowed = %v (%s); want %v", what, a, scope, d.Allowed, d.Reason, want)
 		}
 	}
+	forEachPublished(t, roles, func(i int, r RoleDefinition, a Action, published bool) {
+		// At the tenant: as at the container, in both containers of t1, none of t2.
+		own := []string{"/tenants/t1/vaults/v1", "/tenants/t1/vaults/v2"}
+		foreign := []string{"/tenants/t2/vaults/v1", "/tenants/t1/managedHsms/h1"}
+		if strings.HasPrefix(string(a), hsmPrefix) {
+			own, foreign = []string{"/tenants/t1/managedHsms/h1", "/tenants/t1/managedHsms/h2"}, []string{"/tenants/t2/managedHsms/h1", "/tenants/t1/vaults/h1"}
+		}
+		for _, s := range own {
+			decide(fmt.Sprintf("tenant%02d", i), a, s, published, r.Name+" at the tenant")
+		}
+		for _, s := range foreign {
+			decide(fmt.Sprintf("tenant%02d", i), a, s, false, r.Name+" at the tenant")
+		}
+		// At one object.
+		for kind, o := range objects {
+			onObject := slices.ContainsFunc(objectActions[kind], func(p string) bool { return strings.HasPrefix(string(a), p) })
+			who, what := fmt.Sprintf("obj%02d-%s", i, kind), r.Name+" at "+kind+" k1"
+			decide(who, a, o.own, published && onObject, what)
+			decide(who, a, o.sibling, false, what)
+			decide(who, a, o.container, false, what)
+		}
+	})
+	t.Logf("authorization matrix, tenant and object scopes: %d roles × %d data actions × 16 scopes = %d decisions, %d allowed, %d denied, %d deviations",
+		len(roles), len(AllDataActions()), rows, allows, rows-allows, deviations)
+}
+
+// forEachPublished calls fn for every role of roles × every data action, with whether the
+// published table (docAllowed) allows the action to the role at its own container.
+func forEachPublished(t *testing.T, roles []RoleDefinition, fn func(i int, r RoleDefinition, a Action, published bool)) {
+	t.Helper()
 	for i, r := range roles {
 		exp, ok := docAllowed[r.Name]
 		if !ok {
@@ -461,30 +481,8 @@ func TestBuiltInRoleMatrixScopes(t *testing.T) {
 			continue
 		}
 		for _, a := range AllDataActions() {
-			published := slices.Contains(exp.vault, strings.TrimPrefix(string(a), vaultPrefix)) ||
-				slices.Contains(exp.hsm, strings.TrimPrefix(string(a), hsmPrefix))
-			// At the tenant: as at the container, in both containers of t1, none of t2.
-			own := []string{"/tenants/t1/vaults/v1", "/tenants/t1/vaults/v2"}
-			foreign := []string{"/tenants/t2/vaults/v1", "/tenants/t1/managedHsms/h1"}
-			if strings.HasPrefix(string(a), hsmPrefix) {
-				own, foreign = []string{"/tenants/t1/managedHsms/h1", "/tenants/t1/managedHsms/h2"}, []string{"/tenants/t2/managedHsms/h1", "/tenants/t1/vaults/h1"}
-			}
-			for _, s := range own {
-				decide(fmt.Sprintf("tenant%02d", i), a, s, published, r.Name+" at the tenant")
-			}
-			for _, s := range foreign {
-				decide(fmt.Sprintf("tenant%02d", i), a, s, false, r.Name+" at the tenant")
-			}
-			// At one object.
-			for kind, o := range objects {
-				onObject := slices.ContainsFunc(objectActions[kind], func(p string) bool { return strings.HasPrefix(string(a), p) })
-				who, what := fmt.Sprintf("obj%02d-%s", i, kind), r.Name+" at "+kind+" k1"
-				decide(who, a, o.own, published && onObject, what)
-				decide(who, a, o.sibling, false, what)
-				decide(who, a, o.container, false, what)
-			}
+			fn(i, r, a, slices.Contains(exp.vault, strings.TrimPrefix(string(a), vaultPrefix)) ||
+				slices.Contains(exp.hsm, strings.TrimPrefix(string(a), hsmPrefix)))
 		}
 	}
-	t.Logf("authorization matrix, tenant and object scopes: %d roles × %d data actions × 16 scopes = %d decisions, %d allowed, %d denied, %d deviations",
-		len(roles), len(AllDataActions()), rows, allows, rows-allows, deviations)
 }
