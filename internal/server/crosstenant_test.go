@@ -130,19 +130,7 @@ func comparableHeader(r isoCall, name string, h http.Header) string {
 func TestCrossTenantDataPlane(t *testing.T) {
 	// The pool's keys live in SoftHSM2 (the software provider makes no -HSM keys); without
 	// it the pool's routes are still tried, but with no key in the pool.
-	var args []string
-	tok, err := softhsm.Init(t.TempDir(), "4321", "8765", "coffer")
-	switch {
-	case err == nil:
-		t.Setenv("SOFTHSM2_CONF", tok.Conf)
-		args = []string{"--pkcs11-library", softhsmLib, "--pkcs11-token-label", "coffer", "--pkcs11-pin-file", tok.PINFile}
-	case errors.Is(err, softhsm.ErrNotInstalled):
-		t.Logf("%v: the pool's routes are tried without a key in the pool", err)
-	default:
-		t.Fatal(err)
-	}
-	hasHSM := err == nil
-	ts := startDev(t, args...)
+	ts, hasHSM := startDevSoftHSM(t)
 	ctx := context.Background()
 	hc := loopbackClient(t, ts.caFile)
 	port := ts.resources().port
@@ -383,4 +371,22 @@ func existing(pattern string, pool bool) string {
 		return "i" + n
 	}
 	return strings.TrimPrefix(strings.TrimPrefix(pattern, "/"), "deleted")[:1] + n
+}
+
+// startDevSoftHSM starts a dev server whose managed HSM pool keeps its keys in a fresh
+// SoftHSM2 token, with extra flags, and reports whether SoftHSM2 is installed; without it the
+// server runs with the software provider, which makes no -HSM keys.
+func startDevSoftHSM(t *testing.T, extra ...string) (*testServer, bool) {
+	t.Helper()
+	tok, err := softhsm.Init(t.TempDir(), "4321", "8765", "coffer")
+	switch {
+	case err == nil:
+		t.Setenv("SOFTHSM2_CONF", tok.Conf)
+		extra = append(extra, "--pkcs11-library", softhsmLib, "--pkcs11-token-label", "coffer", "--pkcs11-pin-file", tok.PINFile)
+	case errors.Is(err, softhsm.ErrNotInstalled):
+		t.Logf("%v: the pool has no PKCS#11 token", err)
+	default:
+		t.Fatal(err)
+	}
+	return startDev(t, extra...), err == nil
 }
