@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -226,11 +227,42 @@ func TestTokenVariantsOverHTTPS(t *testing.T) {
 			t.Fatalf("%s with the valid token = %d; the refusals above prove nothing", tg.name, resp.StatusCode)
 		}
 	}
+	// A8, A15: an external issuer the tenant trusts is fetched from its configured URL only,
+	// and tokens naming unknown kids make at most one refresh a minute, whatever jku says.
+	configured, configuredConns := countingListener(t)
+	issuer := configured + "/" + dev.TenantID + "/v2.0"
+	if _, err := ts.tenants.CreateIssuer(context.Background(), dev.TenantID, issuer, "api://coffer-test"); err != nil {
+		t.Fatal(err)
+	}
+	const unknownKids = 20
+	for i := 0; i < unknownKids; i++ {
+		h := map[string]any{"alg": "ES256", "kid": "unknown-" + b64u(randBytes(8))}
+		if i%2 == 0 {
+			h["jku"] = evil + "/jwks" // refused before any key lookup
+		}
+		raw := attackerToken(t, attacker, h, claims(issuer, "api://coffer-test"))
+		req, _ := http.NewRequest("GET", targets[0].url, nil)
+		req.Header.Set("Authorization", "Bearer "+raw)
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		sent++
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("token of the configured issuer with an unknown kid = %d; want 401", resp.StatusCode)
+			continue
+		}
+		refused++
+	}
 	// Fetches would be asynchronous at worst: give them a moment to arrive.
 	time.Sleep(200 * time.Millisecond)
 	if n := conns.Load(); n != 0 {
 		t.Errorf("the listener the tokens point at saw %d connections; want 0", n)
 	}
-	t.Logf("JWT over HTTPS: %d token variants × %d targets = %d requests, %d refused with 401; %d connections to the URLs in the tokens",
-		len(variants), len(targets), sent, refused, conns.Load())
+	if n := configuredConns.Load(); n > 1 {
+		t.Errorf("%d tokens with unknown kids made %d connections to the configured issuer; want at most 1 (one refresh a minute)", unknownKids, n)
+	}
+	t.Logf("JWT over HTTPS: %d token variants × %d targets + %d unknown kids of a configured issuer = %d requests, %d refused with 401; %d connections to the URLs in the tokens, %d to the configured issuer",
+		len(variants), len(targets), unknownKids, sent, refused, conns.Load(), configuredConns.Load())
 }
