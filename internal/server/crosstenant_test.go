@@ -300,7 +300,11 @@ func TestCrossTenantDataPlane(t *testing.T) {
 		return p, name
 	}
 
-	var requests, allowed, differing int
+	auditCount := func(result string) int {
+		return strings.Count(readAudit(t, ts), `"result":"`+result+`"`)
+	}
+	deniedBefore, unauthBefore := auditCount("denied"), auditCount("unauthenticated")
+	var requests, allowed, differing, refusedInTenant, refusedOtherTenant int
 	perAttacker := map[string]int{}
 	for _, a := range attackers {
 		for _, tg := range targets {
@@ -319,6 +323,11 @@ func TestCrossTenantDataPlane(t *testing.T) {
 						allowed++
 					}
 					t.Errorf("%s: %s %s on %s = %d %s; want %d", a.name, tg.method, p, tg.host, r.status, r.body, a.wantStatus)
+				}
+				if r.status == 403 {
+					refusedInTenant++
+				} else if r.status == 401 {
+					refusedOtherTenant++
 				}
 				seen[i] = comparable(r, name)
 				if a.wantStatus == 401 {
@@ -343,6 +352,12 @@ func TestCrossTenantDataPlane(t *testing.T) {
 			}
 		}
 	}
+	// T1: every refusal on the owner's stores is in the audit log.
+	denied, unauth := auditCount("denied")-deniedBefore, auditCount("unauthenticated")-unauthBefore
+	if denied < refusedInTenant || unauth < refusedOtherTenant {
+		t.Errorf("audit log gained %d denied and %d unauthenticated records; want at least the %d refusals (403) and %d (401) on the owner's vault and pool", denied, unauth, refusedInTenant, refusedOtherTenant)
+	}
+	t.Logf("audit: %d denied and %d unauthenticated records for %d and %d refusals on the owner's stores", denied, unauth, refusedInTenant, refusedOtherTenant)
 	vaultRoutes, poolRoutes := 0, 0
 	for _, tg := range targets {
 		if tg.pool {
