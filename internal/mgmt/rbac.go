@@ -185,8 +185,9 @@ func (s *Service) getAssignment(w http.ResponseWriter, r *http.Request, c *Call)
 }
 
 // deleteAssignment removes an assignment. The caller needs Coffer/roleAssignments/write at
-// the assignment's scope; for an id that does not exist, at the tenant, so that a caller
-// without the right gets 403 either way and learns nothing.
+// the assignment's scope; for an id that does not exist, at the tenant. A caller without the
+// right gets the same 403 either way, naming the tenant, so it learns neither whether the
+// assignment exists nor its scope.
 func (s *Service) deleteAssignment(w http.ResponseWriter, r *http.Request, c *Call) error {
 	ctx := r.Context()
 	id := r.PathValue("id")
@@ -194,14 +195,13 @@ func (s *Service) deleteAssignment(w http.ResponseWriter, r *http.Request, c *Ca
 	if err != nil {
 		return err
 	}
-	if !ok {
+	if !ok || c.Authorize(ctx, authz.RoleAssignmentsWrite, a.Scope) != nil {
+		// Lacking the right at the assignment's scope means lacking it at the tenant's
+		// (which contains it): this is the refusal a missing id gets.
 		if err := c.Authorize(ctx, authz.RoleAssignmentsWrite, c.tenantScope()); err != nil {
 			return err
 		}
 		return notFound("role assignment", quoteShort(id))
-	}
-	if err := c.Authorize(ctx, authz.RoleAssignmentsWrite, a.Scope); err != nil {
-		return err
 	}
 	a, err = s.removeAssignment(ctx, c, a)
 	if errors.Is(err, tenancy.ErrNotFound) {
