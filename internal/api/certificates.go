@@ -97,7 +97,7 @@ func (cs *Certificates) Routes() []Route {
 		rt("PATCH /certificates/{name}/policy", "CertificatePolicyUpdate", authz.CertificatesUpdate, true, certPolicyMaxBody, cs.updatePolicy),
 		rt("GET /certificates/{name}/pending", "CertificateOperationGet", authz.CertificatesRead, true, 0, cs.getOperation),
 		rt("PATCH /certificates/{name}/pending", "CertificateOperationUpdate", authz.CertificatesUpdate, true, 4<<10, cs.updateOperation),
-		rt("DELETE /certificates/{name}/pending", "CertificateOperationDelete", authz.CertificatesDelete, true, 0, cs.deleteOperation),
+		rt("DELETE /certificates/{name}/pending", "CertificateOperationDelete", authz.CertificatesUpdate, true, 0, cs.deleteOperation),
 		rt("POST /certificates/{name}/pending/merge", "CertificateMerge", authz.CertificatesCreate, true, certMergeMaxBody, cs.merge),
 		rt("DELETE /certificates/{name}", "CertificateDelete", authz.CertificatesDelete, true, 0, cs.delete),
 		rt("GET /deletedcertificates", "DeletedCertificateList", authz.CertificatesRead, false, 0, cs.listDeleted),

@@ -149,7 +149,7 @@ const (
 	famVault                               // a vault only (issuers, contacts)
 	famHSMKeys                             // an HSM pool, or one of its keys
 	famHSM                                 // an HSM pool only
-	famHSMRoles                            // an HSM pool or one of its keys (MHSM role scopes)
+	famHSMRoles                            // an HSM pool or one of its keys (role assignment scopes)
 	famManagement                          // any scope
 	famPlatform                            // the platform scope "/" only
 )
@@ -229,9 +229,9 @@ var vocabulary = [...]actionInfo{
 	{HSMRoleAssignmentsRead, famHSMRoles},
 	{HSMRoleAssignmentsWrite, famHSMRoles},
 	{HSMRoleAssignmentsDelete, famHSMRoles},
-	{HSMRoleDefinitionsRead, famHSMRoles},
-	{HSMRoleDefinitionsWrite, famHSMRoles},
-	{HSMRoleDefinitionsDelete, famHSMRoles},
+	{HSMRoleDefinitionsRead, famHSM},   // role definitions live at the pool's "/" only
+	{HSMRoleDefinitionsWrite, famHSM},  // role definitions live at the pool's "/" only
+	{HSMRoleDefinitionsDelete, famHSM}, // role definitions live at the pool's "/" only
 	{HSMSecurityDomainDownload, famHSM},
 	{HSMSecurityDomainDownloadRead, famHSM},
 	{HSMSecurityDomainUpload, famHSM},

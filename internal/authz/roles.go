@@ -495,3 +495,29 @@ func isUUID(s string) bool {
 	}
 	return true
 }
+
+// Name prefixes of the two families of Azure's built-in data roles.
+const (
+	vaultRolePrefix = "Key Vault "
+	hsmRolePrefix   = "Managed HSM "
+)
+
+// CheckBuiltInScope returns an error saying where r may be assigned instead if r is a
+// built-in role of the other kind of container than s: a Managed HSM local role exists only
+// in a pool's local RBAC, so it is assignable at a managed HSM pool or one of its keys, never
+// at a tenant or a vault; a Key Vault role lives in Azure RBAC, so it is assignable at a
+// tenant (as at a subscription in Azure) or in a vault, never in a pool. Coffer's roles and
+// custom roles are left to their assignable scopes (NewSnapshot checks those); nil for them.
+func CheckBuiltInScope(r RoleDefinition, s Scope) error {
+	if r.Type != RoleTypeBuiltIn {
+		return nil
+	}
+	inPool := s.kind == kindHSM || s.kind == kindHSMKey
+	switch {
+	case strings.HasPrefix(r.Name, hsmRolePrefix) && !inPool:
+		return fmt.Errorf("%w: %s is a Managed HSM local role: assign it at a managed HSM pool (/tenants/{tenant}/managedHsms/{pool}) or one of its keys, not at %s", ErrScopeNotAllowed, r.Name, s)
+	case strings.HasPrefix(r.Name, vaultRolePrefix) && inPool:
+		return fmt.Errorf("%w: %s is a Key Vault role, which a managed HSM pool does not know: assign it at the tenant or a vault, or use a Managed HSM role in the pool", ErrScopeNotAllowed, r.Name)
+	}
+	return nil
+}

@@ -13,7 +13,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -119,21 +121,42 @@ func (s *Service) keys(w http.ResponseWriter, r *http.Request) {
 	w.Write(b)
 }
 
-// instanceDiscovery answers MSAL's authority validation for this host.
+// instanceDiscovery answers MSAL's authority validation for this host. It vouches only for
+// an authorization_endpoint on this server (https, this host and port): for any other it
+// answers as Entra does for an unknown authority, 400 invalid_instance (AADSTS50049), which
+// MSAL reports as "invalid_instance" and stops. Without an authorization_endpoint it
+// describes this host for the "common" tenant.
 func (s *Service) instanceDiscovery(w http.ResponseWriter, r *http.Request) {
-	host := strings.TrimPrefix(s.resources.Base(), "https://")
-	auth := r.URL.Query().Get("authorization_endpoint")
+	base := s.resources.Base()
+	host := strings.TrimPrefix(base, "https://")
 	tenant := "common"
-	if rest, ok := strings.CutPrefix(auth, s.resources.Base()+"/"); ok {
-		if t, _, ok := strings.Cut(rest, "/"); ok && tenancy.IsUUID(t) {
+	if auth := r.URL.Query().Get("authorization_endpoint"); auth != "" {
+		u, err := url.Parse(auth)
+		if err != nil || !strings.EqualFold(u.Scheme, "https") || u.User != nil || !sameHost(u.Host, host) {
+			oauthError(w, http.StatusBadRequest, "invalid_instance", "AADSTS50049: Unknown or invalid instance. This server is the authority "+base+" only: use an authority on it, or disable instance discovery.")
+			return
+		}
+		if t, _, ok := strings.Cut(strings.TrimPrefix(u.Path, "/"), "/"); ok && tenancy.IsUUID(t) {
 			tenant = t
 		}
 	}
 	api.WriteJSON(w, http.StatusOK, map[string]any{
-		"tenant_discovery_endpoint": s.resources.Base() + "/" + tenant + "/v2.0/.well-known/openid-configuration",
+		"tenant_discovery_endpoint": base + "/" + tenant + "/v2.0/.well-known/openid-configuration",
 		"api-version":               "1.1",
 		"metadata":                  []map[string]any{{"preferred_network": host, "preferred_cache": host, "aliases": []string{host}}},
 	})
+}
+
+// sameHost reports whether the URL hosts a and b are the same host and port (443 when
+// absent), host names compared case-insensitively.
+func sameHost(a, b string) bool {
+	withPort := func(h string) string {
+		if _, _, err := net.SplitHostPort(h); err != nil {
+			return net.JoinHostPort(h, "443")
+		}
+		return h
+	}
+	return a != "" && strings.EqualFold(withPort(a), withPort(b))
 }
 
 // maxTokenRequest caps the token endpoint's form body.

@@ -62,6 +62,15 @@ func (s *Service) badAccessToken() error {
 		"the access token is not valid: get one with the client-credentials grant from "+aud+"/<tenant id>/oauth2/v2.0/token with scope "+aud+"/.default")
 }
 
+// challenge is the WWW-Authenticate of a 401 (RFC 6750 §3): the realm is the token
+// audience, and invalid_token says that a bearer was sent but did not validate.
+func challenge(aud string, r *http.Request) string {
+	if r.Header.Get("Authorization") == "" {
+		return `Bearer realm="` + aud + `"`
+	}
+	return `Bearer realm="` + aud + `", error="invalid_token"`
+}
+
 // errTenantNotFound is the one answer for a tenant that does not exist, is malformed, or is
 // not the caller's: the same status and body, byte for byte, whatever the reason.
 var errTenantNotFound = api.Errorf(http.StatusNotFound, "TenantNotFound", "the tenant in the path was not found: check the tenant id (a principal can only manage its own tenant)")
@@ -92,6 +101,7 @@ func (s *Service) serve(rt *Route, w http.ResponseWriter, r *http.Request) {
 		switch e.Status {
 		case http.StatusUnauthorized:
 			ev.Result = audit.ResultUnauthenticated
+			bw.Header().Set("WWW-Authenticate", challenge(s.cfg.Identity.Audience(), r))
 		case http.StatusForbidden:
 			ev.Result = audit.ResultDenied
 		default:

@@ -21,7 +21,8 @@ type assignmentPutRequest struct {
 
 // putAssignment creates a role assignment. The caller needs Coffer/roleAssignments/write at
 // the assignment's scope, which must lie in the tenant ("/" is refused: platform roles are
-// not assigned through a tenant).
+// not assigned through a tenant). A built-in Managed HSM role is assignable only in a pool and
+// a Key Vault role only at the tenant or in a vault (authz.CheckBuiltInScope).
 func (s *Service) putAssignment(w http.ResponseWriter, r *http.Request, c *Call) error {
 	ctx := r.Context()
 	id := r.PathValue("id")
@@ -52,6 +53,11 @@ func (s *Service) putAssignment(w http.ResponseWriter, r *http.Request, c *Call)
 		return badParameter("principalId " + quoteShort(req.PrincipalID) + " is not a principal of this tenant")
 	} else if err != nil {
 		return err
+	}
+	if role, ok := authz.RoleByID(req.RoleDefinitionID); ok {
+		if err := authz.CheckBuiltInScope(role, sc); err != nil {
+			return badParameter(strings.TrimPrefix(err.Error(), authz.ErrScopeNotAllowed.Error()+": "))
+		}
 	}
 	want := authz.Assignment{ID: id, PrincipalID: req.PrincipalID, TenantID: c.TenantID, RoleDefinitionID: req.RoleDefinitionID, Scope: sc.String()}
 	if old, ok, err := s.assignment(ctx, c, id); err != nil {
@@ -179,8 +185,9 @@ func (s *Service) getAssignment(w http.ResponseWriter, r *http.Request, c *Call)
 }
 
 // deleteAssignment removes an assignment. The caller needs Coffer/roleAssignments/write at
-// the assignment's scope; for an id that does not exist, at the tenant, so that a caller
-// without the right gets 403 either way and learns nothing.
+// the assignment's scope; for an id that does not exist, at the tenant. A caller without the
+// right gets the same 403 either way, naming the tenant, so it learns neither whether the
+// assignment exists nor its scope.
 func (s *Service) deleteAssignment(w http.ResponseWriter, r *http.Request, c *Call) error {
 	ctx := r.Context()
 	id := r.PathValue("id")
@@ -188,14 +195,13 @@ func (s *Service) deleteAssignment(w http.ResponseWriter, r *http.Request, c *Ca
 	if err != nil {
 		return err
 	}
-	if !ok {
+	if !ok || c.Authorize(ctx, authz.RoleAssignmentsWrite, a.Scope) != nil {
+		// Lacking the right at the assignment's scope means lacking it at the tenant's
+		// (which contains it): this is the refusal a missing id gets.
 		if err := c.Authorize(ctx, authz.RoleAssignmentsWrite, c.tenantScope()); err != nil {
 			return err
 		}
 		return notFound("role assignment", quoteShort(id))
-	}
-	if err := c.Authorize(ctx, authz.RoleAssignmentsWrite, a.Scope); err != nil {
-		return err
 	}
 	a, err = s.removeAssignment(ctx, c, a)
 	if errors.Is(err, tenancy.ErrNotFound) {
@@ -354,11 +360,16 @@ func (s *Service) putRoleDefinition(w http.ResponseWriter, r *http.Request, c *C
 }
 
 // deleteRoleDefinition removes one of the tenant's custom roles that no assignment uses
-// (built-in roles cannot be deleted) and answers the role as it was.
+// (built-in roles cannot be deleted) and answers the role as it was. The id must match
+// exactly as stored, lower case (as PUT requires), like GET and DELETE of role assignments:
+// another spelling names no role (404), so it cannot delete one.
 func (s *Service) deleteRoleDefinition(w http.ResponseWriter, r *http.Request, c *Call) error {
-	id := strings.ToLower(r.PathValue("id"))
+	id := r.PathValue("id")
+	if !tenancy.IsUUID(strings.ToLower(id)) {
+		return badParameter("role definition id " + quoteShort(id) + " must be a UUID")
+	}
 	if !tenancy.IsUUID(id) {
-		return badParameter("role definition id " + quoteShort(r.PathValue("id")) + " must be a UUID")
+		return api.Errorf(http.StatusNotFound, "NotFound", "role definition "+id+" was not found in this tenant: role definition ids are lower case")
 	}
 	if _, ok := authz.RoleByID(id); ok {
 		return badParameter("role definition " + id + " is a built-in role and cannot be deleted")

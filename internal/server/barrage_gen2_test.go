@@ -212,7 +212,8 @@ func (b *barrage) genIdentity() {
 	}
 	meta("discovery", "/v2.0/.well-known/openid-configuration")
 	meta("jwks", "/discovery/v2.0/keys")
-	// Instance discovery takes any query (the answer names this host): only methods and paths.
+	// Instance discovery takes any query (the answer names this host, or is invalid_instance
+	// for an authorization_endpoint elsewhere): only methods and paths.
 	for _, m := range methods {
 		if m == "GET" {
 			continue

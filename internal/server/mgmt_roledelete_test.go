@@ -1,6 +1,7 @@
 package server
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/coffer-kms/coffer/internal/authz"
@@ -41,6 +42,10 @@ func TestManagementRoleDefinitionDelete(t *testing.T) {
 		{"built-in", A + "/roleDefinitions/" + authz.CofferTenantAdministratorRoleID, tokA, "BadParameter", 400},
 		{"malformed id", A + "/roleDefinitions/not-a-uuid", tokA, "BadParameter", 400},
 		{"unknown", A + "/roleDefinitions/" + tenancy.NewUUID(), tokA, "NotFound", 404},
+		// Ids match exactly as stored (lower case, as PUT requires), like GET and DELETE of
+		// role assignments: an upper-case spelling names no role.
+		{"upper-case id", A + "/roleDefinitions/" + strings.ToUpper(roleID), tokA, "NotFound", 404},
+		{"upper-case built-in id", A + "/roleDefinitions/" + strings.ToUpper(authz.CofferTenantAdministratorRoleID), tokA, "NotFound", 404},
 	} {
 		status, raw := ts.mcall(t, "DELETE", tc.path, tc.token, nil)
 		if code, _ := kvError(t, raw); status != tc.status || (tc.code != "" && code != tc.code) {
@@ -51,6 +56,11 @@ func TestManagementRoleDefinitionDelete(t *testing.T) {
 		}
 	}
 	ts.mjson(t, "DELETE", A+"/roleAssignments/"+assignmentID, tokA, nil, 200, nil)
+	// Unassigned, the role still cannot be deleted through another spelling of its id.
+	ts.mjson(t, "DELETE", A+"/roleDefinitions/"+strings.ToUpper(roleID), tokA, nil, 404, nil)
+	if n := count(); n != want {
+		t.Fatalf("after DELETE of the upper-case id the tenant lists %d roles; want %d (nothing removed)", n, want)
+	}
 	var gone mgmt.RoleDefinitionDTO
 	ts.mjson(t, "DELETE", A+"/roleDefinitions/"+roleID, tokA, nil, 200, &gone)
 	if gone.ID != roleID || gone.RoleName != "Vault reader" {
