@@ -26,16 +26,7 @@ import (
 // (an imported EC key has no public object, so tokenObjects does not fit).
 func tokenPrivateKeys(t *testing.T, label string) int {
 	t.Helper()
-	c, slot := softHSMSlot(t, label)
-	defer c.Destroy()
-	s, err := c.OpenSession(slot, p11.CKF_SERIAL_SESSION)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.CloseSession(s)
-	if err := c.Login(s, p11.CKU_USER, "4321"); err != nil && !strings.Contains(err.Error(), "CKR_USER_ALREADY_LOGGED_IN") {
-		t.Fatal(err)
-	}
+	c, s := userSession(t, label, "4321")
 	if err := c.FindObjectsInit(s, []*p11.Attribute{p11.NewAttribute(p11.CKA_CLASS, p11.CKO_PRIVATE_KEY)}); err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -22,7 +23,14 @@ func (s *Server) openHSM() (*pkcs11.Provider, error) {
 	}
 	p, err := pkcs11.Open(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("setting \"pkcs11-token-label\" %q: %w", s.cfg.PKCS11Token, err)
+		setting, value := "pkcs11-token-label", s.cfg.PKCS11Token
+		switch {
+		case errors.Is(err, pkcs11.ErrLibrary):
+			setting, value = "pkcs11-library", s.cfg.PKCS11Library
+		case errors.Is(err, pkcs11.ErrPINRefused):
+			setting, value = "pkcs11-pin-file", s.cfg.PKCS11PINFile
+		}
+		return nil, fmt.Errorf("setting %q %q: %w", setting, value, err)
 	}
 	return p, nil
 }

@@ -40,6 +40,14 @@ import (
 	"github.com/coffer-kms/coffer/internal/provider"
 )
 
+// ErrLibrary is wrapped by Open's error when the library cannot be loaded; ErrPINRefused
+// when the token refuses the user PIN (wrong, or locked after too many tries). They let a
+// caller name the setting at fault.
+var (
+	ErrLibrary    = errors.New("cannot load the PKCS#11 library")
+	ErrPINRefused = errors.New("user login refused (wrong or locked PIN): check the PIN file; a locked PIN needs the token's security officer")
+)
+
 // ErrHSM is wrapped by every error caused by the token or the library outside decryption:
 // token gone, session or login lost, library failure. The server maps it to 503 and never
 // falls back to software keys.
@@ -139,7 +147,7 @@ func Open(cfg Config) (*Provider, error) {
 	}
 	c := p11.New(cfg.Library)
 	if c == nil {
-		return nil, fmt.Errorf("pkcs11: cannot load the PKCS#11 library %q", cfg.Library)
+		return nil, fmt.Errorf("pkcs11: %w %q: the path must name a PKCS#11 module (a shared library exporting C_GetFunctionList)", ErrLibrary, cfg.Library)
 	}
 	p := &Provider{ctx: lib{c}, pin: cfg.PIN, sopin: cfg.SOPIN, label: cfg.TokenLabel, size: n, pool: make(chan session, n), done: make(chan struct{}), owned: true}
 	if err := c.Initialize(); err != nil {
@@ -208,7 +216,7 @@ func (p *Provider) openSession() (p11.SessionHandle, error) {
 	if err := p.ctx.Login(h, p11.CKU_USER, p.pin); err != nil && !isRV(err, p11.CKR_USER_ALREADY_LOGGED_IN) {
 		_ = p.ctx.CloseSession(h)
 		if isRV(err, p11.CKR_PIN_INCORRECT) || isRV(err, p11.CKR_PIN_LOCKED) {
-			return 0, fmt.Errorf("user login refused (wrong or locked PIN): %w", hsmErr("login", err))
+			return 0, fmt.Errorf("%w: %w", ErrPINRefused, hsmErr("login", err))
 		}
 		return 0, hsmErr("login", err)
 	}

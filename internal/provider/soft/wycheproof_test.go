@@ -9,13 +9,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/big"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 
 	"github.com/coffer-kms/coffer/internal/provider"
+	"github.com/coffer-kms/coffer/internal/provider/providertest"
 )
 
 // The Wycheproof harness (testdata/wycheproof, see SOURCE.md there). Each vector file is run
@@ -27,40 +27,13 @@ import (
 // Key Vault's rules (key size, exponent, hash pairing, OAEP label) are skipped and counted by
 // reason; where a skip is because Coffer refuses something, the refusal itself is checked.
 
-// wpFile is a Wycheproof vector file.
-type wpFile struct {
-	Algorithm     string    `json:"algorithm"`
-	NumberOfTests int       `json:"numberOfTests"`
-	TestGroups    []wpGroup `json:"testGroups"`
-}
-
-// wpGroup is a test group; the key comes as a JWK or as a hex dictionary.
-type wpGroup struct {
-	KeySize       int             `json:"keySize"`
-	Sha           string          `json:"sha"`
-	MgfSha        string          `json:"mgfSha"`
-	SLen          *int            `json:"sLen"`
-	PublicKey     json.RawMessage `json:"publicKey"`
-	PrivateKey    json.RawMessage `json:"privateKey"`
-	KeyJwk        json.RawMessage `json:"keyJwk"`
-	PublicKeyJwk  json.RawMessage `json:"publicKeyJwk"`
-	PrivateKeyJwk json.RawMessage `json:"privateKeyJwk"`
-	Tests         []wpTest        `json:"tests"`
-}
-
-// wpTest is one vector; byte fields are hex.
-type wpTest struct {
-	TcID    int             `json:"tcId"`
-	Comment string          `json:"comment"`
-	Flags   []string        `json:"flags"`
-	Msg     string          `json:"msg"`
-	Sig     string          `json:"sig"`
-	Ct      string          `json:"ct"`
-	Label   string          `json:"label"`
-	Result  string          `json:"result"`
-	Public  json.RawMessage `json:"public"`
-	Private json.RawMessage `json:"private"`
-}
+// The vector file format (providertest.LoadWycheproof reads it); a group's key comes as a
+// JWK or as a hex dictionary.
+type (
+	wpFile  = providertest.WycheproofFile
+	wpGroup = providertest.WycheproofGroup
+	wpTest  = providertest.WycheproofTest
+)
 
 // rsaHexKey is the hex dictionary form of an RSA key.
 type rsaHexKey struct {
@@ -154,25 +127,10 @@ func sum(m map[string]int) int {
 	return n
 }
 
-// loadVectors reads a vector file from testdata/wycheproof.
+// loadVectors reads a vector file from testdata/wycheproof (its count checked).
 func loadVectors(t *testing.T, name string) *wpFile {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", "wycheproof", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var f wpFile
-	if err := json.Unmarshal(b, &f); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	n := 0
-	for _, g := range f.TestGroups {
-		n += len(g.Tests)
-	}
-	if n != f.NumberOfTests {
-		t.Fatalf("%s: %d tests in groups, numberOfTests says %d", name, n, f.NumberOfTests)
-	}
-	return &f
+	return providertest.LoadWycheproof(t, filepath.Join("testdata", "wycheproof", name))
 }
 
 // hashes maps Wycheproof hash names to crypto.Hash.
