@@ -286,9 +286,16 @@ func (k *Keys) crypt(fn cryptFn) keysHandler {
 			return err
 		}
 		out, err := fn(svc, r.Context(), c.Store, c.StoreURL, r.PathValue("name"), r.PathValue("version"), p)
+		if keys.IsDecryptFailure(err) {
+			c.AuditReason = DecryptFailedReason // counted by the failure-rate alarm
+		}
 		return respond(w, out, err)
 	}
 }
+
+// DecryptFailedReason is the audit reason of a decrypt or unwrapKey whose ciphertext the key
+// did not decrypt (after the error code: "BadParameter: decryption failed").
+const DecryptFailedReason = "decryption failed"
 
 // required refuses a key operation whose body lacks a member keys.json requires (value,
 // digest). A member that is there but empty ("") is the caller's value: an empty plaintext

@@ -17,6 +17,9 @@ const (
 	ResultDenied          = "denied"
 	ResultError           = "error"
 	ResultUnauthenticated = "unauthenticated"
+	// ResultAlarm marks a record the server wrote on its own to raise an alarm (e.g. a key
+	// failing to decrypt too often), not the outcome of one request.
+	ResultAlarm = "alarm"
 )
 
 // MaxFieldLen is the longest value, in bytes, of any Event string field except Reason.
@@ -86,9 +89,9 @@ func (e *Event) validate() error {
 		return fmt.Errorf("%w: Operation is empty", ErrInvalidEvent)
 	}
 	switch e.Result {
-	case ResultSuccess, ResultDenied, ResultError, ResultUnauthenticated:
+	case ResultSuccess, ResultDenied, ResultError, ResultUnauthenticated, ResultAlarm:
 	default:
-		return fmt.Errorf("%w: Result %q is not success, denied, error or unauthenticated", ErrInvalidEvent, e.Result)
+		return fmt.Errorf("%w: Result %q is not success, denied, error, unauthenticated or alarm", ErrInvalidEvent, e.Result)
 	}
 	if y := e.Time.Year(); y < 1 || y > 9999 {
 		return fmt.Errorf("%w: Time year %d outside 1–9999", ErrInvalidEvent, y)

@@ -52,6 +52,9 @@ type Config struct {
 	AuditStdout             bool
 	// DisableRSA15 refuses RSA1_5 encrypt, decrypt, wrapKey and unwrapKey (400).
 	DisableRSA15 bool
+	// DecryptFailureAlarm is how many failed decrypt/unwrapKey calls on one key within a
+	// minute raise the decryption failure alarm (0: never).
+	DecryptFailureAlarm int
 	// AuditSyncInterval 0 syncs the audit log before every response; positive defers syncs
 	// by up to that long (records are written before the response either way).
 	AuditSyncInterval time.Duration
@@ -189,6 +192,14 @@ var settings = []setting{
 	{"token-key-rotation", kindDuration, "24h", "age at which the identity provider's token signing key is replaced (old public keys stay in the JWKS until their tokens expire)", dur(func(c *Config) *time.Duration { return &c.TokenKeyMaxAge })},
 	{"audit-stdout", kindBool, "false", "also write every audit record to standard output (a second, separately chained sink)", boolean(func(c *Config) *bool { return &c.AuditStdout })},
 	{"disable-rsa1_5", kindBool, "false", "refuse the RSA1_5 algorithm (PKCS #1 v1.5 encryption, the Bleichenbacher padding oracle) in encrypt, decrypt, wrapKey and unwrapKey with 400 BadParameter; Key Vault offers it, so it stays on unless set; RS256-style signatures are not affected", boolean(func(c *Config) *bool { return &c.DisableRSA15 })},
+	{"decrypt-failure-alarm", kindInt, "100", "failed decrypt or unwrapKey calls on one key within a minute that raise an alarm (an audit record with result \"alarm\", a warning in the log, the coffer_decrypt_failure_alarms_total metric), once per key and minute: padding-oracle attacks send such ciphertexts by the thousand; 0 turns the alarm off", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return fmt.Errorf("%q is not a whole number of failures (0 or more)", v)
+		}
+		c.DecryptFailureAlarm = n
+		return nil
+	}},
 	{"audit-read-sync-interval", kindDuration, "10ms", "how long the audit record of a request that changes nothing stored (a read, or sign, verify, encrypt, decrypt, wrapKey, unwrapKey) may wait for its sync to disk: the response still waits until the record is written to the file, which survives a killed process, and a failed write or sync fails requests as always; a power loss can lose that much of the read records. 0 syncs them before the response like every other record (records of requests that change state are always synced first, unless audit-sync-interval is set)", dur(func(c *Config) *time.Duration { return &c.AuditReadSyncInterval })},
 	{"audit-sync-interval", kindDuration, "0s", "0 (default): every data-plane response waits until its audit record is synced to disk; a positive duration (at most 1s) returns once the record is written to the file, which survives a killed process, and syncs within that time, so a power loss can lose that much of the log (Vault's file audit device never syncs); a failed sync stops all requests", dur(func(c *Config) *time.Duration { return &c.AuditSyncInterval })},
 	{"audit-max-size", kindString, "256MiB", "size at which the audit log file is rotated: it is closed with a signed checkpoint, renamed audit.log.000001, .000002, … and a new audit.log continues the hash chain (0: never rotate; otherwise at least 64KiB); rotated files are kept, delete or archive them yourself", byteSize(func(c *Config) *int64 { return &c.AuditMaxSize })},

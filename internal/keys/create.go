@@ -221,11 +221,13 @@ func (s *Service) Import(ctx context.Context, v tenancy.Vault, base, name string
 	var key provider.Key
 	if len(jwk.T) > 0 {
 		key, err = s.importTransfer(ctx, sc, &jwk)
-	} else if isHSM(jwk.Kty) {
-		// The token could take it (certificates' keys come in this way: PrepareManaged),
-		// but ImportKey keeps HSM keys to BYOK, as before; see docs/COMPAT.md.
-		return KeyBundle{}, badParam("a private JWK is not imported as an %s key: bring an HSM key with BYOK (key_hsm), or import it as a software key", jwk.Kty)
 	} else {
+		// A private JWK with hsm true (or an -HSM kty) goes into the token as Key Vault and
+		// Managed HSM take it (az keyvault key import --protection hsm; the azkeys client's
+		// own TestImportKey): the provider wraps it in, and it never leaves in clear. A
+		// pool's key goes to the pool's token, wrappable by its security domain only, like a
+		// generated one.
+		jwk.Store, jwk.SecurityDomain = sc.store(), isHSM(jwk.Kty) && sc.pool()
 		key, err = s.prov.Import(ctx, &jwk)
 	}
 	if err != nil {

@@ -136,6 +136,13 @@ var (
 	errUnwrapFailed  = provErr("unwrap key", provider.ErrDecrypt)
 )
 
+// IsDecryptFailure reports whether err is Decrypt's or UnwrapKey's answer to a ciphertext
+// the key does not decrypt (one answer for every reason: no padding oracle), for the
+// failure-rate alarm (SECURITY-NOTES C1). It compares with the two prepared errors only.
+func IsDecryptFailure(err error) bool {
+	return err == errDecryptFailed || err == errUnwrapFailed
+}
+
 // Decrypt decrypts a value (decrypt). Every failure of the ciphertext is the provider's
 // single ErrDecrypt (wrapped in ErrBadParameter), so no padding oracle is exposed, and it
 // costs no allocation a success does not.

@@ -41,6 +41,9 @@ type JWK struct {
 	// key that a DomainWrapper provider makes wrappable by trusted wrapping keys only (a
 	// vault's certificate key; set by the keys domain).
 	SecurityDomain bool `json:"-"`
+	// Store (never on the wire) names the vault or managed HSM pool the key is imported
+	// into, as KeySpec.Store does, so that a pool with a token of its own gets the key there.
+	Store string `json:"-"`
 }
 
 // B64 is bytes that travel as strict unpadded base64url (SECURITY-NOTES I6).

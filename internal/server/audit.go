@@ -117,6 +117,7 @@ type auditor struct{ s *Server }
 func (s *Server) auditor() api.Auditor { return auditor{s} }
 
 func (a auditor) Record(ctx context.Context, rec api.AuditRecord) error {
+	a.s.decryptAlarm.note(rec)
 	id, err := a.s.ident()
 	if errors.Is(err, barrier.ErrSealed) {
 		a.s.sealedRefused.note(rec) // recorded in one summary at the next unseal

@@ -2,11 +2,13 @@ package server
 
 import (
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha1"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
@@ -193,18 +195,37 @@ func TestCertificateImportIntoHSMKey(t *testing.T) {
 	if _, err := kc.GetKey(ctx, "bad", "", nil); err == nil {
 		t.Error("a refused import stored a key")
 	}
-	// ImportKey still takes HSM keys by BYOK only: a private JWK with hsm true is refused
-	// before the token sees it.
+	// ImportKey of a private JWK with hsm true puts the key into the token, as Key Vault
+	// does (the azkeys client's own TestImportKey): the key is then the token's, RSA-HSM,
+	// its private part nowhere in the answer, and it signs and decrypts there.
 	rk, _ := rsa.GenerateKey(rand.Reader, 2048)
 	rk.Precompute()
-	_, err := kc.ImportKey(ctx, "plain-jwk", azkeys.ImportKeyParameters{HSM: to.Ptr(true), Key: &azkeys.JSONWebKey{
+	imported, err := kc.ImportKey(ctx, "plain-jwk", azkeys.ImportKeyParameters{HSM: to.Ptr(true), Key: &azkeys.JSONWebKey{
 		Kty: to.Ptr(azkeys.KeyTypeRSA), N: rk.N.Bytes(), E: big.NewInt(int64(rk.E)).Bytes(), D: rk.D.Bytes(), P: rk.Primes[0].Bytes(), Q: rk.Primes[1].Bytes(),
 		DP: rk.Precomputed.Dp.Bytes(), DQ: rk.Precomputed.Dq.Bytes(), QI: rk.Precomputed.Qinv.Bytes(),
+		KeyOps: to.SliceOfPtrs(azkeys.KeyOperationSign, azkeys.KeyOperationDecrypt),
 	}}, nil)
-	wantRefused(t, "ImportKey(private JWK, hsm)", err, "bring an HSM key with BYOK")
-	if n := privateKeyObjects(t, nil); n != before {
-		t.Errorf("a refused ImportKey left %d private keys in the token", n-before)
+	if err != nil {
+		t.Fatalf("ImportKey(private JWK, hsm) = %v", err)
 	}
+	if k := imported.Key; *k.Kty != azkeys.KeyTypeRSAHSM || k.D != nil || k.P != nil || new(big.Int).SetBytes(k.N).Cmp(rk.N) != 0 {
+		t.Fatalf("ImportKey(private JWK, hsm) answered kty %s, d present %v; want RSA-HSM, the public key only", *k.Kty, k.D != nil)
+	}
+	if got := privateKeyObjects(t, rk.N); got != 1 {
+		t.Fatalf("the token holds %d objects of the imported JWK; want 1", got)
+	}
+	if n := privateKeyObjects(t, nil); n != before+1 {
+		t.Errorf("the token holds %d private keys after the import; want %d", n, before+1)
+	}
+	digest := sha256.Sum256([]byte("imported into the token"))
+	sig, err := kc.Sign(ctx, "plain-jwk", "", azkeys.SignParameters{Algorithm: to.Ptr(azkeys.SignatureAlgorithmPS256), Value: digest[:]}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rsa.VerifyPSS(&rk.PublicKey, crypto.SHA256, digest[:], sig.Result, nil); err != nil {
+		t.Errorf("the imported HSM key's PS256 signature does not verify under the JWK's public key: %v", err)
+	}
+	before = privateKeyObjects(t, nil)
 	if k, err := kc.GetKey(ctx, "taken", "", nil); err != nil || *k.Key.Kty != azkeys.KeyTypeEC {
 		t.Errorf("the plain key a refused import wanted the name of = %v; want it unchanged", err)
 	}

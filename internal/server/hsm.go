@@ -74,7 +74,7 @@ func (k keyProvider) Generate(ctx context.Context, spec provider.KeySpec) (provi
 }
 
 func (k keyProvider) Import(ctx context.Context, jwk *provider.JWK) (provider.Key, error) {
-	return k.pick(jwk.Kty, "").Import(ctx, jwk)
+	return k.pick(jwk.Kty, jwk.Store).Import(ctx, jwk)
 }
 
 // byHandle: PKCS#11 handles name a token object ({"v":1,"id":...,"pub":...}, or for

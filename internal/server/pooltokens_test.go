@@ -173,16 +173,30 @@ func TestPoolTokensIsolatePools(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ImportKey(BYOK into pool B) = %v", err)
 	}
+	// A private JWK imported into pool B (as the azkeys client's own TestImportKey does)
+	// lands in pool B's token too.
+	ek, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	jwkImported, err := poolB.ImportKey(ctx, "b-jwk", azkeys.ImportKeyParameters{HSM: to.Ptr(true), Key: &azkeys.JSONWebKey{
+		Kty: to.Ptr(azkeys.KeyTypeEC), Crv: to.Ptr(azkeys.CurveNameP256), X: ek.X.FillBytes(make([]byte, 32)), Y: ek.Y.FillBytes(make([]byte, 32)), D: ek.D.FillBytes(make([]byte, 32)),
+	}}, nil)
+	if err != nil {
+		t.Fatalf("ImportKey(private JWK into pool B) = %v", err)
+	}
+	// An AES key comes into the token by BYOK only.
+	_, err = poolB.ImportKey(ctx, "b-aes-jwk", azkeys.ImportKeyParameters{HSM: to.Ptr(true), Key: &azkeys.JSONWebKey{
+		Kty: to.Ptr(azkeys.KeyTypeOctHSM), K: make([]byte, 32)}}, nil)
+	wantCode(t, err, 400, "BadParameter")
 	vRSA := create(vault, "v-rsa", rsaHSM)
 
 	wantTokenHolds(t, "tok-a", 1, aRSA, aEC)
-	wantTokenHolds(t, "tok-b", 0, bRSA, bEC1, bEC2, kek.Key, imported.Key)
+	wantTokenHolds(t, "tok-b", 0, bRSA, bEC1, bEC2, kek.Key, imported.Key, jwkImported.Key)
 	wantTokenHolds(t, "coffer", 0, vRSA)
 	signsWith(t, poolA, "a-rsa", aRSA)
 	signsWith(t, poolA, "a-ec", aEC)
 	signsWith(t, poolB, "b-rsa", bRSA)
 	signsWith(t, poolB, "b-ec", bEC2)
 	signsWith(t, poolB, "b-byok", imported.Key)
+	signsWith(t, poolB, "b-jwk", jwkImported.Key)
 	signsWith(t, vault, "v-rsa", vRSA)
 
 	// A restart on the same data directory and tokens: each key still signs in its token.
@@ -213,7 +227,7 @@ func TestPoolTokensIsolatePools(t *testing.T) {
 		t.Errorf("503 body = %s; want no token label or PKCS#11 text", body)
 	}
 	signsWith(t, azkeysClient(t, ts, ts.Dev.Credentials.ManagedHSMURL), "a-ec", aEC)
-	wantTokenHolds(t, "tok-b", 0, bRSA, bEC1, bEC2, kek.Key, imported.Key)
+	wantTokenHolds(t, "tok-b", 0, bRSA, bEC1, bEC2, kek.Key, imported.Key, jwkImported.Key)
 }
 
 // TestPoolTokenMissingAtStart: a pool's token that cannot be opened stops the start with

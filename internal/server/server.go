@@ -59,9 +59,11 @@ type Server struct {
 	idh      identityHolder
 	// sealedRefused counts data-plane requests refused while sealed (sealedaudit.go).
 	sealedRefused sealedRefusals
-	mgmt          mgmtHolder   // the management API (mgmt.go), built on first use
-	attestH       attestHolder // the attestation verifiers (attest.go), built on first use
-	data          *api.DataPlane
+	// decryptAlarm raises the decryption failure alarm (decryptalarm.go).
+	decryptAlarm *decryptAlarm
+	mgmt         mgmtHolder   // the management API (mgmt.go), built on first use
+	attestH      attestHolder // the attestation verifiers (attest.go), built on first use
+	data         *api.DataPlane
 	// devVault is dev mode's default vault, also served on the bare host.
 	devVault *tenancy.Vault
 	// challengeSecret keys the stand-in tenant ids of 401 challenges for unknown stores.
@@ -140,6 +142,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		}
 	}()
 	s.metrics = newMetrics(s.barrier.Sealed)
+	s.decryptAlarm = s.newDecryptAlarm(s.cfg.DecryptFailureAlarm)
 	s.tenants = tenancy.New(s.barrier, s.now)
 	s.sd = secdomain.New(s.barrier, s.now)
 	s.sd.OnActivate(s.installPoolWrapKey)
