@@ -137,11 +137,12 @@ func (a auditor) Record(ctx context.Context, rec api.AuditRecord) error {
 	return id.record(ev)
 }
 
-// auditTokenRequest records every token request of the identity provider.
-func (s *Server) auditTokenRequest(ctx context.Context, r *http.Request, tenantID, appID, objectID string, status int, reason string) {
+// auditTokenRequest records every token request of the identity provider; an error makes
+// the provider withhold an issued token.
+func (s *Server) auditTokenRequest(ctx context.Context, r *http.Request, tenantID, appID, objectID string, status int, reason string) error {
 	id, err := s.ident()
 	if err != nil {
-		return
+		return err
 	}
 	result := audit.ResultSuccess
 	if status >= 400 {
@@ -153,8 +154,10 @@ func (s *Server) auditTokenRequest(ctx context.Context, r *http.Request, tenantI
 		Operation: "TokenIssue", Tenant: tenantID, CallerTenant: tenantID, CallerAppID: appID, CallerOID: objectID,
 		Status: status, Result: result, ClientAddr: r.RemoteAddr, Reason: reason,
 	}); err != nil {
-		s.log.Error("audit write failed for a token request", "err", err)
+		s.log.Error("audit write failed for a token request; no token issued", "status", status, "err", err)
+		return err
 	}
+	return nil
 }
 
 // auditOperator records an operator (seal lifecycle) action. The audit log exists only while

@@ -227,9 +227,10 @@ func freeBytes(t *testing.T, dir string) int64 {
 	return int64(st.Bavail) * st.Bsize
 }
 
-// fillRest writes path until the file system is full, to the last byte.
+// fillRest writes path until the file system is full, to the last byte; again on the same
+// path it appends whatever space has come free since.
 func fillRest(t *testing.T, path string) {
-	f, err := os.Create(path)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
