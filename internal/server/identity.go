@@ -212,7 +212,11 @@ func (a authenticator) Authenticate(ctx context.Context, raw string, store tenan
 	}
 	id, err := a.s.ident()
 	if err != nil {
-		return api.Caller{}, err
+		// Not the token's fault (a 401 would send the client for a new one): the token
+		// signer or the audit log cannot be opened.
+		a.s.log.Error("bearer tokens cannot be checked: the identity components do not open; requests refused", "err", err)
+		return api.Caller{}, api.Errorf(http.StatusServiceUnavailable, "ServiceUnavailable",
+			"the server cannot check tokens now (its audit log or token signer cannot be opened); retry later, and ask the operator to check the server log")
 	}
 	c, err := token.Validator{}.Validate(raw, token.Expect{
 		Issuers:   []string{a.s.resources().Issuer(store.TenantID)},
