@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/coffer-kms/coffer/internal/testfs"
 )
 
 // processReportEnv names a file: a server started with it writes its process state there
@@ -180,4 +182,69 @@ func TestAuditStdoutPipeClosed(t *testing.T) {
 		t.Errorf("the server log does not name the broken pipe:\n%s", log)
 	}
 	t.Logf("stdout audit sink, reader closed: %d/%d requests refused with a 5xx, server still running", n, n)
+}
+
+// TestAuditStdoutDiskFull (SECURITY-NOTES L1, ENOSPC on the stdout sink): the real server
+// with --audit-stdout writes its records to a file on a small tmpfs; once that file system
+// is full, every request must either fail closed with a 5xx or have its record written
+// (a record can still fit in the file's last page: reads fill it first), and the server
+// serves again once space returns.
+func TestAuditStdoutDiskFull(t *testing.T) {
+	disk := testfs.Tmpfs(t, "256k")
+	out, err := os.Create(filepath.Join(disk, "stdout"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	s := &server{t: t, dir: t.TempDir(), port: freePort(t), args: []string{"--audit-stdout"}, stdout: out}
+	s.start()
+	defer s.stop()
+	if status, _, err := s.call("PUT", "/secrets/probe", map[string]any{"value": "before"}); err != nil || status != 200 {
+		t.Fatalf("set secret = %d, %v", status, err)
+	}
+	records := func() int {
+		b, err := os.ReadFile(out.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return bytes.Count(b, []byte("\n{"))
+	}
+	filler := filepath.Join(disk, "filler")
+	// Reads until one is refused: the records fill what the file's last page had left.
+	reads := 0
+	for ; reads < 200; reads++ {
+		testfs.FillRest(t, filler)
+		if status, _, err := s.call("GET", "/secrets/probe", nil); err != nil || status != 200 {
+			break
+		}
+	}
+	sent, refused, audited := 0, 0, 0
+	for _, req := range []func() (int, map[string]any, error){
+		s.token,
+		func() (int, map[string]any, error) {
+			return s.call("PUT", "/secrets/refused", map[string]any{"value": "v"})
+		},
+		func() (int, map[string]any, error) { return s.call("GET", "/secrets/probe", nil) },
+	} {
+		testfs.FillRest(t, filler)
+		had := records()
+		status, body, err := req()
+		sent++
+		if err == nil && status/100 == 2 && records() > had {
+			audited++
+			continue
+		}
+		refusedCall(t, s, fmt.Sprintf("stdout on a full disk: request %d", sent), status, body, err)
+		refused++
+	}
+	if refused == 0 {
+		t.Errorf("no request was refused on the full disk: the test proves nothing")
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	if status, _, err := s.call("GET", "/secrets/probe", nil); err != nil || status != 200 {
+		t.Fatalf("get secret after space returned = %d, %v", status, err)
+	}
+	t.Logf("stdout audit sink on a full disk (after %d reads into the file's last page): %d/%d requests refused with a 5xx, %d served with their record written; served again once space returned", reads, refused, sent, audited)
 }

@@ -22,7 +22,7 @@ func TestAuditFileSinkFullFailsClosed(t *testing.T) {
 	p := newSinkProbe(t, ts)
 	p.servedAll("before")
 	rest := filepath.Join(disk, "rest")
-	fillRest(t, rest)
+	testfs.FillRest(t, rest)
 	reads := 0
 	for ; reads < 50000; reads++ { // spend the audit log's reserve
 		if status, _ := p.kv("GET", "secrets/probe", ""); status != 200 {
@@ -31,7 +31,7 @@ func TestAuditFileSinkFullFailsClosed(t *testing.T) {
 	}
 	// A failed append gives back the space it took, which a smaller record may then use:
 	// take it before each request, so that the disk stays full.
-	p.before = func() { fillRest(t, rest) }
+	p.before = func() { testfs.FillRest(t, rest) }
 	p.records = func() int { return countRecords(t, filepath.Join(disk, AuditFile)) }
 	n, closed := p.refusedAll("disk full")
 	p.before, p.records = nil, nil
