@@ -16,6 +16,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -591,4 +592,42 @@ func TestMain(m *testing.M) {
 	}
 	c9Totals.mu.Unlock()
 	os.Exit(code)
+}
+
+// TestDataPlanePanicKeepsItsValue (SECURITY-NOTES C9, panics): a data-plane handler that
+// panics with a value holding a canary is answered 500 in Key Vault's error shape, counted
+// in coffer_http_panics_total, and logged with the value's type and stack only — as the
+// other routes' panics are (wrap). Left to net/http, the value would be logged in full
+// ("http: panic serving …: <value>", at the debug level) and the client would get no answer.
+func TestDataPlanePanicKeepsItsValue(t *testing.T) {
+	ts := startDev(t) // --log-level debug
+	value := canaryValue(t, "panic")
+	h := ts.metricsByPattern(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		panic(errors.New("bad state near " + value))
+	}))
+	rec := httptest.NewRecorder()
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				t.Errorf("the panic %q left the data plane's handler: net/http logs its value and answers nothing", p)
+			}
+		}()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "https://vault1.localhost/secrets/x?api-version=7.6", nil))
+	}()
+	var e struct {
+		Error struct{ Code, Message string }
+	}
+	if rec.Code != http.StatusInternalServerError || json.Unmarshal(rec.Body.Bytes(), &e) != nil || e.Error.Code == "" {
+		t.Errorf("answer to a panic = %d %s; want a 500 in Key Vault's error shape", rec.Code, rec.Body)
+	}
+	log := ts.logs.String()
+	if !strings.Contains(log, "handler panic") || !strings.Contains(log, "*errors.errorString") {
+		t.Errorf("the server log does not record the panic's type:\n%s", log)
+	}
+	if strings.Contains(log, value) || strings.Contains(rec.Body.String(), value) {
+		t.Errorf("the panic's value is in the server log or the answer")
+	}
+	if m := ts.get(t, ts.URL()+"/metrics"); !bytes.Contains(m, []byte("coffer_http_panics_total 1")) {
+		t.Errorf("coffer_http_panics_total does not count the panic")
+	}
 }
