@@ -29,10 +29,17 @@ import (
 // the durability test can start the real server as a subprocess and kill -9 it.
 func TestMain(m *testing.M) {
 	if os.Getenv("COFFER_TEST_MAIN") == "1" {
+		if testMainHook != nil {
+			testMainHook()
+		}
 		os.Exit(cli.Main(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())
 }
+
+// testMainHook, if set (by an init of a test file), runs in the server process before
+// cli.Main.
+var testMainHook func()
 
 type devCreds struct {
 	TenantID, ClientID, ClientSecret, AuthorityHost, VaultURL, CAFile string
@@ -48,6 +55,16 @@ type server struct {
 	hc     *http.Client
 	c      devCreds
 	tok    string
+
+	// Optional, for the tests of hygiene_test.go: more server flags, where its standard
+	// output goes (default: discarded), a command the server runs under (strace), more
+	// environment, and process attributes (another user).
+	args   []string
+	stdout io.Writer
+	wrap   []string
+	env    []string
+	attr   *syscall.SysProcAttr
+	exe    string // the binary to run (default: this test binary)
 }
 
 // lockedBuffer is a bytes.Buffer that the server's log can be read from while it runs.
@@ -82,12 +99,20 @@ func freePort(t *testing.T) string {
 func (s *server) start() {
 	t := s.t
 	exe, _ := os.Executable()
+	if s.exe != "" {
+		exe = s.exe
+	}
 	os.Remove(filepath.Join(s.dir, "dev-credentials.json"))
-	s.cmd = exec.Command(exe, "server", "--dev", "--listen", "127.0.0.1:"+s.port, "--data-dir", s.dir, "--log-level", "error", "--tenant-rate-limit", "0")
-	s.cmd.Env = append(os.Environ(), "COFFER_TEST_MAIN=1")
+	argv := append(append(append([]string(nil), s.wrap...), exe, "server", "--dev", "--listen", "127.0.0.1:"+s.port, "--data-dir", s.dir, "--log-level", "error", "--tenant-rate-limit", "0"), s.args...)
+	s.cmd = exec.Command(argv[0], argv[1:]...)
+	s.cmd.Env = append(append(os.Environ(), "COFFER_TEST_MAIN=1"), s.env...)
+	s.cmd.SysProcAttr = s.attr
 	stderr := &lockedBuffer{}
 	s.stderr = stderr
 	s.cmd.Stderr, s.cmd.Stdout = stderr, io.Discard
+	if s.stdout != nil {
+		s.cmd.Stdout = s.stdout
+	}
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

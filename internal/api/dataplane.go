@@ -342,6 +342,10 @@ func (d *DataPlane) wrap(rt Route, fallback *tenancy.Vault) http.Handler {
 		}
 		rec.Tenant = store.TenantID
 		caller, err := d.Authn.Authenticate(ctx, raw, *store, resource)
+		if e := (*Error)(nil); errors.As(err, &e) && e.Status >= 500 {
+			fail(err) // the server cannot check tokens now: not the caller's fault
+			return
+		}
 		if err != nil {
 			if d.Log != nil {
 				d.Log("bearer token refused", "vault", name, "reason", err)

@@ -90,6 +90,13 @@ YAML file named by --config; flags override environment variables, which overrid
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
 			defer signal.Stop(hup)
+			// Asking for SIGPIPE turns a write to a closed standard output or error into an
+			// EPIPE error instead of the exit Go makes it otherwise: with --audit-stdout the
+			// audit sink then fails, and so every request, with a 503 counted in
+			// coffer_audit_failures_total, rather than the server dying (SECURITY-NOTES L1).
+			pipe := make(chan os.Signal, 1)
+			signal.Notify(pipe, syscall.SIGPIPE)
+			defer signal.Stop(pipe)
 			err = server.New(cfg, stdout, stderr).Run(ctx, hup)
 			if errors.Is(err, context.Canceled) {
 				return nil

@@ -44,8 +44,10 @@ type Service struct {
 	now       func() time.Time
 	assertion *assertionChecker
 	failures  *failureLimiter
-	// OnIssue is called after every token request with the outcome, for the audit log.
-	OnIssue func(ctx context.Context, r *http.Request, tenantID, appID, objectID string, status int, reason string)
+	// OnIssue is called after every token request with the outcome, for the audit log. If it
+	// fails for an issued token, the token is withheld and the request answered 503: no
+	// token leaves unaudited (SECURITY-NOTES L1).
+	OnIssue func(ctx context.Context, r *http.Request, tenantID, appID, objectID string, status int, reason string) error
 }
 
 // New returns the identity provider.
@@ -241,7 +243,10 @@ func (s *Service) token(w http.ResponseWriter, r *http.Request) {
 	}
 	secs := int(s.lifetime.Seconds())
 	if s.OnIssue != nil {
-		s.OnIssue(ctx, r, tenantID, appID, p.ObjectID, http.StatusOK, "")
+		if err := s.OnIssue(ctx, r, tenantID, appID, p.ObjectID, http.StatusOK, ""); err != nil {
+			oauthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the token request could not be written to the audit log, so no token was issued; retry later, and ask the operator to check the audit log's disk and output.")
+			return
+		}
 	}
 	api.WriteJSON(w, http.StatusOK, map[string]any{
 		"token_type":     "Bearer",
@@ -271,7 +276,8 @@ func (s *Service) resourceFromScope(scope string) (string, bool) {
 
 func (s *Service) refuse(w http.ResponseWriter, r *http.Request, tenantID, appID string, status int, code, desc, reason string) {
 	if s.OnIssue != nil {
-		s.OnIssue(r.Context(), r, tenantID, appID, "", status, reason)
+		// A refusal carries no token: it is answered even if its record fails (OnIssue logs that).
+		_ = s.OnIssue(r.Context(), r, tenantID, appID, "", status, reason)
 	}
 	oauthError(w, status, code, desc)
 }

@@ -138,11 +138,12 @@ func (a auditor) Record(ctx context.Context, rec api.AuditRecord) error {
 	return id.record(ev)
 }
 
-// auditTokenRequest records every token request of the identity provider.
-func (s *Server) auditTokenRequest(ctx context.Context, r *http.Request, tenantID, appID, objectID string, status int, reason string) {
+// auditTokenRequest records every token request of the identity provider; an error makes
+// the provider withhold an issued token.
+func (s *Server) auditTokenRequest(ctx context.Context, r *http.Request, tenantID, appID, objectID string, status int, reason string) error {
 	id, err := s.ident()
 	if err != nil {
-		return
+		return err
 	}
 	result := audit.ResultSuccess
 	if status >= 400 {
@@ -154,18 +155,20 @@ func (s *Server) auditTokenRequest(ctx context.Context, r *http.Request, tenantI
 		Operation: "TokenIssue", Tenant: tenantID, CallerTenant: tenantID, CallerAppID: appID, CallerOID: objectID,
 		Status: status, Result: result, ClientAddr: r.RemoteAddr, Reason: reason,
 	}); err != nil {
-		s.log.Error("audit write failed for a token request", "err", err)
+		s.log.Error("audit write failed for a token request; no token issued", "status", status, "err", err)
+		return err
 	}
+	return nil
 }
 
-// auditOperator records an operator (seal lifecycle) action. The audit log exists only while
-// unsealed, so seal is recorded just before sealing and unseal just after; init and refused
-// unseal attempts go to the server log only.
-func (s *Server) auditOperator(r *http.Request, op string, status int) {
+// auditOperator records an operator (seal lifecycle) action and returns whether the record
+// was written. The audit log exists only while unsealed, so seal is recorded just before
+// sealing and unseal just after; init and refused unseal attempts go to the server log only.
+func (s *Server) auditOperator(r *http.Request, op string, status int) error {
 	id, err := s.ident()
 	if err != nil {
-		s.log.Warn("operator action not in the audit log (sealed)", "op", op, "err", err)
-		return
+		s.log.Warn("operator action not in the audit log (sealed, or the log cannot be opened)", "op", op, "err", err)
+		return err
 	}
 	result := audit.ResultSuccess
 	if status >= 400 {
@@ -173,7 +176,9 @@ func (s *Server) auditOperator(r *http.Request, op string, status int) {
 	}
 	if err := id.record(audit.Event{Operation: op, CallerOID: "operator", Status: status, Result: result, ClientAddr: r.RemoteAddr}); err != nil {
 		s.log.Error("audit write failed for an operator action", "op", op, "err", err)
+		return err
 	}
+	return nil
 }
 
 // keysBackupKeyPath holds the AES-256 key that seals key backups (sealed by the barrier, so

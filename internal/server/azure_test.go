@@ -22,7 +22,7 @@ import (
 // p.managedhsm.localhost, …) at 127.0.0.1, so the SDK's challenge resource check stays on.
 func loopbackClient(t *testing.T, caFile string) *http.Client {
 	t.Helper()
-	return &http.Client{Timeout: 30 * time.Second, Transport: loopbackTransport(t, caFile)}
+	return &http.Client{Timeout: 30 * time.Second, Transport: &recordingTransport{next: loopbackTransport(t, caFile), rec: c9For(t)}}
 }
 
 // loopbackTransport is loopbackClient's transport.

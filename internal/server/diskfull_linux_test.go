@@ -2,7 +2,6 @@ package server
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -227,31 +226,6 @@ func freeBytes(t *testing.T, dir string) int64 {
 	return int64(st.Bavail) * st.Bsize
 }
 
-// fillRest writes path until the file system is full, to the last byte.
-func fillRest(t *testing.T, path string) {
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	chunk := make([]byte, 4096)
-	for {
-		if _, err := f.Write(chunk); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatalf("fill %s: %v", path, err)
-			}
-			break
-		}
-	}
-	for _, n := range []int{1024, 256, 64, 16, 1} {
-		for {
-			if _, err := f.Write(chunk[:n]); err != nil {
-				break
-			}
-		}
-	}
-}
-
 func diskFull(t *testing.T, mode string) {
 	var disk, dataDir string // where the filler goes, where the server keeps its data
 	var thin *testfs.Thin
@@ -305,7 +279,7 @@ func diskFull(t *testing.T, mode string) {
 		// (audit.PreallocBytes), so reads go on even when the disk is full to the last byte;
 		// once that is spent it fails closed and refuses every request until space returns.
 		rest = filepath.Join(disk, "rest")
-		fillRest(t, rest)
+		testfs.FillRest(t, rest)
 		v.readAll()
 		served := 0
 		for ; served < 50000; served++ {

@@ -19,6 +19,7 @@ import (
 	"github.com/coffer-kms/coffer/internal/keys"
 	"github.com/coffer-kms/coffer/internal/secrets"
 	"github.com/coffer-kms/coffer/internal/tenancy"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // signingKeyPath is where the identity provider's token signing keys are kept (sealed).
@@ -41,27 +42,32 @@ type identity struct {
 	certs    *certificates.Service
 	// attestSigner signs attestation tokens (attest.go).
 	attestSigner *token.Signer
+	// failures is the server's coffer_audit_failures_total.
+	failures *prometheus.CounterVec
 }
 
-// record appends ev to every audit sink; any failure fails the caller's request.
+// record appends ev to every audit sink; any failure fails the caller's request and is
+// counted in coffer_audit_failures_total.
 func (id *identity) record(ev audit.Event) error {
-	if err := id.audit.Append(ev); err != nil {
-		return err
-	}
-	if id.auditOut != nil {
-		return id.auditOut.Append(ev)
-	}
-	return nil
+	return id.appendAll(ev, (*audit.Log).Append)
 }
 
 // recordLazy is record for a request that changed nothing stored: the record is written
 // before it returns and synced within --audit-read-sync-interval (audit.Log.AppendLazy).
 func (id *identity) recordLazy(ev audit.Event) error {
-	if err := id.audit.AppendLazy(ev); err != nil {
+	return id.appendAll(ev, (*audit.Log).AppendLazy)
+}
+
+func (id *identity) appendAll(ev audit.Event, add func(*audit.Log, audit.Event) error) error {
+	if err := add(id.audit, ev); err != nil {
+		id.failures.WithLabelValues(auditSinkFile).Inc()
 		return err
 	}
 	if id.auditOut != nil {
-		return id.auditOut.AppendLazy(ev)
+		if err := add(id.auditOut, ev); err != nil {
+			id.failures.WithLabelValues(auditSinkStdout).Inc()
+			return err
+		}
 	}
 	return nil
 }
@@ -97,6 +103,7 @@ func (s *Server) ident() (*identity, error) {
 	}
 	log, err := s.openAudit(context.Background())
 	if err != nil {
+		s.metrics.auditFailures.WithLabelValues(auditSinkFile).Inc()
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
 	backupKey, err := s.sealedSecret(context.Background(), keysBackupKeyPath)
@@ -127,7 +134,7 @@ func (s *Server) ident() (*identity, error) {
 	keySvc.WrapPoolKeysWith(s.poolWrapKey)
 	keySvc.WrapCertificateKeysWith(s.certWrapKey(certsBackupKey))
 	secretSvc := secrets.NewService(s.barrier, s.now, secretsBackupKey)
-	cur := &identity{signer: signer, attestSigner: attestSigner, idp: svc, audit: log, keys: keySvc, secrets: secretSvc,
+	cur := &identity{signer: signer, attestSigner: attestSigner, idp: svc, audit: log, keys: keySvc, secrets: secretSvc, failures: s.metrics.auditFailures,
 		certs: certificates.NewService(s.barrier, keySvc, secretSvc, s.now, certsBackupKey, s.log)}
 	if s.cfg.AuditStdout {
 		if cur.auditOut, err = s.openAuditSink(context.Background(), s.out); err != nil {
@@ -205,7 +212,11 @@ func (a authenticator) Authenticate(ctx context.Context, raw string, store tenan
 	}
 	id, err := a.s.ident()
 	if err != nil {
-		return api.Caller{}, err
+		// Not the token's fault (a 401 would send the client for a new one): the token
+		// signer or the audit log cannot be opened.
+		a.s.log.Error("bearer tokens cannot be checked: the identity components do not open; requests refused", "err", err)
+		return api.Caller{}, api.Errorf(http.StatusServiceUnavailable, "ServiceUnavailable",
+			"the server cannot check tokens now (its audit log or token signer cannot be opened); retry later, and ask the operator to check the server log")
 	}
 	c, err := token.Validator{}.Validate(raw, token.Expect{
 		Issuers:   []string{a.s.resources().Issuer(store.TenantID)},

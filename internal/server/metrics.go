@@ -17,6 +17,9 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	panics   prometheus.Counter
+	// auditFailures counts audit records that could not be written, by sink ("file",
+	// "stdout"): each failed its request (SECURITY-NOTES L1, audit_failures_total).
+	auditFailures *prometheus.CounterVec
 }
 
 func newMetrics(sealed func() bool) *metrics {
@@ -35,7 +38,14 @@ func newMetrics(sealed func() bool) *metrics {
 			Name: "coffer_http_panics_total",
 			Help: "Handler panics recovered (each answered 500).",
 		}),
+		auditFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "coffer_audit_failures_total",
+			Help: "Audit records that could not be written (or the audit log opened), by sink; each failed its request.",
+		}, []string{"sink"}),
 	}
+	// Both sinks from the start, so that an alert on the rate sees 0 rather than no series.
+	m.auditFailures.WithLabelValues(auditSinkFile)
+	m.auditFailures.WithLabelValues(auditSinkStdout)
 	sealedGauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "coffer_sealed",
 		Help: "1 while Coffer is sealed (serving no data), 0 while unsealed.",
@@ -45,10 +55,16 @@ func newMetrics(sealed func() bool) *metrics {
 		}
 		return 0
 	})
-	m.registry.MustRegister(m.requests, m.latency, m.panics, sealedGauge,
+	m.registry.MustRegister(m.requests, m.latency, m.panics, m.auditFailures, sealedGauge,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
+
+// The sink label values of coffer_audit_failures_total.
+const (
+	auditSinkFile   = "file"
+	auditSinkStdout = "stdout"
+)
 
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})

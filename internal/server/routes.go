@@ -195,18 +195,38 @@ func (s *Server) handler() http.Handler {
 	})))
 }
 
-// metricsByPattern records requests under the route pattern the inner mux matched.
+// metricsByPattern records requests under the route pattern the inner mux matched, and
+// recovers their handlers' panics as wrap does.
 func (s *Server) metricsByPattern(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			label := "data " + r.Pattern
+			if r.Pattern == "" || r.Pattern == "/" {
+				label = "data unmatched"
+			}
+			if p := recover(); p != nil {
+				s.recovered(sw, r, label, p)
+			}
+			s.metrics.observe(label, sw.status, time.Since(start))
+		}()
 		next.ServeHTTP(sw, r)
-		label := "data " + r.Pattern
-		if r.Pattern == "" || r.Pattern == "/" {
-			label = "data unmatched"
-		}
-		s.metrics.observe(label, sw.status, time.Since(start))
 	})
+}
+
+// recovered handles a handler's panic p: counted, logged with its type and stack only (the
+// value may hold request data, a secret among them: SECURITY-NOTES C9), answered 500 if
+// nothing was written yet. http.ErrAbortHandler goes on up: it asks net/http to abort.
+func (s *Server) recovered(sw *statusWriter, r *http.Request, label string, p any) {
+	if p == http.ErrAbortHandler {
+		panic(p)
+	}
+	s.metrics.panics.Inc()
+	s.log.Error("handler panic", "route", label, "panic_type", fmt.Sprintf("%T", p), "stack", string(debug.Stack()))
+	if sw.status == 0 {
+		s.writeError(sw, r, api.ErrInternal)
+	}
 }
 
 var (
@@ -239,12 +259,7 @@ func (s *Server) wrap(rt route) http.Handler {
 		sw := &statusWriter{ResponseWriter: w}
 		defer func() {
 			if p := recover(); p != nil {
-				s.metrics.panics.Inc()
-				// The panic value may hold request data; log its type and stack only.
-				s.log.Error("handler panic", "route", label, "panic_type", fmt.Sprintf("%T", p), "stack", string(debug.Stack()))
-				if sw.status == 0 {
-					s.writeError(sw, r, api.ErrInternal)
-				}
+				s.recovered(sw, r, label, p)
 			}
 			s.metrics.observe(label, sw.status, time.Since(start))
 		}()

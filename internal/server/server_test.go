@@ -65,6 +65,8 @@ func startWithClock(t *testing.T, cfg *config.Config, caFile string, now func() 
 	for _, o := range opts {
 		o(s)
 	}
+	// Registered before Shutdown, so it runs after it: the C9 scan of what the server wrote.
+	t.Cleanup(func() { c9Check(t, s, logs) })
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatalf("Start = %v", err)
 	}
@@ -97,7 +99,7 @@ func clientFor(t *testing.T, caFile string, mutate func(*tls.Config)) *http.Clie
 	if mutate != nil {
 		mutate(cfg)
 	}
-	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true}}
+	return &http.Client{Timeout: 10 * time.Second, Transport: &recordingTransport{next: &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true}, rec: c9For(t)}}
 }
 
 // lockedWriter collects the server's log lines safely across goroutines.

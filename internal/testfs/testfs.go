@@ -8,10 +8,12 @@
 package testfs
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -35,6 +37,34 @@ func Fill(t testing.TB, path string, n int) {
 	t.Helper()
 	if err := os.WriteFile(path, make([]byte, n), 0o600); err != nil {
 		t.Fatalf("fill %s: %v", path, err)
+	}
+}
+
+// FillRest writes path until the file system is full, to the last byte; called again on the
+// same path it appends whatever space has come free since (a failed append the code under
+// test made gives its space back, which a smaller write could then take).
+func FillRest(t testing.TB, path string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	chunk := make([]byte, 4096)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("fill %s: %v", path, err)
+			}
+			break
+		}
+	}
+	for _, n := range []int{1024, 256, 64, 16, 1} {
+		for {
+			if _, err := f.Write(chunk[:n]); err != nil {
+				break
+			}
+		}
 	}
 }
 
