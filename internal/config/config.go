@@ -55,6 +55,9 @@ type Config struct {
 	// DecryptFailureAlarm is how many failed decrypt/unwrapKey calls on one key within a
 	// minute raise the decryption failure alarm (0: never).
 	DecryptFailureAlarm int
+	// CryptoSlots is how many software RSA private operations and RSA key generations run
+	// at once, shared among tenants in turn (0: one per CPU).
+	CryptoSlots int
 	// AuditSyncInterval 0 syncs the audit log before every response; positive defers syncs
 	// by up to that long (records are written before the response either way).
 	AuditSyncInterval time.Duration
@@ -198,6 +201,14 @@ var settings = []setting{
 			return fmt.Errorf("%q is not a whole number of failures (0 or more)", v)
 		}
 		c.DecryptFailureAlarm = n
+		return nil
+	}},
+	{"crypto-slots", kindInt, "0", "how many software RSA private operations (sign, decrypt, unwrapKey) and RSA key generations run at once (0: one per CPU); when more wait, tenants take the free slots in turn, so one tenant's flood of RSA work delays another tenant's by about one operation, and one tenant's key generations hold at most all slots but one", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return fmt.Errorf("%q is not a whole number of slots (0 or more)", v)
+		}
+		c.CryptoSlots = n
 		return nil
 	}},
 	{"audit-read-sync-interval", kindDuration, "10ms", "how long the audit record of a request that changes nothing stored (a read, or sign, verify, encrypt, decrypt, wrapKey, unwrapKey) may wait for its sync to disk: the response still waits until the record is written to the file, which survives a killed process, and a failed write or sync fails requests as always; a power loss can lose that much of the read records. 0 syncs them before the response like every other record (records of requests that change state are always synced first, unless audit-sync-interval is set)", dur(func(c *Config) *time.Duration { return &c.AuditReadSyncInterval })},

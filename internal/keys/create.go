@@ -176,7 +176,7 @@ func (s *Service) Create(ctx context.Context, v tenancy.Vault, base, name string
 	if err := s.precheck(ctx, sc, lc, name, d); err != nil {
 		return KeyBundle{}, err
 	}
-	key, err := s.prov.Generate(ctx, spec)
+	key, err := s.generate(ctx, sc.vault, spec)
 	if err != nil {
 		return KeyBundle{}, provErr("create key", err)
 	}
@@ -228,7 +228,12 @@ func (s *Service) Import(ctx context.Context, v tenancy.Vault, base, name string
 		// pool's key goes to the pool's token, wrappable by its security domain only, like a
 		// generated one.
 		jwk.Store, jwk.SecurityDomain = sc.store(), isHSM(jwk.Kty) && sc.pool()
-		key, err = s.prov.Import(ctx, &jwk)
+		var release func()
+		if release, err = s.shareOp(ctx, sc.vault, jwk.Kty); err != nil {
+			return KeyBundle{}, err
+		}
+		key, err = s.prov.Import(ctx, &jwk) // a software key's pairwise check signs
+		release()
 	}
 	if err != nil {
 		return KeyBundle{}, provErr("import key", err)

@@ -76,7 +76,12 @@ func (s *Service) Sign(ctx context.Context, v tenancy.Vault, base, name, version
 	if err != nil {
 		return OperationResult{}, err
 	}
+	release, err := s.shareOp(ctx, v, key.Type())
+	if err != nil {
+		return OperationResult{}, err
+	}
 	sig, err := key.Sign(ctx, p.Algorithm, p.Value)
+	release()
 	if err != nil {
 		return OperationResult{}, provErr("sign", err)
 	}
@@ -154,7 +159,12 @@ func (s *Service) Decrypt(ctx context.Context, v tenancy.Vault, base, name, vers
 	if s.rsa15Off && p.Algorithm == provider.AlgRSA15 {
 		return OperationResult{}, errRSA15Off
 	}
+	release, err := s.shareOp(ctx, v, key.Type())
+	if err != nil {
+		return OperationResult{}, err
+	}
 	pt, err := key.Decrypt(ctx, encParams(p))
+	release()
 	if err == provider.ErrDecrypt {
 		return OperationResult{}, errDecryptFailed
 	}
@@ -189,7 +199,12 @@ func (s *Service) UnwrapKey(ctx context.Context, v tenancy.Vault, base, name, ve
 	if s.rsa15Off && p.Algorithm == provider.AlgRSA15 {
 		return OperationResult{}, errRSA15Off
 	}
+	release, err := s.shareOp(ctx, v, key.Type())
+	if err != nil {
+		return OperationResult{}, err
+	}
 	pt, err := key.UnwrapKey(ctx, encParams(p))
+	release()
 	if err == provider.ErrDecrypt {
 		return OperationResult{}, errUnwrapFailed
 	}

@@ -51,7 +51,7 @@ func (s *Service) rotated(ctx context.Context, sc scope, meta *keyRecord, latest
 	default:
 		spec.Size = latest.Size
 	}
-	key, err := s.prov.Generate(ctx, spec)
+	key, err := s.generate(ctx, sc.vault, spec)
 	if err != nil {
 		return nil, provErr("rotate key", err)
 	}

@@ -36,6 +36,8 @@ type Service struct {
 	// certWrapKey, if set, wraps the HSM keys of vaults' certificates into certificate
 	// backups (certkeys.go).
 	certWrapKey PoolWrapKey
+	// cpu, if set, shares the CPU of software RSA work among tenants (ShareCPU).
+	cpu CPUShare
 }
 
 // NewService returns a Service. clock is the time source (nil means time.Now); backupKey is

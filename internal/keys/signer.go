@@ -32,7 +32,7 @@ func (s *Service) PrepareManagedGenerate(ctx context.Context, v tenancy.Vault, b
 	// A vault's certificate keys may leave the token wrapped by the tenant's certificate
 	// wrapping key, for certificate backups (certkeys.go), as a pool's keys by its domain's.
 	spec.Store, spec.SecurityDomain = sc.store(), sc.pool() || s.certWrapKey != nil
-	key, err := s.prov.Generate(ctx, spec)
+	key, err := s.generate(ctx, sc.vault, spec)
 	if err != nil {
 		return nil, provErr("create the certificate's key", err)
 	}

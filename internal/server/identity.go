@@ -130,6 +130,7 @@ func (s *Server) ident() (*identity, error) {
 	if s.cfg.DisableRSA15 {
 		keySvc.DisableRSA15()
 	}
+	keySvc.ShareCPU(s.cpu)
 	keySvc.SealPoolBackupsWith(s.sd.BackupKey)
 	keySvc.WrapPoolKeysWith(s.poolWrapKey)
 	keySvc.WrapCertificateKeysWith(s.certWrapKey(certsBackupKey))

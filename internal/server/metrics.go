@@ -8,6 +8,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/coffer-kms/coffer/internal/cpushare"
 )
 
 // metrics holds the server's Prometheus collectors in a registry of its own, so that two
@@ -68,6 +70,20 @@ const (
 
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+}
+
+// shareGauges publishes the state of the CPU share of software RSA work (cpushare).
+func (m *metrics) shareGauges(c *cpushare.Scheduler) {
+	m.registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "coffer_crypto_slots_free",
+			Help: "Slots for software RSA private operations and key generations free now (crypto-slots).",
+		}, func() float64 { return float64(c.Free()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "coffer_crypto_waiting",
+			Help: "Software RSA operations waiting for a slot or for their tenant's key-generation cap.",
+		}, func() float64 { return float64(c.Waiting()) }),
+	)
 }
 
 // observe records one served request.

@@ -9,6 +9,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -19,12 +20,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 
 	"github.com/coffer-kms/coffer/internal/api"
 	"github.com/coffer-kms/coffer/internal/barrier"
 	"github.com/coffer-kms/coffer/internal/config"
+	"github.com/coffer-kms/coffer/internal/cpushare"
 	"github.com/coffer-kms/coffer/internal/identity/token"
 	"github.com/coffer-kms/coffer/internal/provider"
 	"github.com/coffer-kms/coffer/internal/provider/pkcs11"
@@ -59,6 +62,8 @@ type Server struct {
 	idh      identityHolder
 	// sealedRefused counts data-plane requests refused while sealed (sealedaudit.go).
 	sealedRefused sealedRefusals
+	// cpu shares software RSA work among tenants (keys.Service.ShareCPU).
+	cpu *cpushare.Scheduler
 	// decryptAlarm raises the decryption failure alarm (decryptalarm.go).
 	decryptAlarm *decryptAlarm
 	mgmt         mgmtHolder   // the management API (mgmt.go), built on first use
@@ -143,6 +148,8 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}()
 	s.metrics = newMetrics(s.barrier.Sealed)
 	s.decryptAlarm = s.newDecryptAlarm(s.cfg.DecryptFailureAlarm)
+	s.cpu = cpushare.New(cmp.Or(s.cfg.CryptoSlots, runtime.GOMAXPROCS(0)))
+	s.metrics.shareGauges(s.cpu)
 	s.tenants = tenancy.New(s.barrier, s.now)
 	s.sd = secdomain.New(s.barrier, s.now)
 	s.sd.OnActivate(s.installPoolWrapKey)
