@@ -1,0 +1,84 @@
+package server
+
+import (
+	"crypto/elliptic"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"strings"
+	"testing"
+)
+
+// TestStrictBase64OverHTTPS is SECURITY-NOTES I6 through the real HTTPS API: every base64
+// field of a request is read with the one rule (internal/strictb64) — no CR/LF, which
+// encoding/base64 skips even in Strict mode, no other alphabet, padding only where the
+// format has it — and a certificate import's PEM may not carry a damaged block or text
+// after its last block. Each request gets 400 in Key Vault's error shape with a message
+// naming the fault, and stores nothing.
+func TestStrictBase64OverHTTPS(t *testing.T) {
+	ts := startDev(t)
+	dev := ts.Dev.Credentials
+	hc := loopbackClient(t, ts.caFile)
+	_, tok := rawToken(t, ts, hc, dev.TenantID, dev.ClientID, dev.ClientSecret, ts.resources().Base())
+	base := dev.VaultURL
+	const v = "?api-version=7.6"
+	do := func(method, path, body string) (int, []byte) { return kvCall(t, hc, tok, method, base+path, body) }
+	must := func(method, path, body string, want int) []byte {
+		t.Helper()
+		st, raw := do(method, path, body)
+		if st != want {
+			t.Fatalf("%s %s = %d %s; want %d", method, path, st, raw, want)
+		}
+		return raw
+	}
+	must("POST", "keys/k/create"+v, `{"kty":"EC","crv":"P-256"}`, 200)
+	must("POST", "certificates/m/create"+v, `{"policy":{"issuer":{"name":"Unknown"},"x509_props":{"subject":"CN=m"},"key_props":{"kty":"EC","crv":"P-256"}}}`, 202)
+
+	crlf := func(s string) string { return s[:len(s)/2] + "\r\n" + s[len(s)/2:] }
+	js := func(s string) string { b, _ := json.Marshal(s); return string(b) }
+	digest := base64.RawURLEncoding.EncodeToString(make([]byte, 32))
+	certPEM, _ := ecPEM(t, elliptic.P256())
+	blk, _ := pem.Decode([]byte(certPEM[strings.Index(certPEM, "-----BEGIN CERTIFICATE"):]))
+	der := base64.StdEncoding.EncodeToString(blk.Bytes)
+	x := base64.RawURLEncoding.EncodeToString(make([]byte, 32))
+
+	for _, tc := range []struct {
+		name, method, path, body string
+		msg                      string // part of error.message
+		gone                     string // a path that must still answer 404 afterwards
+	}{
+		{"sign/value-crlf", "POST", "keys/k/sign", `{"alg":"ES256","value":` + js(crlf(digest)) + `}`, "outside", ""},
+		{"sign/value-padded", "POST", "keys/k/sign", `{"alg":"ES256","value":"` + base64.URLEncoding.EncodeToString(make([]byte, 32)) + `"}`, "padded", ""},
+		{"sign/value-standard-alphabet", "POST", "keys/k/sign", `{"alg":"ES256","value":"` + strings.Repeat("+/", 21) + `+w"}`, "standard alphabet", ""},
+		{"sign/value-non-canonical", "POST", "keys/k/sign", `{"alg":"ES256","value":"` + digest[:len(digest)-1] + `B"}`, "canonical", ""},
+		{"import/jwk-x-crlf", "PUT", "keys/imp", `{"key":{"kty":"EC","crv":"P-256","x":` + js(crlf(x)) + `,"y":"` + x + `"}}`, "outside", "keys/imp"},
+		{"secrets/restore-crlf", "POST", "secrets/restore", `{"value":` + js(crlf(strings.Repeat("A", 64))) + `}`, "outside", ""},
+		{"merge/x5c-crlf", "POST", "certificates/m/pending/merge", `{"x5c":[` + js(crlf(der)) + `]}`, `"x5c"`, "certificates/m"},
+		{"merge/x5c-pem-wrapped", "POST", "certificates/m/pending/merge", `{"x5c":[` + js(der[:64]+"\n"+der[64:]) + `]}`, `"x5c"`, "certificates/m"},
+		{"merge/x5c-url-alphabet", "POST", "certificates/m/pending/merge", `{"x5c":["-_8="]}`, "base64url alphabet", "certificates/m"},
+		{"import/pem-trailing-garbage", "POST", "certificates/imp/import", `{"value":` + js(certPEM+"garbage after the blocks\n") + `}`, "after the last PEM block", "certificates/imp"},
+		{"import/pem-truncated-block", "POST", "certificates/imp/import", `{"value":` + js(certPEM+"-----BEGIN CERTIFICATE-----\nMIIB\n") + `}`, "truncated", "certificates/imp"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, raw := do(tc.method, tc.path+v, tc.body)
+			var e struct {
+				Error struct{ Code, Message string }
+			}
+			if st != 400 || json.Unmarshal(raw, &e) != nil || e.Error.Code != "BadParameter" || !strings.Contains(e.Error.Message, tc.msg) {
+				t.Fatalf("%s %s = %d %s; want 400 BadParameter saying %q", tc.method, tc.path, st, raw, tc.msg)
+			}
+			if tc.gone != "" {
+				if st, raw := do("GET", tc.gone+v, ""); st != 404 {
+					t.Errorf("GET %s after the refusal = %d %.200s; want 404 (nothing stored)", tc.gone, st, raw)
+				}
+			}
+		})
+	}
+	// The pending certificate is still pending: the refused merges changed nothing.
+	var op struct{ Status string }
+	if err := json.Unmarshal(must("GET", "certificates/m/pending"+v, "", 200), &op); err != nil || op.Status != "inProgress" {
+		t.Errorf("pending operation after refused merges = %q, %v; want inProgress", op.Status, err)
+	}
+	// The well-formed import still works, so the refusals above were for the garbage.
+	must("POST", "certificates/imp/import"+v, `{"value":`+js(certPEM+"\n  \n")+`}`, 200)
+}
