@@ -16,21 +16,8 @@ import (
 // after its last block. Each request gets 400 in Key Vault's error shape with a message
 // naming the fault, and stores nothing.
 func TestStrictBase64OverHTTPS(t *testing.T) {
-	ts := startDev(t)
-	dev := ts.Dev.Credentials
-	hc := loopbackClient(t, ts.caFile)
-	_, tok := rawToken(t, ts, hc, dev.TenantID, dev.ClientID, dev.ClientSecret, ts.resources().Base())
-	base := dev.VaultURL
+	do, must := devVaultCalls(t)
 	const v = "?api-version=7.6"
-	do := func(method, path, body string) (int, []byte) { return kvCall(t, hc, tok, method, base+path, body) }
-	must := func(method, path, body string, want int) []byte {
-		t.Helper()
-		st, raw := do(method, path, body)
-		if st != want {
-			t.Fatalf("%s %s = %d %s; want %d", method, path, st, raw, want)
-		}
-		return raw
-	}
 	must("POST", "keys/k/create"+v, `{"kty":"EC","crv":"P-256"}`, 200)
 	must("POST", "certificates/m/create"+v, `{"policy":{"issuer":{"name":"Unknown"},"x509_props":{"subject":"CN=m"},"key_props":{"kty":"EC","crv":"P-256"}}}`, 202)
 
