@@ -42,7 +42,9 @@ func devVaultCalls(t *testing.T) (do func(method, path, body string) (int, []byt
 	dev := ts.Dev.Credentials
 	hc := loopbackClient(t, ts.caFile)
 	_, tok := rawToken(t, ts, hc, dev.TenantID, dev.ClientID, dev.ClientSecret, ts.resources().Base())
-	do = func(method, path, body string) (int, []byte) { return kvCall(t, hc, tok, method, dev.VaultURL+path, body) }
+	do = func(method, path, body string) (int, []byte) {
+		return kvCall(t, hc, tok, method, dev.VaultURL+path, body)
+	}
 	must = func(method, path, body string, want int) []byte {
 		t.Helper()
 		st, raw := do(method, path, body)
