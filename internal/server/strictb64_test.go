@@ -34,11 +34,12 @@ func TestStrictBase64OverHTTPS(t *testing.T) {
 		msg                      string // part of error.message
 		gone                     string // a path that must still answer 404 afterwards
 	}{
-		{"sign/value-crlf", "POST", "keys/k/sign", `{"alg":"ES256","value":` + js(crlf(digest)) + `}`, "outside", ""},
-		{"sign/value-padded", "POST", "keys/k/sign", `{"alg":"ES256","value":"` + base64.URLEncoding.EncodeToString(make([]byte, 32)) + `"}`, "padded", ""},
-		{"sign/value-standard-alphabet", "POST", "keys/k/sign", `{"alg":"ES256","value":"` + strings.Repeat("+/", 21) + `+w"}`, "standard alphabet", ""},
-		{"sign/value-non-canonical", "POST", "keys/k/sign", `{"alg":"ES256","value":"` + digest[:len(digest)-1] + `B"}`, "canonical", ""},
-		{"import/jwk-x-crlf", "PUT", "keys/imp", `{"key":{"kty":"EC","crv":"P-256","x":` + js(crlf(x)) + `,"y":"` + x + `"}}`, "outside", "keys/imp"},
+		{"sign/value-crlf", "POST", "keys/k/sign", `{"alg":"ES256","value":` + js(crlf(digest)) + `}`, `base64url field "value" contains a character outside`, ""},
+		{"sign/value-padded", "POST", "keys/k/sign", `{"alg":"ES256","value":"` + base64.URLEncoding.EncodeToString(make([]byte, 32)) + `"}`, `"value" is padded`, ""},
+		{"verify/digest-padded", "POST", "keys/k/verify", `{"alg":"ES256","digest":"` + base64.URLEncoding.EncodeToString(make([]byte, 32)) + `","value":"` + digest + digest + `"}`, `"digest" is padded`, ""},
+		{"sign/value-standard-alphabet", "POST", "keys/k/sign", `{"alg":"ES256","value":"` + strings.Repeat("+/", 21) + `+w"}`, `"value" uses the standard alphabet`, ""},
+		{"sign/value-non-canonical", "POST", "keys/k/sign", `{"alg":"ES256","value":"` + digest[:len(digest)-1] + `B"}`, `"value" is not canonical`, ""},
+		{"import/jwk-x-crlf", "PUT", "keys/imp", `{"key":{"kty":"EC","crv":"P-256","x":` + js(crlf(x)) + `,"y":"` + x + `"}}`, `member "x"`, "keys/imp"},
 		{"secrets/restore-crlf", "POST", "secrets/restore", `{"value":` + js(crlf(strings.Repeat("A", 64))) + `}`, "outside", ""},
 		{"merge/x5c-crlf", "POST", "certificates/m/pending/merge", `{"x5c":[` + js(crlf(der)) + `]}`, `"x5c"`, "certificates/m"},
 		{"merge/x5c-pem-wrapped", "POST", "certificates/m/pending/merge", `{"x5c":[` + js(der[:64]+"\n"+der[64:]) + `]}`, `"x5c"`, "certificates/m"},
