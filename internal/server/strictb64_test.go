@@ -7,6 +7,9 @@ import (
 	"encoding/pem"
 	"strings"
 	"testing"
+
+	"github.com/coffer-kms/coffer/internal/attest"
+	"github.com/coffer-kms/coffer/internal/mgmt"
 )
 
 // TestStrictBase64OverHTTPS is SECURITY-NOTES I6 through the real HTTPS API: every base64
@@ -69,4 +72,60 @@ func TestStrictBase64OverHTTPS(t *testing.T) {
 	}
 	// The well-formed import still works, so the refusals above were for the garbage.
 	must("POST", "certificates/imp/import"+v, `{"value":`+js(certPEM+"\n  \n")+`}`, 200)
+}
+
+// TestStrictBase64AttestOverHTTPS: the attestation endpoint (MAA's wire format) reads its
+// base64url with the one rule too — padded or not, but never with a line break inside —
+// and its runtime keys' members likewise: 400 naming the field, and no token.
+func TestStrictBase64AttestOverHTTPS(t *testing.T) {
+	ts := startDev(t)
+	ts.client = loopbackClient(t, ts.caFile) // provider hosts are <name>.attest.localhost
+	tc, tok := newTenant(t, ts, "Contoso")
+	var p mgmt.AttestationProviderDTO
+	ts.mjson(t, "PUT", "/v1/tenants/"+tc.Tenant.ID+"/attestationProviders/teeprov", tok,
+		map[string]any{"policy": map[string]any{"types": []string{"sim"}, "measurements": []string{strings.Repeat("0a", 48)}}}, 201, &p)
+	url := p.URI + "/attest/sim?api-version=2022-08-01"
+	key := devSimKey(t, ts)
+	_, rt := teeRuntime(t)
+	if st, raw := ts.post(t, url, simBody(t, key, 0x0a, rt, rt)); st != 200 {
+		t.Fatalf("well-formed attest = %d %s", st, raw)
+	}
+	crlf := func(s string) string { return s[:len(s)/2] + "\r\n" + s[len(s)/2:] }
+	mutate := func(f func(r *attest.Request)) []byte {
+		var r attest.Request
+		if err := json.Unmarshal(simBody(t, key, 0x0a, rt, rt), &r); err != nil {
+			t.Fatal(err)
+		}
+		f(&r)
+		b, _ := json.Marshal(r)
+		return b
+	}
+	// Runtime data whose key's n has a line break inside, bound into the report as sent.
+	var doc map[string][]map[string]any
+	if err := json.Unmarshal(rt, &doc); err != nil {
+		t.Fatal(err)
+	}
+	doc["keys"][0]["n"] = crlf(doc["keys"][0]["n"].(string))
+	rtCRLF, _ := json.Marshal(doc)
+
+	for _, tc := range []struct {
+		name string
+		body []byte
+		msg  string
+	}{
+		{"report-crlf", mutate(func(r *attest.Request) { r.Report = crlf(r.Report) }), `"report" contains a character outside`},
+		{"report-extra-padding", mutate(func(r *attest.Request) { r.Report += "===" }), `"report"`},
+		{"runtime-data-crlf", mutate(func(r *attest.Request) { r.RuntimeData.Data = crlf(r.RuntimeData.Data) }), `"runtimeData.data" contains a character outside`},
+		{"runtime-key-n-crlf", simBody(t, key, 0x0a, rtCRLF, rtCRLF), `"n" contains a character outside`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, raw := ts.post(t, url, tc.body)
+			var e struct {
+				Error struct{ Code, Message string }
+			}
+			if st != 400 || json.Unmarshal(raw, &e) != nil || e.Error.Code == "" || !strings.Contains(e.Error.Message, tc.msg) {
+				t.Fatalf("attest = %d %s; want 400 with an error saying %q", st, raw, tc.msg)
+			}
+		})
+	}
 }
