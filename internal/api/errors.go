@@ -14,6 +14,7 @@ import (
 
 	"github.com/coffer-kms/coffer/internal/authz"
 	"github.com/coffer-kms/coffer/internal/storage"
+	"github.com/coffer-kms/coffer/internal/strictb64"
 )
 
 // Error is a client-visible failure: an HTTP status, a Key Vault error code and a message
@@ -146,6 +147,10 @@ func jsonProblem(err error) string {
 		return "field " + typ.Field + " has the wrong type"
 	case err.Error() == "EOF":
 		return "the body is empty"
+	case errors.Is(err, strictb64.ErrInvalid):
+		// A base64 field broke the one rule (SECURITY-NOTES I6); these messages name the
+		// member where the decoder knows it and never repeat the value.
+		return err.Error()
 	default:
 		return "unexpected content"
 	}

@@ -1,11 +1,13 @@
 package api
 
 import (
+	"encoding/json"
 	"net/http"
 	"reflect"
 
 	"github.com/coffer-kms/coffer/internal/keys"
 	"github.com/coffer-kms/coffer/internal/provider"
+	"github.com/coffer-kms/coffer/internal/strictb64"
 )
 
 // The request bodies of key operations ({"alg":"ES256","value":"<base64url>"} and the
@@ -39,9 +41,14 @@ type b64Member struct {
 }
 
 // decodeKeyOp reads a body of "alg" and base64url members into v (the struct that alg and
-// the members' fields belong to).
+// the members' fields belong to): with parseFlat when it can, otherwise it zeroes v and
+// decodes as DecodeJSON does.
 func decodeKeyOp(r *http.Request, v any, alg *string, members ...b64Member) error {
-	return decodeFlat(r, v, func(name string, q []byte) bool {
+	body, err := readJSONBody(r)
+	if err != nil {
+		return err
+	}
+	if parseFlat(body, func(name string, q []byte) bool {
 		if name == "alg" {
 			*alg = string(q[1 : len(q)-1])
 			return true
@@ -52,21 +59,32 @@ func decodeKeyOp(r *http.Request, v any, alg *string, members ...b64Member) erro
 			}
 		}
 		return false
-	})
-}
-
-// decodeFlat reads the body and fills v (a pointer to a struct) through set when
-// parseFlat can; otherwise it zeroes v and decodes as DecodeJSON does.
-func decodeFlat(r *http.Request, v any, set func(name string, quoted []byte) bool) error {
-	body, err := readJSONBody(r)
-	if err != nil {
-		return err
-	}
-	if parseFlat(body, set) {
+	}) {
 		return nil
 	}
 	reflect.ValueOf(v).Elem().SetZero()
-	return decodeJSONBytes(body, v)
+	if err := decodeJSONBytes(body, v); err != nil {
+		return nameBadB64Member(body, err, members)
+	}
+	return nil
+}
+
+// nameBadB64Member returns, for a body that did not decode, an error naming the first of
+// members that breaks the base64 rule (encoding/json cannot say which member's
+// UnmarshalJSON failed), or err when none does. Only refused bodies get here.
+func nameBadB64Member(body []byte, err error, members []b64Member) error {
+	var raw map[string]json.RawMessage
+	if json.Unmarshal(body, &raw) != nil {
+		return err
+	}
+	for _, m := range members {
+		if q, ok := raw[m.name]; ok && string(q) != "null" {
+			if _, bad := strictb64.URL.DecodeJSON(m.name, q); bad != nil {
+				return badBody(bad.Error())
+			}
+		}
+	}
+	return err
 }
 
 // parseFlat parses b as a JSON object whose members have distinct names of lowercase

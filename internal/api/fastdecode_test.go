@@ -2,6 +2,7 @@ package api
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/coffer-kms/coffer/internal/keys"
@@ -31,7 +32,7 @@ func checkFlat(t *testing.T, body string) (fast bool) {
 		got, want := c.v(), c.v()
 		gerr := c.decode(body, got)
 		werr := DecodeJSON(jsonRequest(body), want)
-		if (gerr == nil) != (werr == nil) || (gerr != nil && gerr.Error() != werr.Error()) {
+		if (gerr == nil) != (werr == nil) || (gerr != nil && gerr.Error() != werr.Error() && !namesB64Member(gerr, werr)) {
 			t.Fatalf("%s %q: decoder error %v; encoding/json %v", c.name, body, gerr, werr)
 		}
 		if gerr == nil && !reflect.DeepEqual(got, want) {
@@ -41,8 +42,19 @@ func checkFlat(t *testing.T, body string) (fast bool) {
 	return parseFlat([]byte(body), func(string, []byte) bool { return true })
 }
 
+// namesB64Member reports whether gerr is werr, a base64 error of encoding/json's decoding,
+// told better: the same status and code, and a message naming the member (decodeKeyOp's
+// nameBadB64Member).
+func namesB64Member(gerr, werr error) bool {
+	g, okG := gerr.(*Error)
+	w, okW := werr.(*Error)
+	return okG && okW && g.Status == w.Status && g.Code == w.Code &&
+		strings.Contains(w.Message, "base64url value ") && strings.Contains(g.Message, "base64url field \"")
+}
+
 // TestFlatBodies: the bodies the Azure SDKs send take the flat parser and decode as
-// encoding/json decodes them; everything else decodes exactly as before, errors included.
+// encoding/json decodes them; everything else decodes exactly as before, errors included
+// (but for a base64 error, which names the member).
 func TestFlatBodies(t *testing.T) {
 	for _, b := range []string{
 		`{"alg":"ES256","value":"n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg"}`,

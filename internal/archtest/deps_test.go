@@ -20,7 +20,7 @@ type rule struct {
 
 // leafOK are Coffer packages that import only the standard library (their rules below
 // check it), so even the packages that may import nothing of Coffer may import them.
-var leafOK = map[string]bool{mod + "internal/jsonenc": true}
+var leafOK = map[string]bool{mod + "internal/jsonenc": true, mod + "internal/strictb64": true}
 
 var rules = []rule{
 	{"internal/storage", []string{mod + "internal/"}, false, "storage is the bottom layer: it imports no other Coffer package (storagetest may import storage)"},
@@ -33,6 +33,7 @@ var rules = []rule{
 	{"internal/authz", []string{"net/http", mod + "internal/"}, true, "authz is a pure decision over a snapshot"},
 	{"internal/audit", []string{"net/http", mod + "internal/"}, true, "audit imports nothing of Coffer (but the jsonenc leaf) and no HTTP"},
 	{"internal/jsonenc", []string{"net/http", mod + "internal/"}, true, "jsonenc is a leaf: JSON bytes from the standard library only"},
+	{"internal/strictb64", []string{"net/http", mod + "internal/"}, true, "strictb64 is a leaf: the one base64 rule, from the standard library only"},
 	{"internal/config", []string{mod + "internal/"}, false, "config stands alone"},
 	{"internal/pki", []string{mod + "internal/", "net/http"}, true, "pki is X.509 and PKCS#12 encoding only"},
 	{"internal/certificates", []string{"net/http", mod + "internal/api", mod + "internal/server", mod + "internal/storage/bolt"}, true, "certificates is domain code: no HTTP, no concrete backend"},

@@ -6,9 +6,10 @@ import (
 	"crypto/elliptic"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base64"
 	"encoding/json"
 	"math/big"
+
+	"github.com/coffer-kms/coffer/internal/strictb64"
 )
 
 // MaxRuntimeKeys is the most keys runtime data may hold.
@@ -64,9 +65,15 @@ func checkPublicJWK(jwk map[string]any) *Error {
 	}
 	switch jwk["kty"] {
 	case "RSA", "RSA-HSM":
-		n, ok1 := b64Int(jwk["n"])
-		e, ok2 := b64Int(jwk["e"])
-		if !ok1 || !ok2 || n.BitLen() < 2048 || n.BitLen() > 8192 || e.Cmp(big.NewInt(65537)) != 0 {
+		n, err := b64Int(jwk, "n")
+		if err != nil {
+			return err
+		}
+		e, err := b64Int(jwk, "e")
+		if err != nil {
+			return err
+		}
+		if n.BitLen() < 2048 || n.BitLen() > 8192 || e.Cmp(big.NewInt(65537)) != 0 {
 			return errf(CodeRuntimeData, "an RSA runtime key needs n of 2048 to 8192 bits and e = 65537 (AQAB)")
 		}
 	case "EC", "EC-HSM":
@@ -80,9 +87,15 @@ func checkPublicJWK(jwk map[string]any) *Error {
 			return errf(CodeRuntimeData, "an EC runtime key must be on P-256 or P-384")
 		}
 		size := (curve.Params().BitSize + 7) / 8
-		x, ok1 := b64Bytes(jwk["x"])
-		y, ok2 := b64Bytes(jwk["y"])
-		if !ok1 || !ok2 || len(x) != size || len(y) != size {
+		x, err := b64Bytes(jwk, "x")
+		if err != nil {
+			return err
+		}
+		y, err := b64Bytes(jwk, "y")
+		if err != nil {
+			return err
+		}
+		if len(x) != size || len(y) != size {
 			return errf(CodeRuntimeData, "an EC runtime key needs x and y of %d bytes", size)
 		}
 		point := append(append([]byte{4}, x...), y...)
@@ -95,19 +108,27 @@ func checkPublicJWK(jwk map[string]any) *Error {
 	return nil
 }
 
-func b64Bytes(v any) ([]byte, bool) {
-	s, ok := v.(string)
+// b64Bytes decodes the JWK member name: a non-empty strict base64url string (strictb64.URL).
+func b64Bytes(jwk map[string]any, name string) ([]byte, *Error) {
+	s, ok := jwk[name].(string)
 	if !ok || s == "" {
-		return nil, false
+		return nil, errf(CodeRuntimeData, "a runtime key needs %q as a non-empty base64url string", name)
 	}
-	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
-	return b, err == nil
+	b, err := strictb64.URL.DecodeString(name, s)
+	if err != nil {
+		return nil, errf(CodeRuntimeData, "%s", err)
+	}
+	return b, nil
 }
 
-func b64Int(v any) (*big.Int, bool) {
-	b, ok := b64Bytes(v)
-	if !ok || b[0] == 0 {
-		return nil, false
+// b64Int decodes the JWK member name as a big-endian integer without leading zeros.
+func b64Int(jwk map[string]any, name string) (*big.Int, *Error) {
+	b, err := b64Bytes(jwk, name)
+	if err != nil {
+		return nil, err
 	}
-	return new(big.Int).SetBytes(b), true
+	if b[0] == 0 {
+		return nil, errf(CodeRuntimeData, "%q of a runtime key has a leading zero byte", name)
+	}
+	return new(big.Int).SetBytes(b), nil
 }

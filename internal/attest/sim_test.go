@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -60,6 +61,15 @@ func TestSim(t *testing.T) {
 	r.Body = b64u.EncodeToString(body)
 	tampered.Report, _ = json.Marshal(r)
 
+	// A runtime key whose x has a line break inside: encoding/base64 skips it even in
+	// Strict mode, so before the one rule (strictb64) the key was taken.
+	pt, err := key.PublicKey.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	crlfX := b64u.EncodeToString(pt[1:33])
+	crlfX = crlfX[:8] + "\r\n" + crlfX[8:]
+
 	tests := []struct {
 		name     string
 		svc      *Service
@@ -76,7 +86,9 @@ func TestSim(t *testing.T) {
 		{"fail/policy-without-sim", svc, &Policy{}, simEvidence(t, key, 0x0a, rt, false), CodeTypeDisabled, "does not accept sim"},
 		{"fail/private-runtime-key", svc, pol, simEvidence(t, key, 0x0a, runtimeFor(t, map[string]any{"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA", "d": "AA"}), false), CodeRuntimeData, `"d" is not allowed`},
 		{"fail/off-curve-runtime-key", svc, pol, simEvidence(t, key, 0x0a, runtimeFor(t, map[string]any{"kty": "EC", "crv": "P-256", "x": b64u.EncodeToString(make([]byte, 32)), "y": b64u.EncodeToString(make([]byte, 32))}), false), CodeRuntimeData, "not a point"},
-		{"fail/small-rsa-runtime-key", svc, pol, simEvidence(t, key, 0x0a, runtimeFor(t, map[string]any{"kty": "RSA", "n": b64u.EncodeToString(make([]byte, 128)), "e": "AQAB"}), false), CodeRuntimeData, "2048"},
+		{"fail/small-rsa-runtime-key", svc, pol, simEvidence(t, key, 0x0a, runtimeFor(t, map[string]any{"kty": "RSA", "n": b64u.EncodeToString(append([]byte{0xc1}, make([]byte, 127)...)), "e": "AQAB"}), false), CodeRuntimeData, "2048"},
+		{"fail/runtime-key-crlf", svc, pol, simEvidence(t, key, 0x0a, runtimeFor(t, map[string]any{"kty": "EC", "crv": "P-256", "x": crlfX, "y": b64u.EncodeToString(pt[33:])}), false), CodeRuntimeData, `"x" contains a character outside`},
+		{"fail/runtime-key-padded", svc, pol, simEvidence(t, key, 0x0a, runtimeFor(t, map[string]any{"kty": "RSA", "n": base64.URLEncoding.EncodeToString(append([]byte{0xc1}, make([]byte, 255)...)), "e": "AQAB"}), false), CodeRuntimeData, `"n" is padded`},
 		{"fail/runtime-without-keys", svc, pol, simEvidence(t, key, 0x0a, []byte(`{"x":1}`), false), CodeRuntimeData, `"keys"`},
 		{"fail/runtime-not-json", svc, pol, simEvidence(t, key, 0x0a, []byte(`keys`), false), CodeRuntimeData, "not a JSON object"},
 		{"fail/unknown-type", svc, pol, simEvidence(t, key, 0x0a, rt, false), CodeUnknownType, "unknown attestation type"},

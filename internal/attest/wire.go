@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+
+	"github.com/coffer-kms/coffer/internal/strictb64"
 )
 
 // Wire limits, checked before anything is parsed.
@@ -100,14 +102,20 @@ func DecodeRequest(body []byte) (*Evidence, error) {
 	return ev, nil
 }
 
-// decodeB64 decodes base64url, padded or not (MAA clients send both), within max bytes.
+// decodeB64 decodes base64url within max bytes. MAA clients send it padded or not, so
+// padding is optional, but either form is strict (strictb64): no whitespace, no standard
+// alphabet, canonical trailing bits.
 func decodeB64(field, s string, max int) ([]byte, error) {
 	if base64.RawURLEncoding.DecodedLen(len(s)) > max+2 {
 		return nil, errf(CodeInvalidParameter, "%q is larger than %d bytes", field, max)
 	}
-	b, err := base64.RawURLEncoding.Strict().DecodeString(strings.TrimRight(s, "="))
+	enc := strictb64.URL
+	if strings.HasSuffix(s, "=") {
+		enc = strictb64.PaddedURL
+	}
+	b, err := enc.DecodeString(field, s)
 	if err != nil {
-		return nil, errf(CodeInvalidParameter, "%q is not base64url", field)
+		return nil, errf(CodeInvalidParameter, "%s", err)
 	}
 	if len(b) > max {
 		return nil, errf(CodeInvalidParameter, "%q is larger than %d bytes", field, max)

@@ -54,6 +54,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/coffer-kms/coffer/internal/strictb64"
 )
 
 // Limits and constants of the format.
@@ -370,7 +372,7 @@ func ParseRestoreBlob(text []byte) (*RestoreBlob, error) {
 	if err := checkData(rb.EncData); err != nil {
 		return nil, err
 	}
-	if tp, err := b64.DecodeString(rb.WrappedKey.X5tS256); err != nil || len(tp) != sha256.Size || rb.WrappedKey.EncKey == "" {
+	if tp, err := strictb64.URL.DecodeString("x5t_256", rb.WrappedKey.X5tS256); err != nil || len(tp) != sha256.Size || rb.WrappedKey.EncKey == "" {
 		return nil, invalid("WrappedKey needs enc_key and x5t_256 (the exchange certificate's SHA-256, base64url)")
 	}
 	return &rb, nil

@@ -279,6 +279,19 @@ func TestOpenRefuses(t *testing.T) {
 			t.Errorf("ParseRestoreBlob(%.60q) = %v; want ErrInvalid", bad, err)
 		}
 	}
+	// encoding/base64 skips CR/LF even in Strict mode: x5t_256 with a line break inside was
+	// taken before strictb64 (SECURITY-NOTES I6).
+	var m map[string]any
+	if err := json.Unmarshal(text, &m); err != nil {
+		t.Fatal(err)
+	}
+	wk := m["WrappedKey"].(map[string]any)
+	tp := wk["x5t_256"].(string)
+	wk["x5t_256"] = tp[:10] + "\r\n" + tp[10:]
+	crlf, _ := json.Marshal(m)
+	if _, err := ParseRestoreBlob(crlf); !errors.Is(err, ErrInvalid) {
+		t.Errorf("ParseRestoreBlob(x5t_256 with CR/LF) = %v; want ErrInvalid", err)
+	}
 }
 
 // TestJWEPadding: every plaintext length round-trips; RSA1_5 and unknown enc are refused.

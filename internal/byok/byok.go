@@ -26,6 +26,7 @@ import (
 
 	"github.com/coffer-kms/coffer/internal/keywrap"
 	"github.com/coffer-kms/coffer/internal/provider"
+	"github.com/coffer-kms/coffer/internal/strictb64"
 )
 
 // Blob is the transfer blob's JSON.
@@ -157,9 +158,12 @@ func KEKFromPEMOrJWK(b []byte) (*rsa.PublicKey, string, error) {
 	if doc.Key != nil {
 		j = *doc.Key
 	}
-	n, errN := base64.RawURLEncoding.DecodeString(j.N)
-	e, errE := base64.RawURLEncoding.DecodeString(j.E)
-	if errN != nil || errE != nil || len(n) == 0 || len(e) == 0 || len(e) > 4 {
+	n, errN := strictb64.URL.DecodeString("n", j.N)
+	e, errE := strictb64.URL.DecodeString("e", j.E)
+	if err := errors.Join(errN, errE); err != nil {
+		return nil, "", fmt.Errorf("byok: the KEK JSON: %w", err)
+	}
+	if len(n) == 0 || len(e) == 0 || len(e) > 4 {
 		return nil, "", errors.New("byok: the KEK JSON has no RSA n and e (base64url)")
 	}
 	return &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: int(new(big.Int).SetBytes(e).Int64())}, j.KID, nil

@@ -129,7 +129,7 @@ func FuzzMerge(f *testing.F) {
 	f.Add(caDER, []byte(nil))
 
 	f.Fuzz(func(t *testing.T, first, second []byte) {
-		x5c := [][]byte{first}
+		x5c := []DER{first}
 		if len(second) > 0 {
 			x5c = append(x5c, second)
 		}

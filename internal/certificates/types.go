@@ -1,6 +1,27 @@
 package certificates
 
-import "github.com/coffer-kms/coffer/internal/provider"
+import (
+	"github.com/coffer-kms/coffer/internal/provider"
+	"github.com/coffer-kms/coffer/internal/strictb64"
+)
+
+// DER is a DER certificate that travels as padded standard base64 (x5c, RFC 7517 §4.7, and
+// the SDKs' []byte). It is read strictly (strictb64.Std, SECURITY-NOTES I6): encoding/json
+// would skip CR/LF inside it and take other encodings of the same bytes.
+type DER []byte
+
+// UnmarshalJSON reads a strict padded standard base64 JSON string; null leaves d unchanged.
+func (d *DER) UnmarshalJSON(data []byte) error {
+	if string(data) == "null" {
+		return nil
+	}
+	b, err := strictb64.Std.DecodeJSON("x5c", data)
+	if err != nil {
+		return err
+	}
+	*d = b
+	return nil
+}
 
 // CertificateBundle is a certificate version as Key Vault returns it (certificates.json
 // CertificateBundle). ID is <vault URL>/certificates/<name>/<version>; KID and SID name the
@@ -174,7 +195,7 @@ type ImportParams struct {
 // MergeParams are the inputs of Merge (CertificateMergeParameters): the signed certificate
 // (and chain) for the pending CSR, DER each (standard base64 on the wire).
 type MergeParams struct {
-	X5C        [][]byte          `json:"x5c"`
+	X5C        []DER             `json:"x5c"`
 	Attributes *Attributes       `json:"attributes,omitempty"`
 	Tags       map[string]string `json:"tags,omitempty"`
 }

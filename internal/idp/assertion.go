@@ -5,13 +5,13 @@ import (
 	"crypto/sha1" // #nosec G505 -- x5t is SHA-1 by definition (RFC 7515 §4.1.7); only used to find a certificate
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/base64"
 	"errors"
 	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/coffer-kms/coffer/internal/strictb64"
 	"github.com/coffer-kms/coffer/internal/tenancy"
 )
 
@@ -94,12 +94,13 @@ func (s *Service) verifyAssertion(ctx context.Context, tenantID, appID, assertio
 }
 
 // thumbprintMatches compares the x5t#S256 (or x5t) header with the certificate. MSAL encodes
-// thumbprints with standard base64; RFC 7515 says base64url: accept both.
+// thumbprints with standard base64; RFC 7515 says base64url: accept both, padded or not,
+// each strictly (strictb64: no whitespace, canonical).
 func thumbprintMatches(h map[string]any, der []byte) bool {
 	decode := func(v any) []byte {
 		s, _ := v.(string)
-		for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.RawURLEncoding, base64.URLEncoding} {
-			if b, err := enc.DecodeString(s); err == nil {
+		for _, enc := range []*strictb64.Encoding{strictb64.Std, strictb64.RawStd, strictb64.URL, strictb64.PaddedURL} {
+			if b, err := enc.DecodeString("", s); err == nil {
 				return b
 			}
 		}

@@ -17,7 +17,7 @@ func TestImports(t *testing.T) {
 		t.Fatal(err)
 	}
 	const mod = "github.com/coffer-kms/coffer/internal/"
-	allowed := map[string]bool{mod + "provider": true, mod + "storage": true, mod + "tenancy": true, mod + "attrs": true, mod + "records": true, mod + "names": true,
+	allowed := map[string]bool{mod + "provider": true, mod + "storage": true, mod + "tenancy": true, mod + "attrs": true, mod + "records": true, mod + "names": true, mod + "strictb64": true,
 		mod + "skr": true} // skr: the pure release-policy grammar (no I/O), like attrs
 	fset := token.NewFileSet()
 	checked := 0

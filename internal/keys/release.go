@@ -14,6 +14,7 @@ import (
 
 	"github.com/coffer-kms/coffer/internal/provider"
 	"github.com/coffer-kms/coffer/internal/skr"
+	"github.com/coffer-kms/coffer/internal/strictb64"
 	"github.com/coffer-kms/coffer/internal/tenancy"
 )
 
@@ -245,7 +246,8 @@ func numericDate(v any) (int64, bool) {
 func runtimeKey(claims map[string]any) (*rsa.PublicKey, string, string) {
 	rt, _ := claims["x-ms-runtime"].(map[string]any)
 	list, _ := rt["keys"].([]any)
-	for _, item := range list {
+	why := ""
+	for i, item := range list {
 		jwk, _ := item.(map[string]any)
 		if kty, _ := jwk["kty"].(string); kty != "RSA" && kty != "RSA-HSM" {
 			continue
@@ -253,15 +255,19 @@ func runtimeKey(claims map[string]any) (*rsa.PublicKey, string, string) {
 		if ops, present := jwk["key_ops"]; present && !hasOp(ops, "encrypt", "wrapKey") {
 			continue
 		}
-		n, ok1 := b64Int(jwk["n"])
-		e, ok2 := b64Int(jwk["e"])
-		if !ok1 || !ok2 || n.BitLen() < 2048 || n.BitLen() > 8192 || e.Cmp(big.NewInt(65537)) != 0 {
+		n, errN := b64Int(jwk, "n")
+		e, errE := b64Int(jwk, "e")
+		if err := errors.Join(errN, errE); err != nil {
+			why = fmt.Sprintf(" (keys[%d]: %v)", i, strings.ReplaceAll(err.Error(), "\n", "; "))
+			continue
+		}
+		if n.BitLen() < 2048 || n.BitLen() > 8192 || e.Cmp(big.NewInt(65537)) != 0 {
 			continue
 		}
 		kid, _ := jwk["kid"].(string)
 		return &rsa.PublicKey{N: n, E: 65537}, kid, ""
 	}
-	return nil, "", "the attestation token's x-ms-runtime.keys holds no RSA key (2048-8192 bits, e=65537, usable for encryption) to wrap the key to"
+	return nil, "", "the attestation token's x-ms-runtime.keys holds no RSA key (2048-8192 bits, e=65537, usable for encryption) to wrap the key to" + why
 }
 
 func hasOp(ops any, want ...string) bool {
@@ -276,13 +282,21 @@ func hasOp(ops any, want ...string) bool {
 	return false
 }
 
-func b64Int(v any) (*big.Int, bool) {
-	s, _ := v.(string)
-	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
-	if err != nil || len(b) == 0 || b[0] == 0 {
-		return nil, false
+// b64Int decodes the JWK member name: a strict base64url (strictb64.URL) big-endian integer
+// without leading zeros.
+func b64Int(jwk map[string]any, name string) (*big.Int, error) {
+	s, ok := jwk[name].(string)
+	if !ok || s == "" {
+		return nil, fmt.Errorf("%q is missing or not a non-empty string", name)
 	}
-	return new(big.Int).SetBytes(b), true
+	b, err := strictb64.URL.DecodeString(name, s)
+	if err != nil {
+		return nil, err
+	}
+	if b[0] == 0 {
+		return nil, fmt.Errorf("%q has a leading zero byte", name)
+	}
+	return new(big.Int).SetBytes(b), nil
 }
 
 // KeyHSMSchemaVersion is the schema_version of the key_hsm blob of a released key.

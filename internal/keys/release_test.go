@@ -98,6 +98,18 @@ func TestRelease(t *testing.T) {
 		"sign-only":   claims("aa", func(c map[string]any) { c["x-ms-runtime"] = map[string]any{"keys": []any{runtimeJWK(tee, "verify")}} }),
 		"other-iss":   claims("aa", func(c map[string]any) { c["iss"] = "https://evil.attest.localhost" }),
 		"other-rtkey": claims("aa", func(c map[string]any) { c["x-ms-runtime"] = map[string]any{"keys": []any{runtimeJWK(other)}} }),
+		// encoding/base64 skips CR/LF even in Strict mode: before strictb64 this key was used.
+		"crlf-n": claims("aa", func(c map[string]any) {
+			k := runtimeJWK(tee)
+			n := k["n"].(string)
+			k["n"] = n[:16] + "\r\n" + n[16:]
+			c["x-ms-runtime"] = map[string]any{"keys": []any{k}}
+		}),
+		"padded-n": claims("aa", func(c map[string]any) {
+			k := runtimeJWK(tee)
+			k["n"] = base64.URLEncoding.EncodeToString(tee.N.Bytes())
+			c["x-ms-runtime"] = map[string]any{"keys": []any{k}}
+		}),
 	}
 	var signed []map[string]any
 	r := &Releaser{Keys: svc, Verifier: ver, Sign: func(c map[string]any) (string, error) {
@@ -118,6 +130,8 @@ func TestRelease(t *testing.T) {
 		{"fail/untrusted-or-forged-token", "exp", "forged", "", "", ErrReleaseDenied, "not a valid token"},
 		{"fail/other-issuer", "exp", "other-iss", "", "", ErrReleaseDenied, "not a valid token"},
 		{"fail/no-runtime-key", "exp", "no-runtime", "", "", ErrReleaseDenied, "x-ms-runtime"},
+		{"fail/runtime-key-n-with-crlf", "exp", "crlf-n", "", "", ErrReleaseDenied, `keys[0]: base64url field "n" contains a character outside`},
+		{"fail/runtime-key-n-padded", "exp", "padded-n", "", "", ErrReleaseDenied, `keys[0]: base64url field "n" is padded`},
 		{"fail/runtime-key-not-for-encryption", "exp", "sign-only", "", "", ErrReleaseDenied, "x-ms-runtime"},
 		{"fail/nonce-mismatch", "exp", "good", "n-2", "", ErrReleaseDenied, "nonce"},
 		{"fail/not-exportable", "plain", "good", "", "", ErrReleaseDenied, "not exportable"},

@@ -247,7 +247,12 @@ func TestParseCertificate(t *testing.T) {
 		ok       bool
 	}{
 		{"ok/base64", base64.StdEncoding.EncodeToString([]byte("der")), true},
-		{"ok/base64-wrapped", "ZGVy\nZGVy\n", true},
+		{"ok/base64-trimmed", " ZGVyZGVy\n", true},
+		// One base64 rule (SECURITY-NOTES I6): no line breaks inside, standard alphabet, padded.
+		{"fail/base64-wrapped", "ZGVy\nZGVy\n", false},
+		{"fail/base64-crlf", "ZGVy\r\nZGVy", false},
+		{"fail/base64-url-alphabet", base64.RawURLEncoding.EncodeToString([]byte{0xfb, 0xff, 0xfe}), false},
+		{"fail/base64-unpadded", "ZGVyZA", false},
 		{"ok/pem", "-----BEGIN CERTIFICATE-----\nZGVy\n-----END CERTIFICATE-----\n", true},
 		{"fail/empty", "  ", false},
 		{"fail/pem-key", "-----BEGIN PRIVATE KEY-----\nZGVy\n-----END PRIVATE KEY-----\n", false},

@@ -2,7 +2,6 @@ package mgmt
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 	"github.com/coffer-kms/coffer/internal/api"
 	"github.com/coffer-kms/coffer/internal/audit"
 	"github.com/coffer-kms/coffer/internal/authz"
+	"github.com/coffer-kms/coffer/internal/strictb64"
 	"github.com/coffer-kms/coffer/internal/tenancy"
 )
 
@@ -247,7 +247,7 @@ func tokenTenant(raw string) (string, bool) {
 	if len(parts) != 3 {
 		return "", false
 	}
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	payload, err := strictb64.URL.DecodeString("", parts[1])
 	if err != nil {
 		return "", false
 	}

@@ -2,7 +2,6 @@ package mgmt
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"net/http"
@@ -10,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/coffer-kms/coffer/internal/api"
+	"github.com/coffer-kms/coffer/internal/strictb64"
 	"github.com/coffer-kms/coffer/internal/tenancy"
 )
 
@@ -137,9 +137,9 @@ func parseCertificate(s string) ([]byte, error) {
 		}
 		return block.Bytes, nil
 	}
-	der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(s), ""))
+	der, err := strictb64.Std.DecodeString("certificate", s)
 	if err != nil {
-		return nil, badParameter("certificate is neither PEM nor base64 DER")
+		return nil, badParameter("certificate is neither PEM nor base64 DER: " + err.Error() + " (give the DER in padded standard base64 on one line, or PEM)")
 	}
 	return der, nil
 }

@@ -276,6 +276,10 @@ func TestDecodeErrors(t *testing.T) {
 		{"fail/mismatch-pem", pemText(t, "PRIVATE KEY", caKeyDER) + pemText(t, "CERTIFICATE", leaf.Raw), "", ErrKeyMismatch},
 		{"fail/no-cert-pem", pemText(t, "PRIVATE KEY", keyDER), "", ErrNoCertificate},
 		{"fail/no-key-pem", pemText(t, "CERTIFICATE", leaf.Raw), "", ErrNoPrivateKey},
+		// pem.Decode's rest: text after the last block, or a block it skipped, is refused.
+		{"fail/pem-trailing-garbage", pemText(t, "PRIVATE KEY", keyDER) + pemText(t, "CERTIFICATE", leaf.Raw) + "garbage\n", "", ErrCorrupt},
+		{"fail/pem-truncated-last-block", pemText(t, "PRIVATE KEY", keyDER) + pemText(t, "CERTIFICATE", leaf.Raw) + "-----BEGIN CERTIFICATE-----\nMIIB\n", "", ErrCorrupt},
+		{"fail/pem-damaged-middle-block", pemText(t, "PRIVATE KEY", keyDER) + "-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----\n" + pemText(t, "CERTIFICATE", leaf.Raw), "", ErrCorrupt},
 		{"fail/two-keys-pem", pemText(t, "PRIVATE KEY", keyDER) + pemText(t, "PRIVATE KEY", keyDER) + pemText(t, "CERTIFICATE", leaf.Raw), "", ErrCorrupt},
 		{"fail/encrypted-pem-legacy", string(pem.EncodeToMemory(encBlock)), "", ErrEncryptedKey},
 		{"fail/encrypted-pkcs8", pemText(t, "ENCRYPTED PRIVATE KEY", []byte{0x30, 0}), "", ErrEncryptedKey},

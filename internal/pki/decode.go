@@ -124,9 +124,10 @@ func decodePFX(raw []byte, password string) (crypto.PrivateKey, []*x509.Certific
 
 func decodePEM(text string) (crypto.PrivateKey, []*x509.Certificate, int, error) {
 	var (
-		key   crypto.PrivateKey
-		certs []*x509.Certificate
-		rest  = []byte(text)
+		key    crypto.PrivateKey
+		certs  []*x509.Certificate
+		rest   = []byte(text)
+		blocks int
 	)
 	for {
 		var b *pem.Block
@@ -134,6 +135,7 @@ func decodePEM(text string) (crypto.PrivateKey, []*x509.Certificate, int, error)
 		if b == nil {
 			break
 		}
+		blocks++
 		if b.Headers["Proc-Type"] != "" || b.Type == "ENCRYPTED PRIVATE KEY" {
 			return nil, nil, 0, ErrEncryptedKey
 		}
@@ -160,6 +162,16 @@ func decodePEM(text string) (crypto.PrivateKey, []*x509.Certificate, int, error)
 	}
 	if key == nil && len(certs) == 0 {
 		return nil, nil, 0, fmt.Errorf("%w: no PEM blocks found", ErrCorrupt)
+	}
+	// pem.Decode skips what is not a whole block: text before and between blocks (openssl's
+	// "Bag Attributes", RFC 7468 explanatory text) is fine, but a block it skipped (a
+	// truncated or damaged BEGIN ... END) or text after the last block would be dropped
+	// silently, so that the import is not of what was sent.
+	if strings.Count(text, "-----BEGIN") != blocks {
+		return nil, nil, 0, fmt.Errorf("%w: a PEM block is truncated or damaged (a BEGIN line without its END line, or a bad base64 body): send every block whole", ErrCorrupt)
+	}
+	if len(bytes.TrimSpace(rest)) > 0 {
+		return nil, nil, 0, fmt.Errorf("%w: text after the last PEM block: send only PEM blocks (END line last)", ErrCorrupt)
 	}
 	if len(certs) == 0 {
 		return nil, nil, 0, ErrNoCertificate

@@ -8,13 +8,15 @@ import (
 	"fmt"
 	"io"
 	"unicode/utf8"
+
+	"github.com/coffer-kms/coffer/internal/strictb64"
 )
 
-// The one base64 rule of Coffer's wire format (SECURITY-NOTES I6): unpadded base64url
-// (RFC 4648 §5) with canonical trailing bits, written as a JSON string with no escapes.
-// Padding, '+', '/', whitespace (which encoding/base64 would silently skip), escapes and
-// non-zero trailing bits are refused.
-var b64 = base64.RawURLEncoding.Strict()
+// The one base64 rule of Coffer's wire format (SECURITY-NOTES I6, package strictb64):
+// unpadded base64url (RFC 4648 §5) with canonical trailing bits, written as a JSON string
+// with no escapes. Padding, '+', '/', whitespace (which encoding/base64 would silently
+// skip), escapes and non-zero trailing bits are refused. b64 only encodes.
+var b64 = base64.RawURLEncoding
 
 // MarshalText writes b as unpadded base64url; encoding/json quotes it. (A MarshalJSON
 // would be re-validated and compacted by encoding/json on every call: that was 9% of a
@@ -38,33 +40,13 @@ func (b *B64) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
-// decodeB64 decodes a raw JSON string token holding strict base64url.
+// decodeB64 decodes a raw JSON string token holding strict base64url (strictb64.URL).
 func decodeB64(data []byte) (B64, error) {
-	if len(data) < 2 || data[0] != '"' || data[len(data)-1] != '"' {
-		return nil, fmt.Errorf("%w: base64url value must be a JSON string", ErrInvalidParameter)
-	}
-	s := data[1 : len(data)-1]
-	for _, c := range s {
-		switch {
-		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '_':
-		case c == '=':
-			return nil, fmt.Errorf("%w: base64url value is padded: send it without '='", ErrInvalidParameter)
-		case c == '+' || c == '/':
-			return nil, fmt.Errorf("%w: base64url value uses the standard alphabet: use '-' and '_' instead of '+' and '/'", ErrInvalidParameter)
-		default:
-			return nil, fmt.Errorf("%w: base64url value contains a character outside the URL-safe alphabet (whitespace and escapes are not allowed)", ErrInvalidParameter)
-		}
-	}
-	if len(s)%4 == 1 {
-		return nil, fmt.Errorf("%w: base64url value has an impossible length", ErrInvalidParameter)
-	}
-	out := make(B64, b64.DecodedLen(len(s)))
-	n, err := b64.Decode(out, s)
+	v, err := strictb64.URL.DecodeJSON("", data)
 	if err != nil {
-		// With the alphabet and length checked, only non-zero trailing bits remain.
-		return nil, fmt.Errorf("%w: base64url value is not canonical (non-zero trailing bits)", ErrInvalidParameter)
+		return nil, fmt.Errorf("%w: %w", ErrInvalidParameter, err)
 	}
-	return out[:n], nil
+	return v, nil
 }
 
 // maxJWKDepth bounds the nesting of a JWK document (unknown members may hold objects).

@@ -8,6 +8,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+
+	"github.com/coffer-kms/coffer/internal/strictb64"
 )
 
 // Version 2 of the security domain is the Azure CLI's format (internal/azsd): the pool's
@@ -47,7 +49,7 @@ func ParseDomain(b []byte) (*Domain, error) {
 	if err := dec.Decode(&j); err != nil || dec.More() {
 		return nil, invalid("the security domain's data is not a Coffer domain")
 	}
-	key, err := b64.DecodeString(j.Key)
+	key, err := strictb64.URL.DecodeString("domain_key", j.Key)
 	if err != nil || len(key) != DomainKeyLen || !domainIDRE.MatchString(j.ID) || j.Required < MinQuorum || j.Required > MaxCustodians {
 		clear(key)
 		return nil, invalid("the security domain's data is not a Coffer domain")
@@ -62,9 +64,9 @@ func (j JWK) CertThumbprint() (string, error) {
 	if len(j.X5c) == 0 {
 		return "", invalid("the key has no certificate (x5c): the Azure CLI finds a custodian's share by the SHA-256 of its certificate")
 	}
-	der, err := base64.StdEncoding.Strict().DecodeString(j.X5c[0])
+	der, err := strictb64.Std.DecodeString("x5c[0]", j.X5c[0])
 	if err != nil {
-		return "", invalid("x5c[0] is not standard base64")
+		return "", invalid("%v", err)
 	}
 	sum := sha256.Sum256(der)
 	tp := b64.EncodeToString(sum[:])
@@ -93,6 +95,6 @@ func (j JWK) Certificate() (*x509.Certificate, error) {
 	if len(j.X5c) == 0 {
 		return nil, invalid("the key has no certificate (x5c)")
 	}
-	der, _ := base64.StdEncoding.Strict().DecodeString(j.X5c[0]) // PublicKey decoded it
+	der, _ := strictb64.Std.DecodeString("x5c[0]", j.X5c[0]) // PublicKey decoded it
 	return x509.ParseCertificate(der)
 }

@@ -28,6 +28,8 @@ func TestDomainRecord(t *testing.T) {
 		`{"domain_id":"9ea0af3a-29bf-44cb-bda9-2f27c2783100","domain_key":"BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc","required":1}`,
 		`{"domain_id":"9ea0af3a-29bf-44cb-bda9-2f27c2783100","domain_key":"BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=","required":3}`,
 		`{"domain_id":"9ea0af3a-29bf-44cb-bda9-2f27c2783100","domain_key":"BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc","required":3,"x":1}`,
+		// encoding/base64 skips CR/LF even in Strict mode (SECURITY-NOTES I6).
+		`{"domain_id":"9ea0af3a-29bf-44cb-bda9-2f27c2783100","domain_key":"BwcHBwcHBwcHBwcHBwcHBwcH\r\nBwcHBwcHBwcHBwcHBwc","required":3}`,
 		`{"domain_id":"9ea0af3a-29bf-44cb-bda9-2f27c2783100","domain_key":"BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc","required":3} {}`,
 	} {
 		if _, err := ParseDomain([]byte(bad)); !errors.Is(err, ErrInvalid) {

@@ -8,7 +8,8 @@
 // so that `coffer hsm sd upload` still restores blobs downloaded before version 2.
 // docs/FORMAT.md copies both formats.
 //
-// This package imports only the Go standard library: no storage, no net/http, no Shamir
+// This package imports only the Go standard library and strictb64 (the one base64 rule for
+// untrusted input): no storage, no net/http, no Shamir
 // arithmetic (splitting and combining happen on the server, internal/secdomain).
 //
 // Threat model: blobs and uploads arrive from the network and are parsed strictly (size cap,
@@ -34,6 +35,8 @@ import (
 	"fmt"
 	"math/big"
 	"regexp"
+
+	"github.com/coffer-kms/coffer/internal/strictb64"
 )
 
 // Formats and limits.
@@ -78,7 +81,9 @@ type JWK struct {
 	Alg     string   `json:"alg,omitempty"`
 }
 
-var b64 = base64.RawURLEncoding.Strict()
+// b64 encodes the format's base64url fields; every decoding of a field goes through
+// strictb64 (SECURITY-NOTES I6: no CR/LF, which encoding/base64 skips even in Strict mode).
+var b64 = base64.RawURLEncoding
 
 // PublicKey returns the RSA public key of j. Keys must be RSA 2048, 3072 or 4096 bits with
 // e = 65537.
@@ -88,8 +93,11 @@ func (j JWK) PublicKey() (*rsa.PublicKey, error) {
 	}
 	var fromNE, fromCert *rsa.PublicKey
 	if j.N != "" || j.E != "" {
-		n, errN := b64.DecodeString(j.N)
-		e, errE := b64.DecodeString(j.E)
+		n, errN := strictb64.URL.DecodeString("n", j.N)
+		e, errE := strictb64.URL.DecodeString("e", j.E)
+		if err := errors.Join(errN, errE); err != nil {
+			return nil, invalid("%v", err)
+		}
 		if errN != nil || errE != nil || len(n) == 0 || len(e) == 0 || len(e) > 4 || n[0] == 0 || e[0] == 0 {
 			return nil, invalid("n and e must be strict unpadded base64url big-endian integers without leading zeros")
 		}
@@ -99,9 +107,9 @@ func (j JWK) PublicKey() (*rsa.PublicKey, error) {
 		if len(j.X5c) > 10 {
 			return nil, invalid("x5c holds more than 10 certificates")
 		}
-		der, err := base64.StdEncoding.Strict().DecodeString(j.X5c[0])
+		der, err := strictb64.Std.DecodeString("x5c[0]", j.X5c[0])
 		if err != nil {
-			return nil, invalid("x5c[0] is not standard base64")
+			return nil, invalid("%v", err)
 		}
 		cert, err := x509.ParseCertificate(der)
 		if err != nil {
@@ -201,7 +209,7 @@ func (b *Blob) MAC(domainKey []byte) ([]byte, error) {
 
 // Verify reports whether domainKey is the key the blob was made with (constant time).
 func (b *Blob) Verify(domainKey []byte) bool {
-	want, err := b64.DecodeString(b.Check)
+	want, err := strictb64.URL.DecodeString("check", b.Check)
 	if err != nil {
 		return false
 	}
@@ -239,15 +247,18 @@ func ParseBlob(text string) (*Blob, error) {
 		return nil, invalid("security domain has %d shares and quorum %d: want 3-10 shares and a quorum of 2 to the share count", n, b.Required)
 	}
 	seen := map[string]bool{}
-	for _, s := range b.Shares {
-		tp, err := b64.DecodeString(s.Thumbprint)
-		v, errV := b64.DecodeString(s.Value)
-		if err != nil || len(tp) != 32 || seen[s.Thumbprint] || s.Alg != ShareAlg || errV != nil || len(v) < 256 || len(v) > 512 || len(s.Kid) > MaxKidLen {
+	for i, s := range b.Shares {
+		tp, err := strictb64.URL.DecodeString("thumbprint", s.Thumbprint)
+		v, errV := strictb64.URL.DecodeString("value", s.Value)
+		if err := errors.Join(err, errV); err != nil {
+			return nil, invalid("security domain share %d: %v", i, err)
+		}
+		if len(tp) != 32 || seen[s.Thumbprint] || s.Alg != ShareAlg || errV != nil || len(v) < 256 || len(v) > 512 || len(s.Kid) > MaxKidLen {
 			return nil, invalid("security domain share is malformed or repeated")
 		}
 		seen[s.Thumbprint] = true
 	}
-	if c, err := b64.DecodeString(b.Check); err != nil || len(c) != sha256.Size {
+	if c, err := strictb64.URL.DecodeString("check", b.Check); err != nil || len(c) != sha256.Size {
 		return nil, invalid("security domain check value is malformed")
 	}
 	return &b, nil
@@ -260,7 +271,7 @@ func DecryptShare(b *Blob, priv *rsa.PrivateKey) ([]byte, error) {
 		if s.Thumbprint != tp {
 			continue
 		}
-		ct, err := b64.DecodeString(s.Value)
+		ct, err := strictb64.URL.DecodeString("value", s.Value)
 		if err != nil {
 			return nil, invalid("share is not base64url")
 		}
@@ -327,8 +338,12 @@ func ParseUpload(text string) (*Upload, *Blob, error) {
 	if len(u.Shares) > len(b.Shares) {
 		return nil, nil, invalid("the upload has %d shares; the security domain has only %d", len(u.Shares), len(b.Shares))
 	}
-	for _, s := range u.Shares {
-		if v, err := b64.DecodeString(s); err != nil || len(v) < 256 || len(v) > 512 {
+	for i, s := range u.Shares {
+		v, err := strictb64.URL.DecodeString("shares", s)
+		if err != nil {
+			return nil, nil, invalid("uploaded share %d: %v", i, err)
+		}
+		if len(v) < 256 || len(v) > 512 {
 			return nil, nil, invalid("an uploaded share is malformed")
 		}
 	}
@@ -342,7 +357,7 @@ func DecryptTransferShares(u *Upload, b *Blob, priv *rsa.PrivateKey) ([][]byte, 
 	}
 	out := make([][]byte, 0, len(u.Shares))
 	for _, s := range u.Shares {
-		ct, _ := b64.DecodeString(s)
+		ct, _ := strictb64.URL.DecodeString("shares", s) // ParseUpload checked it
 		share, err := priv.Decrypt(nil, ct, &rsa.OAEPOptions{Hash: crypto.SHA256, Label: TransferLabel(b.DomainID)})
 		if err != nil {
 			for _, o := range out {

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"math/big"
+	"strings"
 	"testing"
 	"time"
 )
@@ -42,6 +43,10 @@ func TestJWKPublicKey(t *testing.T) {
 		{"fail/n-short", JWK{Kty: "RSA", N: "AQAB", E: ne.E}, nil},
 		{"fail/x5c-std-alphabet-broken", JWK{Kty: "RSA", X5c: []string{"!!!"}}, nil},
 		{"fail/empty", JWK{Kty: "RSA"}, nil},
+		// encoding/base64 skips CR/LF even in Strict mode (SECURITY-NOTES I6).
+		{"fail/n-crlf", JWK{Kty: "RSA", N: ne.N[:20] + "\r\n" + ne.N[20:], E: ne.E}, nil},
+		{"fail/x5c-crlf", JWK{Kty: "RSA", X5c: []string{crlf(selfSigned(t, k1))}}, nil},
+		{"fail/x5c-url-alphabet", JWK{Kty: "RSA", X5c: []string{urlAlphabet(selfSigned(t, k1))}}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := tc.jwk.PublicKey()
@@ -55,6 +60,42 @@ func TestJWKPublicKey(t *testing.T) {
 				t.Errorf("PublicKey() = %v; want the key", err)
 			}
 		})
+	}
+}
+
+// crlf breaks s into 64-character lines, as PEM bodies and `base64` output are.
+func crlf(s string) string {
+	var out string
+	for len(s) > 64 {
+		out, s = out+s[:64]+"\r\n", s[64:]
+	}
+	return out + s
+}
+
+// urlAlphabet rewrites standard base64 in the base64url alphabet (padding kept).
+func urlAlphabet(s string) string {
+	return strings.NewReplacer("+", "-", "/", "_").Replace(s)
+}
+
+// TestStrictBase64Messages: a malformed field is refused with its name and the fault.
+func TestStrictBase64Messages(t *testing.T) {
+	k, _ := rsa.GenerateKey(rand.Reader, 2048)
+	ne := PublicJWK(&k.PublicKey)
+	x5c := selfSigned(t, k)
+	for _, tc := range []struct {
+		name string
+		err  func() error
+		want string
+	}{
+		{"n-crlf", func() error { _, err := JWK{Kty: "RSA", N: crlf(ne.N), E: ne.E}.PublicKey(); return err }, `base64url field "n" contains a character outside`},
+		{"e-padded", func() error { _, err := JWK{Kty: "RSA", N: ne.N, E: "AQAB=="}.PublicKey(); return err }, `base64url field "e" is padded`},
+		{"x5c-crlf", func() error { _, err := JWK{Kty: "RSA", X5c: []string{crlf(x5c)}}.PublicKey(); return err }, `standard base64 field "x5c[0]" contains a character outside`},
+		{"thumbprint-x5c-crlf", func() error { _, err := JWK{Kty: "RSA", X5c: []string{crlf(x5c)}}.CertThumbprint(); return err }, `"x5c[0]" contains a character outside`},
+	} {
+		err := tc.err()
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v; want ErrInvalid saying %q", tc.name, err, tc.want)
+		}
 	}
 }
 

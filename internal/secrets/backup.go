@@ -11,6 +11,7 @@ import (
 	"github.com/coffer-kms/coffer/internal/names"
 	"github.com/coffer-kms/coffer/internal/records"
 	"github.com/coffer-kms/coffer/internal/storage"
+	"github.com/coffer-kms/coffer/internal/strictb64"
 	"github.com/coffer-kms/coffer/internal/tenancy"
 )
 
@@ -38,7 +39,7 @@ const (
 // '/', whitespace, escapes and non-canonical trailing bits are refused.
 type B64 []byte
 
-var b64 = base64.RawURLEncoding.Strict()
+var b64 = base64.RawURLEncoding
 
 // MarshalJSON writes b as an unpadded base64url JSON string.
 func (b B64) MarshalJSON() ([]byte, error) {
@@ -48,29 +49,17 @@ func (b B64) MarshalJSON() ([]byte, error) {
 	return append(out, '"'), nil
 }
 
-// UnmarshalJSON reads a strict unpadded base64url JSON string; null leaves b unchanged.
-// Errors never repeat the input.
+// UnmarshalJSON reads a strict unpadded base64url JSON string (strictb64.URL); null
+// leaves b unchanged. Errors never repeat the input.
 func (b *B64) UnmarshalJSON(data []byte) error {
 	if string(data) == "null" {
 		return nil
 	}
-	if len(data) < 2 || data[0] != '"' || data[len(data)-1] != '"' {
-		return errors.New("base64url value must be a JSON string")
-	}
-	s := data[1 : len(data)-1]
-	for _, c := range s {
-		switch {
-		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '_':
-		default:
-			return errors.New("base64url value must be unpadded and use only the URL-safe alphabet")
-		}
-	}
-	out := make(B64, b64.DecodedLen(len(s)))
-	n, err := b64.Decode(out, s)
+	v, err := strictb64.URL.DecodeJSON("", data)
 	if err != nil {
-		return errors.New("base64url value is not canonical")
+		return err
 	}
-	*b = out[:n]
+	*b = v
 	return nil
 }
 

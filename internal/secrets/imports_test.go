@@ -17,7 +17,7 @@ func TestImports(t *testing.T) {
 		t.Fatal(err)
 	}
 	const mod = "github.com/coffer-kms/coffer/internal/"
-	allowed := map[string]bool{mod + "storage": true, mod + "tenancy": true, mod + "attrs": true, mod + "records": true, mod + "pki": true, mod + "names": true}
+	allowed := map[string]bool{mod + "storage": true, mod + "tenancy": true, mod + "attrs": true, mod + "records": true, mod + "pki": true, mod + "names": true, mod + "strictb64": true}
 	fset := token.NewFileSet()
 	checked := 0
 	for _, e := range entries {
@@ -36,7 +36,7 @@ func TestImports(t *testing.T) {
 			case path == "net/http" || strings.HasPrefix(path, "net/http/"):
 				t.Errorf("%s imports %q: the secrets domain never speaks HTTP; that is internal/api", name, path)
 			case strings.HasPrefix(path, mod) && !allowed[path]:
-				t.Errorf("%s imports %q: secrets uses only the storage and tenancy contracts (and the shared attrs, records, names and pki helpers); the server wires concrete implementations", name, path)
+				t.Errorf("%s imports %q: secrets uses only the storage and tenancy contracts (and the shared attrs, records, names, pki and strictb64 helpers); the server wires concrete implementations", name, path)
 			case path == "math/rand" || strings.HasPrefix(path, "math/rand/"):
 				t.Errorf("%s imports %q: randomness comes from crypto/rand only", name, path)
 			}

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"crypto/tls"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/coffer-kms/coffer/internal/api"
 	"github.com/coffer-kms/coffer/internal/identity/token"
+	"github.com/coffer-kms/coffer/internal/strictb64"
 	"github.com/coffer-kms/coffer/internal/tenancy"
 )
 
@@ -27,7 +27,7 @@ func peekIssuer(raw string) string {
 	if len(parts) != 3 {
 		return ""
 	}
-	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	b, err := strictb64.URL.DecodeString("", parts[1])
 	if err != nil {
 		return ""
 	}

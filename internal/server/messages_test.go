@@ -33,6 +33,29 @@ func kvCall(t *testing.T, hc *http.Client, token, method, url, body string) (int
 	return resp.StatusCode, raw
 }
 
+// devVaultCalls starts a dev server and returns do, which sends a request with the dev principal's
+// token to the dev vault (path relative to the vault URL), and must, which also fails the
+// test unless the status is want and returns the body.
+func devVaultCalls(t *testing.T) (do func(method, path, body string) (int, []byte), must func(method, path, body string, want int) []byte) {
+	t.Helper()
+	ts := startDev(t)
+	dev := ts.Dev.Credentials
+	hc := loopbackClient(t, ts.caFile)
+	_, tok := rawToken(t, ts, hc, dev.TenantID, dev.ClientID, dev.ClientSecret, ts.resources().Base())
+	do = func(method, path, body string) (int, []byte) {
+		return kvCall(t, hc, tok, method, dev.VaultURL+path, body)
+	}
+	must = func(method, path, body string, want int) []byte {
+		t.Helper()
+		st, raw := do(method, path, body)
+		if st != want {
+			t.Fatalf("%s %s = %d %s; want %d", method, path, st, raw, want)
+		}
+		return raw
+	}
+	return do, must
+}
+
 // kvNotFound is Key Vault's message for a name (or name/version) with no live object.
 func kvNotFound(noun, id string) string {
 	return "A " + noun + " with (name/id) " + id + " was not found in this key vault. If you recently deleted this " + noun +
@@ -44,19 +67,8 @@ func kvNotFound(noun, id string) string {
 // Key Vault answers (recorded responses quoted in the Azure SDKs' tests; see
 // docs/COMPAT.md), so the three kinds cannot drift apart again.
 func TestErrorMessagesMatchKeyVault(t *testing.T) {
-	ts := startDev(t)
-	dev := ts.Dev.Credentials
-	hc := loopbackClient(t, ts.caFile)
-	_, tok := rawToken(t, ts, hc, dev.TenantID, dev.ClientID, dev.ClientSecret, ts.resources().Base())
-	base := dev.VaultURL
+	do, must := devVaultCalls(t)
 	const v = "?api-version=7.6"
-	do := func(method, path, body string) (int, []byte) { return kvCall(t, hc, tok, method, base+path, body) }
-	must := func(method, path, body string, want int) {
-		t.Helper()
-		if st, raw := do(method, path, body); st != want {
-			t.Fatalf("%s %s = %d %s; want %d", method, path, st, raw, want)
-		}
-	}
 
 	// Each kind: live-<kind> exists, gone-<kind> is soft-deleted, nope-<kind> never existed.
 	// (A certificate's key and secret take its name, so the names differ by kind.)

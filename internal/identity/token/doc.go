@@ -4,7 +4,8 @@
 // OpenID Connect issuers (Validator over a KeySet: the Signer's own keys, a StaticKeySet
 // parsed from a JWKS document, or a RemoteKeySet fetched from an issuer's discovery document).
 //
-// Imports: the standard library and, of Coffer's packages, internal/storage (persistence of
+// Imports: the standard library and, of Coffer's packages, internal/strictb64 (the one base64
+// rule for untrusted input) and internal/storage (persistence of
 // the signing keys) only. Only remote.go may import net/http; no file may import math/rand.
 // Domain packages (keys, secrets, authz) consume Claims; this package knows nothing of them.
 //

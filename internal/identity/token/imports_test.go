@@ -11,7 +11,7 @@ import (
 )
 
 // TestImports enforces the package documentation: non-test code imports the standard library
-// and, of Coffer's packages, internal/storage only; net/http only in remote.go; never
+// and, of Coffer's packages, internal/storage and internal/strictb64 only; net/http only in remote.go; never
 // math/rand.
 func TestImports(t *testing.T) {
 	files, err := filepath.Glob("*.go")
@@ -34,9 +34,9 @@ func TestImports(t *testing.T) {
 			path, _ := strconv.Unquote(imp.Path.Value)
 			first, _, _ := strings.Cut(path, "/")
 			switch {
-			case path == "github.com/coffer-kms/coffer/internal/storage":
+			case path == "github.com/coffer-kms/coffer/internal/storage", path == "github.com/coffer-kms/coffer/internal/strictb64":
 			case strings.Contains(first, "."):
-				t.Errorf("%s imports %q; package token may import only the standard library and internal/storage", name, path)
+				t.Errorf("%s imports %q; package token may import only the standard library, internal/storage and internal/strictb64", name, path)
 			case strings.HasPrefix(path, "math/rand"):
 				t.Errorf("%s imports %q; use crypto/rand", name, path)
 			case strings.HasPrefix(path, "net/http") && name != "remote.go":

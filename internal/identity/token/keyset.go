@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+
+	"github.com/coffer-kms/coffer/internal/strictb64"
 )
 
 // KeySet finds the verification key a token names in its kid header.
@@ -185,8 +187,8 @@ func parseECJWK(j jwk) (crypto.PublicKey, []string, error) {
 		return nil, nil, errors.New("jwk: unsupported crv")
 	}
 	size := (curve.Params().BitSize + 7) / 8
-	x, errX := b64.DecodeString(j.X)
-	y, errY := b64.DecodeString(j.Y)
+	x, errX := strictb64.URL.DecodeString("x", j.X)
+	y, errY := strictb64.URL.DecodeString("y", j.Y)
 	if errX != nil || errY != nil || len(x) != size || len(y) != size {
 		return nil, nil, errors.New("jwk: bad EC coordinates")
 	}
@@ -199,8 +201,8 @@ func parseECJWK(j jwk) (crypto.PublicKey, []string, error) {
 }
 
 func parseRSAJWK(j jwk) (crypto.PublicKey, []string, error) {
-	nb, errN := b64.DecodeString(j.N)
-	eb, errE := b64.DecodeString(j.E)
+	nb, errN := strictb64.URL.DecodeString("n", j.N)
+	eb, errE := strictb64.URL.DecodeString("e", j.E)
 	if errN != nil || errE != nil {
 		return nil, nil, errors.New("jwk: bad RSA parameters")
 	}

@@ -97,6 +97,9 @@ func TestParseJWKS(t *testing.T) {
 		{name: "fail/kid-too-long", key: with(p256, "kid", strings.Repeat("k", 300))},
 		{name: "fail/kid-number", key: with(p256, "kid", 7)},
 		{name: "fail/x-padded", key: with(p256, "x", p256["x"].(string)+"=")},
+		// encoding/base64 skips CR/LF even in Strict mode (SECURITY-NOTES I6).
+		{name: "fail/x-crlf", key: with(p256, "x", p256["x"].(string)[:10]+"\r\n"+p256["x"].(string)[10:])},
+		{name: "fail/n-lf", key: with(rsaKey, "n", rsaKey["n"].(string)[:10]+"\n"+rsaKey["n"].(string)[10:])},
 		{name: "fail/case-variant-member", key: with(p256, "kty", nil, "KTY", "EC")},
 		{name: "fail/key-over-16KB", key: with(p256, "pad", strings.Repeat("p", 17<<10))},
 	}
