@@ -26,7 +26,9 @@ import (
 // does, /readyz turns 200 and writes resume without a restart. "file-gone" renames the
 // database file away (writes refused) and back (writes resume), then deletes it: a restart
 // refuses to start on a missing or empty database, and starts once the file is restored
-// from a backup.
+// from a backup. "audit-log-gone" renames the audit log away: every request is refused,
+// /readyz (audited like every request) too, and all is well again once it is back. "data-dir-gone" deletes the whole data directory: writes are refused by
+// storage, reads by the audit log, whose file is gone too, and /readyz answers 503.
 func TestStorageFailure(t *testing.T) {
 	t.Run("read-only", func(t *testing.T) {
 		th := testfs.NewFragile(t, "24m", "64m")
@@ -92,6 +94,45 @@ func TestStorageFailure(t *testing.T) {
 		v.restart(cfg, func() { copyFile(t, backup, db) })
 		v.readAll()
 		v.acked(next+10, 5)
+	})
+	t.Run("audit-log-gone", func(t *testing.T) {
+		dataDir := t.TempDir()
+		v := newFullVault(t, start(t, loadConfig(t, "--dev", "--listen", "127.0.0.1:0", "--data-dir", dataDir), ""))
+		next := v.acked(0, 5)
+		log, moved := filepath.Join(dataDir, AuditFile), filepath.Join(dataDir, "moved.log")
+		rename(t, log, moved)
+		status, raw := v.call("GET", "secrets/"+writeName(0), "")
+		if v.refusal("read with the audit log renamed away", "read", status, raw); !v.mayExist("read") {
+			t.Errorf("read with the audit log renamed away refused with %q; want the audit log's refusal", v.refused["read"])
+		}
+		v.ready(http.StatusServiceUnavailable) // /readyz is audited: it fails closed too
+		rename(t, moved, log)
+		v.ready(http.StatusOK)
+		delete(v.refused, "read")
+		v.acked(next, 5)
+		v.readAll()
+	})
+	t.Run("data-dir-gone", func(t *testing.T) {
+		dataDir := t.TempDir()
+		v := newFullVault(t, start(t, loadConfig(t, "--dev", "--listen", "127.0.0.1:0", "--data-dir", dataDir), ""))
+		next := v.acked(0, 10)
+		if err := os.RemoveAll(dataDir); err != nil {
+			t.Fatal(err)
+		}
+		// The write fails in storage, and its record then fails in the audit log.
+		if v.write(next) || v.refused[writeName(next)] != api.ErrStorageUnavailable.Message {
+			t.Fatalf("write with the data directory deleted: refused %q; want %q", v.refused[writeName(next)], api.ErrStorageUnavailable.Message)
+		}
+		status, raw := v.call("GET", "secrets/"+writeName(0), "")
+		if v.refusal("read with the data directory deleted", "read", status, raw); !v.mayExist("read") {
+			t.Errorf("read with the data directory deleted refused with %q; want the audit log's refusal", v.refused["read"])
+		}
+		v.ready(http.StatusServiceUnavailable)
+		for _, want := range []string{"no longer the database file this server opened", "no longer the audit log file this server opened"} {
+			if !strings.Contains(v.ts.logs.String(), want) {
+				t.Errorf("the server log does not say %q:\n%s", want, v.ts.logs.String())
+			}
+		}
 	})
 }
 
