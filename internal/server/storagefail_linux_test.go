@@ -164,6 +164,7 @@ func (v *fullVault) acked(i, n int) int {
 // the server log names cause. It returns the index after the writes.
 func (v *fullVault) unavailable(i int, cause string) int {
 	v.t.Helper()
+	from := i
 	for inARow := 0; inARow < 10; i++ {
 		if v.write(i) {
 			// Writes that raced the failure into the page cache were acknowledged once
@@ -178,6 +179,7 @@ func (v *fullVault) unavailable(i int, cause string) int {
 		}
 		inARow++
 	}
+	v.t.Logf("after the failure: %d writes acknowledged, then 10 refused in a row", i-from-10)
 	v.readAll()
 	v.ready(http.StatusServiceUnavailable)
 	if logs := v.ts.logs.String(); !strings.Contains(logs, cause) {
