@@ -6,8 +6,12 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 )
+
+// lifeSignFiles are the names of the files lifeSigns looks for, besides rotated audit logs.
+var lifeSignFiles = []string{AuditFile, devShareFile}
 
 // lifeSigns returns the files in the data directory that only a server whose store was
 // initialized leaves behind: the audit log (with its rotated files), opened at the first
@@ -19,7 +23,7 @@ func lifeSigns(dataDir string) []string {
 	}
 	var signs []string
 	for _, e := range entries {
-		if n := e.Name(); n == AuditFile || strings.HasPrefix(n, AuditFile+".") || n == devShareFile {
+		if n := e.Name(); slices.Contains(lifeSignFiles, n) || strings.HasPrefix(n, AuditFile+".") {
 			signs = append(signs, n)
 		}
 	}
