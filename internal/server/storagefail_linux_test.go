@@ -27,8 +27,10 @@ import (
 // database file away (writes refused) and back (writes resume), then deletes it: a restart
 // refuses to start on a missing or empty database, and starts once the file is restored
 // from a backup. "audit-log-gone" renames the audit log away: every request is refused,
-// /readyz (audited like every request) too, and all is well again once it is back. "data-dir-gone" deletes the whole data directory: writes are refused by
-// storage, reads by the audit log, whose file is gone too, and /readyz answers 503.
+// /readyz (audited like every request) too, and all is well again once it is back.
+// "data-dir-gone" moves the whole data directory away, which the server cannot tell from
+// its deletion: writes are refused by storage, reads by the audit log, /readyz answers 503;
+// once it is back, requests are served again.
 func TestStorageFailure(t *testing.T) {
 	t.Run("read-only", func(t *testing.T) {
 		th := testfs.NewFragile(t, "24m", "64m")
@@ -116,16 +118,14 @@ func TestStorageFailure(t *testing.T) {
 		dataDir := t.TempDir()
 		v := newFullVault(t, start(t, loadConfig(t, "--dev", "--listen", "127.0.0.1:0", "--data-dir", dataDir), ""))
 		next := v.acked(0, 10)
-		if err := os.RemoveAll(dataDir); err != nil {
-			t.Fatal(err)
-		}
+		rename(t, dataDir, dataDir+".moved") // for the server, the same as deleted
 		// The write fails in storage, and its record then fails in the audit log.
 		if v.write(next) || v.refused[writeName(next)] != api.ErrStorageUnavailable.Message {
-			t.Fatalf("write with the data directory deleted: refused %q; want %q", v.refused[writeName(next)], api.ErrStorageUnavailable.Message)
+			t.Fatalf("write with the data directory gone: refused %q; want %q", v.refused[writeName(next)], api.ErrStorageUnavailable.Message)
 		}
 		status, raw := v.call("GET", "secrets/"+writeName(0), "")
-		if v.refusal("read with the data directory deleted", "read", status, raw); !v.mayExist("read") {
-			t.Errorf("read with the data directory deleted refused with %q; want the audit log's refusal", v.refused["read"])
+		if v.refusal("read with the data directory gone", "read", status, raw); !v.mayExist("read") {
+			t.Errorf("read with the data directory gone refused with %q; want the audit log's refusal", v.refused["read"])
 		}
 		v.ready(http.StatusServiceUnavailable)
 		for _, want := range []string{"no longer the database file this server opened", "no longer the audit log file this server opened"} {
@@ -133,6 +133,11 @@ func TestStorageFailure(t *testing.T) {
 				t.Errorf("the server log does not say %q:\n%s", want, v.ts.logs.String())
 			}
 		}
+		rename(t, dataDir+".moved", dataDir)
+		v.ready(http.StatusOK)
+		delete(v.refused, "read")
+		v.acked(next+1, 5)
+		v.readAll()
 	})
 }
 
