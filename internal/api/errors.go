@@ -48,6 +48,11 @@ var (
 	// ErrStorageFull answers a write that failed because the server's disk is full: a
 	// condition of the server, not of the request, which a retry can outlive.
 	ErrStorageFull = Errorf(http.StatusServiceUnavailable, "ServiceUnavailable", "the server's storage is full: the write was not stored; retry after an operator has freed disk space")
+	// ErrStorageUnavailable answers a write that failed because the server's storage failed
+	// (storage.ErrUnavailable: an I/O error, a read-only file system, the database file
+	// deleted or replaced). The cause, with the path and the errno, goes to the server log
+	// only.
+	ErrStorageUnavailable = Errorf(http.StatusServiceUnavailable, "ServiceUnavailable", "the server's storage is unavailable: the write was not stored; retry after an operator has checked the disk and the data directory, as the server log says")
 )
 
 // Mapping translates a domain error into an *Error, or returns nil if it does not know it.
@@ -81,8 +86,9 @@ func WriteError(w http.ResponseWriter, err error, mappings ...Mapping) *Error {
 }
 
 // Resolve returns the *Error WriteError would render for err. A Managed HSM limit
-// (*authz.LimitError) is 400 with its own code and message, and a full disk
-// (storage.ErrNoSpace) is 503 ErrStorageFull, on every plane.
+// (*authz.LimitError) is 400 with its own code and message, a full disk
+// (storage.ErrNoSpace) is 503 ErrStorageFull and failed storage (storage.ErrUnavailable) is
+// 503 ErrStorageUnavailable, on every plane.
 func Resolve(err error, mappings ...Mapping) *Error {
 	var e *Error
 	if errors.As(err, &e) {
@@ -98,6 +104,9 @@ func Resolve(err error, mappings ...Mapping) *Error {
 	}
 	if errors.Is(err, storage.ErrNoSpace) {
 		return ErrStorageFull
+	}
+	if errors.Is(err, storage.ErrUnavailable) {
+		return ErrStorageUnavailable
 	}
 	for _, m := range mappings {
 		if e := m(err); e != nil {

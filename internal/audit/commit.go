@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -351,6 +352,13 @@ func (l *Log) commit(batch []*request) (p *pending) {
 		l.failures.Add(uint64(len(batch)))
 		return
 	}
+	if err := l.checkFile(); err != nil {
+		for _, r := range batch {
+			r.err = err
+		}
+		l.failures.Add(uint64(len(batch)))
+		return
+	}
 	if l.dirty {
 		l.collectGrow(true) // no zeros written after the cut
 		if err := l.file.Truncate(l.size); err != nil {
@@ -465,6 +473,31 @@ func (l *Log) commit(batch []*request) (p *pending) {
 		return nil
 	}
 	return &pending{batch: batch, gen: before.gen}
+}
+
+// errReplaced says what checkFile found at the log's path when it is another file.
+var errReplaced = errors.New("another file is at that path now")
+
+// checkFile returns an error unless the file at the log's path is the file the log writes
+// (a writer sink has none to check). Records appended to a file deleted, renamed away or
+// replaced while the log is open would be lost without a word: every commit checks first,
+// so that those requests fail instead (two stat calls, next to a write and an fdatasync).
+// The caller holds the commit slot, under which rotation swaps the file.
+func (l *Log) checkFile() error {
+	if l.file == nil {
+		return nil
+	}
+	at, err := os.Stat(l.path)
+	if err == nil {
+		var open os.FileInfo
+		if open, err = l.file.Stat(); err == nil {
+			if os.SameFile(at, open) {
+				return nil
+			}
+			err = errReplaced
+		}
+	}
+	return fmt.Errorf("audit: %s is no longer the audit log file this server opened (%w): it was deleted, renamed or replaced while the server ran, so records are refused rather than written where no one would read them; stop the server and put the file back", l.path, err)
 }
 
 // write writes buf after the good records (a file's sync follows: commit). On failure it

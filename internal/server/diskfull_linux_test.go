@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coffer-kms/coffer/internal/config"
 	"github.com/coffer-kms/coffer/internal/testfs"
 )
 
@@ -79,7 +80,7 @@ func (v *fullVault) refusal(what, name string, status int, raw []byte) {
 		v.t.Fatalf("%s = %d %s; want Key Vault's error shape", what, status, raw)
 	}
 	if status != http.StatusServiceUnavailable || body.Error.Code != "ServiceUnavailable" {
-		v.t.Fatalf("%s on a full disk = %d %s; want 503 ServiceUnavailable; server log:\n%s", what, status, raw, v.ts.logs.String())
+		v.t.Fatalf("%s = %d %s; want 503 ServiceUnavailable; server log:\n%s", what, status, raw, v.ts.logs.String())
 	}
 	v.refused[name] = body.Error.Message
 	v.counts[body.Error.Message]++
@@ -95,8 +96,8 @@ func (v *fullVault) mayExist(name string) bool {
 // acknowledged.
 func (v *fullVault) write(i int) bool {
 	v.t.Helper()
+	name := writeName(i)
 	if i%3 == 2 {
-		name := fmt.Sprintf("key-%05d", i)
 		status, raw := v.call("POST", "keys/"+name+"/create", `{"kty":"EC","crv":"P-256"}`)
 		if status/100 == 2 {
 			var k struct{ Key struct{ Kid string } }
@@ -109,7 +110,6 @@ func (v *fullVault) write(i int) bool {
 		v.refusal("create "+name, name, status, raw)
 		return false
 	}
-	name := fmt.Sprintf("secret-%05d", i)
 	value := strings.Repeat(fmt.Sprintf("%s;", name), 100)
 	v.sent[name] = value
 	status, raw := v.call("PUT", "secrets/"+name, `{"value":"`+value+`"}`)
@@ -119,6 +119,14 @@ func (v *fullVault) write(i int) bool {
 	}
 	v.refusal("set "+name, name, status, raw)
 	return false
+}
+
+// writeName is the name of the object write i makes.
+func writeName(i int) string {
+	if i%3 == 2 {
+		return fmt.Sprintf("key-%05d", i)
+	}
+	return fmt.Sprintf("secret-%05d", i)
 }
 
 // readAll reads back every acknowledged secret and key, and checks that the listings hold
@@ -320,17 +328,26 @@ func diskFull(t *testing.T, mode string) {
 	}
 	v.readAll()
 
-	if err := ts.Shutdown(t.Context()); err != nil {
-		t.Fatalf("Shutdown = %v", err)
-	}
+	remount := func() {}
 	if thin != nil {
-		thin.Remount() // what reached the device, as after a power cut
+		remount = thin.Remount // what reached the device, as after a power cut
 	}
-	v.ts = start(t, cfg, "")
-	dev := v.ts.Dev.Credentials
-	v.hc = loopbackClient(t, v.ts.caFile)
-	v.base = dev.VaultURL
-	_, v.tok = rawToken(t, v.ts, v.hc, dev.TenantID, dev.ClientID, dev.ClientSecret, v.ts.resources().Base())
+	v.restart(cfg, remount)
 	v.readAll()
 	t.Logf("after a clean restart: %d secrets and %d keys acknowledged, all read back", len(v.secrets), len(v.keys))
+}
+
+// restart shuts the server down, runs between (a remount, say), starts it again with cfg and
+// points v at the new server.
+func (v *fullVault) restart(cfg *config.Config, between func()) {
+	v.t.Helper()
+	if err := v.ts.Shutdown(v.t.Context()); err != nil {
+		v.t.Fatalf("Shutdown = %v", err)
+	}
+	between()
+	v.ts = start(v.t, cfg, "")
+	dev := v.ts.Dev.Credentials
+	v.hc = loopbackClient(v.t, v.ts.caFile)
+	v.base = dev.VaultURL
+	_, v.tok = rawToken(v.t, v.ts, v.hc, dev.TenantID, dev.ClientID, dev.ClientSecret, v.ts.resources().Base())
 }

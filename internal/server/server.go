@@ -132,6 +132,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}
 
 	dbPath := filepath.Join(s.cfg.DataDir, DBFile)
+	if err := s.checkStoreLost(ctx, dbPath, false); err != nil {
+		return err
+	}
 	db, err := bolt.Open(dbPath, bolt.Options{})
 	if err != nil {
 		return fmt.Errorf("storage: %w", err)
@@ -171,6 +174,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}
 	s.manager = barrier.NewManager(db, s.barrier, s.sealWrapper(hsmErr), s.now)
 	s.manager.SetStoreChecks(s.storeChecks())
+	if err = s.checkStoreLost(ctx, dbPath, true); err != nil {
+		return err
+	}
 	s.provider = s.hsmProvider(soft.New())
 	s.idh.tokens = newTokenCache(100000)
 	s.challengeSecret = make([]byte, 32)

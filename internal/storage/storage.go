@@ -22,9 +22,17 @@ var ErrNotFound = errors.New("storage: not found")
 var ErrClosed = errors.New("storage: backend is closed")
 
 // ErrNoSpace is returned, wrapped with the cause, by a write that failed because the device
-// under the backend is full. The write kept nothing; reads go on working, and writes succeed
+// under the backend is full (ENOSPC) or its owner's disk quota is spent (EDQUOT). The write kept nothing; reads go on working, and writes succeed
 // again once space is freed, without reopening the backend.
 var ErrNoSpace = errors.New("storage: no space left on the storage device")
+
+// ErrUnavailable is returned, wrapped with the cause, by a write that failed because the
+// storage itself failed rather than filled up: an I/O error (EIO), a file system that went
+// read-only (EROFS), any other error of the operating system, or a database file that was
+// deleted, renamed or replaced while the backend had it open. The write kept nothing. A
+// backend that reported it answers Ping with an error until a write succeeds again; reads go
+// on where the device still serves them.
+var ErrUnavailable = errors.New("storage: the storage device or file system failed")
 
 // ErrInvalidKey is returned for an empty key or one longer than MaxKeyLen.
 var ErrInvalidKey = errors.New("storage: invalid key")
@@ -82,7 +90,8 @@ type Backend interface {
 	// fn may be called more than once (a backend may retry it, e.g. after a group commit
 	// failed for another caller), so it must have no side effects outside tx.
 	Txn(ctx context.Context, fn func(tx Tx) error) error
-	// Ping reports whether the backend can serve requests.
+	// Ping reports whether the backend can serve requests, reads and writes: after a write
+	// failed with ErrUnavailable it reports that failure until a write succeeds again.
 	Ping(ctx context.Context) error
 	// Close releases the backend. Operations after Close return ErrClosed.
 	Close() error

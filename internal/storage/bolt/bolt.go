@@ -6,7 +6,10 @@
 // package's duties are durability (no write is acknowledged before bbolt's commit has synced
 // it; NoSync is never set), atomicity (a failed commit, such as ENOSPC or EIO, leaves nothing
 // of its batch behind; a full disk is reported as storage.ErrNoSpace, and writes resume on
-// the same Backend once space returns), and refusing loudly to open a file that is not a bbolt database or
+// the same Backend once space returns), failing closed when the storage fails (an I/O error,
+// a read-only file system, or the file deleted or replaced under the open database: each is
+// storage.ErrUnavailable, writes are refused rather than committed into a file nobody will
+// read again, and Ping reports the failure until a commit succeeds), and refusing loudly to open a file that is not a bbolt database or
 // that another process holds. Values are always copied out of the mmap, so callers never
 // alias pages that a later remap or commit may move.
 //
@@ -59,6 +62,7 @@ type Options struct {
 // write transaction and so one fsync. Reads run in their own read-only transactions.
 type Backend struct {
 	db      *bbolt.DB
+	file    *os.File // the file bbolt opened: checked against path before every commit
 	path    string
 	closed  atomic.Bool
 	commits atomic.Int64 // bbolt write transactions run by the committer; read by tests
@@ -66,6 +70,9 @@ type Backend struct {
 	mu       sync.Mutex // guards pending and stopping
 	pending  []*request
 	stopping bool
+
+	failMu  sync.Mutex
+	failure error // the last commit's storage.ErrUnavailable; nil once a commit succeeds
 
 	wake    chan struct{} // capacity 1: "pending may be non-empty"
 	quit    chan struct{} // closed by Close
@@ -84,11 +91,17 @@ func Open(path string, opts Options) (*Backend, error) {
 	}
 	_, statErr := os.Stat(path)
 	created := errors.Is(statErr, fs.ErrNotExist)
+	var file *os.File
 	db, err := bbolt.Open(path, fileMode, &bbolt.Options{
 		Timeout:      timeout,
 		FreelistType: bbolt.FreelistMapType,
 		MaxSize:      opts.maxSize,
 		NoSync:       false, // every commit is fsynced before it is acknowledged
+		OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
+			f, err := os.OpenFile(name, flag, perm)
+			file = f
+			return f, err
+		},
 	})
 	if err != nil {
 		return nil, openError(path, timeout, err)
@@ -106,6 +119,7 @@ func Open(path string, opts Options) (*Backend, error) {
 	}
 	b := &Backend{
 		db:      db,
+		file:    file,
 		path:    path,
 		wake:    make(chan struct{}, 1),
 		quit:    make(chan struct{}),
@@ -190,14 +204,68 @@ func (b *Backend) List(ctx context.Context, prefix string, opts storage.ListOpti
 	return p, err
 }
 
-// Ping reports whether the database is open and its bucket readable.
+// Ping reports whether the database is open, its bucket readable, the file at the path the
+// one the database has open, and commits succeeding. After a commit failed with
+// storage.ErrUnavailable, Ping runs a commit that writes only bbolt's meta page and freelist
+// (through the committer, so it is one more member of a batch) and reports its failure; so a
+// readiness probe sees the storage recover without waiting for a client's write.
 func (b *Backend) Ping(ctx context.Context) error {
-	return b.view(ctx, func(bk *bbolt.Bucket) error {
+	err := b.view(ctx, func(bk *bbolt.Bucket) error {
 		if bk == nil {
 			return fmt.Errorf("bolt: %s has no %q bucket", b.path, bucket)
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	if err := b.checkFile(); err != nil {
+		return err
+	}
+	if b.failed() == nil {
+		return nil
+	}
+	if err := b.submit(ctx, &request{op: opProbe}); err != nil && !errors.Is(err, storage.ErrUnavailable) {
+		return err // closed, or ctx is done
+	}
+	return b.failed()
+}
+
+// errReplaced says what checkFile found at the path when it is another file.
+var errReplaced = errors.New("another file is at that path now")
+
+// checkFile returns storage.ErrUnavailable, naming the path and what happened, unless the
+// file at the database's path is still the file bbolt opened. A file deleted, renamed away or
+// replaced (by a restore, another server's copy, a cleanup job) while the server runs would
+// otherwise go on taking commits that the next start never sees.
+func (b *Backend) checkFile() error {
+	at, err := os.Stat(b.path)
+	if err == nil {
+		var open fs.FileInfo
+		if open, err = b.file.Stat(); err == nil {
+			if os.SameFile(at, open) {
+				return nil
+			}
+			err = errReplaced
+		}
+	}
+	return fmt.Errorf("bolt: %w: %s is no longer the database file this server opened (%w): it was deleted, renamed or replaced while the server ran, so writes are refused rather than stored where no restart would find them; stop the server and put the database file back, or restore it from a backup",
+		storage.ErrUnavailable, b.path, err)
+}
+
+// failed returns the storage.ErrUnavailable of the last failed commit, or nil once a commit
+// has succeeded since.
+func (b *Backend) failed() error {
+	b.failMu.Lock()
+	defer b.failMu.Unlock()
+	return b.failure
+}
+
+// setFailed records the outcome of a commit for failed and Ping.
+func (b *Backend) setFailed(err error) {
+	b.failMu.Lock()
+	defer b.failMu.Unlock()
+	b.failure = err
 }
 
 // Close stops the committer, fails writes that have not started with ErrClosed, waits for the

@@ -1,8 +1,8 @@
 package bolt
 
 import (
+	"errors"
 	"fmt"
-	"os"
 
 	"golang.org/x/sys/unix"
 )
@@ -19,13 +19,14 @@ import (
 // pages bbolt's mmap holds stay cached, and those are committed ones, which a commit never
 // overwrites.
 func (b *Backend) dropCache() error {
-	f, err := os.Open(b.path)
-	if err != nil {
-		return fmt.Errorf("drop the page cache after a failed commit: %w", err)
+	// The file bbolt has open, not the path's: the path may name another file by now.
+	_ = b.file.Sync() // what is still dirty cannot be dropped; its error was bbolt's to report
+	raw, err := b.file.SyscallConn()
+	if err == nil {
+		cerr := raw.Control(func(fd uintptr) { err = unix.Fadvise(int(fd), 0, 0, unix.FADV_DONTNEED) })
+		err = errors.Join(cerr, err)
 	}
-	defer f.Close()
-	_ = f.Sync() // what is still dirty cannot be dropped; its error was bbolt's to report
-	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
+	if err != nil {
 		return fmt.Errorf("drop the page cache after a failed commit: %w", err)
 	}
 	return nil

@@ -22,6 +22,7 @@ const (
 	opPut op = iota
 	opDelete
 	opTxn
+	opProbe // writes nothing: the commit of bbolt's meta page alone tells whether commits work
 )
 
 // state is where a request stands in the batch the committer is running.
@@ -185,6 +186,13 @@ func (b *Backend) commit(batch []*request) (carry []*request) {
 	if len(live) == 0 {
 		return nil
 	}
+	if err := b.checkFile(); err != nil {
+		b.setFailed(err)
+		for _, r := range live {
+			r.done <- err
+		}
+		return nil
+	}
 	err := b.db.Update(func(tx *bbolt.Tx) error {
 		bk := tx.Bucket(bucket)
 		dirty := false // the transaction holds writes that are not committed yet
@@ -199,13 +207,15 @@ func (b *Backend) commit(batch []*request) (carry []*request) {
 	})
 	b.commits.Add(1)
 	if err != nil {
-		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, berrors.ErrMaxSizeReached) {
-			err = fmt.Errorf("%w: %w", storage.ErrNoSpace, err)
-		}
-		err = fmt.Errorf("bolt: commit to %s: %w", b.path, err)
+		err = fmt.Errorf("bolt: commit to %s: %w", b.path, classify(err))
 		if derr := b.dropCache(); derr != nil {
 			err = fmt.Errorf("%w (and %w)", err, derr)
 		}
+		if errors.Is(err, storage.ErrUnavailable) {
+			b.setFailed(err)
+		}
+	} else {
+		b.setFailed(nil)
 	}
 	for _, r := range live {
 		switch r.state {
@@ -221,6 +231,22 @@ func (b *Backend) commit(batch []*request) (carry []*request) {
 	return carry
 }
 
+// classify wraps a failed commit's error with what it means for the caller: a full device
+// (ENOSPC, EDQUOT, or the test-only size cap) is storage.ErrNoSpace, which freeing space
+// cures; any other error of the operating system (EIO from a failed write-back, EROFS from a
+// file system gone read-only, ESTALE, ENXIO…) is storage.ErrUnavailable, which an operator
+// must look at. Errors of bbolt's own making are left as they are.
+func classify(err error) error {
+	var errno syscall.Errno
+	switch {
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT), errors.Is(err, berrors.ErrMaxSizeReached):
+		return fmt.Errorf("%w: %w", storage.ErrNoSpace, err)
+	case errors.As(err, &errno):
+		return fmt.Errorf("%w: %w", storage.ErrUnavailable, err)
+	}
+	return err
+}
+
 // apply runs one request inside the batch's transaction, sets its state and reports whether
 // it wrote anything. It returns an error only if bbolt itself failed, which fails the batch.
 func apply(bk *bbolt.Bucket, r *request, dirty bool) (wrote bool, err error) {
@@ -233,6 +259,9 @@ func apply(bk *bbolt.Bucket, r *request, dirty bool) (wrote bool, err error) {
 		if err := bk.Delete([]byte(r.key)); err != nil {
 			return false, fmt.Errorf("delete %q: %w", r.key, err)
 		}
+	case opProbe:
+		r.state = stApplied
+		return false, nil
 	case opTxn:
 		v := newTxView(bk)
 		r.run <- v

@@ -121,13 +121,7 @@ func TestFailedSyncThenCommitsSurviveCacheDrop(t *testing.T) {
 	th := testfs.NewThin(t, "4m", "64m")
 	filler := filepath.Join(th.Backing, "filler")
 	testfs.Fill(t, filler, 512<<10)
-	path := filepath.Join(th.Dir, "coffer.db")
-	b := mustOpen(t, path)
-	defer func() {
-		if b != nil {
-			_ = b.Close()
-		}
-	}()
+	b := openClosed(t, filepath.Join(th.Dir, "coffer.db"))
 
 	acked, err := fillUntilFull(t, b, "k")
 	if !errors.Is(err, syscall.ENOSPC) && !errors.Is(err, syscall.EIO) {
@@ -135,14 +129,7 @@ func TestFailedSyncThenCommitsSurviveCacheDrop(t *testing.T) {
 	}
 	t.Logf("%d puts acknowledged before the sync failed: %v", len(acked), err)
 	putsResume(t, b, filler, acked, 50)
-	if err := b.Close(); err != nil {
-		t.Fatal(err)
-	}
-	b = nil
-	th.Remount()
-	checkFile(t, path)
-	b = mustOpen(t, path)
-	checkDB(t, b, acked)
+	b = reopen(t, b, th.Remount, acked)
 	if err := b.Put(context.Background(), "after-remount", []byte("x")); err != nil {
 		t.Errorf("Put after the remount = %v", err)
 	}
