@@ -75,6 +75,8 @@ type Config struct {
 	// (docs/HSM.md).
 	PKCS11SOPINFile string
 	PKCS11Sessions  int64
+	// PKCS11SessionWait bounds the wait for a free PKCS#11 session (then 503).
+	PKCS11SessionWait time.Duration
 	// PKCS11PoolTokens gives managed HSM pools tokens of their own (pooltokens.go); other
 	// pools and vaults use PKCS11Token.
 	PKCS11PoolTokens []PoolToken
@@ -227,6 +229,7 @@ var settings = []setting{
 		c.PKCS11Sessions = n
 		return nil
 	}},
+	{"pkcs11-session-wait", kindDuration, "5s", "how long an HSM operation waits for a free PKCS#11 session before it is answered 503: a token that hangs instead of failing holds every session, and without a bound requests would pile up behind it; keep it above the token's slowest operation (an RSA-4096 generation)", dur(func(c *Config) *time.Duration { return &c.PKCS11SessionWait })},
 	{"seal", kindString, "shamir", "how the barrier root key is protected: shamir (unseal shares entered with `coffer operator unseal`) or pkcs11 (wrapped by an AES-256 key in the PKCS#11 token: the server unseals itself)", str(func(c *Config) *string { return &c.Seal })},
 	{"accept-store-rollback", kindBool, "false", "unseal a store that fails its rollback checks — records that do not match its store hash, or (with --seal pkcs11) a generation older than the one the token recorded — and serve it as it is: set it once, after restoring a backup on purpose, then remove it (docs/OPERATOR.md, \"Store integrity\")", boolean(func(c *Config) *bool { return &c.AcceptStoreRollback })},
 	{"pkcs11-seal-key-label", kindString, "coffer-seal", "CKA_LABEL of the token's AES-256 key that wraps the root key with --seal pkcs11 (`coffer operator init` creates it)", str(func(c *Config) *string { return &c.PKCS11SealKeyLabel })},
@@ -422,6 +425,9 @@ func (c *Config) Validate() error {
 		}
 		if c.PKCS11Sessions < 1 || c.PKCS11Sessions > 256 {
 			bad("pkcs11-sessions", "%d is outside 1-256", c.PKCS11Sessions)
+		}
+		if c.PKCS11SessionWait <= 0 {
+			bad("pkcs11-session-wait", "must be positive, got %s", c.PKCS11SessionWait)
 		}
 	}
 	if c.PKCS11SOPINFile != "" && c.PKCS11Library == "" {
