@@ -55,6 +55,9 @@ type Config struct {
 	// DecryptFailureAlarm is how many failed decrypt/unwrapKey calls on one key within a
 	// minute raise the decryption failure alarm (0: never).
 	DecryptFailureAlarm int
+	// AuthFailureLimit is how many refused bearer tokens one source address may send
+	// within a minute before its data-plane requests are answered 429 (0: no limit).
+	AuthFailureLimit int
 	// CryptoSlots is how many software RSA private operations and RSA key generations run
 	// at once, shared among tenants in turn (0: one per CPU).
 	CryptoSlots int
@@ -203,6 +206,14 @@ var settings = []setting{
 			return fmt.Errorf("%q is not a whole number of failures (0 or more)", v)
 		}
 		c.DecryptFailureAlarm = n
+		return nil
+	}},
+	{"auth-failure-limit", kindInt, "100", "refused bearer tokens (expired, forged, for another audience…) one source address may send to the data plane within a minute; past it the address's requests are answered 429 Throttled with Retry-After, before their tokens are checked, until the minute ends (requests without a token, the SDKs' first request of the challenge flow, are not counted); 0 turns the limit off", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return fmt.Errorf("%q is not a whole number of refused tokens (0 or more)", v)
+		}
+		c.AuthFailureLimit = n
 		return nil
 	}},
 	{"crypto-slots", kindInt, "0", "how many software RSA private operations (sign, decrypt, unwrapKey) and RSA key generations run at once (0: one per CPU); when more wait, tenants take the free slots in turn, so one tenant's flood of RSA work delays another tenant's by about one operation, and one tenant's key generations hold at most all slots but one", func(c *Config, v string) error {
