@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/coffer-kms/coffer/internal/failcount"
 	"github.com/coffer-kms/coffer/internal/tenancy"
 )
 
@@ -83,6 +84,11 @@ type DataPlane struct {
 	LogError func(msg string, args ...any)
 	// Limits throttles each tenant's requests (nil: no limit).
 	Limits *Limiter
+	// AuthFailures, if set, counts the bearer tokens refused per source address; a source
+	// with MaxAuthFailures of them within the counter's window is answered 429 before its
+	// tokens are checked (SECURITY-NOTES R3), until the window ends.
+	AuthFailures    *failcount.Counter
+	MaxAuthFailures int
 }
 
 // Call is one authenticated, authorised data-plane request.
@@ -304,6 +310,10 @@ func (d *DataPlane) wrap(rt Route, fallback *tenancy.Vault) http.Handler {
 			if rec.Result == "" {
 				rec.Result = "error"
 			}
+			// A refused request (no valid token, no permission) changed nothing: its record
+			// need not wait for a sync, so a flood of refusals cannot make everyone's
+			// requests queue behind audit fsyncs (as a throttled request's, below).
+			rec.ReadOnly = rec.ReadOnly || rec.Result == "unauthenticated" || rec.Result == "denied"
 			if d.Audit != nil {
 				if aerr := d.Audit.Record(ctx, rec); aerr != nil && d.LogError != nil {
 					d.LogError("audit write failed after an error response", "err", aerr)
@@ -341,6 +351,17 @@ func (d *DataPlane) wrap(rt Route, fallback *tenancy.Vault) http.Handler {
 			return
 		}
 		rec.Tenant = store.TenantID
+		source := failcount.Source(r.RemoteAddr)
+		if d.AuthFailures != nil {
+			if wait := d.AuthFailures.Blocked(source, d.MaxAuthFailures); wait > 0 {
+				e := (&ThrottleError{RetryAfter: wait, Reason: "too many requests with bearer tokens that are not valid came from this address"}).write(w)
+				rec.Status, rec.Reason, rec.Result, rec.ReadOnly = e.Status, e.Code, "denied", true
+				if d.Audit != nil {
+					_ = d.Audit.Record(ctx, rec)
+				}
+				return
+			}
+		}
 		caller, err := d.Authn.Authenticate(ctx, raw, *store, resource)
 		if e := (*Error)(nil); errors.As(err, &e) && e.Status >= 500 {
 			fail(err) // the server cannot check tokens now: not the caller's fault
@@ -349,6 +370,9 @@ func (d *DataPlane) wrap(rt Route, fallback *tenancy.Vault) http.Handler {
 		if err != nil {
 			if d.Log != nil {
 				d.Log("bearer token refused", "vault", name, "reason", err)
+			}
+			if d.AuthFailures != nil {
+				d.AuthFailures.Fail(source)
 			}
 			w.Header().Set("WWW-Authenticate", challenge())
 			rec.Result = "unauthenticated"

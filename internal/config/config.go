@@ -55,6 +55,9 @@ type Config struct {
 	// DecryptFailureAlarm is how many failed decrypt/unwrapKey calls on one key within a
 	// minute raise the decryption failure alarm (0: never).
 	DecryptFailureAlarm int
+	// AuthFailureLimit is how many refused bearer tokens one source address may send
+	// within a minute before its data-plane requests are answered 429 (0: no limit).
+	AuthFailureLimit int
 	// CryptoSlots is how many software RSA private operations and RSA key generations run
 	// at once, shared among tenants in turn (0: one per CPU).
 	CryptoSlots int
@@ -75,6 +78,8 @@ type Config struct {
 	// (docs/HSM.md).
 	PKCS11SOPINFile string
 	PKCS11Sessions  int64
+	// PKCS11SessionWait bounds the wait for a free PKCS#11 session (then 503).
+	PKCS11SessionWait time.Duration
 	// PKCS11PoolTokens gives managed HSM pools tokens of their own (pooltokens.go); other
 	// pools and vaults use PKCS11Token.
 	PKCS11PoolTokens []PoolToken
@@ -203,6 +208,14 @@ var settings = []setting{
 		c.DecryptFailureAlarm = n
 		return nil
 	}},
+	{"auth-failure-limit", kindInt, "100", "refused bearer tokens (expired, forged, for another audience…) one source address may send to the data plane within a minute; past it the address's requests are answered 429 Throttled with Retry-After, before their tokens are checked, until the minute ends (requests without a token, the SDKs' first request of the challenge flow, are not counted); 0 turns the limit off", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return fmt.Errorf("%q is not a whole number of refused tokens (0 or more)", v)
+		}
+		c.AuthFailureLimit = n
+		return nil
+	}},
 	{"crypto-slots", kindInt, "0", "how many software RSA private operations (sign, decrypt, unwrapKey) and RSA key generations run at once (0: one per CPU); when more wait, tenants take the free slots in turn, so one tenant's flood of RSA work delays another tenant's by about one operation, and one tenant's key generations hold at most all slots but one", func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
@@ -227,6 +240,7 @@ var settings = []setting{
 		c.PKCS11Sessions = n
 		return nil
 	}},
+	{"pkcs11-session-wait", kindDuration, "5s", "how long an HSM operation waits for a free PKCS#11 session before it is answered 503: a token that hangs instead of failing holds every session, and without a bound requests would pile up behind it; keep it above the token's slowest operation (an RSA-4096 generation)", dur(func(c *Config) *time.Duration { return &c.PKCS11SessionWait })},
 	{"seal", kindString, "shamir", "how the barrier root key is protected: shamir (unseal shares entered with `coffer operator unseal`) or pkcs11 (wrapped by an AES-256 key in the PKCS#11 token: the server unseals itself)", str(func(c *Config) *string { return &c.Seal })},
 	{"accept-store-rollback", kindBool, "false", "unseal a store that fails its rollback checks — records that do not match its store hash, or (with --seal pkcs11) a generation older than the one the token recorded — and serve it as it is: set it once, after restoring a backup on purpose, then remove it (docs/OPERATOR.md, \"Store integrity\")", boolean(func(c *Config) *bool { return &c.AcceptStoreRollback })},
 	{"pkcs11-seal-key-label", kindString, "coffer-seal", "CKA_LABEL of the token's AES-256 key that wraps the root key with --seal pkcs11 (`coffer operator init` creates it)", str(func(c *Config) *string { return &c.PKCS11SealKeyLabel })},
@@ -422,6 +436,9 @@ func (c *Config) Validate() error {
 		}
 		if c.PKCS11Sessions < 1 || c.PKCS11Sessions > 256 {
 			bad("pkcs11-sessions", "%d is outside 1-256", c.PKCS11Sessions)
+		}
+		if c.PKCS11SessionWait <= 0 {
+			bad("pkcs11-session-wait", "must be positive, got %s", c.PKCS11SessionWait)
 		}
 	}
 	if c.PKCS11SOPINFile != "" && c.PKCS11Library == "" {

@@ -24,7 +24,7 @@ func (s *Server) tokenConfig(label string) (pkcs11.Config, error) {
 		return pkcs11.Config{}, fmt.Errorf("setting \"pkcs11-pin-file\": %w", err)
 	}
 	cfg := pkcs11.Config{Library: s.cfg.PKCS11Library, TokenLabel: label,
-		PIN: strings.TrimSpace(string(pin)), Sessions: int(s.cfg.PKCS11Sessions)}
+		PIN: strings.TrimSpace(string(pin)), Sessions: int(s.cfg.PKCS11Sessions), SessionWait: s.cfg.PKCS11SessionWait}
 	if s.cfg.PKCS11SOPINFile != "" {
 		so, err := os.ReadFile(s.cfg.PKCS11SOPINFile)
 		if err != nil {

@@ -186,7 +186,7 @@ func TestRBACMatrixOverHTTPS(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ts, _ := startDevSoftHSM(t, "--tenant-rate-limit", "0", "--tenant-max-concurrent", "0")
+	ts, _ := startDevSoftHSM(t, "--tenant-rate-limit", "0", "--tenant-max-concurrent", "0", "--auth-failure-limit", "0")
 	ctx := context.Background()
 	hc := loopbackClient(t, ts.caFile)
 	port := ts.resources().port

@@ -15,6 +15,7 @@ import (
 	"github.com/coffer-kms/coffer/internal/authz"
 	"github.com/coffer-kms/coffer/internal/barrier"
 	"github.com/coffer-kms/coffer/internal/certificates"
+	"github.com/coffer-kms/coffer/internal/failcount"
 	"github.com/coffer-kms/coffer/internal/keys"
 	"github.com/coffer-kms/coffer/internal/secrets"
 	"github.com/coffer-kms/coffer/internal/storage"
@@ -163,6 +164,9 @@ func (s *Server) handler() http.Handler {
 		Log:      func(msg string, args ...any) { s.log.Info(msg, args...) },
 		LogError: func(msg string, args ...any) { s.log.Error(msg, args...) },
 		Limits:   api.NewLimiter(s.cfg.TenantRate, s.cfg.TenantBurst, int(s.cfg.TenantConcurrent)),
+	}
+	if s.cfg.AuthFailureLimit > 0 {
+		s.data.AuthFailures, s.data.MaxAuthFailures = failcount.New(s.now, time.Minute), s.cfg.AuthFailureLimit
 	}
 	if benchNoAudit {
 		s.log.Warn("BENCHMARK BUILD: data-plane requests are not audited (built with -tags coffer_bench_noaudit)")

@@ -69,7 +69,7 @@ func attackerToken(t *testing.T, key *ecdsa.PrivateKey, header, claims map[strin
 // HSM pool and the management API. Every one must be refused with 401 and the challenge, and
 // the listener must see no connection: no token content makes Coffer fetch anything.
 func TestTokenVariantsOverHTTPS(t *testing.T) {
-	ts := startDev(t)
+	ts := startDev(t, "--auth-failure-limit", "0") // its 180 refused tokens come from one address (TestAuthFailureLimit covers the limit)
 	hc := loopbackClient(t, ts.caFile)
 	port := ts.resources().port
 	dev := ts.Dev.Credentials

@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	p11 "github.com/miekg/pkcs11"
 
 	"github.com/coffer-kms/coffer/internal/provider"
 )
@@ -121,5 +124,39 @@ func TestTokenSessionsLost(t *testing.T) {
 		if !recovered {
 			t.Errorf("%s never worked again after the sessions were lost", name)
 		}
+	}
+}
+
+// TestSessionWaitBounded: a token that hangs holds its sessions; an operation that finds
+// none free for SessionWait fails with ErrHSM (503 through the API) instead of waiting for
+// as long as its request lives, and works again once a session is free.
+func TestSessionWaitBounded(t *testing.T) {
+	const wait = 100 * time.Millisecond
+	p := newToken(t, func(c *Config) { c.Sessions, c.SessionWait = 1, wait })
+	ctx := context.Background()
+	k, err := p.Generate(ctx, provider.KeySpec{Type: provider.ECHSM, Curve: provider.P256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := make([]byte, 32)
+	hung, release := make(chan struct{}), make(chan struct{})
+	go p.withSession(ctx, func(p11.SessionHandle) error { // a hung token call
+		close(hung)
+		<-release
+		return nil
+	})
+	<-hung
+	start := time.Now()
+	_, err = k.Sign(ctx, provider.AlgES256, digest)
+	took := time.Since(start)
+	close(release)
+	if !errors.Is(err, provider.ErrUnavailable) || !strings.Contains(err.Error(), "pkcs11-session-wait") {
+		t.Fatalf("Sign with every session busy = %v; want ErrUnavailable naming pkcs11-session-wait", err)
+	}
+	if took < wait || took > wait+2*time.Second {
+		t.Errorf("Sign failed after %s; want about %s", took, wait)
+	}
+	if _, err := k.Sign(ctx, provider.AlgES256, digest); err != nil {
+		t.Errorf("Sign once the session is free = %v", err)
 	}
 }

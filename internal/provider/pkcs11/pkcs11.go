@@ -28,12 +28,14 @@
 package pkcs11
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math/big"
 	"strings"
 	"sync"
+	"time"
 
 	p11 "github.com/miekg/pkcs11"
 
@@ -68,6 +70,11 @@ func hsmErr(op string, err error) error { return &hsmError{op: op, err: err} }
 // DefaultSessions is the session pool size when Config.Sessions is 0.
 const DefaultSessions = 4
 
+// DefaultSessionWait is how long an operation waits for a free session by default: longer
+// than a token takes for its slowest operation here (an RSA-4096 generation, ~1–3 s in
+// SoftHSM2), short enough that a hung token answers 503 rather than piling up requests.
+const DefaultSessionWait = 5 * time.Second
+
 // maxSessions bounds the pool (tokens limit sessions; more would not add throughput).
 const maxSessions = 256
 
@@ -82,6 +89,10 @@ type Config struct {
 	PIN string
 	// Sessions is the size of the session pool; 0 means DefaultSessions.
 	Sessions int
+	// SessionWait bounds how long an operation waits for a free session before it fails
+	// with ErrHSM (503): a token that hangs rather than fails holds every session, and
+	// without a bound requests would pile up behind it. 0 means DefaultSessionWait.
+	SessionWait time.Duration
 	// SOPIN is the token's security officer PIN, optional: only the SO can mark a key
 	// CKA_TRUSTED, which security-domain wrapping keys need (sdwrap.go). Without it keys of
 	// managed HSM pools stay non-extractable and backups carry only their handles. Like
@@ -106,6 +117,7 @@ type Provider struct {
 	label string // the token's label, recorded in every handle (token.go)
 	pool  chan session
 	size  int
+	wait  time.Duration // Config.SessionWait
 	done  chan struct{}
 	once  sync.Once
 	owned bool // this Provider initialized the library and finalizes it on Close
@@ -149,7 +161,7 @@ func Open(cfg Config) (*Provider, error) {
 	if c == nil {
 		return nil, fmt.Errorf("pkcs11: %w %q: the path must name a PKCS#11 module (a shared library exporting C_GetFunctionList)", ErrLibrary, cfg.Library)
 	}
-	p := &Provider{ctx: lib{c}, pin: cfg.PIN, sopin: cfg.SOPIN, label: cfg.TokenLabel, size: n, pool: make(chan session, n), done: make(chan struct{}), owned: true}
+	p := &Provider{ctx: lib{c}, pin: cfg.PIN, sopin: cfg.SOPIN, label: cfg.TokenLabel, size: n, wait: cmp.Or(cfg.SessionWait, DefaultSessionWait), pool: make(chan session, n), done: make(chan struct{}), owned: true}
 	if err := c.Initialize(); err != nil {
 		if !isRV(err, p11.CKR_CRYPTOKI_ALREADY_INITIALIZED) {
 			c.Destroy()
@@ -277,11 +289,21 @@ func (p *Provider) get(ctx context.Context) (p11.SessionHandle, error) {
 	}
 	var s session
 	select {
-	case <-p.done:
-		return 0, errClosed
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	case s = <-p.pool:
+	case s = <-p.pool: // a free session: no timer
+	default:
+		t := time.NewTimer(p.wait)
+		select {
+		case <-p.done:
+			t.Stop()
+			return 0, errClosed
+		case <-ctx.Done():
+			t.Stop()
+			return 0, ctx.Err()
+		case s = <-p.pool:
+			t.Stop()
+		case <-t.C:
+			return 0, fmt.Errorf("pkcs11: every session of token %q stayed busy for %s (pkcs11-session-wait): the token is overloaded or not answering: %w", p.label, p.wait, ErrHSM)
+		}
 	}
 	if s.ok {
 		return s.h, nil

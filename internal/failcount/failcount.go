@@ -1,0 +1,83 @@
+// Package failcount counts failed authentications per key (a client, a source address) in
+// fixed windows, so that guessing credentials or flooding a server with bad tokens is
+// refused early once a key has failed too often (SECURITY-NOTES A16, R3). Successes are
+// never counted; memory stays bounded under a flood of distinct keys.
+package failcount
+
+import (
+	"net"
+	"sync"
+	"time"
+)
+
+// maxKeys bounds the keys counted: past it the counts start over (bounded memory beats
+// perfect counting under a flood of distinct keys).
+const maxKeys = 100000
+
+// Counter counts failures per key in windows of Window.
+type Counter struct {
+	now    func() time.Time
+	window time.Duration
+
+	mu     sync.Mutex
+	counts map[string]*count
+}
+
+type count struct {
+	n     int
+	start time.Time
+}
+
+// New returns a Counter with windows of window; now is the clock (nil: time.Now).
+func New(now func() time.Time, window time.Duration) *Counter {
+	if now == nil {
+		now = time.Now
+	}
+	return &Counter{now: now, window: window, counts: map[string]*count{}}
+}
+
+// Blocked reports how long key must wait before it may try again — until its window ends —
+// once it has failed max times in the window; 0 if it may go on.
+func (c *Counter) Blocked(key string, max int) time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.counts[key]
+	if n == nil {
+		return 0
+	}
+	now := c.now()
+	if now.Sub(n.start) >= c.window || now.Before(n.start) {
+		delete(c.counts, key)
+		return 0
+	}
+	if n.n < max {
+		return 0
+	}
+	return n.start.Add(c.window).Sub(now)
+}
+
+// Fail counts one failure of each key.
+func (c *Counter) Fail(keys ...string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	if len(c.counts) > maxKeys {
+		clear(c.counts)
+	}
+	for _, k := range keys {
+		n := c.counts[k]
+		if n == nil || now.Sub(n.start) >= c.window || now.Before(n.start) {
+			n = &count{start: now}
+			c.counts[k] = n
+		}
+		n.n++
+	}
+}
+
+// Source returns the host part of a request's RemoteAddr: the key of a source address.
+func Source(remoteAddr string) string {
+	if h, _, err := net.SplitHostPort(remoteAddr); err == nil {
+		return h
+	}
+	return remoteAddr
+}
