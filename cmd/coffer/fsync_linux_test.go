@@ -25,8 +25,17 @@ func syncOrder(trace []byte, port string) (synced []bool) {
 	sync := regexp.MustCompile(`\b(?:fdatasync|fsync)\(\d+<([^>]+)>`)
 	resumed := regexp.MustCompile(`<\.\.\. (?:fdatasync|fsync) resumed>`)
 	pidRe := regexp.MustCompile(`^(?:\[pid\s+)?(\d+)`)
-	pending := map[string]string{} // pid → the path of its unfinished sync
+	gotBytes := regexp.MustCompile(`= [1-9]\d*$`)
+	readResumed := regexp.MustCompile(`<\.\.\. read resumed>`)
+	pending := map[string]string{}   // pid → the path of its unfinished sync
+	pendingRead := map[string]bool{} // pid → it has an unfinished read of the connection
 	var store, audit, inRequest bool
+	request := func() { // request data arrived
+		if !inRequest {
+			store, audit = false, false
+		}
+		inRequest = true
+	}
 	done := func(path, l string) {
 		if strings.HasSuffix(strings.TrimSpace(l), "= 0") {
 			store = store || strings.HasSuffix(path, "/coffer.db")
@@ -51,14 +60,23 @@ func syncOrder(trace []byte, port string) (synced []bool) {
 			delete(pending, pid)
 			continue
 		}
+		if pendingRead[pid] && readResumed.MatchString(l) {
+			delete(pendingRead, pid)
+			if gotBytes.MatchString(l) {
+				request()
+			}
+			continue
+		}
 		m := sock.FindStringSubmatch(l)
 		switch {
 		case m == nil:
+		case m[1] == "read" && strings.Contains(l, "<unfinished ...>"):
+			pendingRead[pid] = true // its data, if any, comes with the resumed line
+		case m[1] == "read" && !gotBytes.MatchString(l):
+			// EAGAIN (the poller's probe) or EOF: no request data. Counting it made the
+			// TLS close_notify the server writes on shutdown look like a response.
 		case m[1] == "read":
-			if !inRequest {
-				store, audit = false, false
-			}
-			inRequest = true
+			request()
 		case inRequest: // the first write of a response
 			inRequest = false
 			synced = append(synced, store && audit)
