@@ -32,6 +32,7 @@ import (
 	"github.com/coffer-kms/coffer/internal/provider"
 	"github.com/coffer-kms/coffer/internal/provider/pkcs11"
 	"github.com/coffer-kms/coffer/internal/provider/soft"
+	"github.com/coffer-kms/coffer/internal/records"
 	"github.com/coffer-kms/coffer/internal/secdomain"
 	"github.com/coffer-kms/coffer/internal/storage"
 	"github.com/coffer-kms/coffer/internal/storage/bolt"
@@ -91,6 +92,8 @@ type Server struct {
 	sealErr error
 	// poolTokens are the pools' own tokens by label (pkcs11-pool-tokens, pooltokens.go).
 	poolTokens map[string]*pkcs11.Provider
+	// purgeClock holds purges when the clock jumps forward (purgeclock.go).
+	purgeClock *records.PurgeClock
 }
 
 // New prepares a server from a validated configuration; Start opens storage and listens.
@@ -154,6 +157,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	s.cpu = cpushare.New(cmp.Or(s.cfg.CryptoSlots, runtime.GOMAXPROCS(0)))
 	s.metrics.shareGauges(s.cpu)
 	s.tenants = tenancy.New(s.barrier, s.now)
+	s.purgeClock = s.newPurgeClock()
 	s.sd = secdomain.New(s.barrier, s.now)
 	s.sd.OnActivate(s.installPoolWrapKey)
 	s.hsmb = s.newHSMBackup()
