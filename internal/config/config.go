@@ -197,7 +197,7 @@ var settings = []setting{
 		c.RequestBodyLimit = n
 		return nil
 	}},
-	{"scheduler-interval", kindDuration, "1m", "how often due key rotations and purges of expired deleted objects run", dur(func(c *Config) *time.Duration { return &c.SchedulerEvery })},
+	{"scheduler-interval", kindDuration, "30s", "how often due key rotations and purges of expired deleted objects run (a purge runs at most this long, plus the round's own time, after its date)", dur(func(c *Config) *time.Duration { return &c.SchedulerEvery })},
 	{"purge-clock-jump-limit", kindDuration, "24h", "largest forward move of the clock the scheduler accepts without an operator: past it every purge that only the clock allows (scheduled purges, and purges of purge-protected objects after their date) is held, with an ERROR log line, an audit record and coffer_purges_held 1, until `coffer operator confirm-clock`; a downtime longer than this also counts (docs/SECURITY.md)", dur(func(c *Config) *time.Duration { return &c.PurgeClockJumpLimit })},
 	{"token-key-rotation", kindDuration, "24h", "age at which the identity provider's token signing key is replaced (old public keys stay in the JWKS until their tokens expire)", dur(func(c *Config) *time.Duration { return &c.TokenKeyMaxAge })},
 	{"audit-stdout", kindBool, "false", "also write every audit record to standard output (a second, separately chained sink)", boolean(func(c *Config) *bool { return &c.AuditStdout })},
