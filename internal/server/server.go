@@ -94,6 +94,9 @@ type Server struct {
 	poolTokens map[string]*pkcs11.Provider
 	// purgeClock holds purges when the clock jumps forward (purgeclock.go).
 	purgeClock *records.PurgeClock
+	// wrapStore, if set, wraps the database before the barrier and the seal manager use it
+	// (tests observe what is read).
+	wrapStore func(storage.Backend) storage.Backend
 }
 
 // New prepares a server from a validated configuration; Start opens storage and listens.
@@ -138,9 +141,13 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if err := s.checkStoreLost(ctx, dbPath, false); err != nil {
 		return err
 	}
-	db, err := bolt.Open(dbPath, bolt.Options{})
+	bdb, err := bolt.Open(dbPath, bolt.Options{})
 	if err != nil {
 		return fmt.Errorf("storage: %w", err)
+	}
+	var db storage.Backend = bdb
+	if s.wrapStore != nil {
+		db = s.wrapStore(db)
 	}
 	s.barrier = barrier.New(db)
 	// This process is the only writer of its bbolt file, so opened records can be served
