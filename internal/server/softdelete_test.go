@@ -250,6 +250,19 @@ func TestSoftDeleteAttempts(t *testing.T) {
 			m, p, b, st := tg.create(name)
 			must(m, p, b, st)
 			blob := must("POST", tg.path+name+"/backup", "", 200)
+			var poolRestores [][2]string // a pool's full and selective restore of a full backup
+			if tg.label == "pool/key" {
+				sas := map[string]any{"storageResourceUri": "https://account.blob.core.windows.net/backups", "token": "ignored"}
+				var job struct{ AzureStorageBlobContainerURI string }
+				if err := json.Unmarshal(must("POST", "backup", mustJSON(t, sas), 202), &job); err != nil || !strings.Contains(job.AzureStorageBlobContainerURI, "/") {
+					t.Fatalf("full backup: %v %+v", err, job)
+				}
+				folder := job.AzureStorageBlobContainerURI[strings.LastIndex(job.AzureStorageBlobContainerURI, "/")+1:]
+				poolRestores = [][2]string{
+					{"restore", mustJSON(t, map[string]any{"sasTokenParameters": sas, "folderToRestore": folder})},
+					{tg.path + name + "/restore", mustJSON(t, map[string]any{"sasTokenParameters": sas, "folder": folder})},
+				}
+			}
 			must("DELETE", tg.path+name, "", 200)
 
 			// S1: the object is gone from the live API and listed as deleted, with
@@ -297,6 +310,13 @@ func TestSoftDeleteAttempts(t *testing.T) {
 				t.Errorf("S4: restore onto the deleted name = %d %s/%s; want 409 Conflict/ObjectIsDeletedButRecoverable", st4, code, inner)
 			}
 			stillDeleted("S4 restore", purgeAt)
+			for _, r := range poolRestores {
+				st, raw := do(tg.token, "PUT", r[0], r[1])
+				if code, _, _ := kvErrorInner(t, raw); st != 409 || code != "Conflict" {
+					t.Errorf("S4: PUT %s of a full backup holding the deleted key = %d %s; want 409 Conflict", r[0], st, code)
+				}
+				stillDeleted("S4 PUT "+r[0], purgeAt)
+			}
 
 			// S4: a principal of the store's tenant with a data role that lacks the purge action
 			// gets 403 ForbiddenByRbac.
