@@ -22,16 +22,21 @@ var ErrPurgesHeld = errors.New("purges are held: the clock moved forward more th
 // refuses the purge.
 type PurgeGate func(ctx context.Context, now time.Time) error
 
-// PurgeClockState is the persisted state of a PurgeClock. Times are unix seconds.
+// PurgeClockState is the persisted state of a PurgeClock.
 type PurgeClockState struct {
-	// Trusted is the latest clock reading the scheduler accepted (0 before its first round).
-	Trusted int64 `json:"trusted"`
+	// TrustedNano is the latest clock reading the scheduler accepted, in unix nanoseconds
+	// (0 before its first round). Nanoseconds, because the trusted time is advanced by
+	// elapsed time every round: whole seconds would lose up to a second a round.
+	TrustedNano int64 `json:"trustedNano"`
 	// Held is set from the round (or purge) that saw the clock more than the limit ahead of
 	// Trusted until an operator confirms the clock.
 	Held bool `json:"held,omitempty"`
-	// HeldAt is the clock reading that started the hold.
+	// HeldAt is the clock reading that started the hold, in unix seconds.
 	HeldAt int64 `json:"heldAt,omitempty"`
 }
+
+// Trusted is the trusted time in unix seconds.
+func (st PurgeClockState) Trusted() int64 { return st.TrustedNano / int64(time.Second) }
 
 // PurgeClock guards purges against a clock moved forward (SECURITY-NOTES S5): a purge date
 // is a wall-clock time, so a clock set ahead would purge soft-deleted objects early, even
@@ -85,23 +90,23 @@ func (c *PurgeClock) load(ctx context.Context) error {
 	return nil
 }
 
-// trusted is the trusted time now: the stored one plus the real time elapsed since the last
-// accepted round in this process.
-func (c *PurgeClock) trusted() int64 {
-	t := c.st.Trusted
+// trusted is the trusted time (unix nanoseconds) at the monotonic reading mono: the stored
+// one plus the real time elapsed since the last accepted round in this process.
+func (c *PurgeClock) trusted(mono time.Time) int64 {
+	t := c.st.TrustedNano
 	if !c.lastMono.IsZero() {
-		t += int64(c.mono().Sub(c.lastMono) / time.Second)
+		t += int64(mono.Sub(c.lastMono))
 	}
 	return t
 }
 
-// ahead reports whether now is more than limit ahead of the trusted time and, if so, starts
-// the hold (in memory; Tick persists it).
-func (c *PurgeClock) ahead(now time.Time) bool {
+// ahead reports whether now is more than limit ahead of the trusted time at mono and, if so,
+// starts the hold (in memory; Tick persists it).
+func (c *PurgeClock) ahead(now, mono time.Time) bool {
 	if c.st.Held {
 		return true
 	}
-	if c.st.Trusted == 0 || now.Unix()-c.trusted() <= int64(c.limit/time.Second) {
+	if c.st.TrustedNano == 0 || now.UnixNano()-c.trusted(mono) <= int64(c.limit) {
 		return false
 	}
 	c.st.Held, c.st.HeldAt, c.dirty = true, now.Unix(), true
@@ -120,7 +125,7 @@ func (c *PurgeClock) Check(_ context.Context, now time.Time) error {
 	if !c.loaded {
 		return errors.New("purge clock: state not loaded")
 	}
-	if c.ahead(now) {
+	if c.ahead(now, c.mono()) {
 		return ErrPurgesHeld
 	}
 	return nil
@@ -135,16 +140,17 @@ func (c *PurgeClock) Tick(ctx context.Context, now time.Time) error {
 	if err := c.load(ctx); err != nil {
 		return err
 	}
-	held := c.ahead(now)
+	mono := c.mono() // read after now: the trusted time is not behind a clock that kept time
+	held := c.ahead(now, mono)
 	if !held {
-		next := now.Unix()
+		next := now.UnixNano()
 		if !c.lastMono.IsZero() {
-			next = min(next, c.trusted())
+			next = min(next, c.trusted(mono))
 		}
-		if next > c.st.Trusted {
-			c.st.Trusted, c.dirty = next, true
+		if next > c.st.TrustedNano {
+			c.st.TrustedNano, c.dirty = next, true
 		}
-		c.lastMono = c.mono()
+		c.lastMono = mono
 	}
 	if err := c.save(ctx); err != nil {
 		return err
@@ -162,7 +168,7 @@ func (c *PurgeClock) Confirm(ctx context.Context, now time.Time) (PurgeClockStat
 	if err := c.load(ctx); err != nil {
 		return PurgeClockState{}, err
 	}
-	c.st, c.dirty, c.lastMono = PurgeClockState{Trusted: now.Unix()}, true, c.mono()
+	c.st, c.dirty, c.lastMono = PurgeClockState{TrustedNano: now.UnixNano()}, true, c.mono()
 	return c.st, c.save(ctx)
 }
 
@@ -174,7 +180,7 @@ func (c *PurgeClock) State(ctx context.Context) (PurgeClockState, error) {
 		return PurgeClockState{}, err
 	}
 	st := c.st
-	st.Trusted = c.trusted()
+	st.TrustedNano = c.trusted(c.mono())
 	return st, nil
 }
 

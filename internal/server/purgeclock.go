@@ -105,13 +105,13 @@ func (s *Server) confirmPurgeClock(w http.ResponseWriter, r *http.Request) error
 	}
 	s.metrics.purgesHeld.Set(0)
 	s.auditOperator(r, "SysPurgeClockConfirm", http.StatusOK)
-	s.log.Warn("purge clock confirmed by operator: held purges resume", "trusted", time.Unix(st.Trusted, 0).UTC())
+	s.log.Warn("purge clock confirmed by operator: held purges resume", "trusted", time.Unix(st.Trusted(), 0).UTC())
 	api.WriteJSON(w, http.StatusOK, purgeClockDTO(st, s.now(), s.cfg.PurgeClockJumpLimit))
 	return nil
 }
 
 func purgeClockDTO(st records.PurgeClockState, now time.Time, limit time.Duration) map[string]any {
-	out := map[string]any{"held": st.Held, "trusted": st.Trusted, "now": now.Unix(), "limitSeconds": int64(limit / time.Second)}
+	out := map[string]any{"held": st.Held, "trusted": st.Trusted(), "now": now.Unix(), "limitSeconds": int64(limit / time.Second)}
 	if st.Held {
 		out["heldAt"] = st.HeldAt
 	}
