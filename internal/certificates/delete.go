@@ -122,7 +122,7 @@ func (s *Service) Purge(ctx context.Context, v tenancy.Vault, base, name string)
 	now := s.clock()
 	var destroy func(context.Context) error
 	err = s.store.Txn(ctx, func(tx storage.Tx) error {
-		meta, err := sc.certs().ReadPurgeable(ctx, tx, lc, name, now, "", sc.vault.PurgeProtection, nil)
+		meta, err := sc.certs().ReadPurgeable(ctx, tx, lc, name, now, "", sc.vault.PurgeProtection, s.hooks.Gate, nil)
 		if err != nil {
 			return err
 		}

@@ -93,17 +93,23 @@ func scheduleRenewal(ctx context.Context, tx storage.Tx, sc scope, lc string, me
 // soft-deleted certificates whose retention has passed (their keys and secrets are purged
 // by their own schedulers at the same date), renews the certificates whose AutoRenew
 // trigger fired (a new version under the current policy) and records an Event for each
-// EmailContacts trigger. A failure on one certificate does not stop the others.
+// EmailContacts trigger. A failure on one certificate does not stop the others. While the
+// purge hooks' gate holds purges (the clock jumped forward) nothing is purged, and renewals
+// and notices still run; each purge done is reported to the hooks.
 func (s *Service) RunDue(ctx context.Context, now time.Time) (renewed, notified, purged int, err error) {
 	now = now.UTC().Truncate(time.Second)
 	var errs []error
+	if hold, err := s.hooks.Hold(ctx, now); hold {
+		renewed, notified, err2 := s.runActions(ctx, now)
+		return renewed, notified, 0, errors.Join(err, err2)
+	}
 	err = records.EachDue(ctx, s.store, purgePrefix, now, func(key string, e scheduleEntry) error {
 		sc, err := newScope(tenancy.Vault{TenantID: e.TenantID, Name: e.Vault}, "")
 		if err != nil {
 			return s.store.Delete(ctx, key)
 		}
 		err = s.store.Txn(ctx, func(tx storage.Tx) error {
-			meta, err := sc.certs().ReadPurgeable(ctx, tx, e.Name, e.Name, now, key, false, nil)
+			meta, err := sc.certs().ReadPurgeable(ctx, tx, e.Name, e.Name, now, key, false, s.hooks.Gate, nil)
 			if err != nil {
 				return err
 			}
@@ -118,12 +124,22 @@ func (s *Service) RunDue(ctx context.Context, now time.Time) (renewed, notified,
 			errs = append(errs, fmt.Errorf("purge certificate %s/%s/%s: %w", e.TenantID, e.Vault, e.Name, err))
 		default:
 			purged++
+			due, _ := records.DueOf(purgePrefix, key)
+			s.hooks.Done(records.Purged{TenantID: e.TenantID, Kind: tenancy.KindVault, Vault: e.Vault, Path: "deletedcertificates/" + e.Name, Due: due})
 		}
 		return nil
 	})
 	if err != nil {
 		return renewed, notified, purged, errors.Join(append(errs, err)...)
 	}
+	renewed, notified, err = s.runActions(ctx, now)
+	return renewed, notified, purged, errors.Join(append(errs, err)...)
+}
+
+// runActions performs the renewals and notices due at now; a failure on one certificate does
+// not stop the others.
+func (s *Service) runActions(ctx context.Context, now time.Time) (renewed, notified int, err error) {
+	var errs []error
 	err = records.EachDue(ctx, s.store, renewPrefix, now, func(key string, e scheduleEntry) error {
 		sc, err := newScope(tenancy.Vault{TenantID: e.TenantID, Name: e.Vault}, "")
 		if err != nil {
@@ -147,7 +163,7 @@ func (s *Service) RunDue(ctx context.Context, now time.Time) (renewed, notified,
 	if err != nil {
 		errs = append(errs, err)
 	}
-	return renewed, notified, purged, errors.Join(errs...)
+	return renewed, notified, errors.Join(errs...)
 }
 
 // runAction performs one due lifetime action.

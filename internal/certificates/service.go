@@ -27,7 +27,15 @@ type Service struct {
 	now     func() time.Time
 	backup  *records.Sealer // nil when the backup key is not 32 bytes
 	log     *slog.Logger
+	// hooks gate purges on the clock and report scheduled purges (SetPurgeHooks).
+	hooks records.PurgeHooks
 }
+
+// SetPurgeHooks connects purges to the server: h.Gate may hold every purge only the clock
+// allows (scheduled purges, and user purges of purge-protected certificates past their
+// date), and h.Purged is told of each scheduled purge. The certificate's key and secret are
+// gated by the keys' and secrets' own hooks. Call it before the Service is used.
+func (s *Service) SetPurgeHooks(h records.PurgeHooks) { s.hooks = h }
 
 // NewService returns a Service. clock is the time source (nil means time.Now); backupKey is
 // the 32-byte AES-256 key that seals backup blobs (sealed by the barrier in the server).
@@ -120,6 +128,7 @@ var certKind = records.Kind[certRecord, versionRecord]{
 	NotFound:       lifecycle.Missing,
 	NotDeleted:     lifecycle.NotDeleted,
 	PurgeProtected: lifecycle.PurgeProtected,
+	PurgeHeld:      lifecycle.PurgeHeld,
 }
 
 // certs are the vault's certificate records.

@@ -104,6 +104,17 @@ func TestOperatorLifecycleThroughCLI(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "Generation:   ") {
 		t.Errorf("status = %d %q; want the store generation", code, out)
 	}
+	if code, _, errOut := run(t, "", op("confirm-clock", "--yes")...); code == 0 || !strings.Contains(errOut, "401") {
+		t.Errorf("confirm-clock without token = %d %q; want 401", code, errOut)
+	}
+	code, out, _ = run(t, "", append(op("confirm-clock"), "--token", token)...)
+	if code != 0 || !strings.Contains(out, "Server clock:") || !strings.Contains(out, "Purges are not held") {
+		t.Errorf("confirm-clock = %d %q; want the clock and no hold", code, out)
+	}
+	code, out, _ = run(t, "", append(op("confirm-clock", "--yes"), "--token", token)...)
+	if code != 0 || !strings.Contains(out, "Clock confirmed") {
+		t.Errorf("confirm-clock --yes = %d %q; want the confirmation", code, out)
+	}
 	code, out, _ = run(t, "", append(op("seal"), "--token", token)...)
 	if code != 0 || !strings.Contains(out, "Sealed:       true") {
 		t.Errorf("seal = %d %q", code, out)

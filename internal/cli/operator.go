@@ -157,7 +157,7 @@ func newOperatorCmd() *cobra.Command {
 	var f clientFlags
 	cmd := &cobra.Command{
 		Use:   "operator",
-		Short: "Seal lifecycle of a Coffer server: init, unseal, seal, rotate, status, verify-store",
+		Short: "Seal lifecycle of a Coffer server: init, unseal, seal, rotate, status, verify-store, confirm-clock",
 	}
 	f.register(cmd)
 
@@ -291,6 +291,55 @@ func newOperatorCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(initCmd, unsealCmd, statusCmd, sealCmd, rotateCmd, verifyCmd)
+	cmd.AddCommand(initCmd, unsealCmd, statusCmd, sealCmd, rotateCmd, verifyCmd, confirmClockCmd(&f))
+	return cmd
+}
+
+// purgeClock is the answer of GET /v1/sys/purge-clock and its confirmation.
+type purgeClock struct {
+	Held         bool  `json:"held"`
+	Trusted      int64 `json:"trusted"`
+	Now          int64 `json:"now"`
+	HeldAt       int64 `json:"heldAt"`
+	LimitSeconds int64 `json:"limitSeconds"`
+}
+
+// confirmClockCmd is `coffer operator confirm-clock`: it shows the purge clock and, once the
+// operator has checked the server's clock (--yes), accepts it and releases held purges.
+func confirmClockCmd(f *clientFlags) *cobra.Command {
+	var yes bool
+	cmd := &cobra.Command{
+		Use:   "confirm-clock",
+		Short: "After checking the server's clock, release the purges held because it jumped forward (needs the operator token)",
+		Long: "Purges of soft-deleted objects are held when the server's clock moves forward more than " +
+			"--purge-clock-jump-limit (docs/SECURITY.md). Without --yes this shows the server's clock and the hold; " +
+			"check the clock against a trusted source, then run it again with --yes: the clock's reading becomes " +
+			"the trusted time and everything due by it is purged at the next scheduler round.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var st purgeClock
+			method, path := "GET", "/v1/sys/purge-clock"
+			if yes {
+				method, path = "POST", "/v1/sys/purge-clock/confirm"
+			}
+			if err := f.sys(cmd, method, path, &st); err != nil {
+				return err
+			}
+			at := func(u int64) string { return time.Unix(u, 0).UTC().Format(time.RFC3339) }
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "Server clock:  %s\nTrusted time:  %s\n", at(st.Now), at(st.Trusted))
+			switch {
+			case yes:
+				fmt.Fprintln(out, "Clock confirmed: held purges resume at the next scheduler round")
+			case st.Held:
+				fmt.Fprintf(out, "Purges held since the clock read %s (more than %s ahead of the trusted time).\n"+
+					"Check the server's clock, then run `coffer operator confirm-clock --yes`.\n", at(st.HeldAt), time.Duration(st.LimitSeconds)*time.Second)
+			default:
+				fmt.Fprintln(out, "Purges are not held")
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&yes, "yes", false, "accept the server's clock and release held purges")
 	return cmd
 }

@@ -48,6 +48,7 @@ type Config struct {
 	TenantBurst             float64
 	TenantConcurrent        int64
 	SchedulerEvery          time.Duration
+	PurgeClockJumpLimit     time.Duration
 	TokenKeyMaxAge          time.Duration
 	AuditStdout             bool
 	// DisableRSA15 refuses RSA1_5 encrypt, decrypt, wrapKey and unwrapKey (400).
@@ -196,7 +197,8 @@ var settings = []setting{
 		c.RequestBodyLimit = n
 		return nil
 	}},
-	{"scheduler-interval", kindDuration, "1m", "how often due key rotations and purges of expired deleted objects run", dur(func(c *Config) *time.Duration { return &c.SchedulerEvery })},
+	{"scheduler-interval", kindDuration, "30s", "how often due key rotations and purges of expired deleted objects run (a purge runs at most this long, plus the round's own time, after its date)", dur(func(c *Config) *time.Duration { return &c.SchedulerEvery })},
+	{"purge-clock-jump-limit", kindDuration, "24h", "largest forward move of the clock the scheduler accepts without an operator: past it every purge that only the clock allows (scheduled purges, and purges of purge-protected objects after their date) is held, with an ERROR log line, an audit record and coffer_purges_held 1, until `coffer operator confirm-clock`; a downtime longer than this also counts (docs/SECURITY.md)", dur(func(c *Config) *time.Duration { return &c.PurgeClockJumpLimit })},
 	{"token-key-rotation", kindDuration, "24h", "age at which the identity provider's token signing key is replaced (old public keys stay in the JWKS until their tokens expire)", dur(func(c *Config) *time.Duration { return &c.TokenKeyMaxAge })},
 	{"audit-stdout", kindBool, "false", "also write every audit record to standard output (a second, separately chained sink)", boolean(func(c *Config) *bool { return &c.AuditStdout })},
 	{"disable-rsa1_5", kindBool, "false", "refuse the RSA1_5 algorithm (PKCS #1 v1.5 encryption, the Bleichenbacher padding oracle) in encrypt, decrypt, wrapKey and unwrapKey with 400 BadParameter; Key Vault offers it, so it stays on unless set; RS256-style signatures are not affected", boolean(func(c *Config) *bool { return &c.DisableRSA15 })},
@@ -471,6 +473,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SchedulerEvery <= 0 {
 		bad("scheduler-interval", "must be positive, got %s", c.SchedulerEvery)
+	}
+	if c.PurgeClockJumpLimit < 2*c.SchedulerEvery || c.PurgeClockJumpLimit < time.Minute {
+		bad("purge-clock-jump-limit", "must be at least 1m and at least twice scheduler-interval (%s), got %s", c.SchedulerEvery, c.PurgeClockJumpLimit)
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown-timeout", "must be positive, got %s", c.ShutdownTimeout)

@@ -218,3 +218,32 @@ func TestAuditReadSyncInterval(t *testing.T) {
 		})
 	}
 }
+
+// The scheduler's defaults hold the soft-delete figure (docs/SECURITY.md): a purge runs at
+// most one interval (30s) after its date, and a clock jump of more than 24h holds purges.
+// The jump limit must leave room for at least two rounds.
+func TestSchedulerAndPurgeClockSettings(t *testing.T) {
+	cfg, err := load(t, []string{"--dev"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.SchedulerEvery != 30*time.Second || cfg.PurgeClockJumpLimit != 24*time.Hour {
+		t.Errorf("defaults: scheduler-interval %s, purge-clock-jump-limit %s; want 30s, 24h", cfg.SchedulerEvery, cfg.PurgeClockJumpLimit)
+	}
+	for _, args := range [][]string{
+		{"--dev", "--purge-clock-jump-limit", "30s"},
+		{"--dev", "--scheduler-interval", "1h", "--purge-clock-jump-limit", "90m"},
+		{"--dev", "--purge-clock-jump-limit", "0s"},
+	} {
+		cfg, err := load(t, args, nil)
+		if err == nil {
+			err = cfg.Validate()
+		}
+		if err == nil || !strings.Contains(err.Error(), `"purge-clock-jump-limit"`) {
+			t.Errorf("load(%q) = %v; want a refusal naming purge-clock-jump-limit", args, err)
+		}
+	}
+	if cfg, err := load(t, []string{"--dev", "--scheduler-interval", "1h", "--purge-clock-jump-limit", "2h"}, nil); err != nil || cfg.Validate() != nil || cfg.PurgeClockJumpLimit != 2*time.Hour {
+		t.Errorf("load with a 2h limit over a 1h interval = %v; want accepted", err)
+	}
+}

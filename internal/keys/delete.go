@@ -136,31 +136,34 @@ func (s *Service) Purge(ctx context.Context, v tenancy.Vault, base, name string)
 	if err != nil {
 		return err
 	}
-	return s.purge(ctx, sc, lc, name, s.clock(), "")
+	_, err = s.purge(ctx, sc, lc, name, s.clock(), "")
+	return err
 }
 
 // purge removes a deleted key in one transaction and then destroys the provider material of
 // its versions. A user purge (index "") honours purge protection; the scheduler's (index:
 // the purge entry it runs) requires the scheduled date to have passed and index to still be
-// the key's purge entry, and reports records.ErrStale otherwise (records.ReadPurgeable).
-func (s *Service) purge(ctx context.Context, sc scope, lc, name string, now time.Time, index string) error {
+// the key's purge entry, and reports records.ErrStale otherwise (records.ReadPurgeable). It
+// returns the number of provider objects destroyed.
+func (s *Service) purge(ctx context.Context, sc scope, lc, name string, now time.Time, index string) (int, error) {
 	var handles [][]byte
 	err := s.store.Txn(ctx, func(tx storage.Tx) error {
 		var err error
-		handles, err = purgeKey(ctx, tx, sc, lc, name, now, index, false)
+		handles, err = s.purgeKey(ctx, tx, sc, lc, name, now, index, false)
 		return err
 	})
 	if err != nil {
-		return err
+		return 0, err
 	}
-	return s.destroy(ctx, handles)
+	return len(handles), s.destroy(ctx, handles)
 }
 
 // purgeKey removes a deleted key's records in tx and returns the provider handles to
 // destroy once tx has committed. See purge for index; only a certificate's own purge
-// (managed true) may purge a certificate-backed key.
-func purgeKey(ctx context.Context, tx storage.Tx, sc scope, lc, name string, now time.Time, index string, managed bool) ([][]byte, error) {
-	meta, err := sc.keys().ReadPurgeable(ctx, tx, lc, name, now, index, sc.vault.PurgeProtection, func(m *keyRecord) error {
+// (managed true) may purge a certificate-backed key. The purge hooks' gate may hold it
+// (records.ReadPurgeable).
+func (s *Service) purgeKey(ctx context.Context, tx storage.Tx, sc scope, lc, name string, now time.Time, index string, managed bool) ([][]byte, error) {
+	meta, err := sc.keys().ReadPurgeable(ctx, tx, lc, name, now, index, sc.vault.PurgeProtection, s.hooks.Gate, func(m *keyRecord) error {
 		if m.Managed && !managed {
 			return managedRefused("purge", m.Name)
 		}

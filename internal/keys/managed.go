@@ -177,7 +177,7 @@ func (s *Service) PurgeManaged(ctx context.Context, tx storage.Tx, v tenancy.Vau
 	if err != nil {
 		return nil, err
 	}
-	handles, err := purgeKey(ctx, tx, sc, lc, name, s.clock(), "", true)
+	handles, err := s.purgeKey(ctx, tx, sc, lc, name, s.clock(), "", true)
 	if err != nil {
 		return nil, err
 	}

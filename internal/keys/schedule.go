@@ -71,17 +71,23 @@ func reschedule(ctx context.Context, tx storage.Tx, sc scope, lc string, meta *k
 // this system purge) and rotates the keys whose rotation policy's Rotate trigger has fired
 // (timeAfterCreate after the latest version's creation, or timeBeforeExpiry before its
 // expiry). It reads only the due entries of its index. A failure on one key does not stop the
-// others; the errors are joined and the failed entries are retried on the next run. Notify
-// actions are not performed (Coffer has no event sink yet).
+// others; the errors are joined and the failed entries are retried on the next run. While the
+// purge hooks' gate holds purges (the clock jumped forward) no key is purged, and rotations
+// still run; each scheduled purge done is reported to the hooks. Notify actions are not
+// performed (Coffer has no event sink yet).
 func (s *Service) RunDue(ctx context.Context, now time.Time) (rotated, purged int, err error) {
 	now = now.UTC().Truncate(time.Second)
 	var errs []error
+	hold, err := s.hooks.Hold(ctx, now)
+	if hold {
+		return rotated, purged, errors.Join(err, s.runRotations(ctx, now, &rotated))
+	}
 	err = records.EachDue(ctx, s.store, purgePrefix, now, func(key string, e scheduleEntry) error {
 		sc, err := newScope(tenancy.Vault{TenantID: e.TenantID, Kind: e.Kind, Name: e.Vault}, "")
 		if err != nil {
 			return s.store.Delete(ctx, key) // names no valid vault: unusable
 		}
-		err = s.purge(ctx, sc, e.Name, e.Name, now, key)
+		destroyed, err := s.purge(ctx, sc, e.Name, e.Name, now, key)
 		switch {
 		case errors.Is(err, records.ErrStale):
 			err = sc.keys().DropUnowned(ctx, s.store, e.Name, key, func(m *keyRecord) bool { return m.PurgeIndex == key })
@@ -92,13 +98,25 @@ func (s *Service) RunDue(ctx context.Context, now time.Time) (rotated, purged in
 			errs = append(errs, fmt.Errorf("purge %s/%s/%s: %w", e.TenantID, e.Vault, e.Name, err))
 		default:
 			purged++
+			due, _ := records.DueOf(purgePrefix, key)
+			s.hooks.Done(records.Purged{TenantID: e.TenantID, Kind: e.Kind, Vault: e.Vault, Path: "deletedkeys/" + e.Name, Due: due, Destroyed: destroyed})
 		}
 		return nil
 	})
 	if err != nil {
 		return rotated, purged, errors.Join(append(errs, err)...)
 	}
-	err = records.EachDue(ctx, s.store, rotatePrefix, now, func(key string, e scheduleEntry) error {
+	if err := s.runRotations(ctx, now, &rotated); err != nil {
+		errs = append(errs, err)
+	}
+	return rotated, purged, errors.Join(errs...)
+}
+
+// runRotations performs the rotations due at now, counting them in rotated; a failure on one
+// key does not stop the others.
+func (s *Service) runRotations(ctx context.Context, now time.Time, rotated *int) error {
+	var errs []error
+	err := records.EachDue(ctx, s.store, rotatePrefix, now, func(key string, e scheduleEntry) error {
 		sc, err := newScope(tenancy.Vault{TenantID: e.TenantID, Kind: e.Kind, Name: e.Vault}, "")
 		if err != nil {
 			return s.store.Delete(ctx, key) // names no valid vault: unusable
@@ -113,14 +131,14 @@ func (s *Service) RunDue(ctx context.Context, now time.Time) (rotated, purged in
 		case err != nil:
 			errs = append(errs, fmt.Errorf("rotate %s/%s/%s: %w", e.TenantID, e.Vault, e.Name, err))
 		case ok:
-			rotated++
+			*rotated++
 		}
 		return nil
 	})
 	if err != nil {
 		errs = append(errs, err)
 	}
-	return rotated, purged, errors.Join(errs...)
+	return errors.Join(errs...)
 }
 
 // rotateDue performs one scheduled rotation. It reports errStale if the key changed since

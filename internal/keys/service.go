@@ -38,7 +38,14 @@ type Service struct {
 	certWrapKey PoolWrapKey
 	// cpu, if set, shares the CPU of software RSA work among tenants (ShareCPU).
 	cpu CPUShare
+	// hooks gate purges on the clock and report scheduled purges (SetPurgeHooks).
+	hooks records.PurgeHooks
 }
+
+// SetPurgeHooks connects purges to the server: h.Gate may hold every purge only the clock
+// allows (scheduled purges, and user purges of purge-protected keys past their date), and
+// h.Purged is told of each scheduled purge. Call it before the Service is used.
+func (s *Service) SetPurgeHooks(h records.PurgeHooks) { s.hooks = h }
 
 // NewService returns a Service. clock is the time source (nil means time.Now); backupKey is
 // the 32-byte AES-256 key that seals backup blobs (the server keeps it sealed by the barrier
@@ -129,6 +136,7 @@ var keyKind = records.Kind[keyRecord, versionRecord]{
 	NotFound:       lifecycle.Missing,
 	NotDeleted:     lifecycle.NotDeleted,
 	PurgeProtected: lifecycle.PurgeProtected,
+	PurgeHeld:      lifecycle.PurgeHeld,
 }
 
 // keys are the vault's key records.

@@ -64,6 +64,13 @@ func (l Lifecycle) PurgeProtected(name string, purgeDate int64) error {
 		title(l.Noun), name, time.Unix(purgeDate, 0).UTC().Format(time.RFC3339))
 }
 
+// PurgeHeld is the refusal of a user purge of a purge-protected object whose purge date has
+// passed while purges are held because the server's clock jumped forward (PurgeClock).
+func (l Lifecycle) PurgeHeld(name string) error {
+	return Errorf(l.Protected, "Operation \"purge\" is not allowed now: purge protection is enabled for this vault, and purges are held because the server's clock moved forward more than the allowed jump. %s %s stays recoverable; an operator must check the clock and confirm it (`coffer operator confirm-clock`) before it can be purged.",
+		title(l.Noun), name)
+}
+
 // title upper-cases the first letter of an ASCII noun.
 func title(noun string) string {
 	if noun == "" {

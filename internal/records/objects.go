@@ -53,6 +53,9 @@ type Kind[M, V any] struct {
 	// PurgeProtected is its refusal of a user purge before the purge date (purgeDate, unix
 	// seconds) while the vault has purge protection.
 	PurgeProtected func(name string, purgeDate int64) error
+	// PurgeHeld is its refusal of a user purge of a purge-protected object after its purge
+	// date while the PurgeGate holds purges (the clock jumped forward).
+	PurgeHeld func(name string) error
 }
 
 // Objects is a kind's records in one vault. Prefix is the vault's:
@@ -227,10 +230,13 @@ var ErrStale = errors.New("records: the object changed since its purge was sched
 // ReadPurgeable reads, in r, the record of a soft-deleted object that a purge at now may
 // remove; the caller removes it. A scheduled purge (index: the purge entry it runs) needs the
 // object to be deleted, to still own index and to be due, and is ErrStale otherwise; purge
-// protection does not stop it. A user purge (index "") of a name with no soft-deleted object
+// protection does not stop it, but gate (if set) may: its error is returned as is, and the
+// entry stays for a later run. A user purge (index "") of a name with no soft-deleted object
 // is NotDeleted; then refuse, if set, may refuse it with the kind's own error; then, while
-// the vault has purge protection (protected), it is PurgeProtected before the purge date.
-func (o Objects[M, V]) ReadPurgeable(ctx context.Context, r storage.Reader, lc, name string, now time.Time, index string, protected bool, refuse func(*M) error) (*M, error) {
+// the vault has purge protection (protected), it is PurgeProtected before the purge date, and
+// after it PurgeHeld if gate holds purges. The purge date is the one stored at the delete
+// (a later change of the vault's retention does not move it).
+func (o Objects[M, V]) ReadPurgeable(ctx context.Context, r storage.Reader, lc, name string, now time.Time, index string, protected bool, gate PurgeGate, refuse func(*M) error) (*M, error) {
 	meta, found, err := o.get(ctx, r, lc)
 	if err != nil {
 		return nil, err // a storage failure is not a stale entry: it is retried on the next run
@@ -239,6 +245,11 @@ func (o Objects[M, V]) ReadPurgeable(ctx context.Context, r storage.Reader, lc, 
 	if index != "" {
 		if !found || *h.Deleted == nil || *h.PurgeIndex != index || (*h.Deleted).PurgeDate > now.Unix() {
 			return nil, ErrStale
+		}
+		if gate != nil {
+			if err := gate(ctx, now); err != nil {
+				return nil, err
+			}
 		}
 		return meta, nil
 	}
@@ -252,6 +263,13 @@ func (o Objects[M, V]) ReadPurgeable(ctx context.Context, r storage.Reader, lc, 
 	}
 	if protected && now.Unix() < (*h.Deleted).PurgeDate {
 		return nil, o.PurgeProtected(*h.Name, (*h.Deleted).PurgeDate)
+	}
+	if protected && gate != nil {
+		if err := gate(ctx, now); errors.Is(err, ErrPurgesHeld) {
+			return nil, o.PurgeHeld(*h.Name)
+		} else if err != nil {
+			return nil, err
+		}
 	}
 	return meta, nil
 }

@@ -47,6 +47,9 @@ var testKind = Kind[testMeta, testVersion]{
 	PurgeProtected: func(name string, purgeDate int64) error {
 		return fmt.Errorf("%w: %s until %d", errTestProtected, name, purgeDate)
 	},
+	PurgeHeld: func(name string) error {
+		return fmt.Errorf("%w: %s held", errTestProtected, name)
+	},
 }
 
 const (
@@ -310,8 +313,9 @@ func TestObjectsDropUnowned(t *testing.T) {
 }
 
 // ReadPurgeable decides who may purge what: a scheduled purge only its own due entry of a
-// deleted object (stale otherwise, protection or not); a user purge only a deleted object,
-// after the kind's own refusal and, under purge protection, not before the purge date.
+// deleted object (stale otherwise, protection or not) while the gate lets it; a user purge
+// only a deleted object, after the kind's own refusal and, under purge protection, not before
+// the purge date and not while the gate holds purges.
 func TestObjectsReadPurgeable(t *testing.T) {
 	f := newObjectsFixture(t)
 	deletedAt := time.Unix(1000, 0)
@@ -323,6 +327,7 @@ func TestObjectsReadPurgeable(t *testing.T) {
 	due := time.Unix(meta.Deleted.PurgeDate, 0)
 	early := due.Add(-time.Second)
 	errManaged := errors.New("managed")
+	errGate := errors.New("gate storage failure")
 	refuse := func(m *testMeta) error {
 		if m.Name == "MANAGED" {
 			return errManaged
@@ -334,6 +339,7 @@ func TestObjectsReadPurgeable(t *testing.T) {
 		now       time.Time
 		index     string
 		protected bool
+		gate      error  // the gate's answer
 		want      error  // nil: the record is returned
 		wantText  string // in the error's text
 	}{
@@ -350,9 +356,21 @@ func TestObjectsReadPurgeable(t *testing.T) {
 		{name: "fail/user-protected-early", lc: "a", now: early, protected: true, want: errTestProtected, wantText: fmt.Sprintf("A until %d", meta.Deleted.PurgeDate)},
 		{name: "fail/user-refused-before-protection", lc: "managed", now: early, protected: true, want: errManaged},
 		{name: "fail/user-refused", lc: "managed", now: due, want: errManaged},
+		{name: "ok/user-unprotected-while-held", lc: "a", now: due, gate: ErrPurgesHeld},
+		{name: "fail/scheduled-held", lc: "a", now: due, index: meta.PurgeIndex, gate: ErrPurgesHeld, want: ErrPurgesHeld},
+		{name: "fail/scheduled-gate-failed", lc: "a", now: due, index: meta.PurgeIndex, gate: errGate, want: errGate},
+		{name: "fail/user-protected-held", lc: "a", now: due, protected: true, gate: ErrPurgesHeld, want: errTestProtected, wantText: "A held"},
+		{name: "fail/user-protected-gate-failed", lc: "a", now: due, protected: true, gate: errGate, want: errGate},
+		{name: "fail/user-protected-early-held", lc: "a", now: early, protected: true, gate: ErrPurgesHeld, want: errTestProtected, wantText: "until"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := f.o.ReadPurgeable(f.ctx, f.st, tc.lc, strings.ToUpper(tc.lc)+"-ASKED", tc.now, tc.index, tc.protected, refuse)
+			gate := func(_ context.Context, now time.Time) error {
+				if !now.Equal(tc.now) {
+					t.Errorf("gate asked about %v; want %v", now, tc.now)
+				}
+				return tc.gate
+			}
+			got, err := f.o.ReadPurgeable(f.ctx, f.st, tc.lc, strings.ToUpper(tc.lc)+"-ASKED", tc.now, tc.index, tc.protected, gate, refuse)
 			if tc.want == nil {
 				if err != nil || got == nil || got.Name != strings.ToUpper(tc.lc) {
 					t.Errorf("ReadPurgeable(%q) = %+v, %v; want its record", tc.lc, got, err)

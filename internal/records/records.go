@@ -2,7 +2,8 @@
 // (keys, secrets, certificates): JSON records, whole-prefix listings, version ids, soft-delete
 // retention and recovery levels, the due-time schedule index, sealed backup blobs, and
 // Objects (objects.go), the record layout and lifecycle the three kinds share (read, list,
-// soft delete, recover, remove). It imports none of those kinds. The records these helpers
+// soft delete, recover, remove), and PurgeClock (purgeclock.go), which holds purges when the
+// clock jumps forward. It imports none of those kinds. The records these helpers
 // read and write carry key material and secret values, so the store they are given is always
 // the barrier.
 package records

@@ -139,14 +139,15 @@ func (s *Service) Purge(ctx context.Context, v tenancy.Vault, base, name string)
 // records.ErrStale otherwise (records.ReadPurgeable).
 func (s *Service) purge(ctx context.Context, sc scope, lc, name string, now time.Time, index string) error {
 	return s.store.Txn(ctx, func(tx storage.Tx) error {
-		return purgeSecret(ctx, tx, sc, lc, name, now, index, false)
+		return s.purgeSecret(ctx, tx, sc, lc, name, now, index, false)
 	})
 }
 
 // purgeSecret removes a deleted secret's records in tx. See purge for index; only a
-// certificate's own purge (managed true) may purge a certificate-backed secret.
-func purgeSecret(ctx context.Context, tx storage.Tx, sc scope, lc, name string, now time.Time, index string, managed bool) error {
-	meta, err := sc.secrets().ReadPurgeable(ctx, tx, lc, name, now, index, sc.vault.PurgeProtection, func(m *secretRecord) error {
+// certificate's own purge (managed true) may purge a certificate-backed secret. The purge
+// hooks' gate may hold it (records.ReadPurgeable).
+func (s *Service) purgeSecret(ctx context.Context, tx storage.Tx, sc scope, lc, name string, now time.Time, index string, managed bool) error {
+	meta, err := sc.secrets().ReadPurgeable(ctx, tx, lc, name, now, index, sc.vault.PurgeProtection, s.hooks.Gate, func(m *secretRecord) error {
 		if m.Managed && !managed {
 			return managedRefused("purge", m.Name)
 		}

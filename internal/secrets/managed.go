@@ -125,7 +125,7 @@ func (s *Service) PurgeManaged(ctx context.Context, tx storage.Tx, v tenancy.Vau
 	if err != nil {
 		return err
 	}
-	return purgeSecret(ctx, tx, sc, lc, name, s.clock(), "", true)
+	return s.purgeSecret(ctx, tx, sc, lc, name, s.clock(), "", true)
 }
 
 // managedMeta reads the record of a certificate's secret (deleted or live as asked) and

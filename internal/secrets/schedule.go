@@ -33,9 +33,14 @@ type scheduleEntry struct {
 // RunDue purges, across all vaults, the soft-deleted secrets whose scheduled purge date is at
 // or before now (purge protection does not stop this system purge). It reads only the due
 // entries of its index. A failure on one secret does not stop the others; the errors are
-// joined and the failed entries are retried on the next run.
+// joined and the failed entries are retried on the next run. While the purge hooks' gate
+// holds purges (the clock jumped forward) it purges nothing; each purge done is reported to
+// the hooks.
 func (s *Service) RunDue(ctx context.Context, now time.Time) (purged int, err error) {
 	now = now.UTC().Truncate(time.Second)
+	if hold, err := s.hooks.Hold(ctx, now); hold {
+		return 0, err
+	}
 	var errs []error
 	err = records.EachDue(ctx, s.store, purgePrefix, now, func(key string, e scheduleEntry) error {
 		done, err := s.purgeDue(ctx, key, e, now)
@@ -60,5 +65,10 @@ func (s *Service) purgeDue(ctx context.Context, key string, e scheduleEntry, now
 	if errors.Is(err, records.ErrStale) {
 		return false, sc.secrets().DropUnowned(ctx, s.store, e.Name, key, func(m *secretRecord) bool { return m.PurgeIndex == key })
 	}
-	return err == nil, err
+	if err != nil {
+		return false, err
+	}
+	due, _ := records.DueOf(purgePrefix, key)
+	s.hooks.Done(records.Purged{TenantID: e.TenantID, Kind: tenancy.KindVault, Vault: e.Vault, Path: "deletedsecrets/" + e.Name, Due: due})
+	return true, nil
 }

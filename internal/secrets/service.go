@@ -22,7 +22,14 @@ type Service struct {
 	// metas and versions keep decoded records for reads (resolve).
 	metas    *records.Decoded[secretRecord]
 	versions *records.Decoded[versionRecord]
+	// hooks gate purges on the clock and report scheduled purges (SetPurgeHooks).
+	hooks records.PurgeHooks
 }
+
+// SetPurgeHooks connects purges to the server: h.Gate may hold every purge only the clock
+// allows (scheduled purges, and user purges of purge-protected secrets past their date), and
+// h.Purged is told of each scheduled purge. Call it before the Service is used.
+func (s *Service) SetPurgeHooks(h records.PurgeHooks) { s.hooks = h }
 
 // NewService returns a Service. clock is the time source (nil means time.Now); backupKey is
 // the 32-byte AES-256 key that seals backup blobs (the server keeps it sealed by the barrier
@@ -98,6 +105,7 @@ var secretKind = records.Kind[secretRecord, versionRecord]{
 	NotFound:       lifecycle.Missing,
 	NotDeleted:     lifecycle.NotDeleted,
 	PurgeProtected: lifecycle.PurgeProtected,
+	PurgeHeld:      lifecycle.PurgeHeld,
 }
 
 // secrets are the vault's secret records.

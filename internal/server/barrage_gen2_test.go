@@ -480,8 +480,8 @@ func (b *barrage) genMgmt(o *mgmtOp) {
 	}
 }
 
-// genSys covers /v1/sys: init and unseal (unauthenticated), seal and rotate (the operator
-// token — never the real one here), and seal-status.
+// genSys covers /v1/sys: init and unseal (unauthenticated), seal, rotate and the purge clock's
+// confirmation (the operator token — never the real one here), and seal-status.
 func (b *barrage) genSys() {
 	sys := func(op, method, path string, auth []string, body string, class string) {
 		c := &bcase{family: "admin", op: op, class: class, method: method, host: b.bare, path: path}
@@ -492,7 +492,7 @@ func (b *barrage) genSys() {
 			c.body = []byte(body)
 			c.hdr = append(c.hdr, hdrKV{"Content-Type", "application/json"})
 		}
-		if auth == nil && (op == "sys-seal" || op == "sys-rotate") {
+		if auth == nil && (op == "sys-seal" || op == "sys-rotate" || op == "sys-purge-clock/confirm") {
 			c.want = 401 // no operator token
 		}
 		b.add(c)
@@ -531,7 +531,7 @@ func (b *barrage) genSys() {
 		{"Bearer " + b.tokV}, {"Bearer " + b.tokB}, {"Bearer " + b.secret}, {"PoP " + b.op}, {"Bearer " + b.op, "Bearer " + b.op}, {"Bearer " + b.op, "Bearer x"},
 		{"Bearer " + strings.Repeat("a", 20<<10)}, {"Bearer " + forged["alg-none"]}, {"bearer " + b.op + "x"}, {"Bearer cof." + strings.Repeat("0", 64)},
 		{"Bearer " + b.op + "%00"}, {"Token " + b.op}}
-	for _, p := range []string{"seal", "rotate"} {
+	for _, p := range []string{"seal", "rotate", "purge-clock/confirm"} {
 		for _, a := range auths {
 			for _, body := range []string{"", "{}", `{"force":true}`} {
 				sys("sys-"+p, "POST", "/v1/sys/"+p, a, body, "auth")

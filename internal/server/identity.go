@@ -121,6 +121,10 @@ func (s *Server) ident() (*identity, error) {
 		log.Close()
 		return nil, fmt.Errorf("certificate backup key: %w", err)
 	}
+	if err := s.purgeClock.Load(context.Background()); err != nil {
+		log.Close()
+		return nil, err
+	}
 	svc := idp.New(s.tenants, signer, s.resources(), tokenLifetime, s.now)
 	svc.OnIssue = s.auditTokenRequest
 	keySvc := keys.NewService(s.barrier, s.provider, s.now, backupKey)
@@ -134,9 +138,13 @@ func (s *Server) ident() (*identity, error) {
 	keySvc.SealPoolBackupsWith(s.sd.BackupKey)
 	keySvc.WrapPoolKeysWith(s.poolWrapKey)
 	keySvc.WrapCertificateKeysWith(s.certWrapKey(certsBackupKey))
+	keySvc.SetPurgeHooks(s.purgeHooks())
 	secretSvc := secrets.NewService(s.barrier, s.now, secretsBackupKey)
+	secretSvc.SetPurgeHooks(s.purgeHooks())
+	certSvc := certificates.NewService(s.barrier, keySvc, secretSvc, s.now, certsBackupKey, s.log)
+	certSvc.SetPurgeHooks(s.purgeHooks())
 	cur := &identity{signer: signer, attestSigner: attestSigner, idp: svc, audit: log, keys: keySvc, secrets: secretSvc, failures: s.metrics.auditFailures,
-		certs: certificates.NewService(s.barrier, keySvc, secretSvc, s.now, certsBackupKey, s.log)}
+		certs: certSvc}
 	if s.cfg.AuditStdout {
 		if cur.auditOut, err = s.openAuditSink(context.Background(), s.out); err != nil {
 			log.Close()

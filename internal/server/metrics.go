@@ -22,6 +22,11 @@ type metrics struct {
 	// auditFailures counts audit records that could not be written, by sink ("file",
 	// "stdout"): each failed its request (SECURITY-NOTES L1, audit_failures_total).
 	auditFailures *prometheus.CounterVec
+	// purgesHeld is 1 while purges are held because the clock jumped forward; purgeHolds
+	// counts the holds; scheduledPurges counts the objects the scheduler purged.
+	purgesHeld      prometheus.Gauge
+	purgeHolds      prometheus.Counter
+	scheduledPurges prometheus.Counter
 }
 
 func newMetrics(sealed func() bool) *metrics {
@@ -44,6 +49,18 @@ func newMetrics(sealed func() bool) *metrics {
 			Name: "coffer_audit_failures_total",
 			Help: "Audit records that could not be written (or the audit log opened), by sink; each failed its request.",
 		}, []string{"sink"}),
+		purgesHeld: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "coffer_purges_held",
+			Help: "1 while purges are held because the clock moved forward more than purge-clock-jump-limit (until `coffer operator confirm-clock`).",
+		}),
+		purgeHolds: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "coffer_purge_clock_holds_total",
+			Help: "Purge holds started because the clock moved forward more than purge-clock-jump-limit.",
+		}),
+		scheduledPurges: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "coffer_scheduled_purges_total",
+			Help: "Soft-deleted keys, secrets and certificates purged by the scheduler at the end of their retention.",
+		}),
 	}
 	// Both sinks from the start, so that an alert on the rate sees 0 rather than no series.
 	m.auditFailures.WithLabelValues(auditSinkFile)
@@ -57,7 +74,7 @@ func newMetrics(sealed func() bool) *metrics {
 		}
 		return 0
 	})
-	m.registry.MustRegister(m.requests, m.latency, m.panics, m.auditFailures, sealedGauge,
+	m.registry.MustRegister(m.requests, m.latency, m.panics, m.auditFailures, sealedGauge, m.purgesHeld, m.purgeHolds, m.scheduledPurges,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -49,6 +49,8 @@ func (s *Server) routes() []route {
 		{Pattern: "POST /v1/sys/seal", WhileSealed: true, Handle: s.seal},
 		{Pattern: "POST /v1/sys/rotate", Operator: true, Handle: s.rotate},
 		{Pattern: "POST /v1/sys/verify-store", Operator: true, Handle: s.verifyStore},
+		{Pattern: "GET /v1/sys/purge-clock", Operator: true, Audit: "SysPurgeClockGet", Handle: s.purgeClockStatus},
+		{Pattern: "POST /v1/sys/purge-clock/confirm", Operator: true, Handle: s.confirmPurgeClock},
 		{Pattern: "GET /{tenant}/v2.0/.well-known/openid-configuration", Audit: "OpenIDConfiguration", Handle: s.idp},
 		{Pattern: "GET /{tenant}/discovery/v2.0/keys", Audit: "JWKS", Handle: s.idp},
 		{Pattern: "POST /{tenant}/oauth2/v2.0/token", Handle: s.idp},

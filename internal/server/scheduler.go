@@ -6,8 +6,9 @@ import (
 )
 
 // runScheduler performs due work on an interval while the server runs: key rotations that
-// rotation policies call for and purges of deleted objects whose retention has ended. It
-// does nothing while sealed.
+// rotation policies call for and purges of deleted objects whose retention has ended (held
+// while the purge clock says the clock jumped forward, purgeclock.go). It does nothing while
+// sealed.
 func (s *Server) runScheduler(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -31,6 +32,7 @@ func (s *Server) runDue(ctx context.Context) {
 	if err != nil {
 		return
 	}
+	s.tickPurgeClock(ctx)
 	s.rotateSigner(id.signer, "token signing key")
 	s.rotateSigner(id.attestSigner, "attestation token key")
 	rotated, purged, err := id.keys.RunDue(ctx, s.now())

@@ -32,6 +32,7 @@ import (
 	"github.com/coffer-kms/coffer/internal/provider"
 	"github.com/coffer-kms/coffer/internal/provider/pkcs11"
 	"github.com/coffer-kms/coffer/internal/provider/soft"
+	"github.com/coffer-kms/coffer/internal/records"
 	"github.com/coffer-kms/coffer/internal/secdomain"
 	"github.com/coffer-kms/coffer/internal/storage"
 	"github.com/coffer-kms/coffer/internal/storage/bolt"
@@ -91,6 +92,11 @@ type Server struct {
 	sealErr error
 	// poolTokens are the pools' own tokens by label (pkcs11-pool-tokens, pooltokens.go).
 	poolTokens map[string]*pkcs11.Provider
+	// purgeClock holds purges when the clock jumps forward (purgeclock.go).
+	purgeClock *records.PurgeClock
+	// wrapStore, if set, wraps the database before the barrier and the seal manager use it
+	// (tests observe what is read).
+	wrapStore func(storage.Backend) storage.Backend
 }
 
 // New prepares a server from a validated configuration; Start opens storage and listens.
@@ -135,9 +141,13 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if err := s.checkStoreLost(ctx, dbPath, false); err != nil {
 		return err
 	}
-	db, err := bolt.Open(dbPath, bolt.Options{})
+	bdb, err := bolt.Open(dbPath, bolt.Options{})
 	if err != nil {
 		return fmt.Errorf("storage: %w", err)
+	}
+	var db storage.Backend = bdb
+	if s.wrapStore != nil {
+		db = s.wrapStore(db)
 	}
 	s.barrier = barrier.New(db)
 	// This process is the only writer of its bbolt file, so opened records can be served
@@ -154,6 +164,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	s.cpu = cpushare.New(cmp.Or(s.cfg.CryptoSlots, runtime.GOMAXPROCS(0)))
 	s.metrics.shareGauges(s.cpu)
 	s.tenants = tenancy.New(s.barrier, s.now)
+	s.purgeClock = s.newPurgeClock()
 	s.sd = secdomain.New(s.barrier, s.now)
 	s.sd.OnActivate(s.installPoolWrapKey)
 	s.hsmb = s.newHSMBackup()
