@@ -346,6 +346,22 @@ func TestCertificateReuseHSMKey(t *testing.T) {
 // returns an azcertificates client for that vault.
 func tenantCertsClient(t *testing.T, ts *testServer, vault string) *azcertificates.Client {
 	t.Helper()
+	tb := secondTenantVault(t, ts, vault)
+	return azcertificatesClient(t, tb.url, tb.cred, tb.hc)
+}
+
+// secondTenant is a tenant made by secondTenantVault: its vault's URL and the credential of
+// a principal holding Key Vault Administrator over the tenant.
+type secondTenant struct {
+	url  string
+	cred azcore.TokenCredential
+	hc   *http.Client
+}
+
+// secondTenantVault makes tenant "Tenant B" with the vault named vault and a service
+// principal holding Key Vault Administrator over the tenant.
+func secondTenantVault(t *testing.T, ts *testServer, vault string) secondTenant {
+	t.Helper()
 	ctx := context.Background()
 	tb, err := ts.tenants.CreateTenant(ctx, "", "Tenant B")
 	if err != nil {
@@ -362,7 +378,7 @@ func tenantCertsClient(t *testing.T, ts *testServer, vault string) *azcertificat
 		t.Fatal(err)
 	}
 	cred, hc := tenantCredential(t, ts, tb.ID, pb.AppID, secret)
-	return azcertificatesClient(t, "https://"+vault+".localhost:"+ts.resources().port+"/", cred, hc)
+	return secondTenant{url: "https://" + vault + ".localhost:" + ts.resources().port + "/", cred: cred, hc: hc}
 }
 
 // TestCertificateBackupRestoreWithHSMKey (issue 6): with an SO PIN a certificate whose

@@ -12,13 +12,8 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
-
-	"github.com/coffer-kms/coffer/internal/authz"
-	"github.com/coffer-kms/coffer/internal/tenancy"
 )
 
 // TestCPUShare (SECURITY-NOTES R2): with two crypto slots, one tenant's flood of RSA-4096
@@ -29,7 +24,11 @@ func TestCPUShare(t *testing.T) {
 	ts := startDev(t, "--crypto-slots", "2")
 	ctx := context.Background()
 	a := keysClient(t, ts)
-	b := otherTenantVault(t, ts, "bvault")
+	tb := secondTenantVault(t, ts, "bvault")
+	b, err := azkeys.NewClient(tb.url, tb.cred, &azkeys.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: tb.hc}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	signer, err := b.CreateKey(ctx, "signer", azkeys.CreateKeyParameters{Kty: to.Ptr(azkeys.KeyTypeRSA)}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -82,39 +81,4 @@ func TestCPUShare(t *testing.T) {
 	if free, w := ts.cpu.Free(), ts.cpu.Waiting(); free != 2 || w != 0 {
 		t.Errorf("after the flood: %d slots free, %d waiting; want 2, 0", free, w)
 	}
-}
-
-// otherTenantVault makes tenant "Tenant B" with the vault named vault and a service
-// principal holding Key Vault Crypto Officer on it, and returns an azkeys client of that
-// principal for the vault.
-func otherTenantVault(t *testing.T, ts *testServer, vault string) *azkeys.Client {
-	t.Helper()
-	ctx := context.Background()
-	tb, err := ts.tenants.CreateTenant(ctx, "", "Tenant B")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ts.tenants.CreateVault(ctx, tb.ID, tenancy.KindVault, vault, tenancy.VaultOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	pb, secret, err := ts.tenants.CreateServicePrincipal(ctx, tb.ID, "b-app")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ts.tenants.CreateRoleAssignment(ctx, authz.Assignment{PrincipalID: pb.ObjectID, TenantID: tb.ID, RoleDefinitionID: mustRole("Key Vault Crypto Officer"), Scope: "/tenants/" + tb.ID + "/vaults/" + vault}); err != nil {
-		t.Fatal(err)
-	}
-	hc := loopbackClient(t, ts.caFile)
-	cred, err := azidentity.NewClientSecretCredential(tb.ID, pb.AppID, secret, &azidentity.ClientSecretCredentialOptions{
-		ClientOptions:            azcore.ClientOptions{Cloud: cloud.Configuration{ActiveDirectoryAuthorityHost: ts.Dev.Credentials.AuthorityHost}, Transport: hc},
-		DisableInstanceDiscovery: true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := azkeys.NewClient("https://"+vault+".localhost:"+ts.resources().port+"/", cred, &azkeys.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: hc}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
 }
