@@ -30,17 +30,20 @@ type request struct {
 	done   chan struct{} // closed when the request is durable or failed; nil for ticks
 }
 
-// submit queues r and returns once it is committed (group commit, leader and followers):
-// the caller that gets the commit slot takes everything queued, writes it with one write,
-// releases the slot, syncs, and then releases those callers; callers that queue meanwhile
-// wait, and the next one to get the slot takes them all together. A lone caller therefore
-// commits its own record on its own goroutine, with no hand-off to another goroutine and
-// back (that hand-off was a large part of an audited read's cost, BENCHMARKS.md).
+// submit queues r and returns once it is committed (group commit, leader and followers).
 //
-// The sync runs outside the commit slot (syncWrites): while one batch waits for its
-// fdatasync, the next batch is written, and a lazy record (a read's) is written and returns
-// without waiting for anyone's sync. Holding the slot through the sync made every tenant's
-// reads queue behind one tenant's writes (BENCHMARKS.md, "Noisy neighbour").
+// A record that must be synced before its caller goes on (Append) is committed by a flush
+// leader: the caller that gets the flush slot takes every such record queued, writes them
+// with one write (holding the commit slot only for that), syncs, and releases those callers;
+// callers that queue meanwhile wait, and the next one to get the flush slot takes them all
+// together, so one sync serves every record that arrived during the previous one.
+//
+// A record that may return once written (AppendLazy: reads) needs only the commit slot: its
+// caller takes it, writes every lazy record queued, and returns; its sync follows (run). It
+// never waits for a flush leader's sync: holding the commit slot through the sync made
+// every tenant's reads queue behind one tenant's writes (BENCHMARKS.md, "Noisy
+// neighbour"). A lone caller commits its own record on its own goroutine, with no hand-off
+// to another goroutine and back (that hand-off was a large part of an audited read's cost).
 func (l *Log) submit(r *request) error {
 	r.done = make(chan struct{})
 	l.mu.Lock()
@@ -49,8 +52,23 @@ func (l *Log) submit(r *request) error {
 		l.failures.Add(1)
 		return ErrClosed
 	}
-	l.queue = append(l.queue, r)
+	if r.lazy {
+		l.queue = append(l.queue, r)
+	} else {
+		l.durable = append(l.durable, r)
+	}
 	l.mu.Unlock()
+	if !r.lazy {
+		for {
+			select {
+			case <-r.done:
+				return r.err
+			case l.flushSlot <- struct{}{}:
+				l.flush()
+				<-l.flushSlot
+			}
+		}
+	}
 	for {
 		select {
 		case <-r.done:
@@ -64,22 +82,34 @@ func (l *Log) submit(r *request) error {
 			if l.concurrent > 0 {
 				runtime.Gosched()
 			}
-			p := l.drain()
+			p := l.drain(&l.queue)
 			<-l.commitSlot
 			l.finish(p)
 		}
 	}
 }
 
+// flush commits the records queued for a sync: written under the commit slot, synced
+// after it is released. The caller holds the flush slot.
+func (l *Log) flush() {
+	if l.concurrent > 0 {
+		runtime.Gosched() // as in submit, before the commit slot is taken
+	}
+	l.commitSlot <- struct{}{}
+	p := l.drain(&l.durable)
+	<-l.commitSlot
+	l.finish(p)
+}
+
 // yieldBatches is how many commits after a batch of several records still yield (submit).
 const yieldBatches = 8
 
-// drain commits everything queued; the caller holds the commit slot, and passes what it
-// returns to finish once it has released the slot.
-func (l *Log) drain() *pending {
+// drain commits everything in queue (l.queue or l.durable); the caller holds the commit
+// slot, and passes what it returns to finish once it has released the slot.
+func (l *Log) drain(queue *[]*request) *pending {
 	l.mu.Lock()
-	batch := l.queue
-	l.queue = nil
+	batch := *queue
+	*queue = nil
 	l.mu.Unlock()
 	if len(batch) == 0 {
 		return nil

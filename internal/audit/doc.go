@@ -32,9 +32,9 @@
 // # Failure rule: no unaudited operation
 //
 // Append returns only after the record is written and fsynced (group commit: one goroutine
-// writes every pending record at once, then syncs outside the commit slot, so concurrent
-// callers share a write and a sync, and records are written while an earlier batch waits for
-// its sync). If Append returns an error the caller must fail its request before anything is
+// writes every pending record at once and syncs them, so concurrent callers share a write
+// and a sync; the sync runs outside the commit slot, so AppendLazy's records — reads — are
+// written meanwhile and never wait for another caller's sync). If Append returns an error the caller must fail its request before anything is
 // done or returned — an operation that cannot be audited does not happen (Vault's rule).
 // Failures are counted by Log.Failures for the audit_failures_total metric. After a failed
 // write, or a failed sync of records no caller was released for, the log truncates the file

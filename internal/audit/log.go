@@ -85,8 +85,9 @@ type Log struct {
 	w    io.Writer // the file or the sink's writer
 	path string
 
-	mu      sync.Mutex // guards queue and closed
-	queue   []*request
+	mu      sync.Mutex // guards queue, durable and closed
+	queue   []*request // records that return once written (AppendLazy)
+	durable []*request // records that return once synced (flush)
 	closed  bool
 	wake    chan struct{} // a deferred sync is due (run)
 	quit    chan struct{} // Close: stop run
@@ -98,7 +99,10 @@ type Log struct {
 	// the log is shared), except where noted, and the chain state also under stateMu so
 	// Head can read it. stopping is set by Close.
 	commitSlot chan struct{}
-	stopping   bool
+	// flushSlot (capacity 1) is held by the caller leading the commit of the records that
+	// wait for a sync, across their write and sync (flush).
+	flushSlot chan struct{}
+	stopping  bool
 
 	stateMu   sync.Mutex
 	seq       uint64
@@ -206,6 +210,7 @@ func newLog(opts Options) (*Log, error) {
 		quit:       make(chan struct{}),
 		stopped:    make(chan struct{}),
 		commitSlot: make(chan struct{}, 1),
+		flushSlot:  make(chan struct{}, 1),
 	}
 	if l.every == 0 {
 		l.every = DefaultCheckpointEvery
@@ -458,10 +463,11 @@ func (l *Log) Close() error {
 	}
 	l.closed = true // nothing queues after this
 	l.mu.Unlock()
+	l.flushSlot <- struct{}{} // no flush leader is between its write and its sync
 	l.commitSlot <- struct{}{}
 	l.mu.Lock()
-	batch := append(l.queue, &request{kind: kindClose})
-	l.queue = nil
+	batch := append(append(l.queue, l.durable...), &request{kind: kindClose})
+	l.queue, l.durable = nil, nil
 	l.mu.Unlock()
 	p := l.commit(batch) // what is still queued, then the final checkpoint
 	l.deferredSync()
@@ -474,6 +480,7 @@ func (l *Log) Close() error {
 	}
 	l.stopping = true
 	<-l.commitSlot
+	<-l.flushSlot
 	close(l.quit)
 	<-l.stopped
 	err := last.err
