@@ -79,7 +79,7 @@ func (l *Log) submit(r *request) error {
 			// commit takes them too: on a busy two-core server a batch was ~1.4 records and
 			// a read paid 0.7 pwrites; with the yield it pays ~0.2 (BENCHMARKS.md). A lone
 			// caller does not yield: it would only wake an idle processor to look for work.
-			if l.concurrent > 0 {
+			if l.concurrent.Load() > 0 {
 				runtime.Gosched()
 			}
 			p := l.drain(&l.queue)
@@ -92,7 +92,7 @@ func (l *Log) submit(r *request) error {
 // flush commits the records queued for a sync: written under the commit slot, synced
 // after it is released. The caller holds the flush slot.
 func (l *Log) flush() {
-	if l.concurrent > 0 {
+	if l.concurrent.Load() > 0 {
 		runtime.Gosched() // as in submit, before the commit slot is taken
 	}
 	l.commitSlot <- struct{}{}
@@ -115,9 +115,9 @@ func (l *Log) drain(queue *[]*request) *pending {
 		return nil
 	}
 	if len(batch) > 1 {
-		l.concurrent = yieldBatches
-	} else if l.concurrent > 0 {
-		l.concurrent--
+		l.concurrent.Store(yieldBatches)
+	} else if l.concurrent.Load() > 0 {
+		l.concurrent.Add(-1)
 	}
 	p := l.commit(batch)
 	l.maybeRotate()

@@ -145,9 +145,9 @@ type Log struct {
 	// and has not run it yet: later batches need not wake it again. Commit slot only.
 	syncArmed bool
 	// concurrent counts down the commits since the last batch of several records (from
-	// yieldBatches); while it is positive, submit yields before it drains. Commit slot
-	// holder only.
-	concurrent int
+	// yieldBatches); while it is positive, submit and flush yield before they drain.
+	// Changed by commit slot holders only; read before the slot is taken, so atomic.
+	concurrent atomic.Int32
 
 	// Rotation (rotate.go): commit slot holder only, except filesMu, which the holder keeps
 	// while it renames and replaces the file and OpenFiles while it opens the files.
