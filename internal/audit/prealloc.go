@@ -49,20 +49,20 @@ func (l *Log) writeRecords(buf []byte) (int, error) {
 	return n, l.syncFile(l.file, false)
 }
 
+// pad writes zeros to f from from to to and syncs them with the file's new length.
+func (l *Log) pad(f *os.File, from, to int64) error {
+	for off := from; off < to; off += int64(len(zeros)) {
+		if _, err := f.WriteAt(zeros[:min(int64(len(zeros)), to-off)], off); err != nil {
+			return err
+		}
+	}
+	return l.syncFile(f, false)
+}
+
 // grow extends the file's zero padding to cover end and makes it durable (see PreallocBytes).
 func (l *Log) grow(end int64) error {
 	target := (end + PreallocBytes - 1) / PreallocBytes * PreallocBytes
-	err := func() error {
-		for off := l.alloc; off < target; {
-			n := min(int64(len(zeros)), target-off)
-			if _, err := l.file.WriteAt(zeros[:n], off); err != nil {
-				return err
-			}
-			off += n
-		}
-		return l.syncFile(l.file, false)
-	}()
-	if err != nil {
+	if err := l.pad(l.file, l.alloc, target); err != nil {
 		if terr := l.file.Truncate(l.alloc); terr != nil {
 			l.dirty = true
 		}
@@ -116,12 +116,7 @@ func (l *Log) maybeGrow() {
 // runs on its own goroutine, needing neither the commit slot nor anything its holder may
 // wait for.
 func (l *Log) growAhead(g grown) {
-	for off := g.from; off < g.to && g.err == nil; off += int64(len(zeros)) {
-		_, g.err = g.f.WriteAt(zeros[:min(int64(len(zeros)), g.to-off)], off)
-	}
-	if g.err == nil {
-		g.err = l.syncFile(g.f, false)
-	}
+	g.err = l.pad(g.f, g.from, g.to)
 	l.grown <- g // before fileRef is released, so that its next writer finds it (lockFile)
 	l.fileRef.RUnlock()
 }
