@@ -351,8 +351,9 @@ func (d *DataPlane) wrap(rt Route, fallback *tenancy.Vault) http.Handler {
 			return
 		}
 		rec.Tenant = store.TenantID
-		source := failcount.Source(r.RemoteAddr)
+		var source string // the client's address, when refused tokens are counted
 		if d.AuthFailures != nil {
+			source = failcount.Source(r.RemoteAddr)
 			if wait := d.AuthFailures.Blocked(source, d.MaxAuthFailures); wait > 0 {
 				e := (&ThrottleError{RetryAfter: wait, Reason: "too many requests with bearer tokens that are not valid came from this address"}).write(w)
 				rec.Status, rec.Reason, rec.Result, rec.ReadOnly = e.Status, e.Code, "denied", true

@@ -19,7 +19,7 @@ type Counter struct {
 	now    func() time.Time
 	window time.Duration
 
-	mu     sync.Mutex
+	mu     sync.RWMutex // Blocked, asked before every token check, only reads
 	counts map[string]*count
 }
 
@@ -39,21 +39,19 @@ func New(now func() time.Time, window time.Duration) *Counter {
 // Blocked reports how long key must wait before it may try again — until its window ends —
 // once it has failed max times in the window; 0 if it may go on.
 func (c *Counter) Blocked(key string, max int) time.Duration {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.mu.RLock()
 	n := c.counts[key]
-	if n == nil {
-		return 0
+	var start time.Time
+	var failed int
+	if n != nil {
+		start, failed = n.start, n.n
 	}
+	c.mu.RUnlock()
 	now := c.now()
-	if now.Sub(n.start) >= c.window || now.Before(n.start) {
-		delete(c.counts, key)
-		return 0
+	if failed < max || now.Sub(start) >= c.window || now.Before(start) {
+		return 0 // a passed window is replaced by the next Fail
 	}
-	if n.n < max {
-		return 0
-	}
-	return n.start.Add(c.window).Sub(now)
+	return start.Add(c.window).Sub(now)
 }
 
 // Fail counts one failure of each key.
