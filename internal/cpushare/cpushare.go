@@ -9,6 +9,7 @@ package cpushare
 
 import (
 	"context"
+	"slices"
 	"sync"
 )
 
@@ -194,12 +195,10 @@ func (s *Scheduler) drop(t *tenant) {
 	}
 }
 
-// remove returns list without its element v (the first one equal to it).
+// remove returns list without its first element equal to v.
 func remove[T comparable](list []T, v T) []T {
-	for i, x := range list {
-		if x == v {
-			return append(list[:i:i], list[i+1:]...)
-		}
+	if i := slices.Index(list, v); i >= 0 {
+		return slices.Delete(list, i, i+1)
 	}
 	return list
 }
