@@ -244,3 +244,26 @@ func TestClientGoneIsNotAServerFailure(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusedRecordReadOnly: a write refused before its handler ran (no bearer token: 401)
+// changed nothing, so its record is ReadOnly (synced lazily), as a throttled one's is; a
+// write whose handler failed is not, whatever it left behind.
+func TestRefusedRecordReadOnly(t *testing.T) {
+	aud := &fakeAuditor{}
+	d := auditedPlane(aud)
+	fail := func(http.ResponseWriter, *http.Request, *Call) error { return errors.New("store failed") }
+	h := d.Handler([]Route{{Pattern: "POST /keys/{name}/create", Operation: "KeyCreate", Action: map[tenancy.Kind]string{tenancy.KindVault: "a"}, Handle: fail}}, nil)
+	for _, bearer := range []string{"", "Bearer tok"} {
+		r := httptest.NewRequest("POST", "https://v1.localhost/keys/k/create?api-version=7.6", strings.NewReader("{}"))
+		if bearer != "" {
+			r.Header.Set("Authorization", bearer)
+		}
+		h.ServeHTTP(httptest.NewRecorder(), r)
+	}
+	if len(aud.recs) != 2 || aud.recs[0].Status != 401 || aud.recs[1].Status != 500 {
+		t.Fatalf("records %+v; want a 401 and a 500", aud.recs)
+	}
+	if !aud.recs[0].ReadOnly || aud.recs[1].ReadOnly {
+		t.Errorf("ReadOnly of the refused create = %v, of the failed one = %v; want true, false", aud.recs[0].ReadOnly, aud.recs[1].ReadOnly)
+	}
+}
