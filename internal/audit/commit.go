@@ -511,17 +511,23 @@ var errReplaced = errors.New("another file is at that path now")
 // checkFile returns an error unless the file at the log's path is the file the log writes
 // (a writer sink has none to check). Records appended to a file deleted, renamed away or
 // replaced while the log is open would be lost without a word: every commit checks first,
-// so that those requests fail instead (two stat calls, next to a write and an fdatasync).
-// The caller holds the commit slot, under which rotation swaps the file.
+// so that those requests fail instead (one stat call; the open file's identity is taken
+// once per file). The caller holds the commit slot, under which rotation swaps the file.
 func (l *Log) checkFile() error {
 	if l.file == nil {
 		return nil
 	}
-	at, err := os.Stat(l.path)
+	var err error
+	if l.opened.file != l.file {
+		var info os.FileInfo
+		if info, err = l.file.Stat(); err == nil {
+			l.opened.file, l.opened.info = l.file, info
+		}
+	}
 	if err == nil {
-		var open os.FileInfo
-		if open, err = l.file.Stat(); err == nil {
-			if os.SameFile(at, open) {
+		var at os.FileInfo
+		if at, err = os.Stat(l.path); err == nil {
+			if os.SameFile(at, l.opened.info) {
 				return nil
 			}
 			err = errReplaced

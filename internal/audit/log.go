@@ -113,7 +113,12 @@ type Log struct {
 	alloc     int64    // length of the file: size plus zero padding written ahead (prealloc.go)
 	dirty     bool     // the file may hold bytes past size (a failed truncate)
 	partialNL bool     // writer sink: a write failed part-way, start the next on a new line
-	buf       []byte
+	// opened is the identity of file, taken once per file (checkFile).
+	opened struct {
+		file *os.File
+		info os.FileInfo
+	}
+	buf []byte
 
 	// syncFile makes the file durable: the data only (fdatasync) or with its metadata
 	// (fsync). Tests replace it to make syncs fail.
