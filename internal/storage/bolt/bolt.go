@@ -62,7 +62,8 @@ type Options struct {
 // write transaction and so one fsync. Reads run in their own read-only transactions.
 type Backend struct {
 	db      *bbolt.DB
-	file    *os.File // the file bbolt opened: checked against path before every commit
+	file    *os.File    // the file bbolt opened: checked against path before every commit
+	opened  fs.FileInfo // file's identity, taken at Open
 	path    string
 	closed  atomic.Bool
 	commits atomic.Int64 // bbolt write transactions run by the committer; read by tests
@@ -113,6 +114,10 @@ func Open(path string, opts Options) (*Backend, error) {
 	if err == nil && created {
 		err = syncDir(filepath.Dir(path)) // make the new file's directory entry durable
 	}
+	var opened fs.FileInfo
+	if err == nil {
+		opened, err = file.Stat()
+	}
 	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
@@ -120,6 +125,7 @@ func Open(path string, opts Options) (*Backend, error) {
 	b := &Backend{
 		db:      db,
 		file:    file,
+		opened:  opened,
 		path:    path,
 		wake:    make(chan struct{}, 1),
 		quit:    make(chan struct{}),
@@ -241,13 +247,10 @@ var errReplaced = errors.New("another file is at that path now")
 func (b *Backend) checkFile() error {
 	at, err := os.Stat(b.path)
 	if err == nil {
-		var open fs.FileInfo
-		if open, err = b.file.Stat(); err == nil {
-			if os.SameFile(at, open) {
-				return nil
-			}
-			err = errReplaced
+		if os.SameFile(at, b.opened) {
+			return nil
 		}
+		err = errReplaced
 	}
 	return fmt.Errorf("bolt: %w: %s is no longer the database file this server opened (%w): it was deleted, renamed or replaced while the server ran, so writes are refused rather than stored where no restart would find them; stop the server and put the database file back, or restore it from a backup",
 		storage.ErrUnavailable, b.path, err)
