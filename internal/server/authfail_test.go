@@ -1,7 +1,6 @@
 package server
 
 import (
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -16,23 +15,14 @@ func TestAuthFailureLimit(t *testing.T) {
 	ts := startDev(t, "--auth-failure-limit", "5")
 	c := ts.Dev.Credentials
 	hc := loopbackClient(t, ts.caFile)
-	_, good := rawToken(t, ts, hc, c.TenantID, c.ClientID, c.ClientSecret, ts.resources().Base())
+	port := ts.resources().port
+	_, good := rawToken(t, ts, hc, c.TenantID, c.ClientID, c.ClientSecret, "https://managedhsm.localhost:"+port)
 	if good == "" {
 		t.Fatal("no token")
 	}
 	get := func(bearer string) (int, http.Header, string) {
 		t.Helper()
-		req, _ := http.NewRequest("GET", c.VaultURL+"secrets?api-version=7.5", nil)
-		if bearer != "" {
-			req.Header.Set("Authorization", "Bearer "+bearer)
-		}
-		resp, err := hc.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, resp.Header, string(b)
+		return rng(t, hc, "devhsm.managedhsm.localhost", port, bearer)
 	}
 	if st, _, _ := get(good); st != 200 {
 		t.Fatalf("a valid token = %d; want 200", st)
