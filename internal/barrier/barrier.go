@@ -202,7 +202,7 @@ func (b *Barrier) Txn(ctx context.Context, fn func(tx storage.Tx) error) error {
 	var gen uint64
 	defer func() { b.cache.written(wrote...) }()
 	err = b.backend.Txn(ctx, func(tx storage.Tx) error {
-		st := &sealedTx{tx: tx, kr: kr}
+		st := &sealedTx{sealedReader: sealedReader{r: tx, kr: kr}, tx: tx}
 		err := fn(st)
 		wrote = append(wrote, st.wrote...) // a retried transaction adds its keys again
 		if err != nil || !st.loaded {
@@ -217,6 +217,16 @@ func (b *Barrier) Txn(ctx context.Context, fn func(tx storage.Tx) error) error {
 		b.noteGeneration(gen)
 	}
 	return err
+}
+
+// View runs fn over a read-only snapshot of the underlying backend, opening every read. It
+// takes no part in the store generation and does not hold up writes.
+func (b *Barrier) View(ctx context.Context, fn func(r storage.Reader) error) error {
+	kr, err := b.keyring()
+	if err != nil {
+		return err
+	}
+	return b.backend.View(ctx, func(r storage.Reader) error { return fn(sealedReader{r: r, kr: kr}) })
 }
 
 // Ping checks the underlying backend; it works while sealed too.
@@ -235,21 +245,27 @@ func (b *Barrier) Close() error {
 	return b.backend.Close()
 }
 
+// sealedReader opens reads of a backend Reader.
+type sealedReader struct {
+	r  storage.Reader
+	kr *keyring
+}
+
+func (s sealedReader) Get(ctx context.Context, key string) ([]byte, error) {
+	return getSealed(ctx, s.r, s.kr, key)
+}
+
+func (s sealedReader) List(ctx context.Context, prefix string, opts storage.ListOptions) (storage.Page, error) {
+	return listLogical(ctx, s.r, prefix, opts)
+}
+
 // sealedTx seals writes and opens reads inside a backend transaction.
 type sealedTx struct {
+	sealedReader
 	tx     storage.Tx
-	kr     *keyring
 	wrote  []string   // keys put or deleted, for the read cache
 	state  storeState // the store state as this transaction leaves it, once loaded
 	loaded bool       // state was read: the transaction writes
-}
-
-func (t *sealedTx) Get(ctx context.Context, key string) ([]byte, error) {
-	return getSealed(ctx, t.tx, t.kr, key)
-}
-
-func (t *sealedTx) List(ctx context.Context, prefix string, opts storage.ListOptions) (storage.Page, error) {
-	return listLogical(ctx, t.tx, prefix, opts)
 }
 
 func (t *sealedTx) Put(ctx context.Context, key string, value []byte) error {

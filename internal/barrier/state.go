@@ -223,24 +223,26 @@ func (b *Barrier) noteGeneration(gen uint64) {
 	}
 }
 
-// Verify scans every data record of the unsealed store in one transaction (writes wait for
-// it) and checks each record and the store hash against the store state. It returns the
-// generation checked, and an error wrapping ErrIntegrity that names what is wrong.
+// Verify scans every data record of the unsealed store in one read-only snapshot of the
+// backend (writes go on meanwhile; the snapshot holds the store state record and the records
+// as one commit left them) and checks each record and the store hash against the store
+// state. It returns the generation checked, and an error wrapping ErrIntegrity that names
+// what is wrong.
 func (b *Barrier) Verify(ctx context.Context) (uint64, error) {
 	kr, err := b.keyring()
 	if err != nil {
 		return 0, err
 	}
 	var gen uint64
-	err = b.backend.Txn(ctx, func(tx storage.Tx) error {
-		stored, found, err := loadState(ctx, tx, kr)
+	err = b.backend.View(ctx, func(r storage.Reader) error {
+		stored, found, err := loadState(ctx, r, kr)
 		if err != nil {
 			return err
 		}
 		if !found {
 			return fmt.Errorf("%w: the store has no store state record %s (it is written at unseal): it was deleted", ErrIntegrity, storeStatePath)
 		}
-		res, err := scan(ctx, tx, kr)
+		res, err := scan(ctx, r, kr)
 		if err != nil {
 			return err
 		}

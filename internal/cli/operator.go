@@ -273,7 +273,7 @@ func newOperatorCmd() *cobra.Command {
 	}
 	verifyCmd := &cobra.Command{
 		Use:   "verify-store",
-		Short: "Check every stored record and the store hash: finds records modified, moved, deleted, added or rolled back to an older version (needs the operator token; writes wait for the scan)",
+		Short: "Check every stored record and the store hash: finds records modified, moved, deleted, added or rolled back to an older version (needs the operator token; writes go on during the scan)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var res struct {

@@ -13,10 +13,11 @@ import (
 	"time"
 
 	"github.com/coffer-kms/coffer/internal/storage"
+	"github.com/coffer-kms/coffer/internal/storage/storagetest"
 )
 
 // readLog wraps the database and records every key read through it, in and out of
-// transactions.
+// transactions and snapshots.
 type readLog struct {
 	storage.Backend
 	mu   sync.Mutex
@@ -55,6 +56,10 @@ func (l *readLog) List(ctx context.Context, prefix string, opts storage.ListOpti
 
 func (l *readLog) Txn(ctx context.Context, fn func(storage.Tx) error) error {
 	return l.Backend.Txn(ctx, func(tx storage.Tx) error { return fn(&readLogTx{Tx: tx, l: l}) })
+}
+
+func (l *readLog) View(ctx context.Context, fn func(storage.Reader) error) error {
+	return l.Backend.View(ctx, func(r storage.Reader) error { return fn(&readLogTx{Tx: storagetest.ReadOnlyTx(r), l: l}) })
 }
 
 type readLogTx struct {

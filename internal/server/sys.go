@@ -120,8 +120,8 @@ type verifyStoreBody struct {
 	Problem    string `json:"problem,omitempty"`
 }
 
-// verifyStore checks every record and the store hash against the store state (writes wait
-// for the scan). A damaged store is the answer, not an error of the request: 200 with
+// verifyStore checks every record and the store hash against the store state, in one
+// read-only snapshot (writes go on during the scan). A damaged store is the answer, not an error of the request: 200 with
 // "intact": false and what is wrong.
 func (s *Server) verifyStore(w http.ResponseWriter, r *http.Request) error {
 	gen, err := s.barrier.Verify(r.Context())

@@ -90,6 +90,11 @@ type Backend interface {
 	// fn may be called more than once (a backend may retry it, e.g. after a group commit
 	// failed for another caller), so it must have no side effects outside tx.
 	Txn(ctx context.Context, fn func(tx Tx) error) error
+	// View runs fn over a read-only snapshot of the store: every read fn makes sees the store
+	// as one committed state, and writes committed meanwhile are not seen. View neither waits
+	// for writes to commit nor makes them wait for fn, so a long scan belongs here, not in Txn.
+	// It returns fn's error. The Reader must not be used after fn returns.
+	View(ctx context.Context, fn func(r Reader) error) error
 	// Ping reports whether the backend can serve requests, reads and writes: after a write
 	// failed with ErrUnavailable it reports that failure until a write succeeds again.
 	Ping(ctx context.Context) error

@@ -44,6 +44,12 @@ const DefaultLockTimeout = time.Second
 // fileMode is the permission of a newly created database file: owner read and write only.
 const fileMode fs.FileMode = 0o600
 
+// mmapSize is the address space bbolt maps at Open (virtual memory, not file size or RSS).
+// bbolt must remap to grow the file past its mapping, and a remap waits for every open read
+// transaction; mapping 1 GiB up front keeps a long View (verify-store's scan) from holding up
+// writes until the store outgrows it, as bbolt's DB.Begin advises.
+const mmapSize = 1 << 30
+
 // bucket is the one bbolt bucket that holds every key.
 var bucket = []byte("coffer")
 
@@ -94,10 +100,11 @@ func Open(path string, opts Options) (*Backend, error) {
 	created := errors.Is(statErr, fs.ErrNotExist)
 	var file *os.File
 	db, err := bbolt.Open(path, fileMode, &bbolt.Options{
-		Timeout:      timeout,
-		FreelistType: bbolt.FreelistMapType,
-		MaxSize:      opts.maxSize,
-		NoSync:       false, // every commit is fsynced before it is acknowledged
+		Timeout:         timeout,
+		FreelistType:    bbolt.FreelistMapType,
+		MaxSize:         opts.maxSize,
+		InitialMmapSize: mmapSize,
+		NoSync:          false, // every commit is fsynced before it is acknowledged
 		OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
 			f, err := os.OpenFile(name, flag, perm)
 			file = f
@@ -208,6 +215,16 @@ func (b *Backend) List(ctx context.Context, prefix string, opts storage.ListOpti
 		return nil
 	})
 	return p, err
+}
+
+// View runs fn in one read-only bbolt transaction: a consistent snapshot that does not go
+// through the committer, so writes commit while fn runs.
+func (b *Backend) View(ctx context.Context, fn func(r storage.Reader) error) error {
+	return b.view(ctx, func(bk *bbolt.Bucket) error {
+		v := newTxView(bk)
+		defer v.ended.Store(true)
+		return fn(struct{ storage.Reader }{v})
+	})
 }
 
 // Ping reports whether the database is open, its bucket readable, the file at the path the

@@ -10,6 +10,7 @@ package mem
 import (
 	"context"
 	"errors"
+	"maps"
 	"sort"
 	"strings"
 	"sync"
@@ -94,6 +95,21 @@ func (b *Backend) Txn(ctx context.Context, fn func(tx storage.Tx) error) error {
 		}
 	}
 	return nil
+}
+
+// View runs fn over a copy of the map taken under the read lock, so fn holds no lock and
+// writes go on while it runs (values are never changed in place, only replaced).
+func (b *Backend) View(ctx context.Context, fn func(r storage.Reader) error) error {
+	b.mu.RLock()
+	if err := b.check(ctx); err != nil {
+		b.mu.RUnlock()
+		return err
+	}
+	snap := maps.Clone(b.data)
+	b.mu.RUnlock()
+	tx := &memTx{base: snap}
+	defer func() { tx.done = true }()
+	return fn(struct{ storage.Reader }{tx})
 }
 
 // Ping reports ErrClosed after Close, and otherwise only the context's error.

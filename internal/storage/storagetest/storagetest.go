@@ -1,6 +1,7 @@
 // Package storagetest owns the conformance suite that every storage.Backend must pass: the
 // error contract (ErrNotFound, ErrInvalidKey, ErrClosed, context errors), value ownership,
-// List order and paging, and Txn atomicity, isolation and serialisability.
+// List order and paging, Txn atomicity, isolation and serialisability, and View snapshots that do
+// not hold up writes.
 //
 // Threat model: storage is untrusted for confidentiality and integrity (the barrier seals what
 // it stores), but Coffer trusts a backend to be durable and atomic. The suite checks the
@@ -53,6 +54,7 @@ func RunMaxKeyLen(t *testing.T, maxKeyLen int, open func(t *testing.T) storage.B
 	cases = append(cases, basicCases(maxKeyLen)...)
 	cases = append(cases, listCases()...)
 	cases = append(cases, txnCases()...)
+	cases = append(cases, viewCases()...)
 	cases = append(cases, lifecycleCases()...)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -335,6 +337,7 @@ func testDoneContext(t *testing.T, b storage.Backend, ctx context.Context) {
 				return tx.Put(context.Background(), "txn-key", []byte("v"))
 			})
 		}},
+		{"view", func() error { return b.View(ctx, func(storage.Reader) error { return nil }) }},
 		{"ping", func() error { return b.Ping(ctx) }},
 	}
 	for _, op := range ops {
@@ -365,6 +368,7 @@ func testClosed(t *testing.T, b storage.Backend) {
 		{"txn", func() error {
 			return b.Txn(ctx, func(tx storage.Tx) error { return tx.Put(ctx, "k3", []byte("v")) })
 		}},
+		{"view", func() error { return b.View(ctx, func(storage.Reader) error { return nil }) }},
 		{"ping", func() error { return b.Ping(ctx) }},
 		{"close-again", b.Close},
 	}
