@@ -289,13 +289,8 @@ func (d *DataPlane) wrap(rt Route, fallback *tenancy.Vault) http.Handler {
 		rec := AuditRecord{Time: time.Now().UTC(), Operation: rt.Operation, ClientAddr: r.RemoteAddr, ObjectID: wirePath(r),
 			ReadOnly: rt.ReadOnly || r.Method == http.MethodGet}
 		kind, name, ok := StoreHost(r.Host, d.DNSSuffix)
-		var store *tenancy.Vault
-		if ok {
-			if v, err := d.Stores.Vault(ctx, kind, name); err == nil {
-				store = &v
-			}
-		} else if fallback != nil {
-			kind, name, store = fallback.Kind, fallback.Name, fallback
+		if !ok && fallback != nil {
+			kind, name = fallback.Kind, fallback.Name
 		}
 		rec.Vault = name
 		fail := func(err error) {
@@ -320,9 +315,18 @@ func (d *DataPlane) wrap(rt Route, fallback *tenancy.Vault) http.Handler {
 				}
 			}
 		}
+		// Sealed before anything is read, the store's own record included (SECURITY-NOTES D7).
 		if d.Sealed() {
 			fail(Errorf(http.StatusServiceUnavailable, "ServiceUnavailable", "coffer is sealed: unseal it with `coffer operator unseal`"))
 			return
+		}
+		var store *tenancy.Vault
+		if ok {
+			if v, err := d.Stores.Vault(ctx, kind, name); err == nil {
+				store = &v
+			}
+		} else {
+			store = fallback
 		}
 		if err := CheckAPIVersion(r); err != nil {
 			fail(err)

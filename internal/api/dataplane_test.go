@@ -267,3 +267,56 @@ func TestRefusedRecordReadOnly(t *testing.T) {
 		t.Errorf("ReadOnly of the refused create = %v, of the failed one = %v; want true, false", aud.recs[0].ReadOnly, aud.recs[1].ReadOnly)
 	}
 }
+
+// countingStores is a StoreResolver that counts its lookups.
+type countingStores struct {
+	StoreResolver
+	n int
+}
+
+func (c *countingStores) Vault(ctx context.Context, kind tenancy.Kind, name string) (tenancy.Vault, error) {
+	c.n++
+	return c.StoreResolver.Vault(ctx, kind, name)
+}
+
+// TestSealedResolvesNoStore holds SECURITY-NOTES D7 at the data plane: while sealed, a
+// request to a vault, to the dev fallback vault or to a host that names no store is answered
+// 503 before the store is looked up (no record, not even the vault's, is read), with a
+// record of the 503 that names the store the host named.
+func TestSealedResolvesNoStore(t *testing.T) {
+	aud := &fakeAuditor{}
+	d := auditedPlane(aud)
+	stores := &countingStores{StoreResolver: d.Stores}
+	d.Stores = stores
+	d.Sealed = func() bool { return true }
+	ran := false
+	ok := func(http.ResponseWriter, *http.Request, *Call) error { ran = true; return nil }
+	routes := []Route{{Pattern: "GET /keys/{name}", Operation: "KeyGet", Action: map[tenancy.Kind]string{tenancy.KindVault: "a"}, Handle: ok}}
+	fallback := &tenancy.Vault{Name: "dev", Kind: tenancy.KindVault, TenantID: "t1"}
+	for _, tc := range []struct {
+		name, url, vault string
+		fallback         *tenancy.Vault
+	}{
+		{"vault", "https://v1.localhost/keys/k?api-version=7.6", "v1", nil},
+		{"missing-vault", "https://nope.localhost/keys/k?api-version=7.6", "nope", nil},
+		{"pool", "https://p1.managedhsm.localhost/keys/k?api-version=7.6", "p1", nil},
+		{"fallback", "https://localhost/keys/k?api-version=7.6", "dev", fallback},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stores.n, aud.recs = 0, nil
+			r := httptest.NewRequest("GET", tc.url, nil)
+			r.Header.Set("Authorization", "Bearer tok")
+			w := httptest.NewRecorder()
+			d.Handler(routes, tc.fallback).ServeHTTP(w, r)
+			if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), "coffer is sealed") {
+				t.Errorf("GET %s while sealed = %d %s; want 503 sealed", tc.url, w.Code, w.Body)
+			}
+			if stores.n != 0 || ran {
+				t.Errorf("GET %s while sealed looked the store up %d times (handler ran: %v); want none", tc.url, stores.n, ran)
+			}
+			if len(aud.recs) != 1 || aud.recs[0].Vault != tc.vault || aud.recs[0].Status != 503 {
+				t.Errorf("records %+v; want one 503 for vault %q", aud.recs, tc.vault)
+			}
+		})
+	}
+}
