@@ -88,7 +88,10 @@ func (p *sinkProbe) requests() map[string]func() (int, []byte) {
 			status, _, body := rng(p.t, p.hc, "devhsm.managedhsm.localhost", p.ts.resources().port, p.hsmTok)
 			return status, []byte(body)
 		},
-		"sys-rotate":    func() (int, []byte) { return p.ts.mcall(p.t, "POST", "/v1/sys/rotate", p.ts.Dev.Token, nil) },
+		"sys-rotate": func() (int, []byte) { return p.ts.mcall(p.t, "POST", "/v1/sys/rotate", p.ts.Dev.Token, nil) },
+		"sys-purge-clock-confirm": func() (int, []byte) {
+			return p.ts.mcall(p.t, "POST", "/v1/sys/purge-clock/confirm", p.ts.Dev.Token, nil)
+		},
 		"mgmt-tenants":  func() (int, []byte) { return p.get(base+"/v1/tenants", p.ts.Dev.Token) },
 		"audit-pubkey":  func() (int, []byte) { return p.get(base+"/v1/audit/public-key", p.ts.Dev.Token) },
 		"openid-config": func() (int, []byte) { return p.get(base+"/"+c.TenantID+"/v2.0/.well-known/openid-configuration", "") },

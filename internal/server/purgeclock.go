@@ -100,12 +100,15 @@ func (s *Server) purgeClockStatus(w http.ResponseWriter, r *http.Request) error 
 func (s *Server) confirmPurgeClock(w http.ResponseWriter, r *http.Request) error {
 	st, err := s.purgeClock.Confirm(r.Context(), s.now())
 	if err != nil {
-		s.auditOperator(r, "SysPurgeClockConfirm", http.StatusInternalServerError)
+		_ = s.auditOperator(r, "SysPurgeClockConfirm", http.StatusInternalServerError) // logged if it fails
 		return err
 	}
 	s.metrics.purgesHeld.Set(0)
-	s.auditOperator(r, "SysPurgeClockConfirm", http.StatusOK)
 	s.log.Warn("purge clock confirmed by operator: held purges resume", "trusted", time.Unix(st.Trusted(), 0).UTC())
+	if err := s.auditOperator(r, "SysPurgeClockConfirm", http.StatusOK); err != nil {
+		// As rotate does: the answer is withheld, though the confirmation took effect.
+		return api.Errorf(http.StatusServiceUnavailable, "ServiceUnavailable", "the audit log cannot be written, so the result is withheld; the purge clock was confirmed and held purges resume; check the audit log's disk and output")
+	}
 	api.WriteJSON(w, http.StatusOK, purgeClockDTO(st, s.now(), s.cfg.PurgeClockJumpLimit))
 	return nil
 }
