@@ -483,3 +483,38 @@ func TestDecideAllocatesNothing(t *testing.T) {
 		t.Errorf("Decide allocates %v times per call pair; want 0", n)
 	}
 }
+
+// TestDecideIgnoresBuiltInRoleOfOtherContainer: a Managed HSM local role assigned at the
+// tenant or at a vault (written before /v1 refused it, or around it) grants nothing, not
+// even in the tenant's pools below it; the same role at a pool or one of its keys grants as
+// before. (A Key Vault role in a pool grants nothing either: its actions are vault actions.)
+func TestDecideIgnoresBuiltInRoleOfOtherContainer(t *testing.T) {
+	hsmUser, ok := RoleByName("Managed HSM Crypto User")
+	if !ok {
+		t.Fatal("no built-in Managed HSM Crypto User")
+	}
+	pool, key := "/tenants/t1/managedHsms/p1", "/tenants/t1/managedHsms/p1/keys/k1"
+	for _, tc := range []struct {
+		name, at string
+		want     bool
+	}{
+		{"fail/platform", "/", false},
+		{"fail/tenant", "/tenants/t1", false},
+		{"fail/vault", "/tenants/t1/vaults/v1", false},
+		{"fail/vault-key", "/tenants/t1/vaults/v1/keys/k1", false},
+		{"ok/pool", pool, true},
+		{"ok/pool-key", key, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			snap, err := NewSnapshot(nil, []Assignment{{ID: "a1", PrincipalID: "app", TenantID: "t1", RoleDefinitionID: hsmUser.ID, Scope: tc.at}})
+			if err != nil {
+				t.Fatalf("NewSnapshot with %s at %s = %v; want it built (the assignment is ignored, not refused)", hsmUser.Name, tc.at, err)
+			}
+			for _, a := range []Action{HSMKeysEncrypt, HSMKeysRead} {
+				if d := snap.Decide(req("app", "t1", a, mustScope(t, key))); d.Allowed != tc.want {
+					t.Errorf("%s at %s: Decide(%s at %s) = %v (%q); want %v", hsmUser.Name, tc.at, a, key, d.Allowed, d.Reason, tc.want)
+				}
+			}
+		})
+	}
+}

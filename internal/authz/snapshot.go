@@ -75,6 +75,10 @@ type grant struct {
 //     that parses, lies in the assignment's own tenant (or is "/"), and lies within one of
 //     the role's assignable scopes; ExpiresAt, if set, is after NotBefore.
 //
+// An assignment of a built-in role at a scope of the other kind of container
+// (CheckBuiltInScope: a Managed HSM local role outside a pool) is no error: it is kept and
+// grants nothing.
+//
 // The inputs are copied: changing them afterwards does not change the Snapshot.
 func NewSnapshot(roles []RoleDefinition, assignments []Assignment) (*Snapshot, error) {
 	var errs []error
@@ -173,7 +177,7 @@ func (s *Snapshot) compile(a Assignment) (grant, error) {
 	if !slices.ContainsFunc(role.scopes, func(as Scope) bool { return as.Contains(sc) }) {
 		return bad(ErrScopeNotAllowed, "role %q (%s) is assignable only at %v", role.def.ID, role.def.Name, role.def.AssignableScopes)
 	}
-	return grant{
+	g := grant{
 		id:        a.ID,
 		roleID:    role.def.ID,
 		tenant:    a.TenantID,
@@ -181,7 +185,15 @@ func (s *Snapshot) compile(a Assignment) (grant, error) {
 		notBefore: a.NotBefore,
 		expiresAt: a.ExpiresAt,
 		grants:    role.grants,
-	}, nil
+	}
+	// A built-in role of the other kind of container than its scope (a Managed HSM local
+	// role outside a pool; a Key Vault role in one) grants nothing. The management API refuses
+	// such assignments (CheckBuiltInScope), but one stored before it did, or written around
+	// it, is still loaded: it is kept, so the snapshot builds, and ignored by Decide.
+	if CheckBuiltInScope(role.def, sc) != nil {
+		g.grants = actionSet{}
+	}
+	return g, nil
 }
 
 // Role returns a copy of the role definition with the given id (built-in or custom,

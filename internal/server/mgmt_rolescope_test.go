@@ -1,8 +1,11 @@
 package server
 
 import (
+	"context"
+	"strings"
 	"testing"
 
+	"github.com/coffer-kms/coffer/internal/authz"
 	"github.com/coffer-kms/coffer/internal/mgmt"
 	"github.com/coffer-kms/coffer/internal/tenancy"
 )
@@ -53,4 +56,41 @@ func TestManagementRoleScopeKinds(t *testing.T) {
 		}
 	}
 	t.Logf("%d assignments tried, %d refused as the wrong kind of scope", len(rows), refused)
+}
+
+// TestStoredHSMRoleOutsidePoolGrantsNothing: a Managed HSM local role assignment stored at
+// the tenant or at a vault (before /v1 refused them, or written around /v1, here straight
+// into the tenancy store) grants nothing in the tenant's pool: POST /rng, which Managed HSM
+// Crypto User allows, is 403 ForbiddenByRbac; the same role stored at the pool allows it.
+func TestStoredHSMRoleOutsidePoolGrantsNothing(t *testing.T) {
+	ts := startDev(t)
+	ctx := context.Background()
+	c := ts.Dev.Credentials
+	hc := loopbackClient(t, ts.caFile)
+	port := ts.resources().port
+	tenantScope := "/tenants/" + c.TenantID
+	for _, tc := range []struct {
+		at   string
+		want int
+	}{
+		{tenantScope, 403},
+		{tenantScope + "/vaults/dev", 403},
+		{tenantScope + "/managedHsms/" + devHSMName, 200},
+	} {
+		p, secret, err := ts.tenants.CreateServicePrincipal(ctx, c.TenantID, "hsm-user")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ts.tenants.CreateRoleAssignment(ctx, authz.Assignment{PrincipalID: p.ObjectID, TenantID: c.TenantID, RoleDefinitionID: mustRole("Managed HSM Crypto User"), Scope: tc.at}); err != nil {
+			t.Fatalf("store Managed HSM Crypto User at %s: %v", tc.at, err)
+		}
+		st, tok := rawToken(t, ts, hc, c.TenantID, p.AppID, secret, "https://managedhsm.localhost:"+port)
+		if st != 200 {
+			t.Fatalf("token = %d", st)
+		}
+		st, _, body := rng(t, hc, devHSMName+".managedhsm.localhost", port, tok)
+		if st != tc.want || st == 403 && !strings.Contains(body, "ForbiddenByRbac") {
+			t.Errorf("POST /rng with Managed HSM Crypto User stored at %s = %d %s; want %d", tc.at, st, body, tc.want)
+		}
+	}
 }
