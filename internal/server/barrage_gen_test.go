@@ -48,16 +48,10 @@ import (
 //   - an empty body, {} or {"types":[]} for an attestation provider: the documented default
 //     policy (docs/ATTESTATION.md); an empty provider in an issuer PATCH: "unchanged";
 //   - {} as a key rotation policy: lifetimeActions is optional in keys.json;
-//   - an upper-case role definition id on DELETE /v1/…/roleDefinitions/{id}: ids are
-//     GUIDs, compared without regard to case there (PUT refuses them, to keep ids canonical);
 //   - the nil UUID as an id: it is a well-formed UUID, so PUT may create it;
-//   - a Managed HSM role assigned at a vault's scope through /v1: the assignment is valid in
-//     Coffer's model (one role table), it grants nothing there;
 //   - an audit query whose since is after its until: an empty page;
 //   - POST /v1/sys/unseal with a well-formed share while unsealed: like Vault, the seal
 //     status is the answer (nothing is unsealed twice); a malformed share is refused;
-//   - text after the PEM blocks of an imported certificate (an unfinished block
-//     included): RFC 7468 has parsers ignore what lies outside the blocks;
 //   - obsolete line folding in a raw HTTP/1.1 header: RFC 9112 lets a server replace it
 //     with a space, which net/http does; HTTP/9.9 in a raw request line: net/http answers
 //     505, as RFC 9110 asks.
