@@ -48,11 +48,12 @@ var (
 	// ErrStorageFull answers a write that failed because the server's disk is full: a
 	// condition of the server, not of the request, which a retry can outlive.
 	ErrStorageFull = Errorf(http.StatusServiceUnavailable, "ServiceUnavailable", "the server's storage is full: the write was not stored; retry after an operator has freed disk space")
-	// ErrStorageUnavailable answers a write that failed because the server's storage failed
+	// ErrStorageUnavailable answers a request that failed because the server's storage failed
 	// (storage.ErrUnavailable: an I/O error, a read-only file system, the database file
-	// deleted or replaced). The cause, with the path and the errno, goes to the server log
-	// only.
-	ErrStorageUnavailable = Errorf(http.StatusServiceUnavailable, "ServiceUnavailable", "the server's storage is unavailable: the write was not stored; retry after an operator has checked the disk and the data directory, as the server log says")
+	// deleted, replaced or truncated, a page the device could not read). It answers reads
+	// too, so it does not speak of a write. The cause, with the path and the errno, goes to
+	// the server log only.
+	ErrStorageUnavailable = Errorf(http.StatusServiceUnavailable, "ServiceUnavailable", "the server's storage is unavailable: the request was not carried out and nothing was stored; retry after an operator has checked the disk and the data directory, as the server log says")
 )
 
 // Mapping translates a domain error into an *Error, or returns nil if it does not know it.

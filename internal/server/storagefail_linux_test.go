@@ -30,7 +30,10 @@ import (
 // /readyz (audited like every request) too, and all is well again once it is back.
 // "data-dir-gone" moves the whole data directory away, which the server cannot tell from
 // its deletion: writes are refused by storage, reads by the audit log, /readyz answers 503;
-// once it is back, requests are served again.
+// once it is back, requests are served again. "read-fault" truncates the database file under
+// the running server, so that reads through bbolt's memory map would raise SIGBUS: reads of
+// what storage holds answer 503 too (not 500, not 404, not a crash), and once the file's
+// bytes are back everything is served again without a restart.
 func TestStorageFailure(t *testing.T) {
 	t.Run("read-only", func(t *testing.T) {
 		th := testfs.NewFragile(t, "24m", "64m")
@@ -96,6 +99,51 @@ func TestStorageFailure(t *testing.T) {
 		v.restart(cfg, func() { copyFile(t, backup, db) })
 		v.readAll()
 		v.acked(next+10, 5)
+	})
+	t.Run("read-fault", func(t *testing.T) {
+		dataDir := t.TempDir()
+		cfg := loadConfig(t, "--dev", "--listen", "127.0.0.1:0", "--data-dir", dataDir)
+		v := newFullVault(t, start(t, cfg, ""))
+		db := filepath.Join(dataDir, DBFile)
+		next := v.acked(0, 30) // none read yet: the barrier's read cache holds none of them
+		orig, err := os.ReadFile(db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Truncate(db, 4096); err != nil {
+			t.Fatal(err)
+		}
+		reads := []string{"secrets/" + writeName(0), "keys/" + writeName(2), "secrets/" + writeName(next), "secrets", "keys"}
+		for _, path := range reads {
+			status, raw := v.call("GET", path, "")
+			v.refusal("GET "+path+" with "+DBFile+" truncated", "read", status, raw)
+			if got := v.refused["read"]; got != api.ErrStorageUnavailable.Message {
+				t.Errorf("GET %s with %s truncated refused with %q; want %q", path, DBFile, got, api.ErrStorageUnavailable.Message)
+			}
+			if strings.Contains(string(raw), DBFile) || strings.Contains(string(raw), dataDir) || strings.Contains(string(raw), "write") {
+				t.Errorf("GET %s with %s truncated = %s; want nothing about the file, nor about a write", path, DBFile, raw)
+			}
+		}
+		delete(v.refused, "read")
+		for range 3 { // unavailable would read back what is acknowledged, which now fails
+			if v.write(next) || v.refused[writeName(next)] != api.ErrStorageUnavailable.Message {
+				t.Fatalf("write %d with %s truncated: refused %q; want %q", next, DBFile, v.refused[writeName(next)], api.ErrStorageUnavailable.Message)
+			}
+			next++
+		}
+		v.ready(http.StatusServiceUnavailable)
+		if !strings.Contains(v.ts.logs.String(), "is shorter than the database") {
+			t.Errorf("the server log does not say the database file is short:\n%s", v.ts.logs.String())
+		}
+		if err := os.WriteFile(db, orig, 0o600); err != nil { // the same file, its bytes back
+			t.Fatal(err)
+		}
+		v.ready(http.StatusOK)
+		v.readAll()
+		next = v.acked(next, 10)
+		v.restart(cfg, func() {})
+		v.readAll()
+		v.acked(next, 5)
 	})
 	t.Run("audit-log-gone", func(t *testing.T) {
 		dataDir := t.TempDir()

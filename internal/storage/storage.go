@@ -31,7 +31,8 @@ var ErrNoSpace = errors.New("storage: no space left on the storage device")
 // read-only (EROFS), any other error of the operating system, or a database file that was
 // deleted, renamed or replaced while the backend had it open. The write kept nothing. A
 // backend that reported it answers Ping with an error until a write succeeds again; reads go
-// on where the device still serves them.
+// on where the device still serves them. A read that the device fails (or a database file
+// truncated under the backend) returns it too, and Ping fails until that read succeeds.
 var ErrUnavailable = errors.New("storage: the storage device or file system failed")
 
 // ErrInvalidKey is returned for an empty key or one longer than MaxKeyLen.
@@ -96,7 +97,8 @@ type Backend interface {
 	// It returns fn's error. The Reader must not be used after fn returns.
 	View(ctx context.Context, fn func(r Reader) error) error
 	// Ping reports whether the backend can serve requests, reads and writes: after a write
-	// failed with ErrUnavailable it reports that failure until a write succeeds again.
+	// failed with ErrUnavailable it reports that failure until a write succeeds again, after
+	// a read did, until that read succeeds again.
 	Ping(ctx context.Context) error
 	// Close releases the backend. Operations after Close return ErrClosed.
 	Close() error

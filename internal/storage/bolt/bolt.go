@@ -9,7 +9,9 @@
 // the same Backend once space returns), failing closed when the storage fails (an I/O error,
 // a read-only file system, or the file deleted or replaced under the open database: each is
 // storage.ErrUnavailable, writes are refused rather than committed into a file nobody will
-// read again, and Ping reports the failure until a commit succeeds), and refusing loudly to open a file that is not a bbolt database or
+// read again, and Ping reports the failure until a commit succeeds; a page of the memory map
+// that cannot be read, or a file truncated under it, is storage.ErrUnavailable too, not a
+// crash: fault.go), and refusing loudly to open a file that is not a bbolt database or
 // that another process holds. Values are always copied out of the mmap, so callers never
 // alias pages that a later remap or commit may move.
 //
@@ -61,6 +63,9 @@ type Options struct {
 
 	// maxSize caps the file size in bytes (0 is no cap); tests use it to simulate a full disk.
 	maxSize int
+	// noSizeCheck skips the check that the file still holds every page of the database
+	// before each transaction; tests use it to have reads fault inside bbolt.
+	noSizeCheck bool
 }
 
 // Backend is a storage.Backend over one bbolt file. All writes (Put, Delete, Txn) go through a
@@ -69,17 +74,23 @@ type Options struct {
 type Backend struct {
 	db      *bbolt.DB
 	file    *os.File    // the file bbolt opened: checked against path before every commit
+	fd      uintptr     // file's descriptor, for fileSize
 	opened  fs.FileInfo // file's identity, taken at Open
 	path    string
 	closed  atomic.Bool
-	commits atomic.Int64 // bbolt write transactions run by the committer; read by tests
+	commits atomic.Int64          // bbolt write transactions run by the committer; read by tests
+	size    atomic.Int64          // the file's largest size seen; a shorter file has lost pages
+	wedged  atomic.Pointer[error] // set once a fault left bbolt holding its locks (fault.go)
+
+	noSizeCheck bool // Options.noSizeCheck
 
 	mu       sync.Mutex // guards pending and stopping
 	pending  []*request
 	stopping bool
 
-	failMu  sync.Mutex
-	failure error // the last commit's storage.ErrUnavailable; nil once a commit succeeds
+	failMu    sync.Mutex
+	failure   error                            // the last commit's storage.ErrUnavailable; nil once a commit succeeds
+	readRetry *func(ctx context.Context) error // the last read that faulted; nil once it succeeds again
 
 	wake    chan struct{} // capacity 1: "pending may be non-empty"
 	quit    chan struct{} // closed by Close
@@ -130,14 +141,17 @@ func Open(path string, opts Options) (*Backend, error) {
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
 	b := &Backend{
-		db:      db,
-		file:    file,
-		opened:  opened,
-		path:    path,
-		wake:    make(chan struct{}, 1),
-		quit:    make(chan struct{}),
-		stopped: make(chan struct{}),
+		db:          db,
+		file:        file,
+		opened:      opened,
+		path:        path,
+		fd:          file.Fd(),
+		noSizeCheck: opts.noSizeCheck,
+		wake:        make(chan struct{}, 1),
+		quit:        make(chan struct{}),
+		stopped:     make(chan struct{}),
 	}
+	b.size.Store(opened.Size())
 	go b.run()
 	return b, nil
 }
@@ -172,7 +186,8 @@ func syncDir(dir string) error {
 // Path returns the database file's path.
 func (b *Backend) Path() string { return b.path }
 
-// view runs fn in a read-only transaction over the bucket.
+// view runs fn in a read-only transaction over the bucket. If a page cannot be read, it
+// returns storage.ErrUnavailable wrapping errFault.
 func (b *Backend) view(ctx context.Context, fn func(bk *bbolt.Bucket) error) error {
 	if b.closed.Load() {
 		return storage.ErrClosed
@@ -180,9 +195,21 @@ func (b *Backend) view(ctx context.Context, fn func(bk *bbolt.Bucket) error) err
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	err := b.db.View(func(tx *bbolt.Tx) error { return fn(tx.Bucket(bucket)) })
-	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
+	if err := b.usable(); err != nil {
+		return fmt.Errorf("bolt: %w", err)
+	}
+	var tx *bbolt.Tx
+	err := b.guard(&tx, func() error {
+		return b.db.View(func(t *bbolt.Tx) error {
+			tx = t
+			return fn(t.Bucket(bucket))
+		})
+	})
+	switch {
+	case errors.Is(err, berrors.ErrDatabaseNotOpen):
 		return storage.ErrClosed // Close won the race after the check above
+	case errors.Is(err, errFault):
+		return fmt.Errorf("bolt: %w", err)
 	}
 	return err
 }
@@ -202,6 +229,7 @@ func (b *Backend) Get(ctx context.Context, key string) ([]byte, error) {
 		return nil
 	})
 	if err != nil {
+		b.getFailed(err, key)
 		return nil, err
 	}
 	return v, nil
@@ -214,6 +242,7 @@ func (b *Backend) List(ctx context.Context, prefix string, opts storage.ListOpti
 		p = listKeys(bk, nil, prefix, opts)
 		return nil
 	})
+	b.listFailed(err, prefix, opts)
 	return p, err
 }
 
@@ -231,7 +260,9 @@ func (b *Backend) View(ctx context.Context, fn func(r storage.Reader) error) err
 // one the database has open, and commits succeeding. After a commit failed with
 // storage.ErrUnavailable, Ping runs a commit that writes only bbolt's meta page and freelist
 // (through the committer, so it is one more member of a batch) and reports its failure; so a
-// readiness probe sees the storage recover without waiting for a client's write.
+// readiness probe sees the storage recover without waiting for a client's write. After a
+// read failed because a page could not be read, Ping runs that read again and fails until
+// it succeeds; a file shorter than the database fails every Ping until it is put back.
 func (b *Backend) Ping(ctx context.Context) error {
 	err := b.view(ctx, func(bk *bbolt.Bucket) error {
 		if bk == nil {
@@ -240,6 +271,9 @@ func (b *Backend) Ping(ctx context.Context) error {
 		return nil
 	})
 	if err != nil {
+		return err
+	}
+	if err := b.pingReads(ctx); err != nil {
 		return err
 	}
 	if err := b.checkFile(); err != nil {
@@ -307,6 +341,12 @@ func (b *Backend) Close() error {
 		r.done <- storage.ErrClosed
 	}
 	close(b.quit)
+	if werr := b.wedged.Load(); werr != nil {
+		// bbolt's Close would wait for the locks it still holds, and so may the committer
+		// if it was inside bbolt then. Unlocking and closing the file lets a new Open have
+		// it; the memory map stays until the process exits.
+		return fmt.Errorf("bolt: close %s: the database was not closed cleanly: %w", b.path, errors.Join(*werr, b.unlockFile(), b.file.Close()))
+	}
 	<-b.stopped
 	if err := b.db.Close(); err != nil {
 		return fmt.Errorf("bolt: close %s: %w", b.path, err)
@@ -321,13 +361,14 @@ var errTxEnded = errors.New("bolt: transaction used after its function returned"
 // fn's own buffered writes, and writes stay buffered until the committer applies them. So a
 // failing fn leaves nothing in the shared transaction and never forces the batch to roll back.
 type txView struct {
+	b      *Backend
 	bk     *bbolt.Bucket
 	writes map[string]*[]byte // a nil entry is a delete
 	ended  atomic.Bool
 }
 
-func newTxView(bk *bbolt.Bucket) *txView {
-	return &txView{bk: bk, writes: make(map[string]*[]byte)}
+func newTxView(b *Backend, bk *bbolt.Bucket) *txView {
+	return &txView{b: b, bk: bk, writes: make(map[string]*[]byte)}
 }
 
 // check reports the error an operation on the view must return before doing any work.
@@ -351,17 +392,30 @@ func (v *txView) Get(ctx context.Context, key string) ([]byte, error) {
 		}
 		return bytes.Clone(*w), nil
 	}
-	if val, ok := getValue(v.bk, key); ok {
-		return val, nil
-	}
-	return nil, storage.ErrNotFound
+	// fn runs on the caller's goroutine, so the bucket's pages are read here.
+	var val []byte
+	err := v.b.guard(nil, func() error {
+		var ok bool
+		if val, ok = getValue(v.bk, key); !ok {
+			return storage.ErrNotFound
+		}
+		return nil
+	})
+	v.b.getFailed(err, key)
+	return val, err
 }
 
 func (v *txView) List(ctx context.Context, prefix string, opts storage.ListOptions) (storage.Page, error) {
 	if err := v.check(ctx); err != nil {
 		return storage.Page{}, err
 	}
-	return listKeys(v.bk, v.writes, prefix, opts), nil
+	var p storage.Page
+	err := v.b.guard(nil, func() error {
+		p = listKeys(v.bk, v.writes, prefix, opts)
+		return nil
+	})
+	v.b.listFailed(err, prefix, opts)
+	return p, err
 }
 
 func (v *txView) Put(ctx context.Context, key string, value []byte) error {

@@ -31,3 +31,23 @@ func (b *Backend) dropCache() error {
 	}
 	return nil
 }
+
+// unlockFile releases bbolt's flock on the open file. Closing the file does not release it
+// while bbolt's memory map still refers to the file, which it does when bbolt is wedged
+// (fault.go) and cannot be closed.
+func (b *Backend) unlockFile() error {
+	raw, err := b.file.SyscallConn()
+	if err == nil {
+		cerr := raw.Control(func(fd uintptr) { err = unix.Flock(int(fd), unix.LOCK_UN) })
+		err = errors.Join(cerr, err)
+	}
+	return err
+}
+
+// fileSize returns the size of the open file. It runs before every read, so it calls fstat
+// on the descriptor: os.File.Stat allocates.
+func (b *Backend) fileSize() (int64, error) {
+	var st unix.Stat_t
+	err := unix.Fstat(int(b.fd), &st)
+	return st.Size, err
+}

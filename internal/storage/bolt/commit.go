@@ -186,24 +186,34 @@ func (b *Backend) commit(batch []*request) (carry []*request) {
 	if len(live) == 0 {
 		return nil
 	}
-	if err := b.checkFile(); err != nil {
+	err := b.checkFile()
+	if err == nil {
+		if err = b.usable(); err != nil {
+			err = fmt.Errorf("bolt: %w", err)
+		}
+	}
+	if err != nil {
 		b.setFailed(err)
 		for _, r := range live {
 			r.done <- err
 		}
 		return nil
 	}
-	err := b.db.Update(func(tx *bbolt.Tx) error {
-		bk := tx.Bucket(bucket)
-		dirty := false // the transaction holds writes that are not committed yet
-		for _, r := range live {
-			wrote, err := apply(bk, r, dirty)
-			if err != nil {
-				return err
+	var tx *bbolt.Tx
+	err = b.guard(&tx, func() error {
+		return b.db.Update(func(t *bbolt.Tx) error {
+			tx = t
+			bk := t.Bucket(bucket)
+			dirty := false // the transaction holds writes that are not committed yet
+			for _, r := range live {
+				wrote, err := apply(b, bk, r, dirty)
+				if err != nil {
+					return err
+				}
+				dirty = dirty || wrote
 			}
-			dirty = dirty || wrote
-		}
-		return nil
+			return nil
+		})
 	})
 	b.commits.Add(1)
 	if err != nil {
@@ -216,6 +226,7 @@ func (b *Backend) commit(batch []*request) (carry []*request) {
 		}
 	} else {
 		b.setFailed(nil)
+		b.noteSize()
 	}
 	for _, r := range live {
 		switch r.state {
@@ -249,7 +260,7 @@ func classify(err error) error {
 
 // apply runs one request inside the batch's transaction, sets its state and reports whether
 // it wrote anything. It returns an error only if bbolt itself failed, which fails the batch.
-func apply(bk *bbolt.Bucket, r *request, dirty bool) (wrote bool, err error) {
+func apply(b *Backend, bk *bbolt.Bucket, r *request, dirty bool) (wrote bool, err error) {
 	switch r.op {
 	case opPut:
 		if err := bk.Put([]byte(r.key), r.value); err != nil {
@@ -263,7 +274,7 @@ func apply(bk *bbolt.Bucket, r *request, dirty bool) (wrote bool, err error) {
 		r.state = stApplied
 		return false, nil
 	case opTxn:
-		v := newTxView(bk)
+		v := newTxView(b, bk)
 		r.run <- v
 		switch err := <-r.ran; {
 		case err == errAborted:
