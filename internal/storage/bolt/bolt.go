@@ -250,7 +250,7 @@ func (b *Backend) List(ctx context.Context, prefix string, opts storage.ListOpti
 // through the committer, so writes commit while fn runs.
 func (b *Backend) View(ctx context.Context, fn func(r storage.Reader) error) error {
 	return b.view(ctx, func(bk *bbolt.Bucket) error {
-		v := newTxView(bk)
+		v := newTxView(b, bk)
 		defer v.ended.Store(true)
 		return fn(struct{ storage.Reader }{v})
 	})
