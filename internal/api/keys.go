@@ -331,6 +331,7 @@ var keyErrors = []struct {
 	{keys.ErrKeyDisabled, http.StatusForbidden, "Forbidden", "KeyDisabled"},
 	{keys.ErrKeyNotYetValid, http.StatusForbidden, "Forbidden", "KeyNotYetValid"},
 	{keys.ErrKeyExpired, http.StatusForbidden, "Forbidden", "KeyExpired"},
+	{keys.ErrGCMLimit, http.StatusForbidden, "Forbidden", "AESGCMLimitReached"},
 	{keys.ErrForbiddenOp, http.StatusForbidden, "Forbidden", "KeyOperationForbidden"},
 	{keys.ErrManaged, http.StatusForbidden, "Forbidden", ""},
 	{keys.ErrKeyMaterialGone, http.StatusNotFound, "KeyNotFound", "KeyMaterialNotFound"},

@@ -3,6 +3,7 @@ package barrier
 import (
 	"context"
 	"fmt"
+	"log/slog"
 
 	"github.com/coffer-kms/coffer/internal/storage"
 )
@@ -32,6 +33,8 @@ type StoreChecks struct {
 	// hash as a new generation and moves the anchor down to it. Records that fail to open
 	// still fail their reads.
 	AcceptStore bool
+	// Log receives the warnings of automatic keyring rotations (sealcount.go); nil: none.
+	Log *slog.Logger
 }
 
 // SetStoreChecks configures the store checks of later unseals. Call it before the first one.

@@ -59,13 +59,18 @@ type Barrier struct {
 	cache readCache // off unless EnableReadCache
 
 	gen uint64 // store generation last committed or found at unseal (guarded by mu)
+
+	// limits bound the seals of a keyring term, and rotate (set by the Manager) rotates
+	// the keyring when the active term has sealed used records (sealcount.go).
+	limits sealLimits
+	rotate func(ctx context.Context, term uint32, used uint64) error
 }
 
 var _ storage.Backend = (*Barrier)(nil)
 
 // New returns a sealed Barrier over backend. Only a Manager unseals it.
 func New(backend storage.Backend) *Barrier {
-	return &Barrier{backend: backend}
+	return &Barrier{backend: backend, limits: defaultSealLimits}
 }
 
 // Sealed reports whether the barrier is sealed.
@@ -110,8 +115,12 @@ func (b *Barrier) keyring() (*keyring, error) {
 	return b.kr, nil
 }
 
-// seal encrypts value for the logical path key.
+// seal encrypts value for the logical path key. It is errNoReservation when the term's
+// reserved seals are used up (sealcount.go).
 func (kr *keyring) seal(key string, value []byte) ([]byte, error) {
+	if !kr.count.take() {
+		return nil, errNoReservation
+	}
 	return sealRecord(kr.aeads[kr.active], kr.active, key, value)
 }
 
@@ -128,6 +137,14 @@ func (kr *keyring) open(key string, record []byte) ([]byte, error) {
 	return openRecord(aead, key, record)
 }
 
+// rotatedSince reports whether the keyring was replaced since kr was taken (a rotation;
+// sealing too, but the next keyring call reports that).
+func (b *Barrier) rotatedSince(kr *keyring) bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.kr != kr && b.kr != nil
+}
+
 // Get opens the record at key.
 func (b *Barrier) Get(ctx context.Context, key string) ([]byte, error) {
 	kr, err := b.keyring()
@@ -139,6 +156,10 @@ func (b *Barrier) Get(ctx context.Context, key string) ([]byte, error) {
 	}
 	gen, caching := b.cache.generation()
 	v, err := getSealed(ctx, b.backend, kr, key)
+	if errors.Is(err, ErrIntegrity) && b.rotatedSince(kr) {
+		// Sealed by a term made after kr was taken: open it with the new keyring.
+		return b.Get(ctx, key)
+	}
 	if err == nil && caching {
 		b.cache.fill(key, v, gen)
 	}
@@ -190,20 +211,51 @@ func (b *Barrier) Delete(ctx context.Context, key string) error {
 	return b.Txn(ctx, func(tx storage.Tx) error { return tx.Delete(ctx, key) })
 }
 
+// maxTxnAttempts bounds the attempts of a Txn that rotations or used-up reservations cut
+// short (in practice one more: a term rotates every ~3.9 billion seals, reservations come
+// in blocks of 2^20).
+const maxTxnAttempts = 10
+
 // Txn runs fn in one atomic transaction of the underlying backend, sealing every write. A
 // transaction that writes also advances the store generation and updates the store hash, in
-// the same backend transaction.
+// the same backend transaction. Before it, the keyring term's seals are reserved or the
+// keyring rotated when needed (sealcount.go); a transaction that used up the reservation
+// is run again after another.
 func (b *Barrier) Txn(ctx context.Context, fn func(tx storage.Tx) error) error {
-	kr, err := b.keyring()
-	if err != nil {
+	var need uint64 // seals the last attempt wanted
+	for attempt := 0; ; attempt++ {
+		kr, err := b.keyring()
+		if err != nil {
+			return err
+		}
+		rotated, err := b.headroom(ctx, kr, need)
+		if err != nil {
+			return err
+		}
+		if rotated && attempt < maxTxnAttempts {
+			continue
+		}
+		need, err = b.txn(ctx, kr, fn)
+		// A rotation while it ran can make the attempt meet records of a term kr lacks.
+		if (errors.Is(err, errNoReservation) || err != nil && b.rotatedSince(kr)) && attempt < maxTxnAttempts {
+			continue
+		}
 		return err
 	}
+}
+
+// txn is one attempt of Txn with kr; need is how many seals it made or tried.
+func (b *Barrier) txn(ctx context.Context, kr *keyring, fn func(tx storage.Tx) error) (need uint64, err error) {
 	var wrote []string
 	var gen uint64
 	defer func() { b.cache.written(wrote...) }()
 	err = b.backend.Txn(ctx, func(tx storage.Tx) error {
 		st := &sealedTx{sealedReader: sealedReader{r: tx, kr: kr}, tx: tx}
 		err := fn(st)
+		need = max(need, st.seals+1) // and the store state's
+		if st.short {
+			return errNoReservation
+		}
 		wrote = append(wrote, st.wrote...) // a retried transaction adds its keys again
 		if err != nil || !st.loaded {
 			gen = 0
@@ -216,7 +268,7 @@ func (b *Barrier) Txn(ctx context.Context, fn func(tx storage.Tx) error) error {
 	if err == nil && gen != 0 {
 		b.noteGeneration(gen)
 	}
-	return err
+	return need, err
 }
 
 // View runs fn over a read-only snapshot of the underlying backend, opening every read. It
@@ -266,13 +318,23 @@ type sealedTx struct {
 	wrote  []string   // keys put or deleted, for the read cache
 	state  storeState // the store state as this transaction leaves it, once loaded
 	loaded bool       // state was read: the transaction writes
+	seals  uint64     // records sealed or refused a seal (Txn reserves as many on a retry)
+	short  bool       // a seal was refused: the attempt fails with errNoReservation
 }
 
 func (t *sealedTx) Put(ctx context.Context, key string, value []byte) error {
 	if err := checkKey(key); err != nil {
 		return err
 	}
+	t.seals++
 	rec, err := t.kr.seal(key, value)
+	if errors.Is(err, errNoReservation) {
+		// The attempt fails at its end and Txn runs it again with every seal it wanted
+		// reserved; until then fn goes on as if the write was made, so that it counts
+		// them all.
+		t.short = true
+		return nil
+	}
 	if err != nil {
 		return err
 	}

@@ -16,10 +16,20 @@ import (
 // and unsealed, with its raw backend for tampering.
 func newUnsealed(t testing.TB) (*Barrier, *Manager, storage.Backend) {
 	t.Helper()
+	b, m, raw, _ := newUnsealedLimits(t, defaultSealLimits, StoreChecks{})
+	return b, m, raw
+}
+
+// newUnsealedLimits is newUnsealed with the keyring terms' seal limits lim and the store
+// checks c; it also returns the one unseal share.
+func newUnsealedLimits(t testing.TB, lim sealLimits, c StoreChecks) (*Barrier, *Manager, storage.Backend, string) {
+	t.Helper()
 	ctx := context.Background()
 	raw := mem.New()
 	b := New(raw)
+	b.limits = lim
 	m := NewManager(raw, b, nil, time.Now)
+	m.SetStoreChecks(c)
 	res, err := m.Init(ctx, InitOptions{Shares: 1, Threshold: 1})
 	if err != nil {
 		t.Fatalf("Init = %v", err)
@@ -27,7 +37,7 @@ func newUnsealed(t testing.TB) (*Barrier, *Manager, storage.Backend) {
 	if _, err := m.Unseal(ctx, res.Shares[0]); err != nil {
 		t.Fatalf("Unseal = %v", err)
 	}
-	return b, m, raw
+	return b, m, raw, res.Shares[0]
 }
 
 func TestBarrierConformance(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"math"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -34,6 +35,7 @@ func BenchmarkSealOpen1KiB(b *testing.B) {
 	b.Run("barrier", func(b *testing.B) {
 		b.SetBytes(1024)
 		kr, _ := newKeyring(time.Now())
+		kr.count.extend(0, math.MaxUint64) // counted as in the barrier, never used up here
 		for b.Loop() {
 			rec, err := kr.seal("tenants/t1/vaults/v1/secrets/s1/0123456789abcdef0123456789abcdef", value)
 			if err != nil {

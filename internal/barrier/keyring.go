@@ -37,6 +37,8 @@ type keyring struct {
 	hashKey []byte
 	// storeState mirrors keyringDoc.StoreState.
 	storeState bool
+	// count counts the active term's seals (sealcount.go); each keyring has its own.
+	count *sealCount
 }
 
 // aead returns the AEAD of term, or nil if the keyring does not have it.
@@ -49,7 +51,7 @@ func (kr *keyring) aead(term uint32) cipher.AEAD {
 
 // newKeyring returns a keyring with a single fresh term 1.
 func newKeyring(now time.Time) (*keyring, error) {
-	kr := &keyring{aeads: []cipher.AEAD{nil}, storeState: true}
+	kr := &keyring{aeads: []cipher.AEAD{nil}, storeState: true, count: &sealCount{}}
 	if err := kr.addTerm(now); err != nil {
 		return nil, err
 	}
@@ -81,7 +83,7 @@ func (kr *keyring) addTerm(now time.Time) error {
 // rotated returns a copy of kr with one more term; kr itself is unchanged, so a failed
 // persist leaves the live keyring as it was.
 func (kr *keyring) rotated(now time.Time) (*keyring, error) {
-	next := &keyring{active: kr.active, terms: append([]Term(nil), kr.terms...), aeads: append([]cipher.AEAD(nil), kr.aeads...), hashKey: kr.hashKey, storeState: kr.storeState}
+	next := &keyring{active: kr.active, terms: append([]Term(nil), kr.terms...), aeads: append([]cipher.AEAD(nil), kr.aeads...), hashKey: kr.hashKey, storeState: kr.storeState, count: &sealCount{}}
 	if err := next.addTerm(now); err != nil {
 		return nil, err
 	}
@@ -104,7 +106,7 @@ func parseKeyring(b []byte) (*keyring, error) {
 	if len(doc.Terms) == 0 {
 		return nil, errors.New("keyring document has no terms")
 	}
-	kr := &keyring{active: doc.Active, terms: doc.Terms, aeads: []cipher.AEAD{nil}, storeState: doc.StoreState}
+	kr := &keyring{active: doc.Active, terms: doc.Terms, aeads: []cipher.AEAD{nil}, storeState: doc.StoreState, count: &sealCount{}}
 	for i, t := range doc.Terms {
 		if t.ID != uint32(i+1) {
 			return nil, fmt.Errorf("keyring document lists term %d where term %d belongs", t.ID, i+1)

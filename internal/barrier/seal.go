@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -102,6 +103,8 @@ type Manager struct {
 	pending  [][]byte // unseal shares entered so far
 	checks   StoreChecks
 	anchored uint64 // the generation last recorded in checks.Anchor
+	// rotateFailed is when an automatic rotation last failed (retried a minute later).
+	rotateFailed time.Time
 }
 
 // NewManager returns a Manager for a barrier over raw. wrapper is nil for the Shamir seal.
@@ -109,7 +112,9 @@ func NewManager(raw storage.Backend, b *Barrier, wrapper RootKeyWrapper, now fun
 	if now == nil {
 		now = time.Now
 	}
-	return &Manager{raw: raw, barrier: b, wrapper: wrapper, now: now}
+	m := &Manager{raw: raw, barrier: b, wrapper: wrapper, now: now}
+	b.rotate = m.autoRotate
+	return m
 }
 
 // Status reports the seal state.
@@ -208,6 +213,12 @@ func (m *Manager) Init(ctx context.Context, opts InitOptions) (InitResult, error
 	if err != nil {
 		return InitResult{}, err
 	}
+	// The first block of term 1's seals is reserved in the same batch (sealcount.go).
+	kr.count.extend(0, m.barrier.limits.block)
+	sealedSeals, err := kr.termSealsRecord(m.barrier.limits.block)
+	if err != nil {
+		return InitResult{}, err
+	}
 	token := randomBytes(32)
 	res.RootToken = "cof." + base64.RawURLEncoding.EncodeToString(token)
 	tokenHash := sha256.Sum256([]byte(res.RootToken))
@@ -229,7 +240,7 @@ func (m *Manager) Init(ctx context.Context, opts InitOptions) (InitResult, error
 		for _, kv := range []struct {
 			k string
 			v []byte
-		}{{sealConfigPath, cfgBytes}, {rootKeyPath, wrapped}, {keyringPath, sealedKR}, {rootTokenPath, sealedToken}, {storeStatePath, sealedState}, {recoveryKeyPath, recoveryRecord}} {
+		}{{sealConfigPath, cfgBytes}, {rootKeyPath, wrapped}, {keyringPath, sealedKR}, {rootTokenPath, sealedToken}, {storeStatePath, sealedState}, {termSealsPath, sealedSeals}, {recoveryKeyPath, recoveryRecord}} {
 			if kv.v == nil {
 				continue
 			}
@@ -413,6 +424,12 @@ func (m *Manager) unsealWithRootKey(ctx context.Context, rootKey []byte) error {
 		clear(rootKey)
 		return fmt.Errorf("unseal: keyring record %s is damaged: %v", keyringPath, err)
 	}
+	counted, err := reserveSeals(ctx, m.raw, kr, m.barrier.limits, 0)
+	if err != nil {
+		clear(rootKey)
+		kr.wipe()
+		return fmt.Errorf("unseal: %w", err)
+	}
 	gen, err := m.checkStore(ctx, kr, rootKey)
 	if err != nil {
 		clear(rootKey)
@@ -422,6 +439,11 @@ func (m *Manager) unsealWithRootKey(ctx context.Context, rootKey []byte) error {
 	m.rootKey = rootKey
 	m.barrier.setKeyring(kr)
 	m.barrier.noteGeneration(gen)
+	if !counted {
+		// A store from before seal counts: how often the active term sealed is unknown,
+		// so a new term starts the count.
+		_ = m.rotateFrom(ctx, kr.active, "its seals were not counted (the store was written before seal counts)") // a failure is logged there
+	}
 	return nil
 }
 
@@ -445,6 +467,46 @@ func (m *Manager) Seal() {
 func (m *Manager) Rotate(ctx context.Context) (uint32, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.rotateLocked(ctx)
+}
+
+// autoRotate is the barrier's rotate hook: the active term, term, has sealed used records,
+// near the AES-GCM limit (sealcount.go). A failure is retried a minute later at the
+// earliest; until then the barrier seals on with the term up to its limit.
+func (m *Manager) autoRotate(ctx context.Context, term uint32, used uint64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.rotateFailed.IsZero() && m.now().Sub(m.rotateFailed) < time.Minute {
+		return errors.New("barrier: automatic rotation failed less than a minute ago")
+	}
+	return m.rotateFrom(ctx, term, fmt.Sprintf("it has sealed %d records, near the AES-GCM limit of 2^32 with random nonces (NIST SP 800-38D §8.3)", used))
+}
+
+// rotateFrom rotates the keyring if term is still the active one, logging why at Warn.
+func (m *Manager) rotateFrom(ctx context.Context, term uint32, why string) error {
+	if kr, err := m.barrier.keyring(); err != nil || kr.active != term {
+		return err // sealed, or rotated meanwhile
+	}
+	next, err := m.rotateLocked(ctx)
+	if err != nil {
+		m.rotateFailed = m.now()
+		m.logger().Warn("keyring term could not be rotated automatically: rotate it with `coffer operator rotate`", "term", term, "why", why, "err", err)
+		return err
+	}
+	m.rotateFailed = time.Time{}
+	m.logger().Warn("keyring rotated automatically", "from", term, "to", next, "why", why)
+	return nil
+}
+
+// logger is checks.Log, or a logger that drops everything.
+func (m *Manager) logger() *slog.Logger {
+	if m.checks.Log != nil {
+		return m.checks.Log
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func (m *Manager) rotateLocked(ctx context.Context) (uint32, error) {
 	kr, err := m.barrier.keyring()
 	if err != nil {
 		return 0, err

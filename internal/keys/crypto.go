@@ -43,22 +43,28 @@ func permit(op string, enabled bool, nbf, exp *int64, keyOps []string, now time.
 // prepare resolves the version an operation addresses, refuses the operation if the
 // version's state does not permit it, and only then loads the key from the provider.
 func (s *Service) prepare(ctx context.Context, v tenancy.Vault, base, name, version, op string) (provider.Key, string, error) {
+	key, kid, _, _, err := s.prepareVersion(ctx, v, base, name, version, op)
+	return key, kid, err
+}
+
+// prepareVersion is prepare that also returns the key's display name and version record.
+func (s *Service) prepareVersion(ctx context.Context, v tenancy.Vault, base, name, version, op string) (provider.Key, string, string, *versionRecord, error) {
 	sc, err := newScope(v, base)
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", nil, err
 	}
 	meta, ver, err := s.resolveShared(ctx, sc, name, version) // read only, below
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", nil, err
 	}
 	if err := permit(op, ver.Enabled, ver.NotBefore, ver.Expires, ver.KeyOps, s.clock()); err != nil {
-		return nil, "", err
+		return nil, "", "", nil, err
 	}
 	key, err := s.load(ctx, ver.Handle)
 	if err != nil {
-		return nil, "", loadErr(meta.Name, ver.Version, err)
+		return nil, "", "", nil, loadErr(meta.Name, ver.Version, err)
 	}
-	return key, sc.kid(meta.Name, ver.Version), nil
+	return key, sc.kid(meta.Name, ver.Version), meta.Name, ver, nil
 }
 
 // loadErr is the error of a version whose key the provider cannot load: ErrKeyMaterialGone
@@ -116,14 +122,21 @@ func encParams(p OperationParams) provider.EncryptParams {
 	return provider.EncryptParams{Algorithm: p.Algorithm, Value: p.Value, IV: p.IV, AAD: p.AAD, Tag: p.Tag}
 }
 
-// Encrypt encrypts a value (encrypt). For AES-GCM the result carries the IV, tag and AAD.
+// Encrypt encrypts a value (encrypt). For AES-GCM the result carries the IV, tag and AAD;
+// an oct-HSM version's AES-GCM encryptions are counted and refused past GCMLimit
+// (ErrGCMLimit, gcmlimit.go).
 func (s *Service) Encrypt(ctx context.Context, v tenancy.Vault, base, name, version string, p OperationParams) (OperationResult, error) {
-	key, kid, err := s.prepare(ctx, v, base, name, version, OpEncrypt)
+	key, kid, display, ver, err := s.prepareVersion(ctx, v, base, name, version, OpEncrypt)
 	if err != nil {
 		return OperationResult{}, err
 	}
 	if s.rsa15Off && p.Algorithm == provider.AlgRSA15 {
 		return OperationResult{}, errRSA15Off
+	}
+	if isGCM(key.Type(), p.Algorithm) {
+		if err := s.gcm.take(ctx, s.store, gcmCountPath(v.TenantID, ver.Handle), display, ver.Version); err != nil {
+			return OperationResult{}, err
+		}
 	}
 	r, err := key.Encrypt(ctx, encParams(p))
 	if err != nil {

@@ -24,6 +24,7 @@ import (
 //	ErrKeyDisabled            403   Forbidden      KeyDisabled
 //	ErrKeyNotYetValid         403   Forbidden      KeyNotYetValid (Coffer's; Azure's is not documented)
 //	ErrKeyExpired             403   Forbidden      KeyExpired (Coffer's; Azure's is not documented)
+//	ErrGCMLimit               403   Forbidden      AESGCMLimitReached (Coffer's; gcmlimit.go)
 //	ErrForbiddenOp            403   Forbidden      KeyOperationForbidden
 //	ErrManaged                403   Forbidden      (none)
 //	ErrKeyMaterialGone        404   KeyNotFound    KeyMaterialNotFound (Coffer's)

@@ -40,6 +40,8 @@ type Service struct {
 	cpu CPUShare
 	// hooks gate purges on the clock and report scheduled purges (SetPurgeHooks).
 	hooks records.PurgeHooks
+	// gcm counts oct-HSM keys' AES-GCM encryptions (gcmlimit.go).
+	gcm *gcmCounters
 }
 
 // SetPurgeHooks connects purges to the server: h.Gate may hold every purge only the clock
@@ -55,7 +57,7 @@ func NewService(store storage.Backend, prov provider.Provider, clock func() time
 	if clock == nil {
 		clock = time.Now
 	}
-	s := &Service{store: store, prov: prov, now: clock, keys: keyCache{max: 4096}, versions: records.NewDecoded(4096, cloneVersion), metas: records.NewDecoded(4096, cloneKeyRecord), backup: records.NewSealer(backupKey)}
+	s := &Service{store: store, prov: prov, now: clock, keys: keyCache{max: 4096}, versions: records.NewDecoded(4096, cloneVersion), metas: records.NewDecoded(4096, cloneKeyRecord), backup: records.NewSealer(backupKey), gcm: newGCMCounters()}
 	return s
 }
 

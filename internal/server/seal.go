@@ -100,7 +100,7 @@ func (s *Server) withSealError(st barrier.Status) sealStatusBody {
 // the PKCS#11 seal the store generation is also kept in a data object of the token, labelled
 // after the seal key, so that a store restored from an older copy refuses to unseal.
 func (s *Server) storeChecks() barrier.StoreChecks {
-	c := barrier.StoreChecks{AcceptStore: s.cfg.AcceptStoreRollback}
+	c := barrier.StoreChecks{AcceptStore: s.cfg.AcceptStoreRollback, Log: s.log}
 	if s.cfg.Seal == "pkcs11" && s.hsm != nil {
 		c.Anchor = s.hsm.GenerationObject(s.cfg.PKCS11SealKeyLabel + "-generation")
 	}

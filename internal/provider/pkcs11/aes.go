@@ -254,9 +254,9 @@ func (k *aesKey) Encrypt(ctx context.Context, p provider.EncryptParams) (provide
 		if len(p.IV) > 0 || len(p.Tag) > 0 {
 			return provider.EncryptResult{}, fmt.Errorf("%w: %s encryption takes no iv or tag: the HSM generates the iv", provider.ErrInvalidParameter, p.Algorithm)
 		}
-		iv := make([]byte, gcmIVLen)
-		if _, err := rand.Read(iv); err != nil {
-			return provider.EncryptResult{}, fmt.Errorf("pkcs11: no randomness for the iv")
+		iv, err := newGCMIV()
+		if err != nil {
+			return provider.EncryptResult{}, err
 		}
 		return k.sealGCM(ctx, iv, p.AAD, p.Value)
 	case modeCBC:
@@ -272,6 +272,17 @@ func (k *aesKey) Encrypt(ctx context.Context, p provider.EncryptParams) (provide
 		return provider.EncryptResult{}, err
 	}
 	return provider.EncryptResult{Value: out, IV: append([]byte(nil), p.IV...)}, nil
+}
+
+// newGCMIV draws the 96-bit IV of one AES-GCM encryption from crypto/rand. Random IVs
+// bound a key to 2^32 encryptions (NIST SP 800-38D §8.3), which the keys service counts
+// (keys.GCMLimit).
+func newGCMIV() ([]byte, error) {
+	iv := make([]byte, gcmIVLen)
+	if _, err := rand.Read(iv); err != nil {
+		return nil, fmt.Errorf("pkcs11: no randomness for the iv")
+	}
+	return iv, nil
 }
 
 // sealGCM encrypts with AES-GCM under iv in the token and splits ciphertext and tag.

@@ -47,9 +47,9 @@ func (s *Seal) Wrap(ctx context.Context, rootKey, aad []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	iv := make([]byte, gcmIVLen)
-	if _, err := rand.Read(iv); err != nil {
-		return nil, fmt.Errorf("pkcs11: no randomness for the iv")
+	iv, err := newGCMIV()
+	if err != nil {
+		return nil, err
 	}
 	r, err := k.sealGCM(ctx, iv, aad, rootKey)
 	if err != nil {
