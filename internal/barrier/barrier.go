@@ -256,6 +256,7 @@ func (b *Barrier) txn(ctx context.Context, kr *keyring, fn func(tx storage.Tx) e
 		if st.short {
 			return errNoReservation
 		}
+		b.cache.writing(st.wrote...)       // before the commit: reads from now on miss them
 		wrote = append(wrote, st.wrote...) // a retried transaction adds its keys again
 		if err != nil || !st.loaded {
 			gen = 0

@@ -9,16 +9,22 @@ import "sync"
 // is off unless EnableReadCache turns it on; a shared backend (several nodes) must leave it
 // off.
 //
-// Invalidation: every write bumps gen and evicts the paths it wrote after the backend has
-// committed. A read notes gen before it reads the backend and fills the cache only if gen is
-// unchanged when it is done, so a value read before a concurrent write can never be cached
-// after that write's eviction. Sealing, rotating the keyring and closing empty the cache and
-// wipe the values it held.
+// Invalidation: a transaction evicts the paths it wrote twice. Once before the backend
+// commits (writing): from then until the transaction is over the paths are pending, and no
+// read fills them, so a read that starts after the commit reaches the backend and sees the
+// commit, as reads of uncached records and listings do (without this, a reader could see a
+// record of the transaction and the old value of another from the cache). Once after the
+// commit (written), when the paths stop being pending. Both bump gen. A read notes gen
+// before it reads the backend and fills the cache only if gen is unchanged and the path is
+// not pending when it is done, so a value read before a concurrent write can never be
+// cached after that write's eviction. Sealing, rotating the keyring and closing empty the
+// cache and wipe the values it held.
 type readCache struct {
 	mu       sync.Mutex
 	gen      uint64
 	m        map[string][]byte
-	size     int // bytes of values held
+	pending  map[string]int // paths written by transactions not over yet, with their count
+	size     int            // bytes of values held
 	maxBytes int
 }
 
@@ -60,7 +66,7 @@ func (c *readCache) fill(key string, value []byte, gen uint64) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.gen != gen || c.maxBytes <= 0 {
+	if c.gen != gen || c.maxBytes <= 0 || c.pending[key] > 0 {
 		return
 	}
 	if c.size+len(value) > c.maxBytes {
@@ -78,11 +84,37 @@ func (c *readCache) fill(key string, value []byte, gen uint64) {
 	c.size += len(value)
 }
 
+// writing evicts keys a transaction is about to commit and makes them pending until written
+// is called with them; it fails every read still in flight to fill.
+func (c *readCache) writing(keys ...string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.evictLocked(keys)
+	if len(keys) > 0 && c.pending == nil {
+		c.pending = make(map[string]int)
+	}
+	for _, k := range keys {
+		c.pending[k]++
+	}
+}
+
 // written evicts keys after a write to them was committed (or failed: either way the
-// cached value may be stale) and fails every read still in flight to fill.
+// cached value may be stale), ends the pending state writing gave them, and fails every
+// read still in flight to fill.
 func (c *readCache) written(keys ...string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.evictLocked(keys)
+	for _, k := range keys {
+		if n := c.pending[k]; n > 1 {
+			c.pending[k] = n - 1
+		} else {
+			delete(c.pending, k)
+		}
+	}
+}
+
+func (c *readCache) evictLocked(keys []string) {
 	c.gen++
 	for _, k := range keys {
 		if v, ok := c.m[k]; ok {

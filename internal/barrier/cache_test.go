@@ -190,3 +190,93 @@ func TestReadCacheBudget(t *testing.T) {
 		}
 	}
 }
+
+// hookedBackend runs afterCommit once a transaction has committed in the backend, before
+// the Barrier's Txn returns (the window where the barrier evicts what it wrote), and
+// afterGet after a Get read the backend, before that Get returns.
+type hookedBackend struct {
+	storage.Backend
+	afterCommit func()
+	afterGet    func()
+}
+
+func (h *hookedBackend) Txn(ctx context.Context, fn func(tx storage.Tx) error) error {
+	err := h.Backend.Txn(ctx, fn)
+	if err == nil && h.afterCommit != nil {
+		h.afterCommit()
+	}
+	return err
+}
+
+func (h *hookedBackend) Get(ctx context.Context, key string) ([]byte, error) {
+	v, err := h.Backend.Get(ctx, key)
+	if h.afterGet != nil {
+		h.afterGet()
+	}
+	return v, err
+}
+
+// A transaction's writes are visible through the cache as soon as the backend has committed
+// them, not only once Txn returns: otherwise a reader could see one record of a transaction
+// (read from the backend) and the old version of another (from the cache): a certificate's
+// new version listed but the certificate record still naming the old one as latest.
+func TestReadCacheCommittedWriteVisible(t *testing.T) {
+	ctx := context.Background()
+	b, _, cb := newCached(t)
+	hb := &hookedBackend{Backend: b.backend}
+	b.backend = hb
+	mustRead := func(key, want string) {
+		t.Helper()
+		if v, err := b.Get(ctx, key); err != nil || string(v) != want {
+			t.Errorf("Get(%q) after the commit, before Txn returned = %q, %v; want %q", key, v, err, want)
+		}
+	}
+
+	// A cached record written by a transaction.
+	if err := b.Put(ctx, "cached", []byte("v1")); err != nil {
+		t.Fatal(err)
+	}
+	mustRead("cached", "v1") // fills the cache
+	hb.afterCommit = func() { mustRead("cached", "v2") }
+	if err := b.Put(ctx, "cached", []byte("v2")); err != nil {
+		t.Fatal(err)
+	}
+	hb.afterCommit = nil
+
+	// A read that got the old value from the backend before the commit and fills the cache
+	// after it, while the writer has not returned yet.
+	if err := b.Put(ctx, "raced", []byte("v1")); err != nil {
+		t.Fatal(err)
+	}
+	readOld, release, done := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	hb.afterGet = func() {
+		hb.afterGet = nil // only the racing read waits
+		close(readOld)
+		<-release
+	}
+	go func() {
+		defer close(done)
+		if v, err := b.Get(ctx, "raced"); err != nil || string(v) != "v1" {
+			t.Errorf("racing Get = %q, %v; want the old value v1", v, err)
+		}
+	}()
+	<-readOld
+	hb.afterCommit = func() {
+		close(release)
+		<-done
+		mustRead("raced", "v2")
+	}
+	if err := b.Txn(ctx, func(tx storage.Tx) error { return tx.Put(ctx, "raced", []byte("v2")) }); err != nil {
+		t.Fatal(err)
+	}
+	hb.afterCommit = nil
+	mustRead("raced", "v2")
+	mustRead("cached", "v2")
+	// Once the transactions are over their records are cached again.
+	n := cb.gets.Load()
+	mustRead("raced", "v2")
+	mustRead("cached", "v2")
+	if got := cb.gets.Load(); got != n || len(b.cache.pending) != 0 {
+		t.Errorf("after the writes returned, reads reached the backend %d times and %d paths are pending; want 0 and 0", got-n, len(b.cache.pending))
+	}
+}
