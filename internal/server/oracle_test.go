@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -130,10 +131,11 @@ type oracle struct {
 	counts map[string]int
 	shapes shapeAnswers
 	calls  int
+	others map[int]*rsa.PrivateKey // the "other-key" RSA keys by size (otherKey)
 }
 
 func newOracle() *oracle {
-	return &oracle{want: map[string]answer{}, from: map[string]string{}, counts: map[string]int{}, shapes: shapeAnswers{}}
+	return &oracle{want: map[string]answer{}, from: map[string]string{}, counts: map[string]int{}, shapes: shapeAnswers{}, others: map[int]*rsa.PrivateKey{}}
 }
 
 // expect checks one response: the expected plaintext when ok, else the uniform failure.

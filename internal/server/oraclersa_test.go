@@ -97,7 +97,6 @@ type rsaCase struct {
 func runRSAOracle(t *testing.T, c *oracleClient, o *oracle, imp rsaImporter) {
 	offered := map[string]bool{}
 	refused := map[string]answer{} // op+alg → the answer when the key type does not offer alg
-	var other *rsa.PrivateKey
 	for fi, f := range rsaFiles {
 		raw, err := os.ReadFile(filepath.Join(wycheproofDir, f.file))
 		if err != nil {
@@ -135,10 +134,7 @@ func runRSAOracle(t *testing.T, c *oracleClient, o *oracle, imp rsaImporter) {
 				cases = append(cases, rsaCase{class: class, ct: ct, wycheproof: wp})
 			}
 			if gi == 0 {
-				if other == nil || other.Size() != priv.Size() {
-					other = mustRSAKey(t, priv.N.BitLen())
-				}
-				cases = append(cases, syntheticRSA(t, priv, other, f.alg)...)
+				cases = append(cases, syntheticRSA(t, priv, o.otherKey(t, priv.N.BitLen()), f.alg)...)
 			}
 			for _, cs := range cases {
 				want, good := rsaReference(priv, f.alg, cs.ct)
@@ -169,6 +165,16 @@ func runRSAOracle(t *testing.T, c *oracleClient, o *oracle, imp rsaImporter) {
 	for k, a := range refused {
 		t.Logf("%s refused for every ciphertext with %d %s", k, a.status, a.body)
 	}
+}
+
+// otherKey returns the key of the given size whose ciphertexts make the "other-key" class,
+// made once per test and size: the files and the soft and HSM runs share it (generating the
+// 2048-, 3072- and 4096-bit keys again for each file took seconds).
+func (o *oracle) otherKey(t *testing.T, bits int) *rsa.PrivateKey {
+	if o.others[bits] == nil {
+		o.others[bits] = mustRSAKey(t, bits)
+	}
+	return o.others[bits]
 }
 
 func mustRSAKey(t *testing.T, bits int) *rsa.PrivateKey {
