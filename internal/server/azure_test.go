@@ -35,14 +35,14 @@ func loopbackTransport(t testing.TB, caFile string) *http.Transport {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pem)
 	dialer := &net.Dialer{Timeout: 5 * time.Second}
-	return &http.Transport{
+	return trackTransport(t, &http.Transport{
 		TLSClientConfig:   &tls.Config{RootCAs: pool},
 		ForceAttemptHTTP2: true,
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			_, port, _ := net.SplitHostPort(addr)
 			return dialer.DialContext(ctx, network, net.JoinHostPort("127.0.0.1", port))
 		},
-	}
+	})
 }
 
 func devCredential(t *testing.T, ts *testServer, secret string) (azcore.TokenCredential, *http.Client) {

@@ -70,6 +70,7 @@ func startWithClock(t *testing.T, cfg *config.Config, caFile string, now func() 
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatalf("Start = %v", err)
 	}
+	s.http.RegisterOnShutdown(closeClientConns)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -99,7 +100,34 @@ func clientFor(t *testing.T, caFile string, mutate func(*tls.Config)) *http.Clie
 	if mutate != nil {
 		mutate(cfg)
 	}
-	return &http.Client{Timeout: 10 * time.Second, Transport: &recordingTransport{next: &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true}, rec: c9For(t)}}
+	tr := trackTransport(t, &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true})
+	return &http.Client{Timeout: 10 * time.Second, Transport: &recordingTransport{next: tr, rec: c9For(t)}}
+}
+
+// clientTransports holds the transports of the test clients (trackTransport). A test server
+// that shuts down closes their idle connections (closeClientConns): after the GOAWAY of a
+// graceful shutdown the server waits a second (net/http's goAwayTimeout) for the client to
+// hang up an idle HTTP/2 connection, which Go's client never does, so each shutdown of a
+// server a client had talked to took a second longer.
+var clientTransports sync.Map // *http.Transport → struct{}
+
+// trackTransport registers tr until the test ends (when its idle connections close).
+func trackTransport(t testing.TB, tr *http.Transport) *http.Transport {
+	clientTransports.Store(tr, struct{}{})
+	t.Cleanup(func() {
+		clientTransports.Delete(tr)
+		tr.CloseIdleConnections()
+	})
+	return tr
+}
+
+// closeClientConns closes the idle connections of every test client; requests in flight
+// keep theirs.
+func closeClientConns() {
+	clientTransports.Range(func(k, _ any) bool {
+		k.(*http.Transport).CloseIdleConnections()
+		return true
+	})
 }
 
 // lockedWriter collects the server's log lines safely across goroutines.
