@@ -133,12 +133,20 @@ func (s *Service) Encrypt(ctx context.Context, v tenancy.Vault, base, name, vers
 	if s.rsa15Off && p.Algorithm == provider.AlgRSA15 {
 		return OperationResult{}, errRSA15Off
 	}
+	params := encParams(p)
+	var limitErr error // the count's refusal, returned as it is
 	if isGCM(key.Type(), p.Algorithm) {
-		if err := s.gcm.take(ctx, s.store, gcmCountPath(v.TenantID, ver.Handle), display, ver.Version); err != nil {
-			return OperationResult{}, err
+		// Counted once the provider has checked the parameters: a malformed request
+		// reserves nothing (bad input changes nothing).
+		params.BeforeRandomIV = func() error {
+			limitErr = s.gcm.take(ctx, s.store, gcmCountPath(v.TenantID, ver.Handle), display, ver.Version)
+			return limitErr
 		}
 	}
-	r, err := key.Encrypt(ctx, encParams(p))
+	r, err := key.Encrypt(ctx, params)
+	if limitErr != nil {
+		return OperationResult{}, limitErr
+	}
 	if err != nil {
 		return OperationResult{}, provErr("encrypt", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -74,6 +75,14 @@ func (k *octKey) Size() int             { return 256 }
 func (k *octKey) Curve() provider.Curve { return "" }
 
 func (k *octKey) Encrypt(_ context.Context, p provider.EncryptParams) (provider.EncryptResult, error) {
+	if len(p.IV) > 0 {
+		return provider.EncryptResult{}, fmt.Errorf("%w: GCM encryption takes no iv", provider.ErrInvalidParameter)
+	}
+	if p.BeforeRandomIV != nil {
+		if err := p.BeforeRandomIV(); err != nil {
+			return provider.EncryptResult{}, err
+		}
+	}
 	iv := make([]byte, 12)
 	if _, err := rand.Read(iv); err != nil {
 		return provider.EncryptResult{}, err
@@ -142,6 +151,14 @@ func TestGCMLimit(t *testing.T) {
 	b := f.mustCreate(f.v, "aes", CreateParams{Kty: provider.OctHSM, KeySize: 256})
 	v1 := versionOf(b.Key.KID)
 	msg := []byte("sixteen byte msg")
+	// A request the provider refuses for its parameters (a caller's IV) counts nothing
+	// and writes nothing: bad input changes nothing.
+	if _, err := f.svc.Encrypt(f.ctx, f.v, f.base, "aes", "", OperationParams{Algorithm: provider.AlgA256GCM, Value: msg, IV: make([]byte, 12)}); err == nil {
+		t.Fatal("Encrypt with a caller's IV succeeded; want it refused")
+	}
+	if counted, err := records.ListAll(f.ctx, f.store, "tenants/"+f.v.TenantID+"/"+gcmCountPrefix); err != nil || len(counted) != 0 {
+		t.Fatalf("after a refused encrypt: %d AES-GCM count records, %v; want none", len(counted), err)
+	}
 	var first OperationResult
 	for i := range limit {
 		r, err := f.gcmEncrypt(f.svc, "aes", "", msg)

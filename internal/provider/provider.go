@@ -89,6 +89,12 @@ type EncryptParams struct {
 	IV        []byte
 	AAD       []byte
 	Tag       []byte
+	// BeforeRandomIV, if set, is called by Encrypt once the parameters are checked and
+	// just before an encryption under an IV the provider draws at random (AES-GCM); an
+	// error refuses the encryption and is returned as it is. The keys service counts
+	// invocations with it (SECURITY-NOTES C4), so a request refused for its parameters
+	// counts nothing and writes nothing.
+	BeforeRandomIV func() error
 }
 
 // EncryptResult is the output of encrypt/wrap (ciphertext with IV and tag for AES modes).

@@ -254,6 +254,11 @@ func (k *aesKey) Encrypt(ctx context.Context, p provider.EncryptParams) (provide
 		if len(p.IV) > 0 || len(p.Tag) > 0 {
 			return provider.EncryptResult{}, fmt.Errorf("%w: %s encryption takes no iv or tag: the HSM generates the iv", provider.ErrInvalidParameter, p.Algorithm)
 		}
+		if p.BeforeRandomIV != nil {
+			if err := p.BeforeRandomIV(); err != nil {
+				return provider.EncryptResult{}, err
+			}
+		}
 		iv, err := newGCMIV()
 		if err != nil {
 			return provider.EncryptResult{}, err
