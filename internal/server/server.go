@@ -100,6 +100,8 @@ type Server struct {
 	poolTokens map[string]*pkcs11.Provider
 	// purgeClock holds purges when the clock jumps forward (purgeclock.go).
 	purgeClock *records.PurgeClock
+	// warmKeep, if set, replaces warmIdle: how long idle warm goroutines stay (tests).
+	warmKeep time.Duration
 	// wrapStore, if set, wraps the database before the barrier and the seal manager use it
 	// (tests observe what is read).
 	wrapStore func(storage.Backend) storage.Backend
