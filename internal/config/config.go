@@ -41,16 +41,27 @@ type Config struct {
 	LogFormat               string
 	LogLevel                string
 	ShutdownTimeout         time.Duration
-	ConfigFile              string
-	DNSSuffix               string
-	RequestBodyLimit        int64
-	TenantRate              float64
-	TenantBurst             float64
-	TenantConcurrent        int64
-	SchedulerEvery          time.Duration
-	PurgeClockJumpLimit     time.Duration
-	TokenKeyMaxAge          time.Duration
-	AuditStdout             bool
+	// ReadHeaderTimeout bounds the TLS handshake and the reading of a request's headers;
+	// ReadTimeout the reading of a whole request, body included; WriteTimeout a request from
+	// its headers to the end of its response; IdleTimeout a kept-alive connection between
+	// requests (net/http.Server's fields of the same names; SECURITY-NOTES I4).
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+	// MaxConnections caps the connections open at once; past it new connections wait in the
+	// kernel's accept queue until one closes.
+	MaxConnections      int
+	ConfigFile          string
+	DNSSuffix           string
+	RequestBodyLimit    int64
+	TenantRate          float64
+	TenantBurst         float64
+	TenantConcurrent    int64
+	SchedulerEvery      time.Duration
+	PurgeClockJumpLimit time.Duration
+	TokenKeyMaxAge      time.Duration
+	AuditStdout         bool
 	// DisableRSA15 refuses RSA1_5 encrypt, decrypt, wrapKey and unwrapKey (400).
 	DisableRSA15 bool
 	// DecryptFailureAlarm is how many failed decrypt/unwrapKey calls on one key within a
@@ -188,6 +199,18 @@ var settings = []setting{
 	{"log-format", kindString, "", "log format: json or text (default json; text in dev mode)", str(func(c *Config) *string { return &c.LogFormat })},
 	{"log-level", kindString, "info", "log level: debug, info, warn or error", str(func(c *Config) *string { return &c.LogLevel })},
 	{"shutdown-timeout", kindDuration, "30s", "on SIGTERM/SIGINT, how long in-flight requests may run before connections are closed", dur(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
+	{"read-header-timeout", kindDuration, "10s", "how long a client has for the TLS handshake and then for each request's headers (at most 10s): a Slowloris client that trickles headers is cut off then", dur(func(c *Config) *time.Duration { return &c.ReadHeaderTimeout })},
+	{"read-timeout", kindDuration, "60s", "how long a client has to send a whole request, headers and body (60s lets a 1 MiB body arrive at 17 KiB/s); a client that trickles its body is cut off then and nothing it sent is stored", dur(func(c *Config) *time.Duration { return &c.ReadTimeout })},
+	{"write-timeout", kindDuration, "60s", "how long a request may take from the end of its headers to the end of its response", dur(func(c *Config) *time.Duration { return &c.WriteTimeout })},
+	{"idle-timeout", kindDuration, "120s", "how long a kept-alive connection (HTTP/1.1 or HTTP/2) may stay idle between requests before the server closes it", dur(func(c *Config) *time.Duration { return &c.IdleTimeout })},
+	{"max-connections", kindInt, "4096", "connections (TLS handshakes included) open at once; past it the server accepts no more until one closes, so new clients wait in the kernel's accept queue, which holds net.core.somaxconn of them, instead of being refused. Idle connections close within read-header-timeout (never used) or idle-timeout (kept alive), which bounds that wait unless clients keep every slot busy", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("%q is not a whole number of connections", v)
+		}
+		c.MaxConnections = n
+		return nil
+	}},
 	{"dns-suffix", kindString, "localhost", "DNS suffix of vault host names: vault v1 is served at https://v1.<suffix>:<port>/", str(func(c *Config) *string { return &c.DNSSuffix })},
 	{"max-request-body", kindInt, "1048576", "largest accepted request body in bytes; larger bodies get 413", func(c *Config, v string) error {
 		n, err := strconv.ParseInt(v, 10, 64)
@@ -479,6 +502,20 @@ func (c *Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown-timeout", "must be positive, got %s", c.ShutdownTimeout)
+	}
+	for name, d := range map[string]time.Duration{"read-header-timeout": c.ReadHeaderTimeout, "read-timeout": c.ReadTimeout, "write-timeout": c.WriteTimeout, "idle-timeout": c.IdleTimeout} {
+		if d <= 0 {
+			bad(name, "must be positive, got %s", d)
+		}
+	}
+	if c.ReadHeaderTimeout > 10*time.Second {
+		bad("read-header-timeout", "must be at most 10s (a longer wait lets slow clients hold connections), got %s", c.ReadHeaderTimeout)
+	}
+	if c.ReadHeaderTimeout > c.ReadTimeout {
+		bad("read-header-timeout", "must not exceed read-timeout (%s), which bounds the headers too; got %s", c.ReadTimeout, c.ReadHeaderTimeout)
+	}
+	if c.MaxConnections < 1 {
+		bad("max-connections", "must be at least 1, got %d", c.MaxConnections)
 	}
 	switch c.LogFormat {
 	case "json", "text":

@@ -247,3 +247,42 @@ func TestSchedulerAndPurgeClockSettings(t *testing.T) {
 		t.Errorf("load with a 2h limit over a 1h interval = %v; want accepted", err)
 	}
 }
+
+// The connection settings keep the I4 figures by default (docs/SECURITY.md, "Slow clients,
+// HTTP/2 floods and resource leaks") and refuse values that would undo them.
+func TestConnectionSettings(t *testing.T) {
+	cfg, err := load(t, []string{"--dev"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ReadHeaderTimeout != 10*time.Second || cfg.ReadTimeout != time.Minute || cfg.WriteTimeout != time.Minute || cfg.IdleTimeout != 2*time.Minute || cfg.MaxConnections != 4096 {
+		t.Errorf("defaults: read-header %s, read %s, write %s, idle %s, max-connections %d; want 10s, 1m, 1m, 2m, 4096",
+			cfg.ReadHeaderTimeout, cfg.ReadTimeout, cfg.WriteTimeout, cfg.IdleTimeout, cfg.MaxConnections)
+	}
+	for _, tt := range []struct {
+		name string
+		args []string
+		want string // the setting the refusal names; "" for accepted
+	}{
+		{"ok/short-for-tests", []string{"--read-header-timeout", "500ms", "--read-timeout", "2s", "--idle-timeout", "1s", "--max-connections", "200"}, ""},
+		{"fail/header-timeout-over-10s", []string{"--read-header-timeout", "11s", "--read-timeout", "1m"}, `"read-header-timeout"`},
+		{"fail/header-timeout-over-read-timeout", []string{"--read-header-timeout", "5s", "--read-timeout", "2s"}, `"read-header-timeout"`},
+		{"fail/zero-read-timeout", []string{"--read-header-timeout", "1s", "--read-timeout", "0s"}, `"read-timeout"`},
+		{"fail/zero-write-timeout", []string{"--write-timeout", "0s"}, `"write-timeout"`},
+		{"fail/negative-idle-timeout", []string{"--idle-timeout", "-1s"}, `"idle-timeout"`},
+		{"fail/no-connections", []string{"--max-connections", "0"}, `"max-connections"`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := load(t, append([]string{"--dev"}, tt.args...), nil)
+			if err == nil {
+				err = cfg.Validate()
+			}
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("load(%q) = %v; want accepted", tt.args, err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("load(%q) = %v; want a refusal naming %s", tt.args, err, tt.want)
+			}
+		})
+	}
+}

@@ -103,6 +103,20 @@ func (m *metrics) shareGauges(c *cpushare.Scheduler) {
 	)
 }
 
+// connGauge publishes the connections open now and their cap (max-connections).
+func (m *metrics) connGauge(open func() float64, max int) {
+	m.registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "coffer_open_connections",
+			Help: "Client connections open now, TLS handshakes included; new ones wait in the accept queue while it equals coffer_max_connections.",
+		}, open),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "coffer_max_connections",
+			Help: "The cap on open client connections (max-connections).",
+		}, func() float64 { return float64(max) }),
+	)
+}
+
 // observe records one served request.
 func (m *metrics) observe(route string, status int, d time.Duration) {
 	m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -198,7 +199,7 @@ func (s *Server) handler() http.Handler {
 			return
 		}
 		mux.ServeHTTP(w, r)
-	})))
+	})), cmp.Or(s.warmKeep, warmIdle))
 }
 
 // metricsByPattern records requests under the route pattern the inner mux matched, and

@@ -5,7 +5,8 @@
 //
 // Threat model: the network is hostile. There is no plain-HTTP listener; a plain request to
 // the TLS port gets Go's fixed 400 answer before any handler runs. Header and body sizes and
-// read/write times are bounded.
+// read/write times and the number of open connections are bounded (docs/SECURITY.md, "Slow
+// clients, HTTP/2 floods and resource leaks").
 package server
 
 import (
@@ -22,7 +23,10 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/net/netutil"
 
 	"github.com/coffer-kms/coffer/internal/api"
 	"github.com/coffer-kms/coffer/internal/barrier"
@@ -78,10 +82,12 @@ type Server struct {
 	reloader *tlsutil.Reloader
 	http     *http.Server
 	ln       net.Listener
-	res      resources // names derived from the listener's port (identity.go)
-	stop     context.CancelFunc
-	served   chan error
-	closing  sync.Once
+	// conns counts the connections open now (countConn), at most cfg.MaxConnections.
+	conns   atomic.Int64
+	res     resources // names derived from the listener's port (identity.go)
+	stop    context.CancelFunc
+	served  chan error
+	closing sync.Once
 	// Dev holds the development files and credentials when cfg.Dev is set.
 	Dev *DevInfo
 	// ExternalHTTPClient, if set, fetches external issuers' OpenID metadata (tests).
@@ -94,6 +100,8 @@ type Server struct {
 	poolTokens map[string]*pkcs11.Provider
 	// purgeClock holds purges when the clock jumps forward (purgeclock.go).
 	purgeClock *records.PurgeClock
+	// warmKeep, if set, replaces warmIdle: how long idle warm goroutines stay (tests).
+	warmKeep time.Duration
 	// wrapStore, if set, wraps the database before the barrier and the seal manager use it
 	// (tests observe what is read).
 	wrapStore func(storage.Backend) storage.Backend
@@ -224,14 +232,16 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			return fmt.Errorf("dev mode: %w", err)
 		}
 	}
+	s.metrics.connGauge(func() float64 { return float64(s.conns.Load()) }, s.cfg.MaxConnections)
 	s.http = &http.Server{
 		Handler:           s.handler(),
 		TLSConfig:         tlsCfg,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		ReadTimeout:       s.cfg.ReadTimeout,
+		WriteTimeout:      s.cfg.WriteTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
+		ConnState:         s.countConn,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	watchCtx, stop := context.WithCancel(context.Background())
@@ -239,12 +249,25 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	go s.reloader.Watch(watchCtx, s.cfg.TLSReloadEvery)
 	go s.runScheduler(watchCtx, s.cfg.SchedulerEvery)
 	s.served = make(chan error, 1)
-	go func() { s.served <- s.http.ServeTLS(ln, "", "") }()
+	// The cap holds Accept, not the connection: past it clients wait in the accept queue.
+	capped := netutil.LimitListener(ln, s.cfg.MaxConnections)
+	go func() { s.served <- s.http.ServeTLS(capped, "", "") }()
 	s.log.Info("coffer listening", "url", s.URL(), "dev", s.cfg.Dev)
 	if s.Dev != nil {
 		s.printDevBanner()
 	}
 	return nil
+}
+
+// countConn keeps s.conns: net/http reports every accepted connection once as new and once
+// as closed (or hijacked), HTTP/2 connections included.
+func (s *Server) countConn(_ net.Conn, state http.ConnState) {
+	switch state {
+	case http.StateNew:
+		s.conns.Add(1)
+	case http.StateClosed, http.StateHijacked:
+		s.conns.Add(-1)
+	}
 }
 
 // URL is the base URL clients use; with a listener on 0.0.0.0 or 127.0.0.1 it names localhost

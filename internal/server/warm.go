@@ -6,7 +6,9 @@ import (
 	"time"
 )
 
-// warmIdle is how long a warm goroutine waits for another request before it exits.
+// warmIdle is how long a warm goroutine waits for another request before it exits (unless
+// the server's warmKeep says otherwise): after a burst, or an HTTP/2 flood that keeps
+// MaxConcurrentStreams handlers per connection busy, the goroutines it started stay this long.
 const warmIdle = 10 * time.Second
 
 // warmStacks runs each request's handler on a long-lived goroutine whose stack has already
@@ -16,10 +18,10 @@ const warmIdle = 10 * time.Second
 // server's CPU in a profile of secret gets at concurrency 32 (runtime.newstack, BENCHMARKS.md).
 //
 // There is no limit and no queue: a request that finds no idle goroutine starts a new one,
-// which then stays for warmIdle, so the goroutines follow the peak concurrency. A panic in the
+// which then stays for its idle time, so the goroutines follow the peak concurrency. A panic in the
 // handler is re-raised on the request's own goroutine, where net/http handles it as before.
-func warmStacks(next http.Handler) http.Handler {
-	p := &warmPool{work: make(chan *warmTask)}
+func warmStacks(next http.Handler, idle time.Duration) http.Handler {
+	p := &warmPool{work: make(chan *warmTask), idle: idle}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ProtoMajor < 2 {
 			// HTTP/1.1 serves every request of a connection on the connection's own
@@ -47,6 +49,7 @@ func warmStacks(next http.Handler) http.Handler {
 
 type warmPool struct {
 	work chan *warmTask // unbuffered: a send succeeds only when a worker is idle
+	idle time.Duration  // how long an idle worker waits before it exits
 }
 
 type warmTask struct {
@@ -62,13 +65,13 @@ var taskPool = sync.Pool{New: func() any { return &warmTask{done: make(chan stru
 
 func (p *warmPool) worker(t *warmTask) {
 	t.run()
-	idle := time.NewTimer(warmIdle)
+	idle := time.NewTimer(p.idle)
 	defer idle.Stop()
 	for {
 		select {
 		case t := <-p.work:
 			t.run()
-			idle.Reset(warmIdle)
+			idle.Reset(p.idle)
 		case <-idle.C:
 			return
 		}

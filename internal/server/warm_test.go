@@ -19,7 +19,7 @@ func TestWarmStacksConcurrency(t *testing.T) {
 		<-release
 		w.Header().Set("X-Path", r.URL.Path)
 		w.WriteHeader(http.StatusTeapot)
-	}))
+	}), warmIdle)
 	var done sync.WaitGroup
 	codes := make([]int, n)
 	for i := range n {
@@ -52,7 +52,7 @@ func TestWarmStacksPanic(t *testing.T) {
 			panic(http.ErrAbortHandler)
 		}
 		w.WriteHeader(http.StatusNoContent)
-	}))
+	}), warmIdle)
 	func() {
 		defer func() {
 			if v := recover(); v != http.ErrAbortHandler {
