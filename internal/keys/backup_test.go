@@ -23,8 +23,8 @@ func TestBackupRestore(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Backup = %v", err)
 	}
-	if blob.Value[0] != 1 || len(blob.Value) < 1+12+16 {
-		t.Fatalf("Backup blob starts %x, %d bytes; want version 1", blob.Value[:1], len(blob.Value))
+	if blob.Value[0] != 2 || len(blob.Value) < 1+32+12+16 {
+		t.Fatalf("Backup blob starts %x, %d bytes; want version 2", blob.Value[:1], len(blob.Value))
 	}
 	for _, h := range f.prov.handles {
 		if bytes.Contains(blob.Value, h) {
@@ -121,15 +121,17 @@ func TestRestoreCorrupt(t *testing.T) {
 		{"fail/truncated-half", good[:len(good)/2]},
 		{"fail/extended", append(bytes.Clone(good), 0)},
 		{"fail/flip-version", flip(0)},
-		{"fail/version-2", append([]byte{2}, good[1:]...)},
-		{"fail/flip-nonce", flip(5)},
-		{"fail/flip-first-ciphertext", flip(13)},
+		{"fail/version-3", append([]byte{3}, good[1:]...)},
+		{"fail/as-version-1", append([]byte{1}, good[1:]...)},
+		{"fail/flip-salt", flip(5)},
+		{"fail/flip-nonce", flip(1 + 32 + 5)},
+		{"fail/flip-first-ciphertext", flip(1 + 32 + 12 + 1)},
 		{"fail/flip-middle", flip(len(good) / 2)},
 		{"fail/flip-tag", flip(len(good) - 1)},
 		{"fail/random", func() []byte {
 			b := make([]byte, len(good))
 			rand.Read(b)
-			b[0] = 1
+			b[0] = 2
 			return b
 		}()},
 	}

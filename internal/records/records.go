@@ -12,7 +12,9 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -169,17 +171,28 @@ func EachDue[E any](ctx context.Context, store storage.Backend, prefix string, n
 	}
 }
 
-// Backup blobs: 0x01 ‖ nonce (12 bytes, crypto/rand) ‖ AES-256-GCM(key, nonce, plain, aad).
+// Backup blobs. Version 2, written now: 0x02 ‖ salt (32 bytes) ‖ nonce (12 bytes), both
+// from crypto/rand ‖ AES-256-GCM(HKDF-SHA256(key, salt, blobKeyInfo), nonce, plain, aad).
+// Each blob is sealed under a key of its own, so the installation-wide key never meets
+// NIST SP 800-38D's limit of 2^32 random-nonce invocations per key (SECURITY-NOTES C4),
+// however many backups callers ask for. Version 1 (0x01 ‖ nonce ‖ AES-256-GCM(key, nonce,
+// plain, aad)), written before, still opens, so older backups restore.
 const (
 	blobVersion1 = 1
+	blobVersion2 = 2
+	blobSaltLen  = 32
 	blobNonceLen = 12
+	blobKeyInfo  = "coffer/records/backup-blob/v2"
 )
 
 // ErrBlob is the one error of every blob that does not open.
 var ErrBlob = errors.New("records: the blob does not open")
 
 // Sealer seals and opens backup blobs with one installation-wide key.
-type Sealer struct{ aead cipher.AEAD }
+type Sealer struct {
+	key []byte
+	v1  cipher.AEAD // opens version 1 blobs
+}
 
 // NewSealer returns a Sealer for a 32-byte key, or nil for a key of another length (backup
 // and restore are then unavailable).
@@ -187,38 +200,71 @@ func NewSealer(key []byte) *Sealer {
 	if len(key) != 32 {
 		return nil
 	}
-	block, err := aes.NewCipher(key)
+	v1, err := newGCM(key)
 	if err != nil {
 		return nil
 	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil
-	}
-	return &Sealer{aead: aead}
+	return &Sealer{key: append([]byte(nil), key...), v1: v1}
 }
 
-// Overhead is the bytes a blob adds to its plaintext.
-func (s *Sealer) Overhead() int { return 1 + blobNonceLen + s.aead.Overhead() }
-
-// Seal encrypts plain into a blob bound to aad.
-func (s *Sealer) Seal(plain, aad []byte) ([]byte, error) {
-	nonce := make([]byte, blobNonceLen)
-	if _, err := rand.Read(nonce); err != nil {
-		return nil, fmt.Errorf("records: nonce: %w", err)
+// newGCM returns AES-GCM with a 12-byte nonce under key.
+func newGCM(key []byte) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
 	}
-	blob := make([]byte, 0, len(plain)+s.Overhead())
-	blob = append(append(blob, blobVersion1), nonce...)
-	return s.aead.Seal(blob, nonce, plain, aad), nil
+	return cipher.NewGCM(block)
+}
+
+// blobAEAD returns the AEAD of the version 2 blob whose salt is salt.
+func (s *Sealer) blobAEAD(salt []byte) (cipher.AEAD, error) {
+	k, err := hkdf.Key(sha256.New, s.key, salt, blobKeyInfo, 32)
+	if err != nil {
+		return nil, err
+	}
+	return newGCM(k)
+}
+
+// Overhead is the most bytes a blob adds to its plaintext.
+func (s *Sealer) Overhead() int { return 1 + blobSaltLen + blobNonceLen + s.v1.Overhead() }
+
+// Seal encrypts plain into a version 2 blob bound to aad.
+func (s *Sealer) Seal(plain, aad []byte) ([]byte, error) {
+	blob := make([]byte, 1+blobSaltLen+blobNonceLen, len(plain)+s.Overhead())
+	blob[0] = blobVersion2
+	if _, err := rand.Read(blob[1:]); err != nil {
+		return nil, fmt.Errorf("records: salt and nonce: %w", err)
+	}
+	aead, err := s.blobAEAD(blob[1 : 1+blobSaltLen])
+	if err != nil {
+		return nil, fmt.Errorf("records: blob key: %w", err)
+	}
+	return aead.Seal(blob, blob[1+blobSaltLen:], plain, aad), nil
 }
 
 // Open authenticates and decrypts a blob bound to aad; any failure is ErrBlob. The caller
 // clears the plaintext when done.
 func (s *Sealer) Open(blob, aad []byte) ([]byte, error) {
-	if len(blob) < s.Overhead() || blob[0] != blobVersion1 {
+	if len(blob) == 0 {
 		return nil, ErrBlob
 	}
-	plain, err := s.aead.Open(nil, blob[1:1+blobNonceLen], blob[1+blobNonceLen:], aad)
+	var (
+		aead cipher.AEAD
+		rest []byte
+	)
+	switch {
+	case blob[0] == blobVersion2 && len(blob) >= s.Overhead():
+		a, err := s.blobAEAD(blob[1 : 1+blobSaltLen])
+		if err != nil {
+			return nil, ErrBlob
+		}
+		aead, rest = a, blob[1+blobSaltLen:]
+	case blob[0] == blobVersion1 && len(blob) >= 1+blobNonceLen+s.v1.Overhead():
+		aead, rest = s.v1, blob[1:]
+	default:
+		return nil, ErrBlob
+	}
+	plain, err := aead.Open(nil, rest[:blobNonceLen], rest[blobNonceLen:], aad)
 	if err != nil {
 		return nil, ErrBlob
 	}

@@ -34,12 +34,55 @@ func TestSealerBindsKeyAndAAD(t *testing.T) {
 			b[len(b)-1] ^= 1
 			return s.Open(b, []byte("aad"))
 		},
-		"version 2":  func() ([]byte, error) { b := append([]byte(nil), blob...); b[0] = 2; return s.Open(b, []byte("aad")) },
+		"version 1": func() ([]byte, error) { b := append([]byte(nil), blob...); b[0] = 1; return s.Open(b, []byte("aad")) },
+		"version 3": func() ([]byte, error) { b := append([]byte(nil), blob...); b[0] = 3; return s.Open(b, []byte("aad")) },
+		"salt flipped": func() ([]byte, error) {
+			b := append([]byte(nil), blob...)
+			b[1] ^= 1
+			return s.Open(b, []byte("aad"))
+		},
 		"empty blob": func() ([]byte, error) { return s.Open(nil, []byte("aad")) },
 	} {
 		if _, err := open(); !errors.Is(err, ErrBlob) {
 			t.Errorf("%s: Open = %v; want ErrBlob", name, err)
 		}
+	}
+}
+
+// TestSealerBlobKeys: each version 2 blob is sealed under a key of its own (derived from a
+// fresh salt), never under the installation-wide key itself (SECURITY-NOTES C4); a version
+// 1 blob, sealed under that key directly as before, still opens.
+func TestSealerBlobKeys(t *testing.T) {
+	key := bytes.Repeat([]byte{7}, 32)
+	s := NewSealer(key)
+	a, errA := s.Seal([]byte("plain"), []byte("aad"))
+	b, errB := s.Seal([]byte("plain"), []byte("aad"))
+	if errA != nil || errB != nil {
+		t.Fatal(errA, errB)
+	}
+	if a[0] != blobVersion2 || b[0] != blobVersion2 {
+		t.Fatalf("Seal wrote versions %d and %d; want %d", a[0], b[0], blobVersion2)
+	}
+	if bytes.Equal(a[1:1+blobSaltLen], b[1:1+blobSaltLen]) {
+		t.Fatal("two blobs share a salt, so a key")
+	}
+	// The installation-wide key itself does not open a version 2 blob.
+	direct, err := newGCM(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rest := a[1+blobSaltLen:]
+	if _, err := direct.Open(nil, rest[:blobNonceLen], rest[blobNonceLen:], []byte("aad")); err == nil {
+		t.Fatal("the installation-wide key opened a version 2 blob: it is not sealed under a key of its own")
+	}
+	// A version 1 blob, as written before.
+	nonce := bytes.Repeat([]byte{9}, blobNonceLen)
+	v1 := direct.Seal(append([]byte{blobVersion1}, nonce...), nonce, []byte("old backup"), []byte("aad"))
+	if got, err := s.Open(v1, []byte("aad")); err != nil || string(got) != "old backup" {
+		t.Fatalf("Open(version 1 blob) = %q, %v; want the plaintext", got, err)
+	}
+	if _, err := s.Open(v1, []byte("other")); !errors.Is(err, ErrBlob) {
+		t.Fatalf("Open(version 1 blob, other aad) = %v; want ErrBlob", err)
 	}
 }
 

@@ -16,8 +16,8 @@ func TestBackupRestore(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Backup = %v", err)
 	}
-	if blob.Value[0] != 1 || len(blob.Value) < 1+12+16 {
-		t.Fatalf("Backup blob starts %x, %d bytes; want version 1", blob.Value[:1], len(blob.Value))
+	if blob.Value[0] != 2 || len(blob.Value) < 1+32+12+16 {
+		t.Fatalf("Backup blob starts %x, %d bytes; want version 2", blob.Value[:1], len(blob.Value))
 	}
 	if bytes.Contains(blob.Value, []byte("canary-")) || bytes.Contains(blob.Value, []byte("Precious")) {
 		t.Fatal("the backup blob holds a value or the name in clear")
@@ -82,8 +82,9 @@ func TestRestoreCorrupt(t *testing.T) {
 		"empty":          nil,
 		"version-only":   {1},
 		"truncated":      blob.Value[:len(blob.Value)-1],
-		"header-only":    blob.Value[:1+12+16],
-		"wrong-version":  append([]byte{2}, blob.Value[1:]...),
+		"header-only":    blob.Value[:1+32+12+16],
+		"wrong-version":  append([]byte{3}, blob.Value[1:]...),
+		"as-version-1":   append([]byte{1}, blob.Value[1:]...),
 		"extra-byte":     append(append([]byte(nil), blob.Value...), 0),
 		"too-large":      make([]byte, MaxBackupBytes+1),
 		"random-garbage": bytes.Repeat([]byte{0x01, 0xAA}, 64),
