@@ -69,9 +69,11 @@ func measureUsage(t *testing.T) usage {
 	return usage{goroutines: runtime.NumGoroutine(), fds: len(fds), heap: ms.HeapInuse}
 }
 
-// within reports whether u is back to base: goroutines and FDs ± 5 %, heap at most 10 % above.
+// within reports whether u is back to base: goroutines and FDs at most 5 % above, heap at
+// most 10 % above. Fewer is not a leak: in a whole-package run, goroutines that earlier tests
+// left winding down (warm stacks, closing connections) may end during the case.
 func (u usage) within(base usage) bool {
-	off := func(a, b int) bool { d := a - b; return d*100 > 5*b || -d*100 > 5*b }
+	off := func(a, b int) bool { return (a-b)*100 > 5*b }
 	return !off(u.goroutines, base.goroutines) && !off(u.fds, base.fds) && u.heap*100 <= base.heap*110
 }
 
@@ -130,7 +132,7 @@ func (fc floodCase) run(t *testing.T, attack func(t *testing.T)) {
 	settled := 5*time.Second - time.Until(deadline)
 	t.Logf("R4: before %v; after round 1 %v; after round 2 %v (settled in %v)", cold, warm, after, settled.Round(time.Millisecond))
 	if !after.within(base) {
-		t.Errorf("R4: usage after the case %v did not return within 5s to %v (goroutines and fds ±5%% of the count before, heap +10%% of the heap after round 1)", after, base)
+		t.Errorf("R4: usage after the case %v did not return within 5s to %v (goroutines and fds at most 5%% above the count before, heap at most 10%% above the heap after round 1)", after, base)
 	}
 }
 
