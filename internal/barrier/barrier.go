@@ -229,6 +229,11 @@ func (b *Barrier) Txn(ctx context.Context, fn func(tx storage.Tx) error) error {
 			return err
 		}
 		rotated, err := b.headroom(ctx, kr, need)
+		// A rotation since kr was taken can leave core/term-seals sealed by a term kr
+		// lacks: the reservation fails, and the next attempt takes the new keyring.
+		if err != nil && b.rotatedSince(kr) && attempt < maxTxnAttempts {
+			continue
+		}
 		if err != nil {
 			return err
 		}
