@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"crypto"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -182,14 +184,38 @@ func TestPoolTokensIsolatePools(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ImportKey(private JWK into pool B) = %v", err)
 	}
-	// An AES key comes into the token by BYOK only.
-	_, err = poolB.ImportKey(ctx, "b-aes-jwk", azkeys.ImportKeyParameters{HSM: to.Ptr(true), Key: &azkeys.JSONWebKey{
-		Kty: to.Ptr(azkeys.KeyTypeOctHSM), K: make([]byte, 32)}}, nil)
-	wantCode(t, err, 400, "BadParameter")
+	// An AES key given in clear (an oct JWK) lands in pool B's token too, and is the key
+	// given: what it encrypts opens here with that key.
+	aesKey := make([]byte, 32)
+	rand.Read(aesKey)
+	for _, bad := range []*azkeys.JSONWebKey{
+		{Kty: to.Ptr(azkeys.KeyTypeOctHSM), K: aesKey[:15]},
+		{Kty: to.Ptr(azkeys.KeyTypeOctHSM), K: aesKey, N: aesKey},
+		{Kty: to.Ptr(azkeys.KeyTypeOctHSM)},
+	} {
+		_, err = poolB.ImportKey(ctx, "b-aes-jwk", azkeys.ImportKeyParameters{Key: bad}, nil)
+		wantCode(t, err, 400, "BadParameter")
+	}
+	if _, err := poolB.GetKey(ctx, "b-aes-jwk", "", nil); err == nil {
+		t.Fatal("a refused AES import left a key behind")
+	}
+	if _, err = poolB.ImportKey(ctx, "b-aes-jwk", azkeys.ImportKeyParameters{HSM: to.Ptr(true), Key: &azkeys.JSONWebKey{
+		Kty: to.Ptr(azkeys.KeyTypeOctHSM), K: aesKey}}, nil); err != nil {
+		t.Fatalf("ImportKey(oct JWK into pool B) = %v", err)
+	}
+	enc, err := poolB.Encrypt(ctx, "b-aes-jwk", "", azkeys.KeyOperationParameters{Algorithm: to.Ptr(azkeys.EncryptionAlgorithmA256GCM), Value: []byte("imported in clear")}, nil)
+	if err != nil {
+		t.Fatalf("Encrypt(b-aes-jwk, A256GCM) = %v", err)
+	}
+	block, _ := aes.NewCipher(aesKey)
+	gcm, _ := cipher.NewGCM(block)
+	if pt, err := gcm.Open(nil, enc.IV, append(enc.Result, enc.AuthenticationTag...), enc.AdditionalAuthenticatedData); err != nil || string(pt) != "imported in clear" {
+		t.Errorf("the imported AES key's ciphertext opens with the given key as %q, %v; want the plaintext", pt, err)
+	}
 	vRSA := create(vault, "v-rsa", rsaHSM)
 
 	wantTokenHolds(t, "tok-a", 1, aRSA, aEC)
-	wantTokenHolds(t, "tok-b", 0, bRSA, bEC1, bEC2, kek.Key, imported.Key, jwkImported.Key)
+	wantTokenHolds(t, "tok-b", 1, bRSA, bEC1, bEC2, kek.Key, imported.Key, jwkImported.Key)
 	wantTokenHolds(t, "coffer", 0, vRSA)
 	signsWith(t, poolA, "a-rsa", aRSA)
 	signsWith(t, poolA, "a-ec", aEC)
@@ -227,7 +253,7 @@ func TestPoolTokensIsolatePools(t *testing.T) {
 		t.Errorf("503 body = %s; want no token label or PKCS#11 text", body)
 	}
 	signsWith(t, azkeysClient(t, ts, ts.Dev.Credentials.ManagedHSMURL), "a-ec", aEC)
-	wantTokenHolds(t, "tok-b", 0, bRSA, bEC1, bEC2, kek.Key, imported.Key, jwkImported.Key)
+	wantTokenHolds(t, "tok-b", 1, bRSA, bEC1, bEC2, kek.Key, imported.Key, jwkImported.Key)
 }
 
 // TestPoolTokenMissingAtStart: a pool's token that cannot be opened stops the start with

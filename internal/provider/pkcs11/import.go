@@ -2,9 +2,11 @@ package pkcs11
 
 import (
 	"context"
+	"crypto/aes"
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/subtle"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -35,9 +37,9 @@ var errImportMismatch = fmt.Errorf("%w: the token does not hold the imported key
 // (see above). Plain RSA and EC give the same token keys, reported as -HSM, as Generate
 // does. jwk.Exportable and jwk.SecurityDomain protect the object as the same KeySpec
 // fields do in Generate. Errors: ErrInvalidKey for key material that breaks the rules,
-// ErrUnsupported for another curve (P-256K), oct keys (which come into the token by BYOK
-// only) and key_hsm (ImportTransfer); a token failure is ErrHSM, and no object is left
-// behind.
+// ErrUnsupported for another curve (P-256K) and key_hsm (ImportTransfer); a token failure
+// is ErrHSM, and no object is left behind. An oct or oct-HSM JWK (k of 16, 24 or 32 bytes
+// and nothing else) becomes an AES key the same way (importAES).
 func (p *Provider) Import(ctx context.Context, jwk *provider.JWK) (provider.Key, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -48,7 +50,10 @@ func (p *Provider) Import(ctx context.Context, jwk *provider.JWK) (provider.Key,
 	switch jwk.Kty {
 	case provider.RSA, provider.RSAHSM, provider.EC, provider.ECHSM:
 	case provider.Oct, provider.OctHSM:
-		return nil, fmt.Errorf("%w: AES keys come into the token by BYOK (key_hsm) only", provider.ErrUnsupported)
+		if len(jwk.T) > 0 {
+			return nil, fmt.Errorf("%w: a key_hsm transfer blob is imported by ImportTransfer", provider.ErrUnsupported)
+		}
+		return p.importAES(ctx, jwk)
 	default:
 		return nil, fmt.Errorf("%w: unknown kty", provider.ErrInvalidKey)
 	}
@@ -73,35 +78,19 @@ func (p *Provider) Import(ctx context.Context, jwk *provider.JWK) (provider.Key,
 		return nil, fmt.Errorf("%w: the key does not encode as PKCS #8", provider.ErrInvalidKey)
 	}
 	defer clear(pkcs8)
-	kek := make([]byte, 32)
-	defer clear(kek)
-	id := make([]byte, idLen)
-	if _, err := rand.Read(kek); err != nil {
-		return nil, fmt.Errorf("pkcs11: no randomness for the import's wrapping key")
-	}
-	if _, err := rand.Read(id); err != nil {
-		return nil, fmt.Errorf("pkcs11: no randomness for the key id")
-	}
-	wrapped, err := keywrap.WrapPad(kek, pkcs8)
+	w, err := wrapForImport(pkcs8)
 	if err != nil {
-		return nil, fmt.Errorf("pkcs11: wrap the key for the token: %w", err)
+		return nil, err
 	}
-	t := p.protect(privateTemplate(id, keyType), jwk.Exportable, jwk.SecurityDomain)
+	defer clear(w.kek)
+	t := p.protect(privateTemplate(w.id, keyType), jwk.Exportable, jwk.SecurityDomain)
 	var key provider.Key
 	_, err = p.withSession(ctx, func(s p11.SessionHandle) error {
-		eph, err := p.ctx.CreateObject(s, ephemeralTemplate(kek))
+		obj, err := p.unwrapImport(s, w, t)
 		if err != nil {
-			return hsmErr("create the import's wrapping key", err)
+			return err
 		}
-		obj, err := p.ctx.UnwrapKey(s, []*p11.Mechanism{p11.NewMechanism(p11.CKM_AES_KEY_WRAP_PAD, nil)}, eph, wrapped, t)
-		if derr := p.ctx.DestroyObject(s, eph); derr != nil && err == nil {
-			_ = p.ctx.DestroyObject(s, obj)
-			return hsmErr("destroy the import's wrapping key", derr)
-		}
-		if err != nil {
-			return hsmErr("unwrap the imported key", err)
-		}
-		key, err = p.checkRestored(s, obj, id, parsed{Exportable: jwk.Exportable}, want)
+		key, err = p.checkRestored(s, obj, w.id, parsed{Exportable: jwk.Exportable}, want)
 		if err != nil {
 			_ = p.ctx.DestroyObject(s, obj)
 		}
@@ -111,6 +100,93 @@ func (p *Provider) Import(ctx context.Context, jwk *provider.JWK) (provider.Key,
 		return nil, errImportMismatch
 	}
 	return key, err
+}
+
+// importAES puts the AES key of an oct JWK into the token: wrapped by a one-use session key
+// (CKM_AES_KEY_WRAP_PAD) like the RSA and EC keys above, into an object of the template a
+// generated AES key has, then checked in the token: its encryption of a zero block must
+// equal the given key's (a key check value computed here with crypto/aes).
+func (p *Provider) importAES(ctx context.Context, jwk *provider.JWK) (provider.Key, error) {
+	k := []byte(jwk.K)
+	if !aesSizes[8*len(k)] {
+		return nil, fmt.Errorf("%w: an oct JWK needs k of 16, 24 or 32 bytes (AES-128, -192 or -256), got %d bytes", provider.ErrInvalidKey, len(k))
+	}
+	if len(jwk.N)+len(jwk.E)+len(jwk.D)+len(jwk.P)+len(jwk.Q)+len(jwk.DP)+len(jwk.DQ)+len(jwk.QI)+len(jwk.X)+len(jwk.Y) > 0 || jwk.Crv != "" {
+		return nil, fmt.Errorf("%w: an oct JWK has only k", provider.ErrInvalidKey)
+	}
+	block, err := aes.NewCipher(k)
+	if err != nil {
+		return nil, fmt.Errorf("%w: k is not an AES key", provider.ErrInvalidKey)
+	}
+	kcv := make([]byte, blockLen)
+	block.Encrypt(kcv, kcv)
+	w, err := wrapForImport(k)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(w.kek)
+	t := p.protect(aesTemplate(w.id, 0), jwk.Exportable, jwk.SecurityDomain)
+	var key provider.Key
+	_, err = p.withSession(ctx, func(s p11.SessionHandle) error {
+		obj, err := p.unwrapImport(s, w, t)
+		if err != nil {
+			return err
+		}
+		err = p.ctx.EncryptInit(s, []*p11.Mechanism{p11.NewMechanism(p11.CKM_AES_CBC, make([]byte, blockLen))}, obj)
+		var got []byte
+		if err == nil {
+			got, err = p.ctx.Encrypt(s, make([]byte, blockLen))
+		}
+		if err != nil || subtle.ConstantTimeCompare(got, kcv) != 1 {
+			_ = p.ctx.DestroyObject(s, obj)
+			if err != nil {
+				return hsmErr("check the imported key", err)
+			}
+			return errImportMismatch
+		}
+		key = newAESKeyOf(p, w.id, 8*len(k), jwk.Exportable)
+		return nil
+	})
+	return key, err
+}
+
+// importWrap is a key on its way into the token: wrapped under a one-use key, and the id
+// its object will have.
+type importWrap struct{ kek, id, wrapped []byte }
+
+// wrapForImport wraps secret (a PKCS #8 key or an AES key) under a fresh random AES-256 key
+// with RFC 5649 and draws the object id. The caller clears w.kek.
+func wrapForImport(secret []byte) (importWrap, error) {
+	w := importWrap{kek: make([]byte, 32), id: make([]byte, idLen)}
+	if _, err := rand.Read(w.kek); err != nil {
+		return w, fmt.Errorf("pkcs11: no randomness for the import's wrapping key")
+	}
+	if _, err := rand.Read(w.id); err != nil {
+		return w, fmt.Errorf("pkcs11: no randomness for the key id")
+	}
+	var err error
+	if w.wrapped, err = keywrap.WrapPad(w.kek, secret); err != nil {
+		return w, fmt.Errorf("pkcs11: wrap the key for the token: %w", err)
+	}
+	return w, nil
+}
+
+// unwrapImport makes w's wrapping key a session object, unwraps w into an object of
+// template t (CKM_AES_KEY_WRAP_PAD) and destroys the wrapping key on every path.
+func (p *Provider) unwrapImport(s p11.SessionHandle, w importWrap, t []*p11.Attribute) (p11.ObjectHandle, error) {
+	eph, err := p.ctx.CreateObject(s, ephemeralTemplate(w.kek))
+	if err != nil {
+		return 0, hsmErr("create the import's wrapping key", err)
+	}
+	obj, err := p.ctx.UnwrapKey(s, []*p11.Mechanism{p11.NewMechanism(p11.CKM_AES_KEY_WRAP_PAD, nil)}, eph, w.wrapped, t)
+	if derr := p.ctx.DestroyObject(s, eph); derr != nil && err == nil {
+		_ = p.ctx.DestroyObject(s, obj)
+		return 0, hsmErr("destroy the import's wrapping key", derr)
+	}
+	if err != nil {
+		return 0, hsmErr("unwrap the imported key", err)
+	}
+	return obj, nil
 }
 
 // ephemeralTemplate is the template of a one-use AES wrapping key (a BYOK transfer's

@@ -3,12 +3,15 @@ package pkcs11
 import (
 	"context"
 	"crypto"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha512"
 	"errors"
+	"fmt"
 	"math/big"
 	"testing"
 
@@ -67,6 +70,42 @@ func TestImportIntoToken(t *testing.T) {
 		})
 	}
 
+	// An oct JWK: an AES key object of the generated keys' template (sensitive, not
+	// extractable, CKA_VALUE unreadable), the key given (its GCM ciphertext opens here), and
+	// no wrapping key left behind.
+	for _, size := range []int{16, 24, 32} {
+		t.Run(fmt.Sprintf("oct-%d", 8*size), func(t *testing.T) {
+			value := make([]byte, size)
+			rand.Read(value)
+			before := objectCount(t, p)
+			k, err := p.Import(ctx, &provider.JWK{Kty: provider.Oct, K: value})
+			if err != nil {
+				t.Fatalf("Import = %v", err)
+			}
+			if k.Type() != provider.OctHSM || k.Size() != 8*size {
+				t.Errorf("Type(), Size() = %s, %d; want oct-HSM, %d", k.Type(), k.Size(), 8*size)
+			}
+			if n := objectCount(t, p); n != before+1 {
+				t.Errorf("the token holds %d objects more after the import; want 1 (the key, no wrapping key)", n-before)
+			}
+			checkProtected(t, p, p11.CKO_SECRET_KEY, k.(*aesKey).id, []uint{p11.CKA_VALUE}, false)
+			loaded, err := p.Load(ctx, k.Handle())
+			if err != nil {
+				t.Fatalf("Load(Handle()) = %v", err)
+			}
+			alg := fmt.Sprintf("A%dGCM", 8*size)
+			r, err := loaded.Encrypt(ctx, provider.EncryptParams{Algorithm: alg, Value: []byte("given in clear")})
+			if err != nil {
+				t.Fatalf("Encrypt(%s) = %v", alg, err)
+			}
+			block, _ := aes.NewCipher(value)
+			gcm, _ := cipher.NewGCM(block)
+			if pt, err := gcm.Open(nil, r.IV, append(r.Value, r.Tag...), r.AAD); err != nil || string(pt) != "given in clear" {
+				t.Errorf("the token's ciphertext opens with the given key as %q, %v", pt, err)
+			}
+		})
+	}
+
 	// Bad keys are refused before the token sees anything; nothing is left behind.
 	before := objectCount(t, p)
 	other, _ := rsa.GenerateKey(rand.Reader, 2048)
@@ -79,7 +118,10 @@ func TestImportIntoToken(t *testing.T) {
 	}{
 		"inconsistent-crt": {badD, provider.ErrInvalidKey},
 		"p-256k":           {k1, provider.ErrUnsupported},
-		"oct-hsm":          {&provider.JWK{Kty: provider.OctHSM, K: make([]byte, 32)}, provider.ErrUnsupported},
+		"oct-15-bytes":     {&provider.JWK{Kty: provider.OctHSM, K: make([]byte, 15)}, provider.ErrInvalidKey},
+		"oct-no-k":         {&provider.JWK{Kty: provider.OctHSM}, provider.ErrInvalidKey},
+		"oct-with-n":       {&provider.JWK{Kty: provider.OctHSM, K: make([]byte, 32), N: make([]byte, 256)}, provider.ErrInvalidKey},
+		"oct-key_hsm":      {&provider.JWK{Kty: provider.OctHSM, T: []byte("{}")}, provider.ErrUnsupported},
 		"key_hsm":          {&provider.JWK{Kty: provider.RSAHSM, T: []byte("{}")}, provider.ErrUnsupported},
 		"public-only":      {publicJWK(providertest.RSAJWK(rsaKey, provider.RSAHSM)), provider.ErrInvalidKey},
 		"nil":              {nil, provider.ErrInvalidKey},
