@@ -70,6 +70,9 @@ type Config struct {
 	// AuthFailureLimit is how many refused bearer tokens one source address may send
 	// within a minute before its data-plane requests are answered 429 (0: no limit).
 	AuthFailureLimit int
+	// MaxConnectionsPerAddress caps the connections one source IP address may hold open at
+	// once; past it its new connections are closed before the TLS handshake (0: no cap).
+	MaxConnectionsPerAddress int
 	// CryptoSlots is how many software RSA private operations and RSA key generations run
 	// at once, shared among tenants in turn (0: one per CPU).
 	CryptoSlots int
@@ -209,6 +212,14 @@ var settings = []setting{
 			return fmt.Errorf("%q is not a whole number of connections", v)
 		}
 		c.MaxConnections = n
+		return nil
+	}},
+	{"max-connections-per-address", kindInt, "256", "connections one source IP address (IPv4, or IPv6; an IPv4-mapped IPv6 address counts as its IPv4 address) may hold open at once; past it the address's new connections are closed as soon as they are accepted, before the TLS handshake, counted in coffer_connections_refused_total{reason=\"per-address\"} and logged at most once per address and minute, so that one address cannot hold every max-connections slot. An Azure SDK client opens a handful; behind a NAT or proxy all clients share its address: raise the cap there, or turn it off (0)", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return fmt.Errorf("%q is not a whole number of connections (0 or more)", v)
+		}
+		c.MaxConnectionsPerAddress = n
 		return nil
 	}},
 	{"dns-suffix", kindString, "localhost", "DNS suffix of vault host names: vault v1 is served at https://v1.<suffix>:<port>/", str(func(c *Config) *string { return &c.DNSSuffix })},
@@ -516,6 +527,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxConnections < 1 {
 		bad("max-connections", "must be at least 1, got %d", c.MaxConnections)
+	}
+	if c.MaxConnectionsPerAddress < 0 {
+		bad("max-connections-per-address", "must be 0 (no cap) or more, got %d", c.MaxConnectionsPerAddress)
 	}
 	switch c.LogFormat {
 	case "json", "text":
