@@ -70,6 +70,9 @@ type Config struct {
 	// AuthFailureLimit is how many refused bearer tokens one source address may send
 	// within a minute before its data-plane requests are answered 429 (0: no limit).
 	AuthFailureLimit int
+	// MaxConnectionsPerAddress caps the connections one source IP address may hold open at
+	// once; past it its new connections are closed before the TLS handshake (0: no cap).
+	MaxConnectionsPerAddress int
 	// CryptoSlots is how many software RSA private operations and RSA key generations run
 	// at once, shared among tenants in turn (0: one per CPU).
 	CryptoSlots int
@@ -148,6 +151,18 @@ func boolean(p func(c *Config) *bool) func(*Config, string) error {
 	}
 }
 
+// atLeast0 parses a whole number of 0 or more; unit names what it counts in the error.
+func atLeast0(unit string, p func(c *Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return fmt.Errorf("%q is not a whole number of %s (0 or more)", v, unit)
+		}
+		*p(c) = n
+		return nil
+	}
+}
+
 func dur(p func(c *Config) *time.Duration) func(*Config, string) error {
 	return func(c *Config, v string) error {
 		d, err := time.ParseDuration(v)
@@ -211,6 +226,7 @@ var settings = []setting{
 		c.MaxConnections = n
 		return nil
 	}},
+	{"max-connections-per-address", kindInt, "256", "connections one source IP address (IPv4, or IPv6; an IPv4-mapped IPv6 address counts as its IPv4 address) may hold open at once; past it the address's new connections are closed as soon as they are accepted, before the TLS handshake, counted in coffer_connections_refused_total{reason=\"per-address\"} and logged at most once per address and minute, so that one address cannot hold every max-connections slot. An Azure SDK client opens a handful; behind a NAT or proxy all clients share its address: raise the cap there, or turn it off (0)", atLeast0("connections", func(c *Config) *int { return &c.MaxConnectionsPerAddress })},
 	{"dns-suffix", kindString, "localhost", "DNS suffix of vault host names: vault v1 is served at https://v1.<suffix>:<port>/", str(func(c *Config) *string { return &c.DNSSuffix })},
 	{"max-request-body", kindInt, "1048576", "largest accepted request body in bytes; larger bodies get 413", func(c *Config, v string) error {
 		n, err := strconv.ParseInt(v, 10, 64)
@@ -225,30 +241,9 @@ var settings = []setting{
 	{"token-key-rotation", kindDuration, "24h", "age at which the identity provider's token signing key is replaced (old public keys stay in the JWKS until their tokens expire)", dur(func(c *Config) *time.Duration { return &c.TokenKeyMaxAge })},
 	{"audit-stdout", kindBool, "false", "also write every audit record to standard output (a second, separately chained sink)", boolean(func(c *Config) *bool { return &c.AuditStdout })},
 	{"disable-rsa1_5", kindBool, "false", "refuse the RSA1_5 algorithm (PKCS #1 v1.5 encryption, the Bleichenbacher padding oracle) in encrypt, decrypt, wrapKey and unwrapKey with 400 BadParameter; Key Vault offers it, so it stays on unless set; RS256-style signatures are not affected", boolean(func(c *Config) *bool { return &c.DisableRSA15 })},
-	{"decrypt-failure-alarm", kindInt, "100", "failed decrypt or unwrapKey calls on one key within a minute that raise an alarm (an audit record with result \"alarm\", a warning in the log, the coffer_decrypt_failure_alarms_total metric), once per key and minute: padding-oracle attacks send such ciphertexts by the thousand; 0 turns the alarm off", func(c *Config, v string) error {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return fmt.Errorf("%q is not a whole number of failures (0 or more)", v)
-		}
-		c.DecryptFailureAlarm = n
-		return nil
-	}},
-	{"auth-failure-limit", kindInt, "100", "refused bearer tokens (expired, forged, for another audience…) one source address may send to the data plane within a minute; past it the address's requests are answered 429 Throttled with Retry-After, before their tokens are checked, until the minute ends (requests without a token, the SDKs' first request of the challenge flow, are not counted); 0 turns the limit off", func(c *Config, v string) error {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return fmt.Errorf("%q is not a whole number of refused tokens (0 or more)", v)
-		}
-		c.AuthFailureLimit = n
-		return nil
-	}},
-	{"crypto-slots", kindInt, "0", "how many software RSA private operations (sign, decrypt, unwrapKey) and RSA key generations run at once (0: one per CPU); when more wait, tenants take the free slots in turn, so one tenant's flood of RSA work delays another tenant's by about one operation, and one tenant's key generations hold at most all slots but one", func(c *Config, v string) error {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return fmt.Errorf("%q is not a whole number of slots (0 or more)", v)
-		}
-		c.CryptoSlots = n
-		return nil
-	}},
+	{"decrypt-failure-alarm", kindInt, "100", "failed decrypt or unwrapKey calls on one key within a minute that raise an alarm (an audit record with result \"alarm\", a warning in the log, the coffer_decrypt_failure_alarms_total metric), once per key and minute: padding-oracle attacks send such ciphertexts by the thousand; 0 turns the alarm off", atLeast0("failures", func(c *Config) *int { return &c.DecryptFailureAlarm })},
+	{"auth-failure-limit", kindInt, "100", "refused bearer tokens (expired, forged, for another audience…) one source address may send to the data plane within a minute; past it the address's requests are answered 429 Throttled with Retry-After, before their tokens are checked, until the minute ends (requests without a token, the SDKs' first request of the challenge flow, are not counted); 0 turns the limit off", atLeast0("refused tokens", func(c *Config) *int { return &c.AuthFailureLimit })},
+	{"crypto-slots", kindInt, "0", "how many software RSA private operations (sign, decrypt, unwrapKey) and RSA key generations run at once (0: one per CPU); when more wait, tenants take the free slots in turn, so one tenant's flood of RSA work delays another tenant's by about one operation, and one tenant's key generations hold at most all slots but one", atLeast0("slots", func(c *Config) *int { return &c.CryptoSlots })},
 	{"audit-read-sync-interval", kindDuration, "10ms", "how long the audit record of a request that changes nothing stored (a read, or sign, verify, encrypt, decrypt, wrapKey, unwrapKey) may wait for its sync to disk: the response still waits until the record is written to the file, which survives a killed process, and a failed write or sync fails requests as always; a power loss can lose that much of the read records. 0 syncs them before the response like every other record (records of requests that change state are always synced first, unless audit-sync-interval is set)", dur(func(c *Config) *time.Duration { return &c.AuditReadSyncInterval })},
 	{"audit-sync-interval", kindDuration, "0s", "0 (default): every data-plane response waits until its audit record is synced to disk; a positive duration (at most 1s) returns once the record is written to the file, which survives a killed process, and syncs within that time, so a power loss can lose that much of the log (Vault's file audit device never syncs); a failed sync stops all requests", dur(func(c *Config) *time.Duration { return &c.AuditSyncInterval })},
 	{"audit-max-size", kindString, "256MiB", "size at which the audit log file is rotated: it is closed with a signed checkpoint, renamed audit.log.000001, .000002, … and a new audit.log continues the hash chain (0: never rotate; otherwise at least 64KiB); rotated files are kept, delete or archive them yourself", byteSize(func(c *Config) *int64 { return &c.AuditMaxSize })},
@@ -516,6 +511,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxConnections < 1 {
 		bad("max-connections", "must be at least 1, got %d", c.MaxConnections)
+	}
+	if c.MaxConnectionsPerAddress < 0 {
+		bad("max-connections-per-address", "must be 0 (no cap) or more, got %d", c.MaxConnectionsPerAddress)
 	}
 	switch c.LogFormat {
 	case "json", "text":

@@ -286,3 +286,57 @@ func TestConnectionSettings(t *testing.T) {
 		})
 	}
 }
+
+// max-connections-per-address defaults to 256, is read from a flag, COFFER_… or the YAML
+// file like every setting, takes 0 as "no cap", and refuses negative numbers wherever they
+// come from (Validate too, for a Config built in code).
+func TestMaxConnectionsPerAddress(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "coffer.yaml")
+	if err := os.WriteFile(file, []byte("max-connections-per-address: 16\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(bad, []byte("max-connections-per-address: -3\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want int    // the setting accepted
+		fail string // a substring of the refusal; "" for accepted
+	}{
+		{"ok/default", nil, nil, 256, ""},
+		{"ok/flag", []string{"--max-connections-per-address", "8"}, nil, 8, ""},
+		{"ok/off", []string{"--max-connections-per-address", "0"}, nil, 0, ""},
+		{"ok/env", nil, map[string]string{"COFFER_MAX_CONNECTIONS_PER_ADDRESS": "32"}, 32, ""},
+		{"ok/file", []string{"--config", file}, nil, 16, ""},
+		{"fail/negative-flag", []string{"--max-connections-per-address", "-1"}, nil, 0, `"max-connections-per-address"`},
+		{"fail/negative-env", nil, map[string]string{"COFFER_MAX_CONNECTIONS_PER_ADDRESS": "-1"}, 0, "COFFER_MAX_CONNECTIONS_PER_ADDRESS"},
+		{"fail/negative-file", []string{"--config", bad}, nil, 0, `"max-connections-per-address"`},
+		{"fail/not-a-number", nil, map[string]string{"COFFER_MAX_CONNECTIONS_PER_ADDRESS": "many"}, 0, "not a whole number of connections"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := load(t, append([]string{"--dev"}, tt.args...), tt.env)
+			if err == nil {
+				err = cfg.Validate()
+			}
+			switch {
+			case tt.fail == "" && err != nil:
+				t.Fatalf("load(%q) = %v; want accepted", tt.args, err)
+			case tt.fail == "" && cfg.MaxConnectionsPerAddress != tt.want:
+				t.Errorf("load(%q): MaxConnectionsPerAddress = %d; want %d", tt.args, cfg.MaxConnectionsPerAddress, tt.want)
+			case tt.fail != "" && (err == nil || !strings.Contains(err.Error(), tt.fail)):
+				t.Errorf("load(%q) = %v; want a refusal mentioning %s", tt.args, err, tt.fail)
+			}
+		})
+	}
+	cfg, err := load(t, []string{"--dev"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConnectionsPerAddress = -1
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), `"max-connections-per-address"`) {
+		t.Errorf("Validate() with MaxConnectionsPerAddress -1 = %v; want a refusal naming max-connections-per-address", err)
+	}
+}

@@ -189,9 +189,23 @@ func (fc floodCase) probe(t *testing.T) (stop func() time.Duration) {
 // rcvbuf, if not 0, is the socket's receive buffer, set before it connects.
 func dialRaw(t *testing.T, ts *testServer, proto string, rcvbuf int) *tls.Conn {
 	t.Helper()
+	tc, err := dialRawFrom(t, ts, nil, proto, rcvbuf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tc.ConnectionState().NegotiatedProtocol; got != proto {
+		t.Fatalf("negotiated %q; want %q", got, proto)
+	}
+	return tc
+}
+
+// dialRawFrom is dialRaw from the local address from (nil: the kernel's choice, 127.0.0.1),
+// returning the error of the connect or the TLS handshake.
+func dialRawFrom(t *testing.T, ts *testServer, from net.Addr, proto string, rcvbuf int) (*tls.Conn, error) {
+	t.Helper()
 	cfg := loopbackTransport(t, ts.caFile).TLSClientConfig.Clone()
 	cfg.ServerName, cfg.NextProtos = "localhost", []string{proto}
-	nd := &net.Dialer{Timeout: 5 * time.Second}
+	nd := &net.Dialer{Timeout: 5 * time.Second, LocalAddr: from}
 	if rcvbuf != 0 {
 		nd.Control = func(_, _ string, c syscall.RawConn) error {
 			var serr error
@@ -202,13 +216,9 @@ func dialRaw(t *testing.T, ts *testServer, proto string, rcvbuf int) *tls.Conn {
 	d := &tls.Dialer{NetDialer: nd, Config: cfg}
 	c, err := d.DialContext(context.Background(), "tcp", ts.Addr().String())
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	tc := c.(*tls.Conn)
-	if got := tc.ConnectionState().NegotiatedProtocol; got != proto {
-		t.Fatalf("negotiated %q; want %q", got, proto)
-	}
-	return tc
+	return c.(*tls.Conn), nil
 }
 
 // closedAfter reads c until the server closes it and returns how long that took from start;
@@ -375,7 +385,8 @@ func TestConnectionCap(t *testing.T) {
 // read-header-timeout). 10,000 client and 4,096 server sockets fit the 20,000 open files
 // allowed here.
 func TestTenThousandIdleConnections(t *testing.T) {
-	ts := startFloodServer(t, "--max-connections", "4096")
+	// All 10,000 come from 127.0.0.1: the per-address cap is off to test the global one.
+	ts := startFloodServer(t, "--max-connections", "4096", "--max-connections-per-address", "0")
 	fc := newFloodCase(t, ts)
 	fc.run(t, func(t *testing.T) { idleFlood(t, fc, 10000, 4096, false) })
 }

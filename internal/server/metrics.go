@@ -27,6 +27,9 @@ type metrics struct {
 	purgesHeld      prometheus.Gauge
 	purgeHolds      prometheus.Counter
 	scheduledPurges prometheus.Counter
+	// connRefused counts connections closed as soon as they were accepted, by reason
+	// (connRefusedPerAddress).
+	connRefused *prometheus.CounterVec
 }
 
 func newMetrics(sealed func() bool) *metrics {
@@ -61,7 +64,12 @@ func newMetrics(sealed func() bool) *metrics {
 			Name: "coffer_scheduled_purges_total",
 			Help: "Soft-deleted keys, secrets and certificates purged by the scheduler at the end of their retention.",
 		}),
+		connRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "coffer_connections_refused_total",
+			Help: "Connections closed as soon as they were accepted, before the TLS handshake, by reason: per-address, the source address already held max-connections-per-address.",
+		}, []string{"reason"}),
 	}
+	m.connRefused.WithLabelValues(connRefusedPerAddress) // 0 from the start, for alerts on the rate
 	// Both sinks from the start, so that an alert on the rate sees 0 rather than no series.
 	m.auditFailures.WithLabelValues(auditSinkFile)
 	m.auditFailures.WithLabelValues(auditSinkStdout)
@@ -74,10 +82,14 @@ func newMetrics(sealed func() bool) *metrics {
 		}
 		return 0
 	})
-	m.registry.MustRegister(m.requests, m.latency, m.panics, m.auditFailures, sealedGauge, m.purgesHeld, m.purgeHolds, m.scheduledPurges,
+	m.registry.MustRegister(m.requests, m.latency, m.panics, m.auditFailures, sealedGauge, m.purgesHeld, m.purgeHolds, m.scheduledPurges, m.connRefused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
+
+// connRefusedPerAddress is the reason label of coffer_connections_refused_total for
+// connections past max-connections-per-address.
+const connRefusedPerAddress = "per-address"
 
 // The sink label values of coffer_audit_failures_total.
 const (

@@ -83,7 +83,10 @@ type Server struct {
 	http     *http.Server
 	ln       net.Listener
 	// conns counts the connections open now (countConn), at most cfg.MaxConnections.
-	conns   atomic.Int64
+	conns atomic.Int64
+	// perAddr caps the connections of each source address (connlimit.go); nil without
+	// max-connections-per-address.
+	perAddr *addrLimitListener
 	res     resources // names derived from the listener's port (identity.go)
 	stop    context.CancelFunc
 	served  chan error
@@ -250,7 +253,8 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	go s.runScheduler(watchCtx, s.cfg.SchedulerEvery)
 	s.served = make(chan error, 1)
 	// The cap holds Accept, not the connection: past it clients wait in the accept queue.
-	capped := netutil.LimitListener(ln, s.cfg.MaxConnections)
+	// The per-address cap is inside it, so that the connections it closes take no slot.
+	capped := netutil.LimitListener(s.limitPerAddress(ln), s.cfg.MaxConnections)
 	go func() { s.served <- s.http.ServeTLS(capped, "", "") }()
 	s.log.Info("coffer listening", "url", s.URL(), "dev", s.cfg.Dev)
 	if s.Dev != nil {
