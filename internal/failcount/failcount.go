@@ -6,6 +6,7 @@ package failcount
 
 import (
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -72,10 +73,33 @@ func (c *Counter) Fail(keys ...string) {
 	}
 }
 
-// Source returns the host part of a request's RemoteAddr: the key of a source address.
-func Source(remoteAddr string) string {
-	if h, _, err := net.SplitHostPort(remoteAddr); err == nil {
-		return h
+// SourceKey is what a source address is counted under: an IPv4 address alone (an
+// IPv4-mapped IPv6 address as its IPv4 address), an IPv6 address by its /64, which one site
+// or host is normally given whole (RFC 6177), so that stepping through the addresses of one
+// /64 does not escape a per-source limit. The zone is dropped.
+func SourceKey(ip netip.Addr) netip.Prefix {
+	ip = ip.Unmap().WithZone("")
+	bits := 32
+	if ip.Is6() {
+		bits = 64
 	}
-	return remoteAddr
+	p, _ := ip.Prefix(bits)
+	return p
+}
+
+// Source returns the key of a request's RemoteAddr (SourceKey) as text: "192.0.2.7",
+// "2001:db8::/64"; a RemoteAddr that is not an IP address and port is its own key.
+func Source(remoteAddr string) string {
+	ap, err := netip.ParseAddrPort(remoteAddr)
+	if err != nil {
+		if h, _, err := net.SplitHostPort(remoteAddr); err == nil {
+			return h
+		}
+		return remoteAddr
+	}
+	k := SourceKey(ap.Addr())
+	if k.Addr().Is4() {
+		return k.Addr().String()
+	}
+	return k.String()
 }

@@ -51,7 +51,17 @@ func TestBounded(t *testing.T) {
 	if got := Source("192.0.2.7:4431"); got != "192.0.2.7" {
 		t.Errorf("Source = %q", got)
 	}
-	if got := Source("[2001:db8::1]:443"); got != "2001:db8::1" {
-		t.Errorf("Source = %q", got)
+	// An IPv6 source counts by its /64: its other addresses are the same source.
+	for addr, want := range map[string]string{
+		"[2001:db8::1]:443":      "2001:db8::/64",
+		"[2001:db8::ffff:1]:443": "2001:db8::/64",
+		"[2001:db8:0:1::1]:443":  "2001:db8:0:1::/64",
+		"[::ffff:192.0.2.7]:443": "192.0.2.7",
+		"[fe80::1%eth0]:443":     "fe80::/64",
+		"not-an-address":         "not-an-address",
+	} {
+		if got := Source(addr); got != want {
+			t.Errorf("Source(%q) = %q; want %q", addr, got, want)
+		}
 	}
 }

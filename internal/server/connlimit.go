@@ -20,14 +20,14 @@ type addrLimitListener struct {
 	net.Listener
 	max int
 	// refused is called, in the accept loop, for each connection closed over the cap.
-	refused func(ip netip.Addr)
+	refused func(src netip.Prefix)
 
 	mu   sync.Mutex
-	open map[netip.Addr]int // connections open by address; absent when none
+	open map[netip.Prefix]int // connections open by source (failcount.SourceKey); absent when none
 }
 
-func newAddrLimitListener(ln net.Listener, max int, refused func(netip.Addr)) *addrLimitListener {
-	return &addrLimitListener{Listener: ln, max: max, refused: refused, open: map[netip.Addr]int{}}
+func newAddrLimitListener(ln net.Listener, max int, refused func(netip.Prefix)) *addrLimitListener {
+	return &addrLimitListener{Listener: ln, max: max, refused: refused, open: map[netip.Prefix]int{}}
 }
 
 // Accept returns the next connection whose address is under its cap.
@@ -50,7 +50,7 @@ func (l *addrLimitListener) Accept() (net.Conn, error) {
 }
 
 // take counts one more connection of ip, unless it already holds max.
-func (l *addrLimitListener) take(ip netip.Addr) bool {
+func (l *addrLimitListener) take(ip netip.Prefix) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.open[ip] >= l.max {
@@ -60,7 +60,7 @@ func (l *addrLimitListener) take(ip netip.Addr) bool {
 	return true
 }
 
-func (l *addrLimitListener) release(ip netip.Addr) {
+func (l *addrLimitListener) release(ip netip.Prefix) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.open[ip]--; l.open[ip] <= 0 {
@@ -69,7 +69,7 @@ func (l *addrLimitListener) release(ip netip.Addr) {
 }
 
 // holding is how many connections ip holds open now.
-func (l *addrLimitListener) holding(ip netip.Addr) int {
+func (l *addrLimitListener) holding(ip netip.Prefix) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.open[ip]
@@ -79,7 +79,7 @@ func (l *addrLimitListener) holding(ip netip.Addr) int {
 type addrConn struct {
 	net.Conn
 	l    *addrLimitListener
-	ip   netip.Addr
+	ip   netip.Prefix
 	once sync.Once
 }
 
@@ -89,16 +89,16 @@ func (c *addrConn) Close() error {
 	return err
 }
 
-// sourceIP is the key of a connection's source: its IP address without port or zone, an
-// IPv4-mapped IPv6 address (a dual-stack listener's IPv4 clients) as the IPv4 address.
-func sourceIP(a net.Addr) (netip.Addr, bool) {
+// sourceIP is the key of a connection's source (failcount.SourceKey: the IPv4 address, or
+// the IPv6 address's /64; port and zone dropped, an IPv4-mapped IPv6 address as IPv4).
+func sourceIP(a net.Addr) (netip.Prefix, bool) {
 	var ip netip.Addr
 	if ta, ok := a.(*net.TCPAddr); ok {
 		ip = ta.AddrPort().Addr()
 	} else if ap, err := netip.ParseAddrPort(a.String()); err == nil {
 		ip = ap.Addr()
 	}
-	return ip.Unmap().WithZone(""), ip.IsValid()
+	return failcount.SourceKey(ip), ip.IsValid()
 }
 
 // limitPerAddress wraps ln in the per-address cap, if max-connections-per-address is set.
@@ -109,9 +109,9 @@ func (s *Server) limitPerAddress(ln net.Listener) net.Listener {
 		return ln
 	}
 	logged := failcount.New(s.now, time.Minute) // an address "fails" once it is logged
-	s.perAddr = newAddrLimitListener(ln, s.cfg.MaxConnectionsPerAddress, func(ip netip.Addr) {
+	s.perAddr = newAddrLimitListener(ln, s.cfg.MaxConnectionsPerAddress, func(src netip.Prefix) {
 		s.metrics.connRefused.WithLabelValues(connRefusedPerAddress).Inc()
-		key := ip.String()
+		key := src.String()
 		if logged.Blocked(key, 1) == 0 {
 			logged.Fail(key)
 			s.log.Warn("connection refused: the source address holds max-connections-per-address connections (further refusals of this address are not logged for a minute; coffer_connections_refused_total counts them)",

@@ -34,7 +34,7 @@ func TestConnectionsPerAddress(t *testing.T) {
 	fc := newFloodCase(t, ts)
 	flooder := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}
 	other := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 3)}
-	flooderIP := netip.MustParseAddr("127.0.0.2")
+	flooderIP := netip.MustParsePrefix("127.0.0.2/32")
 
 	round := 0
 	fc.run(t, func(t *testing.T) {
