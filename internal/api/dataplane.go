@@ -297,7 +297,14 @@ func (d *DataPlane) wrap(rt Route, fallback *tenancy.Vault) http.Handler {
 			if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 				err = ErrClientClosed // the client hung up mid-request: nothing failed here
 			}
-			e := WriteError(w, err)
+			var e *Error
+			if throttled := (*ThrottleError)(nil); errors.As(err, &throttled) {
+				// A key creation over its vault's creation limit (CreateLimiter), refused
+				// before anything was made or stored.
+				e, rec.Result = throttled.write(w), "denied"
+			} else {
+				e = WriteError(w, err)
+			}
 			if e.Status >= 500 && !errors.As(err, new(*Error)) && d.LogError != nil {
 				d.LogError("request failed", "operation", rt.Operation, "vault", rec.Vault, "status", e.Status, "err", err)
 			}

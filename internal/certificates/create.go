@@ -283,7 +283,7 @@ func (s *Service) Create(ctx context.Context, v tenancy.Vault, base, name string
 	if meta != nil && meta.Pending != nil && meta.Pending.Status == statusInProgress {
 		return Operation{}, errorf(ErrConflict, "Certificate %s has an operation in progress: merge, cancel or delete it first.", meta.Name)
 	}
-	d, err := s.draftFor(ctx, sc, lc, name, meta, policy, enabled, p.Tags)
+	d, err := s.draftFor(ctx, sc, lc, name, meta, policy, enabled, p.Tags, true)
 	if err != nil {
 		return Operation{}, err
 	}
@@ -364,8 +364,10 @@ func (s *Service) startCSR(ctx context.Context, sc scope, lc, name string, polic
 
 // draftFor starts a new version: its id and key — the latest version's when the policy
 // reuses keys and it fits the policy (reuseKey), a new one otherwise; HSM key types are
-// generated in the provider (and sign through it), software keys here.
-func (s *Service) draftFor(ctx context.Context, sc scope, lc, name string, meta *certRecord, p *Policy, enabled bool, tags map[string]string) (newVersionDraft, error) {
+// generated in the provider (and sign through it), software keys here. With admit (a
+// request's creation or renewal, not a scheduled one) a new key first passes its vault's
+// key-creation limit (keys.Service.AdmitCreate), counted here once for both kinds.
+func (s *Service) draftFor(ctx context.Context, sc scope, lc, name string, meta *certRecord, p *Policy, enabled bool, tags map[string]string, admit bool) (newVersionDraft, error) {
 	d := newVersionDraft{version: records.NewVersion(), enabled: enabled, tags: tags}
 	if *p.KeyProps.ReuseKey && meta != nil && meta.Latest != "" {
 		ver, err := readVersion(ctx, s.store, sc, lc, meta, "")
@@ -373,6 +375,15 @@ func (s *Service) draftFor(ctx context.Context, sc scope, lc, name string, meta 
 			return d, err
 		}
 		if ok, err := s.reuseKey(ctx, sc, name, p, ver, &d); err != nil || ok {
+			return d, err
+		}
+	}
+	if admit {
+		size := 0
+		if p.KeyProps.KeySize != nil {
+			size = *p.KeyProps.KeySize
+		}
+		if err := s.keys.AdmitCreate(sc.vault, provider.KeyType(p.KeyProps.Kty), size); err != nil {
 			return d, err
 		}
 	}

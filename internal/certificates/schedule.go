@@ -187,7 +187,7 @@ func (s *Service) runAction(ctx context.Context, sc scope, e scheduleEntry, key 
 		return action, s.notify(ctx, sc, e, key, latest, now)
 	}
 	policy := meta.Policy
-	d, err := s.draftFor(ctx, sc, e.Name, meta.Name, meta, policy, true, latest.Tags)
+	d, err := s.draftFor(ctx, sc, e.Name, meta.Name, meta, policy, true, latest.Tags, false)
 	if err != nil {
 		return action, err
 	}

@@ -76,6 +76,11 @@ type Config struct {
 	// CryptoSlots is how many software RSA private operations and RSA key generations run
 	// at once, shared among tenants in turn (0: one per CPU).
 	CryptoSlots int
+	// KeyCreateLimit and KeyCreateLimitHSM are the weighted key creations (create, rotate,
+	// import, a certificate's new key; RSA-3072 counts 4, RSA-4096 8) allowed per vault or
+	// managed HSM pool within 10 seconds, of software and of -HSM keys (0: no limit).
+	KeyCreateLimit    int
+	KeyCreateLimitHSM int
 	// AuditSyncInterval 0 syncs the audit log before every response; positive defers syncs
 	// by up to that long (records are written before the response either way).
 	AuditSyncInterval time.Duration
@@ -280,6 +285,8 @@ var settings = []setting{
 		c.TenantBurst = float64(n)
 		return nil
 	}},
+	{"key-create-limit", kindInt, "100", "weighted key creations of software keys allowed per vault within any 10 seconds (0: no limit): create, rotate and import key, and a certificate's new key, each count 1, RSA-3072 4 and RSA-4096 8; beyond it 429 Throttled with Retry-After, before any key material is made. Key Vault allows 10 (Coffer's default is 10 times that, so ordinary automation is not throttled); scheduled rotations and renewals are not counted", atLeast0("key creations", func(c *Config) *int { return &c.KeyCreateLimit })},
+	{"key-create-limit-hsm", kindInt, "50", "key-create-limit for -HSM keys (RSA-HSM, EC-HSM, oct-HSM) of a vault or managed HSM pool (Key Vault allows 5; 0: no limit)", atLeast0("key creations", func(c *Config) *int { return &c.KeyCreateLimitHSM })},
 	{"tenant-max-concurrent", kindInt, "64", "data-plane requests in flight allowed per tenant (0: no limit), so one tenant cannot occupy every core", func(c *Config, v string) error {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
@@ -533,6 +540,9 @@ func (c *Config) Validate() error {
 	}
 	if c.TenantRate < 0 || c.TenantBurst < 0 || c.TenantConcurrent < 0 {
 		bad("tenant-rate-limit", "tenant limits must not be negative")
+	}
+	if c.KeyCreateLimit < 0 || c.KeyCreateLimitHSM < 0 {
+		bad("key-create-limit", "key creation limits must not be negative")
 	}
 	if c.TenantRate > 0 && c.TenantBurst < 1 {
 		bad("tenant-burst", "must be at least 1 when tenant-rate-limit is set")

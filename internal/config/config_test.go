@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -287,35 +288,34 @@ func TestConnectionSettings(t *testing.T) {
 	}
 }
 
-// max-connections-per-address defaults to 256, is read from a flag, COFFER_… or the YAML
-// file like every setting, takes 0 as "no cap", and refuses negative numbers wherever they
-// come from (Validate too, for a Config built in code).
-func TestMaxConnectionsPerAddress(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "coffer.yaml")
-	if err := os.WriteFile(file, []byte("max-connections-per-address: 16\n"), 0o600); err != nil {
-		t.Fatal(err)
+// wholeNumberCase loads the dev configuration with args and env: accepted with the values
+// want (as the test's reader returns them), or refused with an error containing fail.
+type wholeNumberCase struct {
+	name string
+	args []string
+	env  map[string]string
+	want []int
+	fail string // a substring of the refusal; "" for accepted
+}
+
+// yamlFiles writes each YAML text to a file of its own and returns their paths.
+func yamlFiles(t *testing.T, texts ...string) []string {
+	t.Helper()
+	var paths []string
+	for _, text := range texts {
+		p := filepath.Join(t.TempDir(), "coffer.yaml")
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
 	}
-	bad := filepath.Join(t.TempDir(), "bad.yaml")
-	if err := os.WriteFile(bad, []byte("max-connections-per-address: -3\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	for _, tt := range []struct {
-		name string
-		args []string
-		env  map[string]string
-		want int    // the setting accepted
-		fail string // a substring of the refusal; "" for accepted
-	}{
-		{"ok/default", nil, nil, 256, ""},
-		{"ok/flag", []string{"--max-connections-per-address", "8"}, nil, 8, ""},
-		{"ok/off", []string{"--max-connections-per-address", "0"}, nil, 0, ""},
-		{"ok/env", nil, map[string]string{"COFFER_MAX_CONNECTIONS_PER_ADDRESS": "32"}, 32, ""},
-		{"ok/file", []string{"--config", file}, nil, 16, ""},
-		{"fail/negative-flag", []string{"--max-connections-per-address", "-1"}, nil, 0, `"max-connections-per-address"`},
-		{"fail/negative-env", nil, map[string]string{"COFFER_MAX_CONNECTIONS_PER_ADDRESS": "-1"}, 0, "COFFER_MAX_CONNECTIONS_PER_ADDRESS"},
-		{"fail/negative-file", []string{"--config", bad}, nil, 0, `"max-connections-per-address"`},
-		{"fail/not-a-number", nil, map[string]string{"COFFER_MAX_CONNECTIONS_PER_ADDRESS": "many"}, 0, "not a whole number of connections"},
-	} {
+	return paths
+}
+
+// checkWholeNumbers runs cases; got reads the settings under test from a Config.
+func checkWholeNumbers(t *testing.T, cases []wholeNumberCase, got func(*Config) []int) {
+	t.Helper()
+	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg, err := load(t, append([]string{"--dev"}, tt.args...), tt.env)
 			if err == nil {
@@ -324,13 +324,31 @@ func TestMaxConnectionsPerAddress(t *testing.T) {
 			switch {
 			case tt.fail == "" && err != nil:
 				t.Fatalf("load(%q) = %v; want accepted", tt.args, err)
-			case tt.fail == "" && cfg.MaxConnectionsPerAddress != tt.want:
-				t.Errorf("load(%q): MaxConnectionsPerAddress = %d; want %d", tt.args, cfg.MaxConnectionsPerAddress, tt.want)
+			case tt.fail == "" && !slices.Equal(got(cfg), tt.want):
+				t.Errorf("load(%q): settings = %v; want %v", tt.args, got(cfg), tt.want)
 			case tt.fail != "" && (err == nil || !strings.Contains(err.Error(), tt.fail)):
 				t.Errorf("load(%q) = %v; want a refusal mentioning %s", tt.args, err, tt.fail)
 			}
 		})
 	}
+}
+
+// max-connections-per-address defaults to 256, is read from a flag, COFFER_… or the YAML
+// file like every setting, takes 0 as "no cap", and refuses negative numbers wherever they
+// come from (Validate too, for a Config built in code).
+func TestMaxConnectionsPerAddress(t *testing.T) {
+	files := yamlFiles(t, "max-connections-per-address: 16\n", "max-connections-per-address: -3\n")
+	checkWholeNumbers(t, []wholeNumberCase{
+		{"ok/default", nil, nil, []int{256}, ""},
+		{"ok/flag", []string{"--max-connections-per-address", "8"}, nil, []int{8}, ""},
+		{"ok/off", []string{"--max-connections-per-address", "0"}, nil, []int{0}, ""},
+		{"ok/env", nil, map[string]string{"COFFER_MAX_CONNECTIONS_PER_ADDRESS": "32"}, []int{32}, ""},
+		{"ok/file", []string{"--config", files[0]}, nil, []int{16}, ""},
+		{"fail/negative-flag", []string{"--max-connections-per-address", "-1"}, nil, nil, `"max-connections-per-address"`},
+		{"fail/negative-env", nil, map[string]string{"COFFER_MAX_CONNECTIONS_PER_ADDRESS": "-1"}, nil, "COFFER_MAX_CONNECTIONS_PER_ADDRESS"},
+		{"fail/negative-file", []string{"--config", files[1]}, nil, nil, `"max-connections-per-address"`},
+		{"fail/not-a-number", nil, map[string]string{"COFFER_MAX_CONNECTIONS_PER_ADDRESS": "many"}, nil, "not a whole number of connections"},
+	}, func(c *Config) []int { return []int{c.MaxConnectionsPerAddress} })
 	cfg, err := load(t, []string{"--dev"}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -338,5 +356,31 @@ func TestMaxConnectionsPerAddress(t *testing.T) {
 	cfg.MaxConnectionsPerAddress = -1
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), `"max-connections-per-address"`) {
 		t.Errorf("Validate() with MaxConnectionsPerAddress -1 = %v; want a refusal naming max-connections-per-address", err)
+	}
+}
+
+// key-create-limit and key-create-limit-hsm default to 100 and 50 weighted creations per
+// vault and 10 s, are read from a flag, COFFER_… or the YAML file, take 0 as "no limit", and
+// refuse negative numbers wherever they come from (Validate too, for a Config built in code).
+func TestKeyCreateLimits(t *testing.T) {
+	files := yamlFiles(t, "key-create-limit: 20\nkey-create-limit-hsm: 10\n", "key-create-limit-hsm: -5\n")
+	checkWholeNumbers(t, []wholeNumberCase{
+		{"ok/default", nil, nil, []int{100, 50}, ""},
+		{"ok/flags", []string{"--key-create-limit", "10", "--key-create-limit-hsm", "5"}, nil, []int{10, 5}, ""},
+		{"ok/off", []string{"--key-create-limit", "0", "--key-create-limit-hsm", "0"}, nil, []int{0, 0}, ""},
+		{"ok/env", nil, map[string]string{"COFFER_KEY_CREATE_LIMIT": "30", "COFFER_KEY_CREATE_LIMIT_HSM": "3"}, []int{30, 3}, ""},
+		{"ok/file", []string{"--config", files[0]}, nil, []int{20, 10}, ""},
+		{"fail/negative-flag", []string{"--key-create-limit", "-1"}, nil, nil, `"key-create-limit"`},
+		{"fail/negative-env", nil, map[string]string{"COFFER_KEY_CREATE_LIMIT_HSM": "-1"}, nil, "COFFER_KEY_CREATE_LIMIT_HSM"},
+		{"fail/negative-file", []string{"--config", files[1]}, nil, nil, `"key-create-limit-hsm"`},
+		{"fail/not-a-number", nil, map[string]string{"COFFER_KEY_CREATE_LIMIT": "lots"}, nil, "not a whole number of key creations"},
+	}, func(c *Config) []int { return []int{c.KeyCreateLimit, c.KeyCreateLimitHSM} })
+	cfg, err := load(t, []string{"--dev"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.KeyCreateLimitHSM = -1
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), `"key-create-limit"`) {
+		t.Errorf("Validate() with KeyCreateLimitHSM -1 = %v; want a refusal naming key-create-limit", err)
 	}
 }

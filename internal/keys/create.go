@@ -176,6 +176,9 @@ func (s *Service) Create(ctx context.Context, v tenancy.Vault, base, name string
 	if err := s.precheck(ctx, sc, lc, name, d); err != nil {
 		return KeyBundle{}, err
 	}
+	if err := s.AdmitCreate(sc.vault, spec.Type, spec.Size); err != nil {
+		return KeyBundle{}, err
+	}
 	key, err := s.generate(ctx, sc.vault, spec)
 	if err != nil {
 		return KeyBundle{}, provErr("create key", err)
@@ -216,6 +219,12 @@ func (s *Service) Import(ctx context.Context, v tenancy.Vault, base, name string
 		return KeyBundle{}, err
 	}
 	if err := s.precheck(ctx, sc, lc, name, d); err != nil {
+		return KeyBundle{}, err
+	}
+	// An import costs like a creation of its type and size: it puts key material in the
+	// provider (a token object for an HSM key) and checks an RSA key with a signature. A
+	// BYOK blob's size is known only once unwrapped: it counts by its n when given.
+	if err := s.AdmitCreate(sc.vault, jwk.Kty, 8*len(jwk.N)); err != nil {
 		return KeyBundle{}, err
 	}
 	var key provider.Key

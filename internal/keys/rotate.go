@@ -34,6 +34,9 @@ func (s *Service) Rotate(ctx context.Context, v tenancy.Vault, base, name string
 	if err != nil {
 		return KeyBundle{}, err
 	}
+	if err := s.AdmitCreate(sc.vault, latest.Kty, latest.Size); err != nil {
+		return KeyBundle{}, err
+	}
 	rec, err := s.rotated(ctx, sc, meta, latest, s.clock())
 	if err != nil {
 		return KeyBundle{}, err

@@ -38,6 +38,8 @@ type Service struct {
 	certWrapKey PoolWrapKey
 	// cpu, if set, shares the CPU of software RSA work among tenants (ShareCPU).
 	cpu CPUShare
+	// creates, if set, limits key creations per vault (LimitCreates).
+	creates CreateLimiter
 	// hooks gate purges on the clock and report scheduled purges (SetPurgeHooks).
 	hooks records.PurgeHooks
 	// gcm counts oct-HSM keys' AES-GCM encryptions (gcmlimit.go).

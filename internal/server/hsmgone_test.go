@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 	p11 "github.com/miekg/pkcs11"
@@ -77,12 +75,7 @@ func TestHSMGoneDuringDecrypt(t *testing.T) {
 	ts := startDev(t, softHSMToken(t)...)
 	ctx := context.Background()
 	cred, hc := devCredential(t, ts, ts.Dev.Credentials.ClientSecret)
-	// No SDK retries: each call is one request.
-	c, err := azkeys.NewClient(ts.Dev.Credentials.VaultURL, cred, &azkeys.ClientOptions{ClientOptions: azcore.ClientOptions{
-		Transport: hc, Retry: policy.RetryOptions{MaxRetries: -1}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := noRetryKeys(t, ts.Dev.Credentials.VaultURL, cred, hc)
 	if _, err := c.CreateKey(ctx, "rsa", azkeys.CreateKeyParameters{Kty: to.Ptr(azkeys.KeyTypeRSAHSM)}, nil); err != nil {
 		t.Fatal(err)
 	}

@@ -17,8 +17,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 	p11 "github.com/miekg/pkcs11"
@@ -241,11 +239,7 @@ func TestPoolTokensIsolatePools(t *testing.T) {
 	}
 	ts = start(t, loadConfig(t, append(args, "--pkcs11-pool-tokens", "devhsm=tok-a")...), "")
 	cred, hc := devCredential(t, ts, ts.Dev.Credentials.ClientSecret)
-	noRetry, err := azkeys.NewClient("https://poolb.managedhsm.localhost:"+ts.resources().port+"/", cred, &azkeys.ClientOptions{ClientOptions: azcore.ClientOptions{
-		Transport: hc, Retry: policy.RetryOptions{MaxRetries: -1}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	noRetry := noRetryKeys(t, "https://poolb.managedhsm.localhost:"+ts.resources().port+"/", cred, hc)
 	digest := sha256.Sum256([]byte("x"))
 	_, err = noRetry.Sign(ctx, "b-rsa", "", azkeys.SignParameters{Algorithm: to.Ptr(azkeys.SignatureAlgorithmPS256), Value: digest[:]}, nil)
 	wantCode(t, err, 503, "ServiceUnavailable")
