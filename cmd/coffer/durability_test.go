@@ -103,7 +103,8 @@ func (s *server) start() {
 		exe = s.exe
 	}
 	os.Remove(filepath.Join(s.dir, "dev-credentials.json"))
-	argv := append(append(append([]string(nil), s.wrap...), exe, "server", "--dev", "--listen", "127.0.0.1:"+s.port, "--data-dir", s.dir, "--log-level", "error", "--tenant-rate-limit", "0"), s.args...)
+	argv := append(append(append([]string(nil), s.wrap...), exe, "server", "--dev", "--listen", "127.0.0.1:"+s.port, "--data-dir", s.dir, "--log-level", "error", "--tenant-rate-limit", "0",
+		"--key-create-limit", "0"), s.args...) // 8 writers create keys far faster than the per-vault creation limit allows
 	s.cmd = exec.Command(argv[0], argv[1:]...)
 	s.cmd.Env = append(append(os.Environ(), "COFFER_TEST_MAIN=1"), s.env...)
 	s.cmd.SysProcAttr = s.attr
