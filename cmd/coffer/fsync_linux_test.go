@@ -7,12 +7,13 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coffer-kms/coffer/internal/testfs"
 )
 
 // syncOrder reads one strace output (strace -f -yy) for the connection from client port
@@ -91,13 +92,7 @@ func syncOrder(trace []byte, port string) (synced []bool) {
 // audit log that followed the request. Skipped, saying why, where strace is missing or
 // cannot trace (no ptrace in the container).
 func TestWriteAckedAfterSync(t *testing.T) {
-	strace, err := exec.LookPath("strace")
-	if err != nil {
-		t.Skip("SKIPPED: strace is not installed (apt-get install strace); the fsync ordering of SECURITY-NOTES D2 is not checked")
-	}
-	if out, err := exec.Command(strace, "-f", "-o", "/dev/null", "true").CombinedOutput(); err != nil {
-		t.Skipf("SKIPPED: strace cannot trace here (%v: %s); the fsync ordering of SECURITY-NOTES D2 is not checked", err, bytes.TrimSpace(out))
-	}
+	strace := testfs.Strace(t, "the fsync ordering of SECURITY-NOTES D2")
 	tracePath := filepath.Join(t.TempDir(), "trace")
 	s := &server{t: t, dir: t.TempDir(), port: freePort(t),
 		wrap: []string{strace, "-f", "-yy", "-e", "trace=fdatasync,fsync,read,write,writev,sendto,sendmsg", "-o", tracePath}}

@@ -66,6 +66,10 @@ type Options struct {
 	// noSizeCheck skips the check that the file still holds every page of the database
 	// before each transaction; tests use it to have reads fault inside bbolt.
 	noSizeCheck bool
+	// noSync opens bbolt with NoSync: commits are never fsynced. Only the negative check of
+	// TestCrashPoints (COFFER_CRASH_NOSYNC=1) sets it, to show that its checker sees the
+	// writes a power loss then loses.
+	noSync bool
 }
 
 // Backend is a storage.Backend over one bbolt file. All writes (Put, Delete, Txn) go through a
@@ -115,7 +119,7 @@ func Open(path string, opts Options) (*Backend, error) {
 		FreelistType:    bbolt.FreelistMapType,
 		MaxSize:         opts.maxSize,
 		InitialMmapSize: mmapSize,
-		NoSync:          false, // every commit is fsynced before it is acknowledged
+		NoSync:          opts.noSync, // false: every commit is fsynced before it is acknowledged
 		OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
 			f, err := os.OpenFile(name, flag, perm)
 			file = f
