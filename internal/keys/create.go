@@ -221,12 +221,6 @@ func (s *Service) Import(ctx context.Context, v tenancy.Vault, base, name string
 	if err := s.precheck(ctx, sc, lc, name, d); err != nil {
 		return KeyBundle{}, err
 	}
-	// An import costs like a creation of its type and size: it puts key material in the
-	// provider (a token object for an HSM key) and checks an RSA key with a signature. A
-	// BYOK blob's size is known only once unwrapped: it counts by its n when given.
-	if err := s.AdmitCreate(sc.vault, jwk.Kty, 8*len(jwk.N)); err != nil {
-		return KeyBundle{}, err
-	}
 	var key provider.Key
 	if len(jwk.T) > 0 {
 		key, err = s.importTransfer(ctx, sc, &jwk)

@@ -13,10 +13,12 @@ type CreateLimiter interface {
 	AdmitCreate(v tenancy.Vault, hsm bool, weight int) error
 }
 
-// LimitCreates makes the service admit through l every key creation a request asks for:
-// create, rotate, import (JWK or BYOK), and the new key of a certificate (certificates
-// calls AdmitCreate). Scheduled rotations and renewals are the server's own work and are
-// not counted. Call it before the Service is used.
+// LimitCreates makes the service admit through l every key generation a request asks for:
+// create, rotate, and the new key of a certificate (certificates calls AdmitCreate). An
+// import (JWK or BYOK) generates nothing: it is not counted (its cost, one pairwise check
+// for RSA, runs in the CPU shares like every RSA private operation). Scheduled rotations
+// and renewals are the server's own work and are not counted either. Call it before the
+// Service is used.
 func (s *Service) LimitCreates(l CreateLimiter) { s.creates = l }
 
 // AdmitCreate admits the creation of a key of type kty and size bits (RSA; 0 for other

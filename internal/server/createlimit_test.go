@@ -47,10 +47,10 @@ func wantCreateThrottled(t *testing.T, what string, err error) int {
 }
 
 // TestKeyCreateLimit (SECURITY-NOTES R2): with --key-create-limit 10, ten RSA-2048 creations
-// in a vault succeed and the eleventh — and a rotation, an import and a certificate's new
-// key — get 429 Throttled with Retry-After, and nothing is stored for them; reads and
-// signatures in that vault go on, and another vault of the tenant and another tenant's
-// vault create freely. In a fresh vault two EC keys and one RSA-4096 (weight 8) fill the
+// in a vault succeed and the eleventh — and a rotation and a certificate's new key — get
+// 429 Throttled with Retry-After, and nothing is stored for them; an import (no key is
+// generated), reads and signatures in that vault go on, and another vault of the tenant and
+// another tenant's vault create freely. In a fresh vault two EC keys and one RSA-4096 (weight 8) fill the
 // bucket of 10 exactly: the next EC creation is refused.
 func TestKeyCreateLimit(t *testing.T) {
 	ts := startDev(t, "--key-create-limit", "10")
@@ -83,8 +83,9 @@ func TestKeyCreateLimit(t *testing.T) {
 	x, y := ecPoint(t, &priv.PublicKey)
 	imported := azkeys.ImportKeyParameters{Key: &azkeys.JSONWebKey{Kty: to.Ptr(azkeys.KeyTypeEC), Crv: to.Ptr(azkeys.CurveNameP256),
 		X: x, Y: y, D: priv.D.FillBytes(make([]byte, 32))}}
-	_, err = a.ImportKey(ctx, "imp", imported, nil)
-	wantCreateThrottled(t, "ImportKey", err)
+	if _, err = a.ImportKey(ctx, "imp", imported, nil); err != nil {
+		t.Errorf("ImportKey in the throttled vault = %v; want success (an import generates no key)", err)
+	}
 	tok := tokenFor(t, hc, ts.resources().Base(), ts.Dev.Credentials.TenantID, ts.Dev.Credentials.ClientID, ts.Dev.Credentials.ClientSecret)
 	certURL := ts.Dev.Credentials.VaultURL + "certificates/c1"
 	status, body := kvCall(t, hc, tok, "POST", certURL+"/create"+kvVersion, `{"policy":{"issuer":{"name":"Self"},"x509_props":{"subject":"CN=t"},"key_props":{"kty":"EC","crv":"P-256"}}}`)
