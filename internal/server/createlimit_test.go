@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -132,6 +134,20 @@ func TestKeyCreateLimit(t *testing.T) {
 	}
 	_, err = w.CreateKey(ctx, "e2", ec, nil)
 	wantCreateThrottled(t, "EC creation after 1 + 1 + 8", err)
+
+	// A seal and unseal rebuild the keys service, not the bucket: still full.
+	share, err := os.ReadFile(filepath.Join(ts.cfg.DataDir, devShareFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, body, _ := ts.do(t, "POST", "/v1/sys/seal", ts.Dev.Token, nil); status != 200 {
+		t.Fatalf("seal = %d %v", status, body)
+	}
+	if status, body, _ := ts.do(t, "POST", "/v1/sys/unseal", "", map[string]string{"share": strings.TrimSpace(string(share))}); status != 200 {
+		t.Fatalf("unseal = %d %v", status, body)
+	}
+	_, err = w.CreateKey(ctx, "e3", ec, nil)
+	wantCreateThrottled(t, "EC creation after a seal and unseal", err)
 }
 
 // TestKeyCreateLimitHSM: --key-create-limit-hsm bounds -HSM key creations (made in the

@@ -135,8 +135,7 @@ func (s *Server) ident() (*identity, error) {
 		keySvc.DisableRSA15()
 	}
 	keySvc.ShareCPU(s.cpu)
-	// Real time, as the tenant limiter's: a limit of work per second, not a date.
-	keySvc.LimitCreates(api.NewCreateLimiter(s.cfg.KeyCreateLimit, s.cfg.KeyCreateLimitHSM, nil))
+	keySvc.LimitCreates(s.creates)
 	keySvc.SealPoolBackupsWith(s.sd.BackupKey)
 	keySvc.WrapPoolKeysWith(s.poolWrapKey)
 	keySvc.WrapCertificateKeysWith(s.certWrapKey(certsBackupKey))

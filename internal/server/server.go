@@ -69,6 +69,9 @@ type Server struct {
 	sealedRefused sealedRefusals
 	// cpu shares software RSA work among tenants (keys.Service.ShareCPU).
 	cpu *cpushare.Scheduler
+	// creates is the per-vault key creation bucket (keys.Service.LimitCreates); it lives
+	// with the server, so a seal and unseal (which rebuild the keys service) do not empty it.
+	creates *api.CreateLimiter
 	// decryptAlarm raises the decryption failure alarm (decryptalarm.go).
 	decryptAlarm *decryptAlarm
 	mgmt         mgmtHolder   // the management API (mgmt.go), built on first use
@@ -173,6 +176,8 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	s.metrics = newMetrics(s.barrier.Sealed)
 	s.decryptAlarm = s.newDecryptAlarm(s.cfg.DecryptFailureAlarm)
 	s.cpu = cpushare.New(cmp.Or(s.cfg.CryptoSlots, runtime.GOMAXPROCS(0)))
+	// Real time, as the tenant limiter's: a limit of work per second, not a date.
+	s.creates = api.NewCreateLimiter(s.cfg.KeyCreateLimit, s.cfg.KeyCreateLimitHSM, nil)
 	s.metrics.shareGauges(s.cpu)
 	s.tenants = tenancy.New(s.barrier, s.now)
 	s.purgeClock = s.newPurgeClock()
