@@ -22,6 +22,10 @@ type rule struct {
 // check it), so even the packages that may import nothing of Coffer may import them.
 var leafOK = map[string]bool{mod + "internal/jsonenc": true, mod + "internal/strictb64": true}
 
+// testOnly are packages that only tests may import (go list's Imports leaves out the test
+// files, so any import of them it shows is from a non-test file).
+var testOnly = map[string]bool{mod + "internal/crashtest": true, mod + "internal/testfs": true}
+
 var rules = []rule{
 	{"internal/storage", []string{mod + "internal/"}, false, "storage is the bottom layer: it imports no other Coffer package (storagetest may import storage)"},
 	{"internal/shamir", []string{mod + "internal/", "net/http"}, true, "shamir is a leaf of pure arithmetic"},
@@ -41,6 +45,7 @@ var rules = []rule{
 	{"internal/skr", []string{"net/http", mod + "internal/"}, true, "the release policy is pure: parsing and evaluation, no I/O"},
 	{"internal/api", []string{mod + "internal/storage/bolt", mod + "internal/storage/mem", mod + "internal/server", mod + "internal/cli"}, true, "the wire layer never picks a concrete backend"},
 	{"internal/cli", []string{mod + "internal/barrier", mod + "internal/storage", mod + "internal/shamir"}, false, "the CLI talks to a server over HTTPS, not to storage"},
+	{"internal/crashtest", []string{"net/http", mod + "internal/"}, true, "crashtest is a test-only leaf: strace parsing and crash states from the standard library only"},
 	{"internal/", []string{"math/rand"}, false, "randomness comes from crypto/rand only (SECURITY-NOTES C7)"},
 }
 
@@ -58,6 +63,11 @@ func TestDependencyRules(t *testing.T) {
 		pkg := strings.TrimPrefix(parts[0], mod)
 		if strings.HasSuffix(pkg, "storagetest") || strings.HasPrefix(pkg, "internal/archtest") {
 			continue
+		}
+		for _, imp := range strings.Fields(parts[1]) {
+			if testOnly[imp] {
+				t.Errorf("%s imports %s: only tests may import it", pkg, imp)
+			}
 		}
 		for _, r := range rules {
 			if !strings.HasPrefix(pkg, r.from) {

@@ -27,6 +27,13 @@ func lastCheckpoint(r io.ReaderAt, size int64, pub crypto.PublicKey, logID strin
 			return 0, nil, false, err
 		}
 		end := bytes.LastIndexByte(buf, '\n') // what follows is torn or padding
+		if nul := bytes.IndexByte(buf, 0); nul >= 0 {
+			// Readers stop at the first line holding a NUL (the package doc): a checkpoint
+			// after it is past a hole a crash left in unsynced writes (a page of padding
+			// not overwritten), and continuing from it would put every later record where
+			// Verify, and Open without this search, see only a torn tail.
+			end = bytes.LastIndexByte(buf[:nul], '\n')
+		}
 		for end > 0 {
 			begin := bytes.LastIndexByte(buf[:end], '\n') + 1
 			if begin == 0 && start > 0 {

@@ -157,3 +157,45 @@ func TestVerifyFromCheckpointFarBack(t *testing.T) {
 	// seq 1–2, n events, the recovery record of the torn line, Close's checkpoint.
 	checkReport(t, rep, Report{LastSeq: uint64(2 + n + 2), LastCheckpointSeq: uint64(2 + n + 2)})
 }
+
+// TestVerifyFromCheckpointStopsAtHole: a power loss can leave a hole in unsynced records (a
+// page of padding not overwritten) with a whole checkpoint after it (TestAuditCrashPoints
+// found it). Readers stop at the hole, so Open must not continue from that checkpoint: the
+// records appended next would lie where Verify sees only a torn tail.
+func TestVerifyFromCheckpointStopsAtHole(t *testing.T) {
+	opts := testOptions(newSigner(t), "log-a", 4)
+	opts.VerifyFromCheckpoint = true
+	path := filepath.Join(t.TempDir(), "audit.log")
+	writeLog(t, path, opts, 10) // checkpoints at seq 5, 10 and 13 (Close)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := bytes.SplitAfter(b, []byte("\n"))
+	start := len(bytes.Join(lines[:6], nil)) // line 7 (seq 7) lost: zeros, its newline too
+	copy(b[start:], make([]byte, len(lines[6])))
+	b = append(b, make([]byte, 4096)...) // and the padding after the records
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := verifyFile(t, path, opts.Signer.Public(), VerifyOptions{}); err != nil || rep.LastSeq != 6 || rep.TornBytes == 0 {
+		t.Fatalf("Verify of the crashed file = %+v, %v; want seq 6 and a torn tail", rep, err)
+	}
+	l, err := Open(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Append(testEvent(99)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := verifyFile(t, path, opts.Signer.Public(), VerifyOptions{})
+	if err != nil || rep.TornBytes != 0 || rep.LastSeq != 9 { // recovery 7, event 8, checkpoint 9
+		t.Fatalf("Verify after reopening and appending = %+v, %v; want seq 9 (recovery, event, checkpoint) and nothing torn", rep, err)
+	}
+	if !strings.Contains(readLines(t, path)[7], "req-0099") {
+		t.Errorf("the event appended after reopening is not seq 8")
+	}
+}

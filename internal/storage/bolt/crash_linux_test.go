@@ -1,17 +1,13 @@
 package bolt
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +16,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/coffer-kms/coffer/internal/barrier"
+	"github.com/coffer-kms/coffer/internal/crashtest"
 	"github.com/coffer-kms/coffer/internal/storage"
 	"github.com/coffer-kms/coffer/internal/testfs"
 )
@@ -32,7 +29,7 @@ import (
 // kill -9 never loses the page cache; a power loss loses every write not yet synced. bbolt
 // writes with pwrite64 and reads through mmap, so no in-memory file system can stand in for
 // the disk. Instead the workload (TestCrashWorkload, this test binary run again) runs under
-// strace, and every crash state the trace allows is rebuilt and opened (crashtrace_linux_test.go):
+// strace, and every crash state the trace allows is rebuilt and opened (internal/crashtest):
 // after each traced event, the file as of its last fdatasync/fsync plus any subset of the
 // later writes, page by page, some pages torn.
 //
@@ -45,120 +42,47 @@ func TestCrashPoints(t *testing.T) {
 		t.Skip("runs a workload under strace and checks crash states")
 	}
 	strace := testfs.Strace(t, "power loss at each crash point (SECURITY-NOTES D2/F9)")
-	target := envInt(t, "COFFER_CRASH_STATES", 5000)
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("COFFER_CRASH_SEED"); s != "" {
-		var err error
-		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
-			t.Fatalf("COFFER_CRASH_SEED=%q: %v", s, err)
-		}
-	}
+	target := crashtest.EnvInt(t, "COFFER_CRASH_STATES", 5000)
+	seed := crashtest.Seed(t, "COFFER_CRASH_SEED")
 	noSync := os.Getenv("COFFER_CRASH_NOSYNC") == "1"
-	t.Logf("seed %d (COFFER_CRASH_SEED=%d reproduces the random subsets of this trace)", seed, seed)
 
 	start := time.Now()
 	w := runCrashWorkload(t, strace, noSync)
-	t.Logf("workload: %d traced events (%d writes, %d syncs, %d truncates, %d acknowledgements) in %s",
-		len(w.events), w.count(evWrite), w.count(evSync), w.count(evTruncate), w.count(evAck), time.Since(start).Round(time.Millisecond))
+	t.Logf("workload: %s in %s", crashtest.Describe(w.events), time.Since(start).Round(time.Millisecond))
 
 	t.Run("model-without-fsync", func(t *testing.T) {
 		// The checker must see that a write counted as durable without its sync is lost:
 		// replay the same trace as if no sync had happened, and crash right after each of
 		// the first acknowledgements with every unsynced write lost.
-		var evs []event
-		for _, ev := range w.events {
-			if ev.kind != evSync {
-				evs = append(evs, ev)
+		bad, of := crashtest.WithoutSyncs(w.base, w.events, 10, seed, func(evs []crashtest.Event) func(crashtest.State) bool {
+			chk := newCrashChecker(t, w, evs)
+			return func(st crashtest.State) bool {
+				err := chk.check(st)
+				return err != nil && strings.Contains(err.Error(), "transactions acknowledged")
 			}
-		}
-		ackPoints := map[int]bool{}
-		for i, ev := range evs {
-			if ev.kind == evAck && len(ackPoints) < 10 {
-				ackPoints[i+1] = true
-			}
-		}
-		chk := newCrashChecker(t, w, evs)
-		bad := 0
-		crashStates(w.base, evs, 0, seed, func(p int) bool { return ackPoints[p] }, func(st crashState) bool {
-			if err := chk.check(st); err != nil && strings.Contains(err.Error(), "transactions acknowledged") {
-				bad++
-			}
-			return true
 		})
 		if bad == 0 {
-			t.Errorf("replaying the trace without its syncs, 0 of %d crash states lost an acknowledged transaction; want every one: the checker cannot see lost writes", len(ackPoints))
+			t.Errorf("replaying the trace without its syncs, 0 of %d crash states lost an acknowledged transaction; want every one: the checker cannot see lost writes", of)
 		}
-		t.Logf("without the syncs: %d of %d crash states after an acknowledgement violate (as they must)", bad, len(ackPoints))
+		t.Logf("without the syncs: %d of %d crash states after an acknowledgement violate (as they must)", bad, of)
 	})
-
-	// Choose the random states per point, and which points, so that about target states are
-	// generated: every point when target allows it, else an even spread of points.
-	points, withPending := w.pointCounts()
-	random := 3
-	for withPending > 0 && points+withPending*(1+random) < target {
-		random++
-	}
-	stride := max(1, (points+withPending*(1+random))/target)
-	offset := int(seed % uint64(stride))
-	keep := func(p int) bool { return p%stride == offset }
-	if stride == 1 {
-		keep = nil
-	}
 
 	chk := newCrashChecker(t, w, w.events)
-	seen := map[[sha256.Size]byte]bool{}
-	generated, checked, violations := 0, 0, 0
-	var keptPoints int
-	lastPoint := -1
-	crashStates(w.base, w.events, random, seed, keep, func(st crashState) bool {
-		generated++
-		if st.point != lastPoint {
-			keptPoints++
-			lastPoint = st.point
-		}
-		h := sha256.New()
-		h.Write(st.image.data)
-		fmt.Fprint(h, st.image.size, chk.acked[st.point])
-		var sum [sha256.Size]byte
-		h.Sum(sum[:0])
-		if seen[sum] {
-			return true // the same file and the same acknowledgements were checked already
-		}
-		seen[sum] = true
-		checked++
-		if err := chk.check(st); err != nil {
-			violations++
-			if violations <= 5 || !noSync {
-				t.Errorf("crash point %d of %d (seed %d, state %s, %d acknowledgements before it): %v", st.point, len(w.events), seed, st.variant, st.acks, err)
+	fig := crashtest.CheckStates(w.base, w.events, target, seed, func(p int) any { return chk.acked[p] }, chk.check,
+		func(st crashtest.State, err error, n int) bool {
+			if n <= 5 || !noSync {
+				t.Errorf("crash point %d of %d (seed %d, state %s, %d acknowledgements before it): %v", st.Point, len(w.events), seed, st.Variant, st.Acks, err)
 			}
-			if violations >= 20 { // enough to see what is wrong (with noSync: that it is seen)
-				return false
-			}
-		}
-		return true
-	})
-	t.Logf("%d crash points of %d (every %d), %d random states each where writes were unsynced: %d states generated, %d distinct checked, %d invariant violations, %s in all",
-		keptPoints, points, stride, random, generated, checked, violations, time.Since(start).Round(time.Millisecond))
+			return n < 20 // enough to see what is wrong (with noSync: that it is seen)
+		})
+	violations, checked := fig.Violations, fig.Checked
+	t.Logf("%s, %s in all", fig, time.Since(start).Round(time.Millisecond))
 	if noSync {
 		if violations == 0 {
 			t.Fatalf("COFFER_CRASH_NOSYNC=1: a bbolt that never syncs gave 0 violations in %d states: the checker cannot see lost writes", checked)
 		}
 		t.Fatalf("COFFER_CRASH_NOSYNC=1 (negative check): %d of %d crash states violate, as they must with a bbolt that never syncs", violations, checked)
 	}
-}
-
-// envInt returns the positive integer in the environment variable name, or def.
-func envInt(t *testing.T, name string, def int) int {
-	t.Helper()
-	s := os.Getenv(name)
-	if s == "" {
-		return def
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n <= 0 {
-		t.Fatalf("%s=%q: want a positive integer", name, s)
-	}
-	return n
 }
 
 // The workload: crashWorkers goroutines each run crashTxns() transactions on their own
@@ -173,7 +97,7 @@ const (
 )
 
 // crashTxns returns the number of transactions each worker runs: $COFFER_CRASH_TXNS, or 75.
-func crashTxns(t *testing.T) int { return envInt(t, envCrashTxns, 75) }
+func crashTxns(t *testing.T) int { return crashtest.EnvInt(t, envCrashTxns, 75) }
 
 // crashOp is one write of a planned transaction; a nil value deletes the key.
 type crashOp struct {
@@ -291,38 +215,9 @@ func TestCrashWorkload(t *testing.T) {
 
 // crashWorkload is a traced run of the workload.
 type crashWorkload struct {
-	base   fileImage // the store as the workload found it, synced
-	events []event
+	base   crashtest.Image // the store as the workload found it, synced
+	events []crashtest.Event
 	share  string
-}
-
-func (w *crashWorkload) count(k evKind) int {
-	n := 0
-	for _, ev := range w.events {
-		if ev.kind == k {
-			n++
-		}
-	}
-	return n
-}
-
-// pointCounts returns the number of crash points and how many of them have unsynced writes.
-func (w *crashWorkload) pointCounts() (points, withPending int) {
-	pending := false
-	for p := 0; p <= len(w.events); p++ {
-		if p > 0 {
-			switch w.events[p-1].kind {
-			case evSync:
-				pending = false
-			case evWrite, evTruncate:
-				pending = true
-			}
-		}
-		if pending {
-			withPending++
-		}
-	}
-	return len(w.events) + 1, withPending
 }
 
 // runCrashWorkload initializes a store, runs TestCrashWorkload on it under strace and
@@ -349,43 +244,13 @@ func runCrashWorkload(t *testing.T, strace string, noSync bool) *crashWorkload {
 	if err := os.WriteFile(filepath.Join(dir, "share"), []byte(res.Shares[0]), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tracePath := filepath.Join(dir, "trace")
-	cmd := exec.Command(strace, "-f", "-qq", "-yy", "-xx", "-s", strconv.Itoa(4<<20),
-		"-e", "trace=pwrite64,pwritev,pwritev2,write,writev,fdatasync,fsync,ftruncate,fallocate,sync_file_range,copy_file_range",
-		"-o", tracePath, exe, "-test.run=^TestCrashWorkload$", "-test.count=1")
-	cmd.Env = append(os.Environ(), envCrashDir+"="+dir)
+	env := []string{envCrashDir + "=" + dir}
 	if noSync {
-		cmd.Env = append(cmd.Env, envCrashNS+"=1")
+		env = append(env, envCrashNS+"=1")
 	}
-	stdout, err := os.Create(filepath.Join(dir, "stdout"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stdout.Close()
-	var stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		out, _ := os.ReadFile(stdout.Name())
-		t.Fatalf("workload under strace: %v\nstdout: %s\nstderr: %s", err, out, stderr.Bytes())
-	}
-	f, err := os.Open(tracePath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	evs, err := parseTrace(f, "coffer.db")
-	if err != nil {
-		t.Fatalf("parse %s: %v", tracePath, err)
-	}
-	w := &crashWorkload{base: newImage(base), events: evs, share: res.Shares[0]}
-	if n, txns := w.count(evAck), crashTxns(t); n != crashWorkers*txns {
-		t.Fatalf("the trace holds %d acknowledgements; want %d (one per transaction)", n, crashWorkers*txns)
-	}
-	if !noSync && w.count(evSync) == 0 {
+	evs := crashtest.Trace(t, strace, dir, "coffer.db", "^TestCrashWorkload$", crashWorkers*crashTxns(t), env...)
+	w := &crashWorkload{base: crashtest.NewImage(base), events: evs, share: res.Shares[0]}
+	if !noSync && crashtest.Count(w.events, crashtest.Sync) == 0 {
 		t.Fatal("the trace holds no fdatasync or fsync of coffer.db")
 	}
 	return w
@@ -400,30 +265,13 @@ type crashChecker struct {
 	share  string
 	txns   int // per worker
 	expect [][]map[string]string
-	acked  [][crashWorkers]int // [point][worker]: acknowledged transactions before the point
+	acked  [][]int // [point][worker]: acknowledged transactions before the point
 }
 
-func newCrashChecker(t *testing.T, w *crashWorkload, evs []event) *crashChecker {
+func newCrashChecker(t *testing.T, w *crashWorkload, evs []crashtest.Event) *crashChecker {
 	t.Helper()
-	dir := t.TempDir()
-	if shm, err := os.MkdirTemp("/dev/shm", "coffer-crash-"); err == nil { // no disk fsyncs
-		dir = shm
-		t.Cleanup(func() { _ = os.RemoveAll(shm) })
-	}
-	c := &crashChecker{t: t, dir: dir, share: w.share, txns: crashTxns(t), expect: crashExpect(crashTxns(t))}
-	var cur [crashWorkers]int
-	c.acked = append(c.acked, cur)
-	for _, ev := range evs {
-		if ev.kind == evAck {
-			var wk, n int
-			if _, err := fmt.Sscanf(ev.ack, "%d-%d", &wk, &n); err != nil || wk < 0 || wk >= crashWorkers || n != cur[wk] {
-				t.Fatalf("acknowledgement %q out of order (worker acknowledged %v so far)", ev.ack, cur)
-			}
-			cur[wk]++
-		}
-		c.acked = append(c.acked, cur)
-	}
-	return c
+	return &crashChecker{t: t, dir: crashtest.StateDir(t), share: w.share, txns: crashTxns(t), expect: crashExpect(crashTxns(t)),
+		acked: crashtest.Acked(t, evs, crashWorkers)}
 }
 
 // crashCheckTimeout bounds the check of one state: a file whose pages point in a cycle can
@@ -433,7 +281,7 @@ const crashCheckTimeout = 10 * time.Second
 // check checks st (checkState) in a file of its own and reports a panic, or a check that
 // does not finish in crashCheckTimeout, as a violation. A check that timed out goes on
 // running (nothing can stop it); after three the test stops.
-func (c *crashChecker) check(st crashState) error {
+func (c *crashChecker) check(st crashtest.State) error {
 	c.n++
 	path := filepath.Join(c.dir, fmt.Sprintf("state-%d.db", c.n))
 	done := make(chan error, 1)
@@ -451,7 +299,7 @@ func (c *crashChecker) check(st crashState) error {
 		return err
 	case <-time.After(crashCheckTimeout):
 		if c.hung++; c.hung >= 3 {
-			c.t.Fatalf("crash point %d (state %s): a third check did not finish in %s; stopping", st.point, st.variant, crashCheckTimeout)
+			c.t.Fatalf("crash point %d (state %s): a third check did not finish in %s; stopping", st.Point, st.Variant, crashCheckTimeout)
 		}
 		return fmt.Errorf("the check did not finish in %s (bbolt walking a cycle of pages?)", crashCheckTimeout)
 	}
@@ -461,11 +309,8 @@ func (c *crashChecker) check(st crashState) error {
 // passes; the barrier unseals it (which verifies the store state) and Verify passes; each
 // worker's keys hold exactly the state after its acknowledged transactions, or after one
 // more (the one it had in flight, wholly applied).
-func (c *crashChecker) checkState(path string, st crashState) error {
-	if err := os.WriteFile(path, st.image.data, 0o600); err != nil {
-		return fmt.Errorf("write the state (not a violation): %w", err)
-	}
-	if err := os.Truncate(path, st.image.size); err != nil {
+func (c *crashChecker) checkState(path string, st crashtest.State) error {
+	if err := st.Image.WriteFile(path); err != nil {
 		return fmt.Errorf("write the state (not a violation): %w", err)
 	}
 	raw, err := bbolt.Open(path, fileMode, &bbolt.Options{ReadOnly: true, Timeout: DefaultLockTimeout})
@@ -516,7 +361,7 @@ func (c *crashChecker) checkState(path string, st crashState) error {
 	}
 	var errs []error
 	for wk := range crashWorkers {
-		n := c.acked[st.point][wk]
+		n := c.acked[st.Point][wk]
 		if equalState(have[wk], c.expect[wk][n]) {
 			continue
 		}
